@@ -1,0 +1,524 @@
+"""Data contracts for seizures, declarations and outcomes.
+
+Each contract is declared once, as a tuple of :class:`FieldSpec`. Two things are derived from
+that one declaration:
+
+* a pydantic model (the API request body of the scoring service), and
+* a vectorised table validator (files, CLI, batch scoring) that reports *every* problem with its
+  row number, column, bad value and what was expected.
+
+In tables, ``transit_countries`` is a ``|``-separated string of ISO alpha-2 codes ("" = none);
+Parquet list columns and API lists are converted to that form on entry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, create_model, field_validator
+from pydantic import Field as PydField
+
+from features.reference import country_codes
+
+Kind = Literal["id", "str", "date", "country", "countries", "hs", "category", "int", "float", "bool"]
+
+DIRECTIONS = ("import", "export", "transit", "internal")
+CONVEYANCES = ("air", "vessel", "vehicle", "mail", "express courier", "rail", "pedestrian", "other")
+DETECTION_METHODS = (
+    "routine control",
+    "risk profiling",
+    "intelligence",
+    "random selection",
+    "x-ray / scanner",
+    "detector dog",
+    "other",
+)
+LOCATIONS = ("land border", "airport", "seaport", "mail centre", "inland", "other")
+COMMODITY_CATEGORIES = (
+    "small arms",
+    "light weapons",
+    "ammunition",
+    "parts and accessories",
+    "other weapons",
+    "explosives and precursors",
+)
+WEAPON_TYPES = (
+    "semi-automatic pistol",
+    "revolver",
+    "assault rifle, carbine, military use",
+    "shotgun",
+    "hunting rifle",
+    "submachine gun",
+    "machine gun",
+    "light weapon",
+    "air gun",
+    "blank firing gun",
+    "gas pistol",
+    "imitation hand gun",
+    "electric weapon",
+    "pepper / CS spray",
+    "slash and stab weapon",
+    "blunt instrument",
+    "other weapon",
+)
+SELECTION_SOURCES = ("model", "random", "rule", "officer")
+
+MIN_DATE = pd.Timestamp("1990-01-01")
+TRANSIT_SEP = "|"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One column of a contract."""
+
+    name: str
+    kind: Kind
+    required: bool = True  # the column must be present in a file
+    nullable: bool = False  # a present column may hold empty values
+    vocab: tuple[str, ...] = ()
+    strict: bool = True  # unknown vocabulary values are errors (else counted and reported)
+    minimum: float | None = None
+    digits: tuple[int, int] = (6, 10)  # allowed length of an HS code
+    description: str = ""
+    example: Any = None
+
+
+@dataclass(frozen=True)
+class Contract:
+    name: str
+    key: str
+    date_field: str
+    fields: tuple[FieldSpec, ...]
+    extra_allowed: bool = False  # carry unknown columns through (declarations)
+    derived: tuple[str, ...] = field(default=())
+
+    @property
+    def columns(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def spec(self, name: str) -> FieldSpec:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+
+SEIZURE = Contract(
+    name="seizure",
+    key="seizure_id",
+    date_field="event_date",
+    derived=("region",),
+    fields=(
+        FieldSpec("case_id", "id", description="one enforcement event", example="C2023-000001"),
+        FieldSpec("seizure_id", "id", description="one commodity within a case", example="S2023-000001-1"),
+        FieldSpec("event_date", "date", description="date of the seizure", example="2023-04-10"),
+        FieldSpec("reported_date", "date", required=False, nullable=True,
+                  description="when the seizure became known to the service (defaults to event_date)"),
+        FieldSpec("reporting_country", "country", description="ISO 3166 alpha-2", example="AL"),
+        FieldSpec("region", "category", required=False, nullable=True,
+                  description="report region of the reporting country (derived when absent)"),
+        FieldSpec("direction", "category", vocab=DIRECTIONS, example="export"),
+        FieldSpec("departure_country", "country", nullable=True, description="empty = unknown", example="AL"),
+        FieldSpec("destination_country", "country", nullable=True, description="empty = unknown", example="GB"),
+        FieldSpec("transit_countries", "countries", required=False, nullable=True, example=""),
+        FieldSpec("conveyance", "category", vocab=CONVEYANCES, example="mail"),
+        FieldSpec("detection_method", "category", vocab=DETECTION_METHODS, example="x-ray / scanner"),
+        FieldSpec("detection_location", "category", vocab=LOCATIONS, example="land border"),
+        FieldSpec("commodity_category", "category", vocab=COMMODITY_CATEGORIES, example="small arms"),
+        FieldSpec("weapon_type", "category", nullable=True, vocab=WEAPON_TYPES, example="semi-automatic pistol"),
+        FieldSpec("quantity", "float", minimum=0, example=8),
+        FieldSpec("declared_hs_code", "hs", required=False, nullable=True, digits=(4, 10), example="9403"),
+        FieldSpec("declared_description", "str", required=False, nullable=True, example="second-hand table"),
+        FieldSpec("concealment", "str", required=False, nullable=True, example="inside furniture"),
+    ),
+)
+
+DECLARATION = Contract(
+    name="declaration",
+    key="declaration_id",
+    date_field="declaration_date",
+    extra_allowed=True,
+    fields=(
+        FieldSpec("declaration_id", "id", example="D0000001"),
+        FieldSpec("declaration_date", "date", example="2023-06-01"),
+        FieldSpec("direction", "category", required=False, nullable=True, vocab=DIRECTIONS, strict=False,
+                  example="import"),
+        FieldSpec("office_id", "str", required=False, nullable=True, example="YE-ADE"),
+        FieldSpec("office_type", "category", required=False, nullable=True, vocab=LOCATIONS, strict=False,
+                  example="seaport"),
+        FieldSpec("importer_id", "str", required=False, nullable=True, example="IMP000123"),
+        FieldSpec("declarant_id", "str", required=False, nullable=True, example="DCL0042"),
+        FieldSpec("origin_country", "country", required=False, nullable=True, example="CN"),
+        FieldSpec("departure_country", "country", required=False, nullable=True, example="CN"),
+        FieldSpec("transit_countries", "countries", required=False, nullable=True, example="AE"),
+        FieldSpec("destination_country", "country", required=False, nullable=True, example="YE"),
+        FieldSpec("conveyance", "category", required=False, nullable=True, vocab=CONVEYANCES, strict=False,
+                  example="vessel"),
+        FieldSpec("hs_code", "hs", description="6 to 10 digits, leading zeros kept", example="820600"),
+        FieldSpec("goods_description", "str", required=False, nullable=True, example="hardware, lamp"),
+        FieldSpec("quantity", "float", required=False, nullable=True, minimum=0, example=1234),
+        FieldSpec("gross_weight_kg", "float", required=False, nullable=True, minimum=0, example=5400.0),
+        FieldSpec("customs_value", "float", required=False, nullable=True, minimum=0, example=8200.0),
+        FieldSpec("currency", "str", required=False, nullable=True, example="USD"),
+    ),
+)
+
+OUTCOME = Contract(
+    name="outcome",
+    key="declaration_id",
+    date_field="inspected_date",
+    fields=(
+        FieldSpec("declaration_id", "id", example="D0000001"),
+        FieldSpec("inspected_date", "date", example="2023-06-02"),
+        FieldSpec("inspected", "bool", example=True),
+        FieldSpec("selection_source", "category", nullable=True, vocab=SELECTION_SOURCES, example="rule"),
+        FieldSpec("selection_probability", "float", nullable=True, minimum=0, example=1.0),
+        FieldSpec("hit", "bool", example=True),
+        FieldSpec("case_id", "str", required=False, nullable=True, example="C2022-000123"),
+        FieldSpec("revenue", "float", required=False, nullable=True, minimum=0, example=0.0),
+    ),
+)
+
+CONTRACTS = {c.name: c for c in (SEIZURE, DECLARATION, OUTCOME)}
+
+
+# --------------------------------------------------------------------------------------------
+# Table validation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad value: ``row`` is the 1-based data row (header excluded) within ``source``."""
+
+    row: int | None
+    column: str
+    value: Any
+    expected: str
+    source: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.source}: " if self.source else ""
+        row = f"row {self.row}" if self.row is not None else "file"
+        return f"{where}{row}, column '{self.column}': got {self.value!r}, expected {self.expected}"
+
+
+@dataclass
+class ValidationReport:
+    contract: str
+    source: str
+    rows: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    unknown_values: dict[str, dict[str, int]] = field(default_factory=dict)
+    missing_optional: list[str] = field(default_factory=list)
+    extra_columns: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def bad_rows(self) -> set[int]:
+        return {p.row for p in self.problems if p.row is not None}
+
+    def summary(self, limit: int = 30) -> str:
+        lines = [f"{self.source or self.contract}: {self.rows} rows, {len(self.problems)} problems"]
+        lines += [f"  {p}" for p in self.problems[:limit]]
+        if len(self.problems) > limit:
+            lines.append(f"  ... and {len(self.problems) - limit} more")
+        for col, counts in self.unknown_values.items():
+            top = ", ".join(f"{k!r}×{v}" for k, v in list(counts.items())[:5])
+            lines.append(f"  unknown values in '{col}' (allowed, scored as unseen): {top}")
+        return "\n".join(lines)
+
+
+class ContractError(ValueError):
+    """Raised when a table breaks its contract; carries the whole report."""
+
+    def __init__(self, report: ValidationReport):
+        self.report = report
+        super().__init__(report.summary())
+
+
+def _blank(s: pd.Series) -> pd.Series:
+    """True where a value is missing or an empty string."""
+    na = s.isna()
+    if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+        na = na | (s.astype("string").str.strip() == "")
+    return na.fillna(True).astype(bool)
+
+
+def _as_str(s: pd.Series) -> pd.Series:
+    out = s.astype("string").str.strip()
+    return out.mask(out == "", pd.NA)
+
+
+def _join_list(v: Any) -> Any:
+    if isinstance(v, list | tuple | np.ndarray):
+        return TRANSIT_SEP.join(str(x) for x in v)
+    return v
+
+
+def _record(problems: list[Problem], mask: pd.Series, column: str, values: pd.Series, expected: str,
+            source: str, row_numbers: np.ndarray) -> None:
+    idx = np.flatnonzero(mask.to_numpy())
+    vals = values.to_numpy()
+    for i in idx:
+        v = vals[i]
+        problems.append(Problem(int(row_numbers[i]), column, None if pd.isna(v) else v, expected, source))
+
+
+def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
+                    max_date: pd.Timestamp | None = None,
+                    row_offset: int = 0) -> tuple[pd.DataFrame, ValidationReport]:
+    """Validate ``df`` against ``contract`` and return it in canonical types.
+
+    Every problem is collected (none stops the check). Rows with problems stay in the returned
+    frame; callers decide to reject them (``report.bad_rows``) or to fail.
+    """
+    report = ValidationReport(contract.name, source, rows=len(df))
+    problems = report.problems
+    row_numbers = np.arange(1, len(df) + 1) + row_offset
+    max_date = max_date if max_date is not None else pd.Timestamp(dt.date.today()) + pd.Timedelta(days=366)
+    out = pd.DataFrame(index=df.index)
+    codes = country_codes()
+    for spec in contract.fields:
+        if spec.name not in df.columns:
+            if spec.required:
+                problems.append(Problem(None, spec.name, None, f"a column '{spec.name}' ({spec.kind})", source))
+            else:
+                report.missing_optional.append(spec.name)
+            continue
+        raw = df[spec.name]
+        blank = _blank(raw) if raw.dtype != bool else pd.Series(False, index=raw.index)
+        if not spec.nullable:
+            _record(problems, blank, spec.name, raw, "a value (column is required)", source, row_numbers)
+        present = ~blank
+        kind = spec.kind
+        if kind in ("id", "str"):
+            col = _as_str(raw)
+        elif kind == "date":
+            col = pd.to_datetime(raw, errors="coerce", format="mixed")
+            if getattr(col.dt, "tz", None) is not None:
+                col = col.dt.tz_localize(None)
+            col = col.astype("datetime64[ns]")
+            bad = present & col.isna()
+            _record(problems, bad, spec.name, raw, "a date (YYYY-MM-DD)", source, row_numbers)
+            out_of_range = present & col.notna() & ((col < MIN_DATE) | (col > max_date))
+            _record(problems, out_of_range, spec.name, raw,
+                    f"a date between {MIN_DATE.date()} and {max_date.date()}", source, row_numbers)
+        elif kind == "country":
+            col = _as_str(raw).str.upper()
+            bad = present & ~col.isin(codes).fillna(False).astype(bool)
+            _record(problems, bad, spec.name, raw, "an ISO 3166 alpha-2 country code", source, row_numbers)
+        elif kind == "countries":
+            col = _as_str(raw.map(_join_list)).str.upper().fillna("")
+            col = col.str.replace(r"[\s,;]+", TRANSIT_SEP, regex=True).str.strip(TRANSIT_SEP)
+            parts = col.str.split(TRANSIT_SEP).explode()
+            parts = parts[parts.notna() & (parts != "")]
+            bad_idx = parts[~parts.isin(codes)].index.unique()
+            bad = pd.Series(df.index.isin(bad_idx), index=df.index)
+            _record(problems, bad, spec.name, raw, "'|'-separated ISO 3166 alpha-2 codes", source, row_numbers)
+        elif kind == "hs":
+            col = _as_str(raw)
+            col = col.str.replace(r"\.0$", "", regex=True).str.replace(r"[.\s]", "", regex=True)
+            lo, hi = spec.digits
+            ok = col.str.fullmatch(rf"\d{{{lo},{hi}}}").fillna(False).astype(bool)
+            _record(problems, present & ~ok, spec.name, raw, f"an HS code of {lo} to {hi} digits", source,
+                    row_numbers)
+        elif kind == "category":
+            col = _as_str(raw).str.lower()
+            if spec.vocab:
+                unknown = present & ~col.isin(spec.vocab).fillna(False).astype(bool)
+                if spec.strict:
+                    _record(problems, unknown, spec.name, raw, f"one of {list(spec.vocab)}", source, row_numbers)
+                elif unknown.any():
+                    counts = col[unknown].value_counts()
+                    report.unknown_values[spec.name] = {str(k): int(v) for k, v in counts.items()}
+        elif kind in ("int", "float"):
+            col = pd.to_numeric(raw, errors="coerce").astype("float64")
+            bad = present & col.isna()
+            _record(problems, bad, spec.name, raw, "a number", source, row_numbers)
+            if spec.minimum is not None:
+                neg = present & col.notna() & (col < spec.minimum)
+                _record(problems, neg, spec.name, raw, f"a number ≥ {spec.minimum:g}", source, row_numbers)
+        elif kind == "bool":
+            mapped = raw.map(_to_bool)
+            bad = present & mapped.isna()
+            _record(problems, bad, spec.name, raw, "true/false (or 1/0)", source, row_numbers)
+            col = mapped.astype("boolean")
+        else:  # pragma: no cover - exhaustive
+            raise AssertionError(kind)
+        out[spec.name] = col
+    if contract.key in out.columns:
+        dup = out[contract.key].duplicated(keep="first") & out[contract.key].notna()
+        _record(problems, dup, contract.key, out[contract.key], "a unique key (duplicate)", source, row_numbers)
+    if "region" in contract.columns and "reporting_country" in out.columns:
+        from features.reference import region_of
+
+        derived = out["reporting_country"].map(region_of)
+        out["region"] = out["region"].fillna(derived) if "region" in out.columns else derived
+    if "reported_date" in contract.columns and "event_date" in out.columns:
+        out["reported_date"] = out["reported_date"].fillna(out["event_date"]) if "reported_date" in out else out[
+            "event_date"]
+    if contract.extra_allowed:
+        extras = [c for c in df.columns if c not in contract.columns]
+        report.extra_columns = extras
+        for c in extras:
+            out[c] = df[c]
+    problems.sort(key=lambda p: (p.row if p.row is not None else -1))
+    # optional columns absent from the file are added as empty so downstream code sees one shape
+    for name in report.missing_optional:
+        spec = contract.spec(name)
+        out[name] = _empty_column(spec, len(out), out.index)
+    ordered = [c for c in contract.columns if c in out.columns] + [c for c in out.columns if c not in contract.columns]
+    return out[ordered], report
+
+
+def _empty_column(spec: FieldSpec, n: int, index: pd.Index) -> pd.Series:
+    if spec.kind == "date":
+        return pd.Series(pd.NaT, index=index, dtype="datetime64[ns]")
+    if spec.kind in ("int", "float"):
+        return pd.Series(np.nan, index=index, dtype="float64")
+    if spec.kind == "bool":
+        return pd.Series(pd.NA, index=index, dtype="boolean")
+    if spec.kind == "countries":
+        return pd.Series("", index=index, dtype="string")
+    return pd.Series(pd.NA, index=index, dtype="string")
+
+
+_TRUE = {"true", "1", "yes", "y", "t", "1.0"}
+_FALSE = {"false", "0", "no", "n", "f", "0.0"}
+
+
+def _to_bool(v: Any) -> Any:
+    if isinstance(v, bool | np.bool_):
+        return bool(v)
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+        return pd.NA
+    s = str(v).strip().lower()
+    if s in _TRUE:
+        return True
+    if s in _FALSE:
+        return False
+    return pd.NA
+
+
+def validate_table(df: pd.DataFrame, contract: Contract, source: str = "") -> pd.DataFrame:
+    """Normalise ``df``; raise :class:`ContractError` listing every problem if any."""
+    out, report = normalize_table(df, contract, source)
+    if not report.ok:
+        raise ContractError(report)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# pydantic models (API bodies) derived from the same specs
+# --------------------------------------------------------------------------------------------
+
+_PY_TYPES: dict[str, Any] = {
+    "id": str,
+    "str": str,
+    "date": dt.date,
+    "country": str,
+    "countries": list[str],
+    "hs": str,
+    "category": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+}
+
+
+def _make_validator(spec: FieldSpec):
+    codes = country_codes()
+
+    def check(cls, v):  # noqa: ANN001 - pydantic validator signature
+        if v is None:
+            return v
+        if spec.kind == "country":
+            v2 = str(v).strip().upper()
+            if not v2:
+                return None
+            if v2 not in codes:
+                raise ValueError(f"{v!r} is not an ISO 3166 alpha-2 country code")
+            return v2
+        if spec.kind == "countries":
+            items = v.split(TRANSIT_SEP) if isinstance(v, str) else list(v)
+            out = [str(x).strip().upper() for x in items if str(x).strip()]
+            bad = [x for x in out if x not in codes]
+            if bad:
+                raise ValueError(f"{bad} are not ISO 3166 alpha-2 country codes")
+            return out
+        if spec.kind == "hs":
+            s = str(v).strip().replace(".", "")
+            lo, hi = spec.digits
+            if not (s.isdigit() and lo <= len(s) <= hi):
+                raise ValueError(f"{v!r} is not an HS code of {lo} to {hi} digits")
+            return s
+        if spec.kind == "category":
+            s = str(v).strip().lower()
+            if spec.vocab and spec.strict and s not in spec.vocab:
+                raise ValueError(f"{v!r} is not one of {list(spec.vocab)}")
+            return s
+        if spec.kind == "date":
+            d = pd.Timestamp(v)
+            if d < MIN_DATE or d > pd.Timestamp(dt.date.today()) + pd.Timedelta(days=366):
+                raise ValueError(f"{v} is out of range")
+            return v
+        return v
+
+    return check
+
+
+@cache
+def pydantic_model(contract_name: str) -> type[BaseModel]:
+    """The request-body model of a contract (extra fields allowed for declarations)."""
+    contract = CONTRACTS[contract_name]
+    fields: dict[str, Any] = {}
+    validators: dict[str, Any] = {}
+    for spec in contract.fields:
+        if spec.name in contract.derived or spec.name == "reported_date":
+            continue
+        py = _PY_TYPES[spec.kind]
+        if spec.kind == "countries":
+            py = list[str] | str
+        annotation = py | None if (spec.nullable or not spec.required) else py
+        kwargs: dict[str, Any] = {"description": spec.description or None}
+        if spec.example is not None:
+            kwargs["examples"] = [spec.example]
+        if spec.minimum is not None:
+            kwargs["ge"] = spec.minimum
+        if spec.kind in ("id",):
+            kwargs["min_length"] = 1
+        default = ... if (spec.required and not spec.nullable) else None
+        if spec.kind == "countries":
+            default = [] if spec.required else None
+        fields[spec.name] = (annotation, PydField(default, **kwargs))
+        if spec.kind in ("country", "countries", "hs", "category", "date"):
+            validators[f"check_{spec.name}"] = field_validator(spec.name, mode="before")(_make_validator(spec))
+    extra = "allow" if contract.extra_allowed else "forbid"
+    model = create_model(  # type: ignore[call-overload]
+        contract_name.capitalize(),
+        __config__=ConfigDict(extra=extra, str_strip_whitespace=True),
+        __validators__=validators,
+        **fields,
+    )
+    return model
+
+
+def records_to_frame(records: list[dict[str, Any]], contract: Contract) -> pd.DataFrame:
+    """API records (already validated by pydantic) → canonical table."""
+    df = pd.DataFrame.from_records(records)
+    for spec in contract.fields:
+        if spec.kind == "countries" and spec.name in df.columns:
+            df[spec.name] = df[spec.name].map(lambda v: TRANSIT_SEP.join(v) if isinstance(v, list) else (v or ""))
+    out, report = normalize_table(df, contract, source="request")
+    if not report.ok:
+        raise ContractError(report)
+    return out

@@ -1,0 +1,165 @@
+"""Column mappings: bring your own declaration files.
+
+A mapping is a YAML file::
+
+    contract: declaration          # which contract the source maps to
+    columns:                       # contract column: source column
+      declaration_id: Declaration ID
+      declaration_date: Date
+    constants:                     # contract column: value for every row
+      direction: import
+    values:                        # contract column: {source value: contract value}
+      conveyance: {"10": vessel, "40": air}
+    formats:
+      hs_code: {zero_pad: 6}       # integer HS codes lose their leading zeros
+    labels:                        # label name: how to derive it (column + equals / in / at_least)
+      fraud: {column: Fraud, equals: 1}
+    label_known: declaration_date  # when a label became known (a contract date column)
+    extra_columns: [Tax Rate]      # source columns kept as generic features
+
+Labels become boolean columns ``label_<name>``; extra columns keep their source names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from features.contracts import CONTRACTS, Contract
+
+LABEL_PREFIX = "label_"
+
+
+class MappingError(ValueError):
+    """A mapping file is malformed or does not fit the data."""
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    name: str
+    column: str
+    equals: Any = None
+    isin: tuple[Any, ...] = ()
+    at_least: float | None = None
+
+    def apply(self, s: pd.Series) -> pd.Series:
+        if self.equals is not None:
+            num = pd.to_numeric(s, errors="coerce")
+            if not num.isna().all():
+                return (num == float(self.equals)).fillna(False).astype(bool)
+            return (s.astype("string") == str(self.equals)).fillna(False).astype(bool)
+        if self.isin:
+            return s.astype("string").isin([str(v) for v in self.isin]).fillna(False).astype(bool)
+        if self.at_least is not None:
+            return (pd.to_numeric(s, errors="coerce") >= self.at_least).fillna(False).astype(bool)
+        raise MappingError(f"label '{self.name}': give one of equals, in, at_least")
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    contract: Contract
+    columns: dict[str, str] = field(default_factory=dict)
+    constants: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    formats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    labels: dict[str, LabelRule] = field(default_factory=dict)
+    label_known: str | None = None
+    extra_columns: tuple[str, ...] = ()
+    source: str = ""
+
+    @property
+    def source_columns(self) -> set[str]:
+        used = set(self.columns.values()) | set(self.extra_columns)
+        used |= {r.column for r in self.labels.values()}
+        return used
+
+    def missing_columns(self, available: list[str]) -> list[str]:
+        return sorted(c for c in self.source_columns if c not in available)
+
+    def apply(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """Source table → contract-named table (not yet validated)."""
+        missing = self.missing_columns(list(raw.columns))
+        if missing:
+            raise MappingError(
+                f"mapping {self.source or '(inline)'} names columns missing from the data: {missing}; "
+                f"the data has {list(raw.columns)}"
+            )
+        out = pd.DataFrame(index=raw.index)
+        for target, src in self.columns.items():
+            col = raw[src]
+            if target in self.values:
+                vm = {str(k): v for k, v in self.values[target].items()}
+                as_str = col.astype("string").str.replace(r"\.0$", "", regex=True)
+                known = as_str.isin(list(vm)).fillna(False).astype(bool)
+                # values the map does not know pass through, and the validator counts them;
+                # a value mapped to null becomes missing (e.g. ZZ = country unknown)
+                col = as_str.where(~known, as_str.map(vm))
+            fmt = self.formats.get(target, {})
+            if "zero_pad" in fmt:
+                s = col.astype("string").str.replace(r"\.0$", "", regex=True)
+                col = s.str.zfill(int(fmt["zero_pad"]))
+            out[target] = col
+        for target, value in self.constants.items():
+            out[target] = value
+        for name, rule in self.labels.items():
+            out[LABEL_PREFIX + name] = rule.apply(raw[rule.column])
+        for c in self.extra_columns:
+            out[c] = raw[c]
+        return out
+
+
+def load_mapping(path: str | Path) -> ColumnMapping:
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise MappingError(f"mapping file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise MappingError(f"mapping {path} is not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise MappingError(f"mapping {path}: expected a YAML mapping at top level")
+    return mapping_from_dict(doc, source=str(path))
+
+
+def mapping_from_dict(doc: dict[str, Any], source: str = "") -> ColumnMapping:
+    known = {"contract", "columns", "constants", "values", "formats", "labels", "label_known", "extra_columns",
+             "description", "provenance"}
+    unknown = set(doc) - known
+    if unknown:
+        raise MappingError(f"mapping {source}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
+    cname = doc.get("contract", "declaration")
+    if cname not in CONTRACTS:
+        raise MappingError(f"mapping {source}: contract must be one of {sorted(CONTRACTS)}, got {cname!r}")
+    contract = CONTRACTS[cname]
+    columns = {str(k): str(v) for k, v in (doc.get("columns") or {}).items()}
+    bad_targets = [k for k in [*columns, *(doc.get("constants") or {})] if k not in contract.columns]
+    if bad_targets:
+        raise MappingError(
+            f"mapping {source}: {bad_targets} are not columns of the {cname} contract ({contract.columns})"
+        )
+    labels: dict[str, LabelRule] = {}
+    for name, rule in (doc.get("labels") or {}).items():
+        if not isinstance(rule, dict) or "column" not in rule:
+            raise MappingError(f"mapping {source}: label '{name}' needs a 'column'")
+        labels[str(name)] = LabelRule(
+            name=str(name),
+            column=str(rule["column"]),
+            equals=rule.get("equals"),
+            isin=tuple(rule.get("in") or ()),
+            at_least=rule.get("at_least"),
+        )
+    return ColumnMapping(
+        contract=contract,
+        columns=columns,
+        constants=dict(doc.get("constants") or {}),
+        values={k: dict(v) for k, v in (doc.get("values") or {}).items()},
+        formats={k: dict(v) for k, v in (doc.get("formats") or {}).items()},
+        labels=labels,
+        label_known=doc.get("label_known"),
+        extra_columns=tuple(str(c) for c in (doc.get("extra_columns") or ())),
+        source=source,
+    )

@@ -1,0 +1,92 @@
+"""Data commands: ``generate`` (synthetic default data) and ``validate`` (contracts, mappings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a clear error (no traceback) and exit non-zero."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def generate(
+    out: Path = typer.Option(..., "--out", help="Folder to write seizures/declarations/outcomes Parquet files to."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: same seed, identical bytes."),
+    declarations: int = typer.Option(200_000, "--declarations", min=1000,
+                                     help="Number of declaration items over 2022-2023."),
+) -> None:
+    """Generate the embedded default: synthetic data calibrated to the WCO ITR 2023 figures."""
+    from synthetic import generate as run_generate
+
+    paths = run_generate(out, seed=seed, n_declarations=declarations)
+    for name, path in paths.items():
+        console.print(f"wrote {name}: {path}")
+
+
+def validate(
+    files: list[Path] = typer.Argument(..., help="CSV/Parquet files or folders to check."),
+    contract: str = typer.Option("declaration", "--contract", "-c",
+                                 help="Contract to check against: seizure, declaration or outcome."),
+    mapping: Path | None = typer.Option(None, "--mapping", "-m", help="Column mapping YAML (bring your own data)."),
+    limit: int = typer.Option(50, "--limit", help="Problems to print per file (all are counted)."),
+) -> None:
+    """Check files against a data contract and report every problem (row, column, value, expected)."""
+    from features.contracts import CONTRACTS
+    from features.io import LoadError, load_table
+    from features.mapping import MappingError, load_mapping
+
+    try:
+        m = load_mapping(mapping) if mapping else None
+        if m is not None:
+            contract = m.contract.name
+        if contract not in CONTRACTS:
+            fail(f"--contract must be one of {sorted(CONTRACTS)}, got {contract!r}")
+        if m is not None:
+            _print_mapping_coverage(m, files)
+        loaded = load_table(files, CONTRACTS[contract], m, strict=False)
+    except (LoadError, MappingError) as exc:
+        fail(str(exc))
+        return
+    for report in loaded.reports:
+        console.print(report.summary(limit=limit), highlight=False, markup=False)
+        if report.missing_optional:
+            console.print(f"  optional columns not provided: {report.missing_optional}", highlight=False)
+        if report.extra_columns:
+            console.print(f"  extra columns carried through: {report.extra_columns}", highlight=False)
+    n_problems = sum(len(r.problems) for r in loaded.reports)
+    if n_problems:
+        fail(f"{n_problems} problems in {len(loaded.reports)} file(s)", code=1)
+    console.print(f"[green]ok[/]: {len(loaded.frame)} rows satisfy the {contract} contract")
+
+
+def _print_mapping_coverage(m, files: list[Path]) -> None:
+    from features.io import expand_paths, read_raw
+
+    first = expand_paths(files)[0]
+    available = list(read_raw(first).columns)
+    console.print(f"mapping {m.source} → {m.contract.name} contract", highlight=False)
+    for target, src in m.columns.items():
+        mark = "ok " if src in available else "MISSING"
+        console.print(f"  {mark} {target:22s} ← {src}", highlight=False, markup=False)
+    for target, value in m.constants.items():
+        console.print(f"  const {target:20s} = {value!r}", highlight=False, markup=False)
+    unmapped = [f.name for f in m.contract.fields if f.name not in m.columns and f.name not in m.constants]
+    console.print(f"  not mapped (left empty): {unmapped}", highlight=False)
+    for name, rule in m.labels.items():
+        mark = "ok " if rule.column in available else "MISSING"
+        console.print(f"  {mark} label {name} ← {rule.column}", highlight=False, markup=False)
+    unused = [c for c in available if c not in m.source_columns]
+    if unused:
+        console.print(f"  source columns not used: {unused}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("generate")(generate)
+    app.command("validate")(validate)

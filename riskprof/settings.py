@@ -1,0 +1,48 @@
+"""Settings from the environment (prefix ``RISKPROF_``), with defaults that work on a fresh clone."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RISKPROF_", extra="ignore")
+
+    home: Path = Path.cwd()
+    models_dir: Path | None = None  # default: <home>/models
+    data_dir: Path | None = None  # default: <home>/data
+    mlflow_tracking_uri: str | None = None  # MLFLOW_TRACKING_URI wins when set
+    model_name: str = "riskprof"
+    num_threads: int = 2
+    seed: int = 0
+    inspection_rate: float = 0.05  # the rate promote compares challenger and champion at
+
+    @property
+    def models_path(self) -> Path:
+        return (self.models_dir or self.home / "models").resolve()
+
+    @property
+    def data_path(self) -> Path:
+        return (self.data_dir or self.home / "data").resolve()
+
+    @property
+    def tracking_uri(self) -> str:
+        env = os.environ.get("MLFLOW_TRACKING_URI")
+        if env:
+            return env
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{self.models_path / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> str:
+        return (self.models_path / "artifacts").as_uri()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
