@@ -1,0 +1,106 @@
+"""Point-in-time lookups: cumulative event sums per key, read *strictly before* a day.
+
+An :class:`AsOfTable` is built once from events ``(key, day, values...)``. ``lookup(keys, days)``
+returns, for each query, the sums over events of the same key with ``event day < query day``.
+The same vectorised code answers one row (the API) and millions (training, batch), so the
+training path and the serving path cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+Columns = Mapping[str, np.ndarray]
+
+_SHIFT = np.int64(1) << np.int64(32)
+_DAY0 = np.int64(1) << np.int64(30)  # days are offset so they stay positive inside the composite key
+NO_DAY = -(10**9)
+
+
+class KeyEncoder:
+    """Maps hashable keys (strings) to dense integer codes; unknown or missing keys → -1."""
+
+    def __init__(self, keys: Sequence[object] | np.ndarray):
+        uniq = sorted({k for k in keys if k is not None and k == k})
+        self.vocab_: dict[object, int] = {k: i for i, k in enumerate(uniq)}
+
+    def __len__(self) -> int:
+        return len(self.vocab_)
+
+    def encode(self, keys: np.ndarray) -> np.ndarray:
+        get = self.vocab_.get
+        return np.fromiter((get(k, -1) if k is not None else -1 for k in keys), dtype=np.int64, count=len(keys))
+
+
+class AsOfTable:
+    """Cumulative sums of event values per key, read as of a day (events strictly before it)."""
+
+    def __init__(self, keys: np.ndarray, days: np.ndarray, values: Mapping[str, np.ndarray],
+                 last_day_of: str | None = None):
+        keys = np.asarray(keys, dtype=object)
+        days = np.asarray(days, dtype=np.int64)
+        valid = np.array([k is not None and k == k for k in keys], dtype=bool) if len(keys) else np.zeros(0, bool)
+        keys, days = keys[valid], days[valid]
+        vals = {n: np.asarray(v, dtype=np.float64)[valid] for n, v in values.items()}
+        self.encoder_ = KeyEncoder(keys)
+        self.names_ = tuple(vals)
+        codes = self.encoder_.encode(keys)
+        composite = codes * _SHIFT + (days + _DAY0)
+        order = np.argsort(composite, kind="stable")
+        composite = composite[order]
+        uniq, start = np.unique(composite, return_index=True)
+        self.composite_ = uniq
+        group_code = uniq // _SHIFT
+        first_of_code = np.r_[True, group_code[1:] != group_code[:-1]] if len(uniq) else np.zeros(0, bool)
+        self.cum_: dict[str, np.ndarray] = {}
+        for name, v in vals.items():
+            per_day = np.add.reduceat(v[order], start) if len(uniq) else np.zeros(0)
+            total = np.cumsum(per_day)
+            # subtract the running total at the start of each key's block
+            base = np.where(first_of_code, total - per_day, np.nan)
+            base = _ffill(base)
+            self.cum_[name] = total - base
+        self.last_day_: np.ndarray | None = None
+        if last_day_of is not None:
+            flag = vals[last_day_of][order]
+            per_day = np.add.reduceat(flag, start) if len(uniq) else np.zeros(0)
+            day_of = (uniq % _SHIFT) - _DAY0
+            marked = np.where(per_day > 0, group_code * _SHIFT + day_of + _DAY0, group_code * _SHIFT)
+            acc = np.maximum.accumulate(marked) if len(marked) else marked
+            last = acc - group_code * _SHIFT - _DAY0
+            self.last_day_ = np.where(acc == group_code * _SHIFT, NO_DAY, last)
+
+    def lookup(self, keys: np.ndarray, days: np.ndarray) -> dict[str, np.ndarray]:
+        """Sums over events with the same key and an earlier day; zeros when none."""
+        codes = self.encoder_.encode(np.asarray(keys, dtype=object))
+        q = codes * _SHIFT + (np.asarray(days, dtype=np.int64) + _DAY0)
+        idx = np.searchsorted(self.composite_, q, side="left") - 1
+        safe = np.clip(idx, 0, max(len(self.composite_) - 1, 0))
+        hit = (idx >= 0) & (codes >= 0)
+        if len(self.composite_):
+            hit &= (self.composite_[safe] // _SHIFT) == codes
+        else:
+            hit &= False
+        out = {n: np.where(hit, c[safe] if len(c) else 0.0, 0.0) for n, c in self.cum_.items()}
+        if self.last_day_ is not None:
+            ld = self.last_day_[safe] if len(self.last_day_) else np.zeros(len(q), np.int64)
+            out["last_day"] = np.where(hit, ld, NO_DAY).astype(np.float64)
+        return out
+
+
+def _ffill(a: np.ndarray) -> np.ndarray:
+    if not len(a):
+        return a
+    idx = np.where(~np.isnan(a), np.arange(len(a)), 0)
+    np.maximum.accumulate(idx, out=idx)
+    return a[idx]
+
+
+def to_days(values: np.ndarray) -> np.ndarray:
+    """Dates (datetime64, date objects or ISO strings) → integer days since 1970-01-01."""
+    arr = np.asarray(values)
+    if arr.dtype.kind != "M":
+        arr = arr.astype("datetime64[D]")
+    return arr.astype("datetime64[D]").astype(np.int64)

@@ -1,0 +1,83 @@
+"""Base class of feature families (scikit-learn conventions: fitted state ends with ``_``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from features._asof import NO_DAY, AsOfTable
+from features.history import History
+
+Columns = Mapping[str, np.ndarray]
+SMOOTHING = 20.0
+
+
+class CategoryCodes:
+    """Frequent values → integer codes (as float); rare, unseen or missing → NaN."""
+
+    def __init__(self, values: np.ndarray, min_count: int = 5):
+        uniq, counts = np.unique(np.array([v for v in values if v is not None], dtype=object).astype(str),
+                                 return_counts=True)
+        keep = uniq[counts >= min_count]
+        self.vocab_: dict[str, float] = {v: float(i) for i, v in enumerate(keep)}
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        get = self.vocab_.get
+        return np.fromiter((get(v, np.nan) if v is not None else np.nan for v in values), dtype=np.float64,
+                           count=len(values))
+
+    def unseen(self, values: np.ndarray) -> list[object]:
+        return [v for v in values if v is not None and v not in self.vocab_]
+
+
+class FeatureFamily(BaseEstimator):
+    """A family of features: ``fit(history, train)`` builds look-ups, ``transform(cols)`` reads them."""
+
+    name = "family"
+    label = "family"
+
+    def fit(self, history: History, train: Columns) -> FeatureFamily:
+        raise NotImplementedError
+
+    def transform(self, cols: Columns) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def get_feature_names_out(self) -> list[str]:
+        check_is_fitted(self, "feature_names_")
+        return list(self.feature_names_)
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return list(getattr(self, "categorical_", []))
+
+    def unseen_values(self, cols: Columns) -> dict[str, list[object]]:
+        return {}
+
+    def reason(self, cols: Columns, feats: Mapping[str, np.ndarray], i: int) -> str:
+        """Plain-language reason for row ``i``, from its raw values and feature values."""
+        return self.label
+
+
+def rate(hits: np.ndarray, trials: np.ndarray, prior: np.ndarray | float) -> np.ndarray:
+    """Hit rate shrunk toward ``prior`` (additive smoothing with SMOOTHING pseudo-trials)."""
+    return (hits + SMOOTHING * prior) / (trials + SMOOTHING)
+
+
+def days_since(last_day: np.ndarray, day: np.ndarray) -> np.ndarray:
+    return np.where(last_day == NO_DAY, np.nan, day - last_day)
+
+
+class GlobalRate:
+    """As-of overall hit rate among inspected items (the prior of every smoothed rate)."""
+
+    def __init__(self, history: History):
+        ev = history.outcome_events()
+        keys = np.full(len(ev["day"]), "all", dtype=object)
+        self.table_ = AsOfTable(keys, ev["day"], {"insp": ev["inspected"], "hit": ev["hit"]})
+
+    def at(self, day: np.ndarray) -> np.ndarray:
+        r = self.table_.lookup(np.full(len(day), "all", dtype=object), day)
+        return (r["hit"] + 1.0) / (r["insp"] + 50.0)  # weak prior of 2 % before any outcome

@@ -1,0 +1,86 @@
+"""One canonical in-memory form for feature input: a dict of numpy arrays.
+
+Both a validated DataFrame (training, batch) and a list of API records (serving) are turned
+into this form here, so every feature family sees identical inputs whatever the path. Strings are
+object arrays with ``None`` for missing; numbers float64 with NaN; dates int64 days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features._asof import to_days
+from features.contracts import TRANSIT_SEP
+
+STRING_COLUMNS = (
+    "declaration_id", "direction", "office_id", "office_type", "importer_id", "declarant_id",
+    "origin_country", "departure_country", "transit_countries", "destination_country", "conveyance",
+    "hs_code", "goods_description", "currency",
+)
+NUMERIC_COLUMNS = ("quantity", "gross_weight_kg", "customs_value")
+DATE_COLUMN = "declaration_date"
+
+
+def _clean_objects(arr: np.ndarray) -> np.ndarray:
+    out = np.empty(len(arr), dtype=object)
+    for i, v in enumerate(arr):
+        if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+            out[i] = None
+        else:
+            s = str(v).strip()
+            out[i] = s if s else None
+    return out
+
+
+def _clean_string_series(s: pd.Series) -> np.ndarray:
+    st = s.astype("string").str.strip()
+    arr = st.to_numpy(dtype=object, na_value=None)
+    arr[arr == ""] = None
+    return arr
+
+
+def columns_from_frame(df: pd.DataFrame, numeric_extras: Sequence[str] = (),
+                       string_extras: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    cols: dict[str, np.ndarray] = {}
+    n = len(df)
+    for c in (*STRING_COLUMNS, *string_extras):
+        cols[c] = _clean_string_series(df[c]) if c in df.columns else np.full(n, None, dtype=object)
+    if "transit_countries" in df.columns:
+        cols["transit_countries"] = np.array([v if v is not None else "" for v in cols["transit_countries"]],
+                                             dtype=object)
+    for c in (*NUMERIC_COLUMNS, *numeric_extras):
+        if c in df.columns:
+            cols[c] = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            cols[c] = np.full(n, np.nan)
+    cols["day"] = to_days(df[DATE_COLUMN].to_numpy())
+    return cols
+
+
+def columns_from_records(records: Sequence[Mapping[str, Any]], numeric_extras: Sequence[str] = (),
+                         string_extras: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    cols: dict[str, np.ndarray] = {}
+    for c in (*STRING_COLUMNS, *string_extras):
+        raw = [r.get(c) for r in records]
+        if c == "transit_countries":
+            raw = [TRANSIT_SEP.join(v) if isinstance(v, list | tuple) else (v or "") for v in raw]
+        cols[c] = _clean_objects(np.array(raw, dtype=object))
+    cols["transit_countries"] = np.array([v if v is not None else "" for v in cols["transit_countries"]],
+                                         dtype=object)
+    for c in (*NUMERIC_COLUMNS, *numeric_extras):
+        vals = [r.get(c) for r in records]
+        cols[c] = np.array([np.nan if v is None or v == "" else float(v) for v in vals], dtype=np.float64)
+    cols["day"] = to_days(np.array([str(r[DATE_COLUMN])[:10] for r in records], dtype="datetime64[D]"))
+    return cols
+
+
+def heading(hs: np.ndarray, digits: int = 4) -> np.ndarray:
+    return np.array([h[:digits] if h else None for h in hs], dtype=object)
+
+
+def pair(a: np.ndarray, b: np.ndarray, sep: str = ">") -> np.ndarray:
+    return np.array([f"{x or '?'}{sep}{y or '?'}" for x, y in zip(a, b, strict=True)], dtype=object)

@@ -1,0 +1,65 @@
+"""Conveyance, office and direction, with their historical seizure intensity and hit rates."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from features._asof import AsOfTable
+from features._base import CategoryCodes, Columns, FeatureFamily, GlobalRate, rate
+from features._columns import pair
+from features.history import History
+
+
+class ConveyanceOfficeFeatures(FeatureFamily):
+    name = "conveyance_office"
+    label = "conveyance and office"
+
+    def __init__(self, min_count: int = 5):
+        self.min_count = min_count
+
+    def fit(self, history: History, train: Columns) -> ConveyanceOfficeFeatures:
+        self.codes_ = {c: CategoryCodes(train[c], self.min_count)
+                       for c in ("conveyance", "office_type", "direction", "office_id")}
+        cases = history.case_events()
+        ones = np.ones(len(cases["day"]))
+        self.conv_cases_ = AsOfTable(cases["conveyance"], cases["day"], {"n": ones})
+        self.conv_loc_cases_ = AsOfTable(pair(cases["conveyance"], cases["detection_location"], "@"), cases["day"],
+                                         {"n": ones})
+        out = history.outcome_events()
+        self.office_hits_ = AsOfTable(out["office_id"], out["day"], {"insp": out["inspected"], "hit": out["hit"]})
+        self.conv_hits_ = AsOfTable(out["conveyance"], out["day"], {"insp": out["inspected"], "hit": out["hit"]})
+        self.global_ = GlobalRate(history)
+        self.feature_names_ = ("conveyance", "office_type", "direction", "office_id",
+                               "conveyance_seizure_cases", "conveyance_location_seizure_cases",
+                               "office_hit_rate", "conveyance_hit_rate", "conveyance_hit_ratio")
+        self.categorical_ = ("conveyance", "office_type", "direction", "office_id")
+        return self
+
+    def transform(self, cols: Columns) -> dict[str, np.ndarray]:
+        day = cols["day"]
+        f = {c: enc.encode(cols[c]) for c, enc in self.codes_.items()}
+        f["conveyance_seizure_cases"] = self.conv_cases_.lookup(cols["conveyance"], day)["n"]
+        f["conveyance_location_seizure_cases"] = self.conv_loc_cases_.lookup(
+            pair(cols["conveyance"], cols["office_type"], "@"), day)["n"]
+        prior = self.global_.at(day)
+        o = self.office_hits_.lookup(cols["office_id"], day)
+        f["office_hit_rate"] = rate(o["hit"], o["insp"], prior)
+        c = self.conv_hits_.lookup(cols["conveyance"], day)
+        f["conveyance_hit_rate"] = rate(c["hit"], c["insp"], prior)
+        f["conveyance_hit_ratio"] = f["conveyance_hit_rate"] / prior
+        return f
+
+    def unseen_values(self, cols: Columns) -> dict[str, list[object]]:
+        return {c: u for c, enc in self.codes_.items() if (u := enc.unseen(cols[c]))}
+
+    def reason(self, cols: Columns, feats, i: int) -> str:
+        conv = cols["conveyance"][i] or "unknown conveyance"
+        loc = cols["office_type"][i] or "unknown office type"
+        n = int(feats["conveyance_location_seizure_cases"][i])
+        text = f"{conv} at {loc}"
+        if n:
+            text += f": {n} past weapon seizure cases by this conveyance at this kind of location"
+        ratio = feats["conveyance_hit_ratio"][i]
+        if ratio >= 1.5:
+            text += f"; hit rate {ratio:.1f}× the average"
+        return text

@@ -1,0 +1,96 @@
+"""Declared goods against concealment: HS chapter/heading, cover use in past seizures, hit rates."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from features._asof import AsOfTable
+from features._base import CategoryCodes, Columns, FeatureFamily, GlobalRate, rate
+from features._columns import heading
+from features.history import History
+from features.reference import heading_name
+
+_TOKEN = re.compile(r"[a-z]{4,}")
+
+
+def tokens(text: str | None) -> set[str]:
+    return set(_TOKEN.findall(text.lower())) if text else set()
+
+
+class GoodsCoverFeatures(FeatureFamily):
+    name = "goods_cover"
+    label = "declared goods"
+
+    def __init__(self, min_count: int = 5):
+        self.min_count = min_count
+
+    def fit(self, history: History, train: Columns) -> GoodsCoverFeatures:
+        self.heading_codes_ = CategoryCodes(heading(train["hs_code"]), self.min_count)
+        cases = history.case_events()
+        ones = np.ones(len(cases["day"]))
+        self.cover_cases_ = AsOfTable(cases["heading"], cases["day"], {"n": ones})
+        tk, td = [], []
+        for text, d in zip(cases["description"], cases["day"], strict=True):
+            for t in tokens(text):
+                tk.append(t)
+                td.append(d)
+        self.desc_cases_ = AsOfTable(np.array(tk, dtype=object), np.array(td, dtype=np.int64),
+                                     {"n": np.ones(len(td))})
+        out = history.outcome_events()
+        self.heading_hits_ = AsOfTable(out["heading"], out["day"], {"insp": out["inspected"], "hit": out["hit"]})
+        self.global_ = GlobalRate(history)
+        self.feature_names_ = ("hs_chapter", "hs_heading", "chapter_93", "cover_seizure_cases",
+                               "description_seizure_cases", "heading_inspections", "heading_hit_rate",
+                               "heading_hit_ratio")
+        self.categorical_ = ("hs_heading",)
+        return self
+
+    def transform(self, cols: Columns) -> dict[str, np.ndarray]:
+        day = cols["day"]
+        hs = cols["hs_code"]
+        head = heading(hs)
+        f = {
+            "hs_chapter": np.array([float(h[:2]) if h else np.nan for h in hs]),
+            "hs_heading": self.heading_codes_.encode(head),
+            "chapter_93": np.array([1.0 if h and h.startswith("93") else 0.0 for h in hs]),
+            "cover_seizure_cases": self.cover_cases_.lookup(head, day)["n"],
+        }
+        desc = np.zeros(len(day))
+        owner, tk, td = [], [], []
+        for i, text in enumerate(cols["goods_description"]):
+            for t in tokens(text):
+                owner.append(i)
+                tk.append(t)
+                td.append(day[i])
+        if tk:
+            vals = self.desc_cases_.lookup(np.array(tk, dtype=object), np.array(td, dtype=np.int64))["n"]
+            np.maximum.at(desc, np.array(owner), vals)
+        f["description_seizure_cases"] = desc
+        h = self.heading_hits_.lookup(head, day)
+        prior = self.global_.at(day)
+        f["heading_inspections"] = h["insp"]
+        f["heading_hit_rate"] = rate(h["hit"], h["insp"], prior)
+        f["heading_hit_ratio"] = f["heading_hit_rate"] / prior
+        return f
+
+    def unseen_values(self, cols: Columns) -> dict[str, list[object]]:
+        u = self.heading_codes_.unseen(heading(cols["hs_code"]))
+        return {"hs_heading": u} if u else {}
+
+    def reason(self, cols: Columns, feats, i: int) -> str:
+        hs = cols["hs_code"][i] or ""
+        name = heading_name(hs) or f"HS chapter {hs[:2]}"
+        text = f"declared as {name.split('(')[0].strip().lower()} (HS {hs[:4]})"
+        n = int(feats["cover_seizure_cases"][i])
+        if n:
+            text += f", a heading used as cover in {n} past weapon seizures"
+        elif feats["chapter_93"][i]:
+            text += ", arms and ammunition (chapter 93)"
+        ratio = feats["heading_hit_ratio"][i]
+        if feats["heading_inspections"][i] >= 5 and ratio >= 1.5:
+            text += f"; hit rate {ratio:.1f}× the average"
+        if feats["description_seizure_cases"][i] >= 3 and not n:
+            text += "; description resembles goods declared in past seizures"
+        return text

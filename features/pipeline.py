@@ -1,0 +1,139 @@
+"""The feature pipeline: every family, fitted once, used unchanged by training, API and batch.
+
+``FeaturePipeline.fit(history, train)`` builds the point-in-time look-ups (the *feature
+snapshot*) from the history; ``transform_*`` turn declarations into one float matrix in a fixed
+column order. DataFrames (training, batch) and API records (serving) enter through
+:mod:`features._columns`, the only place where the two paths differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from features._base import FeatureFamily
+from features._columns import columns_from_frame, columns_from_records
+from features.contracts import DECLARATION
+from features.conveyance import ConveyanceOfficeFeatures
+from features.goods import GoodsCoverFeatures
+from features.history import History
+from features.route import RouteFeatures
+from features.trader_history import TraderHistoryFeatures
+from features.value import CalendarFeatures, ExtraColumnFeatures, ValueAnomalyFeatures
+
+FAMILIES = ("route", "conveyance_office", "goods_cover", "trader_history", "value_anomaly", "calendar", "extra")
+
+
+def split_extras(frame: pd.DataFrame, candidates: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Extra columns → (numeric, categorical) by what their values look like."""
+    numeric, categorical = [], []
+    for c in candidates:
+        s = frame[c]
+        if pd.api.types.is_bool_dtype(s) or c.startswith("label_"):
+            continue
+        num = pd.to_numeric(s, errors="coerce")
+        present = s.notna().sum()
+        if present and num.notna().sum() >= 0.99 * present and s.nunique() > 30:
+            numeric.append(c)
+        else:
+            categorical.append(c)
+    return tuple(numeric), tuple(categorical)
+
+
+class FeaturePipeline(BaseEstimator):
+    """All feature families. Fitted state: ``families_``, ``feature_names_``, ``categorical_``."""
+
+    def __init__(self, extra_numeric: tuple[str, ...] = (), extra_categorical: tuple[str, ...] = (),
+                 use_calendar: bool = True, min_count: int = 5):
+        self.extra_numeric = extra_numeric
+        self.extra_categorical = extra_categorical
+        self.use_calendar = use_calendar
+        self.min_count = min_count
+
+    def _families(self) -> list[FeatureFamily]:
+        fams: list[FeatureFamily] = [
+            RouteFeatures(self.min_count),
+            ConveyanceOfficeFeatures(self.min_count),
+            GoodsCoverFeatures(self.min_count),
+            TraderHistoryFeatures(),
+            ValueAnomalyFeatures(),
+        ]
+        if self.use_calendar:
+            fams.append(CalendarFeatures())
+        if self.extra_numeric or self.extra_categorical:
+            fams.append(ExtraColumnFeatures(self.extra_numeric, self.extra_categorical, self.min_count))
+        return fams
+
+    def fit(self, history: History, train: pd.DataFrame | None = None) -> FeaturePipeline:
+        """Build look-ups from ``history``; category vocabularies from ``train`` (default: history)."""
+        train = history.declarations if train is None else train
+        cols = self.columns(train)
+        self.families_ = [f.fit(history, cols) for f in self._families()]
+        self.feature_names_ = [n for f in self.families_ for n in f.get_feature_names_out()]
+        self.categorical_ = [n for f in self.families_ for n in f.categorical_features]
+        self.family_of_ = {n: f.name for f in self.families_ for n in f.get_feature_names_out()}
+        self.cutoff_ = history.cutoff
+        return self
+
+    # ---- input forms ---------------------------------------------------------------------------
+    def columns(self, data: pd.DataFrame | Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        if isinstance(data, pd.DataFrame):
+            return columns_from_frame(data, self.extra_numeric, self.extra_categorical)
+        return columns_from_records(data, self.extra_numeric, self.extra_categorical)
+
+    # ---- transforms ----------------------------------------------------------------------------
+    def transform_columns(self, cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        check_is_fitted(self, "families_")
+        out: dict[str, np.ndarray] = {}
+        for fam in self.families_:
+            out.update(fam.transform(cols))
+        return out
+
+    def matrix(self, feats: Mapping[str, np.ndarray]) -> np.ndarray:
+        n = len(next(iter(feats.values()))) if feats else 0
+        mat = np.empty((n, len(self.feature_names_)), dtype=np.float64)
+        for j, name in enumerate(self.feature_names_):
+            mat[:, j] = feats[name]
+        return mat
+
+    def transform(self, data: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+        """Declarations (DataFrame or records) → feature DataFrame (columns ``feature_names_``)."""
+        feats = self.transform_columns(self.columns(data))
+        return pd.DataFrame({n: feats[n] for n in self.feature_names_})
+
+    def get_feature_names_out(self) -> list[str]:
+        check_is_fitted(self, "feature_names_")
+        return list(self.feature_names_)
+
+    def unseen_values(self, cols: Mapping[str, np.ndarray], i: int | None = None) -> list[dict[str, list]]:
+        """Per row: which categorical values (countries, HS headings, traders…) the snapshot never saw."""
+        n = len(cols["day"])
+        per_row: list[dict[str, list]] = [{} for _ in range(n)]
+        for fam in self.families_:
+            for col, _ in fam.unseen_values(cols).items():
+                src = "hs_code" if col == "hs_heading" else col
+                vals = cols.get(src)
+                if vals is None:
+                    continue
+                single = {k: v for k, v in fam.unseen_values({**cols}).items()}.get(col, [])
+                unseen = set(single)
+                for r in range(n):
+                    v = vals[r]
+                    key = v[:4] if (col == "hs_heading" and v) else v
+                    if key is not None and key in unseen:
+                        per_row[r].setdefault(col, []).append(key)
+        return per_row
+
+    def reasons(self, cols: Mapping[str, np.ndarray], feats: Mapping[str, np.ndarray], i: int,
+                families: Sequence[str]) -> list[str]:
+        by_name = {f.name: f for f in self.families_}
+        return [by_name[f].reason(cols, feats, i) for f in families if f in by_name]
+
+
+def required_columns() -> list[str]:
+    return [f.name for f in DECLARATION.fields if f.required]

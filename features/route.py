@@ -1,0 +1,105 @@
+"""Route features: countries, regions, transit, and seizure / hit history of the route."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from features._asof import AsOfTable
+from features._base import CategoryCodes, Columns, FeatureFamily, GlobalRate, rate
+from features.history import History, explode_transits, regions, route_key
+
+
+class RouteFeatures(FeatureFamily):
+    name = "route"
+    label = "route"
+
+    def __init__(self, min_count: int = 5):
+        self.min_count = min_count
+
+    def fit(self, history: History, train: Columns) -> RouteFeatures:
+        self.codes_ = {c: CategoryCodes(train[c], self.min_count)
+                       for c in ("origin_country", "departure_country", "destination_country")}
+        cases = history.case_events()
+        ones = np.ones(len(cases["day"]))
+        self.dep_cases_ = AsOfTable(cases["departure_country"], cases["day"], {"n": ones})
+        self.dest_cases_ = AsOfTable(cases["destination_country"], cases["day"], {"n": ones})
+        self.pair_cases_ = AsOfTable(cases["route_pair"], cases["day"], {"n": ones})
+        tk, td = explode_transits(cases["transit_countries"], cases["day"])
+        self.transit_cases_ = AsOfTable(tk, td, {"n": np.ones(len(td))})
+        decl = history.declaration_events()
+        self.route_decls_ = AsOfTable(decl["route"], decl["day"], {"n": np.ones(len(decl["day"]))})
+        out = history.outcome_events()
+        self.route_hits_ = AsOfTable(out["route"], out["day"], {"insp": out["inspected"], "hit": out["hit"]})
+        self.global_ = GlobalRate(history)
+        self.feature_names_ = (
+            "origin_country", "departure_country", "destination_country", "departure_region_code",
+            "destination_region_code", "n_transit", "unknown_departure", "unknown_destination",
+            "route_seizure_cases", "departure_seizure_cases", "destination_seizure_cases",
+            "transit_seizure_cases", "route_declarations", "route_inspections", "route_hit_rate",
+            "route_hit_ratio",
+        )
+        self.categorical_ = ("origin_country", "departure_country", "destination_country",
+                             "departure_region_code", "destination_region_code")
+        self.region_codes_ = {r: float(i) for i, r in enumerate(
+            ("NAM", "WE", "ECE", "CIS", "ME", "AP", "SA", "CAR", "CAM", "WA", "WCA", "ESA", "NA", "UNK"))}
+        return self
+
+    def transform(self, cols: Columns) -> dict[str, np.ndarray]:
+        day = cols["day"]
+        dep, dest, transit = cols["departure_country"], cols["destination_country"], cols["transit_countries"]
+        f = {c: self.codes_[c].encode(cols[c]) for c in self.codes_}
+        f["departure_region_code"] = np.array([self.region_codes_[r] for r in regions(dep)])
+        f["destination_region_code"] = np.array([self.region_codes_[r] for r in regions(dest)])
+        f["n_transit"] = np.array([t.count("|") + 1 if t else 0 for t in transit], dtype=np.float64)
+        f["unknown_departure"] = np.array([d is None for d in dep], dtype=np.float64)
+        f["unknown_destination"] = np.array([d is None for d in dest], dtype=np.float64)
+        pair = np.array([f"{d or '?'}>{x or '?'}" for d, x in zip(dep, dest, strict=True)], dtype=object)
+        f["route_seizure_cases"] = self.pair_cases_.lookup(pair, day)["n"]
+        f["departure_seizure_cases"] = self.dep_cases_.lookup(dep, day)["n"]
+        f["destination_seizure_cases"] = self.dest_cases_.lookup(dest, day)["n"]
+        tmax = np.zeros(len(day))
+        tk, td = [], []
+        owner = []
+        for i, t in enumerate(transit):
+            if t:
+                for c in t.split("|"):
+                    tk.append(c)
+                    td.append(day[i])
+                    owner.append(i)
+        if tk:
+            vals = self.transit_cases_.lookup(np.array(tk, dtype=object), np.array(td, dtype=np.int64))["n"]
+            np.maximum.at(tmax, np.array(owner), vals)
+        f["transit_seizure_cases"] = tmax
+        route = route_key(dep, transit, dest)
+        f["route_declarations"] = self.route_decls_.lookup(route, day)["n"]
+        h = self.route_hits_.lookup(route, day)
+        prior = self.global_.at(day)
+        f["route_inspections"] = h["insp"]
+        f["route_hit_rate"] = rate(h["hit"], h["insp"], prior)
+        f["route_hit_ratio"] = f["route_hit_rate"] / prior
+        return f
+
+    def unseen_values(self, cols: Columns) -> dict[str, list[object]]:
+        return {c: u for c, enc in self.codes_.items() if (u := enc.unseen(cols[c]))}
+
+    def reason(self, cols: Columns, feats, i: int) -> str:
+        dep = cols["departure_country"][i] or "unknown"
+        dest = cols["destination_country"][i] or "unknown"
+        transit = cols["transit_countries"][i]
+        path = " → ".join([dep, *(transit.split("|") if transit else []), dest])
+        parts = []
+        cases = int(feats["route_seizure_cases"][i])
+        tcases = int(feats["transit_seizure_cases"][i])
+        if cases:
+            parts.append(f"{cases} past weapon seizure cases on {dep} → {dest}")
+        if tcases:
+            parts.append(f"transit via a hub seen in {tcases} past seizure cases")
+        ratio = feats["route_hit_ratio"][i]
+        if feats["route_inspections"][i] >= 5 and ratio >= 1.5:
+            parts.append(f"hit rate {ratio:.1f}× the average")
+        if not parts:
+            if dep == "unknown":
+                parts.append("departure country not declared")
+            else:
+                parts.append("route risk")
+        return f"route {path}: " + ", ".join(parts)

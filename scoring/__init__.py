@@ -1,0 +1,16 @@
+"""Scoring core shared by the API and batch scoring: the fitted model, lanes and selection."""
+
+from scoring.model import Calibrator, Reason, RiskModel, Scored
+from scoring.ranking import LaneThresholds, Selection, assign_lanes, capacity_count, select_for_inspection
+
+__all__ = [
+    "Calibrator",
+    "LaneThresholds",
+    "Reason",
+    "RiskModel",
+    "Scored",
+    "Selection",
+    "assign_lanes",
+    "capacity_count",
+    "select_for_inspection",
+]

@@ -1,0 +1,121 @@
+"""The fitted risk model: feature pipeline + LightGBM + calibration, as one object.
+
+A :class:`RiskModel` is what training logs to MLflow and what the API and batch scoring load. It
+is pure: no I/O, no FastAPI, no MLflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.pipeline import FeaturePipeline
+
+
+@dataclass
+class Calibrator:
+    """Isotonic map from raw LightGBM probability to calibrated probability (piecewise linear)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        if len(self.x) < 2:
+            return raw
+        return np.interp(raw, self.x, self.y)
+
+
+@dataclass
+class Reason:
+    family: str
+    contribution: float
+    text: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"family": self.family, "contribution": round(float(self.contribution), 4), "text": self.text}
+
+
+@dataclass
+class Scored:
+    """Scores of a batch, with what is needed to explain any of its rows."""
+
+    cols: Mapping[str, np.ndarray]
+    feats: Mapping[str, np.ndarray]
+    X: np.ndarray
+    raw: np.ndarray
+    risk: np.ndarray
+
+
+@dataclass
+class RiskModel:
+    pipeline: FeaturePipeline
+    booster: lgb.Booster
+    calibrator: Calibrator
+    reference_scores: np.ndarray  # sorted calibrated scores of recent traffic (for percentiles)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    num_threads: int = 1
+
+    # ---- scoring -------------------------------------------------------------------------------
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.pipeline.feature_names_)
+
+    def features(self, data: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+        return self.pipeline.transform(data)
+
+    def score_batch(self, data: pd.DataFrame | Sequence[Mapping[str, Any]]) -> Scored:
+        cols = self.pipeline.columns(data)
+        feats = self.pipeline.transform_columns(cols)
+        X = self.pipeline.matrix(feats)
+        raw = self.predict_raw(X)
+        return Scored(cols, feats, X, raw, self.calibrator(raw))
+
+    def predict_raw(self, X: np.ndarray) -> np.ndarray:
+        if not len(X):
+            return np.zeros(0)
+        return np.asarray(self.booster.predict(X, num_threads=self.num_threads), dtype=np.float64)
+
+    def predict(self, data: pd.DataFrame | Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Calibrated probability of a hit for each declaration."""
+        return self.score_batch(data).risk
+
+    def percentile(self, risk: np.ndarray) -> np.ndarray:
+        ref = self.reference_scores
+        if not len(ref):
+            return np.full(len(risk), np.nan)
+        return 100.0 * np.searchsorted(ref, risk, side="right") / len(ref)
+
+    # ---- reasons -------------------------------------------------------------------------------
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """TreeSHAP contributions (log-odds), one column per feature plus the bias."""
+        return np.asarray(self.booster.predict(X, pred_contrib=True, num_threads=self.num_threads))
+
+    def explain(self, scored: Scored, rows: Sequence[int] | np.ndarray, top_k: int = 4) -> list[list[Reason]]:
+        """Top families pushing each row's risk up, rendered in plain language."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not len(rows):
+            return []
+        contrib = self.contributions(scored.X[rows])[:, :-1]
+        fam_names = sorted(set(self.pipeline.family_of_.values()))
+        fam_index = {f: i for i, f in enumerate(fam_names)}
+        member = np.zeros((contrib.shape[1], len(fam_names)))
+        for j, name in enumerate(self.pipeline.feature_names_):
+            member[j, fam_index[self.pipeline.family_of_[name]]] = 1.0
+        by_family = contrib @ member
+        out: list[list[Reason]] = []
+        for r, i in enumerate(rows):
+            order = np.argsort(-by_family[r])
+            chosen = [fam_names[k] for k in order[:top_k] if by_family[r, k] > 0]
+            if not chosen:  # low-risk rows: say what lowers it most rather than nothing
+                chosen = [fam_names[order[0]]]
+            texts = self.pipeline.reasons(scored.cols, scored.feats, int(i), chosen)
+            out.append([Reason(f, by_family[r, fam_index[f]], t) for f, t in zip(chosen, texts, strict=True)])
+        return out
+
+    def unseen(self, scored: Scored) -> list[dict[str, list]]:
+        return self.pipeline.unseen_values(scored.cols)

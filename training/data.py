@@ -1,0 +1,135 @@
+"""Assembling a labelled training set: declarations + outcomes (+ seizures), or mapped labels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.contracts import DECLARATION, OUTCOME, SEIZURE
+from features.history import History, outcomes_from_labels
+from features.io import load_table
+from features.mapping import LABEL_PREFIX, ColumnMapping, MappingError, load_mapping
+
+
+class TrainingError(ValueError):
+    """The data cannot train a model (no positives, one date, unknown label…)."""
+
+
+@dataclass
+class TrainingSet:
+    declarations: pd.DataFrame  # every declaration known (the history), canonical
+    outcomes: pd.DataFrame  # canonical outcomes (declaration_id, inspected_date, inspected, hit, …)
+    seizures: pd.DataFrame | None
+    labelled: pd.DataFrame  # rows with a label: declarations + y (+ revenue, selection columns)
+    label: str
+    extra_columns: tuple[str, ...]
+    sources: dict[str, list[str]]
+
+    @property
+    def history(self) -> History:
+        return History(self.declarations, self.outcomes, self.seizures)
+
+
+def load_training_set(declarations: Sequence[str | Path], seizures: str | Path | None = None,
+                      outcomes: str | Path | None = None, mapping: str | Path | ColumnMapping | None = None,
+                      label: str | None = None) -> TrainingSet:
+    m = load_mapping(mapping) if isinstance(mapping, str | Path) else mapping
+    decl = load_table(declarations, DECLARATION, m).frame
+    seiz = load_table(seizures, SEIZURE).frame if seizures else None
+    extra = tuple(m.extra_columns) if m is not None else tuple(
+        c for c in decl.columns if c not in DECLARATION.columns and not c.startswith(LABEL_PREFIX))
+    sources = {"declarations": [str(p) for p in declarations]}
+    if seizures:
+        sources["seizures"] = [str(seizures)]
+    if label is not None and label != "hit":
+        if m is None or label not in m.labels:
+            known = sorted(m.labels) if m is not None else []
+            raise TrainingError(
+                f"label {label!r} is not defined by the mapping (labels defined: {known or 'none'}); "
+                "without --mapping the label is the outcome contract's 'hit'")
+        col = LABEL_PREFIX + label
+        known_col = m.label_known or "declaration_date"
+        if known_col not in decl.columns:
+            raise MappingError(f"label_known column {known_col!r} is not a declaration column")
+        outc = outcomes_from_labels(decl, col, known_col)
+        labelled = decl.copy()
+        labelled["y"] = decl[col].astype(bool).to_numpy()
+        labelled["revenue"] = np.nan
+        labelled["selection_source"] = pd.NA
+        labelled["selection_probability"] = np.nan
+    else:
+        if outcomes is None:
+            if m is not None and m.labels:
+                raise TrainingError(f"--label is required with this mapping (labels: {sorted(m.labels)})")
+            raise TrainingError("no labels: pass --outcomes FILE (or a --mapping that defines labels and --label)")
+        outc = load_table(outcomes, OUTCOME).frame
+        sources["outcomes"] = [str(outcomes)]
+        insp = outc[outc["inspected"].fillna(False).astype(bool)]
+        labelled = decl.merge(insp[["declaration_id", "hit", "revenue", "selection_source",
+                                    "selection_probability", "inspected_date"]],
+                              on="declaration_id", how="inner")
+        labelled["y"] = labelled["hit"].fillna(False).astype(bool)
+        label = "hit"
+    labelled = labelled.sort_values(["declaration_date", "declaration_id"], kind="stable").reset_index(drop=True)
+    check_trainable(labelled, label)
+    return TrainingSet(decl, outc, seiz, labelled, label, extra, sources)
+
+
+def check_trainable(labelled: pd.DataFrame, label: str) -> None:
+    if labelled.empty:
+        raise TrainingError("no labelled rows: no outcome matches a declaration")
+    pos = int(labelled["y"].sum())
+    if pos == 0:
+        raise TrainingError(f"label {label!r} has no positives among {len(labelled)} labelled rows")
+    if pos == len(labelled):
+        raise TrainingError(f"label {label!r} has no negatives among {len(labelled)} labelled rows")
+    days = labelled["declaration_date"].dt.normalize().nunique()
+    if days < 3:
+        raise TrainingError(f"labelled rows span {days} date(s); a time split needs at least 3 distinct dates")
+
+
+@dataclass
+class TimeSplit:
+    train_end: pd.Timestamp  # train: date < train_end
+    valid_start: pd.Timestamp
+    valid_end: pd.Timestamp
+    test_start: pd.Timestamp
+    gap_days: int
+
+    def masks(self, dates: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        d = dates.to_numpy()
+        train = d < self.train_end.to_datetime64()
+        valid = (d >= self.valid_start.to_datetime64()) & (d < self.valid_end.to_datetime64())
+        test = d >= self.test_start.to_datetime64()
+        return train, valid, test
+
+    def as_params(self) -> dict[str, str]:
+        return {"train_end": str(self.train_end.date()), "valid_start": str(self.valid_start.date()),
+                "valid_end": str(self.valid_end.date()), "test_start": str(self.test_start.date()),
+                "gap_days": str(self.gap_days)}
+
+
+def temporal_split(dates: pd.Series, valid_frac: float = 0.15, test_frac: float = 0.2,
+                   gap_days: int = 7, test_start: str | None = None) -> TimeSplit:
+    """Train / validation / test by date with a gap before each later period — never random."""
+    d = dates.sort_values()
+    lo, hi = d.iloc[0].normalize(), d.iloc[-1].normalize()
+    span = (hi - lo).days + 1
+    gap = pd.Timedelta(days=gap_days if span > 20 * max(gap_days, 1) else 0)
+    if test_start is not None:
+        t0 = pd.Timestamp(test_start)
+    else:
+        t0 = d.iloc[int(len(d) * (1 - test_frac))].normalize()
+    before = d[d < t0 - gap]
+    v0 = before.iloc[int(len(before) * (1 - valid_frac / (1 - test_frac)))].normalize() if len(before) else t0
+    split = TimeSplit(train_end=v0 - gap, valid_start=v0, valid_end=t0 - gap, test_start=t0, gap_days=gap.days)
+    tr, va, te = split.masks(dates)
+    if min(tr.sum(), va.sum(), te.sum()) == 0:
+        raise TrainingError(
+            f"time split left an empty period (train {tr.sum()}, validation {va.sum()}, test {te.sum()} rows); "
+            "more distinct dates are needed")
+    return split

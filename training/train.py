@@ -1,0 +1,269 @@
+"""Training: point-in-time features, LightGBM with early stopping, calibration, baselines, MLflow."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.impute import SimpleImputer
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from features.pipeline import FeaturePipeline, split_extras
+from scoring.model import Calibrator, RiskModel
+from training.data import TimeSplit, TrainingError, TrainingSet, temporal_split
+from training.metrics import calibration_curve, ipw_hit_rate, ranking_metrics
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "objective": "binary",
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 40,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "cat_smooth": 20,
+    "max_cat_to_onehot": 8,
+    "verbosity": -1,
+}
+
+
+@dataclass
+class TrainResult:
+    model: RiskModel
+    split: TimeSplit
+    metrics: dict[str, Any]  # test-period metrics of the LightGBM model
+    baselines: dict[str, dict[str, Any]]
+    selection_bias: dict[str, Any]
+    importance: pd.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+    run_id: str | None = None
+    version: str | None = None
+    model_name: str | None = None
+
+
+def rule_score(model_feats: dict[str, np.ndarray], cols: dict[str, np.ndarray]) -> np.ndarray:
+    """The report's risk indicators as a points score: cover HS, risky route, conveyance, value."""
+    conv = cols["conveyance"]
+    score = (
+        2.0 * (model_feats["cover_seizure_cases"] > 0)
+        + 2.0 * ((model_feats["route_seizure_cases"] > 0) | (model_feats["transit_seizure_cases"] > 0))
+        + 1.0 * np.isin(conv.astype(str), ["express courier", "mail"])
+        + 1.5 * model_feats["chapter_93"]
+        + 1.0 * (np.nan_to_num(model_feats["value_per_kg_z"]) < -1.0)
+        + 0.5 * np.log1p(model_feats["departure_seizure_cases"]) / 5.0
+    )
+    # tie-break inside a points level with the trader's smoothed hit rate
+    return score + 0.1 * model_feats["importer_hit_rate"]
+
+
+def dataset_digest(frame: pd.DataFrame) -> str:
+    h = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict[str, Any] | None = None,
+              num_boost_round: int = 600, early_stopping: int = 50, test_start: str | None = None,
+              gap_days: int = 7) -> TrainResult:
+    """Fit features + LightGBM + calibration on a time split; evaluate on the test period."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    lab = ts.labelled
+    split = temporal_split(lab["declaration_date"], gap_days=gap_days, test_start=test_start)
+    tr, va, te = split.masks(lab["declaration_date"])
+    numeric, categorical = split_extras(lab, ts.extra_columns)
+    pipe = FeaturePipeline(extra_numeric=numeric, extra_categorical=categorical)
+    pipe.fit(ts.history, lab[tr])
+    cols = pipe.columns(lab)
+    feats = pipe.transform_columns(cols)
+    X = pipe.matrix(feats)
+    y = lab["y"].to_numpy(dtype=bool)
+    timings["features_s"] = time.perf_counter() - t0
+    timings["feature_rows_per_s"] = len(lab) / max(timings["features_s"], 1e-9)
+
+    p = {**DEFAULT_PARAMS, **(params or {}), "num_threads": num_threads, "seed": seed,
+         "deterministic": True, "force_row_wise": True}
+    names = pipe.feature_names_
+    dtrain = lgb.Dataset(X[tr], label=y[tr], feature_name=names, categorical_feature=pipe.categorical_,
+                         free_raw_data=True)
+    dvalid = lgb.Dataset(X[va], label=y[va], reference=dtrain)
+    t1 = time.perf_counter()
+    booster = lgb.train(p, dtrain, num_boost_round=num_boost_round, valid_sets=[dvalid], valid_names=["valid"],
+                        callbacks=[lgb.early_stopping(early_stopping, verbose=False)])
+    timings["fit_s"] = time.perf_counter() - t1
+    timings["fit_rows_per_s"] = int(tr.sum()) / max(timings["fit_s"], 1e-9)
+
+    raw_valid = booster.predict(X[va], num_threads=num_threads)
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw_valid, y[va])
+    calibrator = Calibrator(np.asarray(iso.X_thresholds_), np.asarray(iso.y_thresholds_))
+    model = RiskModel(pipe, booster, calibrator, np.zeros(0), num_threads=1)
+    raw_test = booster.predict(X[te], num_threads=num_threads)
+    p_test = calibrator(raw_test)
+    model.reference_scores = np.sort(calibrator(booster.predict(X[va | te], num_threads=num_threads)))
+
+    revenue = lab["revenue"].to_numpy(dtype=np.float64) if "revenue" in lab else None
+    has_revenue = revenue is not None and np.nansum(revenue) > 0
+    rev_te = revenue[te] if has_revenue and revenue is not None else None
+    metrics = ranking_metrics(y[te], p_test, rev_te)
+    metrics["auc_raw"] = metrics["auc"]
+    metrics["calibration"] = calibration_curve(y[te], p_test)
+    metrics["best_iteration"] = int(booster.best_iteration or booster.current_iteration())
+
+    baselines: dict[str, dict[str, Any]] = {}
+    sub_feats = {k: v for k, v in feats.items()}
+    rs = rule_score(sub_feats, cols)
+    baselines["rules"] = ranking_metrics(y[te], rs[te], rev_te)
+    num_idx = [j for j, n in enumerate(names) if n not in pipe.categorical_]
+    lr = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+                       LogisticRegression(max_iter=300))
+    Xn = np.nan_to_num(X[:, num_idx], nan=np.nan, posinf=1e6, neginf=-1e6)
+    lr.fit(Xn[tr], y[tr])
+    baselines["logistic_regression"] = ranking_metrics(y[te], lr.predict_proba(Xn[te])[:, 1], rev_te)
+
+    src = lab["selection_source"].astype("string").to_numpy(dtype=object, na_value=None)
+    prob = pd.to_numeric(lab["selection_probability"], errors="coerce").to_numpy(dtype=np.float64)
+    selection_bias = ipw_hit_rate(y, src, prob)
+
+    gain = booster.feature_importance("gain")
+    importance = pd.DataFrame({"feature": names, "family": [pipe.family_of_[n] for n in names],
+                               "gain": gain}).sort_values("gain", ascending=False, ignore_index=True)
+    model.metadata = {
+        "label": ts.label,
+        "training_period": [str(lab["declaration_date"].min().date()), str(split.train_end.date())],
+        "validation_period": [str(split.valid_start.date()), str(split.valid_end.date())],
+        "test_period": [str(split.test_start.date()), str(lab["declaration_date"].max().date())],
+        "history_cutoff": str(pd.Timestamp(ts.history.cutoff).date()),
+        "metrics": {k: metrics[k] for k in ("precision_at", "recall_at", "auc", "average_precision", "brier")},
+        "features": list(names),
+    }
+    timings["total_s"] = time.perf_counter() - t0
+    return TrainResult(model, split, metrics, baselines, selection_bias, importance, timings)
+
+
+def _flat(prefix: str, m: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in m.items():
+        if isinstance(v, dict) and k != "calibration":
+            for kk, vv in v.items():
+                if isinstance(vv, int | float) and vv is not None:
+                    out[f"{prefix}{k}_{kk}"] = float(vv)
+        elif isinstance(v, int | float) and v is not None and not isinstance(v, bool):
+            out[f"{prefix}{k}"] = float(v)
+    return out
+
+
+def _plots(result: TrainResult, y_te: np.ndarray | None = None) -> dict[str, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs = {}
+    cal = result.metrics["calibration"]
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot([0, max(cal["predicted"] + [0.01])], [0, max(cal["predicted"] + [0.01])], "k:", lw=1)
+    ax.plot(cal["predicted"], cal["observed"], "o-")
+    ax.set_xlabel("predicted risk")
+    ax.set_ylabel("observed hit rate")
+    ax.set_title("calibration (test period)")
+    figs["calibration.png"] = fig
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    rates = list(result.metrics["precision_at"])
+    ax.plot(rates, [result.metrics["precision_at"][r] for r in rates], "o-", label="LightGBM")
+    for name, b in result.baselines.items():
+        ax.plot(rates, [b["precision_at"][r] for r in rates], "s--", label=name)
+    ax.set_xlabel("inspection rate (%)")
+    ax.set_ylabel("precision")
+    ax.legend()
+    ax.set_title("precision at inspection rate")
+    figs["precision_at_k.png"] = fig
+    imp = result.importance.head(20).iloc[::-1]
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.barh(imp["feature"], imp["gain"])
+    ax.set_title("feature importance (gain)")
+    fig.tight_layout()
+    figs["feature_importance.png"] = fig
+    return figs
+
+
+def train_and_log(ts: TrainingSet, model_name: str, seed: int = 0, num_threads: int = 2,
+                  tracking_uri: str | None = None, experiment: str = "riskprof",
+                  test_start: str | None = None, **fit_kwargs: Any) -> TrainResult:
+    """Fit, then log everything to MLflow, register the model and give it the alias ``challenger``.
+
+    A run that fails part-way is ended with status FAILED, never left looking finished.
+    """
+    from scoring.registry import configure_mlflow, log_risk_model, plain_input_example
+
+    mlflow = configure_mlflow(tracking_uri)
+    from riskprof.settings import get_settings
+
+    if mlflow.get_experiment_by_name(experiment) is None:
+        uri = mlflow.get_tracking_uri()
+        art = get_settings().artifact_root if uri.startswith("sqlite:") else None
+        mlflow.create_experiment(experiment, artifact_location=art)
+    mlflow.set_experiment(experiment)
+    run = mlflow.start_run(run_name=f"{model_name}-{ts.label}-seed{seed}")
+    try:
+        result = fit_model(ts, seed=seed, num_threads=num_threads, test_start=test_start, **fit_kwargs)
+        mlflow.log_params({"seed": seed, "num_threads": num_threads, "label": ts.label, "model_name": model_name,
+                           **{f"lgb_{k}": v for k, v in DEFAULT_PARAMS.items()}, **result.split.as_params(),
+                           "n_features": len(result.model.feature_names),
+                           "n_labelled": len(ts.labelled), "n_declarations": len(ts.declarations)})
+        mlflow.log_metrics(_flat("test_", result.metrics))
+        for name, b in result.baselines.items():
+            mlflow.log_metrics(_flat(f"baseline_{name}_", b))
+        mlflow.log_metrics({f"selection_{k}": float(v) for k, v in result.selection_bias.items()
+                            if isinstance(v, int | float) and v is not None})
+        mlflow.log_metrics({f"time_{k}": float(v) for k, v in result.timings.items()})
+        digests = {"declarations": dataset_digest(ts.declarations[["declaration_id", "declaration_date",
+                                                                   "hs_code"]].astype(str)),
+                   "labelled": dataset_digest(ts.labelled[["declaration_id", "y"]].astype(str))}
+        mlflow.set_tags({f"dataset_digest_{k}": v for k, v in digests.items()})
+        mlflow.set_tags({"label": ts.label, "sources": json.dumps(ts.sources)})
+        with tempfile.TemporaryDirectory() as tmp:
+            tmpd = Path(tmp)
+            (tmpd / "features.json").write_text(json.dumps({
+                "features": result.model.feature_names, "categorical": result.model.pipeline.categorical_,
+                "families": result.model.pipeline.family_of_}, indent=1))
+            (tmpd / "metrics.json").write_text(json.dumps({"test": result.metrics, "baselines": result.baselines,
+                                                           "selection_bias": result.selection_bias}, indent=1,
+                                                          default=float))
+            result.importance.to_csv(tmpd / "feature_importance.csv", index=False)
+            mlflow.log_artifacts(str(tmpd), artifact_path="evaluation")
+        for fname, fig in _plots(result).items():
+            mlflow.log_figure(fig, f"plots/{fname}")
+        example = plain_input_example(ts.labelled.drop(columns=[c for c in ("y", "hit", "revenue",
+                                                                            "selection_source",
+                                                                            "selection_probability",
+                                                                            "inspected_date")
+                                                               if c in ts.labelled.columns]))
+        info = log_risk_model(result.model, example)
+        mv = mlflow.register_model(info.model_uri, model_name)
+        client = mlflow.MlflowClient()
+        client.set_registered_model_alias(model_name, "challenger", mv.version)
+        client.set_model_version_tag(model_name, mv.version, "label", ts.label)
+        client.set_model_version_tag(model_name, mv.version, "test_precision_at_5",
+                                     str(result.metrics["precision_at"]["5"]))
+        result.run_id = run.info.run_id
+        result.version = str(mv.version)
+        result.model_name = model_name
+        mlflow.end_run()
+        return result
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+
+
+__all__ = ["TrainResult", "TrainingError", "fit_model", "train_and_log"]
