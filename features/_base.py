@@ -29,8 +29,9 @@ class CategoryCodes:
         return np.fromiter((get(v, np.nan) if v is not None else np.nan for v in values), dtype=np.float64,
                            count=len(values))
 
-    def unseen(self, values: np.ndarray) -> list[object]:
-        return [v for v in values if v is not None and v not in self.vocab_]
+    def unseen_mask(self, values: np.ndarray) -> np.ndarray:
+        vocab = self.vocab_
+        return np.fromiter((v is not None and v not in vocab for v in values), dtype=bool, count=len(values))
 
 
 class FeatureFamily(BaseEstimator):
@@ -53,7 +54,8 @@ class FeatureFamily(BaseEstimator):
     def categorical_features(self) -> list[str]:
         return list(getattr(self, "categorical_", []))
 
-    def unseen_values(self, cols: Columns) -> dict[str, list[object]]:
+    def unseen_values(self, cols: Columns) -> dict[str, np.ndarray]:
+        """Per input column: a mask of rows whose value the fitted family never saw."""
         return {}
 
     def reason(self, cols: Columns, feats: Mapping[str, np.ndarray], i: int) -> str:

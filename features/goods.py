@@ -75,9 +75,8 @@ class GoodsCoverFeatures(FeatureFamily):
         f["heading_hit_ratio"] = f["heading_hit_rate"] / prior
         return f
 
-    def unseen_values(self, cols: Columns) -> dict[str, list[object]]:
-        u = self.heading_codes_.unseen(heading(cols["hs_code"]))
-        return {"hs_heading": u} if u else {}
+    def unseen_values(self, cols: Columns) -> dict[str, np.ndarray]:
+        return {"hs_code": self.heading_codes_.unseen_mask(heading(cols["hs_code"]))}
 
     def reason(self, cols: Columns, feats, i: int) -> str:
         hs = cols["hs_code"][i] or ""

@@ -110,23 +110,17 @@ class FeaturePipeline(BaseEstimator):
         check_is_fitted(self, "feature_names_")
         return list(self.feature_names_)
 
-    def unseen_values(self, cols: Mapping[str, np.ndarray], i: int | None = None) -> list[dict[str, list]]:
-        """Per row: which categorical values (countries, HS headings, traders…) the snapshot never saw."""
+    def unseen_values(self, cols: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
+        """Per row: input values (countries, HS code, traders, codes) the snapshot never saw.
+
+        Unseen values are scored (as missing categories / empty history), never rejected.
+        """
         n = len(cols["day"])
-        per_row: list[dict[str, list]] = [{} for _ in range(n)]
+        per_row: list[dict[str, Any]] = [{} for _ in range(n)]
         for fam in self.families_:
-            for col, _ in fam.unseen_values(cols).items():
-                src = "hs_code" if col == "hs_heading" else col
-                vals = cols.get(src)
-                if vals is None:
-                    continue
-                single = {k: v for k, v in fam.unseen_values({**cols}).items()}.get(col, [])
-                unseen = set(single)
-                for r in range(n):
-                    v = vals[r]
-                    key = v[:4] if (col == "hs_heading" and v) else v
-                    if key is not None and key in unseen:
-                        per_row[r].setdefault(col, []).append(key)
+            for col, mask in fam.unseen_values(cols).items():
+                for r in np.flatnonzero(mask):
+                    per_row[r][col] = cols[col][r]
         return per_row
 
     def reasons(self, cols: Mapping[str, np.ndarray], feats: Mapping[str, np.ndarray], i: int,

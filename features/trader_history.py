@@ -48,14 +48,12 @@ class TraderHistoryFeatures(FeatureFamily):
             f[f"{r}_days_since_hit"] = days_since(h["last_day"], day)
         return f
 
-    def unseen_values(self, cols: Columns) -> dict[str, list[object]]:
+    def unseen_values(self, cols: Columns) -> dict[str, np.ndarray]:
         out = {}
         for r in self.roles:
             ids = cols[f"{r}_id"]
             n = self.decls_[r].lookup(ids, np.full(len(ids), 10**6))["n"]
-            new = [v for v, k in zip(ids, n, strict=True) if v is not None and k == 0]
-            if new:
-                out[f"{r}_id"] = new
+            out[f"{r}_id"] = np.array([v is not None for v in ids], dtype=bool) & (n == 0)
         return out
 
     def reason(self, cols: Columns, feats, i: int) -> str:
