@@ -1,1 +1,23 @@
-"""riskprof: reports."""
+"""Descriptive trend reports that reproduce the seed report's figures from seizure records.
+
+``trend_tables`` aggregates seizures (DuckDB) into one table per figure, ``render_html`` turns
+them into one self-contained page, ``write_report`` writes ``index.html`` and ``tables/*.csv|json``.
+"""
+
+from reports._html import DEFAULT_TITLE, render_html
+from reports._tables import TABLE_NAMES, TABLE_SCHEMAS, ReportError, check_years, trend_tables
+from reports._write import FORMATS, check_formats, write_report, write_tables
+
+__all__ = [
+    "DEFAULT_TITLE",
+    "FORMATS",
+    "TABLE_NAMES",
+    "TABLE_SCHEMAS",
+    "ReportError",
+    "check_formats",
+    "check_years",
+    "render_html",
+    "trend_tables",
+    "write_report",
+    "write_tables",
+]

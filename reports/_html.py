@@ -1,0 +1,240 @@
+"""One self-contained HTML page: plotly.js, the world map geometry, figures, texts and sortable tables.
+
+Nothing is fetched at view time. Plotly's geo traces normally download their topojson from a CDN;
+the page instead defines ``window.PlotlyGeoAssets.topojson.world_110m`` (the file shipped in
+``reports/_assets``) before plotly.js loads, and plotly.js uses preloaded geometry without fetching.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+from reports import _figures as figs
+from reports import _text as text
+
+DEFAULT_TITLE = "Weapons seizures: trends by region, country, weapon type, route and detection"
+# topojsonURL is never used (the geometry is preloaded); a relative URL keeps any fetch local
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "topojsonURL": "./"}
+MAX_TABLE_ROWS = 2000
+
+
+@dataclass(frozen=True)
+class Section:
+    anchor: str
+    title: str
+    text: str
+    figure: go.Figure | None
+    tables: tuple[tuple[str, pd.DataFrame], ...]
+
+
+@cache
+def _world_topojson() -> str:
+    return resources.files("reports").joinpath("_assets", "world_110m.json").read_text(encoding="utf-8")
+
+
+def _script_safe(s: str) -> str:
+    return s.replace("</", "<\\/")
+
+
+def _cell(value: object) -> tuple[str, str]:
+    """(sort value, display text) of one table cell."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "", ""
+    if isinstance(value, bool):
+        return str(value), str(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int) and 1900 <= value <= 2100:  # a year: no thousands separator
+            return str(value), str(value)
+        return repr(float(value)), text.fmt_number(float(value)) if float(value).is_integer() else f"{value:,.4g}"
+    return str(value), str(value)
+
+
+def table_html(name: str, df: pd.DataFrame) -> str:
+    """A sortable table (click a header); numbers sort numerically."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rows = []
+    shown = df.head(MAX_TABLE_ROWS)
+    for rec in shown.itertuples(index=False):
+        cells = []
+        for v in rec:
+            value = v.item() if hasattr(v, "item") else v
+            key, shown_text = _cell(value)
+            cells.append(f'<td data-v="{html.escape(key)}">{html.escape(shown_text)}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    more = f"<p class='note'>First {MAX_TABLE_ROWS} of {len(df)} rows.</p>" if len(df) > MAX_TABLE_ROWS else ""
+    return (f'<details open><summary>Table <code>{html.escape(name)}</code> ({len(df)} rows)</summary>'
+            f'<div class="tbl"><table class="sortable"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>{more}</details>')
+
+
+def _span(tables: dict[str, pd.DataFrame]) -> tuple[int | None, int | None]:
+    span = text.first_last_years(tables["totals"])
+    return (span[0], span[1]) if span else (None, None)
+
+
+def build_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
+    """The report's figures, in the seed report's order, where the data allows."""
+    t = tables
+    first, last = _span(t)
+    out: list[Section] = [Section("totals", "Overview", text.describe_totals(t["totals"]), None,
+                                  (("totals", t["totals"]),))]
+    if t["by_country"].empty:
+        return out
+    out.append(Section("fig1", "Figure 1: Heat map of cases by reporting country",
+                       text.describe_top(t["by_country"], "reporting_country", "cases", "cases"),
+                       figs.country_map(t["by_country"]), (("cases per country, all years (from by_country)",
+                                                            figs.country_totals(t["by_country"])),)))
+    out.append(Section("fig2", "Figure 2: Seizures by region",
+                       text.describe_movers(t["by_region"], "region", "seizures", "seizures by region"),
+                       figs.region_bars(t["by_region"]), (("by_region", t["by_region"]),)))
+    top_fig, top_table = figs.top_countries(t["by_country"])
+    out.append(Section("fig3", f"Figure 3: Top {figs.TOP_COUNTRIES} reporting countries by cases",
+                       text.describe_movers(t["by_country"], "reporting_country", "cases", "cases by country"),
+                       top_fig, ((f"top {figs.TOP_COUNTRIES} (from by_country)", top_table),
+                                 ("by_country", t["by_country"]))))
+    if not t["by_weapon_type"].empty:
+        out.append(Section("fig4", "Figure 4: Weapon types by seizures and quantity",
+                           text.describe_movers(t["by_weapon_type"], "weapon_type", "seizures",
+                                                "seizures by weapon type"),
+                           figs.weapon_types(t["by_weapon_type"]), (("by_weapon_type", t["by_weapon_type"]),)))
+    if not t["ammunition"].empty:
+        am = t["ammunition"]
+        am_text = "Ammunition: " + "; ".join(
+            f"{r.year}: {text.fmt_number(r.seizures)} seizures, {text.fmt_number(r.quantity)} pieces"
+            for r in am.itertuples()) + "."
+        if len(am) > 1:
+            a0, a1 = am.iloc[0], am.iloc[-1]
+            am_text += (f" Seizures {text.change_phrase(a0['seizures'], a1['seizures'])}; quantity "
+                        f"{text.change_phrase(a0['quantity'], a1['quantity'])}.")
+        out.append(Section("fig5", "Figure 5: Seizures and quantity of ammunition", am_text,
+                           figs.year_pairs(am, "Ammunition: seizures and quantity"), (("ammunition", am),)))
+    out.append(Section("fig6", "Figure 6: Trafficking routes by region",
+                       text.describe_routes(t["route_endpoints"]), figs.route_sankey(t["routes"]),
+                       (("route_endpoints", t["route_endpoints"]), ("routes", t["routes"]))))
+    if not t["weapon_type_by_region"].empty:
+        out.append(Section("fig7", "Figure 7: Weapon seizures by type and region",
+                           text.describe_share_by(t["weapon_type_by_region"], "weapon_type", "region", "seizures",
+                                                  "weapon seizures"),
+                           figs.weapon_region_heatmap(t["weapon_type_by_region"]),
+                           (("weapon_type_by_region", t["weapon_type_by_region"]),)))
+    yoy = t["yoy_weapon_type"]
+    if not yoy.empty and first is not None and last is not None and first != last:
+        out.append(Section("fig8", "Figure 8: Year-on-year change in seizures by weapon type",
+                           text.describe_yoy(yoy, "seizures", first, last),
+                           figs.change_bars(yoy, "seizures", first, last), (("yoy_weapon_type", yoy),)))
+        out.append(Section("fig9", "Figure 9: Change in quantity seized by weapon type",
+                           text.describe_yoy(yoy, "quantity", first, last),
+                           figs.change_bars(yoy, "quantity", first, last),
+                           (("yoy_weapon_type (quantity)",
+                             yoy[["weapon_type", "quantity_first", "quantity_last", "quantity_change_pct"]]),)))
+    imitation = t["by_weapon_type"][t["by_weapon_type"]["weapon_type"] == "imitation hand gun"]
+    if not imitation.empty:
+        out.append(Section("fig10", "Figure 10: Imitation hand gun seizures",
+                           "Imitation hand guns: " + "; ".join(
+                               f"{r.year}: {text.fmt_number(r.seizures)} seizures, "
+                               f"{text.fmt_number(r.quantity)} pieces" for r in imitation.itertuples()) + ".",
+                           figs.year_pairs(imitation, "Imitation hand guns: seizures and quantity"),
+                           (("by_weapon_type (imitation hand gun)", imitation),)))
+    for anchor, name, key, title in (
+        ("fig12", "detection_methods", "detection_method", "Figure 12: Detection methods by direction (cases)"),
+        ("fig13", "detection_locations", "detection_location", "Figure 13: Detection locations by direction (cases)"),
+    ):
+        if not t[name].empty:
+            out.append(Section(anchor, title,
+                               text.describe_share_by(t[name], key, "direction", "cases",
+                                                      f"cases by {key.replace('_', ' ')}"),
+                               figs.stacked_by_year(t[name], key, "direction", "cases", title.split(": ")[1]),
+                               ((name, t[name]),)))
+    conv = t["conveyance_by_category"]
+    if not conv.empty:
+        out.append(Section("fig14", "Figure 14: Seizures by conveyance and commodity category",
+                           text.describe_share_by(conv, "conveyance", "commodity_category", "seizures",
+                                                  "seizures by conveyance"),
+                           figs.stacked_by_year(conv, "conveyance", "commodity_category", "seizures",
+                                                "Seizures by conveyance and commodity category"),
+                           (("conveyance_by_category", conv),)))
+    return out
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;
+padding:1rem 2rem;color:#222}
+h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2.5rem;border-bottom:1px solid #ddd}
+nav ul{columns:2;font-size:.9rem}p.text{max-width:60rem;line-height:1.45}.note{color:#666;font-size:.85rem}
+div.tbl{max-height:22rem;overflow:auto;border:1px solid #ddd;margin:.5rem 0}
+table.sortable{border-collapse:collapse;font-size:.85rem;width:100%}
+table.sortable th{position:sticky;top:0;background:#f4f4f4;cursor:pointer;text-align:left;padding:.3rem .5rem}
+table.sortable th[data-dir=asc]::after{content:" \\25B2"}table.sortable th[data-dir=desc]::after{content:" \\25BC"}
+table.sortable td{padding:.2rem .5rem;border-top:1px solid #eee}
+table.sortable td[data-v]:not([data-v=""]){font-variant-numeric:tabular-nums}
+"""
+
+_SORT_JS = """
+document.querySelectorAll('table.sortable th').forEach(function (th) {
+  th.addEventListener('click', function () {
+    var table = th.closest('table'), idx = Array.prototype.indexOf.call(th.parentNode.children, th);
+    var asc = th.dataset.dir !== 'asc';
+    th.parentNode.querySelectorAll('th').forEach(function (h) { delete h.dataset.dir; });
+    th.dataset.dir = asc ? 'asc' : 'desc';
+    var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+    var key = function (r) { return r.cells[idx].dataset.v; };
+    var numeric = rows.every(function (r) { return key(r) === '' || !isNaN(Number(key(r))); });
+    rows.sort(function (a, b) {
+      var x = key(a), y = key(b), c;
+      if (numeric) { x = x === '' ? -Infinity : Number(x); y = y === '' ? -Infinity : Number(y); c = x - y; }
+      else { c = x.localeCompare(y); }
+      return asc ? c : -c;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});
+"""
+
+
+def render_html(tables: dict[str, pd.DataFrame], title: str = DEFAULT_TITLE) -> str:
+    """The whole report page as one HTML string (no external resources)."""
+    sections = build_sections(tables)
+    first, last = _span(tables)
+    span = f"{first}–{last}" if first is not None else "no data"
+    nav = "".join(f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>' for s in sections)
+    body = []
+    for s in sections:
+        parts = [f'<section id="{s.anchor}"><h2>{html.escape(s.title)}</h2>',
+                 f'<p class="text">{html.escape(s.text)}</p>']
+        if s.figure is not None:
+            parts.append(pio.to_html(s.figure, full_html=False, include_plotlyjs=False, config=PLOTLY_CONFIG,
+                                     div_id=f"{s.anchor}-chart"))
+        parts += [table_html(name, df) for name, df in s.tables]
+        parts.append("</section>")
+        body.append("".join(parts))
+    geo = f"window.PlotlyGeoAssets = {{topojson: {{world_110m: {_script_safe(_world_topojson())}}}}};"
+    meta = json.dumps({"years": [first, last], "tables": sorted(tables)})
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{_CSS}</style>
+<script>{geo}</script>
+<script type="text/javascript">{_script_safe(get_plotlyjs())}</script>
+</head><body>
+<h1>{html.escape(title)}</h1>
+<p class="note">Years {span}. A case is one enforcement event holding one or more seizures; cases count
+distinct case ids (a case counts once in every group it falls into), seizures count rows, quantity
+sums pieces. A region is the reporting country's region; UNK = unknown country.
+Figure 11 (departure region and conveyance of imitation guns) is not part of this table set.</p>
+<nav><ul>{nav}</ul></nav>
+{"".join(body)}
+<script type="application/json" id="report-meta">{_script_safe(meta)}</script>
+<script>{_SORT_JS}</script>
+</body></html>
+"""

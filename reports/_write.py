@@ -1,0 +1,57 @@
+"""Write the report folder: ``index.html`` and ``tables/<name>.csv`` / ``.json``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from features.mapping import ColumnMapping
+from reports._html import DEFAULT_TITLE, render_html
+from reports._source import SeizureInput
+from reports._tables import ReportError, trend_tables
+
+FORMATS = ("html", "csv", "json")
+
+
+def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
+    out = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
+    bad = [f for f in out if f not in FORMATS]
+    if bad or not out:
+        raise ReportError(f"formats: {bad or 'none given'}; choose from {', '.join(FORMATS)}")
+    return out
+
+
+def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path,
+                 formats: Sequence[str] = ("csv", "json")) -> dict[str, Path]:
+    """``tables/<name>.csv`` (empty cell = no value) and ``.json`` (records, null = no value)."""
+    folder = Path(out_dir) / "tables"
+    folder.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for name, df in tables.items():
+        if "csv" in formats:
+            path = folder / f"{name}.csv"
+            df.to_csv(path, index=False)
+            written[f"tables/{name}.csv"] = path
+        if "json" in formats:
+            path = folder / f"{name}.json"
+            df.to_json(path, orient="records", indent=1, force_ascii=False)
+            written[f"tables/{name}.json"] = path
+    return written
+
+
+def write_report(seizures: SeizureInput, out_dir: str | Path, years: Sequence[int] | None = None,
+                 formats: Sequence[str] = FORMATS, *, mapping: ColumnMapping | None = None,
+                 validate: bool = True, title: str = DEFAULT_TITLE) -> dict[str, Path]:
+    """Compute the tables and write the requested formats; returns {relative name: path}."""
+    chosen = check_formats(formats)
+    tables = trend_tables(seizures, years, mapping=mapping, validate=validate)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = write_tables(tables, out, chosen)
+    if "html" in chosen:
+        path = out / "index.html"
+        path.write_text(render_html(tables, title=title), encoding="utf-8")
+        written["index.html"] = path
+    return written
