@@ -4,7 +4,7 @@
 them into one self-contained page, ``write_report`` writes ``index.html`` and ``tables/*.csv|json``.
 """
 
-from reports._html import DEFAULT_TITLE, render_html
+from reports._html import DEFAULT_TITLE, render_html, report_figures, report_texts
 from reports._tables import TABLE_NAMES, TABLE_SCHEMAS, ReportError, check_years, trend_tables
 from reports._write import FORMATS, check_formats, write_report, write_tables
 
@@ -17,6 +17,8 @@ __all__ = [
     "check_formats",
     "check_years",
     "render_html",
+    "report_figures",
+    "report_texts",
     "trend_tables",
     "write_report",
     "write_tables",

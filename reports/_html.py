@@ -166,6 +166,16 @@ def build_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
     return out
 
 
+def report_figures(tables: dict[str, pd.DataFrame]) -> dict[str, go.Figure]:
+    """The page's figures by anchor (``fig1`` … ``fig14``), e.g. to show in a notebook."""
+    return {s.anchor: s.figure for s in build_sections(tables) if s.figure is not None}
+
+
+def report_texts(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
+    """The page's generated texts by anchor (``totals``, ``fig1`` … ``fig14``)."""
+    return {s.anchor: s.text for s in build_sections(tables)}
+
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;
 padding:1rem 2rem;color:#222}

@@ -1,0 +1,265 @@
+"""Trend reports: hand-computed tables, file/frame/Parquet inputs, outputs, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import reports
+from features.contracts import ContractError
+from reports import TABLE_SCHEMAS
+from reports._source import validate_files
+
+DATA = Path(__file__).parent / "data" / "reports"
+SMALL = DATA / "seizures_small.csv"
+BAD = DATA / "seizures_bad.csv"
+
+
+def frame(name: str, rows: list[tuple]) -> pd.DataFrame:
+    schema = TABLE_SCHEMAS[name]
+    return pd.DataFrame(rows, columns=list(schema)).astype(schema)
+
+
+# Hand-computed from seizures_small.csv (6 cases, 10 seizures):
+#   C1 2022 US  UNK→NAM  pistol(2) + ammunition(100)      C2 2022 GB  CN→GB  revolver(1) + knife(5)
+#   C3 2023 us  MX→US    pistol(3)                        C4 2023 GB  ?→?    knife(10) + imitation(4)
+#   C5 2023 SA  AE→SA    ammunition(500) + pistol(1)      C6 2023 US  ?→US   parts(7)
+NAN = float("nan")
+EXPECTED = {
+    "totals": frame("totals", [(2022, 2, 4, 108.0), (2023, 4, 6, 525.0)]),
+    "by_region": frame("by_region", [
+        ("ME", 2023, 1, 2, 501.0), ("NAM", 2022, 1, 2, 102.0), ("NAM", 2023, 2, 2, 10.0),
+        ("WE", 2022, 1, 2, 6.0), ("WE", 2023, 1, 2, 14.0)]),
+    "by_country": frame("by_country", [
+        ("GB", 2022, 1, 2, 6.0), ("GB", 2023, 1, 2, 14.0), ("SA", 2023, 1, 2, 501.0),
+        ("US", 2022, 1, 2, 102.0), ("US", 2023, 2, 2, 10.0)]),
+    "by_weapon_type": frame("by_weapon_type", [
+        ("imitation hand gun", 2023, 1, 4.0), ("revolver", 2022, 1, 1.0),
+        ("semi-automatic pistol", 2022, 1, 2.0), ("semi-automatic pistol", 2023, 2, 4.0),
+        ("slash and stab weapon", 2022, 1, 5.0), ("slash and stab weapon", 2023, 1, 10.0)]),
+    "yoy_weapon_type": frame("yoy_weapon_type", [
+        ("imitation hand gun", 0, 1, NAN, 0.0, 4.0, NAN),  # nothing in the first year: change empty
+        ("revolver", 1, 0, -100.0, 1.0, 0.0, -100.0),
+        ("semi-automatic pistol", 1, 2, 100.0, 2.0, 4.0, 100.0),
+        ("slash and stab weapon", 1, 1, 0.0, 5.0, 10.0, 100.0)]),
+    "weapon_type_by_region": frame("weapon_type_by_region", [
+        ("imitation hand gun", "WE", 2023, 1), ("revolver", "WE", 2022, 1),
+        ("semi-automatic pistol", "ME", 2023, 1), ("semi-automatic pistol", "NAM", 2022, 1),
+        ("semi-automatic pistol", "NAM", 2023, 1), ("slash and stab weapon", "WE", 2022, 1),
+        ("slash and stab weapon", "WE", 2023, 1)]),
+    "routes": frame("routes", [
+        ("AP", "WE", 1, 0.1667), ("ME", "ME", 1, 0.1667), ("NAM", "NAM", 1, 0.1667),
+        ("UNK", "NAM", 2, 0.3333), ("UNK", "UNK", 1, 0.1667)]),
+    "route_endpoints": frame("route_endpoints", [
+        ("departure", "AP", 1, 0.1667), ("departure", "ME", 1, 0.1667), ("departure", "NAM", 1, 0.1667),
+        ("departure", "UNK", 3, 0.5), ("destination", "ME", 1, 0.1667), ("destination", "NAM", 3, 0.5),
+        ("destination", "UNK", 1, 0.1667), ("destination", "WE", 1, 0.1667)]),
+    "detection_methods": frame("detection_methods", [
+        ("intelligence", "export", 2023, 1), ("risk profiling", "import", 2022, 1),
+        ("risk profiling", "import", 2023, 2), ("routine control", "import", 2023, 1),
+        ("x-ray / scanner", "import", 2022, 1)]),
+    "detection_locations": frame("detection_locations", [
+        ("airport", "export", 2023, 1), ("airport", "import", 2022, 1), ("airport", "import", 2023, 1),
+        ("land border", "import", 2023, 1), ("mail centre", "import", 2022, 1), ("seaport", "import", 2023, 1)]),
+    "conveyance_by_category": frame("conveyance_by_category", [
+        ("air", "ammunition", 2022, 1), ("air", "other weapons", 2023, 2), ("air", "small arms", 2022, 1),
+        ("express courier", "parts and accessories", 2023, 1), ("mail", "other weapons", 2022, 1),
+        ("mail", "small arms", 2022, 1), ("vehicle", "small arms", 2023, 1), ("vessel", "ammunition", 2023, 1),
+        ("vessel", "small arms", 2023, 1)]),
+    "ammunition": frame("ammunition", [(2022, 1, 100.0), (2023, 1, 500.0)]),
+}
+
+
+def assert_tables(actual: dict[str, pd.DataFrame], expected: dict[str, pd.DataFrame]) -> None:
+    assert list(actual) == list(reports.TABLE_NAMES)
+    for name, want in expected.items():
+        pd.testing.assert_frame_equal(actual[name], want, obj=name)
+
+
+def test_small_file_tables_match_hand_computed() -> None:
+    assert_tables(reports.trend_tables(SMALL), EXPECTED)
+
+
+def test_frame_and_parquet_inputs_give_the_same_tables(tmp_path: Path) -> None:
+    raw = pd.read_csv(SMALL, dtype=str, keep_default_na=False, na_values=[""])
+    assert_tables(reports.trend_tables(raw), EXPECTED)
+    parquet = tmp_path / "s.parquet"
+    raw.to_parquet(parquet)
+    assert_tables(reports.trend_tables(parquet), EXPECTED)
+    assert_tables(reports.trend_tables([parquet]), EXPECTED)
+
+
+def test_trusted_canonical_parquet_is_queried_directly(tmp_path: Path) -> None:
+    canonical = tmp_path / "canonical.parquet"
+    validate_files([SMALL], canonical)
+    assert_tables(reports.trend_tables(canonical, validate=False), EXPECTED)
+
+
+def test_case_spanning_two_types_counts_once_in_totals_and_in_each_group() -> None:
+    t = reports.trend_tables(SMALL, years=[2023])
+    # C4 holds a knife and an imitation gun: one case in totals, two seizures
+    assert t["totals"].to_dict("records") == [{"year": 2023, "cases": 4, "seizures": 6, "quantity": 525.0}]
+    we = t["by_region"].query("region == 'WE'")
+    assert (we["cases"].item(), we["seizures"].item()) == (1, 2)
+    # per-group case counts may add up to more than the total: each type's group holds C4 once
+    wt = t["weapon_type_by_region"].query("region == 'WE'").set_index("weapon_type")["seizures"]
+    assert wt.to_dict() == {"imitation hand gun": 1, "slash and stab weapon": 1}
+
+
+def test_years_filter_and_single_year_yoy() -> None:
+    t = reports.trend_tables(SMALL, years=[2023])
+    assert t["totals"]["year"].tolist() == [2023]
+    yoy = t["yoy_weapon_type"].set_index("weapon_type")
+    assert "revolver" not in yoy.index  # no revolver seizure in 2023
+    assert yoy.loc["semi-automatic pistol", "seizures_change_pct"] == 0.0
+    empty = reports.trend_tables(SMALL, years=[2019])
+    assert all(df.empty for df in empty.values())
+    assert all(list(df.columns) == list(TABLE_SCHEMAS[n]) for n, df in empty.items())
+    assert "No seizures" in reports.render_html(empty)
+
+
+def test_bad_years_and_formats_are_rejected(tmp_path: Path) -> None:
+    with pytest.raises(reports.ReportError, match="outside"):
+        reports.trend_tables(SMALL, years=[22])
+    with pytest.raises(reports.ReportError, match="choose from"):
+        reports.write_report(SMALL, tmp_path, formats=("pdf",))
+
+
+def test_contract_errors_name_row_and_column_across_chunks(tmp_path: Path) -> None:
+    raw = pd.read_csv(SMALL, dtype=str, keep_default_na=False, na_values=[""])
+    raw.loc[7, "weapon_type"] = "bazooka"  # data row 8, in the third chunk of 3 rows
+    path = tmp_path / "bad.parquet"
+    raw.to_parquet(path)
+    with pytest.raises(ContractError) as err:
+        validate_files([path], tmp_path / "out.parquet", chunk_rows=3)
+    (problem,) = err.value.report.problems
+    assert (problem.row, problem.column, problem.value) == (8, "weapon_type", "bazooka")
+
+
+def test_duplicate_seizure_ids_across_chunks_are_rejected(tmp_path: Path) -> None:
+    raw = pd.read_csv(SMALL, dtype=str, keep_default_na=False, na_values=[""])
+    raw.loc[9, "seizure_id"] = "S1"
+    path = tmp_path / "dup.csv"
+    raw.to_csv(path, index=False)
+    with pytest.raises(ContractError, match="unique"):
+        validate_files([path], tmp_path / "out.parquet", chunk_rows=4)
+
+
+def test_write_report_writes_every_table_in_every_format(tmp_path: Path) -> None:
+    written = reports.write_report(SMALL, tmp_path / "out")
+    assert set(written) == {"index.html"} | {f"tables/{n}.{ext}" for n in reports.TABLE_NAMES for ext in ("csv", "json")}
+    for name, schema in TABLE_SCHEMAS.items():
+        csv = pd.read_csv(tmp_path / "out" / "tables" / f"{name}.csv")
+        assert list(csv.columns) == list(schema)
+        records = json.loads((tmp_path / "out" / "tables" / f"{name}.json").read_text())
+        assert len(records) == len(EXPECTED[name]) and list(records[0]) == list(schema)
+    lines = (tmp_path / "out" / "tables" / "yoy_weapon_type.csv").read_text().splitlines()
+    assert lines[1] == "imitation hand gun,0,1,,0.0,4.0,"  # change is empty when the first value is 0
+    records = json.loads((tmp_path / "out" / "tables" / "yoy_weapon_type.json").read_text())
+    assert records[0]["seizures_change_pct"] is None
+    only_csv = reports.write_report(SMALL, tmp_path / "csv", formats=("csv",))
+    assert all(k.endswith(".csv") for k in only_csv)
+
+
+def test_html_is_self_contained() -> None:
+    page = reports.render_html(reports.trend_tables(SMALL))
+    assert "<script src" not in page and "<link" not in page
+    assert "window.PlotlyGeoAssets = {topojson: {world_110m:" in page
+    assert '"topojsonURL": "./"' in page
+    for anchor in ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig12", "fig13", "fig14"):
+        assert f'id="{anchor}-chart"' in page
+    assert page.count('<table class="sortable">') >= 12
+
+
+def test_generated_texts_report_changes_and_unknown_routes() -> None:
+    texts = reports.report_texts(reports.trend_tables(SMALL))
+    assert "cases rose 100 % from 2 to 4" in texts["totals"]
+    assert "unknown for 50.00% of cases" in texts["fig6"]
+    assert "none in 2022, seized in 2023: imitation hand gun" in texts["fig8"]
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, *args: str):
+    from riskprof.cli import app
+
+    return runner.invoke(app, ["report", *args])
+
+
+def test_cli_writes_html_and_tables(runner: CliRunner, tmp_path: Path) -> None:
+    src = tmp_path / "seizures.csv"
+    src.write_bytes(SMALL.read_bytes())
+    out = tmp_path / "report"
+    result = invoke(runner, "--seizures", str(src), "--out", str(out), "--years", "2022,2023")
+    assert result.exit_code == 0, result.output
+    assert (out / "index.html").stat().st_size > 100_000
+    for name in reports.TABLE_NAMES:
+        assert (out / "tables" / f"{name}.csv").exists() and (out / "tables" / f"{name}.json").exists()
+    pd.testing.assert_frame_equal(pd.read_csv(out / "tables" / "totals.csv"),
+                                  EXPECTED["totals"].astype({"quantity": "float64"}), check_dtype=False)
+
+
+def test_cli_bad_file_names_row_and_column(runner: CliRunner, tmp_path: Path) -> None:
+    src = tmp_path / "bad.csv"
+    src.write_bytes(BAD.read_bytes())
+    result = invoke(runner, "--seizures", str(src), "--out", str(tmp_path / "r"))
+    assert result.exit_code != 0
+    assert "row 2" in result.output and "'quantity'" in result.output and "'lots'" in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--years", "20x2"), "--years"),
+    (("--years", "1800"), "outside"),
+    (("--format", "html,pdf"), "choose from"),
+])
+def test_cli_bad_options(runner: CliRunner, tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    result = invoke(runner, "--seizures", str(SMALL), "--out", str(tmp_path / "r"), *args)
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_cli_missing_file_and_mapping(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, "--seizures", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "r"))
+    assert result.exit_code != 0 and "no such file" in result.output
+    result = invoke(runner, "--seizures", str(SMALL), "--out", str(tmp_path / "r"),
+                    "--mapping", str(tmp_path / "nope.yaml"))
+    assert result.exit_code != 0 and "mapping file not found" in result.output
+
+
+def test_cli_with_mapping(runner: CliRunner, tmp_path: Path) -> None:
+    raw = pd.read_csv(SMALL, dtype=str, keep_default_na=False, na_values=[""])
+    renamed = raw.rename(columns={"case_id": "Case", "quantity": "Pieces"})
+    renamed.to_csv(tmp_path / "own.csv", index=False)
+    columns = {c: c for c in raw.columns} | {"case_id": "Case", "quantity": "Pieces"}
+    (tmp_path / "m.yaml").write_text(json.dumps({"contract": "seizure", "columns": columns}))
+    out = tmp_path / "r"
+    result = invoke(runner, "--seizures", str(tmp_path / "own.csv"), "--mapping", str(tmp_path / "m.yaml"),
+                    "--out", str(out), "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert not (out / "index.html").exists()
+    got = pd.read_csv(out / "tables" / "by_country.csv")
+    assert got["cases"].tolist() == EXPECTED["by_country"]["cases"].tolist()
+
+
+def test_numbers_only_parquet_types_are_accepted(tmp_path: Path) -> None:
+    raw = pd.read_csv(SMALL, dtype=str, keep_default_na=False, na_values=[""])
+    raw["quantity"] = raw["quantity"].astype(np.float64)
+    raw["event_date"] = pd.to_datetime(raw["event_date"])
+    raw.to_parquet(tmp_path / "typed.parquet")
+    assert_tables(reports.trend_tables(tmp_path / "typed.parquet"), EXPECTED)
