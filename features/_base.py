@@ -46,6 +46,19 @@ class FeatureFamily(BaseEstimator):
     def transform(self, cols: Columns) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    #: fitted attributes learned from the training rows (category vocabularies); a refresh keeps
+    #: them, because the booster's splits refer to their codes
+    vocabulary_attributes: tuple[str, ...] = ("codes_", "heading_codes_")
+
+    def refresh(self, history: History, empty: Columns) -> FeatureFamily:
+        """Rebuild the history look-ups from a newer history; keep the vocabularies."""
+        check_is_fitted(self, "feature_names_")
+        kept = {a: getattr(self, a) for a in self.vocabulary_attributes if hasattr(self, a)}
+        self.fit(history, empty)
+        for a, v in kept.items():
+            setattr(self, a, v)
+        return self
+
     def get_feature_names_out(self) -> list[str]:
         check_is_fitted(self, "feature_names_")
         return list(self.feature_names_)

@@ -80,6 +80,19 @@ class FeaturePipeline(BaseEstimator):
         self.cutoff_ = history.cutoff
         return self
 
+    def refresh(self, history: History) -> FeaturePipeline:
+        """New feature snapshot from a newer history (new outcomes, seizures, declarations).
+
+        Only the point-in-time look-ups change; vocabularies and feature order stay those the
+        model was trained with.
+        """
+        check_is_fitted(self, "families_")
+        empty = self.columns(history.declarations.iloc[:0])
+        for fam in self.families_:
+            fam.refresh(history, empty)
+        self.cutoff_ = history.cutoff
+        return self
+
     # ---- input forms ---------------------------------------------------------------------------
     def columns(self, data: pd.DataFrame | Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
         if isinstance(data, pd.DataFrame):

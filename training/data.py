@@ -42,9 +42,11 @@ def load_training_set(declarations: Sequence[str | Path], seizures: str | Path |
     seiz = load_table(seizures, SEIZURE).frame if seizures else None
     extra = tuple(m.extra_columns) if m is not None else tuple(
         c for c in decl.columns if c not in DECLARATION.columns and not c.startswith(LABEL_PREFIX))
-    sources = {"declarations": [str(p) for p in declarations]}
+    sources = {"declarations": [str(Path(p).resolve()) for p in declarations]}
     if seizures:
-        sources["seizures"] = [str(seizures)]
+        sources["seizures"] = [str(Path(seizures).resolve())]
+    if isinstance(mapping, str | Path):
+        sources["mapping"] = [str(Path(mapping).resolve())]
     if label is not None and label != "hit":
         if m is None or label not in m.labels:
             known = sorted(m.labels) if m is not None else []
@@ -67,7 +69,7 @@ def load_training_set(declarations: Sequence[str | Path], seizures: str | Path |
                 raise TrainingError(f"--label is required with this mapping (labels: {sorted(m.labels)})")
             raise TrainingError("no labels: pass --outcomes FILE (or a --mapping that defines labels and --label)")
         outc = load_table(outcomes, OUTCOME).frame
-        sources["outcomes"] = [str(outcomes)]
+        sources["outcomes"] = [str(Path(outcomes).resolve())]
         insp = outc[outc["inspected"].fillna(False).astype(bool)]
         labelled = decl.merge(insp[["declaration_id", "hit", "revenue", "selection_source",
                                     "selection_probability", "inspected_date"]],

@@ -1,0 +1,199 @@
+"""Model commands: ``train``, ``evaluate``, ``promote``, ``refresh-features``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from riskprof.cli_data import fail
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _friendly_errors():
+    """Errors a user can act on → message + exit code 2 (never a traceback)."""
+    from features.contracts import ContractError
+    from features.io import LoadError
+    from features.mapping import MappingError
+    from training.data import TrainingError
+
+    return (ContractError, LoadError, MappingError, TrainingError)
+
+
+def train(
+    declarations: list[Path] = typer.Option(..., "--declarations", help="Declaration files or folders (CSV/Parquet)."),
+    seizures: Path | None = typer.Option(None, "--seizures", help="Seizure records (history for route/cover features)."),
+    outcomes: Path | None = typer.Option(None, "--outcomes", help="Inspection outcomes (labels: 'hit')."),
+    mapping: Path | None = typer.Option(None, "--mapping", help="Column mapping YAML for your own declarations."),
+    label: str | None = typer.Option(None, "--label", help="A label defined by the mapping (e.g. fraud)."),
+    name: str | None = typer.Option(None, "--name", help="Registered model name (default: settings.model_name)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the fit."),
+    num_threads: int | None = typer.Option(None, "--num-threads", help="LightGBM threads (default: settings)."),
+    test_start: str | None = typer.Option(None, "--test-start", help="First day of the test period (YYYY-MM-DD)."),
+    rounds: int = typer.Option(600, "--rounds", help="Maximum boosting rounds (early stopping on validation)."),
+) -> None:
+    """Train on a time split, log to MLflow, register the model and alias it `challenger`."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from riskprof.settings import get_settings
+    from training.data import load_training_set
+    from training.train import train_and_log
+
+    settings = get_settings()
+    model_name = name or settings.model_name
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                      transient=True) as progress:
+            task = progress.add_task("loading and validating data", total=None)
+            ts = load_training_set(declarations, seizures=seizures, outcomes=outcomes, mapping=mapping, label=label)
+            progress.update(task, description=f"training on {len(ts.labelled):,} labelled rows")
+            result = train_and_log(ts, model_name, seed=seed, num_threads=num_threads or settings.num_threads,
+                                   test_start=test_start, num_boost_round=rounds)
+    except _friendly_errors() as exc:
+        fail(str(exc))
+        return
+    m = result.metrics
+    out.print(f"run id: {result.run_id}")
+    out.print(f"registered: {model_name} version {result.version} (alias challenger)")
+    out.print(f"test period: {result.model.metadata['test_period'][0]} .. {result.model.metadata['test_period'][1]}"
+              f"  rows {m['n']:,}  positives {m['positives']:,}")
+    out.print("precision@1/2/5/10%: " + "  ".join(f"{m['precision_at'][k]:.3f}" for k in ("1", "2", "5", "10")))
+    out.print("recall@1/2/5/10%:    " + "  ".join(f"{m['recall_at'][k]:.3f}" for k in ("1", "2", "5", "10")))
+    out.print(f"AUC {m['auc']:.4f}  AP {m['average_precision']:.4f}  Brier {m['brier']:.4f}")
+    for bname, b in result.baselines.items():
+        out.print(f"baseline {bname}: precision@5% {b['precision_at']['5']:.3f}  AUC {b['auc'] or float('nan'):.4f}")
+    sb = result.selection_bias
+    if sb.get("random_ipw_hit_rate") is not None:
+        out.print(f"hit rate: naive (all inspected) {sb['naive_hit_rate']:.4f}; random stratum IPW "
+                  f"{sb['random_ipw_hit_rate']:.4f} ({sb['random_inspections']} random inspections)")
+
+
+def evaluate(
+    model: str = typer.Option(..., "--model", help="MODEL_URI, e.g. models:/riskprof@challenger"),
+    declarations: list[Path] = typer.Option(..., "--declarations", help="Labelled declaration files or folders."),
+    mapping: Path | None = typer.Option(None, "--mapping", help="Column mapping YAML."),
+    label: str | None = typer.Option(None, "--label", help="A label defined by the mapping."),
+    outcomes: Path | None = typer.Option(None, "--outcomes", help="Outcomes file (labels) when there is no mapping."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the metrics as JSON here."),
+) -> None:
+    """Score a labelled file with a registered model and report precision/recall at 1, 2, 5, 10 %."""
+    from scoring.registry import load_risk_model
+    from training.data import load_training_set
+    from training.lifecycle import evaluate_model
+
+    try:
+        ts = load_training_set(declarations, outcomes=outcomes, mapping=mapping, label=label)
+        loaded = load_risk_model(model)
+        metrics = evaluate_model(loaded, ts)
+    except _friendly_errors() as exc:
+        fail(str(exc))
+        return
+    except Exception as exc:  # MLflow: unknown model, alias or version
+        if type(exc).__name__ in ("RestException", "MlflowException"):
+            fail(f"cannot load model {model}: {str(exc).splitlines()[0]}")
+        raise
+    text = json.dumps(metrics, indent=1, default=float)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(text)
+        console.print(f"wrote {json_out}")
+    m = metrics
+    out.print(f"{loaded.name} v{loaded.version}: rows {m['n']:,}  positives {m['positives']:,}")
+    out.print("precision@1/2/5/10%: " + "  ".join(f"{m['precision_at'][k]:.3f}" for k in ("1", "2", "5", "10")))
+    out.print(f"AUC {m['auc']}  AP {m['average_precision']}  Brier {m['brier']:.4f}")
+
+
+def promote(
+    name: str | None = typer.Option(None, "--name", help="Registered model name."),
+    force: bool = typer.Option(False, "--force", help="Promote even if the challenger is worse (recorded)."),
+    rate: float | None = typer.Option(None, "--rate", help="Inspection rate (%) compared (default: settings)."),
+) -> None:
+    """Make the challenger `champion` if it is at least as good as the current champion."""
+    from riskprof.settings import get_settings
+    from training.lifecycle import promote as run_promote
+
+    settings = get_settings()
+    try:
+        decision = run_promote(name or settings.model_name, rate=rate or settings.inspection_rate * 100, force=force)
+    except _friendly_errors() as exc:
+        fail(str(exc))
+        return
+    except Exception as exc:
+        if type(exc).__name__ in ("RestException", "MlflowException"):
+            fail(f"cannot promote {name or settings.model_name}: {str(exc).splitlines()[0]}")
+        raise
+    if decision.promoted:
+        out.print(decision.message)
+    else:
+        fail(decision.message, code=1)
+
+
+def refresh_features(
+    model: str | None = typer.Option(None, "--model", help="MODEL_URI (default: models:/<name>@champion)."),
+    declarations: list[Path] = typer.Option(..., "--declarations", help="All known declarations (history)."),
+    seizures: Path | None = typer.Option(None, "--seizures", help="Seizure records."),
+    outcomes: list[Path] = typer.Option([], "--outcomes", help="Outcome files (history labels)."),
+    from_store: bool = typer.Option(True, "--from-store/--no-store",
+                                    help="Also read outcomes recorded through the API (POST /v1/outcomes)."),
+    mapping: Path | None = typer.Option(None, "--mapping", help="Column mapping YAML for the declarations."),
+    alias: str | None = typer.Option(None, "--alias", help="Alias to point at the refreshed version."),
+) -> None:
+    """Rebuild the feature snapshot (history aggregates) as new outcomes arrive; registers a new version."""
+    import pandas as pd
+
+    from features.contracts import DECLARATION, OUTCOME, SEIZURE
+    from features.history import History
+    from features.io import load_table
+    from features.mapping import load_mapping
+    from riskprof.settings import get_settings
+    from training.lifecycle import refresh_features as run_refresh
+
+    settings = get_settings()
+    uri = model or f"models:/{settings.model_name}@champion"
+    try:
+        m = load_mapping(mapping) if mapping else None
+        decl = load_table(declarations, DECLARATION, m).frame
+        seiz = load_table(seizures, SEIZURE).frame if seizures else None
+        frames = [load_table(p, OUTCOME).frame for p in outcomes]
+        if from_store:
+            frames.append(_store_outcomes())
+        frames = [f for f in frames if f is not None and len(f)]
+        outc = (pd.concat(frames, ignore_index=True).drop_duplicates("declaration_id", keep="last")
+                if frames else load_table_empty_outcomes())
+        version, run_id = run_refresh(uri, History(decl, outc, seiz), alias=alias)
+    except _friendly_errors() as exc:
+        fail(str(exc))
+        return
+    out.print(f"refreshed {uri}: new version {version} (run {run_id}), {len(outc):,} outcomes in history")
+
+
+def _store_outcomes():
+    """Outcomes recorded through the API, if the serving store exists."""
+    try:
+        from serving.store import outcomes_frame  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    try:
+        return outcomes_frame()
+    except Exception as exc:  # a missing or empty store is not an error for a refresh
+        console.print(f"note: no outcomes read from the serving store ({type(exc).__name__})")
+        return None
+
+
+def load_table_empty_outcomes():
+    import pandas as pd
+
+    return pd.DataFrame({"declaration_id": pd.Series(dtype="string"),
+                         "inspected_date": pd.Series(dtype="datetime64[ns]"),
+                         "inspected": pd.Series(dtype="boolean"), "hit": pd.Series(dtype="boolean")})
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    app.command("promote")(promote)
+    app.command("refresh-features")(refresh_features)
