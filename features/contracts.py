@@ -306,12 +306,12 @@ def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
             col = pd.to_datetime(raw, errors="coerce", format="mixed")
             if getattr(col.dt, "tz", None) is not None:
                 col = col.dt.tz_localize(None)
-            col = col.astype("datetime64[ns]")
             bad = present & col.isna()
             _record(problems, bad, spec.name, raw, "a date (YYYY-MM-DD)", source, row_numbers)
             out_of_range = present & col.notna() & ((col < MIN_DATE) | (col > max_date))
             _record(problems, out_of_range, spec.name, raw,
                     f"a date between {MIN_DATE.date()} and {max_date.date()}", source, row_numbers)
+            col = col.mask(out_of_range).astype("datetime64[ns]")
         elif kind == "country":
             col = _as_str(raw).str.upper()
             bad = present & ~col.isin(codes).fillna(False).astype(bool)
@@ -355,6 +355,9 @@ def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
         else:  # pragma: no cover - exhaustive
             raise AssertionError(kind)
         out[spec.name] = col
+    # optional columns absent from the file are added as empty so downstream code sees one shape
+    for name in report.missing_optional:
+        out[name] = _empty_column(contract.spec(name), len(out), out.index)
     if contract.key in out.columns:
         dup = out[contract.key].duplicated(keep="first") & out[contract.key].notna()
         _record(problems, dup, contract.key, out[contract.key], "a unique key (duplicate)", source, row_numbers)
@@ -364,18 +367,13 @@ def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
         derived = out["reporting_country"].map(region_of)
         out["region"] = out["region"].fillna(derived) if "region" in out.columns else derived
     if "reported_date" in contract.columns and "event_date" in out.columns:
-        out["reported_date"] = out["reported_date"].fillna(out["event_date"]) if "reported_date" in out else out[
-            "event_date"]
+        out["reported_date"] = out["reported_date"].fillna(out["event_date"])
     if contract.extra_allowed:
         extras = [c for c in df.columns if c not in contract.columns]
         report.extra_columns = extras
         for c in extras:
             out[c] = df[c]
     problems.sort(key=lambda p: (p.row if p.row is not None else -1))
-    # optional columns absent from the file are added as empty so downstream code sees one shape
-    for name in report.missing_optional:
-        spec = contract.spec(name)
-        out[name] = _empty_column(spec, len(out), out.index)
     ordered = [c for c in contract.columns if c in out.columns] + [c for c in out.columns if c not in contract.columns]
     return out[ordered], report
 

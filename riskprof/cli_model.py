@@ -10,8 +10,8 @@ from rich.console import Console
 
 from riskprof.cli_data import fail
 
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 def _friendly_errors():
