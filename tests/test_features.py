@@ -1,0 +1,209 @@
+"""Feature families: oracle tests (slow obvious loops), point-in-time properties, path equality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from features._asof import AsOfTable, to_days
+from features.history import History
+from features.pipeline import FeaturePipeline
+from tests.factories import make_declarations, make_outcomes, make_seizures
+
+SMOOTH = 20.0
+
+
+@pytest.fixture(scope="module")
+def world():
+    rng = np.random.default_rng(7)
+    decl = make_declarations(rng, 600)
+    outc = make_outcomes(rng, decl)
+    seiz = make_seizures(rng, 120)
+    pipe = FeaturePipeline(min_count=1).fit(History(decl, outc, seiz), decl)
+    feats = pipe.transform(decl)
+    return decl, outc, seiz, pipe, feats
+
+
+# ---- AsOfTable against a loop ------------------------------------------------------------------
+
+
+def test_asof_table_matches_a_loop():
+    rng = np.random.default_rng(1)
+    keys = rng.choice(np.array(["a", "b", "c", None], dtype=object), 300)
+    days = rng.integers(0, 50, 300)
+    vals = rng.random(300)
+    hits = (rng.random(300) < 0.3).astype(float)
+    t = AsOfTable(keys, days, {"v": vals, "hit": hits}, last_day_of="hit")
+    qk = rng.choice(np.array(["a", "b", "c", "zz", None], dtype=object), 200)
+    qd = rng.integers(-5, 60, 200)
+    got = t.lookup(qk, qd)
+    for i in range(200):
+        m = np.array([k == qk[i] and k is not None for k in keys]) & (days < qd[i])
+        assert got["v"][i] == pytest.approx(vals[m].sum())
+        assert got["hit"][i] == hits[m].sum()
+        hit_days = days[m & (hits > 0)]
+        expected_last = hit_days.max() if len(hit_days) else -(10**9)
+        assert got["last_day"][i] == expected_last
+
+
+def test_asof_single_row_equals_batch():
+    rng = np.random.default_rng(2)
+    keys = rng.choice(np.array(["x", "y"], dtype=object), 100)
+    days = rng.integers(0, 30, 100)
+    t = AsOfTable(keys, days, {"n": np.ones(100)})
+    qk, qd = rng.choice(np.array(["x", "y"], dtype=object), 50), rng.integers(0, 35, 50)
+    batch = t.lookup(qk, qd)["n"]
+    singles = [t.lookup(qk[i:i + 1], qd[i:i + 1])["n"][0] for i in range(50)]
+    assert batch.tolist() == singles
+
+
+# ---- oracle: each historical feature recomputed by an obvious loop ----------------------------
+
+
+def obj(s: pd.Series) -> np.ndarray:
+    return s.astype("string").to_numpy(dtype=object, na_value=None)
+
+
+def _days(s: pd.Series) -> np.ndarray:
+    return to_days(s.to_numpy())
+
+
+def test_history_features_match_slow_loops(world):
+    decl, outc, seiz, _, feats = world
+    d_day = _days(decl["declaration_date"])
+    o = outc.merge(decl, on="declaration_id")
+    o_day = _days(o["inspected_date"])
+    o_hit = o["hit"].to_numpy(dtype=bool)
+    cases = seiz.sort_values(["case_id", "seizure_id"]).drop_duplicates("case_id")
+    c_day = _days(cases["reported_date"])
+    first_hs = seiz.dropna(subset=["declared_hs_code"]).drop_duplicates("case_id").set_index("case_id")[
+        "declared_hs_code"]
+    # a case's cover heading: what it was declared as, unless declared as arms (chapter 93)
+    c_head = np.array([h[:4] if h and not h.startswith("93") else None
+                       for h in obj(cases["case_id"].map(first_hs))], dtype=object)
+    rng = np.random.default_rng(3)
+
+    def norm(v):
+        return None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else v
+
+    def route(row):
+        t = row["transit_countries"]
+        return f"{norm(row['departure_country']) or '?'}>{(t + '>') if t else ''}{norm(row['destination_country']) or '?'}"
+
+    decl_routes = np.array([route(r) for _, r in decl.iterrows()], dtype=object)
+    o_routes = np.array([route(r) for _, r in o.iterrows()], dtype=object)
+    for i in rng.choice(len(decl), 80, replace=False):
+        row = decl.iloc[i]
+        t = d_day[i]
+        known_o = o_day < t
+        prior = (o_hit[known_o].sum() + 1.0) / (known_o.sum() + 50.0)
+        dep, dest = norm(row["departure_country"]), norm(row["destination_country"])
+        # seizure-case counts
+        exp = ((obj(cases["departure_country"]) == dep) if dep else np.zeros(len(cases), bool))
+        assert feats["departure_seizure_cases"][i] == (exp & (c_day < t)).sum()
+        pair = np.array([f"{norm(a) or '?'}>{norm(b) or '?'}" for a, b in
+                         zip(obj(cases["departure_country"]), obj(cases["destination_country"]), strict=True)])
+        assert feats["route_seizure_cases"][i] == ((pair == f"{dep or '?'}>{dest or '?'}") & (c_day < t)).sum()
+        transits = row["transit_countries"].split("|") if row["transit_countries"] else []
+        tmax = 0
+        for tc in transits:
+            m = np.array([tc in (x.split("|") if x else []) for x in obj(cases["transit_countries"])]) & (c_day < t)
+            tmax = max(tmax, m.sum())
+        assert feats["transit_seizure_cases"][i] == tmax
+        conv_loc = (obj(cases["conveyance"]) == row["conveyance"]) & (
+            obj(cases["detection_location"]) == row["office_type"])
+        assert feats["conveyance_location_seizure_cases"][i] == (conv_loc & (c_day < t)).sum()
+        head = row["hs_code"][:4]
+        assert feats["cover_seizure_cases"][i] == ((c_head == head) & (c_day < t)).sum()
+        # declarations and outcomes on the same route
+        assert feats["route_declarations"][i] == ((decl_routes == decl_routes[i]) & (d_day < t)).sum()
+        m = (o_routes == decl_routes[i]) & known_o
+        assert feats["route_inspections"][i] == m.sum()
+        assert feats["route_hit_rate"][i] == pytest.approx((o_hit[m].sum() + SMOOTH * prior) / (m.sum() + SMOOTH))
+        # trader history
+        for role in ("importer", "declarant"):
+            who = row[f"{role}_id"]
+            assert feats[f"{role}_declarations"][i] == ((obj(decl[f"{role}_id"]) == who) & (d_day < t)).sum()
+            m = (obj(o[f"{role}_id"]) == who) & known_o
+            assert feats[f"{role}_inspections"][i] == m.sum()
+            assert feats[f"{role}_hits"][i] == o_hit[m].sum()
+            assert feats[f"{role}_hit_rate"][i] == pytest.approx(
+                (o_hit[m].sum() + SMOOTH * prior) / (m.sum() + SMOOTH))
+            hit_days = o_day[m & o_hit]
+            exp_since = t - hit_days.max() if len(hit_days) else np.nan
+            assert feats[f"{role}_days_since_hit"][i] == pytest.approx(exp_since, nan_ok=True)
+        # heading hit rate and value peers
+        m = (obj(o["hs_code"].str[:4]) == head) & known_o
+        assert feats["heading_hit_rate"][i] == pytest.approx((o_hit[m].sum() + SMOOTH * prior) / (m.sum() + SMOOTH))
+        peers = (obj(decl["hs_code"].str[:4]) == head) & (d_day < t)
+        lv = np.log(decl["customs_value"].to_numpy()) - np.log(decl["gross_weight_kg"].to_numpy())
+        assert feats["heading_peers"][i] == peers.sum()
+        if peers.sum() >= 5:
+            mu, sd = lv[peers].mean(), np.sqrt(max(lv[peers].var(), 0.01))
+            assert feats["value_per_kg_z"][i] == pytest.approx(np.clip((lv[i] - mu) / sd, -20, 20), rel=1e-6,
+                                                                abs=1e-6)
+
+
+# ---- point in time: events on or after t change nothing before t -------------------------------
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), cut=st.integers(10, 110), n_new=st.integers(1, 80))
+def test_events_dated_at_or_after_t_leave_earlier_features_unchanged(seed, cut, n_new):
+    rng = np.random.default_rng(seed)
+    decl = make_declarations(rng, 250)
+    outc = make_outcomes(rng, decl)
+    seiz = make_seizures(rng, 40)
+    t = pd.Timestamp("2022-01-01") + pd.Timedelta(days=cut)
+    base = FeaturePipeline(min_count=1).fit(History(decl, outc, seiz), decl)
+    before = decl[decl["declaration_date"] < t]
+    # new declarations, seizures and outcomes all dated >= t, plus late labels of old declarations
+    new_decl = make_declarations(rng, n_new, start=str(t.date()), days=30, prefix="N")
+    new_seiz = make_seizures(rng, max(1, n_new // 4), start=str(t.date()), days=30, prefix="Z")
+    new_seiz["reported_date"] = new_seiz["event_date"]
+    late = make_outcomes(rng, new_decl, rate=0.8)
+    old_unlabelled = decl[~decl["declaration_id"].isin(outc["declaration_id"])].head(n_new)
+    late_old = pd.DataFrame({"declaration_id": old_unlabelled["declaration_id"].to_numpy(),
+                             "inspected_date": t + pd.Timedelta(days=1), "inspected": True,
+                             "selection_source": "rule", "selection_probability": 1.0, "hit": True})
+    late_old = late_old.astype({"inspected": "boolean", "hit": "boolean"})
+    grown = History(pd.concat([decl, new_decl], ignore_index=True),
+                    pd.concat([outc, late, late_old], ignore_index=True),
+                    pd.concat([seiz, new_seiz], ignore_index=True))
+    after = FeaturePipeline(min_count=1).fit(grown, decl)
+    pd.testing.assert_frame_equal(base.transform(before), after.transform(before))
+
+
+# ---- one feature path: DataFrame (training/batch) and records (API) agree ----------------------
+
+
+def test_frame_and_records_paths_give_identical_features(world):
+    decl, _, _, pipe, feats = world
+    records = []
+    for r in decl.to_dict("records"):
+        r = {k: (None if (v is pd.NA or (isinstance(v, float) and np.isnan(v))) else v) for k, v in r.items()}
+        r["declaration_date"] = r["declaration_date"].date().isoformat()
+        r["transit_countries"] = r["transit_countries"].split("|") if r["transit_countries"] else []
+        records.append(r)
+    from_records = pipe.transform(records)
+    pd.testing.assert_frame_equal(feats, from_records)
+    one = pipe.transform(records[5:6])
+    pd.testing.assert_frame_equal(feats.iloc[5:6].reset_index(drop=True), one)
+
+
+def test_refresh_keeps_vocabularies_and_adds_new_history(world):
+    decl, outc, seiz, pipe, _ = world
+    import copy
+
+    refreshed = copy.deepcopy(pipe)
+    extra = make_seizures(np.random.default_rng(9), 30, start="2022-05-10", days=10, prefix="R")
+    refreshed.refresh(History(decl, outc, pd.concat([seiz, extra], ignore_index=True)))
+    assert refreshed.feature_names_ == pipe.feature_names_
+    later = decl.assign(declaration_date=pd.Timestamp("2022-07-01"))
+    a, b = pipe.transform(later), refreshed.transform(later)
+    for cat in pipe.categorical_:
+        pd.testing.assert_series_equal(a[cat], b[cat])
+    assert b["conveyance_seizure_cases"].sum() > a["conveyance_seizure_cases"].sum()
