@@ -29,7 +29,7 @@ runner = CliRunner()
 def good_declarations(n: int = 3) -> pd.DataFrame:
     return pd.DataFrame({
         "declaration_id": [f"D{i}" for i in range(n)],
-        "declaration_date": ["2023-01-0%d" % (i + 1) for i in range(n)],
+        "declaration_date": [f"2023-01-0{i + 1}" for i in range(n)],
         "direction": ["import"] * n,
         "office_type": ["seaport"] * n,
         "origin_country": ["CN"] * n,
