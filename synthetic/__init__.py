@@ -1,1 +1,10 @@
-"""riskprof: synthetic."""
+"""Synthetic default data calibrated to the WCO Illicit Trade Report 2023 (weapons section).
+
+``generate`` writes seizures, declarations and outcomes as Parquet; the pieces are public too.
+See ``synthetic/PATTERNS.md`` for the calibration choices and the planted risk patterns.
+"""
+
+from synthetic._seizures import generate_seizures
+from synthetic.figures import load_figures
+
+__all__ = ["generate_seizures", "load_figures"]
