@@ -1,0 +1,18 @@
+"""Batch scoring of whole manifests: streamed in chunks, resumable, ranked exactly, on one machine
+or on Spark. Uses the API's scoring routine (:func:`scoring.score_table`), so values agree."""
+
+from batch._chunk import ManifestError
+from batch._output import OutputPaths, read_metadata
+from batch._rank import select_manifest
+from batch._run import BatchOptions, BatchSummary, ProgressHook, score_manifest
+
+__all__ = [
+    "BatchOptions",
+    "BatchSummary",
+    "ManifestError",
+    "OutputPaths",
+    "ProgressHook",
+    "read_metadata",
+    "score_manifest",
+    "select_manifest",
+]

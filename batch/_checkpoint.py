@@ -1,0 +1,150 @@
+"""The checkpoint of a run: a folder of part files written atomically, one per input chunk.
+
+Layout of ``<out>.ckpt/``::
+
+    state.json                      fingerprint of the run + the model version pinned at its start
+    rejects-FFFFF-CCCCCC.parquet    rows of chunk CCCCCC of file FFFFF that broke the contract
+    part-FFFFF-CCCCCC.parquet       the chunk's scores; written last, so its presence means "done"
+    pass1.json                      every chunk is done (pass 2 may start without re-reading input)
+
+Every file is written to a temporary name, flushed to disk and renamed, so a run killed at any
+instant leaves only whole files behind (and temporaries, which the next run removes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+STATE_VERSION = 1
+_PART = re.compile(r"^part-(\d{5})-(\d{6})\.parquet$")
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` then fsync and rename over ``path``: readers see the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    text = json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n"
+
+    def write(p: Path) -> None:
+        p.write_text(text)
+
+    atomic_write(path, write)
+
+
+def write_parquet(path: Path, table: pa.Table, metadata: dict[str, str] | None = None) -> None:
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    atomic_write(path, lambda p: pq.write_table(table, p, compression="zstd"))
+
+
+@dataclass
+class Checkpoint:
+    root: Path
+
+    @property
+    def state_path(self) -> Path:
+        return self.root / "state.json"
+
+    def part_path(self, file_index: int, chunk: int) -> Path:
+        return self.root / f"part-{file_index:05d}-{chunk:06d}.parquet"
+
+    def rejects_path(self, file_index: int, chunk: int) -> Path:
+        return self.root / f"rejects-{file_index:05d}-{chunk:06d}.parquet"
+
+    # ---- state -----------------------------------------------------------------------------
+    def read_state(self) -> dict[str, Any] | None:
+        try:
+            doc = json.loads(self.state_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return doc if isinstance(doc, dict) and doc.get("version") == STATE_VERSION else None
+
+    def start(self, fingerprint: dict[str, Any], pinned: dict[str, Any]) -> None:
+        """A fresh checkpoint (any previous one is discarded)."""
+        self.discard()
+        self.root.mkdir(parents=True)
+        write_json(self.state_path, {"version": STATE_VERSION, "fingerprint": fingerprint, "model": pinned})
+
+    def clean_temporaries(self) -> None:
+        for p in self.root.glob(".*.tmp-*"):
+            p.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        if self.root.exists():
+            shutil.rmtree(self.root)
+
+    # ---- parts -----------------------------------------------------------------------------
+    def done(self) -> dict[int, set[int]]:
+        """file index → chunk indices whose part file exists."""
+        out: dict[int, set[int]] = {}
+        for p in self.root.iterdir():
+            m = _PART.match(p.name)
+            if m:
+                out.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
+        return out
+
+    def parts(self) -> list[tuple[int, int]]:
+        return sorted((f, c) for f, cs in self.done().items() for c in cs)
+
+    def save_chunk(self, file_index: int, chunk: int, scored: pa.Table, rejects: pa.Table,
+                   stats: dict[str, int]) -> None:
+        """Rejects first, scores last: a part file on disk means its rejects are on disk too."""
+        meta = {"riskprof.chunk": json.dumps(stats, sort_keys=True)}
+        write_parquet(self.rejects_path(file_index, chunk), rejects)
+        write_parquet(self.part_path(file_index, chunk), scored, meta)
+
+    def chunk_stats(self, file_index: int, chunk: int) -> dict[str, int]:
+        md = pq.read_schema(self.part_path(file_index, chunk)).metadata or {}
+        return json.loads(md[b"riskprof.chunk"])
+
+    @property
+    def pass1_path(self) -> Path:
+        return self.root / "pass1.json"
+
+    def mark_pass1_done(self, parts: list[tuple[int, int]]) -> None:
+        write_json(self.pass1_path, {"parts": [list(p) for p in parts]})
+
+    def pass1_parts(self) -> list[tuple[int, int]] | None:
+        try:
+            doc = json.loads(self.pass1_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return [(int(f), int(c)) for f, c in doc["parts"]]
+
+
+KILL_ENV = "RISKPROF_BATCH_KILL_AT"  # test hook: "part:N" or "rename"
+
+
+def kill_point(name: str, count: int | None = None) -> None:
+    """Test hook: SIGKILL this process at a named point (a real kill -9, nothing is cleaned up)."""
+    want = os.environ.get(KILL_ENV)
+    if not want:
+        return
+    here = name if count is None else f"{name}:{count}"
+    if want == here:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)

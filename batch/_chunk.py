@@ -1,0 +1,114 @@
+"""Scoring one chunk: map → validate → score (the API's routine) → part tables.
+
+The same function runs in the local engine and inside Spark tasks, so both write identical parts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from features.contracts import DECLARATION, normalize_table
+from features.mapping import ColumnMapping
+from scoring import LaneThresholds, ReasonsFor, RiskModel, score_table
+
+
+class ManifestError(ValueError):
+    """The manifest cannot be scored as a whole (a file misses a required column, a bad mapping…)."""
+
+
+PART_SCHEMA = pa.schema([
+    ("_file", pa.int32()),
+    ("_row", pa.int64()),
+    ("declaration_id", pa.string()),
+    ("risk_score", pa.float64()),
+    ("percentile", pa.float64()),
+    ("lane", pa.string()),
+    ("reasons", pa.string()),
+])
+
+REJECT_SCHEMA = pa.schema([
+    ("source", pa.string()),
+    ("row", pa.int64()),
+    ("declaration_id", pa.string()),
+    ("column", pa.string()),
+    ("value", pa.string()),
+    ("reason", pa.string()),
+])
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """What a chunk's result depends on besides its rows (part of the checkpoint fingerprint)."""
+
+    thresholds: LaneThresholds
+    reasons_for: ReasonsFor = "flagged"
+    top_k: int = 4
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"lane_red": self.thresholds.red, "lane_yellow": self.thresholds.yellow,
+                "reasons_for": self.reasons_for, "top_k": self.top_k}
+
+
+@dataclass
+class ChunkResult:
+    scored: pa.Table  # PART_SCHEMA
+    rejects: pa.Table  # REJECT_SCHEMA
+    rows_in: int
+    rows_rejected: int
+
+
+def _text(v: Any) -> str | None:
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+        return None
+    return str(v)
+
+
+def score_chunk(raw: pd.DataFrame, *, model: RiskModel, settings: ChunkSettings, file_index: int, source: str,
+                row_offset: int, mapping: ColumnMapping | None = None) -> ChunkResult:
+    """Score the rows of one chunk; rows that break the contract go to the rejects, with every problem."""
+    if mapping is not None:
+        raw = mapping.apply(raw)
+    frame, report = normalize_table(raw, DECLARATION, source=source, row_offset=row_offset)
+    whole_file = [p for p in report.problems if p.row is None]
+    if whole_file:
+        raise ManifestError("; ".join(str(p) for p in whole_file))
+    n = len(frame)
+    row_numbers = np.arange(1, n + 1, dtype=np.int64) + row_offset
+    bad = np.isin(row_numbers, np.fromiter(report.bad_rows, dtype=np.int64, count=len(report.bad_rows)))
+    ids_in = frame["declaration_id"].astype(object).to_numpy()
+    rows = [int(p.row or 0) for p in report.problems]  # every problem left has a row (whole-file ones raised)
+    rejects = pa.table({
+        "source": pa.array([source] * len(report.problems), pa.string()),
+        "row": pa.array(rows, pa.int64()),
+        "declaration_id": pa.array([_text(ids_in[r - row_offset - 1]) for r in rows], pa.string()),
+        "column": pa.array([p.column for p in report.problems], pa.string()),
+        "value": pa.array([_text(p.value) for p in report.problems], pa.string()),
+        "reason": pa.array([f"expected {p.expected}" for p in report.problems], pa.string()),
+    }, schema=REJECT_SCHEMA)
+    good = frame.loc[~bad] if bad.any() else frame
+    if len(good):
+        st = score_table(model, good, settings.thresholds, reasons_for=settings.reasons_for,
+                         top_k=settings.top_k, with_unseen=False)
+        reasons = [None if r is None else json.dumps([x.as_dict() for x in r], ensure_ascii=False)
+                   for r in st.reasons]
+        ids = st.declaration_id
+        risk, pct, lane = st.risk_score, st.percentile, st.lane
+    else:
+        reasons, ids = [], np.zeros(0, object)
+        risk, pct, lane = np.zeros(0), np.zeros(0), np.zeros(0, dtype=object)
+    scored = pa.table({
+        "_file": pa.array(np.full(len(good), file_index, dtype=np.int32)),
+        "_row": pa.array(row_numbers[~bad]),
+        "declaration_id": pa.array(ids, pa.string()),
+        "risk_score": pa.array(np.asarray(risk, dtype=np.float64)),
+        "percentile": pa.array(np.asarray(pct, dtype=np.float64)),
+        "lane": pa.array(np.asarray(lane, dtype=object), pa.string()),
+        "reasons": pa.array(reasons, pa.string()),
+    }, schema=PART_SCHEMA)
+    return ChunkResult(scored, rejects, n, int(bad.sum()))

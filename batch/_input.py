@@ -1,0 +1,179 @@
+"""Reading a manifest in fixed-size chunks: CSV or Parquet files, a file or a folder of them.
+
+Chunk ``c`` of a file always holds its data rows ``c * chunk_rows + 1 .. (c + 1) * chunk_rows``
+(1-based, header excluded), whatever the reader's own batching, so a resumed run cuts the input
+exactly where the first run did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.io import LoadError, expand_paths
+
+CSV_SUFFIXES = (".csv", ".csv.gz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One file of the manifest, checked at start (readable, rows known for Parquet)."""
+
+    index: int
+    path: Path
+    kind: str  # "csv" | "parquet"
+    size: int
+    sha256: str
+    rows: int | None  # known up front for Parquet only
+    rows_estimate: int | None = None  # CSV: file size / bytes per line of the first lines (for the ETA)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "kind": self.kind, "bytes": self.size, "sha256": self.sha256,
+                "rows": self.rows}
+
+
+def file_kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    raise LoadError(f"{path}: unsupported file type (use .csv, .csv.gz or .parquet)")
+
+
+def sha256_file(path: Path, block: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while data := f.read(block):
+            h.update(data)
+    return h.hexdigest()
+
+
+def _cannot_read(path: Path, exc: BaseException, what: str = "cannot be read") -> LoadError:
+    msg = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    return LoadError(f"{path}: {what} ({type(exc).__name__}: {msg})")
+
+
+def inspect_manifest(paths: str | Path | list[str | Path] | list[Path]) -> list[InputFile]:
+    """Expand files/folders, check each file opens, and digest it (sha256 of its bytes)."""
+    files = expand_paths(paths)
+    out: list[InputFile] = []
+    for i, path in enumerate(files):
+        kind = file_kind(path)
+        rows: int | None = None
+        try:
+            if kind == "parquet":
+                rows = pq.ParquetFile(path).metadata.num_rows
+            else:
+                pd.read_csv(path, dtype=str, nrows=0)
+        except Exception as exc:  # pyarrow/pandas raise many types for corrupt files
+            raise _cannot_read(path, exc, "is corrupt or truncated and cannot be read") from exc
+        size = path.stat().st_size
+        est = rows if rows is not None else _estimate_csv_rows(path, size)
+        out.append(InputFile(i, path, kind, size, sha256_file(path), rows, est))
+    return out
+
+
+def _estimate_csv_rows(path: Path, size: int, sample: int = 2000) -> int | None:
+    if path.name.lower().endswith(".gz"):
+        return None
+    with path.open("rb") as f:
+        f.readline()
+        header = f.tell()
+        lines = [f.readline() for _ in range(sample)]
+    lines = [x for x in lines if x]
+    if not lines:
+        return 0
+    per_row = sum(len(x) for x in lines) / len(lines)
+    return max(len(lines), round((size - header) / per_row))
+
+
+def manifest_digest(files: list[InputFile]) -> str:
+    """One sha256 over the files' digests, in manifest order."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.path.name}\0{f.sha256}\n".encode())
+    return h.hexdigest()
+
+
+def iter_chunks(file: InputFile, chunk_rows: int, skip: set[int] | frozenset[int] = frozenset(),
+                first_chunk: int = 0, last_chunk: int | None = None) -> Iterator[tuple[int, int, pd.DataFrame]]:
+    """Yield ``(chunk_index, row_offset, frame)`` for chunks not in ``skip`` within the range.
+
+    ``row_offset`` is the number of data rows before the chunk (row numbers are offset + 1, 2, …).
+    Read errors (a file corrupted past its header, a malformed CSV line) become :class:`LoadError`.
+    """
+    reader = _iter_parquet if file.kind == "parquet" else _iter_csv
+    try:
+        yield from reader(file, chunk_rows, skip, first_chunk, last_chunk)
+    except LoadError:
+        raise
+    except Exception as exc:
+        raise _cannot_read(file.path, exc, "is corrupt or truncated (failed while reading)") from exc
+
+
+def _iter_csv(file: InputFile, chunk_rows: int, skip: set[int] | frozenset[int], first_chunk: int,
+              last_chunk: int | None) -> Iterator[tuple[int, int, pd.DataFrame]]:
+    with pd.read_csv(file.path, dtype=str, keep_default_na=False, na_values=[""], chunksize=chunk_rows) as reader:
+        for c, frame in enumerate(reader):
+            if last_chunk is not None and c > last_chunk:
+                return
+            if c < first_chunk or c in skip:
+                continue
+            yield c, c * chunk_rows, frame.reset_index(drop=True)
+
+
+def _iter_parquet(file: InputFile, chunk_rows: int, skip: set[int] | frozenset[int], first_chunk: int,
+                  last_chunk: int | None) -> Iterator[tuple[int, int, pd.DataFrame]]:
+    pf = pq.ParquetFile(file.path)
+    meta = pf.metadata
+    n = meta.num_rows
+    n_chunks = -(-n // chunk_rows)
+    last = n_chunks - 1 if last_chunk is None else min(last_chunk, n_chunks - 1)
+    wanted = [c for c in range(first_chunk, last + 1) if c not in skip]
+    if not wanted:
+        return
+    # start at the row group holding the first wanted chunk: done chunks before it are not even read
+    start_row = wanted[0] * chunk_rows
+    rg_first, rg_start = 0, 0
+    for g in range(meta.num_row_groups):
+        g_rows = meta.row_group(g).num_rows
+        if rg_start + g_rows > start_row:
+            rg_first = g
+            break
+        rg_start += g_rows
+    end_row = (last + 1) * chunk_rows
+    want = set(wanted)
+    pos = rg_start  # row index (0-based) of the next row the reader yields
+    buf: list[pa.RecordBatch] = []
+    buf_start = pos
+    buf_rows = 0
+    for batch in pf.iter_batches(batch_size=chunk_rows, row_groups=range(rg_first, meta.num_row_groups),
+                                 use_pandas_metadata=True):
+        buf.append(batch)
+        buf_rows += batch.num_rows
+        pos += batch.num_rows
+        # emit every complete chunk held in the buffer
+        while True:
+            c = buf_start // chunk_rows if buf_start % chunk_rows == 0 else buf_start // chunk_rows + 1
+            c_start = c * chunk_rows
+            c_end = min(c_start + chunk_rows, n)
+            if c_end > pos or c_start >= end_row:
+                break
+            table = pa.Table.from_batches(buf)
+            if c in want:
+                frame = table.slice(c_start - buf_start, c_end - c_start).to_pandas()
+                yield c, c_start, frame
+            rest = table.slice(c_end - buf_start)
+            buf = rest.to_batches()
+            buf_start, buf_rows = c_end, rest.num_rows
+        if buf_start >= end_row:
+            return

@@ -1,0 +1,126 @@
+"""``riskprof score``: nightly batch scoring of a manifest (a thin wrapper over :mod:`batch`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from riskprof.cli_data import console, fail
+
+
+class _RichProgress:
+    """Rows, rows/s and ETA on a terminal; silent otherwise."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("scoring"), BarColumn(), TaskProgressColumn(), MofNCompleteColumn(),
+            TextColumn("rows · {task.fields[rate]} rows/s"), TimeElapsedColumn(), TextColumn("ETA"),
+            TimeRemainingColumn(), console=console, transient=False)
+        self.task: Any = None
+
+    def start(self, total: int | None, completed: int) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task("score", total=total, completed=completed, rate="-")
+
+    def advance(self, rows: int) -> None:
+        self.progress.advance(self.task, rows)
+        speed = self.progress.tasks[0].speed
+        self.progress.update(self.task, rate=f"{speed:,.0f}" if speed else "-")
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def _thresholds() -> Any:
+    """The API's lane thresholds (RISKPROF_LANE_RED / RISKPROF_LANE_YELLOW), so lanes agree."""
+    from scoring import LaneThresholds
+
+    try:
+        from serving.settings import ServingSettings
+    except ImportError:  # serving not installed
+        return LaneThresholds()
+    s = ServingSettings()
+    return LaneThresholds(red=s.lane_red, yellow=s.lane_yellow)
+
+
+def score(
+    manifest: list[Path] = typer.Option(..., "--manifest", help="CSV/Parquet file or folder of files (repeatable)."),
+    out: Path = typer.Option(..., "--out", help="Output Parquet file; siblings: .rejects.csv, .meta.json, .csv."),
+    model: str | None = typer.Option(None, "--model",
+                                     help="Model URI (default models:/<RISKPROF_MODEL_NAME>@champion); the "
+                                          "version it points to at start is pinned for the whole run."),
+    capacity: str = typer.Option("5%", "--capacity", help="Items to select for inspection: a count N or P%."),
+    random_share: float = typer.Option(0.0, "--random-share", min=0.0, max=1.0,
+                                       help="Share of the capacity drawn at random among the rest."),
+    reasons: bool = typer.Option(True, "--reasons/--no-reasons",
+                                 help="Reasons (TreeSHAP) for red and yellow items; --no-reasons skips them."),
+    all_reasons: bool = typer.Option(False, "--all-reasons", help="Reasons for every item, green too (slow)."),
+    chunk_rows: int = typer.Option(100_000, "--chunk-rows", min=1, help="Rows per chunk (bounds memory)."),
+    engine: str = typer.Option("local", "--engine", help="local or spark."),
+    mapping: Path | None = typer.Option(None, "--mapping", "-m", help="Column mapping YAML (bring your own data)."),
+    csv: bool = typer.Option(False, "--csv", help="Also write the output as CSV."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random share's draw."),
+) -> None:
+    """Score a manifest: risk score, rank, lane, selection and reasons per item, resumable after a crash."""
+    from batch import BatchOptions, ManifestError, score_manifest
+    from features.io import LoadError
+    from features.mapping import MappingError
+    from riskprof.settings import get_settings
+
+    if engine not in ("local", "spark"):
+        fail(f"--engine must be local or spark, got {engine!r}")
+    model_uri = model or f"models:/{get_settings().model_name}@champion"
+    reasons_for = "all" if all_reasons else ("flagged" if reasons else "none")
+    try:
+        options = BatchOptions(capacity=capacity, random_share=random_share, seed=seed, reasons_for=reasons_for,
+                               thresholds=_thresholds(), chunk_rows=chunk_rows, engine=engine,  # type: ignore[arg-type]
+                               write_csv=csv, num_threads=get_settings().num_threads)
+        options.check()
+    except ValueError as exc:
+        fail(str(exc))
+        return
+    progress = _RichProgress() if console.is_terminal else None
+    try:
+        summary = score_manifest(manifest, out, model_uri, options, mapping=mapping, progress=progress)
+    except (LoadError, MappingError, ManifestError) as exc:
+        fail(str(exc))
+        return
+    except Exception as exc:  # registry errors (no such model/alias) come as MLflow exceptions
+        if type(exc).__name__ in ("MlflowException", "RestException"):
+            fail(f"cannot load model {model_uri}: {str(exc).splitlines()[0]}")
+        raise
+    _print_summary(summary)
+
+
+def _print_summary(summary: Any) -> None:
+    d = summary.as_dict()
+    for note in d["notes"]:
+        console.print(f"note: {note}", highlight=False, markup=False)
+    m = d["model"]
+    console.print(f"model {m['name']} version {m['version']}"
+                  f"{' (alias ' + m['alias'] + ')' if m['alias'] else ''}", highlight=False, markup=False)
+    console.print(f"scored {d['rows_scored']:,} rows, rejected {d['rows_rejected']:,} "
+                  f"({d['problems']:,} problems{', ' + str(d['duplicates']) + ' duplicate ids' if d['duplicates'] else ''})"
+                  f" in {d['seconds']:.1f} s", highlight=False, markup=False)
+    console.print("lanes: " + ", ".join(f"{k} {v:,}" for k, v in d["lanes"].items()), highlight=False, markup=False)
+    console.print("selection: " + ", ".join(f"{k} {v:,}" for k, v in d["selection"].items()), highlight=False,
+                  markup=False)
+    console.print(f"reasons: {d['reasons_note']}", highlight=False, markup=False)
+    console.print(f"wrote {d['output']} (+ {Path(d['rejects_file']).name}, {Path(d['meta_file']).name})",
+                  highlight=False, markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("score")(score)
