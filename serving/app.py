@@ -1,0 +1,106 @@
+"""The FastAPI application: ``create_app()`` wires settings, store, services, routes and errors.
+
+The model loads once, in ``lifespan``, from ``models:/<name>@<alias>`` (default ``champion``).
+``riskprof serve`` runs ``uvicorn serving.app:create_app --factory``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic.json_schema import models_json_schema
+from starlette.concurrency import run_in_threadpool
+
+from serving import schemas
+from serving.auth import KeyVerifier
+from serving.handlers import BodyLimitMiddleware, install_error_handlers
+from serving.routes import pages, v1
+from serving.service import Loader, Resolver, ScoringService
+from serving.settings import ServingSettings, get_serving_settings
+from serving.store import Store
+from serving.trends import TrendService
+
+log = logging.getLogger("riskprof.serving")
+
+DESCRIPTION = """Customs risk profiling: score declarations, rank manifests for inspection, record outcomes.
+
+Every endpoint but `/health` and `/ready` needs an API key in the `X-API-Key` header
+(`riskprof keys create --role R --name N`). Roles: **officer** (score, rank, outcomes) <
+**analyst** (+ model information, trend reports) < **admin** (+ model reload).
+Every scoring call is written to an append-only audit log.
+"""
+
+
+class StartupError(RuntimeError):
+    """The service refuses to start (e.g. production settings without any API key)."""
+
+
+def check_startup(settings: ServingSettings, store: Store) -> None:
+    if settings.env == "prod" and store.count_active_keys() == 0:
+        raise StartupError("RISKPROF_ENV=prod and the store holds no API key: create one with "
+                           "`riskprof keys create --role admin --name NAME` (no default key is accepted)")
+
+
+def create_app(settings: ServingSettings | None = None, *, store: Store | None = None,
+               loader: Loader | None = None, resolver: Resolver | None = None) -> FastAPI:
+    """The app. Arguments replace the configured parts (tests); by default all come from the environment."""
+    settings = settings or get_serving_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_store = store is None
+        the_store = store or Store.from_url(settings.resolved_database_url)
+        try:
+            check_startup(settings, the_store)
+            kwargs: dict[str, Any] = {}
+            if loader is not None:
+                kwargs["loader"] = loader
+            if resolver is not None:
+                kwargs["resolver"] = resolver
+            service = ScoringService(settings, the_store, **kwargs)
+            await run_in_threadpool(service.load_initial)
+            app.state.store = the_store
+            app.state.service = service
+            app.state.keys = KeyVerifier(the_store, settings.key_cache_seconds)
+            app.state.trends = TrendService(settings.resolved_seizures_path)
+            yield
+        finally:
+            if own_store:
+                the_store.dispose()
+
+    app = FastAPI(title="riskprof scoring service", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  openapi_tags=[
+                      {"name": "scoring", "description": "risk scores, lanes, reasons and manifest ranking"},
+                      {"name": "outcomes", "description": "inspection results (feed features and retraining)"},
+                      {"name": "model", "description": "what is served; reload the champion"},
+                      {"name": "reports", "description": "seizure trend reports"},
+                      {"name": "health", "description": "liveness and readiness (no key needed)"}])
+    app.state.settings = settings
+    app.include_router(v1)
+    app.include_router(pages)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    _extend_openapi(app)
+    return app
+
+
+def _extend_openapi(app: FastAPI) -> None:
+    """Bodies parsed by hand still appear in the OpenAPI document: add their schemas as components."""
+    base = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = base()
+        _, defs = models_json_schema([(schemas.Declaration, "validation"), (schemas.Outcome, "validation"),
+                                      (schemas.RankRequest, "validation")],
+                                     ref_template="#/components/schemas/{model}")
+        doc.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]

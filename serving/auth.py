@@ -1,0 +1,88 @@
+"""API keys: the ``X-API-Key`` header, checked against hashed keys in the store, and roles.
+
+``officer`` < ``analyst`` < ``admin``; each route asks for the least role it needs through one of
+the ``Annotated`` aliases below. A verified key is trusted for ``key_cache_seconds`` before it is
+checked again (so a revoked key stops working within that time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader
+
+from serving.roles import Principal, Role
+from serving.store import Store
+
+API_KEY_HEADER = "X-API-Key"
+
+api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, scheme_name="APIKey",
+                              description="an API key from `riskprof keys create --role R --name N`")
+
+
+class KeyVerifier:
+    """Checks keys against the store, remembering verified ones for a short while."""
+
+    def __init__(self, store: Store, ttl_seconds: float = 30.0, max_entries: int = 10_000):
+        self.store = store
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._cache: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def verify(self, key: str) -> Principal | None:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        principal = self.store.verify_api_key(key)
+        with self._lock:
+            if principal is None:
+                self._cache.pop(digest, None)
+            elif self.ttl > 0:
+                if len(self._cache) >= self.max_entries:
+                    self._cache.clear()
+                self._cache[digest] = (principal, now + self.ttl)
+        return principal
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+async def get_key_verifier(request: Request) -> KeyVerifier:
+    return request.app.state.keys
+
+
+async def get_principal(key: Annotated[str | None, Security(api_key_header)],
+                        verifier: Annotated[KeyVerifier, Depends(get_key_verifier)]) -> Principal:
+    if not key:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"missing API key: send it in the {API_KEY_HEADER} header",
+                            headers={"WWW-Authenticate": "APIKey"})
+    principal = verifier.verify(key)
+    if principal is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key",
+                            headers={"WWW-Authenticate": "APIKey"})
+    return principal
+
+
+def require(role: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if not principal.role.allows(role):
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"this needs the {role.value} role; key {principal.name!r} has {principal.role.value}")
+        return principal
+
+    check.__name__ = f"require_{role.value}"
+    return check
+
+
+Officer = Annotated[Principal, Depends(require(Role.officer))]
+Analyst = Annotated[Principal, Depends(require(Role.analyst))]
+Admin = Annotated[Principal, Depends(require(Role.admin))]

@@ -1,0 +1,93 @@
+"""HTTP side of errors: JSON bodies for every failure (never a stack trace) and the body-size limit."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.errors import ServiceError
+from serving.parsing import problems_from
+
+log = logging.getLogger("riskprof.serving")
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int):
+        super().__init__(f"request body larger than {limit} bytes")
+        self.limit = limit
+
+
+def _too_large_body(limit: int) -> dict[str, Any]:
+    return {"detail": [{"field": "body", "message": f"request body larger than the limit of {limit} bytes"}]}
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over ``max_bytes``: at once from Content-Length, else while they stream in."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > limit:
+                    await JSONResponse(_too_large_body(limit), status_code=413)(scope, receive, send)
+                    return
+                break
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _problem_from_loc(err: dict[str, Any]) -> dict[str, Any]:
+    loc = [p for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    out: dict[str, Any] = {"field": ".".join(str(p) for p in loc) or "body",
+                           "message": str(err.get("msg", "invalid")).removeprefix("Value error, ")}
+    if err.get("type") != "missing" and "input" in err:
+        out["value"] = err["input"] if isinstance(err["input"], str | int | float | bool | None) else str(err["input"])
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": [_problem_from_loc(e) for e in exc.errors()]}, status_code=422)
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(_request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse(_too_large_body(exc.limit), status_code=413)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error (logged on the server)"}, status_code=500)
+
+
+__all__ = ["BodyLimitMiddleware", "BodyTooLarge", "install_error_handlers", "problems_from"]

@@ -1,0 +1,147 @@
+"""Request bodies → validated plain records, with every bad field named (and its item index).
+
+Bodies are parsed here rather than by FastAPI so that a list is counted before it is validated
+(too many items is refused cheaply), and so that errors come out as
+``{"item": 3, "field": "hs_code", "message": ..., "value": ...}`` instead of pydantic's union
+locations. Validation uses the contract's pydantic models (:func:`features.contracts.pydantic_model`),
+the same specs as the file validator. No FastAPI here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import pydantic_core
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from features.contracts import CONTRACTS, pydantic_model
+from serving.errors import FieldProblem, InputError, MalformedBody, TooManyItems
+
+_VALUE_CHARS = 200
+
+
+def parse_json(body: bytes) -> Any:
+    if not body.strip():
+        raise MalformedBody([FieldProblem("body", "the request body is empty; send JSON")])
+    try:
+        return pydantic_core.from_json(body, allow_inf_nan=False)
+    except ValueError as exc:
+        raise MalformedBody([FieldProblem("body", f"malformed JSON: {exc}")]) from None
+
+
+@cache
+def _adapters(contract: str) -> tuple[type[BaseModel], TypeAdapter]:
+    model = pydantic_model(contract)
+    return model, TypeAdapter(list[model])  # type: ignore[valid-type]
+
+
+def _json_value(v: Any) -> Any:
+    try:
+        text = json.dumps(v)
+    except (TypeError, ValueError):
+        return str(v)[:_VALUE_CHARS]
+    return v if len(text) <= _VALUE_CHARS else text[:_VALUE_CHARS] + "…"
+
+
+def problems_from(exc: ValidationError, prefix: tuple[str | int, ...] = (), indexed: bool = False,
+                  item_name: str = "item") -> list[FieldProblem]:
+    """pydantic errors → field problems; with ``indexed`` the first location is the item index."""
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = list(err["loc"])
+        item: int | None = None
+        if indexed and loc and isinstance(loc[0], int):
+            item = int(loc.pop(0))
+        # drop union branch tags such as 'list[str]' or 'function-before[...]'
+        parts = [str(p) for p in loc if isinstance(p, int) or ("[" not in str(p) and str(p) not in ("str",))]
+        field = ".".join([*map(str, prefix), *parts]) or (item_name if indexed else "body")
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        missing = err["type"] == "missing"
+        if missing:
+            msg = "field required"
+        out.append(FieldProblem(field, msg, item=item, value=None if missing else _json_value(err.get("input")),
+                                has_value=not missing))
+    return out
+
+
+def _type_problems(items: list[Any], contract: str, prefix: tuple[str, ...], indexed: bool) -> list[FieldProblem]:
+    """Fields of a type a contract validator cannot even look at (dates that are not strings, ...)."""
+    out = []
+    spec_kinds = {f.name: f.kind for f in CONTRACTS[contract].fields}
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            continue
+        for name, kind in spec_kinds.items():
+            v = item.get(name)
+            if v is None:
+                continue
+            bad = ((kind == "date" and not isinstance(v, str))
+                   or (kind == "countries" and not (isinstance(v, str)
+                                                    or (isinstance(v, list) and all(isinstance(x, str) for x in v)))))
+            if bad:
+                expected = "a date string (YYYY-MM-DD)" if kind == "date" else "a list of ISO alpha-2 codes"
+                out.append(FieldProblem(".".join([*prefix, name]), f"expected {expected}",
+                                        item=i if indexed else None, value=_json_value(v), has_value=True))
+    return out
+
+
+def _all_problems(data: list[Any], contract: str, prefix: tuple[str, ...],
+                  list_adapter: TypeAdapter) -> list[FieldProblem]:
+    """Type problems first, then the other items validated on their own (their indices kept)."""
+    problems = _type_problems(data, contract, prefix, True)
+    skip = {p.item for p in problems}
+    rest = [i for i in range(len(data)) if i not in skip]
+    try:
+        list_adapter.validate_python([data[i] for i in rest])
+    except ValidationError as exc:
+        for p in problems_from(exc, prefix, indexed=True, item_name=contract):
+            p.item = rest[p.item] if p.item is not None else None
+            problems.append(p)
+    except TypeError:
+        problems.append(FieldProblem(".".join(prefix) or "body", f"items that are not {contract} objects"))
+    problems.sort(key=lambda p: (p.item if p.item is not None else -1))
+    return problems
+
+
+def validate_records(data: Any, contract: str, max_items: int, prefix: tuple[str, ...] = (),
+                     allow_single: bool = True) -> tuple[list[dict[str, Any]], bool]:
+    """One object or a list of objects in ``contract`` → (plain records, was a list)."""
+    model, list_adapter = _adapters(contract)
+    where = ".".join(prefix) or "body"
+    if isinstance(data, list):
+        if len(data) > max_items:
+            raise TooManyItems([FieldProblem(where, f"{len(data)} items; at most {max_items} per request")],
+                               "too many items")
+        if not data:
+            raise InputError([FieldProblem(where, f"an empty list; send at least one {contract}")])
+        try:
+            validated = list_adapter.validate_python(data)
+        except ValidationError as exc:
+            raise InputError(problems_from(exc, prefix, indexed=True, item_name=contract)) from None
+        except TypeError:
+            raise InputError(_all_problems(data, contract, prefix, list_adapter)) from None
+        return list_adapter.dump_python(validated), True
+    if isinstance(data, Mapping) and allow_single:
+        try:
+            one = model.model_validate(data)
+        except ValidationError as exc:
+            raise InputError(problems_from(exc, prefix)) from None
+        except TypeError:
+            raise InputError(_type_problems([data], contract, prefix, False)
+                             or [FieldProblem(where, f"not a {contract} object")]) from None
+        return [one.model_dump()], False
+    expected = f"a {contract} object or a list of them" if allow_single else f"a list of {contract} objects"
+    raise InputError([FieldProblem(where, f"expected {expected}", value=_json_value(data), has_value=True)])
+
+
+def validate_object(data: Any, model: type[BaseModel], exclude: tuple[str, ...] = ()) -> BaseModel:
+    """A JSON object of request parameters (``exclude`` keys are validated elsewhere)."""
+    if not isinstance(data, Mapping):
+        raise InputError([FieldProblem("body", "expected a JSON object", value=_json_value(data), has_value=True)])
+    try:
+        return model.model_validate({k: v for k, v in data.items() if k not in exclude})
+    except ValidationError as exc:
+        raise InputError(problems_from(exc)) from None

@@ -1,0 +1,218 @@
+"""Routes: thin wrappers that check the caller's role, parse the body and call the services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from serving import schemas
+from serving.auth import Admin, Analyst, Officer
+from serving.errors import FieldProblem, InputError
+from serving.parsing import parse_json, validate_object, validate_records
+from serving.service import ScoringService
+from serving.settings import ServingSettings
+from serving.trends import TrendService, parse_years
+
+_THREAD_BYTES = 64 * 1024  # bodies larger than this are validated off the event loop
+
+
+async def get_settings(request: Request) -> ServingSettings:
+    return request.app.state.settings
+
+
+async def get_service(request: Request) -> ScoringService:
+    return request.app.state.service
+
+
+async def get_trends(request: Request) -> TrendService:
+    return request.app.state.trends
+
+
+SettingsDep = Annotated[ServingSettings, Depends(get_settings)]
+ServiceDep = Annotated[ScoringService, Depends(get_service)]
+TrendsDep = Annotated[TrendService, Depends(get_trends)]
+ModelQuery = Annotated[str | None, Query(
+    description="only score if this model is the one served: NAME, NAME/VERSION or NAME@ALIAS",
+    examples=["riskprof@champion"])]
+YearsQuery = Annotated[str | None, Query(description="years to include: 2022,2023 or 2021-2023 (default: all)",
+                                         examples=["2022,2023"])]
+
+
+@dataclass
+class RankBody:
+    records: list[dict[str, Any]]
+    params: schemas.RankParams
+
+
+async def _off_loop(size: int, fn: Any, *args: Any) -> Any:
+    return await run_in_threadpool(fn, *args) if size > _THREAD_BYTES else fn(*args)
+
+
+def _declarations(body: bytes, max_items: int) -> list[dict[str, Any]]:
+    return validate_records(parse_json(body), "declaration", max_items)[0]
+
+
+def _outcomes(body: bytes, max_items: int) -> list[dict[str, Any]]:
+    return validate_records(parse_json(body), "outcome", max_items)[0]
+
+
+def _rank_body(body: bytes, max_items: int) -> RankBody:
+    data = parse_json(body)
+    problems: list[FieldProblem] = []
+    params = records = None
+    try:
+        params = validate_object(data, schemas.RankParams, exclude=("declarations",))
+    except InputError as exc:
+        problems += exc.problems
+    if isinstance(data, dict):
+        if "declarations" not in data:
+            problems.append(FieldProblem("declarations", "field required"))
+        else:
+            try:
+                records = validate_records(data["declarations"], "declaration", max_items,
+                                           prefix=("declarations",), allow_single=False)[0]
+            except InputError as exc:
+                if not problems:
+                    raise
+                problems += exc.problems
+    if problems or params is None or records is None:
+        raise InputError(problems)
+    return RankBody(records, params)  # type: ignore[arg-type]
+
+
+async def declarations_body(request: Request, settings: SettingsDep) -> list[dict[str, Any]]:
+    body = await request.body()
+    return await _off_loop(len(body), _declarations, body, settings.max_items)
+
+
+async def outcomes_body(request: Request, settings: SettingsDep) -> list[dict[str, Any]]:
+    body = await request.body()
+    return await _off_loop(len(body), _outcomes, body, settings.max_items)
+
+
+async def rank_body(request: Request, settings: SettingsDep) -> RankBody:
+    body = await request.body()
+    return await _off_loop(len(body), _rank_body, body, settings.max_items)
+
+
+Declarations = Annotated[list[dict[str, Any]], Depends(declarations_body)]
+Outcomes = Annotated[list[dict[str, Any]], Depends(outcomes_body)]
+Manifest = Annotated[RankBody, Depends(rank_body)]
+
+
+def _body(schema: dict[str, Any], examples: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "description": description,
+                            "content": {"application/json": {"schema": schema, "examples": examples}}}}
+
+
+def _one_or_many(name: str) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{name}"}
+    return {"anyOf": [ref, {"type": "array", "items": ref}]}
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": schemas.ValidationErrorBody, "description": "malformed JSON"},
+    401: {"model": schemas.ErrorBody, "description": "missing or invalid API key"},
+    403: {"model": schemas.ErrorBody, "description": "the key's role is not enough"},
+    413: {"model": schemas.ValidationErrorBody, "description": "too many items or body too large"},
+    422: {"model": schemas.ValidationErrorBody, "description": "bad fields, each named with its item index"},
+}
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {k: v for k, v in _ERRORS.items() if k in (401, 403)}
+_NO_MODEL: dict[int | str, dict[str, Any]] = {503: {"model": schemas.ErrorBody, "description": "no model loaded"}}
+
+v1 = APIRouter(prefix="/v1")
+
+
+@v1.post("/score", response_model=schemas.ScoreResponse, tags=["scoring"], summary="Score declarations",
+         responses={**_ERRORS, 404: {"model": schemas.ValidationErrorBody, "description": "unknown model"},
+                    **_NO_MODEL},
+         openapi_extra=_body(_one_or_many("Declaration"), {
+             "one": {"summary": "one declaration", "value": schemas.DECLARATION_EXAMPLE},
+             "list": {"summary": "a list", "value": [
+                 schemas.DECLARATION_EXAMPLE, {**schemas.DECLARATION_EXAMPLE, "declaration_id": "D0000002",
+                                               "importer_id": "NEW-TRADER", "hs_code": "940360"}]}},
+             "one declaration or a list of them (declaration contract; extra columns allowed)"))
+def score(records: Declarations, service: ServiceDep, who: Officer, model: ModelQuery = None) -> dict[str, Any]:
+    """Risk score, percentile, lane and plain-language reasons for each declaration.
+
+    Unknown values (a new trader, a new route) are scored, and listed in ``unseen_values``.
+    """
+    return service.score(records, who, model)
+
+
+@v1.post("/manifests/rank", response_model=schemas.RankResponse, tags=["scoring"],
+         summary="Rank a manifest and select for inspection",
+         responses={**_ERRORS, 404: {"model": schemas.ValidationErrorBody, "description": "unknown model"},
+                    **_NO_MODEL},
+         openapi_extra=_body({"$ref": "#/components/schemas/RankRequest"},
+                             {"manifest": {"summary": "5 % capacity, a tenth of it random",
+                                           "value": schemas.RankRequest.model_config["json_schema_extra"]
+                                           ["examples"][0]}},  # type: ignore[index]
+                             "declarations of a manifest, the inspection capacity and the random share"))
+def rank(body: Manifest, service: ServiceDep, who: Officer, model: ModelQuery = None) -> dict[str, Any]:
+    """Ranked list: the top of the capacity goes to the model, ``random_share`` of it to a random draw."""
+    p = body.params
+    return service.rank(body.records, p.capacity, p.random_share, p.seed, p.reasons, who, model)
+
+
+@v1.post("/outcomes", response_model=schemas.OutcomesResponse, tags=["outcomes"],
+         summary="Record inspection outcomes",
+         responses={**_ERRORS, 409: {"model": schemas.ValidationErrorBody,
+                                     "description": "a declaration already has a different outcome"}},
+         openapi_extra=_body(_one_or_many("Outcome"),
+                             {"one": {"summary": "one outcome", "value": schemas.OUTCOME_EXAMPLE}},
+                             "one outcome or a list (outcome contract)"))
+def outcomes(records: Outcomes, service: ServiceDep, who: Officer) -> dict[str, Any]:
+    """Idempotent per declaration: sending the same outcome again changes nothing."""
+    return service.record_outcomes(records, who)
+
+
+@v1.get("/model", response_model=schemas.ModelInfo, tags=["model"], summary="The model being served",
+        responses={**_AUTH_ERRORS, **_NO_MODEL})
+async def model_info(service: ServiceDep, _who: Analyst) -> dict[str, Any]:
+    return service.describe()
+
+
+@v1.post("/model/reload", response_model=schemas.ReloadResponse, tags=["model"],
+         summary="Load the version the alias points at now",
+         responses={**_AUTH_ERRORS,
+                    404: {"model": schemas.ErrorBody, "description": "no such model or alias in the registry"},
+                    409: {"model": schemas.ErrorBody,
+                          "description": "the version failed to load or to score the smoke sample; the running "
+                                         "model stays"}})
+def reload_model(service: ServiceDep, _who: Admin) -> dict[str, Any]:
+    return service.reload()
+
+
+@v1.get("/reports/trends", response_model=schemas.TrendsResponse, tags=["reports"],
+        summary="Seizure trend tables", responses={**_AUTH_ERRORS, 422: _ERRORS[422],
+                                                   503: {"model": schemas.ErrorBody,
+                                                         "description": "seizure records unavailable"}})
+def trends(trend_service: TrendsDep, _who: Analyst, years: YearsQuery = None) -> dict[str, Any]:
+    """The report's tables (totals, by region, by country, weapon types, routes, ...) for the years asked."""
+    return trend_service.trends_json(parse_years(years))
+
+
+pages = APIRouter()
+
+
+@pages.get("/reports/trends", response_class=HTMLResponse, tags=["reports"], summary="Seizure trend report (HTML)",
+           responses=_AUTH_ERRORS)
+def trends_page(trend_service: TrendsDep, _who: Analyst, years: YearsQuery = None) -> HTMLResponse:
+    return HTMLResponse(trend_service.trends_html(parse_years(years)))
+
+
+@pages.get("/health", response_model=schemas.Health, tags=["health"], summary="Liveness")
+async def health(service: ServiceDep) -> dict[str, Any]:
+    return {"status": "ok", "model": service.model_ref}
+
+
+@pages.get("/ready", response_model=schemas.Ready, tags=["health"], summary="Readiness: model loaded, store reachable",
+           responses={503: {"model": schemas.Ready, "description": "not ready"}})
+def ready(service: ServiceDep) -> Any:
+    state = service.readiness()
+    return state if state["ready"] else JSONResponse(state, status_code=503)

@@ -1,0 +1,239 @@
+"""Request and response bodies of the API (with the examples shown in the OpenAPI docs).
+
+Declarations and outcomes are the contract models of :mod:`features.contracts`; everything else
+the API returns is declared here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from features.contracts import pydantic_model
+
+Declaration = pydantic_model("declaration")
+Outcome = pydantic_model("outcome")
+
+Lane = Literal["red", "yellow", "green"]
+
+DECLARATION_EXAMPLE: dict[str, Any] = {
+    "declaration_id": "D0000001",
+    "declaration_date": "2023-06-01",
+    "direction": "import",
+    "office_id": "YE-ADE",
+    "office_type": "seaport",
+    "importer_id": "IMP000123",
+    "declarant_id": "DCL0042",
+    "origin_country": "CN",
+    "departure_country": "CN",
+    "transit_countries": ["AE"],
+    "destination_country": "YE",
+    "conveyance": "vessel",
+    "hs_code": "820600",
+    "goods_description": "hardware, lamp",
+    "quantity": 1234,
+    "gross_weight_kg": 5400.0,
+    "customs_value": 8200.0,
+    "currency": "USD",
+}
+OUTCOME_EXAMPLE: dict[str, Any] = {
+    "declaration_id": "D0000001",
+    "inspected_date": "2023-06-02",
+    "inspected": True,
+    "selection_source": "model",
+    "selection_probability": 1.0,
+    "hit": True,
+    "case_id": "C2023-000123",
+    "revenue": 0.0,
+}
+REASONS_EXAMPLE: Any = [
+    {"family": "goods_cover", "contribution": 1.21,
+     "text": "declared as hand tools (HS 8206), a heading used as cover in 14 past weapon seizures"},
+    {"family": "route", "contribution": 0.64, "text": "route CN → AE → YE: seizure rate 9× the average"},
+    {"family": "trader_history", "contribution": 0.18, "text": "importer IMP000123: 2 hits in 5 inspections"},
+]
+MODEL_EXAMPLE: dict[str, Any] = {"name": "riskprof", "version": "3", "alias": "champion"}
+
+
+class ModelRef(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [MODEL_EXAMPLE]})
+
+    name: str
+    version: str
+    alias: str | None = None
+
+
+class ReasonOut(BaseModel):
+    family: str = Field(description="feature family: route, goods_cover, trader_history, ...")
+    contribution: float = Field(description="TreeSHAP contribution of the family, log-odds (> 0 raises risk)")
+    text: str = Field(description="the reason in plain language")
+
+
+class ScoredDeclaration(BaseModel):
+    declaration_id: str
+    risk_score: float = Field(ge=0, le=1, description="calibrated probability of a hit")
+    percentile: float | None = Field(None, description="percentile of the score among recent traffic (0-100)")
+    lane: Lane = Field(description="red = physical examination, yellow = documentary check, green = release")
+    reasons: list[ReasonOut] = Field(description="families pushing the score up, strongest first")
+    unseen_values: dict[str, Any] = Field(
+        default_factory=dict, description="input values the model never saw (scored as unknown, not rejected)")
+
+
+class ScoreResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "model": MODEL_EXAMPLE, "count": 1,
+        "results": [{"declaration_id": "D0000001", "risk_score": 0.41, "percentile": 99.2, "lane": "red",
+                     "reasons": REASONS_EXAMPLE, "unseen_values": {"importer_id": "IMP000123"}}]}]})
+
+    model: ModelRef
+    count: int
+    results: list[ScoredDeclaration]
+
+
+class RankParams(BaseModel):
+    """The parameters of a manifest ranking (the declarations are validated on their own)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    capacity: str | float = Field(description='how many to inspect: a count (120), a fraction (0.05) or "5%"')
+    random_share: float = Field(0.0, ge=0, le=1, description="share of the capacity drawn at random")
+    seed: int = Field(0, description="seed of the random draw (same manifest and seed → same draw)")
+    reasons: Literal["all", "flagged", "none"] = Field(
+        "flagged", description="reasons for all items, for red/yellow items only, or none")
+
+
+class RankRequest(RankParams):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "declarations": [DECLARATION_EXAMPLE, {**DECLARATION_EXAMPLE, "declaration_id": "D0000002",
+                                               "hs_code": "940360", "transit_countries": []}],
+        "capacity": "5%", "random_share": 0.1, "seed": 0, "reasons": "flagged"}]})
+
+    declarations: list[Declaration]  # type: ignore[valid-type]
+
+
+class RankedDeclaration(ScoredDeclaration):
+    rank: int = Field(description="1 = highest risk")
+    selection: Literal["model", "random", "none"] = Field(description="why the item is (not) selected")
+    selection_probability: float = Field(description="probability of selection under this policy (for IPW)")
+    reasons: list[ReasonOut] | None = None  # type: ignore[assignment]
+
+
+class LaneConfig(BaseModel):
+    by: Literal["score", "capacity"]
+    red: float = Field(description="score from which an item is red")
+    yellow: float = Field(description="score from which an item is yellow")
+
+
+class RankResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "model": MODEL_EXAMPLE, "count": 2, "capacity": 1, "selected_model": 1, "selected_random": 0,
+        "random_share": 0.1, "lanes": {"by": "score", "red": 0.3, "yellow": 0.1},
+        "items": [
+            {"rank": 1, "declaration_id": "D0000001", "risk_score": 0.41, "percentile": 99.2, "lane": "red",
+             "selection": "model", "selection_probability": 1.0, "reasons": REASONS_EXAMPLE, "unseen_values": {}},
+            {"rank": 2, "declaration_id": "D0000002", "risk_score": 0.01, "percentile": 31.0, "lane": "green",
+             "selection": "none", "selection_probability": 0.0, "reasons": None, "unseen_values": {}},
+        ]}]})
+
+    model: ModelRef
+    count: int
+    capacity: int = Field(description="items to inspect")
+    selected_model: int
+    selected_random: int
+    random_share: float
+    lanes: LaneConfig
+    items: list[RankedDeclaration] = Field(description="ranked, highest risk first")
+
+
+class OutcomeStatus(BaseModel):
+    declaration_id: str
+    status: Literal["created", "unchanged"]
+
+
+class OutcomesResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "created": 1, "unchanged": 0, "items": [{"declaration_id": "D0000001", "status": "created"}]}]})
+
+    created: int
+    unchanged: int
+    items: list[OutcomeStatus]
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        **MODEL_EXAMPLE, "uri": "models:/riskprof/3", "run_id": "0a1b2c", "label": "hit",
+        "training_period": ["2022-01-01", "2023-06-30"], "validation_period": ["2023-07-07", "2023-09-30"],
+        "test_period": ["2023-10-07", "2023-12-31"], "history_cutoff": "2023-12-31",
+        "metrics": {"auc": 0.91, "precision_at": {"5": 0.32}}, "loaded_at": "2024-01-02T08:00:00+00:00",
+        "lanes": {"by": "score", "red": 0.3, "yellow": 0.1}, "features": ["route_hit_rate", "..."]}]})
+
+    name: str
+    version: str
+    alias: str | None = None
+    uri: str
+    run_id: str | None = None
+    label: str | None = None
+    training_period: list[str] | None = None
+    validation_period: list[str] | None = None
+    test_period: list[str] | None = None
+    history_cutoff: str | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    features: list[str] = Field(default_factory=list)
+    loaded_at: str
+    lanes: LaneConfig
+
+
+class ReloadResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "changed": True, "previous": {**MODEL_EXAMPLE, "version": "2"}, "model": MODEL_EXAMPLE}]})
+
+    changed: bool = Field(description="false when the alias still points at the loaded version")
+    previous: ModelRef | None
+    model: ModelRef
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok", "model": MODEL_EXAMPLE}]})
+
+    status: Literal["ok"]
+    model: ModelRef | None = Field(description="the loaded model (null while none is loaded)")
+
+
+class Ready(BaseModel):
+    ready: bool
+    model_loaded: bool
+    store_reachable: bool
+    model: ModelRef | None = None
+
+
+class TrendsResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "years": [2022, 2023],
+        "tables": {"totals": [{"year": 2022, "cases": 2410, "seizures": 3011, "quantity": 91234.0},
+                              {"year": 2023, "cases": 2634, "seizures": 3290, "quantity": 101110.0}],
+                   "by_region": [{"region": "Europe", "year": 2023, "cases": 1300, "seizures": 1620,
+                                  "quantity": 40000.0}]}}]})
+
+    years: list[int] | None = Field(description="the years asked for (null = all years in the data)")
+    tables: dict[str, list[dict[str, Any]]] = Field(description="table name → rows")
+
+
+class ProblemOut(BaseModel):
+    item: int | None = Field(None, description="0-based index of the item in a list (absent for one object)")
+    field: str = Field(description="the bad field, e.g. hs_code or declarations.hs_code")
+    message: str
+    value: Any = None
+
+
+class ValidationErrorBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": [
+        {"item": 3, "field": "hs_code", "message": "'12' is not an HS code of 6 to 10 digits", "value": "12"}]}]})
+
+    detail: list[ProblemOut]
+
+
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{"detail": "no model is loaded"}]})
+
+    detail: str

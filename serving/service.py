@@ -1,0 +1,256 @@
+"""The scoring service: the loaded model, scoring, ranking, outcomes and reloads. No FastAPI here.
+
+The model is held as one immutable :class:`ServedModel`; a reload builds a new one (loaded and
+smoke-tested) and swaps the reference, so a request in flight keeps the model it started with and
+a broken version never replaces a working one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from scoring import LaneThresholds, capacity_count, score_table, select_for_inspection
+from scoring.registry import LoadedModel
+from serving.errors import FieldProblem, InputError, ModelNotFound, ModelRejected, NoModelLoaded, UnknownModel
+from serving.roles import Principal
+from serving.settings import ServingSettings
+from serving.store import Store
+
+log = logging.getLogger("riskprof.serving")
+
+Loader = Callable[[str], LoadedModel]
+Resolver = Callable[[str], tuple[str, str, str | None]]
+
+# scored on every (re)load before a model is accepted: a full and a minimal declaration, plus an
+# unseen trader and route, through the same validation as a request
+SMOKE_SAMPLE: list[dict[str, Any]] = [
+    {"declaration_id": "SMOKE-1", "declaration_date": "2023-06-01", "direction": "import", "office_id": "YE-ADE",
+     "office_type": "seaport", "importer_id": "IMP000123", "declarant_id": "DCL0042", "origin_country": "CN",
+     "departure_country": "CN", "transit_countries": ["AE"], "destination_country": "YE", "conveyance": "vessel",
+     "hs_code": "820600", "goods_description": "hardware, lamp", "quantity": 1234, "gross_weight_kg": 5400.0,
+     "customs_value": 8200.0, "currency": "USD"},
+    {"declaration_id": "SMOKE-2", "declaration_date": "2023-06-01", "hs_code": "940360"},
+    {"declaration_id": "SMOKE-3", "declaration_date": "2023-06-01", "hs_code": "930120", "importer_id": "NEW-TRADER",
+     "departure_country": "NZ", "destination_country": "IS", "conveyance": "mail", "gross_weight_kg": 2.0,
+     "customs_value": 15.0},
+]
+
+
+def _default_loader(uri: str) -> LoadedModel:
+    from scoring.registry import load_risk_model
+
+    return load_risk_model(uri)
+
+
+def _default_resolver(uri: str) -> tuple[str, str, str | None]:
+    from scoring.registry import resolve_version
+
+    return resolve_version(uri)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    loaded: LoadedModel
+    thresholds: LaneThresholds
+    loaded_at: dt.datetime
+
+    @property
+    def ref(self) -> dict[str, Any]:
+        return {"name": self.loaded.name, "version": self.loaded.version, "alias": self.loaded.alias}
+
+    def lanes(self, by: str) -> dict[str, Any]:
+        return {"by": by, "red": self.thresholds.red, "yellow": self.thresholds.yellow}
+
+
+def lane_thresholds(settings: ServingSettings, reference_scores: np.ndarray) -> LaneThresholds:
+    """Thresholds from configuration: fixed scores, or the scores at the configured shares of recent traffic."""
+    if settings.lanes_by == "score" or not len(reference_scores):
+        return LaneThresholds(red=settings.lane_red, yellow=settings.lane_yellow)
+
+    def at_share(share: float) -> float:
+        if share <= 0:
+            return 1.0
+        return float(np.quantile(reference_scores, 1.0 - share, method="higher"))
+
+    red, yellow = at_share(settings.lane_red_share), at_share(settings.lane_yellow_share)
+    return LaneThresholds(red=max(red, yellow), yellow=yellow)
+
+
+def _round(x: float, digits: int = 6) -> float | None:
+    return None if not math.isfinite(x) else round(x, digits)
+
+
+class ScoringService:
+    """Wraps the served model; every public method returns JSON-able dicts."""
+
+    def __init__(self, settings: ServingSettings, store: Store, loader: Loader = _default_loader,
+                 resolver: Resolver = _default_resolver):
+        self.settings = settings
+        self.store = store
+        self._loader = loader
+        self._resolver = resolver
+        self._served: ServedModel | None = None
+        self._reload_lock = threading.Lock()
+        self.last_error: str | None = None
+
+    # ---- model ---------------------------------------------------------------------------------
+    @property
+    def served(self) -> ServedModel:
+        served = self._served
+        if served is None:
+            raise NoModelLoaded("no model is loaded; see /ready, then POST /v1/model/reload",
+                                last_error=self.last_error)
+        return served
+
+    @property
+    def model_ref(self) -> dict[str, Any] | None:
+        return self._served.ref if self._served is not None else None
+
+    def load_initial(self) -> bool:
+        """Load the configured model at start-up; on failure the service starts without one (not ready)."""
+        try:
+            self.reload()
+        except Exception as exc:  # noqa: BLE001 - logged; /ready reports it
+            self.last_error = str(exc)
+            log.error("no model loaded at start-up: %s", exc)
+            return False
+        return True
+
+    def reload(self) -> dict[str, Any]:
+        """Load what the configured alias points at now; keep the running model unless it loads and scores."""
+        uri = self.settings.model_uri
+        with self._reload_lock:
+            try:
+                name, version, alias = self._resolver(uri)
+            except Exception as exc:  # noqa: BLE001 - registry errors are reported, never raised as 500
+                raise ModelNotFound(f"{uri}: {_short(exc)}", model_uri=uri) from None
+            previous = self.model_ref
+            if previous is not None and previous["name"] == name and previous["version"] == version:
+                return {"changed": False, "previous": previous, "model": previous}
+            running = {"loaded_version": previous["version"] if previous else None}
+            try:
+                loaded = self._loader(f"models:/{name}/{version}")
+                loaded = dataclasses.replace(loaded, alias=alias)
+            except Exception as exc:  # noqa: BLE001
+                self.last_error = f"version {version} failed to load: {_short(exc)}"
+                raise ModelRejected(f"{name} version {version} failed to load: {_short(exc)}", stage="load",
+                                    rejected_version=version, **running) from None
+            try:
+                served = ServedModel(loaded, lane_thresholds(self.settings, loaded.model.reference_scores),
+                                     dt.datetime.now(dt.UTC))
+                self._smoke(served)
+            except Exception as exc:  # noqa: BLE001
+                self.last_error = f"version {version} failed the smoke test: {_short(exc)}"
+                raise ModelRejected(f"{name} version {version} failed to score the smoke sample: {_short(exc)}",
+                                    stage="smoke", rejected_version=version, **running) from None
+            self._served = served
+            self.last_error = None
+            log.info("serving %s version %s (%s)", name, version, alias)
+            return {"changed": True, "previous": previous, "model": served.ref}
+
+    def _smoke(self, served: ServedModel) -> None:
+        from serving.parsing import validate_records
+
+        records, _ = validate_records(SMOKE_SAMPLE, "declaration", len(SMOKE_SAMPLE))
+        table = score_table(served.loaded.model, records, served.thresholds, reasons_for="all",
+                            top_k=self.settings.reasons_top_k)
+        risk = np.asarray(table.risk_score, dtype=np.float64)
+        if len(risk) != len(records) or not np.all(np.isfinite(risk)) or np.any((risk < 0) | (risk > 1)):
+            raise ValueError(f"scores out of [0, 1]: {risk.tolist()}")
+        if any(not r for r in table.reasons):
+            raise ValueError("no reasons produced")
+
+    def check_model(self, requested: str | None) -> ServedModel:
+        """The served model, after checking that ``requested`` (NAME, NAME/VERSION or NAME@ALIAS) names it."""
+        served = self.served
+        if requested:
+            ref = served.ref
+            if "@" in requested:
+                name, alias = requested.split("@", 1)
+                ok = name == ref["name"] and alias == ref["alias"]
+            elif "/" in requested:
+                name, version = requested.rsplit("/", 1)
+                ok = name == ref["name"] and version == ref["version"]
+            else:
+                ok = requested == ref["name"]
+            if not ok:
+                raise UnknownModel([FieldProblem(
+                    "model", f"model {requested!r} is not served here; serving {ref['name']} version "
+                             f"{ref['version']} ({ref['alias']})", value=requested, has_value=True)], "unknown model")
+        return served
+
+    def describe(self) -> dict[str, Any]:
+        served = self.served
+        info = served.loaded.describe()
+        info["loaded_at"] = served.loaded_at.isoformat()
+        info["lanes"] = served.lanes(self.settings.lanes_by)
+        return info
+
+    # ---- scoring -------------------------------------------------------------------------------
+    def score(self, records: Sequence[dict[str, Any]], principal: Principal, model: str | None = None) -> dict[str, Any]:
+        served = self.check_model(model)
+        table = score_table(served.loaded.model, records, served.thresholds, reasons_for="all",
+                            top_k=self.settings.reasons_top_k)
+        results = table.records()
+        for r in results:
+            r["percentile"] = _round(r["percentile"], 3)
+        self.store.append_audit(principal, "score", served.loaded.name, served.loaded.version, results)
+        return {"model": served.ref, "count": len(results), "results": results}
+
+    def rank(self, records: Sequence[dict[str, Any]], capacity: str | float, random_share: float, seed: int,
+             reasons: str, principal: Principal, model: str | None = None) -> dict[str, Any]:
+        served = self.check_model(model)
+        try:
+            capacity_count(len(records), capacity)
+        except ValueError as exc:
+            raise InputError([FieldProblem("capacity", f"{exc} (give a count, a fraction below 1 or a percentage "
+                                                       f"such as '5%')", value=capacity, has_value=True)]) from None
+        table = score_table(served.loaded.model, records, served.thresholds, reasons_for=reasons,  # type: ignore[arg-type]
+                            top_k=self.settings.reasons_top_k)
+        ids = np.asarray(table.declaration_id, dtype=object)
+        sel = select_for_inspection(table.risk_score, ids, capacity, random_share=random_share, seed=seed)
+        base = table.records()
+        order = np.argsort(sel.rank, kind="stable")
+        items = []
+        for i in order:
+            r = base[i]
+            r["percentile"] = _round(r["percentile"], 3)
+            r["rank"] = int(sel.rank[i])
+            r["selection"] = sel.selected[i] or "none"
+            r["selection_probability"] = float(sel.probability[i])
+            items.append(r)
+        self.store.append_audit(principal, "rank", served.loaded.name, served.loaded.version, items,
+                                params={"capacity": capacity, "random_share": random_share, "seed": seed})
+        n_model = int(np.sum(sel.selected == "model"))
+        n_random = int(np.sum(sel.selected == "random"))
+        return {"model": served.ref, "count": len(items), "capacity": n_model + n_random,
+                "selected_model": n_model, "selected_random": n_random, "random_share": random_share,
+                "lanes": served.lanes(self.settings.lanes_by), "items": items}
+
+    # ---- outcomes ------------------------------------------------------------------------------
+    def record_outcomes(self, records: Sequence[dict[str, Any]], principal: Principal) -> dict[str, Any]:
+        status = self.store.record_outcomes(records, recorded_by=principal.name)
+        items = [{"declaration_id": r["declaration_id"], "status": s} for r, s in zip(records, status, strict=True)]
+        return {"created": status.count("created"), "unchanged": status.count("unchanged"), "items": items}
+
+    # ---- health --------------------------------------------------------------------------------
+    def readiness(self) -> dict[str, Any]:
+        loaded = self._served is not None
+        reachable = self.store.ping()
+        return {"ready": loaded and reachable, "model_loaded": loaded, "store_reachable": reachable,
+                "model": self.model_ref}
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:limit]

@@ -1,0 +1,332 @@
+"""The service's own store (SQLAlchemy): API keys (hashed), the audit log and inspection outcomes.
+
+SQLite file by default, any SQLAlchemy URL (e.g. PostgreSQL) by setting ``RISKPROF_DATABASE_URL``.
+The audit tables are append-only: the API only ever inserts, and on SQLite and PostgreSQL a
+trigger refuses UPDATE and DELETE on them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
+
+from serving.errors import ConflictError, FieldProblem
+from serving.roles import Principal, Role
+
+KEY_PREFIX = "rpk"
+_CHUNK = 500
+
+metadata = sa.MetaData()
+
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("salt", sa.String(64), nullable=False),
+    sa.Column("key_hash", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+audit_events = sa.Table(
+    "audit_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("key_name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("endpoint", sa.String(100), nullable=False),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(50), nullable=False),
+    sa.Column("n_items", sa.Integer, nullable=False),
+    sa.Column("params", sa.JSON, nullable=True),
+)
+
+audit_items = sa.Table(
+    "audit_items", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("audit_events.id"), nullable=False, index=True),
+    sa.Column("item", sa.Integer, nullable=False),
+    sa.Column("declaration_id", sa.String(200), nullable=False, index=True),
+    sa.Column("risk_score", sa.Float, nullable=False),
+    sa.Column("lane", sa.String(10), nullable=False),
+    sa.Column("selection", sa.String(10), nullable=True),
+    sa.Column("selection_probability", sa.Float, nullable=True),
+    sa.Column("reasons", sa.JSON, nullable=True),
+)
+
+outcomes = sa.Table(
+    "outcomes", metadata,
+    sa.Column("declaration_id", sa.String(200), primary_key=True),
+    sa.Column("inspected_date", sa.Date, nullable=False),
+    sa.Column("inspected", sa.Boolean, nullable=False),
+    sa.Column("selection_source", sa.String(20), nullable=True),
+    sa.Column("selection_probability", sa.Float, nullable=True),
+    sa.Column("hit", sa.Boolean, nullable=False),
+    sa.Column("case_id", sa.String(200), nullable=True),
+    sa.Column("revenue", sa.Float, nullable=True),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("recorded_by", sa.String(200), nullable=False),
+)
+
+OUTCOME_FIELDS = ("declaration_id", "inspected_date", "inspected", "selection_source", "selection_probability",
+                  "hit", "case_id", "revenue")
+
+for _table in (audit_events, audit_items):
+    sa.event.listen(_table, "after_create", sa.DDL(
+        f"CREATE TRIGGER {_table.name}_no_update BEFORE UPDATE ON {_table.name} "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END").execute_if(dialect="sqlite"))
+    sa.event.listen(_table, "after_create", sa.DDL(
+        f"CREATE TRIGGER {_table.name}_no_delete BEFORE DELETE ON {_table.name} "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END").execute_if(dialect="sqlite"))
+    sa.event.listen(_table, "after_create", sa.DDL(
+        "CREATE OR REPLACE FUNCTION riskprof_append_only() RETURNS trigger AS $$ BEGIN "
+        "RAISE EXCEPTION 'the audit log is append-only'; END; $$ LANGUAGE plpgsql").execute_if(dialect="postgresql"))
+    sa.event.listen(_table, "after_create", sa.DDL(
+        f"CREATE TRIGGER {_table.name}_append_only BEFORE UPDATE OR DELETE ON {_table.name} "
+        "FOR EACH ROW EXECUTE FUNCTION riskprof_append_only()").execute_if(dialect="postgresql"))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets its folder created, WAL and a busy timeout (several workers)."""
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            kwargs["poolclass"] = StaticPool
+    engine = sa.create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
+                cur.execute(f"PRAGMA {pragma}")
+            cur.close()
+    return engine
+
+
+def _hash_key(secret: str, salt: str) -> str:
+    return hmac.new(salt.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: str
+    name: str
+    role: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+class Store:
+    """Keys, audit log and outcomes over one SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str, create: bool = True) -> Store:
+        store = cls(make_engine(url))
+        if create:
+            store.create_all()
+        return store
+
+    def create_all(self) -> None:
+        metadata.create_all(self.engine)
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not reachable"
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # ---- API keys ------------------------------------------------------------------------------
+    def create_api_key(self, name: str, role: Role | str) -> str:
+        """Store a new key (hashed) and return it; it cannot be recovered later."""
+        role = Role(role)
+        name = name.strip()
+        if not name:
+            raise ValueError("a key needs a name")
+        key_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        salt = secrets.token_hex(16)
+        with self.engine.begin() as conn:
+            exists = conn.execute(sa.select(api_keys.c.id).where(api_keys.c.name == name)).first()
+            if exists:
+                raise ValueError(f"a key named {name!r} already exists")
+            conn.execute(api_keys.insert().values(key_id=key_id, name=name, role=role.value, salt=salt,
+                                                  key_hash=_hash_key(secret, salt), created_at=_now()))
+        return f"{KEY_PREFIX}_{key_id}_{secret}"
+
+    def verify_api_key(self, key: str) -> Principal | None:
+        parts = key.strip().split("_", 2)
+        if len(parts) != 3 or parts[0] != KEY_PREFIX:
+            return None
+        _, key_id, secret = parts
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        if not hmac.compare_digest(_hash_key(secret, row.salt), row.key_hash):
+            return None
+        return Principal(row.name, Role(row.role), row.key_id)
+
+    def count_active_keys(self) -> int:
+        with self.engine.connect() as conn:
+            q = sa.select(sa.func.count()).select_from(api_keys).where(api_keys.c.revoked_at.is_(None))
+            return int(conn.execute(q).scalar_one())
+
+    def list_keys(self) -> list[KeyInfo]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(api_keys).order_by(api_keys.c.id)).all()
+        return [KeyInfo(r.key_id, r.name, r.role, r.created_at, r.revoked_at) for r in rows]
+
+    def revoke_key(self, name: str) -> bool:
+        with self.engine.begin() as conn:
+            res = conn.execute(api_keys.update().where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
+                               .values(revoked_at=_now()))
+        return bool(res.rowcount)
+
+    # ---- audit ---------------------------------------------------------------------------------
+    def append_audit(self, principal: Principal, endpoint: str, model_name: str, model_version: str,
+                     items: Sequence[Mapping[str, Any]], params: Mapping[str, Any] | None = None) -> int:
+        """One event for the call plus one row per declaration (id, score, lane, selection, reasons)."""
+        with self.engine.begin() as conn:
+            pk = conn.execute(audit_events.insert().values(
+                created_at=_now(), key_name=principal.name, role=principal.role.value, endpoint=endpoint,
+                model_name=model_name, model_version=model_version, n_items=len(items),
+                params=dict(params) if params else None)).inserted_primary_key
+            assert pk is not None
+            event_id = int(pk[0])
+            if items:
+                conn.execute(audit_items.insert(), [
+                    {"event_id": event_id, "item": i, "declaration_id": it["declaration_id"],
+                     "risk_score": it["risk_score"], "lane": it["lane"], "selection": it.get("selection"),
+                     "selection_probability": it.get("selection_probability"), "reasons": it.get("reasons")}
+                    for i, it in enumerate(items)])
+        return event_id
+
+    def audit_frame(self) -> pd.DataFrame:
+        """The audit log joined per declaration (newest last)."""
+        q = (sa.select(audit_events.c.id.label("event_id"), audit_events.c.created_at, audit_events.c.key_name,
+                       audit_events.c.role, audit_events.c.endpoint, audit_events.c.model_name,
+                       audit_events.c.model_version, audit_items.c.item, audit_items.c.declaration_id,
+                       audit_items.c.risk_score, audit_items.c.lane, audit_items.c.selection,
+                       audit_items.c.selection_probability, audit_items.c.reasons)
+             .select_from(audit_events.join(audit_items))
+             .order_by(audit_events.c.id, audit_items.c.item))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        return pd.DataFrame([dict(r) for r in rows], columns=list(q.selected_columns.keys()))
+
+    # ---- outcomes ------------------------------------------------------------------------------
+    def record_outcomes(self, records: Sequence[Mapping[str, Any]], recorded_by: str) -> list[str]:
+        """Insert outcomes; per item ``"created"`` or ``"unchanged"`` (same values sent again).
+
+        A declaration already holding *different* values is a conflict: nothing is written and
+        :class:`ConflictError` names every such item.
+        """
+        for _attempt in range(3):
+            try:
+                return self._record_outcomes(records, recorded_by)
+            except IntegrityError:  # a concurrent request inserted one of these ids first: re-check
+                continue
+        return self._record_outcomes(records, recorded_by)
+
+    def _record_outcomes(self, records: Sequence[Mapping[str, Any]], recorded_by: str) -> list[str]:
+        rows = [_outcome_row(r) for r in records]
+        ids = list(dict.fromkeys(r["declaration_id"] for r in rows))
+        now = _now()
+        with self.engine.begin() as conn:
+            existing: dict[str, dict[str, Any]] = {}
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start:start + _CHUNK]
+                q = sa.select(*[outcomes.c[f] for f in OUTCOME_FIELDS]).where(outcomes.c.declaration_id.in_(chunk))
+                for r in conn.execute(q).mappings():
+                    existing[r["declaration_id"]] = _outcome_row(dict(r))
+            status: list[str] = []
+            problems: list[FieldProblem] = []
+            new: dict[str, dict[str, Any]] = {}
+            for i, row in enumerate(rows):
+                key = row["declaration_id"]
+                before = existing.get(key, new.get(key))
+                if before is None:
+                    new[key] = row
+                    status.append("created")
+                elif before == row:
+                    status.append("unchanged")
+                else:
+                    diff = [f for f in OUTCOME_FIELDS if before[f] != row[f]]
+                    problems.append(FieldProblem(
+                        "declaration_id", f"an outcome with different values is already recorded for this "
+                                          f"declaration (differs in {diff}); outcomes are not overwritten",
+                        item=i, value=key, has_value=True))
+                    status.append("conflict")
+            if problems:
+                raise ConflictError(problems, "conflicting outcomes")
+            if new:
+                conn.execute(outcomes.insert(), [{**r, "recorded_at": now, "recorded_by": recorded_by}
+                                                 for r in new.values()])
+        return status
+
+
+def _outcome_row(r: Mapping[str, Any]) -> dict[str, Any]:
+    out = {f: r.get(f) for f in OUTCOME_FIELDS}
+    d = out["inspected_date"]
+    if isinstance(d, dt.datetime):
+        out["inspected_date"] = d.date()
+    elif isinstance(d, str):
+        out["inspected_date"] = dt.date.fromisoformat(d[:10])
+    for f in ("selection_probability", "revenue"):
+        v = out[f]
+        out[f] = None if v is None else float(v)
+    for f in ("inspected", "hit"):
+        out[f] = bool(out[f])
+    return out
+
+
+def outcomes_frame(source: Engine | Store | str) -> pd.DataFrame:
+    """Stored outcomes as a table in the OUTCOME contract (canonical types), sorted by declaration id."""
+    from features.contracts import OUTCOME, validate_table
+
+    own = isinstance(source, str)
+    engine = make_engine(source) if isinstance(source, str) else source.engine if isinstance(source, Store) else source
+    q = sa.select(*[outcomes.c[f] for f in OUTCOME_FIELDS]).order_by(outcomes.c.declaration_id)
+    try:
+        if not sa.inspect(engine).has_table(outcomes.name):
+            rows: list[dict[str, Any]] = []
+        else:
+            with engine.connect() as conn:
+                rows = [dict(r) for r in conn.execute(q).mappings()]
+    finally:
+        if own:
+            engine.dispose()
+    frame = pd.DataFrame(rows, columns=list(OUTCOME_FIELDS))
+    frame["inspected_date"] = pd.to_datetime(frame["inspected_date"])
+    return validate_table(frame, OUTCOME, source="outcome store")
+
