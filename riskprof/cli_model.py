@@ -34,7 +34,7 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Random seed of the fit."),
     num_threads: int | None = typer.Option(None, "--num-threads", help="LightGBM threads (default: settings)."),
     test_start: str | None = typer.Option(None, "--test-start", help="First day of the test period (YYYY-MM-DD)."),
-    rounds: int = typer.Option(600, "--rounds", help="Maximum boosting rounds (early stopping on validation)."),
+    rounds: int = typer.Option(1000, "--rounds", help="Maximum boosting rounds (early stopping on validation)."),
 ) -> None:
     """Train on a time split, log to MLflow, register the model and alias it `challenger`."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn

@@ -74,8 +74,8 @@ def dataset_digest(frame: pd.DataFrame) -> str:
 
 
 def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict[str, Any] | None = None,
-              num_boost_round: int = 600, early_stopping: int = 50, test_start: str | None = None,
-              gap_days: int = 7) -> TrainResult:
+              num_boost_round: int = 1000, early_stopping: int = 50, test_start: str | None = None,
+              gap_days: int = 7, refit: bool = True) -> TrainResult:
     """Fit features + LightGBM + calibration on a time split; evaluate on the test period."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -104,9 +104,19 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
     timings["fit_s"] = time.perf_counter() - t1
     timings["fit_rows_per_s"] = int(tr.sum()) / max(timings["fit_s"], 1e-9)
 
+    best = int(booster.best_iteration or booster.current_iteration())
     raw_valid = booster.predict(X[va], num_threads=num_threads)
+    # calibration is fitted on out-of-sample validation scores of the early-stopped booster
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw_valid, y[va])
     calibrator = Calibrator(np.asarray(iso.X_thresholds_), np.asarray(iso.y_thresholds_))
+    if refit:
+        # the most recent labelled weeks matter most: refit on train + validation with the number of
+        # rounds early stopping chose; the test period stays unseen
+        t2 = time.perf_counter()
+        fit_rows = tr | va
+        booster = lgb.train(p, lgb.Dataset(X[fit_rows], label=y[fit_rows], feature_name=names,
+                                           categorical_feature=pipe.categorical_), num_boost_round=best)
+        timings["refit_s"] = time.perf_counter() - t2
     model = RiskModel(pipe, booster, calibrator, np.zeros(0), num_threads=1)
     raw_test = booster.predict(X[te], num_threads=num_threads)
     p_test = calibrator(raw_test)
@@ -118,7 +128,7 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
     metrics = ranking_metrics(y[te], p_test, rev_te)
     metrics["auc_raw"] = metrics["auc"]
     metrics["calibration"] = calibration_curve(y[te], p_test)
-    metrics["best_iteration"] = int(booster.best_iteration or booster.current_iteration())
+    metrics["best_iteration"] = best
 
     baselines: dict[str, dict[str, Any]] = {}
     sub_feats = {k: v for k, v in feats.items()}
@@ -217,7 +227,7 @@ def train_and_log(ts: TrainingSet, model_name: str, seed: int = 0, num_threads: 
     run = mlflow.start_run(run_name=f"{model_name}-{ts.label}-seed{seed}")
     try:
         result = fit_model(ts, seed=seed, num_threads=num_threads, test_start=test_start, **fit_kwargs)
-        mlflow.log_params({"seed": seed, "num_threads": num_threads, "label": ts.label, "model_name": model_name,
+        mlflow.log_params({"refit_train_valid": fit_kwargs.get("refit", True), "seed": seed, "num_threads": num_threads, "label": ts.label, "model_name": model_name,
                            **{f"lgb_{k}": v for k, v in DEFAULT_PARAMS.items()}, **result.split.as_params(),
                            "n_features": len(result.model.feature_names),
                            "n_labelled": len(ts.labelled), "n_declarations": len(ts.declarations)})
