@@ -4,7 +4,9 @@
 See ``synthetic/PATTERNS.md`` for the calibration choices and the planted risk patterns.
 """
 
+from synthetic._declarations import PLANTED_PATTERNS, generate_declarations
+from synthetic._generate import generate
 from synthetic._seizures import generate_seizures
 from synthetic.figures import load_figures
 
-__all__ = ["generate_seizures", "load_figures"]
+__all__ = ["PLANTED_PATTERNS", "generate", "generate_declarations", "generate_seizures", "load_figures"]

@@ -86,6 +86,14 @@ DECLARED_FOR: dict[str, dict[str, float]] = {
     "explosives": {"3102": 5, "7204": 3, "2710": 1, "8429": 1},
 }
 
+# Declared goods also depend on the conveyance (containers: tools, furniture, scrap; courier: parts, toys).
+DECLARED_TILT: dict[str, dict[str, float]] = {
+    "vessel": {"8206": 4, "9403": 4, "7204": 4, "9405": 2, "8452": 2},
+    "express courier": {"8708": 3, "8452": 3, "9503": 3, "9405": 1.5},
+    "mail": {"9503": 2, "9405": 2, "8205": 1.5},
+    "vehicle": {"8708": 2, "9403": 2, "7204": 2},
+}
+
 CONCEALMENT: dict[str, tuple[str, ...]] = {
     "vessel": ("among sewing machine parts in container", "inside furniture in container",
                "in scrap metal load", "false bottom of crates", "among cartons of hardware and lamps",

@@ -34,6 +34,7 @@ from synthetic._calibration import (
 from synthetic._goods import (
     CONCEALMENT,
     DECLARED_FOR,
+    DECLARED_TILT,
     DESCRIPTIONS,
     HUBS,
     PARTNER_REGION_WEIGHTS,
@@ -60,7 +61,7 @@ CONVEYANCE_BY_LOCATION: dict[str, dict[str, float]] = {
     "inland": {"vehicle": 0.45, "express courier": 0.25, "mail": 0.1, "vessel": 0.05, "rail": 0.05, "other": 0.1},
     "other": {"other": 0.35, "express courier": 0.3, "vessel": 0.2, "vehicle": 0.15},
 }
-DECLARED_PROB = {"vessel": 0.9, "express courier": 0.95, "mail": 0.85, "air": 0.3, "vehicle": 0.2, "rail": 0.5,
+DECLARED_PROB = {"vessel": 0.9, "express courier": 0.95, "mail": 0.85, "air": 0.35, "vehicle": 0.35, "rail": 0.5,
                  "other": 0.15, "pedestrian": 0.0}
 OTHER_METHODS = ("routine control", "x-ray / scanner", "intelligence", "detector dog", "other")
 OTHER_METHOD_P = {"import": (0.62, 0.14, 0.12, 0.05, 0.07), "export": (0.55, 0.2, 0.12, 0.05, 0.08),
@@ -373,8 +374,10 @@ def _declared(rng: np.random.Generator, cases: pd.DataFrame) -> tuple[np.ndarray
     hs = np.full(n, None, dtype=object)
     desc = np.full(n, None, dtype=object)
     for kind, probs in DECLARED_FOR.items():
-        idx = np.flatnonzero(declared & (primary == kind))
-        hs[idx] = _choose(rng, probs, len(idx))
+        for conveyance in np.unique(conv):
+            idx = np.flatnonzero(declared & (primary == kind) & (conv == conveyance))
+            tilt = DECLARED_TILT.get(conveyance, {})
+            hs[idx] = _choose(rng, {h: w * tilt.get(h, 1.0) for h, w in probs.items()}, len(idx))
     for i in np.flatnonzero(declared):
         options = DESCRIPTIONS[hs[i]]
         desc[i] = options[rng.integers(len(options))]
