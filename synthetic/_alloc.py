@@ -65,15 +65,15 @@ def assign_quotas(rng: np.random.Generator, weights: np.ndarray, counts: Sequenc
     label in ``order`` takes the items left over, which must all be eligible for it.
     """
     n, k = weights.shape
-    counts = np.asarray(counts, dtype=np.int64)
-    if counts.sum() != n:
-        raise ValueError(f"quotas sum to {counts.sum()}, not {n}")
+    quota = np.asarray(counts, dtype=np.int64)
+    if quota.sum() != n:
+        raise ValueError(f"quotas sum to {quota.sum()}, not {n}")
     order = list(range(k)) if order is None else list(order)
     with np.errstate(divide="ignore"):
         score = np.log(weights) + rng.gumbel(size=(n, k))
     labels = np.full(n, -1, dtype=np.int64)
     for lab in order[:-1]:
-        c = int(counts[lab])
+        c = int(quota[lab])
         if c == 0:
             continue
         s = np.where(labels < 0, score[:, lab], -np.inf)

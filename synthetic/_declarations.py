@@ -59,8 +59,8 @@ RISK_CAP = 0.9
 # ---- traffic and selection ------------------------------------------------------------------
 CASE_LIKE_SHARE = 0.1
 N_IMPORTERS = 25_000
-N_OFFENDERS = 150
-OFFENDER_TRAFFIC_SHARE = 0.025
+N_OFFENDERS = 60
+OFFENDER_TRAFFIC_SHARE = 0.03
 N_DECLARANTS = 1_200
 VALUE_ANOMALY_SHARE = 0.04
 RANDOM_RATE = 0.025
@@ -146,15 +146,17 @@ def _pick(rng: np.random.Generator, keys: list[str] | tuple[str, ...], weights: 
 def _partners(rng: np.random.Generator, n: int, avoid: list[np.ndarray], near: np.ndarray | None = None) -> np.ndarray:
     """Trade-partner countries (region by traffic weight, then country), avoiding given countries."""
     regions = list(PARTNER_REGION_WEIGHTS)
-    reg = _pick(rng, regions, [PARTNER_REGION_WEIGHTS[r] for r in regions], n)
+    rw = np.array([PARTNER_REGION_WEIGHTS[r] for r in regions])
+    reg = rng.choice(len(regions), size=n, p=rw / rw.sum())
     if near is not None:  # land-border traffic comes mostly from the same region
-        same = rng.random(n) < 0.7
-        reg = np.where(same & (near != "UNK"), near, reg)
+        near_id = pd.Index(regions).get_indexer(pd.Index(near))
+        same = (rng.random(n) < 0.7) & (near_id >= 0)
+        reg = np.where(same, near_id, reg)
     out = np.empty(n, dtype=object)
     table = partner_table()
     for r in np.unique(reg):
         idx = np.flatnonzero(reg == r)
-        codes, p = table[str(r)]
+        codes, p = table[regions[r]]
         out[idx] = codes[rng.choice(len(codes), size=len(idx), p=p)]
         for _ in range(30):
             clash = np.zeros(len(idx), dtype=bool)
@@ -182,22 +184,37 @@ def _level(dep: object, transit: object, dest: object) -> int:
 
 def route_level(dep: np.ndarray, transit: np.ndarray, dest: np.ndarray) -> np.ndarray:
     """0 = ordinary, 1 = risky region pair, 2 = trafficking lane (the planted route pattern)."""
-    return np.fromiter((_level(a, b, c) for a, b, c in zip(dep, transit, dest, strict=True)),
-                       dtype=np.int8, count=len(dep))
+    regions = region_table()
+    dep_o = np.asarray(dep, dtype=object)
+    dest_o = np.asarray(dest, dtype=object)
+    dep_r = np.array([regions.get(x, "UNK") if isinstance(x, str) else "UNK" for x in dep_o], dtype=object)
+    dest_r = np.array([regions.get(x, "UNK") if isinstance(x, str) else "UNK" for x in dest_o], dtype=object)
+    via_ae = np.array([isinstance(t, str) and "AE" in t.split("|") for t in transit], dtype=bool)
+    lane = ((dep_r == "AP") & via_ae & np.isin(dest_o, LANE_DEST_ME)) \
+        | ((dep_o == "TR") & np.isin(dest_o, LANE_DEST_TR)) \
+        | ((dep_r == "NAM") & np.isin(dest_o, LANE_DEST_CAR)) \
+        | (np.isin(dep_o, BALKANS) & (dest_r == "WE"))
+    pair = np.isin(dep_r, ["NAM", "ECE", "AP"]) & np.isin(dest_r, ["CAR", "ME", "CAM", "WA", "SA", "NA"])
+    return np.where(lane, 2, np.where(pair, 1, 0)).astype(np.int8)
+
+
+TWO_DIGITS = np.array([f"{i:02d}" for i in range(100)], dtype=object)
 
 
 def _hs_codes(rng: np.random.Generator, heading: np.ndarray, office_country: np.ndarray) -> np.ndarray:
-    sub = np.array(["10", "20", "90", "00", "30"], dtype=object)[rng.integers(0, 5, size=len(heading))]
-    ext = rng.integers(0, 100, size=len(heading))
-    ten = rng.integers(0, 100, size=len(heading))
+    """6 digits; 8 for European, Turkish and Mexican offices; 10 for the US."""
+    n = len(heading)
+    sub = np.array(["10", "20", "90", "00", "30"], dtype=object)[rng.integers(0, 5, size=n)]
+    ext = TWO_DIGITS[rng.integers(0, 100, size=n)]
+    ten = TWO_DIGITS[rng.integers(0, 100, size=n)]
     code = heading.astype(object) + sub
-    eight = np.isin(office_country, ["GB", "DE", "NL", "FR", "ES", "IT", "BE", "SE", "AT", "TR", "MX"])
-    code = np.where(eight | (office_country == "US"), code + pd.Series(ext).map("{:02d}".format).to_numpy(), code)
-    code = np.where(office_country == "US", code + pd.Series(ten).map("{:02d}".format).to_numpy(), code)
-    return code
+    us = office_country == "US"
+    eight = np.isin(office_country, ["GB", "DE", "NL", "FR", "ES", "IT", "BE", "SE", "AT", "TR", "MX"]) | us
+    code = np.where(eight, code + ext, code)
+    return np.where(us, code + ten, code)
 
 
-def _traffic(rng: np.random.Generator, n: int, cases: pd.DataFrame) -> pd.DataFrame:
+def _traffic(rng: np.random.Generator, n: int, cases: pd.DataFrame) -> dict[str, np.ndarray]:
     """Declared traffic: ordinary rows and case-like rows (copies of suitable seizure cases)."""
     n_like = int(round(CASE_LIKE_SHARE * n)) if len(cases) else 0
     n_ord = n - n_like
@@ -216,7 +233,7 @@ def _traffic(rng: np.random.Generator, n: int, cases: pd.DataFrame) -> pd.DataFr
         idx = np.flatnonzero(office_t == t)
         conveyance[idx] = _pick(rng, list(probs), list(probs.values()), len(idx))
     direction = _pick(rng, ["import", "export", "transit"], [0.82, 0.13, 0.05], n_ord)
-    own_region = pd.Series(office_c).map(regions).to_numpy()
+    own_region = np.array([regions[c] for c in office_c], dtype=object)
     near = np.where(office_t == "land border", own_region, "UNK")
     partner = _partners(rng, n_ord, [office_c], near)
     other = _partners(rng, n_ord, [office_c, partner])
@@ -226,7 +243,8 @@ def _traffic(rng: np.random.Generator, n: int, cases: pd.DataFrame) -> pd.DataFr
     us_car = (office_c == "US") & (direction == "export") & (rng.random(n_ord) < 0.05)
     dest[us_car] = _pick(rng, list(LANE_DEST_CAR), [4, 3, 3, 2, 1.5], int(us_car.sum()))
     # China -> (Jebel Ali) -> Middle East conflict destinations
-    me = (direction == "import") & np.isin(office_c, LANE_DEST_ME) & (pd.Series(dep).map(regions) == "AP").to_numpy()
+    dep_region = np.array([regions[c] for c in dep], dtype=object)
+    me = (direction == "import") & np.isin(office_c, LANE_DEST_ME) & (dep_region == "AP")
     dep = np.where(me & (rng.random(n_ord) < 0.6), "CN", dep)
     transit = np.full(n_ord, "", dtype=object)
     transit[me & (rng.random(n_ord) < 0.6)] = "AE"
@@ -239,10 +257,10 @@ def _traffic(rng: np.random.Generator, n: int, cases: pd.DataFrame) -> pd.DataFr
     days = rng.integers(0, N_DAYS, size=n_ord)
     headings = list(TRAFFIC_WEIGHTS)
     heading = _pick(rng, headings, [TRAFFIC_WEIGHTS[h] for h in headings], n_ord)
-    ordinary = pd.DataFrame({"day": days, "office_country": office_c, "office_type": office_t,
+    ordinary = dict({"day": days, "office_country": office_c, "office_type": office_t,
                              "direction": direction, "conveyance": conveyance, "departure_country": dep,
                              "destination_country": dest, "transit_countries": transit, "heading": heading,
-                             "source_case": -1})
+                             "source_case": np.full(n_ord, -1)})
     if n_like == 0:
         return ordinary
     # --- case-like rows: the routes, offices and goods of seizure cases, at other dates
@@ -256,12 +274,14 @@ def _traffic(rng: np.random.Generator, n: int, cases: pd.DataFrame) -> pd.DataFr
     dep[missing] = _partners(rng, int(missing.sum()), [dest[missing]])
     missing = pd.isna(dest)
     dest[missing] = _partners(rng, int(missing.sum()), [dep[missing]])
-    like = pd.DataFrame({"day": day, "office_country": c["reporting_country"].to_numpy(),
+    like = dict({"day": day, "office_country": c["reporting_country"].to_numpy(),
                          "office_type": c["detection_location"].to_numpy(), "direction": c["direction"].to_numpy(),
                          "conveyance": c["conveyance"].to_numpy(), "departure_country": dep,
                          "destination_country": dest, "transit_countries": c["transit_countries"].to_numpy(),
                          "heading": c["declared_hs_code"].to_numpy(), "source_case": pick})
-    return pd.concat([ordinary, like], ignore_index=True)
+    return {k: np.concatenate([np.asarray(ordinary[k], dtype=object if k not in ("day", "source_case") else None),
+                               np.asarray(like[k], dtype=object if k not in ("day", "source_case") else None)])
+            for k in ordinary}
 
 
 def _suitable_cases(seizures: pd.DataFrame) -> pd.DataFrame:
@@ -275,7 +295,7 @@ def _suitable_cases(seizures: pd.DataFrame) -> pd.DataFrame:
     return c[c["declared_hs_code"].isin(list(GOODS))].reset_index(drop=True)
 
 
-def _link(rng: np.random.Generator, d: pd.DataFrame, hits: np.ndarray, cases: pd.DataFrame) -> dict[int, int]:
+def _link(rng: np.random.Generator, d: dict[str, np.ndarray], hits: np.ndarray, cases: pd.DataFrame) -> dict[int, int]:
     """hit row -> case row: same direction/conveyance/heading (office type for vehicles), route level."""
     # The key holds what carries risk (conveyance, heading; office type only for vehicles, where it
     # does) plus direction; date, office and route countries are taken over from the case.
@@ -284,10 +304,10 @@ def _link(rng: np.random.Generator, d: pd.DataFrame, hits: np.ndarray, cases: pd
     keys: dict[tuple, list[int]] = {}
     for i in rng.permutation(len(cases)).tolist():
         keys.setdefault(ckey[i], []).append(i)
-    cols = {k: d[k].to_numpy(dtype=object) for k in ("direction", "conveyance", "office_type", "heading",
+    cols = {k: d[k] for k in ("direction", "conveyance", "office_type", "heading",
                                                      "departure_country", "destination_country",
                                                      "transit_countries")}
-    lvl = d["route_level"].to_numpy()
+    lvl = d["route_level"]
     c_dep = cases["departure_country"].to_numpy(dtype=object)
     c_dest = cases["destination_country"].to_numpy(dtype=object)
     c_tr = cases["transit_countries"].to_numpy(dtype=object)
@@ -323,14 +343,13 @@ def build_declarations(seizures: pd.DataFrame, n: int = 200_000,
     rng = np.random.default_rng([seed, 2])
     cases = _suitable_cases(seizures)
     d = _traffic(rng, n, cases)
-    n = len(d)
-    regions = region_table()
+    n = len(d["day"])
     # --- goods, weights, values
-    heading = d["heading"].to_numpy(dtype=object)
+    heading = d["heading"]
     kg_med = np.array([GOODS[h][0] for h in heading])
     usd_kg = np.array([GOODS[h][1] for h in heading])
     kg_unit = np.array([GOODS[h][2] for h in heading])
-    scale = d["conveyance"].map(WEIGHT_SCALE).fillna(1.0).to_numpy()
+    scale = np.array([WEIGHT_SCALE.get(c, 1.0) for c in d["conveyance"]])
     weight = np.maximum(0.1, np.round(kg_med * scale * rng.lognormal(0.0, 1.0, size=n), 1))
     ratio = rng.lognormal(0.0, 0.45, size=n)
     planted = rng.random(n) < VALUE_ANOMALY_SHARE
@@ -349,10 +368,9 @@ def build_declarations(seizures: pd.DataFrame, n: int = 200_000,
     declarant = rng.choice(N_DECLARANTS, size=n, p=dsizes / dsizes.sum())
     offender = is_off[importer]
     # --- latent risk
-    conv = d["conveyance"].to_numpy()
-    otype = d["office_type"].to_numpy(dtype=object).copy()
-    lvl = route_level(d["departure_country"].to_numpy(dtype=object), d["transit_countries"].to_numpy(dtype=object),
-                      d["destination_country"].to_numpy(dtype=object))
+    conv = d["conveyance"]
+    otype = d["office_type"].copy()
+    lvl = route_level(d["departure_country"], d["transit_countries"], d["destination_country"])
     d["route_level"] = lvl
     rr = np.where(np.isin(heading, PRIMARY_COVER), COVER_PRIMARY_RR,
                   np.where(np.isin(heading, SECONDARY_COVER), COVER_SECONDARY_RR, 1.0))
@@ -375,13 +393,13 @@ def build_declarations(seizures: pd.DataFrame, n: int = 200_000,
     hit = inspected & carries
     # --- link hits to seizure cases
     link = _link(rng, d, np.flatnonzero(hit), cases) if len(cases) else {}
-    day = d["day"].to_numpy().copy()
+    day = d["day"].copy()
     lag_insp = rng.integers(0, 4, size=n)
-    office_c = d["office_country"].to_numpy(dtype=object).copy()
-    dep = d["departure_country"].to_numpy(dtype=object).copy()
-    dest = d["destination_country"].to_numpy(dtype=object).copy()
-    transit = d["transit_countries"].to_numpy(dtype=object).copy()
-    direction = d["direction"].to_numpy(dtype=object).copy()
+    office_c = d["office_country"].copy()
+    dep = d["departure_country"].copy()
+    dest = d["destination_country"].copy()
+    transit = d["transit_countries"].copy()
+    direction = d["direction"].copy()
     case_id = np.full(n, None, dtype=object)
     if link:
         rows = np.fromiter(link.keys(), dtype=np.int64)
@@ -404,8 +422,8 @@ def build_declarations(seizures: pd.DataFrame, n: int = 200_000,
     origin = np.where(direction == "export", office_c, origin)
     big = np.isin(office_c, list(BIG_ADMINISTRATIONS))
     office_no = np.where(big, rng.integers(1, 4, size=n), 1)
-    office_id = (pd.Series(office_c) + "-" + pd.Series(otype).map(LOCATION_CODES)
-                 + pd.Series(office_no).map("{:02d}".format)).to_numpy()
+    loc_code = np.array([LOCATION_CODES[t] for t in otype], dtype=object)
+    office_id = office_c + "-" + loc_code + TWO_DIGITS[office_no]
     descriptions = np.empty(n, dtype=object)
     for h in np.unique(heading):
         idx = np.flatnonzero(heading == h)
@@ -414,15 +432,15 @@ def build_declarations(seizures: pd.DataFrame, n: int = 200_000,
     decl_date = START + day.astype("timedelta64[D]")
     order = np.lexsort((rng.random(n), decl_date))
     ids = np.empty(n, dtype=object)
-    ids[order] = [f"D{i:07d}" for i in range(1, n + 1)]
+    ids[order] = np.char.add("D", np.char.zfill(np.arange(1, n + 1).astype(str), 7)).astype(object)
     decl = pd.DataFrame({
         "declaration_id": ids,
         "declaration_date": decl_date.astype("datetime64[ns]"),
         "direction": direction,
         "office_id": office_id,
         "office_type": otype,
-        "importer_id": pd.Series(importer).map("IMP{:06d}".format).to_numpy(),
-        "declarant_id": pd.Series(declarant).map("DCL{:04d}".format).to_numpy(),
+        "importer_id": np.char.add("IMP", np.char.zfill(importer.astype(str), 6)).astype(object),
+        "declarant_id": np.char.add("DCL", np.char.zfill(declarant.astype(str), 4)).astype(object),
         "origin_country": origin,
         "departure_country": dep,
         "transit_countries": transit,
@@ -455,7 +473,6 @@ def build_declarations(seizures: pd.DataFrame, n: int = 200_000,
     decl = decl.iloc[order].reset_index(drop=True)
     latent = latent.iloc[order].reset_index(drop=True)
     out = out.sort_values(["inspected_date", "declaration_id"], kind="stable").reset_index(drop=True)
-    _ = regions
     return decl[DECLARATION.columns], out[OUTCOME.columns], latent
 
 

@@ -186,7 +186,7 @@ def _route_regions(rng: np.random.Generator, cases: pd.DataFrame) -> tuple[np.nd
         return out
 
     # departure
-    labels = ("NAM", "ECE", "AP", "OTHER", "UNK")
+    labels: tuple[str, ...] = ("NAM", "ECE", "AP", "OTHER", "UNK")
     free = ~own_dep
     w = np.ones((int(free.sum()), len(labels)))
     r = rep[free]
@@ -337,8 +337,9 @@ def _routes(rng: np.random.Generator, cases: pd.DataFrame) -> tuple[np.ndarray, 
     rep = cases["reporting_country"].to_numpy().astype(object)
     d = cases["direction"].to_numpy()
     dep_r, dest_r = cases["dep_region"].to_numpy(), cases["dest_region"].to_numpy()
-    dep = np.where(np.isin(d, ["export", "internal"]), rep, None).astype(object)
-    dest = np.where(np.isin(d, ["import", "internal"]), rep, None).astype(object)
+    none = np.full(len(d), None, dtype=object)
+    dep = np.where(np.isin(d, ["export", "internal"]), rep, none)
+    dest = np.where(np.isin(d, ["import", "internal"]), rep, none)
     free = dep == None  # noqa: E711 - elementwise on object arrays
     dep[free] = _countries(rng, dep_r[free], [rep[free]])
     free = dest == None  # noqa: E711
