@@ -11,7 +11,7 @@ from functools import cache
 
 import numpy as np
 
-from synthetic.figures import YEARS, cases_by_country, load_figures, seizures_by_weapon_type
+from synthetic.figures import YEARS, cases_by_country, load_figures, seizures_by_weapon_type, weapon_type_name
 
 WEAPON_CATEGORIES = ("small arms", "light weapons", "other weapons")
 
@@ -193,6 +193,15 @@ IMITATION_CASES_2023 = (
     [("import", "airport", "air")] * 20 + [("export", "airport", "air")] + [("import", "land border", "vehicle")] * 2
     + [("import", "mail centre", "mail")] + [("import", "other", "other")]
 )
+
+
+# spell weapon types exactly as the contract does (robust to a change of case there)
+UNLISTED_TYPE_SEIZURES = {weapon_type_name(k): v for k, v in UNLISTED_TYPE_SEIZURES.items()}
+TYPED_PARTS_SHARE = {weapon_type_name(k): v for k, v in TYPED_PARTS_SHARE.items()}
+TYPE_PIECES = {weapon_type_name(k): v for k, v in TYPE_PIECES.items()}
+TYPE_REGION_PRIOR = {weapon_type_name(k): v for k, v in TYPE_REGION_PRIOR.items()}
+CASE_STUDY_PIECES = {(weapon_type_name(k) if k in ("blank firing gun",) else k, y): v
+                     for (k, y), v in CASE_STUDY_PIECES.items()}
 
 
 @dataclass(frozen=True)

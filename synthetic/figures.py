@@ -43,11 +43,12 @@ def country_code(name: str) -> str:
 
 
 def weapon_type_name(label: str) -> str:
-    """Contract weapon type of a YAML label such as 'air gun (air rifle, airsoft)'."""
-    base = label.split("(")[0].strip()
-    if base in WEAPON_TYPES:
-        return base
-    raise KeyError(f"YAML weapon type {label!r} is not in the contract vocabulary")
+    """Contract weapon type (its own spelling) of a label such as 'air gun (air rifle, airsoft)'."""
+    base = label.split("(")[0].strip().lower()
+    for wt in WEAPON_TYPES:
+        if wt.lower() == base:
+            return wt
+    raise KeyError(f"weapon type {label!r} is not in the contract vocabulary")
 
 
 def cases_by_country(figures: dict[str, Any] | None = None) -> dict[str, dict[int, int]]:
