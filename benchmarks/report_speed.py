@@ -117,7 +117,8 @@ def bare_queries(path: Path) -> int:
         f"SELECT region, {y} y, {cs}, {sz}, {qt} FROM {src} GROUP BY ALL",
         f"SELECT reporting_country, {y} y, {cs}, {sz}, {qt} FROM {src} GROUP BY ALL",
         f"SELECT weapon_type, {y} y, {sz}, {qt} FROM {src} WHERE weapon_type IS NOT NULL GROUP BY ALL",
-        f"SELECT weapon_type, region, {y} y, {sz} FROM {src} WHERE weapon_type IS NOT NULL GROUP BY ALL",
+        f"SELECT weapon_type, region, {y} y, {sz} FROM {src} WHERE weapon_type IS NOT NULL "
+        "AND commodity_category IN ('small arms', 'light weapons', 'other weapons') GROUP BY ALL",
         f"SELECT detection_method, direction, {y} y, {cs} FROM {src} GROUP BY ALL",
         f"SELECT detection_location, direction, {y} y, {cs} FROM {src} GROUP BY ALL",
         f"SELECT conveyance, commodity_category, {y} y, {sz} FROM {src} GROUP BY ALL",
@@ -140,8 +141,18 @@ def run_phase(phase: str, path: Path, out: Path) -> dict:
         written = reports.write_report(path, out, years=(2022, 2023), validate=phase == "validated")
         rows = len(written)
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
-    return {"phase": phase, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_mb), "outputs": rows}
+    return {"phase": phase, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_rss_mb()), "outputs": rows}
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process image: VmHWM (ru_maxrss would include the parent's peak at fork)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(phase: str, path: Path, out: Path) -> dict:

@@ -50,7 +50,8 @@ def country_map(by_country: pd.DataFrame) -> go.Figure:
         hovertemplate="%{text}: %{z:,} cases<extra></extra>",
     ))
     fig.update_geos(projection_type="natural earth", showcountries=True, showframe=False,
-                    countrycolor="#999", showcoastlines=False, resolution=110, scope="world")
+                    countrycolor="#999", showcoastlines=False, resolution=110, scope="world",
+                    projection_rotation_lon=0, center_lon=0, lonaxis_range=[-180, 180])
     years = _years(by_country)
     span = f"{years[0]}–{years[-1]}" if years else ""
     return _layout(fig, f"Cases by reporting country, {span}", height=520)

@@ -46,14 +46,14 @@ def _script_safe(s: str) -> str:
     return s.replace("</", "<\\/")
 
 
-def _cell(value: object) -> tuple[str, str]:
-    """(sort value, display text) of one table cell."""
+def _cell(value: object, plain: bool = False) -> tuple[str, str]:
+    """(sort value, display text) of one table cell; ``plain`` numbers (years) get no separators."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return "", ""
     if isinstance(value, bool):
         return str(value), str(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if isinstance(value, int) and 1900 <= value <= 2100:  # a year: no thousands separator
+        if plain:
             return str(value), str(value)
         return repr(float(value)), text.fmt_number(float(value)) if float(value).is_integer() else f"{value:,.4g}"
     return str(value), str(value)
@@ -64,11 +64,12 @@ def table_html(name: str, df: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     rows = []
     shown = df.head(MAX_TABLE_ROWS)
+    plain = [str(c) == "year" for c in df.columns]
     for rec in shown.itertuples(index=False):
         cells = []
-        for v in rec:
+        for v, is_plain in zip(rec, plain, strict=True):
             value = v.item() if hasattr(v, "item") else v
-            key, shown_text = _cell(value)
+            key, shown_text = _cell(value, is_plain)
             cells.append(f'<td data-v="{html.escape(key)}">{html.escape(shown_text)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     more = f"<p class='note'>First {MAX_TABLE_ROWS} of {len(df)} rows.</p>" if len(df) > MAX_TABLE_ROWS else ""

@@ -4,6 +4,10 @@ Counting rules: ``cases`` = distinct ``case_id``, ``seizures`` = rows, ``quantit
 ``quantity``. A case counts once in every group it falls into, so per-group case counts may add up
 to more than the total. Groups that hold no seizure are absent (no zero rows), except in
 ``yoy_weapon_type``, which compares the first and last year of the range for every weapon type seen.
+
+``by_weapon_type`` (Figure 4) counts every seizure that carries a weapon type, parts and
+accessories of that weapon included; ``weapon_type_by_region`` (Figure 7, and summed over types
+Figure 2) counts weapon seizures only: categories small arms, light weapons and other weapons.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
 }
 TABLE_NAMES: tuple[str, ...] = tuple(TABLE_SCHEMAS)
 
+# Figures 2 and 7 count weapon seizures: these categories (not ammunition, parts, explosives)
+WEAPON_CATEGORIES = ("small arms", "light weapons", "other weapons")
 _CASES = "count(DISTINCT case_id) AS cases"
 _SEIZURES = "count(*) AS seizures"
 _QUANTITY = "sum(quantity) AS quantity"
@@ -51,7 +57,8 @@ _GROUPED: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "by_region": (("region", "year"), (_CASES, _SEIZURES, _QUANTITY), ""),
     "by_country": (("reporting_country", "year"), (_CASES, _SEIZURES, _QUANTITY), ""),
     "by_weapon_type": (("weapon_type", "year"), (_SEIZURES, _QUANTITY), "weapon_type IS NOT NULL"),
-    "weapon_type_by_region": (("weapon_type", "region", "year"), (_SEIZURES,), "weapon_type IS NOT NULL"),
+    "weapon_type_by_region": (("weapon_type", "region", "year"), (_SEIZURES,),
+                              f"weapon_type IS NOT NULL AND commodity_category IN {WEAPON_CATEGORIES}"),
     "detection_methods": (("detection_method", "direction", "year"), (_CASES,), ""),
     "detection_locations": (("detection_location", "direction", "year"), (_CASES,), ""),
     "conveyance_by_category": (("conveyance", "commodity_category", "year"), (_SEIZURES,), ""),

@@ -28,7 +28,8 @@ def frame(name: str, rows: list[tuple]) -> pd.DataFrame:
 # Hand-computed from seizures_small.csv (6 cases, 10 seizures):
 #   C1 2022 US  UNK→NAM  pistol(2) + ammunition(100)      C2 2022 GB  CN→GB  revolver(1) + knife(5)
 #   C3 2023 us  MX→US    pistol(3)                        C4 2023 GB  ?→?    knife(10) + imitation(4)
-#   C5 2023 SA  AE→SA    ammunition(500) + pistol(1)      C6 2023 US  ?→US   parts(7)
+#   C5 2023 SA  AE→SA    ammunition(500) + pistol(1)      C6 2023 US  ?→US   pistol parts(7)
+# Typed parts count in by_weapon_type (Figure 4) but not in weapon_type_by_region (weapons only).
 NAN = float("nan")
 EXPECTED = {
     "totals": frame("totals", [(2022, 2, 4, 108.0), (2023, 4, 6, 525.0)]),
@@ -40,12 +41,12 @@ EXPECTED = {
         ("US", 2022, 1, 2, 102.0), ("US", 2023, 2, 2, 10.0)]),
     "by_weapon_type": frame("by_weapon_type", [
         ("imitation hand gun", 2023, 1, 4.0), ("revolver", 2022, 1, 1.0),
-        ("semi-automatic pistol", 2022, 1, 2.0), ("semi-automatic pistol", 2023, 2, 4.0),
+        ("semi-automatic pistol", 2022, 1, 2.0), ("semi-automatic pistol", 2023, 3, 11.0),
         ("slash and stab weapon", 2022, 1, 5.0), ("slash and stab weapon", 2023, 1, 10.0)]),
     "yoy_weapon_type": frame("yoy_weapon_type", [
         ("imitation hand gun", 0, 1, NAN, 0.0, 4.0, NAN),  # nothing in the first year: change empty
         ("revolver", 1, 0, -100.0, 1.0, 0.0, -100.0),
-        ("semi-automatic pistol", 1, 2, 100.0, 2.0, 4.0, 100.0),
+        ("semi-automatic pistol", 1, 3, 200.0, 2.0, 11.0, 450.0),
         ("slash and stab weapon", 1, 1, 0.0, 5.0, 10.0, 100.0)]),
     "weapon_type_by_region": frame("weapon_type_by_region", [
         ("imitation hand gun", "WE", 2023, 1), ("revolver", "WE", 2022, 1),
