@@ -83,8 +83,9 @@ def output_schema(with_reasons: bool) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def _tmp(folder: Path, path: Path) -> Path:
+    """Temporaries live in the checkpoint folder (same filesystem: rename is atomic; removed with it)."""
+    return folder / f".out-{path.name}.tmp-{os.getpid()}"
 
 
 def _fsync(path: Path) -> None:
@@ -129,7 +130,7 @@ def write_outputs(ckpt: Checkpoint, parts: list[tuple[int, int]], files: list[In
     sources = {f.index: str(f.path) for f in files}
     counts = OutputCounts()
     lanes: Counter[str] = Counter()
-    tmp_out, tmp_csv, tmp_rej = _tmp(paths.out), _tmp(paths.csv), _tmp(paths.rejects)
+    tmp_out, tmp_csv, tmp_rej = (_tmp(ckpt.root, p) for p in (paths.out, paths.csv, paths.rejects))
     writer = pq.ParquetWriter(tmp_out, schema, compression="zstd")
     csv_writer = pacsv.CSVWriter(tmp_csv, schema.remove_metadata()) if write_csv else None
     rej_writer = pacsv.CSVWriter(tmp_rej, REJECT_SCHEMA)

@@ -147,6 +147,9 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
                   "alias": loaded.alias, "uri": loaded.uri, "run_id": loaded.run_id}
         ckpt.start(fingerprint, pinned)
     ckpt.clean_temporaries()
+    for final in (paths.out, paths.csv, paths.rejects, paths.meta):  # left by a run killed mid-rename
+        for stale in final.parent.glob(f".{final.name}.tmp-*"):
+            stale.unlink(missing_ok=True)
     model = loaded.model
     if options.num_threads is not None:
         model.num_threads = options.num_threads

@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import sys
+import threading
+import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +30,8 @@ from batch._checkpoint import Checkpoint
 from batch._input import InputFile
 from batch._local import ChunkWork, score_file_chunks
 
-_WORK_CACHE: dict[int, ChunkWork] = {}  # per Python worker: broadcast id → unpickled work
+_WORK_CACHE: dict[str, ChunkWork] = {}  # per Python worker: run key → unpickled work
+_USER_ERROR = re.compile(r"(LoadError|ManifestError|MappingError): (.+)")
 
 
 def _repo_root() -> str:
@@ -76,13 +81,14 @@ class _TaskRunner:
     def __init__(self, bc: Any, files: list[InputFile], tasks: list[tuple[int, int, int]], ckpt_root: str,
                  done: dict[int, set[int]]):
         self.bc, self.files, self.tasks, self.ckpt_root, self.done = bc, files, tasks, ckpt_root, done
+        self.key = uuid.uuid4().hex
 
     def work(self) -> ChunkWork:
-        work = _WORK_CACHE.get(self.bc.id)
+        work = _WORK_CACHE.get(self.key)
         if work is None:
             work = pickle.loads(self.bc.value)
             _WORK_CACHE.clear()
-            _WORK_CACHE[self.bc.id] = work
+            _WORK_CACHE[self.key] = work
         return work
 
     def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -104,20 +110,63 @@ class _TaskRunner:
 
 def run_spark(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile],
               on_chunk: Callable[[int, int], None] | None = None, master: str | None = None) -> None:
-    """Score every chunk not yet in the checkpoint on Spark; progress is reported per finished task."""
+    """Score every chunk not yet in the checkpoint on Spark; progress follows the part files."""
     done = ckpt.done()
     tasks = plan_tasks(files, work.chunk_rows, done)
     if not tasks:
         return
-    spark = spark_session(master)
-    sc = spark.sparkContext
-    bc = sc.broadcast(pickle.dumps(work, protocol=pickle.HIGHEST_PROTOCOL))
-    try:
-        ids = spark.range(0, len(tasks), 1, numPartitions=len(tasks))
-        fn = _TaskRunner(bc, files, tasks, str(ckpt.root.resolve()), done)
-        results = ids.mapInPandas(fn, schema="task long, chunks long, rows long, rejected long")
-        for row in results.toLocalIterator():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*PySpark does not yet fully support pandas.*")
+        spark = spark_session(master)
+        sc = spark.sparkContext
+        if (master or "").startswith("local"):
+            sc.setLogLevel("ERROR")
+        bc = sc.broadcast(pickle.dumps(work, protocol=pickle.HIGHEST_PROTOCOL))
+        try:
+            ids = spark.range(0, len(tasks), 1, numPartitions=len(tasks))
+            fn = _TaskRunner(bc, files, tasks, str(ckpt.root.resolve()), done)
+            results = ids.mapInPandas(fn, schema="task long, chunks long, rows long, rejected long")
+            _collect_with_progress(results, ckpt, done, on_chunk)
+        finally:
+            bc.unpersist()
+
+
+def _collect_with_progress(results: Any, ckpt: Checkpoint, done: dict[int, set[int]],
+                           on_chunk: Callable[[int, int], None] | None) -> None:
+    """Run the job in a thread (all tasks in parallel) and report parts as they appear."""
+    seen = {(f, c) for f, cs in done.items() for c in cs}
+    outcome: dict[str, Any] = {}
+
+    def job() -> None:
+        try:
+            outcome["rows"] = results.collect()
+        except Exception as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=job, name="riskprof-spark-job", daemon=True)
+    thread.start()
+    while True:
+        thread.join(timeout=0.5)
+        for key in sorted(set(ckpt.parts()) - seen):
+            seen.add(key)
             if on_chunk is not None:
-                on_chunk(int(row["rows"]), int(row["rejected"]))
-    finally:
-        bc.unpersist()
+                stats = ckpt.chunk_stats(*key)
+                on_chunk(int(stats["rows"]), int(stats["rejected"]))
+        if not thread.is_alive():
+            break
+    if "error" in outcome:
+        _raise_user_error(outcome["error"])
+        raise outcome["error"]
+
+
+def _raise_user_error(exc: Exception) -> None:
+    """A bad input file inside a Spark task → the same clean error as in local mode."""
+    from features.io import LoadError
+    from features.mapping import MappingError
+
+    from batch._chunk import ManifestError
+
+    m = _USER_ERROR.search(str(exc))
+    if m:
+        kind = {"LoadError": LoadError, "ManifestError": ManifestError, "MappingError": MappingError}[m.group(1)]
+        raise kind(m.group(2).strip()) from None

@@ -1,0 +1,306 @@
+"""Batch scoring: chunked = unchunked, resume after kill -9, rejects, corrupt input, metadata, API parity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from batch import BatchOptions, read_metadata, score_manifest
+from batch._checkpoint import KILL_ENV
+from batch._output import OutputPaths
+from tests.conftest import KR_MAPPING, REPO
+
+N_ROWS = 4_000
+CAPACITY = "7%"
+
+
+@pytest.fixture(scope="module")
+def manifest(trained_model, tmp_path_factory) -> dict[str, Path]:
+    """A slice of the generated declarations as Parquet and as CSV (same rows)."""
+    out = tmp_path_factory.mktemp("manifest")
+    frame = pd.read_parquet(trained_model.data["declarations"])
+    frame = frame.sort_values("declaration_id", kind="stable").iloc[-N_ROWS:].reset_index(drop=True)
+    pq_path = out / "declarations.parquet"
+    frame.to_parquet(pq_path, index=False, row_group_size=1_500)
+    csv_path = out / "declarations.csv"
+    frame.to_csv(csv_path, index=False, date_format="%Y-%m-%d")
+    return {"parquet": pq_path, "csv": csv_path, "frame": frame}  # type: ignore[dict-item]
+
+
+def _run(manifest_path, out: Path, model_uri: str, **kw) -> object:
+    opts = {"capacity": CAPACITY, "random_share": 0.3, "seed": 3, **kw}
+    mapping = opts.pop("mapping", None)
+    return score_manifest(manifest_path, out, model_uri, BatchOptions(**opts), mapping=mapping)
+
+
+def _table(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def _same_output(a: Path, b: Path) -> None:
+    assert Path(a).read_bytes() == Path(b).read_bytes()
+    pa_, pb_ = OutputPaths(Path(a)), OutputPaths(Path(b))
+    assert pa_.rejects.read_bytes() == pb_.rejects.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def reference(manifest, trained_model, tmp_path_factory) -> Path:
+    """An uninterrupted run with one chunk holding the whole manifest."""
+    out = tmp_path_factory.mktemp("reference") / "scores.parquet"
+    _run(manifest["parquet"], out, trained_model.uri, chunk_rows=N_ROWS * 2)
+    return out
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("chunk_rows", [1_000, 777, 1_500])
+def test_chunked_equals_unchunked(manifest, trained_model, reference, tmp_path, chunk_rows):
+    out = tmp_path / "scores.parquet"
+    summary = _run(manifest["parquet"], out, trained_model.uri, chunk_rows=chunk_rows)
+    assert summary.chunks_total == -(-N_ROWS // chunk_rows)
+    got, ref = _table(out), _table(reference)
+    pd.testing.assert_frame_equal(got, ref)
+    assert got["rank"].sort_values().tolist() == list(range(1, N_ROWS + 1))
+    assert (got["selection"] != "none").sum() == int(np.floor(N_ROWS * 0.07 + 1e-9))
+    assert set(got["selection"]) == {"model", "random", "none"}
+    assert not OutputPaths(out).checkpoint.exists()
+
+
+@pytest.mark.integration
+def test_output_columns_and_reasons_only_for_flagged(reference):
+    df = _table(reference)
+    assert list(df.columns) == ["declaration_id", "risk_score", "rank", "lane", "selection",
+                                "selection_probability", "percentile", "manifest_percentile", "reasons",
+                                "source_file", "source_row"]
+    flagged = df["lane"] != "green"
+    assert df.loc[flagged, "reasons"].notna().all()
+    assert df.loc[~flagged, "reasons"].isna().all()
+    first = json.loads(df.loc[flagged, "reasons"].iloc[0])
+    assert {"family", "contribution", "text"} <= set(first[0])
+    top = df.sort_values("rank").iloc[0]
+    assert top["risk_score"] == df["risk_score"].max()
+    meta = read_metadata(reference)
+    assert "only for red and yellow" in meta["reasons"]
+
+
+@pytest.mark.integration
+def test_batch_scores_equal_the_api_routine(manifest, reference, trained_model):
+    from features.contracts import DECLARATION, pydantic_model
+    from scoring import LaneThresholds, score_table
+    from scoring.registry import load_risk_model
+
+    model = load_risk_model(trained_model.uri).model
+    df = _table(reference).set_index("declaration_id")
+    raw = manifest["frame"]
+    sample = raw.iloc[np.random.default_rng(0).choice(len(raw), 150, replace=False)]
+    body = pydantic_model(DECLARATION.name)
+    records = []
+    for rec in json.loads(sample.to_json(orient="records", date_format="iso")):
+        rec["declaration_date"] = rec["declaration_date"][:10]
+        records.append(body(**rec).model_dump())
+    api = score_table(model, records, LaneThresholds(), reasons_for="flagged")
+    for r in api.records():
+        row = df.loc[r["declaration_id"]]
+        assert row["risk_score"] == r["risk_score"]
+        assert row["percentile"] == r["percentile"]
+        assert row["lane"] == r["lane"]
+        got = json.loads(row["reasons"]) if row["reasons"] is not None else None
+        assert got == r["reasons"]
+
+
+@pytest.mark.integration
+def test_csv_and_parquet_inputs_give_the_same_scores(manifest, trained_model, reference, tmp_path):
+    out = tmp_path / "from_csv.parquet"
+    _run(manifest["csv"], out, trained_model.uri, chunk_rows=1_300, write_csv=True)
+    got = _table(out).drop(columns="source_file")
+    pd.testing.assert_frame_equal(got, _table(reference).drop(columns="source_file"))
+    as_csv = pd.read_csv(OutputPaths(out).csv, dtype={"declaration_id": str})
+    assert len(as_csv) == N_ROWS
+    np.testing.assert_allclose(as_csv["risk_score"], got["risk_score"])
+
+
+@pytest.mark.integration
+def test_metadata_pins_the_version_and_digests_the_input(manifest, trained_model, reference):
+    meta = read_metadata(reference)
+    assert meta["model"]["version"] == str(trained_model.version)
+    assert meta["model"]["alias"] == "challenger"
+    assert meta["model"]["uri"] == f"models:/{trained_model.name}/{trained_model.version}"
+    digest = hashlib.sha256(Path(manifest["parquet"]).read_bytes()).hexdigest()
+    assert meta["input"]["files"][0]["sha256"] == digest
+    assert len(meta["input"]["sha256"]) == 64
+    side = json.loads(OutputPaths(reference).meta.read_text())
+    assert side["model"] == meta["model"]
+    assert side["summary"]["rows_scored"] == N_ROWS
+    assert sum(side["summary"]["lanes"].values()) == N_ROWS
+
+
+# ---- rejects ---------------------------------------------------------------------------------
+
+@pytest.mark.integration
+def test_bad_rows_go_to_rejects_with_row_and_reason(manifest, trained_model, tmp_path):
+    raw = pd.read_csv(manifest["csv"], dtype=str, keep_default_na=False).head(1_000)
+    raw.loc[4, "hs_code"] = "12AB"  # row 5
+    raw.loc[10, "declaration_date"] = "not a date"  # row 11
+    raw.loc[700, "origin_country"] = "XX"  # row 701 (second chunk)
+    raw.loc[900, "declaration_id"] = raw.loc[20, "declaration_id"]  # row 901: duplicate across chunks
+    raw.loc[950, "declaration_id"] = ""  # row 951: missing key
+    path = tmp_path / "bad.csv"
+    raw.to_csv(path, index=False)
+    out = tmp_path / "scores.parquet"
+    summary = _run(path, out, trained_model.uri, chunk_rows=400)
+    rej = pd.read_csv(OutputPaths(out).rejects, dtype=str, keep_default_na=False)
+    assert sorted(rej["row"].astype(int).tolist()) == [5, 11, 701, 901, 951]
+    by_row = rej.set_index(rej["row"].astype(int))
+    assert by_row.loc[5, "column"] == "hs_code" and by_row.loc[5, "value"] == "12AB"
+    assert "HS code" in by_row.loc[5, "reason"]
+    assert by_row.loc[11, "column"] == "declaration_date" and "date" in by_row.loc[11, "reason"]
+    assert by_row.loc[701, "column"] == "origin_country"
+    assert "duplicate of" in by_row.loc[901, "reason"] and "row 21" in by_row.loc[901, "reason"]
+    assert by_row.loc[951, "column"] == "declaration_id"
+    assert (rej["source"] == str(path)).all()
+    scored = _table(out)
+    assert len(scored) == 995 and summary.counts.rows_rejected == 5
+    assert scored["declaration_id"].is_unique
+    assert set(scored["source_row"]).isdisjoint({5, 11, 701, 901, 951})
+    assert scored["rank"].sort_values().tolist() == list(range(1, 996))
+
+
+# ---- corrupt input, CLI ------------------------------------------------------------------------
+
+def _cli(args: list[str]):
+    from riskprof.cli import app
+
+    return CliRunner().invoke(app, args)
+
+
+@pytest.mark.integration
+def test_truncated_parquet_fails_cleanly(manifest, trained_model, tmp_path):
+    data = Path(manifest["parquet"]).read_bytes()
+    bad = tmp_path / "truncated.parquet"
+    bad.write_bytes(data[: len(data) // 2])
+    res = _cli(["score", "--manifest", str(bad), "--out", str(tmp_path / "o.parquet"), "--model", trained_model.uri])
+    assert res.exit_code != 0
+    assert "corrupt or truncated" in res.output and "truncated.parquet" in res.output
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "o.parquet").exists()
+
+
+@pytest.mark.integration
+def test_corrupt_csv_fails_cleanly(trained_model, tmp_path):
+    bad = tmp_path / "garbage.csv"
+    bad.write_bytes(b"declaration_id,declaration_date,hs_code\nD1,2023-01-01,010121\n" + b"\xff\xfe\x00\x81" * 500)
+    res = _cli(["score", "--manifest", str(bad), "--out", str(tmp_path / "o.parquet"), "--model", trained_model.uri])
+    assert res.exit_code != 0
+    assert "garbage.csv" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.integration
+def test_missing_required_column_fails_cleanly(manifest, trained_model, tmp_path):
+    raw = manifest["frame"].drop(columns="hs_code").head(50)
+    path = tmp_path / "nohs.parquet"
+    raw.to_parquet(path, index=False)
+    res = _cli(["score", "--manifest", str(path), "--out", str(tmp_path / "o.parquet"), "--model", trained_model.uri])
+    assert res.exit_code != 0 and "hs_code" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.integration
+def test_cli_prints_a_summary(manifest, trained_model, tmp_path):
+    out = tmp_path / "cli.parquet"
+    res = _cli(["score", "--manifest", str(manifest["parquet"]), "--out", str(out), "--model", trained_model.uri,
+                "--capacity", "100", "--no-reasons", "--chunk-rows", "2500", "--csv"])
+    assert res.exit_code == 0, res.output
+    assert "scored 4,000 rows, rejected 0" in res.output
+    assert "lanes: red" in res.output and "selection: none 3,900, model 100" in res.output
+    df = _table(out)
+    assert "reasons" not in df.columns
+    assert OutputPaths(out).csv.exists()
+
+
+@pytest.mark.integration
+def test_mapping_input_korean_slice(kr_dir, trained_model, tmp_path):
+    src = pd.read_csv(kr_dir / "df_syn_valid_eng.csv", dtype=str, nrows=1_200)
+    path = tmp_path / "kr-slice.csv"  # a slice in tmp: the shared data is never copied into the repo
+    src.to_csv(path, index=False)
+    out = tmp_path / "kr.parquet"
+    summary = _run(path, out, trained_model.uri, chunk_rows=500, mapping=KR_MAPPING)
+    df = _table(out)
+    assert summary.counts.rows_scored + summary.counts.rows_rejected == 1_200
+    assert summary.counts.rows_scored > 1_000
+    assert set(df["declaration_id"]) <= set(src["Declaration ID"])
+    assert read_metadata(out)["mapping"]["path"] == str(KR_MAPPING)
+
+
+# ---- resume after kill -9 ---------------------------------------------------------------------
+
+def _subprocess_score(manifest_path: Path, out: Path, model_uri: str, kill_at: str | None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != KILL_ENV}
+    if kill_at:
+        env[KILL_ENV] = kill_at
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    cmd = [sys.executable, "-m", "riskprof.cli", "score", "--manifest", str(manifest_path), "--out", str(out),
+           "--model", model_uri, "--capacity", CAPACITY, "--random-share", "0.3", "--seed", "3",
+           "--chunk-rows", "600"]
+    return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_resume_after_sigkill_equals_a_clean_run(manifest, trained_model, tmp_path):
+    import mlflow
+
+    clean = tmp_path / "clean" / "scores.parquet"
+    _run(manifest["csv"], clean, trained_model.uri, chunk_rows=600)
+
+    out = tmp_path / "crashed" / "scores.parquet"
+    first = _subprocess_score(manifest["csv"], out, trained_model.uri, kill_at="part:3")
+    assert first.returncode == -9, first.stderr
+    ckpt = OutputPaths(out).checkpoint
+    assert len(list(ckpt.glob("part-*.parquet"))) == 3
+    assert not out.exists()
+
+    # the alias moves while the run is down: the resumed run keeps the version pinned at its start
+    client = mlflow.MlflowClient()
+    mv = client.get_model_version(trained_model.name, trained_model.version)
+    newer = client.create_model_version(trained_model.name, mv.source, mv.run_id)
+    client.set_registered_model_alias(trained_model.name, "challenger", newer.version)
+    try:
+        second = _subprocess_score(manifest["csv"], out, trained_model.uri, kill_at="rename")
+        assert second.returncode == -9, second.stderr
+        assert not out.exists() and ckpt.exists()
+        third = _subprocess_score(manifest["csv"], out, trained_model.uri, kill_at=None)
+        assert third.returncode == 0, third.stderr
+        assert "resumed from checkpoint" in third.stderr
+    finally:
+        client.set_registered_model_alias(trained_model.name, "challenger", trained_model.version)
+    _same_output(out, clean)
+    assert read_metadata(out)["model"]["version"] == str(trained_model.version)
+    assert not ckpt.exists()
+
+
+# ---- Spark ------------------------------------------------------------------------------------
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_spark_local_equals_pandas(manifest, trained_model, tmp_path):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    frame = manifest["frame"]
+    frame.iloc[:2_500].to_parquet(folder / "a.parquet", index=False, row_group_size=1_000)
+    frame.iloc[2_500:].to_csv(folder / "b.csv", index=False, date_format="%Y-%m-%d")
+    local = tmp_path / "local.parquet"
+    spark = tmp_path / "spark.parquet"
+    _run(folder, local, trained_model.uri, chunk_rows=700)
+    summary = _run(folder, spark, trained_model.uri, chunk_rows=700, engine="spark", spark_master="local[2]")
+    assert summary.counts.rows_scored == N_ROWS
+    _same_output(spark, local)
+    meta = json.loads(OutputPaths(spark).meta.read_text())
+    assert meta["engine"] == "spark"

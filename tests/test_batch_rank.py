@@ -1,0 +1,50 @@
+"""Manifest-wide ranking on id codes equals the shared selection routine on id strings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from batch._rank import SELECTION_NAMES, first_occurrence, id_codes, select_manifest
+from scoring import select_for_inspection
+
+
+def _ids(rng: np.random.Generator, n: int) -> np.ndarray:
+    alphabet = list("abcXYZ019-_éü")
+    return np.array(["".join(rng.choice(alphabet, size=rng.integers(1, 8))) + f"{i}" for i in range(n)],
+                    dtype=object)
+
+
+@pytest.mark.parametrize(("capacity", "share", "seed"), [("5%", 0.0, 0), ("10%", 0.3, 1), (37, 0.5, 2),
+                                                         (0.2, 1.0, 3), ("0%", 0.2, 4), (10_000, 0.1, 5)])
+def test_select_manifest_equals_select_for_inspection(capacity, share, seed):
+    rng = np.random.default_rng(seed)
+    n = 2_000
+    ids = _ids(rng, n)
+    risk = np.round(rng.random(n), 2)  # many ties: the id breaks them
+    expected = select_for_inspection(risk, ids, capacity, random_share=share, seed=seed)
+    got = select_manifest(risk, id_codes(pa.array(ids.tolist())), capacity, random_share=share, seed=seed)
+    np.testing.assert_array_equal(got.rank, expected.rank)
+    names = np.asarray(SELECTION_NAMES, dtype=object)[got.selection]
+    np.testing.assert_array_equal(names, np.where(expected.selected == "", "none", expected.selected))
+    np.testing.assert_array_equal(got.probability, expected.probability)
+
+
+def test_id_codes_follow_python_string_order():
+    rng = np.random.default_rng(7)
+    ids = _ids(rng, 500).tolist() + ["Z", "a", "é", "e\u0301", "10", "9"]
+    codes = id_codes(pa.array(ids))
+    by_python = sorted(range(len(ids)), key=lambda i: ids[i])
+    assert list(np.argsort(codes, kind="stable")) == by_python
+
+
+def test_first_occurrence_keeps_the_earliest_row():
+    codes = np.array([3, 1, 3, 2, 1, 3])
+    assert first_occurrence(codes).tolist() == [True, True, False, True, False, False]
+
+
+def test_manifest_percentile_counts_items_at_or_below():
+    risk = np.array([0.1, 0.5, 0.5, 0.9])
+    sel = select_manifest(risk, np.arange(4), "0%")
+    assert sel.manifest_percentile.tolist() == [25.0, 75.0, 75.0, 100.0]
