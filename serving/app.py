@@ -67,7 +67,10 @@ def create_app(settings: ServingSettings | None = None, *, store: Store | None =
             app.state.service = service
             app.state.keys = KeyVerifier(the_store, settings.key_cache_seconds)
             app.state.trends = TrendService(settings.resolved_seizures_path)
-            yield
+            try:
+                yield
+            finally:
+                await run_in_threadpool(service.close)
         finally:
             if own_store:
                 the_store.dispose()

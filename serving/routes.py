@@ -18,6 +18,7 @@ from serving.settings import ServingSettings
 from serving.trends import TrendService, parse_years
 
 _THREAD_BYTES = 64 * 1024  # bodies larger than this are validated off the event loop
+_INLINE_ITEMS = 32  # requests this small are scored on the event loop (a thread hop costs more than they do)
 
 
 async def get_settings(request: Request) -> ServingSettings:
@@ -50,6 +51,10 @@ class RankBody:
 
 async def _off_loop(size: int, fn: Any, *args: Any) -> Any:
     return await run_in_threadpool(fn, *args) if size > _THREAD_BYTES else fn(*args)
+
+
+async def _scored(n_items: int, fn: Any, *args: Any) -> Any:
+    return fn(*args) if n_items <= _INLINE_ITEMS else await run_in_threadpool(fn, *args)
 
 
 def _declarations(body: bytes, max_items: int) -> list[dict[str, Any]]:
@@ -136,12 +141,13 @@ v1 = APIRouter(prefix="/v1")
                  schemas.DECLARATION_EXAMPLE, {**schemas.DECLARATION_EXAMPLE, "declaration_id": "D0000002",
                                                "importer_id": "NEW-TRADER", "hs_code": "940360"}]}},
              "one declaration or a list of them (declaration contract; extra columns allowed)"))
-def score(records: Declarations, service: ServiceDep, who: Officer, model: ModelQuery = None) -> dict[str, Any]:
+async def score(who: Officer, records: Declarations, service: ServiceDep,
+                model: ModelQuery = None) -> dict[str, Any]:
     """Risk score, percentile, lane and plain-language reasons for each declaration.
 
     Unknown values (a new trader, a new route) are scored, and listed in ``unseen_values``.
     """
-    return service.score(records, who, model)
+    return await _scored(len(records), service.score, records, who, model)
 
 
 @v1.post("/manifests/rank", response_model=schemas.RankResponse, tags=["scoring"],
@@ -153,10 +159,11 @@ def score(records: Declarations, service: ServiceDep, who: Officer, model: Model
                                            "value": schemas.RankRequest.model_config["json_schema_extra"]
                                            ["examples"][0]}},  # type: ignore[index]
                              "declarations of a manifest, the inspection capacity and the random share"))
-def rank(body: Manifest, service: ServiceDep, who: Officer, model: ModelQuery = None) -> dict[str, Any]:
+async def rank(who: Officer, body: Manifest, service: ServiceDep, model: ModelQuery = None) -> dict[str, Any]:
     """Ranked list: the top of the capacity goes to the model, ``random_share`` of it to a random draw."""
     p = body.params
-    return service.rank(body.records, p.capacity, p.random_share, p.seed, p.reasons, who, model)
+    return await _scored(len(body.records), service.rank, body.records, p.capacity, p.random_share, p.seed,
+                         p.reasons, who, model)
 
 
 @v1.post("/outcomes", response_model=schemas.OutcomesResponse, tags=["outcomes"],
@@ -166,14 +173,14 @@ def rank(body: Manifest, service: ServiceDep, who: Officer, model: ModelQuery = 
          openapi_extra=_body(_one_or_many("Outcome"),
                              {"one": {"summary": "one outcome", "value": schemas.OUTCOME_EXAMPLE}},
                              "one outcome or a list (outcome contract)"))
-def outcomes(records: Outcomes, service: ServiceDep, who: Officer) -> dict[str, Any]:
+def outcomes(who: Officer, records: Outcomes, service: ServiceDep) -> dict[str, Any]:
     """Idempotent per declaration: sending the same outcome again changes nothing."""
     return service.record_outcomes(records, who)
 
 
 @v1.get("/model", response_model=schemas.ModelInfo, tags=["model"], summary="The model being served",
         responses={**_AUTH_ERRORS, **_NO_MODEL})
-async def model_info(service: ServiceDep, _who: Analyst) -> dict[str, Any]:
+async def model_info(_who: Analyst, service: ServiceDep) -> dict[str, Any]:
     return service.describe()
 
 
@@ -184,7 +191,7 @@ async def model_info(service: ServiceDep, _who: Analyst) -> dict[str, Any]:
                     409: {"model": schemas.ErrorBody,
                           "description": "the version failed to load or to score the smoke sample; the running "
                                          "model stays"}})
-def reload_model(service: ServiceDep, _who: Admin) -> dict[str, Any]:
+def reload_model(_who: Admin, service: ServiceDep) -> dict[str, Any]:
     return service.reload()
 
 
@@ -192,7 +199,7 @@ def reload_model(service: ServiceDep, _who: Admin) -> dict[str, Any]:
         summary="Seizure trend tables", responses={**_AUTH_ERRORS, 422: _ERRORS[422],
                                                    503: {"model": schemas.ErrorBody,
                                                          "description": "seizure records unavailable"}})
-def trends(trend_service: TrendsDep, _who: Analyst, years: YearsQuery = None) -> dict[str, Any]:
+def trends(_who: Analyst, trend_service: TrendsDep, years: YearsQuery = None) -> dict[str, Any]:
     """The report's tables (totals, by region, by country, weapon types, routes, ...) for the years asked."""
     return trend_service.trends_json(parse_years(years))
 
@@ -202,7 +209,7 @@ pages = APIRouter()
 
 @pages.get("/reports/trends", response_class=HTMLResponse, tags=["reports"], summary="Seizure trend report (HTML)",
            responses=_AUTH_ERRORS)
-def trends_page(trend_service: TrendsDep, _who: Analyst, years: YearsQuery = None) -> HTMLResponse:
+def trends_page(_who: Analyst, trend_service: TrendsDep, years: YearsQuery = None) -> HTMLResponse:
     return HTMLResponse(trend_service.trends_html(parse_years(years)))
 
 

@@ -205,6 +205,7 @@ class Ready(BaseModel):
     model_loaded: bool
     store_reachable: bool
     model: ModelRef | None = None
+    audit_backlog: int = Field(0, description="scoring calls answered but not yet written to the audit log")
 
 
 class TrendsResponse(BaseModel):

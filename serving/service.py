@@ -23,7 +23,7 @@ from scoring.registry import LoadedModel
 from serving.errors import FieldProblem, InputError, ModelNotFound, ModelRejected, NoModelLoaded, UnknownModel
 from serving.roles import Principal
 from serving.settings import ServingSettings
-from serving.store import Store
+from serving.store import AuditEvent, AuditWriter, Store
 
 log = logging.getLogger("riskprof.serving")
 
@@ -101,6 +101,24 @@ class ScoringService:
         self._served: ServedModel | None = None
         self._reload_lock = threading.Lock()
         self.last_error: str | None = None
+        self._audit = AuditWriter(store) if settings.audit_mode == "background" else None
+
+    # ---- audit ---------------------------------------------------------------------------------
+    def _record(self, event: AuditEvent) -> None:
+        if self._audit is not None:
+            self._audit.submit(event)
+        else:
+            self.store.append_audit_events([event])
+
+    def flush_audit(self, timeout: float = 30.0) -> bool:
+        """Wait until every audit event so far is in the store."""
+        return self._audit.flush(timeout) if self._audit is not None else True
+
+    def close(self) -> None:
+        """Write what is queued for the audit log and stop the writer (at shutdown)."""
+        if self._audit is not None:
+            self._audit.close()
+            self._audit = None
 
     # ---- model ---------------------------------------------------------------------------------
     @property
@@ -203,7 +221,7 @@ class ScoringService:
         results = table.records()
         for r in results:
             r["percentile"] = _round(r["percentile"], 3)
-        self.store.append_audit(principal, "score", served.loaded.name, served.loaded.version, results)
+        self._record(AuditEvent.of(principal, "score", served.loaded.name, served.loaded.version, results))
         return {"model": served.ref, "count": len(results), "results": results}
 
     def rank(self, records: Sequence[dict[str, Any]], capacity: str | float, random_share: float, seed: int,
@@ -228,8 +246,8 @@ class ScoringService:
             r["selection"] = sel.selected[i] or "none"
             r["selection_probability"] = float(sel.probability[i])
             items.append(r)
-        self.store.append_audit(principal, "rank", served.loaded.name, served.loaded.version, items,
-                                params={"capacity": capacity, "random_share": random_share, "seed": seed})
+        self._record(AuditEvent.of(principal, "rank", served.loaded.name, served.loaded.version, items,
+                                   {"capacity": capacity, "random_share": random_share, "seed": seed}))
         n_model = int(np.sum(sel.selected == "model"))
         n_random = int(np.sum(sel.selected == "random"))
         return {"model": served.ref, "count": len(items), "capacity": n_model + n_random,
@@ -247,7 +265,7 @@ class ScoringService:
         loaded = self._served is not None
         reachable = self.store.ping()
         return {"ready": loaded and reachable, "model_loaded": loaded, "store_reachable": reachable,
-                "model": self.model_ref}
+                "model": self.model_ref, "audit_backlog": self._audit.backlog if self._audit is not None else 0}
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

@@ -39,6 +39,9 @@ class ServingSettings(BaseSettings):
     lane_red_share: float = Field(default=0.02, ge=0, le=1, description="share of recent traffic in red (lanes_by=capacity)")
     lane_yellow_share: float = Field(default=0.08, ge=0, le=1,
                                      description="share of recent traffic in red or yellow (lanes_by=capacity)")
+    audit_mode: Literal["background", "sync"] = Field(
+        default="background", description="background: a writer thread batches audit rows (flushed at shutdown); "
+                                          "sync: each call is written before it is answered")
     key_cache_seconds: float = Field(default=30.0, ge=0, description="how long a verified key is trusted before re-checking")
 
     @model_validator(mode="after")

@@ -10,7 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import secrets
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,8 @@ from sqlalchemy.pool import StaticPool
 
 from serving.errors import ConflictError, FieldProblem
 from serving.roles import Principal, Role
+
+log = logging.getLogger("riskprof.serving")
 
 KEY_PREFIX = "rpk"
 _CHUNK = 500
@@ -130,6 +135,26 @@ def _hash_key(secret: str, salt: str) -> str:
 
 
 @dataclass(frozen=True)
+class AuditEvent:
+    """One scoring call as the audit log records it; ``created_at`` is when the call was answered."""
+
+    created_at: dt.datetime
+    key_name: str
+    role: str
+    endpoint: str
+    model_name: str
+    model_version: str
+    items: Sequence[Mapping[str, Any]]
+    params: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, principal: Principal, endpoint: str, model_name: str, model_version: str,
+           items: Sequence[Mapping[str, Any]], params: Mapping[str, Any] | None = None) -> AuditEvent:
+        return cls(_now(), principal.name, principal.role.value, endpoint, model_name, model_version, items,
+                   dict(params) if params else None)
+
+
+@dataclass(frozen=True)
 class KeyInfo:
     key_id: str
     name: str
@@ -216,20 +241,29 @@ class Store:
     def append_audit(self, principal: Principal, endpoint: str, model_name: str, model_version: str,
                      items: Sequence[Mapping[str, Any]], params: Mapping[str, Any] | None = None) -> int:
         """One event for the call plus one row per declaration (id, score, lane, selection, reasons)."""
+        return self.append_audit_events([AuditEvent.of(principal, endpoint, model_name, model_version, items,
+                                                       params)])[0]
+
+    def append_audit_events(self, events: Sequence[AuditEvent]) -> list[int]:
+        """Write several calls in one transaction (the background writer batches this way)."""
+        ids: list[int] = []
+        rows: list[dict[str, Any]] = []
         with self.engine.begin() as conn:
-            pk = conn.execute(audit_events.insert().values(
-                created_at=_now(), key_name=principal.name, role=principal.role.value, endpoint=endpoint,
-                model_name=model_name, model_version=model_version, n_items=len(items),
-                params=dict(params) if params else None)).inserted_primary_key
-            assert pk is not None
-            event_id = int(pk[0])
-            if items:
-                conn.execute(audit_items.insert(), [
-                    {"event_id": event_id, "item": i, "declaration_id": it["declaration_id"],
-                     "risk_score": it["risk_score"], "lane": it["lane"], "selection": it.get("selection"),
-                     "selection_probability": it.get("selection_probability"), "reasons": it.get("reasons")}
-                    for i, it in enumerate(items)])
-        return event_id
+            for ev in events:
+                pk = conn.execute(audit_events.insert().values(
+                    created_at=ev.created_at, key_name=ev.key_name, role=ev.role, endpoint=ev.endpoint,
+                    model_name=ev.model_name, model_version=ev.model_version, n_items=len(ev.items),
+                    params=ev.params)).inserted_primary_key
+                assert pk is not None
+                event_id = int(pk[0])
+                ids.append(event_id)
+                rows += [{"event_id": event_id, "item": i, "declaration_id": it["declaration_id"],
+                          "risk_score": it["risk_score"], "lane": it["lane"], "selection": it.get("selection"),
+                          "selection_probability": it.get("selection_probability"), "reasons": it.get("reasons")}
+                         for i, it in enumerate(ev.items)]
+            if rows:
+                conn.execute(audit_items.insert(), rows)
+        return ids
 
     def audit_frame(self) -> pd.DataFrame:
         """The audit log joined per declaration (newest last)."""
@@ -330,3 +364,86 @@ def outcomes_frame(source: Engine | Store | str) -> pd.DataFrame:
     frame["inspected_date"] = pd.to_datetime(frame["inspected_date"])
     return validate_table(frame, OUTCOME, source="outcome store")
 
+
+
+class AuditWriter:
+    """Writes audit events from a background thread, all the calls of an interval in one transaction.
+
+    ``submit`` only appends to a list (the request neither waits for the database nor wakes a
+    thread); the writer wakes every ``interval`` seconds. When ``max_pending`` events wait, ``submit``
+    blocks, so a slow database slows scoring down rather than losing audit rows. A failed write is
+    retried with back-off; ``close`` (at shutdown) writes everything still pending.
+    """
+
+    def __init__(self, store: Store, interval: float = 0.05, max_pending: int = 50_000):
+        self.store = store
+        self.interval = interval
+        self.max_pending = max_pending
+        self._pending: list[AuditEvent] = []
+        self._cond = threading.Condition(threading.Lock())
+        self._submitted = 0
+        self._written = 0
+        self._stop = threading.Event()
+        self.failures = 0
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, event: AuditEvent) -> None:
+        with self._cond:
+            while len(self._pending) >= self.max_pending:
+                self._cond.wait(1.0)
+            self._pending.append(event)
+            self._submitted += 1
+
+    @property
+    def backlog(self) -> int:
+        with self._cond:
+            return self._submitted - self._written
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every event submitted so far is written; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            target = self._submitted
+            while self._written < target:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._thread.is_alive():
+                    return False
+                self._cond.wait(min(left, self.interval))
+        return True
+
+    def close(self, timeout: float = 60.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stop.wait(self.interval)
+            with self._cond:
+                batch, self._pending = self._pending, []
+            for start in range(0, len(batch), 500):
+                self._write(batch[start:start + 500], final=stopping)
+            with self._cond:
+                self._written += len(batch)
+                self._cond.notify_all()
+            if stopping:
+                with self._cond:
+                    if not self._pending:
+                        return
+
+    def _write(self, batch: list[AuditEvent], final: bool) -> None:
+        delay = 0.2
+        attempt = 0
+        while True:
+            try:
+                self.store.append_audit_events(batch)
+                return
+            except Exception:  # noqa: BLE001 - keep the rows and retry; never kill the writer
+                attempt += 1
+                self.failures += 1
+                log.exception("audit write failed (attempt %d, %d calls waiting)", attempt, len(batch))
+                if final and attempt >= 5:
+                    log.error("giving up on %d audit events at shutdown", len(batch))
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)

@@ -1,0 +1,291 @@
+"""Scoring API latency: a real uvicorn server on 127.0.0.1, beside the in-process cost of the same work.
+
+Starts ``uvicorn serving.app:create_app --factory`` in its own process group (killed at the end),
+sends a bounded number of requests with httpx and reports p50/p99 of
+
+* one declaration with reasons, at concurrency 1 and at concurrency 8 (with requests/s),
+* 1,000-declaration batches with reasons,
+
+beside the in-process cost of the same feature building + predict + reasons (``score_table`` on the
+same validated records), as a ratio. Goals (issue 4): single p99 ≤ 5 ms at concurrency 1, ≥ 500
+requests/s at concurrency 8 on 2 cores, a 1,000-item batch within 3× its in-process cost.
+
+Without ``--model-uri`` it trains a small model on generated data into a temporary MLflow store.
+
+    .venv/bin/python benchmarks/api_latency.py [--model-uri models:/riskprof@champion] [--workers 1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q))
+
+
+# ---- model and data ------------------------------------------------------------------------------
+
+
+def train_small_model(tmp: Path, n_declarations: int) -> tuple[str, Path]:
+    """Generate data, train and register a small model as ``bench@champion``; returns (uri, declarations)."""
+    import mlflow
+
+    import synthetic
+    from training.data import load_training_set
+    from training.train import train_and_log
+
+    data = synthetic.generate(tmp / "data", seed=0, n_declarations=n_declarations)
+    ts = load_training_set([data["declarations"]], seizures=data["seizures"], outcomes=data["outcomes"])
+    t0 = time.perf_counter()
+    result = train_and_log(ts, "bench", seed=0, num_threads=2, num_boost_round=150)
+    print(f"trained bench version {result.version} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    mlflow.MlflowClient().set_registered_model_alias("bench", "champion", result.version)
+    return "models:/bench@champion", Path(data["declarations"])
+
+
+def payload_rows(declarations: Path | None, n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """``n`` declarations as a client sends them (JSON types), from the data or made up."""
+    if declarations is not None:
+        from features.contracts import DECLARATION
+        from features.io import load_table
+
+        frame = load_table([declarations], DECLARATION).frame
+        frame = frame[[c for c in frame.columns if not c.startswith("label_")]]
+        frame = frame.sample(n, random_state=seed, replace=len(frame) < n).reset_index(drop=True)
+        rows = []
+        for i, row in enumerate(frame.to_dict(orient="records")):
+            item: dict[str, Any] = {}
+            for k, v in row.items():
+                if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
+                    continue
+                if isinstance(v, pd.Timestamp):
+                    v = v.strftime("%Y-%m-%d")
+                elif k == "transit_countries":
+                    v = [c for c in str(v).split("|") if c]
+                elif isinstance(v, np.generic):
+                    v = v.item()
+                item[k] = v
+            item["declaration_id"] = f"B{i:07d}"
+            rows.append(item)
+        return json.loads(json.dumps(rows))
+    from serving.service import SMOKE_SAMPLE
+
+    return [{**SMOKE_SAMPLE[i % len(SMOKE_SAMPLE)], "declaration_id": f"B{i:07d}"} for i in range(n)]
+
+
+# ---- server --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def uvicorn_server(env: dict[str, str], workers: int) -> Iterator[str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", "127.0.0.1",
+           "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"uvicorn exited with {proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not become ready")
+            time.sleep(0.25)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+# ---- load ----------------------------------------------------------------------------------------
+
+
+def timed_posts(client: httpx.Client, bodies: list[bytes]) -> list[float]:
+    out = []
+    for body in bodies:
+        t0 = time.perf_counter()
+        r = client.post("/v1/score", content=body)
+        out.append(time.perf_counter() - t0)
+        if r.status_code != 200:
+            raise RuntimeError(f"{r.status_code}: {r.text[:300]}")
+    return out
+
+
+def client_for(url: str, key: str) -> httpx.Client:
+    return httpx.Client(base_url=url, timeout=60, headers={"X-API-Key": key, "Content-Type": "application/json"})
+
+
+def run_concurrent(url: str, key: str, bodies: list[bytes], concurrency: int) -> tuple[list[float], float]:
+    per = [bodies[i::concurrency] for i in range(concurrency)]
+    results: list[list[float]] = [[] for _ in range(concurrency)]
+    clients = [client_for(url, key) for _ in range(concurrency)]
+    for c in clients:  # connect + warm up
+        timed_posts(c, bodies[:3])
+    barrier = threading.Barrier(concurrency + 1)
+
+    def work(i: int) -> None:
+        barrier.wait()
+        results[i] = timed_posts(clients[i], per[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    for c in clients:
+        c.close()
+    return [x for r in results for x in r], wall
+
+
+# ---- in process ----------------------------------------------------------------------------------
+
+
+def in_process(model_uri: str, single: list[dict[str, Any]], batch: list[dict[str, Any]], n_single: int,
+               n_batch: int) -> dict[str, list[float]]:
+    """The same feature building + predict + reasons on the same validated records, no HTTP."""
+    from scoring import LaneThresholds, score_table
+    from scoring.registry import load_risk_model
+    from serving.parsing import validate_records
+
+    model = load_risk_model(model_uri).model
+    th = LaneThresholds()
+    recs_single = [validate_records(d, "declaration", 1)[0] for d in single]
+    recs_batch = validate_records(batch, "declaration", len(batch))[0]
+    out: dict[str, list[float]] = {"single": [], "batch": []}
+    for r in recs_single[:50]:
+        score_table(model, r, th, reasons_for="all")
+    for i in range(n_single):
+        r = recs_single[i % len(recs_single)]
+        t0 = time.perf_counter()
+        score_table(model, r, th, reasons_for="all")
+        out["single"].append(time.perf_counter() - t0)
+    score_table(model, recs_batch, th, reasons_for="all")
+    for _ in range(n_batch):
+        t0 = time.perf_counter()
+        score_table(model, recs_batch, th, reasons_for="all")
+        out["batch"].append(time.perf_counter() - t0)
+    return out
+
+
+def ms(xs: list[float]) -> dict[str, float]:
+    return {"p50_ms": round(1000 * pct(xs, 50), 3), "p99_ms": round(1000 * pct(xs, 99), 3),
+            "mean_ms": round(1000 * statistics.fmean(xs), 3), "n": len(xs)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model-uri", default=None, help="models:/NAME@alias in the configured MLflow store "
+                                                      "(default: train a small model into a temp store)")
+    ap.add_argument("--declarations", default=None, help="declaration file to draw requests from")
+    ap.add_argument("--train-declarations", type=int, default=30_000, help="size of the generated training set")
+    ap.add_argument("--single", type=int, default=2000, help="single-declaration requests per scenario")
+    ap.add_argument("--batches", type=int, default=20, help="1,000-item batch requests")
+    ap.add_argument("--batch-size", type=int, default=1000)
+    ap.add_argument("--workers", default="1,2", help="uvicorn worker counts to measure, e.g. 1,2")
+    ap.add_argument("--json", default=None, help="also write the results here")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="riskprof-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        env = dict(os.environ)
+        if args.model_uri is None:
+            os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
+            os.environ["RISKPROF_MODELS_DIR"] = str(tmp / "models")
+            from riskprof.settings import get_settings
+
+            get_settings.cache_clear()
+            model_uri, decl_path = train_small_model(tmp, args.train_declarations)
+            env.update({k: os.environ[k] for k in ("MLFLOW_TRACKING_URI", "RISKPROF_MODELS_DIR")})
+        else:
+            model_uri, decl_path = args.model_uri, None
+        if args.declarations:
+            decl_path = Path(args.declarations)
+        name, _, alias = model_uri.removeprefix("models:/").partition("@")
+        env.update({"RISKPROF_MODEL_NAME": name, "RISKPROF_MODEL_ALIAS": alias or "champion",
+                    "RISKPROF_DATABASE_URL": f"sqlite:///{tmp / 'serving.db'}",
+                    "RISKPROF_MAX_BODY_BYTES": str(64 * 1024 * 1024), "MLFLOW_DISABLE_TELEMETRY": "true"})
+        from serving.store import Store
+
+        store = Store.from_url(env["RISKPROF_DATABASE_URL"])
+        key = store.create_api_key("benchmark", "officer")
+        store.dispose()
+
+        rows = payload_rows(decl_path, max(args.batch_size, 500))
+        single_bodies = [json.dumps(r).encode() for r in rows[:500]]
+        batch_body = json.dumps(rows[:args.batch_size]).encode()
+
+        local = in_process(model_uri, rows[:500], rows[:args.batch_size], args.single, max(args.batches, 5))
+        report: dict[str, Any] = {"model_uri": model_uri, "cpus": os.cpu_count(),
+                                  "in_process": {k: ms(v) for k, v in local.items()}, "server": {}}
+        for workers in [int(w) for w in args.workers.split(",") if w]:
+            with uvicorn_server(env, workers) as url:
+                res: dict[str, Any] = {}
+                with client_for(url, key) as client:
+                    timed_posts(client, single_bodies[:100])  # warm up
+                    c1 = timed_posts(client, [single_bodies[i % len(single_bodies)] for i in range(args.single)])
+                    res["single_c1"] = ms(c1)
+                    c8, wall = run_concurrent(url, key, [single_bodies[i % len(single_bodies)]
+                                                         for i in range(args.single)], 8)
+                    res["single_c8"] = {**ms(c8), "requests_per_s": round(len(c8) / wall, 1)}
+                    timed_posts(client, [batch_body])
+                    b = timed_posts(client, [batch_body] * args.batches)
+                    res["batch"] = ms(b)
+                res["single_ratio_p50"] = round(pct(c1, 50) / pct(local["single"], 50), 2)
+                res["batch_ratio_p50"] = round(pct(b, 50) / pct(local["batch"], 50), 2)
+                report["server"][f"workers={workers}"] = res
+
+    print(json.dumps(report, indent=2))
+    ip = report["in_process"]
+    print(f"\nin process: single p50 {ip['single']['p50_ms']} ms / p99 {ip['single']['p99_ms']} ms; "
+          f"batch of {args.batch_size} p50 {ip['batch']['p50_ms']} ms")
+    for label, res in report["server"].items():
+        print(f"{label}: single c1 p50 {res['single_c1']['p50_ms']} ms / p99 {res['single_c1']['p99_ms']} ms "
+              f"(×{res['single_ratio_p50']} in-process); c8 {res['single_c8']['requests_per_s']} req/s "
+              f"(p50 {res['single_c8']['p50_ms']} / p99 {res['single_c8']['p99_ms']} ms); batch p50 "
+              f"{res['batch']['p50_ms']} ms / p99 {res['batch']['p99_ms']} ms (×{res['batch_ratio_p50']})")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,737 @@
+"""The scoring API against the real app, a real trained model and a real SQLite store in tmp_path."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from serving import ServingSettings, StartupError, Store, create_app, outcomes_frame
+from serving.roles import Role
+
+DECL: dict[str, Any] = {
+    "declaration_id": "T-0001", "declaration_date": "2023-06-01", "direction": "import", "office_type": "seaport",
+    "importer_id": "IMP000123", "origin_country": "CN", "departure_country": "CN", "transit_countries": ["AE"],
+    "destination_country": "YE", "conveyance": "vessel", "hs_code": "820600", "goods_description": "hardware, lamp",
+    "quantity": 1234, "gross_weight_kg": 5400.0, "customs_value": 8200.0, "currency": "USD",
+}
+OUTCOME: dict[str, Any] = {
+    "declaration_id": "T-0001", "inspected_date": "2023-06-02", "inspected": True, "selection_source": "model",
+    "selection_probability": 1.0, "hit": True, "case_id": "C2023-000123", "revenue": 0.0,
+}
+MAX_ITEMS = 50
+MAX_BODY = 64 * 1024
+
+
+def _test_client_class() -> type:
+    """fastapi.testclient warns (UserWarning) that it prefers httpx2; not ours to fix."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+        from fastapi.testclient import TestClient
+    return TestClient
+
+
+@pytest.fixture(scope="session")
+def champion(trained_model):
+    """The trained model, also under the alias ``champion`` (what the service loads)."""
+    import mlflow
+
+    mlflow.MlflowClient().set_registered_model_alias(trained_model.name, "champion", trained_model.version)
+    return trained_model
+
+
+def make_settings(model, db: Path, **kw: Any) -> ServingSettings:
+    values: dict[str, Any] = {"model_name": model.name, "database_url": f"sqlite:///{db}",
+                              "seizures_path": model.data["seizures"], "max_items": MAX_ITEMS,
+                              "max_body_bytes": MAX_BODY, "key_cache_seconds": 0}
+    return ServingSettings(**{**values, **kw})
+
+
+class Api:
+    """A running app with one key per role."""
+
+    def __init__(self, client: Any, store: Store, keys: dict[str, str]):
+        self.client = client
+        self.store = store
+        self.keys = keys
+
+    def h(self, role: str) -> dict[str, str]:
+        return {"X-API-Key": self.keys[role]}
+
+    def post(self, path: str, role: str = "officer", **kw: Any) -> Any:
+        headers = {**self.h(role), **kw.pop("headers", {})}
+        return self.client.post(path, headers=headers, **kw)
+
+    def get(self, path: str, role: str = "analyst", **kw: Any) -> Any:
+        return self.client.get(path, headers=self.h(role), **kw)
+
+    def audit(self) -> pd.DataFrame:
+        """The audit log once the background writer has written every call answered so far."""
+        assert self.client.app.state.service.flush_audit(timeout=30)
+        return self.store.audit_frame()
+
+
+@pytest.fixture(scope="module")
+def api(champion, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    db = tmp_path_factory.mktemp("serving") / "serving.db"
+    settings = make_settings(champion, db)
+    store = Store.from_url(settings.resolved_database_url)
+    keys = {role.value: store.create_api_key(f"test-{role.value}", role) for role in Role}
+    TestClient = _test_client_class()
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield Api(client, store, keys)
+    store.dispose()
+
+
+def problems(resp: Any) -> list[dict[str, Any]]:
+    body = resp.json()
+    assert isinstance(body["detail"], list), body
+    return body["detail"]
+
+
+def decl(i: int, **kw: Any) -> dict[str, Any]:
+    return {**DECL, "declaration_id": f"T-{i:04d}", **kw}
+
+
+# ---- health, readiness, OpenAPI ----------------------------------------------------------------
+
+
+def test_health_and_ready_need_no_key(api: Api, champion) -> None:
+    h = api.client.get("/health")
+    assert h.status_code == 200
+    assert h.json() == {"status": "ok", "model": {"name": champion.name, "version": champion.version,
+                                                  "alias": "champion"}}
+    r = api.client.get("/ready")
+    assert r.status_code == 200
+    assert r.json()["ready"] and r.json()["model_loaded"] and r.json()["store_reachable"]
+
+
+def test_openapi_documents_bodies_and_examples(api: Api) -> None:
+    doc = api.client.get("/openapi.json").json()
+    for path in ("/v1/score", "/v1/manifests/rank", "/v1/outcomes", "/v1/model", "/v1/model/reload",
+                 "/v1/reports/trends", "/health", "/ready"):
+        assert path in doc["paths"], path
+    comps = doc["components"]["schemas"]
+    for name in ("Declaration", "Outcome", "RankRequest", "ScoreResponse", "RankResponse", "ValidationErrorBody"):
+        assert name in comps, name
+    score = doc["paths"]["/v1/score"]["post"]
+    body = score["requestBody"]["content"]["application/json"]
+    assert body["examples"]["one"]["value"]["hs_code"] == "820600"
+    assert comps["ScoreResponse"]["examples"]
+    assert {"401", "403", "422", "413"} <= set(score["responses"])
+    assert doc["components"]["securitySchemes"]["APIKey"]["name"] == "X-API-Key"
+
+
+# ---- auth --------------------------------------------------------------------------------------
+
+PROTECTED = [
+    ("post", "/v1/score", "officer"),
+    ("post", "/v1/manifests/rank", "officer"),
+    ("post", "/v1/outcomes", "officer"),
+    ("get", "/v1/model", "analyst"),
+    ("post", "/v1/model/reload", "admin"),
+    ("get", "/v1/reports/trends", "analyst"),
+    ("get", "/reports/trends", "analyst"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "role"), PROTECTED)
+def test_missing_or_invalid_key_is_401(api: Api, method: str, path: str, role: str) -> None:
+    for headers in ({}, {"X-API-Key": "rpk_0000_nope"}, {"X-API-Key": "not-a-key"},
+                    {"X-API-Key": api.keys[role][:-2] + "xx"}):
+        resp = getattr(api.client, method)(path, headers=headers)
+        assert resp.status_code == 401, (path, headers, resp.text)
+        assert "detail" in resp.json()
+
+
+@pytest.mark.parametrize(("method", "path", "role"), PROTECTED)
+def test_insufficient_role_is_403(api: Api, method: str, path: str, role: str) -> None:
+    below = [r for r in Role if not r.allows(Role(role))]
+    for r in below:
+        resp = getattr(api.client, method)(path, headers=api.h(r.value))
+        assert resp.status_code == 403, (path, r, resp.text)
+        assert role in resp.json()["detail"]
+
+
+def test_higher_roles_may_do_what_lower_ones_can(api: Api) -> None:
+    for role in ("analyst", "admin"):
+        assert api.post("/v1/score", role, json=decl(1)).status_code == 200
+
+
+def test_revoked_key_stops_working(api: Api) -> None:
+    key = api.store.create_api_key("short-lived", "officer")
+    assert api.client.post("/v1/score", headers={"X-API-Key": key}, json=decl(1)).status_code == 200
+    assert api.store.revoke_key("short-lived")
+    assert api.client.post("/v1/score", headers={"X-API-Key": key}, json=decl(1)).status_code == 401
+
+
+def test_keys_are_stored_hashed(api: Api) -> None:
+    with api.store.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT * FROM api_keys")).mappings().all()
+    stored = json.dumps([dict(r) for r in rows], default=str)
+    for key in api.keys.values():
+        assert key not in stored and key.split("_")[2] not in stored
+    assert len({r["salt"] for r in rows}) == len(rows)
+
+
+def test_prod_refuses_to_start_without_keys(champion, tmp_path: Path) -> None:
+    settings = make_settings(champion, tmp_path / "empty.db", env="prod")
+    TestClient = _test_client_class()
+    with pytest.raises(StartupError, match="no API key"), TestClient(create_app(settings)):
+        pass
+
+
+def test_prod_starts_once_a_key_exists(champion, tmp_path: Path) -> None:
+    settings = make_settings(champion, tmp_path / "prod.db", env="prod")
+    store = Store.from_url(settings.resolved_database_url)
+    key = store.create_api_key("ops", "admin")
+    TestClient = _test_client_class()
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/v1/model", headers={"X-API-Key": key}).status_code == 200
+    store.dispose()
+
+
+# ---- scoring -----------------------------------------------------------------------------------
+
+
+def _check_result(r: dict[str, Any]) -> None:
+    assert 0.0 <= r["risk_score"] <= 1.0
+    assert r["percentile"] is None or 0.0 <= r["percentile"] <= 100.0
+    assert r["lane"] in ("red", "yellow", "green")
+    assert 1 <= len(r["reasons"]) <= 5
+    for reason in r["reasons"]:
+        assert reason["text"] and reason["family"]
+        assert isinstance(reason["contribution"], float)
+
+
+def test_score_one_declaration(api: Api, champion) -> None:
+    resp = api.post("/v1/score", json=decl(1))
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["model"] == {"name": champion.name, "version": champion.version, "alias": "champion"}
+    assert body["count"] == 1
+    (r,) = body["results"]
+    assert r["declaration_id"] == "T-0001"
+    _check_result(r)
+
+
+def test_score_a_list_matches_the_model(api: Api, champion) -> None:
+    from scoring.registry import load_risk_model
+
+    items = [decl(i, hs_code=hs, conveyance=conv) for i, (hs, conv) in
+             enumerate([("820600", "vessel"), ("930200", "mail"), ("940360", "air"), ("610910", "express courier")])]
+    resp = api.post("/v1/score", json=items)
+    assert resp.status_code == 200, resp.text
+    results = resp.json()["results"]
+    assert [r["declaration_id"] for r in results] == [d["declaration_id"] for d in items]
+    for r in results:
+        _check_result(r)
+    model = load_risk_model(f"models:/{champion.name}/{champion.version}").model
+    expected = model.predict(items)
+    np.testing.assert_allclose([r["risk_score"] for r in results], expected, rtol=0, atol=1e-12)
+
+
+def test_unseen_values_are_scored_and_reported(api: Api) -> None:
+    resp = api.post("/v1/score", json=[decl(1), decl(2, importer_id="NEVER-SEEN-TRADER-42",
+                                                      departure_country="NZ", destination_country="IS")])
+    assert resp.status_code == 200, resp.text
+    known, new = resp.json()["results"]
+    assert new["unseen_values"].get("importer_id") == "NEVER-SEEN-TRADER-42"
+    assert "importer_id" not in known["unseen_values"] or known["unseen_values"]["importer_id"] == "IMP000123"
+    _check_result(new)
+
+
+def test_extra_columns_are_accepted(api: Api) -> None:
+    assert api.post("/v1/score", json=decl(1, my_extra_code="Z9")).status_code == 200
+
+
+def test_model_pin_in_query(api: Api, champion) -> None:
+    ok = api.post(f"/v1/score?model={champion.name}@champion", json=decl(1))
+    assert ok.status_code == 200
+    ok = api.post(f"/v1/score?model={champion.name}/{champion.version}", json=decl(1))
+    assert ok.status_code == 200
+    bad = api.post("/v1/score?model=no-such-model", json=decl(1))
+    assert bad.status_code == 404
+    (p,) = problems(bad)
+    assert p["field"] == "model" and p["value"] == "no-such-model"
+    bad = api.post(f"/v1/score?model={champion.name}/999", json=decl(1))
+    assert bad.status_code == 404
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("change", "field", "fragment"), [
+    ({"hs_code": "12AB"}, "hs_code", "HS code"),
+    ({"origin_country": "XX"}, "origin_country", "country"),
+    ({"transit_countries": ["AE", "QQ"]}, "transit_countries", "country"),
+    ({"gross_weight_kg": -5}, "gross_weight_kg", "greater than or equal to 0"),
+    ({"customs_value": "lots"}, "customs_value", "number"),
+    ({"declaration_date": "2023-02-30"}, "declaration_date", ""),
+    ({"declaration_date": 20230601}, "declaration_date", ""),
+    ({"declaration_date": True}, "declaration_date", "date"),
+    ({"transit_countries": 7}, "transit_countries", ""),
+    ({"declaration_id": ""}, "declaration_id", ""),
+])
+def test_bad_field_in_a_list_names_item_and_field(api: Api, change: dict, field: str, fragment: str) -> None:
+    items = [decl(0), decl(1), decl(2), {**decl(3), **change}]
+    resp = api.post("/v1/score", json=items)
+    assert resp.status_code == 422, resp.text
+    (p,) = problems(resp)
+    assert p["item"] == 3 and p["field"] == field
+    assert fragment in p["message"]
+    assert p["value"] == change[field]
+
+
+def test_bad_single_declaration_names_field_without_item(api: Api) -> None:
+    resp = api.post("/v1/score", json={**decl(1), "hs_code": "1", "destination_country": "ZZ"})
+    assert resp.status_code == 422
+    got = {p["field"]: p for p in problems(resp)}
+    assert set(got) == {"hs_code", "destination_country"}
+    assert all("item" not in p for p in got.values())
+
+
+def test_every_problem_of_every_item_is_listed(api: Api) -> None:
+    items = [decl(0), {"declaration_id": "T-1"}, decl(2, hs_code="9"), 5]
+    resp = api.post("/v1/score", json=items)
+    assert resp.status_code == 422
+    got = {(p["item"], p["field"]) for p in problems(resp)}
+    assert got == {(1, "declaration_date"), (1, "hs_code"), (2, "hs_code"), (3, "declaration")}
+    missing = [p for p in problems(resp) if p["item"] == 1]
+    assert all(p["message"] == "field required" for p in missing)
+
+
+@pytest.mark.parametrize("body", [b"{", b"", b"[1, 2", b"{'a': 1}", b"[NaN]", b"\xff\xfe"])
+def test_malformed_json_is_400(api: Api, body: bytes) -> None:
+    resp = api.post("/v1/score", content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400, resp.text
+    (p,) = problems(resp)
+    assert p["field"] == "body"
+
+
+@pytest.mark.parametrize("body", [b'"a string"', b"12", b"null", b"[]", b"true"])
+def test_wrong_top_level_type_is_422(api: Api, body: bytes) -> None:
+    resp = api.post("/v1/score", content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 422, resp.text
+    assert problems(resp)[0]["field"] == "body"
+
+
+def test_too_many_items_is_413(api: Api) -> None:
+    resp = api.post("/v1/score", json=[decl(i) for i in range(MAX_ITEMS + 1)])
+    assert resp.status_code == 413
+    (p,) = problems(resp)
+    assert str(MAX_ITEMS) in p["message"]
+    assert api.post("/v1/score", json=[decl(i) for i in range(MAX_ITEMS)]).status_code == 200
+
+
+def test_request_too_large_is_413(api: Api) -> None:
+    big = [decl(i, goods_description="x" * 4000) for i in range(20)]
+    resp = api.post("/v1/score", json=big)
+    assert resp.status_code == 413
+    assert "limit" in problems(resp)[0]["message"]
+
+
+def test_streamed_body_over_the_limit_is_413(api: Api) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b"["
+        for i in range(40):
+            yield (json.dumps(decl(i, goods_description="y" * 3000)) + ",").encode()
+        yield json.dumps(decl(99)).encode() + b"]"
+
+    resp = api.post("/v1/score", content=chunks(), headers={"Content-Type": "application/json"})
+    assert resp.status_code == 413
+
+
+def test_unexpected_errors_give_json_without_trace(api: Api) -> None:
+    from serving.routes import get_service
+
+    class Broken:
+        def score(self, *a: Any, **k: Any) -> Any:
+            raise RuntimeError("secret internals /etc/passwd")
+
+    api.client.app.dependency_overrides[get_service] = lambda: Broken()
+    try:
+        resp = api.post("/v1/score", json=decl(1))
+    finally:
+        api.client.app.dependency_overrides.clear()
+    assert resp.status_code == 500
+    assert resp.json() == {"detail": "internal error (logged on the server)"}
+    assert "Traceback" not in resp.text and "passwd" not in resp.text
+
+
+def test_unknown_route_is_json_404(api: Api) -> None:
+    resp = api.get("/v1/nothing-here")
+    assert resp.status_code == 404 and resp.json()["detail"]
+
+
+# ---- manifests ---------------------------------------------------------------------------------
+
+
+def manifest(n: int) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(3)
+    hs = ["820600", "930200", "940360", "610910", "847130", "851712"]
+    conv = ["vessel", "mail", "air", "express courier", "vehicle"]
+    ctry = ["CN", "AE", "TR", "DE", "US", "AL", "GB"]
+    return [decl(i, hs_code=str(rng.choice(hs)), conveyance=str(rng.choice(conv)),
+                 departure_country=str(rng.choice(ctry)), importer_id=f"IMP{int(rng.integers(0, 400)):06d}",
+                 customs_value=float(rng.lognormal(8, 1)), gross_weight_kg=float(rng.lognormal(5, 1)))
+            for i in range(n)]
+
+
+def test_rank_manifest_with_capacity_and_random_share(api: Api) -> None:
+    items = manifest(40)
+    resp = api.post("/v1/manifests/rank", json={"declarations": items, "capacity": "25%", "random_share": 0.2,
+                                                "seed": 7, "reasons": "all"})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["count"] == 40 and body["capacity"] == 10
+    assert body["selected_model"] == 8 and body["selected_random"] == 2
+    ranked = body["items"]
+    assert [r["rank"] for r in ranked] == list(range(1, 41))
+    scores = [r["risk_score"] for r in ranked]
+    assert scores == sorted(scores, reverse=True)
+    assert all(r["selection"] == "model" and r["selection_probability"] == 1.0 for r in ranked[:8])
+    rest = ranked[8:]
+    assert sum(r["selection"] == "random" for r in rest) == 2
+    assert all(r["selection_probability"] == pytest.approx(2 / 32) for r in rest)
+    assert all(r["selection"] in ("random", "none") for r in rest)
+    assert all(r["reasons"] for r in ranked)
+    assert {r["declaration_id"] for r in ranked} == {d["declaration_id"] for d in items}
+    # same manifest and seed → same draw
+    again = api.post("/v1/manifests/rank", json={"declarations": items, "capacity": "25%", "random_share": 0.2,
+                                                 "seed": 7, "reasons": "all"}).json()
+    assert [r["selection"] for r in again["items"]] == [r["selection"] for r in ranked]
+
+
+def test_rank_count_capacity_and_flagged_reasons(api: Api) -> None:
+    resp = api.post("/v1/manifests/rank", json={"declarations": manifest(12), "capacity": 3})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["capacity"] == 3 and body["selected_random"] == 0
+    assert body["lanes"] == {"by": "score", "red": 0.3, "yellow": 0.1}
+    for r in body["items"]:
+        assert (r["reasons"] is None) == (r["lane"] == "green")
+
+
+@pytest.mark.parametrize(("payload", "fields"), [
+    ({"capacity": "lots"}, {"capacity"}),
+    ({"capacity": "150%"}, {"capacity"}),
+    ({"capacity": -3}, {"capacity"}),
+    ({"capacity": 2, "random_share": 1.5}, {"random_share"}),
+    ({"capacity": 2, "reasons": "some"}, {"reasons"}),
+    ({"capacity": 2, "surprise": 1}, {"surprise"}),
+    ({}, {"capacity"}),
+])
+def test_rank_bad_parameters(api: Api, payload: dict, fields: set[str]) -> None:
+    resp = api.post("/v1/manifests/rank", json={"declarations": manifest(3), **payload})
+    assert resp.status_code == 422, resp.text
+    assert {p["field"] for p in problems(resp)} == fields
+
+
+def test_rank_bad_declaration_names_item(api: Api) -> None:
+    items = manifest(5)
+    items[2]["departure_country"] = "XX"
+    resp = api.post("/v1/manifests/rank", json={"declarations": items, "capacity": 1})
+    assert resp.status_code == 422
+    (p,) = problems(resp)
+    assert p == {"item": 2, "field": "declarations.departure_country", "value": "XX",
+                 "message": "'XX' is not an ISO 3166 alpha-2 country code"}
+    resp = api.post("/v1/manifests/rank", json={"capacity": 1})
+    assert {p["field"] for p in problems(resp)} == {"declarations"}
+    resp = api.post("/v1/manifests/rank", json={"declarations": decl(1), "capacity": 1})
+    assert {p["field"] for p in problems(resp)} == {"declarations"}
+    resp = api.post("/v1/manifests/rank", json={"declarations": manifest(MAX_ITEMS + 1), "capacity": 1})
+    assert resp.status_code == 413
+
+
+# ---- audit -------------------------------------------------------------------------------------
+
+
+def test_scoring_calls_are_audited(api: Api, champion) -> None:
+    before = len(api.audit())
+    t0 = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=1)
+    items = [decl(501), decl(502, hs_code="930200")]
+    body = api.post("/v1/score", json=items).json()
+    rank = api.post("/v1/manifests/rank", json={"declarations": manifest(4), "capacity": 1}, role="analyst").json()
+    audit = api.audit()
+    new = audit.iloc[before:]
+    assert len(new) == 2 + 4
+    score_rows = new[new["endpoint"] == "score"]
+    assert list(score_rows["declaration_id"]) == ["T-0501", "T-0502"]
+    assert set(score_rows["key_name"]) == {"test-officer"} and set(score_rows["role"]) == {"officer"}
+    assert set(new["model_version"]) == {champion.version} and set(new["model_name"]) == {champion.name}
+    for (_, row), res in zip(score_rows.iterrows(), body["results"], strict=True):
+        assert row["risk_score"] == pytest.approx(res["risk_score"], abs=1e-12)
+        assert row["lane"] == res["lane"]
+        assert row["reasons"] == res["reasons"]
+    created = pd.to_datetime(new["created_at"]).dt.tz_localize(None)
+    assert (created >= t0).all()
+    rank_rows = new[new["endpoint"] == "rank"]
+    assert set(rank_rows["key_name"]) == {"test-analyst"}
+    by_id = {r["declaration_id"]: r for r in rank["items"]}
+    for _, row in rank_rows.iterrows():
+        assert row["selection"] == by_id[row["declaration_id"]]["selection"]
+        assert row["lane"] == by_id[row["declaration_id"]]["lane"]
+
+
+def test_rejected_requests_are_not_audited(api: Api) -> None:
+    before = len(api.audit())
+    api.post("/v1/score", json=[decl(1), decl(2, hs_code="x")])
+    api.client.post("/v1/score", json=decl(1))
+    assert len(api.audit()) == before
+
+
+def test_sync_audit_and_flush_at_shutdown(champion, tmp_path: Path) -> None:
+    TestClient = _test_client_class()
+    for mode in ("sync", "background"):
+        settings = make_settings(champion, tmp_path / f"{mode}.db", audit_mode=mode)
+        store = Store.from_url(settings.resolved_database_url)
+        key = store.create_api_key("k", "officer")
+        with TestClient(create_app(settings)) as client:
+            for i in range(5):
+                assert client.post("/v1/score", headers={"X-API-Key": key}, json=decl(i)).status_code == 200
+            if mode == "sync":  # written before the answer
+                assert len(store.audit_frame()) == 5
+        # background: whatever was pending is written when the app shuts down
+        assert list(store.audit_frame()["declaration_id"]) == [f"T-{i:04d}" for i in range(5)]
+        store.dispose()
+
+
+def test_audit_log_is_append_only(api: Api) -> None:
+    api.post("/v1/score", json=decl(1))
+    api.audit()
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"), api.store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE audit_items SET lane = 'green'"))
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"), api.store.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_events"))
+
+
+# ---- outcomes ----------------------------------------------------------------------------------
+
+
+def test_outcomes_are_idempotent(api: Api) -> None:
+    first = api.post("/v1/outcomes", json=OUTCOME)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"created": 1, "unchanged": 0, "items": [{"declaration_id": "T-0001", "status": "created"}]}
+    again = api.post("/v1/outcomes", json=OUTCOME)
+    assert again.json()["unchanged"] == 1 and again.json()["created"] == 0
+    batch = [OUTCOME, {**OUTCOME, "declaration_id": "T-0002", "hit": False, "case_id": None, "revenue": None},
+             {**OUTCOME, "declaration_id": "T-0002", "hit": False, "case_id": None, "revenue": None}]
+    resp = api.post("/v1/outcomes", json=batch).json()
+    assert [i["status"] for i in resp["items"]] == ["unchanged", "created", "unchanged"]
+    frame = outcomes_frame(api.store.engine)
+    assert list(frame["declaration_id"]) == ["T-0001", "T-0002"]
+
+
+def test_conflicting_outcome_is_409_and_writes_nothing(api: Api) -> None:
+    api.post("/v1/outcomes", json={**OUTCOME, "declaration_id": "T-0100"})
+    resp = api.post("/v1/outcomes", json=[{**OUTCOME, "declaration_id": "T-0101"},
+                                          {**OUTCOME, "declaration_id": "T-0100", "hit": False}])
+    assert resp.status_code == 409
+    (p,) = problems(resp)
+    assert p["item"] == 1 and p["field"] == "declaration_id" and "hit" in p["message"]
+    ids = set(outcomes_frame(api.store.engine)["declaration_id"])
+    assert "T-0101" not in ids
+
+
+def test_outcomes_frame_follows_the_outcome_contract(api: Api, tmp_path: Path) -> None:
+    from features.contracts import OUTCOME as OUTCOME_CONTRACT
+    from features.contracts import validate_table
+
+    api.post("/v1/outcomes", json={**OUTCOME, "declaration_id": "T-0200", "selection_source": "random",
+                                   "selection_probability": 0.05, "revenue": 120.5})
+    frame = outcomes_frame(api.store)
+    assert list(frame.columns) == OUTCOME_CONTRACT.columns
+    pd.testing.assert_frame_equal(frame, validate_table(frame, OUTCOME_CONTRACT))
+    row = frame.set_index("declaration_id").loc["T-0200"]
+    assert row["inspected_date"] == pd.Timestamp("2023-06-02")
+    assert row["selection_source"] == "random" and row["selection_probability"] == 0.05
+    assert bool(row["hit"]) and row["revenue"] == 120.5
+    # a store that never received an outcome gives an empty table with the same columns
+    empty = outcomes_frame(f"sqlite:///{tmp_path / 'none.db'}")
+    assert list(empty.columns) == OUTCOME_CONTRACT.columns and len(empty) == 0
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"hit": "maybe"}, "hit"),
+    ({"selection_source": "astrology"}, "selection_source"),
+    ({"selection_probability": -0.1}, "selection_probability"),
+    ({"inspected_date": "yesterday"}, "inspected_date"),
+    ({"unknown_field": 1}, "unknown_field"),
+])
+def test_bad_outcomes(api: Api, change: dict, field: str) -> None:
+    resp = api.post("/v1/outcomes", json=[OUTCOME, {**OUTCOME, "declaration_id": "T-0300", **change}])
+    assert resp.status_code == 422, resp.text
+    (p,) = problems(resp)
+    assert p["item"] == 1 and p["field"] == field
+
+
+# ---- model info and reload ---------------------------------------------------------------------
+
+
+def test_model_info(api: Api, champion) -> None:
+    resp = api.get("/v1/model")
+    assert resp.status_code == 200, resp.text
+    info = resp.json()
+    assert info["name"] == champion.name and info["version"] == champion.version and info["alias"] == "champion"
+    assert info["run_id"] == champion.run_id
+    assert len(info["training_period"]) == 2 and info["training_period"][0] <= info["training_period"][1]
+    assert 0.5 < info["metrics"]["auc"] <= 1.0
+    assert info["lanes"]["red"] >= info["lanes"]["yellow"]
+    assert info["features"]
+
+
+def _log_version(name: str, risk_model: Any | None, corrupt: bool = False) -> str:
+    """Register a new version of ``name`` holding ``risk_model`` (or a corrupt artifact)."""
+    import joblib
+    import mlflow
+
+    from scoring.registry import ARTIFACT_FILE, ARTIFACT_KEY, _pyfunc_class
+
+    mlflow.set_experiment("riskprof")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / ARTIFACT_FILE
+        if corrupt:
+            path.write_bytes(b"this is not a joblib file")
+        else:
+            joblib.dump(risk_model, path)
+        with mlflow.start_run(run_name="serving-test-version"):
+            info = mlflow.pyfunc.log_model(name="model", python_model=_pyfunc_class()(),
+                                           artifacts={ARTIFACT_KEY: str(path)}, pip_requirements=["riskprof"])
+    return str(mlflow.register_model(info.model_uri, name).version)
+
+
+@pytest.fixture(scope="module")
+def extra_versions(champion) -> dict[str, str]:
+    """A corrupt version, one that scores outside [0, 1], and a good copy of the champion."""
+    from scoring import Calibrator
+    from scoring.registry import load_risk_model
+
+    good = load_risk_model(f"models:/{champion.name}/{champion.version}").model
+    bad = copy.copy(good)
+    bad.calibrator = Calibrator(np.array([0.0, 1.0]), np.array([2.0, 3.0]))
+    return {"corrupt": _log_version(champion.name, None, corrupt=True),
+            "bad_scores": _log_version(champion.name, bad),
+            "good": _log_version(champion.name, good)}
+
+
+def _set_champion(name: str, version: str) -> None:
+    import mlflow
+
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion", version)
+
+
+def test_reload_rejects_broken_versions_and_keeps_the_running_one(api: Api, champion, extra_versions) -> None:
+    try:
+        same = api.post("/v1/model/reload", role="admin")
+        assert same.status_code == 200 and same.json()["changed"] is False
+        for kind, stage in (("corrupt", "load"), ("bad_scores", "smoke")):
+            _set_champion(champion.name, extra_versions[kind])
+            resp = api.post("/v1/model/reload", role="admin")
+            assert resp.status_code == 409, resp.text
+            body = resp.json()
+            assert body["stage"] == stage and body["rejected_version"] == extra_versions[kind]
+            assert body["loaded_version"] == champion.version
+            assert "Traceback" not in resp.text
+            assert api.client.get("/health").json()["model"]["version"] == champion.version
+            ok = api.post("/v1/score", json=decl(1))
+            assert ok.status_code == 200 and ok.json()["model"]["version"] == champion.version
+        _set_champion(champion.name, extra_versions["good"])
+        resp = api.post("/v1/model/reload", role="admin")
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["changed"] is True
+        assert resp.json()["previous"]["version"] == champion.version
+        assert resp.json()["model"]["version"] == extra_versions["good"]
+        assert api.post("/v1/score", json=decl(1)).json()["model"]["version"] == extra_versions["good"]
+    finally:
+        _set_champion(champion.name, champion.version)
+        api.post("/v1/model/reload", role="admin")
+    assert api.client.get("/health").json()["model"]["version"] == champion.version
+
+
+def test_reload_of_unknown_model_is_404(champion, tmp_path: Path) -> None:
+    settings = make_settings(champion, tmp_path / "s.db", model_name="no-such-model")
+    store = Store.from_url(settings.resolved_database_url)
+    key = store.create_api_key("admin", "admin")
+    TestClient = _test_client_class()
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health").json() == {"status": "ok", "model": None}
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and ready.json()["model_loaded"] is False
+        resp = client.post("/v1/model/reload", headers={"X-API-Key": key})
+        assert resp.status_code == 404 and "no-such-model" in resp.json()["detail"]
+        resp = client.post("/v1/score", headers={"X-API-Key": key}, json=decl(1))
+        assert resp.status_code == 503 and resp.json()["detail"]
+    store.dispose()
+
+
+def test_lanes_by_capacity(champion, tmp_path: Path) -> None:
+    settings = make_settings(champion, tmp_path / "c.db", lanes_by="capacity", lane_red_share=0.01,
+                             lane_yellow_share=0.05)
+    store = Store.from_url(settings.resolved_database_url)
+    key = store.create_api_key("a", "analyst")
+    TestClient = _test_client_class()
+    with TestClient(create_app(settings)) as client:
+        lanes = client.get("/v1/model", headers={"X-API-Key": key}).json()["lanes"]
+    store.dispose()
+    assert lanes["by"] == "capacity" and 1.0 >= lanes["red"] >= lanes["yellow"] >= 0.0
+
+
+def test_lane_settings_are_validated() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="red"):
+        ServingSettings(lane_red=0.1, lane_yellow=0.2)
+    with pytest.raises(ValidationError, match="red"):
+        ServingSettings(lanes_by="capacity", lane_red_share=0.2, lane_yellow_share=0.1)
+
+
+# ---- trend reports -----------------------------------------------------------------------------
+
+
+def test_trends_json(api: Api) -> None:
+    import reports
+
+    resp = api.get("/v1/reports/trends?years=2022,2023")
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["years"] == [2022, 2023]
+    assert set(body["tables"]) == set(reports.TABLE_NAMES)
+    totals = body["tables"]["totals"]
+    assert [r["year"] for r in totals] == [2022, 2023]
+    assert all(r["cases"] > 0 and r["seizures"] >= r["cases"] for r in totals)
+    only = api.get("/v1/reports/trends?years=2023").json()
+    assert [r["year"] for r in only["tables"]["totals"]] == [2023]
+
+
+def test_trends_bad_years_and_missing_source(api: Api, champion, tmp_path: Path) -> None:
+    resp = api.get("/v1/reports/trends?years=twenty")
+    assert resp.status_code == 422
+    assert problems(resp)[0]["field"] == "years"
+    resp = api.get("/v1/reports/trends?years=1500")
+    assert resp.status_code == 422 and problems(resp)[0]["field"] == "years"
+    settings = make_settings(champion, tmp_path / "t.db", seizures_path=tmp_path / "missing.parquet")
+    store = Store.from_url(settings.resolved_database_url)
+    key = store.create_api_key("a", "analyst")
+    TestClient = _test_client_class()
+    with TestClient(create_app(settings)) as client:
+        resp = client.get("/v1/reports/trends", headers={"X-API-Key": key})
+    store.dispose()
+    assert resp.status_code == 503 and "missing.parquet" in resp.json()["detail"]
+
+
+def test_trends_html(api: Api) -> None:
+    resp = api.get("/reports/trends?years=2022,2023")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/html")
+    assert "<html" in resp.text.lower() and "</html>" in resp.text.lower()

@@ -1,0 +1,111 @@
+"""The scoring API through a real uvicorn server on 127.0.0.1 (random free port)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+DECL: dict[str, Any] = {
+    "declaration_id": "I-0001", "declaration_date": "2023-06-01", "importer_id": "IMP000123",
+    "origin_country": "CN", "departure_country": "CN", "transit_countries": ["AE"], "destination_country": "YE",
+    "conveyance": "vessel", "hs_code": "820600", "gross_weight_kg": 5400.0, "customs_value": 8200.0,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(trained_model, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    import mlflow
+    import uvicorn
+
+    from serving import ServingSettings, Store, create_app
+
+    mlflow.MlflowClient().set_registered_model_alias(trained_model.name, "champion", trained_model.version)
+    tmp: Path = tmp_path_factory.mktemp("uvicorn")
+    settings = ServingSettings(model_name=trained_model.name, database_url=f"sqlite:///{tmp / 'serving.db'}",
+                               max_body_bytes=256 * 1024, max_items=100)
+    store = Store.from_url(settings.resolved_database_url)
+    keys = {"officer": store.create_api_key("it-officer", "officer"),
+            "admin": store.create_api_key("it-admin", "admin")}
+    port = free_port()
+    app = create_app(settings)
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                        access_log=False))
+    thread = threading.Thread(target=srv.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not srv.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield {"url": f"http://127.0.0.1:{port}", "keys": keys, "store": store, "model": trained_model,
+               "app": app}
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)
+        store.dispose()
+    assert not thread.is_alive()
+
+
+@pytest.mark.integration
+def test_real_server_scores_and_audits(server: dict[str, Any]) -> None:
+    url, keys, store = server["url"], server["keys"], server["store"]
+    officer = {"X-API-Key": keys["officer"]}
+    with httpx.Client(base_url=url, timeout=30) as http:
+        health = http.get("/health").json()
+        assert health["model"]["version"] == server["model"].version
+        assert http.get("/ready").status_code == 200
+        assert http.post("/v1/score", json=DECL).status_code == 401
+        assert http.post("/v1/model/reload", headers=officer).status_code == 403
+
+        one = http.post("/v1/score", json=DECL, headers=officer)
+        assert one.status_code == 200, one.text
+        result = one.json()["results"][0]
+        assert result["declaration_id"] == "I-0001" and 0 <= result["risk_score"] <= 1 and result["reasons"]
+
+        batch = [{**DECL, "declaration_id": f"I-{i:04d}"} for i in range(100)]
+        many = http.post("/v1/score", json=batch, headers=officer)
+        assert many.status_code == 200 and many.json()["count"] == 100
+
+        too_many = http.post("/v1/score", json=[*batch, DECL], headers=officer)
+        assert too_many.status_code == 413
+        too_big = http.post("/v1/score", content=b"[" + b" " * (300 * 1024) + b"]",
+                            headers={**officer, "Content-Type": "application/json"})
+        assert too_big.status_code == 413 and too_big.json()["detail"][0]["field"] == "body"
+        bad_json = http.post("/v1/score", content=b'{"declaration_id": ', headers=officer)
+        assert bad_json.status_code == 400 and bad_json.json()["detail"][0]["field"] == "body"
+        bad = http.post("/v1/score", json=[DECL, {**DECL, "gross_weight_kg": -1}], headers=officer)
+        assert bad.status_code == 422
+        assert bad.json()["detail"] == [{"item": 1, "field": "gross_weight_kg", "value": -1,
+                                         "message": "Input should be greater than or equal to 0"}]
+
+        def call(i: int) -> int:
+            return http.post("/v1/score", json={**DECL, "declaration_id": f"C-{i:04d}"}, headers=officer).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(call, range(64)))
+        assert codes == [200] * 64
+
+    assert server["app"].state.service.flush_audit(timeout=30)
+    audit = store.audit_frame()
+    assert len(audit) == 1 + 100 + 64
+    assert set(audit["key_name"]) == {"it-officer"}
+    assert set(audit["model_version"]) == {server["model"].version}
+    assert sorted(audit.loc[audit["declaration_id"].str.startswith("C-"), "declaration_id"]) == [
+        f"C-{i:04d}" for i in range(64)]
+    assert json.loads(json.dumps(audit["reasons"].iloc[0]))[0]["text"]
