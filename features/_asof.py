@@ -23,7 +23,7 @@ class KeyEncoder:
     """Maps hashable keys (strings) to dense integer codes; unknown or missing keys → -1."""
 
     def __init__(self, keys: Sequence[object] | np.ndarray):
-        uniq = sorted({k for k in keys if k is not None and k == k})
+        uniq = sorted({k for k in keys if k is not None and k == k}, key=str)
         self.vocab_: dict[object, int] = {k: i for i, k in enumerate(uniq)}
 
     def __len__(self) -> int:

@@ -36,9 +36,13 @@ def _clean_objects(arr: np.ndarray) -> np.ndarray:
     return out
 
 
+def object_array(s: pd.Series) -> np.ndarray:
+    """A string column as an object array with ``None`` for missing values."""
+    return s.astype("string").to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
+
+
 def _clean_string_series(s: pd.Series) -> np.ndarray:
-    st = s.astype("string").str.strip()
-    arr = st.to_numpy(dtype=object, na_value=None)
+    arr = object_array(s.astype("string").str.strip())
     arr[arr == ""] = None
     return arr
 

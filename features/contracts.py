@@ -334,7 +334,11 @@ def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
         elif kind == "category":
             col = _as_str(raw).str.lower()
             if spec.vocab:
-                unknown = present & ~col.isin(spec.vocab).fillna(False).astype(bool)
+                # case-insensitive match, canonical spelling kept (e.g. "pepper / CS spray")
+                canon = {v.lower(): v for v in spec.vocab}
+                known = col.isin(list(canon)).fillna(False).astype(bool)
+                col = col.where(~known, col.map(canon))
+                unknown = present & ~known
                 if spec.strict:
                     _record(problems, unknown, spec.name, raw, f"one of {list(spec.vocab)}", source, row_numbers)
                 elif unknown.any():
@@ -461,9 +465,10 @@ def _make_validator(spec: FieldSpec):
             return s
         if spec.kind == "category":
             s = str(v).strip().lower()
-            if spec.vocab and spec.strict and s not in spec.vocab:
+            canon = {c.lower(): c for c in spec.vocab}
+            if spec.vocab and spec.strict and s not in canon:
                 raise ValueError(f"{v!r} is not one of {list(spec.vocab)}")
-            return s
+            return canon.get(s, s)
         if spec.kind == "date":
             d = pd.Timestamp(v)
             if d < MIN_DATE or d > pd.Timestamp(dt.date.today()) + pd.Timedelta(days=366):
@@ -494,13 +499,13 @@ def pydantic_model(contract_name: str) -> type[BaseModel]:
             kwargs["ge"] = spec.minimum
         if spec.kind in ("id",):
             kwargs["min_length"] = 1
-        default = ... if (spec.required and not spec.nullable) else None
+        default: Any = ... if (spec.required and not spec.nullable) else None
         if spec.kind == "countries":
             default = [] if spec.required else None
         fields[spec.name] = (annotation, PydField(default, **kwargs))
         if spec.kind in ("country", "countries", "hs", "category", "date"):
             validators[f"check_{spec.name}"] = field_validator(spec.name, mode="before")(_make_validator(spec))
-    extra = "allow" if contract.extra_allowed else "forbid"
+    extra: Literal["allow", "forbid"] = "allow" if contract.extra_allowed else "forbid"
     model = create_model(  # type: ignore[call-overload]
         contract_name.capitalize(),
         __config__=ConfigDict(extra=extra, str_strip_whitespace=True),

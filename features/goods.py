@@ -40,10 +40,11 @@ class GoodsCoverFeatures(FeatureFamily):
                                      {"n": np.ones(len(td))})
         out = history.outcome_events()
         self.heading_hits_ = AsOfTable(out["heading"], out["day"], {"insp": out["inspected"], "hit": out["hit"]})
+        self.hs6_hits_ = AsOfTable(heading(out["hs_code"], 6), out["day"], {"insp": out["inspected"], "hit": out["hit"]})
         self.global_ = GlobalRate(history)
-        self.feature_names_ = ("hs_chapter", "hs_heading", "chapter_93", "cover_seizure_cases",
+        self.feature_names_ = ("hs_chapter", "hs_heading", "hs6_number", "chapter_93", "cover_seizure_cases",
                                "description_seizure_cases", "heading_inspections", "heading_hit_rate",
-                               "heading_hit_ratio")
+                               "heading_hit_ratio", "hs6_inspections", "hs6_hits", "hs6_hit_rate")
         self.categorical_ = ("hs_heading",)
         return self
 
@@ -54,6 +55,8 @@ class GoodsCoverFeatures(FeatureFamily):
         f = {
             "hs_chapter": np.array([float(h[:2]) if h else np.nan for h in hs]),
             "hs_heading": self.heading_codes_.encode(head),
+            # the subheading as a number: neighbouring codes are related goods, so trees can split ranges
+            "hs6_number": np.array([float(h[:6]) if h else np.nan for h in hs]),
             "chapter_93": np.array([1.0 if h and h.startswith("93") else 0.0 for h in hs]),
             "cover_seizure_cases": self.cover_cases_.lookup(head, day)["n"],
         }
@@ -73,6 +76,10 @@ class GoodsCoverFeatures(FeatureFamily):
         f["heading_inspections"] = h["insp"]
         f["heading_hit_rate"] = rate(h["hit"], h["insp"], prior)
         f["heading_hit_ratio"] = f["heading_hit_rate"] / prior
+        h6 = self.hs6_hits_.lookup(heading(hs, 6), day)
+        f["hs6_inspections"] = h6["insp"]
+        f["hs6_hits"] = h6["hit"]
+        f["hs6_hit_rate"] = rate(h6["hit"], h6["insp"], prior)
         return f
 
     def unseen_values(self, cols: Columns) -> dict[str, np.ndarray]:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features._asof import to_days
-from features._columns import columns_from_frame, heading
+from features._columns import columns_from_frame, heading, object_array
 from features.contracts import TRANSIT_SEP
 from features.reference import region_of
 
@@ -62,7 +62,7 @@ class History:
         if "out" not in self._cache:
             decl = self.declaration_events()
             pos = pd.Index(decl["declaration_id"]).get_indexer(
-                self.outcomes["declaration_id"].astype("string").to_numpy(dtype=object, na_value=None))
+                object_array(self.outcomes["declaration_id"]))
             known = pos >= 0
             o = self.outcomes[known]
             pos = pos[known]
@@ -92,14 +92,14 @@ class History:
                 def obj(c: str) -> np.ndarray:
                     if c not in cases.columns:
                         return np.full(len(cases), None, dtype=object)
-                    arr = cases[c].astype("string").to_numpy(dtype=object, na_value=None)
+                    arr = object_array(cases[c])
                     arr[arr == ""] = None
                     return arr
 
                 # declared HS heading of *any* seizure in the case that was declared as something else
                 decl_hs = s.dropna(subset=["declared_hs_code"]) if "declared_hs_code" in s.columns else s.iloc[:0]
                 first_hs = decl_hs.drop_duplicates("case_id").set_index("case_id")["declared_hs_code"]
-                hs = cases["case_id"].map(first_hs).astype("string").to_numpy(dtype=object, na_value=None)
+                hs = object_array(cases["case_id"].map(first_hs))
                 head = np.array([h[:4] if h and not h.startswith("93") else None for h in hs], dtype=object)
                 dep, dest = obj("departure_country"), obj("destination_country")
                 transit = obj("transit_countries")

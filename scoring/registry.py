@@ -39,7 +39,7 @@ def configure_mlflow(tracking_uri: str | None = None) -> Any:
 def _pyfunc_class() -> type:
     import mlflow.pyfunc
 
-    class RiskPyfunc(mlflow.pyfunc.PythonModel):
+    class RiskPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
         """Declarations (plain-typed columns) → risk_score; the whole fitted RiskModel inside."""
 
         def load_context(self, context: Any) -> None:

@@ -34,7 +34,7 @@ class ScoreTable:
                 "risk_score": float(self.risk_score[i]),
                 "percentile": float(self.percentile[i]),
                 "lane": str(self.lane[i]),
-                "reasons": [r.as_dict() for r in self.reasons[i]] if self.reasons[i] is not None else None,
+                "reasons": _reasons(self.reasons[i]),
                 "unseen_values": self.unseen[i],
             }
             for i in range(len(self))
@@ -64,3 +64,7 @@ def score_table(model: RiskModel, data: pd.DataFrame | Sequence[Mapping[str, Any
     unseen = model.unseen(scored) if with_unseen else [{} for _ in range(len(risk))]
     return ScoreTable(np.asarray(scored.cols["declaration_id"], dtype=object), risk, model.percentile(risk), lanes,
                       reasons, unseen)
+
+
+def _reasons(reasons: list[Reason] | None) -> list[dict[str, Any]] | None:
+    return None if reasons is None else [r.as_dict() for r in reasons]

@@ -215,13 +215,7 @@ def test_seizure_details_declared_goods_and_dates(seizures, cases):
 
 def _problems(df: pd.DataFrame, contract) -> list:
     _, report = normalize_table(df, contract)
-    problems = report.problems
-    # features.contracts lower-cases categories but lists "pepper / CS spray" with capitals; until
-    # that is fixed there, this one value cannot pass (reported to the contract owner)
-    if any(v != v.lower() for v in WEAPON_TYPES):
-        problems = [p for p in problems if not (p.column == "weapon_type" and p.value in WEAPON_TYPES
-                                                and p.value != p.value.lower())]
-    return problems
+    return report.problems
 
 
 def test_all_tables_satisfy_their_contracts(small):

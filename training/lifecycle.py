@@ -85,13 +85,19 @@ def promote(name: str, rate: float = 5.0, force: bool = False, ts: TrainingSet |
             sources = _run_sources(client, challenger.run_id)
             if not sources.get("declarations"):
                 raise TrainingError("the challenger's run records no training sources; pass --declarations")
-            ts = load_training_set(sources["declarations"], seizures=(sources.get("seizures") or [None])[0],
-                                   outcomes=(sources.get("outcomes") or [None])[0],
-                                   mapping=sources.get("mapping", [None])[0],
+            first = {k: (v[0] if v else None) for k, v in sources.items()}
+            ts = load_training_set(sources["declarations"], seizures=first.get("seizures"),
+                                   outcomes=first.get("outcomes"), mapping=first.get("mapping"),
                                    label=challenger.model.metadata.get("label"))
-        m_ch = evaluate_model(challenger, ts, tuple(period) if period else None)
         m_cp = evaluate_model(champion, ts, tuple(period) if period else None)
-        ch_p, cp_p = m_ch["precision_at"][key], m_cp["precision_at"][key]
+        logged = challenger.model.metadata.get("metrics", {}).get("precision_at", {})
+        if challenger.model.metadata.get("test_period_in_final_fit") and key in logged:
+            # the deployed challenger was refitted on that period: use the precision its held-out
+            # twin (same recipe, trained before the period) reached there
+            ch_p = float(logged[key])
+        else:
+            ch_p = evaluate_model(challenger, ts, tuple(period) if period else None)["precision_at"][key]
+        cp_p = m_cp["precision_at"][key]
         better = ch_p >= cp_p
     else:
         better = True
@@ -121,7 +127,7 @@ def refresh_features(model_uri: str, history: History, alias: str | None = None)
     loaded = load_risk_model(model_uri)
     model = copy.deepcopy(loaded.model)
     model.pipeline.refresh(history)
-    model.metadata = {**model.metadata, "history_cutoff": str(pd.Timestamp(history.cutoff).date()),
+    model.metadata = {**model.metadata, "history_cutoff": str(pd.Timestamp(history.cutoff).date()),  # type: ignore[arg-type]
                       "refreshed_from_version": loaded.version}
     target_alias = alias or loaded.alias
     mlflow.set_experiment("riskprof")

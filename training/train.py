@@ -19,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from features._columns import object_array
 from features.pipeline import FeaturePipeline, split_extras
 from scoring.model import Calibrator, RiskModel
 from training.data import TimeSplit, TrainingError, TrainingSet, temporal_split
@@ -35,6 +36,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "lambda_l2": 1.0,
     "cat_smooth": 20,
     "max_cat_to_onehot": 8,
+    "metric": "auc",  # early stopping on ranking quality: logloss stops far too early for rare labels
     "verbosity": -1,
 }
 
@@ -74,9 +76,14 @@ def dataset_digest(frame: pd.DataFrame) -> str:
 
 
 def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict[str, Any] | None = None,
-              num_boost_round: int = 1000, early_stopping: int = 50, test_start: str | None = None,
-              gap_days: int = 7, refit: bool = True) -> TrainResult:
-    """Fit features + LightGBM + calibration on a time split; evaluate on the test period."""
+              num_boost_round: int = 1000, early_stopping: int = 100, test_start: str | None = None,
+              gap_days: int = 7, refit: str = "all") -> TrainResult:
+    """Fit features + LightGBM + calibration on a time split; evaluate on the test period.
+
+    ``refit``: ``none`` keeps the early-stopped booster (train period only); ``train+valid`` refits
+    on train + validation; ``all`` (default) also fits the deployed model on every labelled row after
+    the test-period metrics were taken from the ``train+valid`` model.
+    """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     lab = ts.labelled
@@ -105,22 +112,36 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
     timings["fit_rows_per_s"] = int(tr.sum()) / max(timings["fit_s"], 1e-9)
 
     best = int(booster.best_iteration or booster.current_iteration())
-    raw_valid = booster.predict(X[va], num_threads=num_threads)
+    raw_valid = np.asarray(booster.predict(X[va], num_threads=num_threads))
     # calibration is fitted on out-of-sample validation scores of the early-stopped booster
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw_valid, y[va])
     calibrator = Calibrator(np.asarray(iso.X_thresholds_), np.asarray(iso.y_thresholds_))
-    if refit:
+    if refit in ("train+valid", "all"):
         # the most recent labelled weeks matter most: refit on train + validation with the number of
-        # rounds early stopping chose; the test period stays unseen
+        # rounds early stopping chose; the test period stays unseen for the metrics below
         t2 = time.perf_counter()
         fit_rows = tr | va
         booster = lgb.train(p, lgb.Dataset(X[fit_rows], label=y[fit_rows], feature_name=names,
                                            categorical_feature=pipe.categorical_), num_boost_round=best)
         timings["refit_s"] = time.perf_counter() - t2
-    model = RiskModel(pipe, booster, calibrator, np.zeros(0), num_threads=1)
-    raw_test = booster.predict(X[te], num_threads=num_threads)
+    elif refit != "none":
+        raise ValueError(f"refit must be none, train+valid or all, got {refit!r}")
+    raw_test = np.asarray(booster.predict(X[te], num_threads=num_threads))
     p_test = calibrator(raw_test)
-    model.reference_scores = np.sort(calibrator(booster.predict(X[va | te], num_threads=num_threads)))
+    final_pipe, final_booster, final_X = pipe, booster, X
+    if refit == "all":
+        # the deployed model: the same recipe on every labelled row (vocabularies included); the
+        # metrics above stay those of the model that had not seen the test period
+        t3 = time.perf_counter()
+        final_pipe = FeaturePipeline(extra_numeric=numeric, extra_categorical=categorical).fit(ts.history, lab)
+        final_X = final_pipe.matrix(final_pipe.transform_columns(final_pipe.columns(lab)))
+        final_booster = lgb.train(p, lgb.Dataset(final_X, label=y, feature_name=final_pipe.feature_names_,
+                                                 categorical_feature=final_pipe.categorical_),
+                                  num_boost_round=best)
+        timings["refit_all_s"] = time.perf_counter() - t3
+    model = RiskModel(final_pipe, final_booster, calibrator, np.zeros(0), num_threads=1)
+    model.reference_scores = np.sort(calibrator(np.asarray(final_booster.predict(final_X[va | te],
+                                                                                  num_threads=num_threads))))
 
     revenue = lab["revenue"].to_numpy(dtype=np.float64) if "revenue" in lab else None
     has_revenue = revenue is not None and np.nansum(revenue) > 0
@@ -141,19 +162,22 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
     lr.fit(Xn[tr], y[tr])
     baselines["logistic_regression"] = ranking_metrics(y[te], lr.predict_proba(Xn[te])[:, 1], rev_te)
 
-    src = lab["selection_source"].astype("string").to_numpy(dtype=object, na_value=None)
+    src = object_array(lab["selection_source"])
     prob = pd.to_numeric(lab["selection_probability"], errors="coerce").to_numpy(dtype=np.float64)
     selection_bias = ipw_hit_rate(y, src, prob)
 
-    gain = booster.feature_importance("gain")
+    gain = final_booster.feature_importance("gain")
     importance = pd.DataFrame({"feature": names, "family": [pipe.family_of_[n] for n in names],
                                "gain": gain}).sort_values("gain", ascending=False, ignore_index=True)
     model.metadata = {
         "label": ts.label,
-        "training_period": [str(lab["declaration_date"].min().date()), str(split.train_end.date())],
+        "training_period": [str(lab["declaration_date"].min().date()),
+                            str((lab["declaration_date"].max() if refit == "all" else split.valid_end).date())],
+        "refit": refit,
+        "test_period_in_final_fit": refit == "all",
         "validation_period": [str(split.valid_start.date()), str(split.valid_end.date())],
         "test_period": [str(split.test_start.date()), str(lab["declaration_date"].max().date())],
-        "history_cutoff": str(pd.Timestamp(ts.history.cutoff).date()),
+        "history_cutoff": str(pd.Timestamp(ts.history.cutoff).date()),  # type: ignore[arg-type]
         "metrics": {k: metrics[k] for k in ("precision_at", "recall_at", "auc", "average_precision", "brier")},
         "features": list(names),
     }
@@ -227,7 +251,7 @@ def train_and_log(ts: TrainingSet, model_name: str, seed: int = 0, num_threads: 
     run = mlflow.start_run(run_name=f"{model_name}-{ts.label}-seed{seed}")
     try:
         result = fit_model(ts, seed=seed, num_threads=num_threads, test_start=test_start, **fit_kwargs)
-        mlflow.log_params({"refit_train_valid": fit_kwargs.get("refit", True), "seed": seed, "num_threads": num_threads, "label": ts.label, "model_name": model_name,
+        mlflow.log_params({"refit": fit_kwargs.get("refit", "all"), "seed": seed, "num_threads": num_threads, "label": ts.label, "model_name": model_name,
                            **{f"lgb_{k}": v for k, v in DEFAULT_PARAMS.items()}, **result.split.as_params(),
                            "n_features": len(result.model.feature_names),
                            "n_labelled": len(ts.labelled), "n_declarations": len(ts.declarations)})
