@@ -161,10 +161,9 @@ def _collect_with_progress(results: Any, ckpt: Checkpoint, done: dict[int, set[i
 
 def _raise_user_error(exc: Exception) -> None:
     """A bad input file inside a Spark task → the same clean error as in local mode."""
+    from batch._chunk import ManifestError
     from features.io import LoadError
     from features.mapping import MappingError
-
-    from batch._chunk import ManifestError
 
     m = _USER_ERROR.search(str(exc))
     if m:

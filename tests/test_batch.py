@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -113,7 +112,7 @@ def test_batch_scores_equal_the_api_routine(manifest, reference, trained_model):
         assert row["risk_score"] == r["risk_score"]
         assert row["percentile"] == r["percentile"]
         assert row["lane"] == r["lane"]
-        got = json.loads(row["reasons"]) if row["reasons"] is not None else None
+        got = None if pd.isna(row["reasons"]) else json.loads(row["reasons"])
         assert got == r["reasons"]
 
 

@@ -1,0 +1,274 @@
+"""Batch scoring throughput: end to end against raw LightGBM ``predict``, same rows, same run.
+
+    .venv/bin/python benchmarks/batch_throughput.py --rows 1000000
+
+Steps (all under ``--work``, a temporary folder by default):
+
+1. ``setup``: generate the synthetic data set, train a model (``--trees`` boosting rounds) into a
+   private MLflow store; or use ``--model`` / ``--declarations`` given on the command line.
+2. ``manifest``: replicate the declarations with fresh ids up to ``--rows`` rows (one Parquet file,
+   written in slices so this step stays small too).
+3. ``e2e``: ``riskprof score --no-reasons`` in a child process (read → validate → features →
+   predict → rank → write): rows/s from the run's own timer, and the child's peak RSS.
+4. ``raw``: in another child, build the feature matrix of the same rows chunk by chunk (not timed)
+   and time ``booster.predict`` alone on it, with the same threads.
+5. ``reasons``: the same end-to-end run with reasons for red/yellow items (default) on the first
+   ``--reasons-rows`` rows, to price TreeSHAP separately.
+6. ``--profile``: cProfile of one chunk's scoring path (where the time goes), top functions.
+
+The goal (issue 5) is end to end ≥ 0.6 × raw predict with reasons off, and RSS bounded by the
+chunk size (10 M rows within 2 GiB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+MODEL_NAME = "riskprof-bench"
+
+
+def _env(work: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'models' / 'mlflow.db'}")
+    env.setdefault("RISKPROF_MODELS_DIR", str(work / "models"))
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def setup(work: Path, n_declarations: int, trees: int) -> tuple[str, Path]:
+    """Synthetic data + a model trained on it, registered as ``riskprof-bench@challenger``."""
+    os.environ.update({k: v for k, v in _env(work).items() if k in ("MLFLOW_TRACKING_URI", "RISKPROF_MODELS_DIR")})
+    from synthetic import generate
+    from training.data import load_training_set
+    from training.train import train_and_log
+
+    paths = generate(work / "data", seed=0, n_declarations=n_declarations)
+    ts = load_training_set([paths["declarations"]], seizures=paths["seizures"], outcomes=paths["outcomes"])
+    train_and_log(ts, MODEL_NAME, seed=0, num_threads=2, num_boost_round=trees, early_stopping=trees)
+    return f"models:/{MODEL_NAME}@challenger", paths["declarations"]
+
+
+def build_manifest(declarations: Path, rows: int, out: Path, slice_rows: int = 250_000) -> None:
+    """``rows`` rows: the declarations repeated with fresh ids (``B<n>``), written slice by slice."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    base = pq.read_table(declarations)
+    base = base.drop_columns([c for c in base.column_names if c.startswith("label_")])
+    n = base.num_rows
+    writer = None
+    done = 0
+    while done < rows:
+        k = min(slice_rows, rows - done)
+        idx = (np.arange(done, done + k) % n).astype(np.int64)
+        t = base.take(pa.array(idx))
+        ids = pa.array([f"B{i:09d}" for i in range(done, done + k)], pa.string())
+        t = t.set_column(t.column_names.index("declaration_id"), "declaration_id", ids)
+        if writer is None:
+            writer = pq.ParquetWriter(out, t.schema, compression="zstd")
+        writer.write_table(t, row_group_size=100_000)
+        done += k
+    assert writer is not None
+    writer.close()
+
+
+def run_child(args: list[str], env: dict[str, str]) -> tuple[dict, float]:
+    """Run this script in a child for one phase; returns its JSON result and its peak RSS (MiB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.run([sys.executable, __file__, *args], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        raise SystemExit(f"phase {args[:2]} failed")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # ru_maxrss of children is the max over all children so far: phases run largest-last or are reported as ≥
+    return json.loads(proc.stdout.strip().splitlines()[-1]), max(peak, before) / 1024
+
+
+# ---- phases run in child processes ------------------------------------------------------------
+
+def phase_e2e(manifest: Path, out: Path, model: str, chunk_rows: int, reasons: str, limit_rows: int | None) -> dict:
+    from batch import BatchOptions, score_manifest
+
+    src = manifest
+    if limit_rows:
+        import pyarrow.parquet as pq
+
+        src = out.with_name("reasons-manifest.parquet")
+        pf = pq.ParquetFile(manifest)
+        writer = pq.ParquetWriter(src, pf.schema_arrow, compression="zstd")
+        left = limit_rows
+        for batch in pf.iter_batches(batch_size=min(chunk_rows, limit_rows)):
+            batch = batch.slice(0, left)
+            writer.write_batch(batch)
+            left -= batch.num_rows
+            if left <= 0:
+                break
+        writer.close()
+    opts = BatchOptions(chunk_rows=chunk_rows, reasons_for=reasons, num_threads=2)  # type: ignore[arg-type]
+    t0 = time.perf_counter()
+    s = score_manifest(src, out, model, opts)
+    wall = time.perf_counter() - t0
+    d = s.as_dict()
+    return {"rows": d["rows_read"], "seconds": wall, "rows_per_second": d["rows_read"] / wall,
+            "reasons_given": d["reasons_given"], "lanes": d["lanes"],
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def phase_raw(manifest: Path, model_uri: str, chunk_rows: int) -> dict:
+    import pyarrow.parquet as pq
+
+    from features.contracts import DECLARATION, normalize_table
+    from scoring.registry import load_risk_model
+
+    model = load_risk_model(model_uri).model
+    model.num_threads = 2
+    pf = pq.ParquetFile(manifest)
+    predict_s = 0.0
+    features_s = 0.0
+    rows = 0
+    for batch in pf.iter_batches(batch_size=chunk_rows):
+        t0 = time.perf_counter()
+        frame, _ = normalize_table(batch.to_pandas(), DECLARATION)
+        cols = model.pipeline.columns(frame)
+        X = model.pipeline.matrix(model.pipeline.transform_columns(cols))
+        t1 = time.perf_counter()
+        model.booster.predict(X, num_threads=2)
+        predict_s += time.perf_counter() - t1
+        features_s += t1 - t0
+        rows += len(X)
+    return {"rows": rows, "predict_seconds": predict_s, "rows_per_second": rows / predict_s,
+            "validate_and_features_seconds": features_s, "n_features": len(model.feature_names),
+            "n_trees": model.booster.num_trees()}
+
+
+def phase_profile(manifest: Path, model_uri: str, chunk_rows: int, top: int = 25) -> dict:
+    import cProfile
+    import pstats
+
+    import pyarrow.parquet as pq
+
+    from batch._chunk import ChunkSettings, score_chunk
+    from scoring import LaneThresholds
+    from scoring.registry import load_risk_model
+
+    model = load_risk_model(model_uri).model
+    model.num_threads = 2
+    batch = next(pq.ParquetFile(manifest).iter_batches(batch_size=chunk_rows))
+    raw = batch.to_pandas()
+    settings = ChunkSettings(LaneThresholds(), "none")
+    score_chunk(raw.head(1000), model=model, settings=settings, file_index=0, source="p", row_offset=0)
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    score_chunk(raw, model=model, settings=settings, file_index=0, source="p", row_offset=0)
+    prof.disable()
+    total = time.perf_counter() - t0
+    stats = pstats.Stats(prof)
+    rows = []
+    for (file, line, fn), (_cc, _nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        rows.append({"function": f"{Path(file).parent.name}/{Path(file).name}:{line}({fn})", "tottime": tt,
+                     "cumtime": ct})
+    by_tot = sorted(rows, key=lambda r: -r["tottime"])[:top]
+    by_cum = sorted(rows, key=lambda r: -r["cumtime"])[:top]
+    return {"rows": len(raw), "seconds": total, "top_tottime": by_tot, "top_cumtime": by_cum}
+
+
+# ---- driver -----------------------------------------------------------------------------------
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--chunk-rows", type=int, default=100_000)
+    ap.add_argument("--reasons-rows", type=int, default=100_000)
+    ap.add_argument("--declarations", type=int, default=100_000, help="synthetic declarations to train on")
+    ap.add_argument("--trees", type=int, default=300)
+    ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--model", default=None, help="use this registered model (skip training)")
+    ap.add_argument("--source", type=Path, default=None, help="canonical declarations Parquet to replicate")
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--phase", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--args", default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+
+    if a.phase:  # child
+        p = json.loads(a.args)
+        if a.phase == "e2e":
+            res = phase_e2e(Path(p["manifest"]), Path(p["out"]), p["model"], p["chunk_rows"], p["reasons"],
+                            p.get("limit_rows"))
+        elif a.phase == "raw":
+            res = phase_raw(Path(p["manifest"]), p["model"], p["chunk_rows"])
+        else:
+            res = phase_profile(Path(p["manifest"]), p["model"], p["chunk_rows"])
+        print(json.dumps(res))
+        return
+
+    work = a.work or Path(tempfile.mkdtemp(prefix="riskprof-batch-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    env = _env(work)
+    t0 = time.perf_counter()
+    if a.model:
+        model, source = a.model, a.source
+        if source is None:
+            raise SystemExit("--model needs --source (canonical declarations Parquet to replicate)")
+    else:
+        model, source = setup(work, a.declarations, a.trees)
+    print(f"setup: {time.perf_counter() - t0:.1f} s (model {model})", file=sys.stderr)
+    manifest = work / f"manifest-{a.rows}.parquet"
+    if not manifest.exists():
+        t0 = time.perf_counter()
+        build_manifest(Path(source), a.rows, manifest)
+        print(f"manifest: {a.rows:,} rows, {manifest.stat().st_size / 2**20:.0f} MiB, "
+              f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    common = {"manifest": str(manifest), "model": model, "chunk_rows": a.chunk_rows}
+
+    def child(phase: str, **kw) -> tuple[dict, float]:
+        return run_child(["--phase", phase, "--args", json.dumps({**common, **kw})], env)
+
+    results: dict = {"rows": a.rows, "chunk_rows": a.chunk_rows}
+    raw, _ = child("raw")
+    results["raw_predict"] = raw
+    print(f"raw predict: {raw['rows_per_second']:,.0f} rows/s ({raw['n_trees']} trees, "
+          f"{raw['n_features']} features, 2 threads)", file=sys.stderr)
+    if a.profile:
+        prof, _ = child("profile")
+        results["profile"] = prof
+        print(f"profile of one {prof['rows']:,}-row chunk ({prof['seconds']:.2f} s), top by own time:",
+              file=sys.stderr)
+        for r in prof["top_tottime"][:15]:
+            print(f"  {100 * r['tottime'] / prof['seconds']:5.1f}%  {r['tottime']:6.2f} s  {r['function']}",
+                  file=sys.stderr)
+    e2e, _ = child("e2e", out=str(work / "out" / "scores.parquet"), reasons="none")
+    results["end_to_end"] = e2e
+    results["ratio_end_to_end_vs_raw_predict"] = e2e["rows_per_second"] / raw["rows_per_second"]
+    print(f"end to end (reasons off): {e2e['rows_per_second']:,.0f} rows/s, peak RSS {e2e['peak_rss_mib']:,.0f} MiB"
+          f" → {results['ratio_end_to_end_vs_raw_predict']:.2f}× raw predict", file=sys.stderr)
+    rr, _ = child("e2e", out=str(work / "out-reasons" / "scores.parquet"), reasons="flagged",
+                  limit_rows=min(a.reasons_rows, a.rows))
+    results["reasons_flagged"] = rr
+    off_s = rr["rows"] / e2e["rows_per_second"]
+    extra = rr["seconds"] - off_s
+    results["reasons_cost"] = {"seconds_per_flagged_item_ms": 1000 * extra / max(rr["reasons_given"], 1),
+                               "flagged_items": rr["reasons_given"], "rows": rr["rows"],
+                               "rows_per_second_with_reasons": rr["rows_per_second"]}
+    print(f"reasons for red/yellow: {rr['rows_per_second']:,.0f} rows/s on {rr['rows']:,} rows "
+          f"({rr['reasons_given']:,} flagged items, ≈{results['reasons_cost']['seconds_per_flagged_item_ms']:.2f} ms "
+          "each)", file=sys.stderr)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
