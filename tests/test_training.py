@@ -1,0 +1,221 @@
+"""Training against a real MLflow store: tracking, registry aliases, evaluate, promote, refresh, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from riskprof.cli import app
+from synthetic import PLANTED_PATTERNS
+from tests.conftest import KR_MAPPING, TrainedModel
+
+runner = CliRunner()
+pytestmark = pytest.mark.integration
+
+
+def _client():
+    from scoring.registry import configure_mlflow
+
+    return configure_mlflow().MlflowClient()
+
+
+def test_run_logs_params_metrics_artifacts_and_registers_challenger(trained_model: TrainedModel):
+    client = _client()
+    run = client.get_run(trained_model.run_id)
+    assert run.info.status == "FINISHED"
+    params, metrics = run.data.params, run.data.metrics
+    for p in ("seed", "num_threads", "label", "train_end", "valid_start", "test_start", "gap_days", "lgb_num_leaves"):
+        assert p in params
+    for m in ("test_precision_at_1", "test_precision_at_5", "test_recall_at_10", "test_auc",
+              "test_average_precision", "test_brier", "baseline_rules_precision_at_5",
+              "baseline_logistic_regression_precision_at_5", "selection_random_ipw_hit_rate",
+              "test_precision_at_norm_5", "test_revenue_share_at_5"):
+        assert m in metrics, m
+    assert run.data.tags["dataset_digest_declarations"]
+    paths = {a.path for a in client.list_artifacts(trained_model.run_id, "plots")}
+    assert paths == {"plots/calibration.png", "plots/precision_at_k.png", "plots/feature_importance.png"}
+    ev = {a.path for a in client.list_artifacts(trained_model.run_id, "evaluation")}
+    assert {"evaluation/features.json", "evaluation/metrics.json", "evaluation/feature_importance.csv"} <= ev
+    mv = client.get_model_version_by_alias(trained_model.name, "challenger")
+    assert str(mv.version) == trained_model.version and mv.run_id == trained_model.run_id
+
+
+def test_logged_model_is_one_pyfunc_with_signature_and_scores_plain_input(trained_model: TrainedModel):
+    import mlflow
+
+    from scoring.registry import configure_mlflow
+
+    configure_mlflow()
+    pyfunc = mlflow.pyfunc.load_model(trained_model.uri)
+    assert pyfunc.metadata.signature is not None
+    decl = pd.read_parquet(trained_model.data["declarations"]).head(20)
+    plain = decl.assign(declaration_date=decl["declaration_date"].dt.strftime("%Y-%m-%d"))
+    out = pyfunc.predict(plain.astype(object).where(plain.notna(), None))
+    assert list(out.columns) == ["declaration_id", "risk_score"]
+    assert out["risk_score"].between(0, 1).all()
+
+
+def test_model_beats_random_stratum_and_recovers_planted_patterns(trained_model: TrainedModel):
+    result = trained_model.result
+    m = result.metrics
+    random_rate = result.selection_bias["random_hit_rate"]
+    naive = result.selection_bias["naive_hit_rate"]
+    assert random_rate is not None and naive is not None
+    assert random_rate < naive  # rules select riskier items than chance: selection bias is real
+    assert m["precision_at"]["5"] > 3 * random_rate
+    assert m["precision_at"]["5"] > result.baselines["rules"]["precision_at"]["5"]
+    # each planted pattern's family carries real weight in the model
+    gain = result.importance.groupby("family")["gain"].sum()
+    share = gain / gain.sum()
+    for pattern in PLANTED_PATTERNS:
+        assert share[pattern["family"]] > 0.03, (pattern["name"], share.to_dict())
+
+
+def test_reasons_are_plain_language_and_grouped_by_family(trained_model: TrainedModel):
+    from scoring import LaneThresholds, score_table
+    from scoring.registry import load_risk_model
+
+    loaded = load_risk_model(trained_model.uri)
+    decl = pd.read_parquet(trained_model.data["declarations"]).sample(300, random_state=0)
+    table = score_table(loaded.model, decl, LaneThresholds(0.2, 0.05))
+    top = int(np.argmax(table.risk_score))
+    reasons = table.reasons[top]
+    assert reasons and 1 <= len(reasons) <= 4
+    families = [r.family for r in reasons]
+    assert len(set(families)) == len(families)
+    assert all(r.contribution > 0 for r in reasons)
+    assert all(isinstance(r.text, str) and len(r.text) > 10 for r in reasons)
+
+
+def test_evaluate_cli_writes_metrics_json(trained_model: TrainedModel, tmp_path: Path):
+    out = tmp_path / "m.json"
+    d = trained_model.data
+    result = runner.invoke(app, ["evaluate", "--model", trained_model.uri, "--declarations", str(d["declarations"]),
+                                 "--outcomes", str(d["outcomes"]), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    m = json.loads(out.read_text())
+    assert set(m["precision_at"]) == {"1", "2", "5", "10"} and set(m["recall_at"]) == {"1", "2", "5", "10"}
+    for k in ("auc", "average_precision", "brier"):
+        assert isinstance(m[k], float)
+    assert m["model"]["version"] == trained_model.version
+    bad = runner.invoke(app, ["evaluate", "--model", "models:/no-such-model@champion", "--declarations",
+                              str(d["declarations"]), "--outcomes", str(d["outcomes"])])
+    assert bad.exit_code == 2 and "cannot load model" in bad.output and "Traceback" not in bad.output
+
+
+def test_promote_then_refuse_a_worse_challenger_then_force(trained_model: TrainedModel):
+    from training.data import load_training_set
+    from training.lifecycle import promote
+    from training.train import train_and_log
+
+    name = "riskprof-promote"
+    d = trained_model.data
+    good = load_training_set([d["declarations"]], seizures=d["seizures"], outcomes=d["outcomes"])
+    train_and_log(good, name, seed=0, num_boost_round=80)
+    first = promote(name)
+    assert first.promoted and "no champion before" in first.message
+    # a challenger trained on shuffled labels knows nothing
+    bad = load_training_set([d["declarations"]], seizures=d["seizures"], outcomes=d["outcomes"])
+    bad.labelled["y"] = np.random.default_rng(0).permutation(bad.labelled["y"].to_numpy())
+    worse = train_and_log(bad, name, seed=1, num_boost_round=20)
+    refused = promote(name)
+    assert not refused.promoted
+    assert refused.challenger_precision is not None and refused.champion_precision is not None
+    assert refused.challenger_precision < refused.champion_precision
+    assert "refused" in refused.message and f"{refused.champion_precision:.4f}" in refused.message
+    client = _client()
+    assert str(client.get_model_version_by_alias(name, "champion").version) == first.challenger_version
+    result = runner.invoke(app, ["promote", "--name", name])
+    assert result.exit_code == 1 and "refused" in result.output
+    forced = runner.invoke(app, ["promote", "--name", name, "--force"])
+    assert forced.exit_code == 0, forced.output
+    mv = client.get_model_version_by_alias(name, "champion")
+    assert str(mv.version) == worse.version and mv.tags["promoted"] == "forced"
+
+
+def test_refresh_features_registers_a_new_snapshot(trained_model: TrainedModel):
+    from features.contracts import DECLARATION, OUTCOME, SEIZURE
+    from features.history import History
+    from features.io import load_table
+    from scoring.registry import load_risk_model
+    from training.lifecycle import refresh_features
+
+    d = trained_model.data
+    decl = load_table(d["declarations"], DECLARATION).frame
+    outc = load_table(d["outcomes"], OUTCOME).frame
+    seiz = load_table(d["seizures"], SEIZURE).frame
+    # outcomes arrive for some uninspected declarations: importer I gets three new hits
+    old = load_risk_model(trained_model.uri)
+    late = decl[~decl["declaration_id"].isin(outc["declaration_id"])].tail(3)
+    new = pd.DataFrame({"declaration_id": late["declaration_id"].to_numpy(),
+                        "inspected_date": decl["declaration_date"].max() + pd.Timedelta(days=1),
+                        "inspected": True, "selection_source": "officer", "selection_probability": 1.0,
+                        "hit": True}).astype({"inspected": "boolean", "hit": "boolean"})
+    version, _ = refresh_features(trained_model.uri, History(decl, pd.concat([outc, new]), seiz), alias="refreshed")
+    refreshed = load_risk_model(f"models:/{trained_model.name}@refreshed")
+    assert refreshed.version == version != old.version
+    probe = late.assign(declaration_date=decl["declaration_date"].max() + pd.Timedelta(days=5))
+    before = old.model.features(probe)
+    after = refreshed.model.features(probe)
+    assert (after["importer_hits"] >= before["importer_hits"]).all()
+    assert after["importer_hits"].sum() > before["importer_hits"].sum()
+    pd.testing.assert_series_equal(before["hs_heading"], after["hs_heading"])  # vocabularies kept
+
+
+# ---- errors: fail fast, clearly, with no run left looking finished -----------------------------------
+
+
+def _finished_runs() -> int:
+    import mlflow
+
+    from scoring.registry import configure_mlflow
+
+    configure_mlflow()
+    exp = mlflow.get_experiment_by_name("riskprof")
+    if exp is None:
+        return 0
+    runs = mlflow.search_runs([exp.experiment_id], output_format="list")
+    return sum(r.info.status == "FINISHED" for r in runs)
+
+
+def test_training_errors_are_clear_and_leave_no_finished_run(trained_model: TrainedModel, tmp_path: Path,
+                                                               kr_dir: Path):
+    d = trained_model.data
+    finished = _finished_runs()
+    outc = pd.read_parquet(d["outcomes"]).assign(hit=False)
+    outc.to_parquet(tmp_path / "nohits.parquet")
+    r = runner.invoke(app, ["train", "--declarations", str(d["declarations"]), "--outcomes",
+                            str(tmp_path / "nohits.parquet")])
+    assert r.exit_code == 2 and "no positives" in r.output
+    decl = pd.read_parquet(d["declarations"]).assign(declaration_date=pd.Timestamp("2023-03-01"))
+    decl.to_parquet(tmp_path / "oneday.parquet")
+    r = runner.invoke(app, ["train", "--declarations", str(tmp_path / "oneday.parquet"), "--outcomes",
+                            str(d["outcomes"])])
+    assert r.exit_code == 2 and "at least 3 distinct dates" in r.output
+    kr = kr_dir / "df_syn_valid_eng.csv"
+    r = runner.invoke(app, ["train", "--declarations", str(kr), "--mapping", str(KR_MAPPING), "--label", "nope"])
+    assert r.exit_code == 2 and "'nope' is not defined by the mapping" in r.output
+    (tmp_path / "m.yaml").write_text(KR_MAPPING.read_text().replace("Item Price", "Item Value"))
+    r = runner.invoke(app, ["train", "--declarations", str(kr), "--mapping", str(tmp_path / "m.yaml"),
+                            "--label", "fraud"])
+    assert r.exit_code == 2 and "missing from the data: ['Item Value']" in r.output
+    for res in (r,):
+        assert "Traceback" not in res.output
+    assert _finished_runs() == finished
+    # a failure after the run started marks it FAILED
+    from training.data import load_training_set
+    from training.train import train_and_log
+
+    ts = load_training_set([d["declarations"]], seizures=d["seizures"], outcomes=d["outcomes"])
+    with pytest.raises(Exception, match="num_leaves"):
+        train_and_log(ts, "broken", params={"num_leaves": -3})
+    import mlflow
+
+    runs = mlflow.search_runs([mlflow.get_experiment_by_name("riskprof").experiment_id], output_format="list")
+    assert runs[0].info.status == "FAILED"
+    assert _finished_runs() == finished
