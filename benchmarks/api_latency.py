@@ -71,6 +71,17 @@ def train_small_model(tmp: Path, n_declarations: int) -> tuple[str, Path]:
     return "models:/bench@champion", Path(data["declarations"])
 
 
+def reuse_or_train(tmp: Path, n_declarations: int) -> tuple[str, Path]:
+    decl = tmp / "data" / "declarations.parquet"
+    if decl.exists():
+        import mlflow
+
+        with contextlib.suppress(Exception):
+            mlflow.MlflowClient().get_model_version_by_alias("bench", "champion")
+            return "models:/bench@champion", decl
+    return train_small_model(tmp, n_declarations)
+
+
 def payload_rows(declarations: Path | None, n: int, seed: int = 0) -> list[dict[str, Any]]:
     """``n`` declarations as a client sends them (JSON types), from the data or made up."""
     if declarations is not None:
@@ -104,8 +115,21 @@ def payload_rows(declarations: Path | None, n: int, seed: int = 0) -> list[dict[
 # ---- server --------------------------------------------------------------------------------------
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of the server process and its workers so far."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
 @contextlib.contextmanager
-def uvicorn_server(env: dict[str, str], workers: int) -> Iterator[str]:
+def uvicorn_server(env: dict[str, str], workers: int) -> Iterator[tuple[str, int]]:
     port = free_port()
     cmd = [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
@@ -122,7 +146,7 @@ def uvicorn_server(env: dict[str, str], workers: int) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError("uvicorn did not become ready")
             time.sleep(0.25)
-        yield url
+        yield url, proc.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -222,11 +246,17 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=20, help="1,000-item batch requests")
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--workers", default="1,2", help="uvicorn worker counts to measure, e.g. 1,2")
+    ap.add_argument("--workdir", default=None, help="keep the generated data, store and model here and reuse "
+                                                    "them on the next run (default: a temporary folder)")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="riskprof-bench-") as tmp_name:
-        tmp = Path(tmp_name)
+    with contextlib.ExitStack() as stack:
+        if args.workdir:
+            tmp = Path(args.workdir).resolve()
+            tmp.mkdir(parents=True, exist_ok=True)
+        else:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="riskprof-bench-")))
         env = dict(os.environ)
         if args.model_uri is None:
             os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
@@ -234,7 +264,7 @@ def main() -> None:
             from riskprof.settings import get_settings
 
             get_settings.cache_clear()
-            model_uri, decl_path = train_small_model(tmp, args.train_declarations)
+            model_uri, decl_path = reuse_or_train(tmp, args.train_declarations)
             env.update({k: os.environ[k] for k in ("MLFLOW_TRACKING_URI", "RISKPROF_MODELS_DIR")})
         else:
             model_uri, decl_path = args.model_uri, None
@@ -242,7 +272,7 @@ def main() -> None:
             decl_path = Path(args.declarations)
         name, _, alias = model_uri.removeprefix("models:/").partition("@")
         env.update({"RISKPROF_MODEL_NAME": name, "RISKPROF_MODEL_ALIAS": alias or "champion",
-                    "RISKPROF_DATABASE_URL": f"sqlite:///{tmp / 'serving.db'}",
+                    "RISKPROF_DATABASE_URL": f"sqlite:///{tmp / f'serving-{os.getpid()}.db'}",
                     "RISKPROF_MAX_BODY_BYTES": str(64 * 1024 * 1024), "MLFLOW_DISABLE_TELEMETRY": "true"})
         from serving.store import Store
 
@@ -258,18 +288,24 @@ def main() -> None:
         report: dict[str, Any] = {"model_uri": model_uri, "cpus": os.cpu_count(),
                                   "in_process": {k: ms(v) for k, v in local.items()}, "server": {}}
         for workers in [int(w) for w in args.workers.split(",") if w]:
-            with uvicorn_server(env, workers) as url:
+            with uvicorn_server(env, workers) as (url, pid):
                 res: dict[str, Any] = {}
                 with client_for(url, key) as client:
                     timed_posts(client, single_bodies[:100])  # warm up
+                    cpu0 = cpu_seconds(pid)
                     c1 = timed_posts(client, [single_bodies[i % len(single_bodies)] for i in range(args.single)])
-                    res["single_c1"] = ms(c1)
+                    cpu1 = cpu_seconds(pid)
+                    res["single_c1"] = {**ms(c1), "server_cpu_ms_per_request": round(1000 * (cpu1 - cpu0) / len(c1), 3)}
                     c8, wall = run_concurrent(url, key, [single_bodies[i % len(single_bodies)]
                                                          for i in range(args.single)], 8)
-                    res["single_c8"] = {**ms(c8), "requests_per_s": round(len(c8) / wall, 1)}
+                    cpu2 = cpu_seconds(pid)
+                    res["single_c8"] = {**ms(c8), "requests_per_s": round(len(c8) / wall, 1),
+                                        "server_cpu_ms_per_request": round(1000 * (cpu2 - cpu1) / len(c8), 3)}
                     timed_posts(client, [batch_body])
+                    cpu3 = cpu_seconds(pid)
                     b = timed_posts(client, [batch_body] * args.batches)
-                    res["batch"] = ms(b)
+                    cpu4 = cpu_seconds(pid)
+                    res["batch"] = {**ms(b), "server_cpu_ms_per_request": round(1000 * (cpu4 - cpu3) / len(b), 3)}
                 res["single_ratio_p50"] = round(pct(c1, 50) / pct(local["single"], 50), 2)
                 res["batch_ratio_p50"] = round(pct(b, 50) / pct(local["batch"], 50), 2)
                 report["server"][f"workers={workers}"] = res
@@ -278,11 +314,13 @@ def main() -> None:
     ip = report["in_process"]
     print(f"\nin process: single p50 {ip['single']['p50_ms']} ms / p99 {ip['single']['p99_ms']} ms; "
           f"batch of {args.batch_size} p50 {ip['batch']['p50_ms']} ms")
+    print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for label, res in report["server"].items():
         print(f"{label}: single c1 p50 {res['single_c1']['p50_ms']} ms / p99 {res['single_c1']['p99_ms']} ms "
               f"(×{res['single_ratio_p50']} in-process); c8 {res['single_c8']['requests_per_s']} req/s "
               f"(p50 {res['single_c8']['p50_ms']} / p99 {res['single_c8']['p99_ms']} ms); batch p50 "
-              f"{res['batch']['p50_ms']} ms / p99 {res['batch']['p99_ms']} ms (×{res['batch_ratio_p50']})")
+              f"{res['batch']['p50_ms']} ms / p99 {res['batch']['p99_ms']} ms (×{res['batch_ratio_p50']}); "
+              f"server CPU per single request {res['single_c1']['server_cpu_ms_per_request']} ms")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
 

@@ -14,8 +14,9 @@ import logging
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ api_keys = sa.Table(
 audit_events = sa.Table(
     "audit_events", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uid", sa.String(32), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("key_name", sa.String(200), nullable=False),
     sa.Column("role", sa.String(20), nullable=False),
@@ -63,7 +65,7 @@ audit_events = sa.Table(
 audit_items = sa.Table(
     "audit_items", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("event_id", sa.Integer, sa.ForeignKey("audit_events.id"), nullable=False, index=True),
+    sa.Column("event_uid", sa.String(32), sa.ForeignKey("audit_events.uid"), nullable=False, index=True),
     sa.Column("item", sa.Integer, nullable=False),
     sa.Column("declaration_id", sa.String(200), nullable=False, index=True),
     sa.Column("risk_score", sa.Float, nullable=False),
@@ -146,6 +148,7 @@ class AuditEvent:
     model_version: str
     items: Sequence[Mapping[str, Any]]
     params: dict[str, Any] | None = None
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @classmethod
     def of(cls, principal: Principal, endpoint: str, model_name: str, model_version: str,
@@ -239,40 +242,36 @@ class Store:
 
     # ---- audit ---------------------------------------------------------------------------------
     def append_audit(self, principal: Principal, endpoint: str, model_name: str, model_version: str,
-                     items: Sequence[Mapping[str, Any]], params: Mapping[str, Any] | None = None) -> int:
+                     items: Sequence[Mapping[str, Any]], params: Mapping[str, Any] | None = None) -> str:
         """One event for the call plus one row per declaration (id, score, lane, selection, reasons)."""
-        return self.append_audit_events([AuditEvent.of(principal, endpoint, model_name, model_version, items,
-                                                       params)])[0]
+        event = AuditEvent.of(principal, endpoint, model_name, model_version, items, params)
+        self.append_audit_events([event])
+        return event.uid
 
-    def append_audit_events(self, events: Sequence[AuditEvent]) -> list[int]:
-        """Write several calls in one transaction (the background writer batches this way)."""
-        ids: list[int] = []
-        rows: list[dict[str, Any]] = []
+    def append_audit_events(self, events: Sequence[AuditEvent]) -> None:
+        """Write several calls in one transaction: two multi-row inserts whatever their number."""
+        if not events:
+            return
+        rows = [{"event_uid": ev.uid, "item": i, "declaration_id": it["declaration_id"],
+                 "risk_score": it["risk_score"], "lane": it["lane"], "selection": it.get("selection"),
+                 "selection_probability": it.get("selection_probability"), "reasons": it.get("reasons")}
+                for ev in events for i, it in enumerate(ev.items)]
         with self.engine.begin() as conn:
-            for ev in events:
-                pk = conn.execute(audit_events.insert().values(
-                    created_at=ev.created_at, key_name=ev.key_name, role=ev.role, endpoint=ev.endpoint,
-                    model_name=ev.model_name, model_version=ev.model_version, n_items=len(ev.items),
-                    params=ev.params)).inserted_primary_key
-                assert pk is not None
-                event_id = int(pk[0])
-                ids.append(event_id)
-                rows += [{"event_id": event_id, "item": i, "declaration_id": it["declaration_id"],
-                          "risk_score": it["risk_score"], "lane": it["lane"], "selection": it.get("selection"),
-                          "selection_probability": it.get("selection_probability"), "reasons": it.get("reasons")}
-                         for i, it in enumerate(ev.items)]
+            conn.execute(audit_events.insert(), [
+                {"uid": ev.uid, "created_at": ev.created_at, "key_name": ev.key_name, "role": ev.role,
+                 "endpoint": ev.endpoint, "model_name": ev.model_name, "model_version": ev.model_version,
+                 "n_items": len(ev.items), "params": ev.params} for ev in events])
             if rows:
                 conn.execute(audit_items.insert(), rows)
-        return ids
 
     def audit_frame(self) -> pd.DataFrame:
         """The audit log joined per declaration (newest last)."""
-        q = (sa.select(audit_events.c.id.label("event_id"), audit_events.c.created_at, audit_events.c.key_name,
+        q = (sa.select(audit_events.c.uid.label("event_uid"), audit_events.c.created_at, audit_events.c.key_name,
                        audit_events.c.role, audit_events.c.endpoint, audit_events.c.model_name,
                        audit_events.c.model_version, audit_items.c.item, audit_items.c.declaration_id,
                        audit_items.c.risk_score, audit_items.c.lane, audit_items.c.selection,
                        audit_items.c.selection_probability, audit_items.c.reasons)
-             .select_from(audit_events.join(audit_items))
+             .select_from(audit_events.join(audit_items, audit_items.c.event_uid == audit_events.c.uid))
              .order_by(audit_events.c.id, audit_items.c.item))
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
@@ -344,9 +343,19 @@ def _outcome_row(r: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def outcomes_frame(source: Engine | Store | str) -> pd.DataFrame:
-    """Stored outcomes as a table in the OUTCOME contract (canonical types), sorted by declaration id."""
+def outcomes_frame(source: Engine | Store | str | None = None) -> pd.DataFrame:
+    """Stored outcomes as a table in the OUTCOME contract (canonical types), sorted by declaration id.
+
+    ``source``: an engine, a store or a SQLAlchemy URL; by default the configured serving store
+    (``RISKPROF_DATABASE_URL``, else ``<models_dir>/serving.db``). A store that holds no outcome
+    table yet gives an empty table.
+    """
     from features.contracts import OUTCOME, validate_table
+
+    if source is None:
+        from serving.settings import get_serving_settings
+
+        source = get_serving_settings().resolved_database_url
 
     own = isinstance(source, str)
     engine = make_engine(source) if isinstance(source, str) else source.engine if isinstance(source, Store) else source

@@ -562,6 +562,19 @@ def test_outcomes_frame_follows_the_outcome_contract(api: Api, tmp_path: Path) -
     assert list(empty.columns) == OUTCOME_CONTRACT.columns and len(empty) == 0
 
 
+def test_outcomes_frame_reads_the_configured_store(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from serving.settings import get_serving_settings
+
+    api.post("/v1/outcomes", json={**OUTCOME, "declaration_id": "T-0400"})
+    monkeypatch.setenv("RISKPROF_DATABASE_URL", str(api.store.engine.url))
+    get_serving_settings.cache_clear()
+    try:
+        assert "T-0400" in set(outcomes_frame()["declaration_id"])
+    finally:
+        monkeypatch.delenv("RISKPROF_DATABASE_URL")
+        get_serving_settings.cache_clear()
+
+
 @pytest.mark.parametrize(("change", "field"), [
     ({"hit": "maybe"}, "hit"),
     ({"selection_source": "astrology"}, "selection_source"),
