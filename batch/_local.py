@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from batch._checkpoint import Checkpoint, kill_point
 from batch._chunk import ChunkSettings, score_chunk
@@ -52,3 +58,68 @@ def run_local(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile],
 
     for file in files:
         score_file_chunks(work, ckpt, file, done.get(file.index, set()), chunk_done)
+
+
+# ---- several worker processes --------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(blob: bytes, ckpt_root: str) -> None:
+    _WORKER["work"] = pickle.loads(blob)
+    _WORKER["ckpt"] = Checkpoint(Path(ckpt_root))
+
+
+def _score_in_worker(frame: pd.DataFrame, file_index: int, source: str, chunk: int, offset: int) -> tuple[int, int]:
+    work: ChunkWork = _WORKER["work"]
+    res = score_chunk(frame, model=work.model, settings=work.settings, file_index=file_index, source=source,
+                      row_offset=offset, mapping=work.mapping)
+    _WORKER["ckpt"].save_chunk(file_index, chunk, res.scored, res.rejects,
+                               {"rows": res.rows_in, "rejected": res.rows_rejected, "first_row": offset + 1})
+    return res.rows_in, res.rows_rejected
+
+
+def run_local_parallel(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile], workers: int,
+                       on_chunk: Callable[[int, int], None] | None = None) -> None:
+    """This process reads chunks; ``workers`` processes score them (at most ``workers + 1`` in flight,
+    so memory stays bounded by the chunk size). Each worker loads the model once."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    done = ckpt.done()
+    threads = work.model.num_threads
+    work.model.num_threads = max(1, threads // workers)  # the cores are shared by the workers
+    try:
+        blob = pickle.dumps(work, protocol=pickle.HIGHEST_PROTOCOL)
+    finally:
+        work.model.num_threads = threads
+    ctx = mp.get_context("spawn")  # not fork: OpenMP (LightGBM) does not survive a fork
+    count = 0
+    pending: set[Future] = set()
+
+    def settle(block: bool) -> None:
+        nonlocal pending, count
+        if not pending:
+            return
+        finished, pending = wait(pending, return_when=FIRST_COMPLETED, timeout=None if block else 0)
+        for fut in finished:
+            rows, rejected = fut.result()
+            count += 1
+            if on_chunk is not None:
+                on_chunk(rows, rejected)
+            kill_point("part", count)
+
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(blob, str(ckpt.root))) as pool:
+        try:
+            for file in files:
+                for c, offset, frame in iter_chunks(file, work.chunk_rows, done.get(file.index, set())):
+                    while len(pending) > workers:
+                        settle(block=True)
+                    pending.add(pool.submit(_score_in_worker, frame, file.index, str(file.path), c, offset))
+                    settle(block=False)
+            while pending:
+                settle(block=True)
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise

@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 from batch._checkpoint import Checkpoint, kill_point, write_json
 from batch._chunk import ChunkSettings
 from batch._input import inspect_manifest, manifest_digest
-from batch._local import ChunkWork, run_local
+from batch._local import ChunkWork, run_local, run_local_parallel
 from batch._output import OutputCounts, OutputPaths, write_outputs
 from features.mapping import load_mapping
 from scoring import LaneThresholds, ReasonsFor, capacity_count
@@ -49,6 +49,7 @@ class BatchOptions:
     engine: Engine = "local"
     write_csv: bool = False
     num_threads: int | None = None  # LightGBM threads (default: the model's)
+    workers: int = 1  # local engine: processes scoring chunks in parallel (features are single-threaded)
     spark_master: str | None = None  # default: spark-submit's master, else local[2]
 
     def check(self) -> None:
@@ -58,6 +59,8 @@ class BatchOptions:
             raise ValueError(f"random_share must be within 0-1, got {self.random_share}")
         if self.reasons_for not in REASONS_NOTE:
             raise ValueError(f"reasons_for must be one of {sorted(REASONS_NOTE)}, got {self.reasons_for!r}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be ≥ 1, got {self.workers}")
         if self.engine not in ("local", "spark"):
             raise ValueError(f"engine must be local or spark, got {self.engine!r}")
         capacity_count(100, self.capacity)  # raises ValueError on a malformed capacity
@@ -175,6 +178,8 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
                 from batch._spark import run_spark
 
                 run_spark(work, ckpt, files, on_chunk, master=options.spark_master)
+            elif options.workers > 1:
+                run_local_parallel(work, ckpt, files, options.workers, on_chunk)
             else:
                 run_local(work, ckpt, files, on_chunk)
         finally:

@@ -100,10 +100,12 @@ def run_child(args: list[str], env: dict[str, str]) -> tuple[dict, float]:
 
 # ---- phases run in child processes ------------------------------------------------------------
 
-def phase_e2e(manifest: Path, out: Path, model: str, chunk_rows: int, reasons: str, limit_rows: int | None) -> dict:
+def phase_e2e(manifest: Path, out: Path, model: str, chunk_rows: int, reasons: str, limit_rows: int | None,
+              workers: int = 1) -> dict:
     from batch import BatchOptions, score_manifest
 
     src = manifest
+    out.parent.mkdir(parents=True, exist_ok=True)
     if limit_rows:
         import pyarrow.parquet as pq
 
@@ -118,14 +120,16 @@ def phase_e2e(manifest: Path, out: Path, model: str, chunk_rows: int, reasons: s
             if left <= 0:
                 break
         writer.close()
-    opts = BatchOptions(chunk_rows=chunk_rows, reasons_for=reasons, num_threads=2)  # type: ignore[arg-type]
+    opts = BatchOptions(chunk_rows=chunk_rows, reasons_for=reasons, num_threads=2,  # type: ignore[arg-type]
+                        workers=workers)
     t0 = time.perf_counter()
     s = score_manifest(src, out, model, opts)
     wall = time.perf_counter() - t0
     d = s.as_dict()
     return {"rows": d["rows_read"], "seconds": wall, "rows_per_second": d["rows_read"] / wall,
             "reasons_given": d["reasons_given"], "lanes": d["lanes"],
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "worker_peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
 def phase_raw(manifest: Path, model_uri: str, chunk_rows: int) -> dict:
@@ -153,6 +157,28 @@ def phase_raw(manifest: Path, model_uri: str, chunk_rows: int) -> dict:
     return {"rows": rows, "predict_seconds": predict_s, "rows_per_second": rows / predict_s,
             "validate_and_features_seconds": features_s, "n_features": len(model.feature_names),
             "n_trees": model.booster.num_trees()}
+
+
+def phase_rank(rows: int) -> dict:
+    """Pass 2's in-memory part at ``rows`` rows: id codes, duplicates, rank/selection/percentiles."""
+    import numpy as np
+    import pyarrow as pa
+
+    from batch._rank import first_occurrence, id_codes, select_manifest
+
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rng = np.random.default_rng(0)
+    ids = pa.array(rng.permutation(rows)).cast(pa.large_string())
+    risk = np.round(rng.random(rows), 4)
+    t0 = time.perf_counter()
+    codes = id_codes(ids)
+    del ids
+    keep = first_occurrence(codes)
+    sel = select_manifest(risk[keep], codes[keep], "5%", 0.1, 0)
+    seconds = time.perf_counter() - t0
+    assert len(sel.rank) == rows
+    return {"rows": rows, "seconds": seconds, "baseline_rss_mib": base,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def phase_profile(manifest: Path, model_uri: str, chunk_rows: int, top: int = 25) -> dict:
@@ -194,6 +220,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--chunk-rows", type=int, default=100_000)
     ap.add_argument("--reasons-rows", type=int, default=100_000)
+    ap.add_argument("--rank-rows", type=int, default=10_000_000, help="rows for the pass-2 memory check")
     ap.add_argument("--declarations", type=int, default=100_000, help="synthetic declarations to train on")
     ap.add_argument("--trees", type=int, default=300)
     ap.add_argument("--work", type=Path, default=None)
@@ -208,7 +235,9 @@ def main() -> None:
         p = json.loads(a.args)
         if a.phase == "e2e":
             res = phase_e2e(Path(p["manifest"]), Path(p["out"]), p["model"], p["chunk_rows"], p["reasons"],
-                            p.get("limit_rows"))
+                            p.get("limit_rows"), p.get("workers", 1))
+        elif a.phase == "rank":
+            res = phase_rank(p["rank_rows"])
         elif a.phase == "raw":
             res = phase_raw(Path(p["manifest"]), p["model"], p["chunk_rows"])
         else:
@@ -251,11 +280,21 @@ def main() -> None:
         for r in prof["top_tottime"][:15]:
             print(f"  {100 * r['tottime'] / prof['seconds']:5.1f}%  {r['tottime']:6.2f} s  {r['function']}",
                   file=sys.stderr)
+        print("top by cumulative time:", file=sys.stderr)
+        for r in prof["top_cumtime"][:25]:
+            print(f"  {100 * r['cumtime'] / prof['seconds']:5.1f}%  {r['cumtime']:6.2f} s  {r['function']}",
+                  file=sys.stderr)
     e2e, _ = child("e2e", out=str(work / "out" / "scores.parquet"), reasons="none")
     results["end_to_end"] = e2e
     results["ratio_end_to_end_vs_raw_predict"] = e2e["rows_per_second"] / raw["rows_per_second"]
     print(f"end to end (reasons off): {e2e['rows_per_second']:,.0f} rows/s, peak RSS {e2e['peak_rss_mib']:,.0f} MiB"
           f" → {results['ratio_end_to_end_vs_raw_predict']:.2f}× raw predict", file=sys.stderr)
+    e2w, _ = child("e2e", out=str(work / "out-w2" / "scores.parquet"), reasons="none", workers=2)
+    results["end_to_end_2_workers"] = e2w
+    results["ratio_2_workers_vs_raw_predict"] = e2w["rows_per_second"] / raw["rows_per_second"]
+    print(f"end to end, --workers 2: {e2w['rows_per_second']:,.0f} rows/s, peak RSS parent "
+          f"{e2w['peak_rss_mib']:,.0f} MiB + each worker {e2w['worker_peak_rss_mib']:,.0f} MiB → {results['ratio_2_workers_vs_raw_predict']:.2f}× raw predict",
+          file=sys.stderr)
     rr, _ = child("e2e", out=str(work / "out-reasons" / "scores.parquet"), reasons="flagged",
                   limit_rows=min(a.reasons_rows, a.rows))
     results["reasons_flagged"] = rr
@@ -267,6 +306,10 @@ def main() -> None:
     print(f"reasons for red/yellow: {rr['rows_per_second']:,.0f} rows/s on {rr['rows']:,} rows "
           f"({rr['reasons_given']:,} flagged items, ≈{results['reasons_cost']['seconds_per_flagged_item_ms']:.2f} ms "
           "each)", file=sys.stderr)
+    rk, _ = child("rank", rank_rows=a.rank_rows)
+    results["pass2_rank_memory"] = rk
+    print(f"pass 2 ranking of {rk['rows']:,} rows in memory: {rk['seconds']:.1f} s, peak RSS "
+          f"{rk['peak_rss_mib']:,.0f} MiB (baseline {rk['baseline_rss_mib']:,.0f} MiB)", file=sys.stderr)
     print(json.dumps(results, indent=2))
 
 

@@ -72,6 +72,8 @@ def score(
     mapping: Path | None = typer.Option(None, "--mapping", "-m", help="Column mapping YAML (bring your own data)."),
     csv: bool = typer.Option(False, "--csv", help="Also write the output as CSV."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random share's draw."),
+    workers: int = typer.Option(1, "--workers", min=1,
+                                help="Local engine: processes scoring chunks in parallel (one per core)."),
 ) -> None:
     """Score a manifest: risk score, rank, lane, selection and reasons per item, resumable after a crash."""
     from batch import BatchOptions, ManifestError, score_manifest
@@ -86,7 +88,7 @@ def score(
     try:
         options = BatchOptions(capacity=capacity, random_share=random_share, seed=seed, reasons_for=reasons_for,
                                thresholds=_thresholds(), chunk_rows=chunk_rows, engine=engine,  # type: ignore[arg-type]
-                               write_csv=csv, num_threads=get_settings().num_threads)
+                               write_csv=csv, num_threads=get_settings().num_threads, workers=workers)
         options.check()
     except ValueError as exc:
         fail(str(exc))

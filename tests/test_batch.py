@@ -61,10 +61,10 @@ def reference(manifest, trained_model, tmp_path_factory) -> Path:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("chunk_rows", [1_000, 777, 1_500])
-def test_chunked_equals_unchunked(manifest, trained_model, reference, tmp_path, chunk_rows):
+@pytest.mark.parametrize(("chunk_rows", "workers"), [(1_000, 1), (777, 1), (1_500, 1), (700, 2)])
+def test_chunked_equals_unchunked(manifest, trained_model, reference, tmp_path, chunk_rows, workers):
     out = tmp_path / "scores.parquet"
-    summary = _run(manifest["parquet"], out, trained_model.uri, chunk_rows=chunk_rows)
+    summary = _run(manifest["parquet"], out, trained_model.uri, chunk_rows=chunk_rows, workers=workers)
     assert summary.chunks_total == -(-N_ROWS // chunk_rows)
     got, ref = _table(out), _table(reference)
     pd.testing.assert_frame_equal(got, ref)
