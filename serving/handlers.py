@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.errors import ServiceError
-from serving.parsing import problems_from
 
 log = logging.getLogger("riskprof.serving")
 
@@ -90,4 +89,4 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "internal error (logged on the server)"}, status_code=500)
 
 
-__all__ = ["BodyLimitMiddleware", "BodyTooLarge", "install_error_handlers", "problems_from"]
+__all__ = ["BodyLimitMiddleware", "BodyTooLarge", "install_error_handlers"]
