@@ -34,7 +34,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "bagging_fraction": 0.8,
     "bagging_freq": 1,
     "lambda_l2": 1.0,
-    "cat_smooth": 20,
+    "cat_smooth": 50,
+    "cat_l2": 20,
+    "min_data_per_group": 200,  # high-cardinality categories (offices, headings) overfit otherwise
     "max_cat_to_onehot": 8,
     "metric": "auc",  # early stopping on ranking quality: logloss stops far too early for rare labels
     "verbosity": -1,
