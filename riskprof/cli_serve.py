@@ -17,7 +17,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (each loads the model; a reload "
-                                                            "reaches only the worker that receives it)."),
+                                                            "reaches only the worker that receives it, so set "
+                                                            "RISKPROF_MODEL_POLL_SECONDS to let all follow the "
+                                                            "alias)."),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:

@@ -63,6 +63,7 @@ def create_app(settings: ServingSettings | None = None, *, store: Store | None =
                 kwargs["resolver"] = resolver
             service = ScoringService(settings, the_store, **kwargs)
             await run_in_threadpool(service.load_initial)
+            service.start_polling()
             app.state.store = the_store
             app.state.service = service
             app.state.keys = KeyVerifier(the_store, settings.key_cache_seconds)

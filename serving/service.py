@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import logging
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +103,8 @@ class ScoringService:
         self._reload_lock = threading.Lock()
         self.last_error: str | None = None
         self._audit = AuditWriter(store) if settings.audit_mode == "background" else None
+        self._poller: threading.Thread | None = None
+        self._stop_polling = threading.Event()
 
     # ---- audit ---------------------------------------------------------------------------------
     def _record(self, event: AuditEvent) -> None:
@@ -114,8 +117,34 @@ class ScoringService:
         """Wait until every audit event so far is in the store."""
         return self._audit.flush(timeout) if self._audit is not None else True
 
+    def start_polling(self) -> None:
+        """Follow the alias: every ``model_poll_seconds``, load the version it points at if it changed."""
+        interval = self.settings.model_poll_seconds
+        if interval <= 0 or self._poller is not None:
+            return
+
+        def poll() -> None:
+            rejected: set[str] = set()
+            while not self._stop_polling.wait(interval):
+                try:
+                    result = self.reload(skip_versions=rejected)
+                    if result["changed"]:
+                        log.info("alias moved: now serving version %s", result["model"]["version"])
+                except ModelRejected as exc:
+                    rejected.add(str(exc.extra.get("rejected_version")))
+                    log.error("model poll: %s (not retried)", exc)
+                except Exception as exc:  # noqa: BLE001 - the running model stays; try again next time
+                    log.warning("model poll: %s", exc)
+
+        self._poller = threading.Thread(target=poll, name="model-poller", daemon=True)
+        self._poller.start()
+
     def close(self) -> None:
-        """Write what is queued for the audit log and stop the writer (at shutdown)."""
+        """Stop polling; write what is queued for the audit log and stop the writer (at shutdown)."""
+        self._stop_polling.set()
+        if self._poller is not None:
+            self._poller.join(timeout=60)
+            self._poller = None
         if self._audit is not None:
             self._audit.close()
             self._audit = None
@@ -143,8 +172,11 @@ class ScoringService:
             return False
         return True
 
-    def reload(self) -> dict[str, Any]:
-        """Load what the configured alias points at now; keep the running model unless it loads and scores."""
+    def reload(self, skip_versions: Collection[str] = ()) -> dict[str, Any]:
+        """Load what the configured alias points at now; keep the running model unless it loads and scores.
+
+        ``skip_versions``: versions already rejected (the poller does not retry them).
+        """
         uri = self.settings.model_uri
         with self._reload_lock:
             try:
@@ -152,7 +184,8 @@ class ScoringService:
             except Exception as exc:  # noqa: BLE001 - registry errors are reported, never raised as 500
                 raise ModelNotFound(f"{uri}: {_short(exc)}", model_uri=uri) from None
             previous = self.model_ref
-            if previous is not None and previous["name"] == name and previous["version"] == version:
+            if previous is not None and ((previous["name"] == name and previous["version"] == version)
+                                         or version in skip_versions):
                 return {"changed": False, "previous": previous, "model": previous}
             running = {"loaded_version": previous["version"] if previous else None}
             try:
@@ -173,6 +206,9 @@ class ScoringService:
             self._served = served
             self.last_error = None
             log.info("serving %s version %s (%s)", name, version, alias)
+            # the model's many small objects never die: keep them out of full collections
+            gc.collect()
+            gc.freeze()
             return {"changed": True, "previous": previous, "model": served.ref}
 
     def _smoke(self, served: ServedModel) -> None:

@@ -42,6 +42,9 @@ class ServingSettings(BaseSettings):
     audit_mode: Literal["background", "sync"] = Field(
         default="background", description="background: a writer thread batches audit rows (flushed at shutdown); "
                                           "sync: each call is written before it is answered")
+    model_poll_seconds: float = Field(
+        default=0.0, ge=0, description="if > 0, check the alias this often and load a new version (with the same "
+                                       "smoke test as /v1/model/reload); lets several workers follow the champion")
     key_cache_seconds: float = Field(default=30.0, ge=0, description="how long a verified key is trusted before re-checking")
 
     @model_validator(mode="after")

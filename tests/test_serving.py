@@ -672,6 +672,26 @@ def test_reload_rejects_broken_versions_and_keeps_the_running_one(api: Api, cham
     assert api.client.get("/health").json()["model"]["version"] == champion.version
 
 
+def test_polling_follows_the_alias(champion, extra_versions, tmp_path: Path) -> None:
+    import time
+
+    settings = make_settings(champion, tmp_path / "poll.db", model_poll_seconds=0.2)
+    TestClient = _test_client_class()
+    try:
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/health").json()["model"]["version"] == champion.version
+            _set_champion(champion.name, extra_versions["corrupt"])  # rejected: the running one stays
+            time.sleep(1.0)
+            assert client.get("/health").json()["model"]["version"] == champion.version
+            _set_champion(champion.name, extra_versions["good"])
+            deadline = time.monotonic() + 60
+            while client.get("/health").json()["model"]["version"] != extra_versions["good"]:
+                assert time.monotonic() < deadline, "the poller did not load the new champion"
+                time.sleep(0.2)
+    finally:
+        _set_champion(champion.name, champion.version)
+
+
 def test_reload_of_unknown_model_is_404(champion, tmp_path: Path) -> None:
     settings = make_settings(champion, tmp_path / "s.db", model_name="no-such-model")
     store = Store.from_url(settings.resolved_database_url)
