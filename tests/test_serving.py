@@ -768,3 +768,35 @@ def test_trends_html(api: Api) -> None:
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/html")
     assert "<html" in resp.text.lower() and "</html>" in resp.text.lower()
+
+
+# ---- CLI ---------------------------------------------------------------------------------------
+
+
+def test_cli_keys_create_list_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from riskprof.cli import app
+    from serving.settings import get_serving_settings
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("RISKPROF_DATABASE_URL", url)
+    get_serving_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        made = runner.invoke(app, ["keys", "create", "--role", "analyst", "--name", "desk-7"])
+        assert made.exit_code == 0, made.output
+        key = made.stdout.strip().splitlines()[-1]
+        assert key.startswith("rpk_")
+        store = Store.from_url(url)
+        principal = store.verify_api_key(key)
+        assert principal is not None and principal.name == "desk-7" and principal.role == Role.analyst
+        assert runner.invoke(app, ["keys", "create", "--role", "boss", "--name", "x"]).exit_code == 2
+        assert runner.invoke(app, ["keys", "create", "--role", "admin", "--name", "desk-7"]).exit_code == 2
+        listed = runner.invoke(app, ["keys", "list"])
+        assert "desk-7\tanalyst" in listed.stdout and key not in listed.stdout
+        assert runner.invoke(app, ["keys", "revoke", "--name", "desk-7"]).exit_code == 0
+        assert store.verify_api_key(key) is None
+        store.dispose()
+    finally:
+        get_serving_settings.cache_clear()
