@@ -1,0 +1,99 @@
+"""``riskprof demo``: the main job on the embedded default, end to end."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from riskprof.cli_data import console, fail
+
+
+def demo(
+    seed: int = typer.Option(0, "--seed", help="Seed of the generated data and of the training run."),
+    declarations: int = typer.Option(200_000, "--declarations", min=5000, help="Declarations to generate."),
+    out: Path | None = typer.Option(None, "--out", help="Where the report and scores go (default: <home>/out)."),
+) -> None:
+    """Generate calibrated synthetic data, train + register, promote, report, score a manifest, make an API key."""
+    import pandas as pd
+
+    from batch import BatchOptions, score_manifest
+    from reports import write_report
+    from riskprof.settings import get_settings
+    from synthetic import generate
+    from training.data import load_training_set
+    from training.lifecycle import promote
+    from training.train import train_and_log
+
+    settings = get_settings()
+    out_dir = (out or settings.home / "out").resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = settings.data_path
+    t0 = time.perf_counter()
+
+    console.rule("1. synthetic data calibrated to the WCO Illicit Trade Report 2023")
+    paths = generate(data_dir, seed=seed, n_declarations=declarations)
+    for name, path in paths.items():
+        console.print(f"  {name}: {path}")
+
+    console.rule("2. training (time split, MLflow tracking, registry)")
+    with console.status("training LightGBM and baselines…"):
+        ts = load_training_set([paths["declarations"]], seizures=paths["seizures"], outcomes=paths["outcomes"])
+        result = train_and_log(ts, settings.model_name, seed=seed, num_threads=settings.num_threads)
+    m = result.metrics
+    console.print(f"  run {result.run_id}: {settings.model_name} v{result.version} (challenger); MLflow store "
+                  f"{settings.tracking_uri}", highlight=False)
+    console.print("  test precision@1/2/5/10%: " + "  ".join(f"{m['precision_at'][k]:.3f}" for k in ("1", "2", "5", "10"))
+                  + f"   AUC {m['auc']:.3f}", highlight=False)
+    sb = result.selection_bias
+    console.print(f"  hit rate of inspected items {sb['naive_hit_rate']:.3f}; random stratum (IPW) "
+                  f"{sb['random_ipw_hit_rate']:.3f}", highlight=False)
+
+    console.rule("3. promotion")
+    decision = promote(settings.model_name, rate=settings.inspection_rate * 100)
+    console.print(f"  {decision.message}", highlight=False)
+    if not decision.promoted:
+        fail("the new model was not promoted; the demo scores with the existing champion")
+
+    console.rule("4. trend report")
+    written = write_report(paths["seizures"], out_dir / "report")
+    console.print(f"  {written['index.html']}  (+ {len(written) - 1} tables as CSV/JSON)", highlight=False)
+
+    console.rule("5. nightly batch scoring of a manifest")
+    decl = pd.read_parquet(paths["declarations"])
+    last = decl["declaration_date"].max()
+    manifest = decl[decl["declaration_date"] > last - pd.Timedelta(days=7)]
+    manifest_path = out_dir / "manifest.parquet"
+    manifest.to_parquet(manifest_path, index=False)
+    scores_path = out_dir / "scores.parquet"
+    if scores_path.exists():
+        scores_path.unlink()
+    summary = score_manifest(manifest_path, scores_path, f"models:/{settings.model_name}@champion",
+                             BatchOptions(capacity="5%", random_share=0.1, seed=seed))
+    d = summary.as_dict()
+    console.print(f"  {manifest_path.name}: {d['rows_scored']:,} items scored → {scores_path}; lanes {d['lanes']}; "
+                  f"selected {d['selection']} ({d['reasons_note']})", highlight=False)
+
+    console.rule("6. scoring service")
+    try:
+        from serving.settings import get_serving_settings
+        from serving.store import Store
+
+        store = Store.from_url(get_serving_settings().resolved_database_url)
+        try:
+            key = store.create_api_key(f"demo-admin-{int(time.time())}", "admin")
+        finally:
+            store.dispose()
+        console.print("  an admin API key for this demo (shown once):", highlight=False)
+        typer.echo(f"  {key}")
+        console.print("  start the API with `.venv/bin/riskprof serve`, then e.g.\n"
+                      f"  curl -s -H 'X-API-Key: {key}' http://127.0.0.1:8000/v1/model", highlight=False)
+    except ImportError:
+        console.print("  serving is not installed", highlight=False)
+    console.print(f"  MLflow UI: `make mlflow-ui` → http://127.0.0.1:5000   (demo took {time.perf_counter() - t0:.0f} s)",
+                  highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
