@@ -86,19 +86,54 @@ def build_manifest(declarations: Path, rows: int, out: Path, slice_rows: int = 2
     writer.close()
 
 
-def run_child(args: list[str], env: dict[str, str]) -> tuple[dict, float]:
-    """Run this script in a child for one phase; returns its JSON result and its peak RSS (MiB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def run_child(args: list[str], env: dict[str, str]) -> dict:
+    """Run this script in a child for one phase (so its memory is its own); returns its JSON result."""
     proc = subprocess.run([sys.executable, __file__, *args], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout + proc.stderr)
         raise SystemExit(f"phase {args[:2]} failed")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the max over all children so far: phases run largest-last or are reported as ≥
-    return json.loads(proc.stdout.strip().splitlines()[-1]), max(peak, before) / 1024
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # ---- phases run in child processes ------------------------------------------------------------
+
+def _vm_hwm_mib() -> float:
+    """This process's own peak RSS (VmHWM; ru_maxrss would include the forking parent's)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class TreeRss:
+    """Samples the RSS of this process plus its children (worker processes) every 0.1 s."""
+
+    def __enter__(self) -> TreeRss:
+        import threading
+
+        import psutil
+
+        self.peak = 0.0
+        self._stop = threading.Event()
+        me = psutil.Process()
+
+        def sample() -> None:
+            while not self._stop.is_set():
+                try:
+                    procs = [me, *me.children(recursive=True)]
+                    total = sum(p.memory_info().rss for p in procs if p.is_running())
+                except psutil.Error:
+                    continue
+                self.peak = max(self.peak, total / 2**20)
+                self._stop.wait(0.1)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 def phase_e2e(manifest: Path, out: Path, model: str, chunk_rows: int, reasons: str, limit_rows: int | None,
               workers: int = 1) -> dict:
@@ -122,14 +157,14 @@ def phase_e2e(manifest: Path, out: Path, model: str, chunk_rows: int, reasons: s
         writer.close()
     opts = BatchOptions(chunk_rows=chunk_rows, reasons_for=reasons, num_threads=2,  # type: ignore[arg-type]
                         workers=workers)
-    t0 = time.perf_counter()
-    s = score_manifest(src, out, model, opts)
-    wall = time.perf_counter() - t0
+    with TreeRss() as tree:
+        t0 = time.perf_counter()
+        s = score_manifest(src, out, model, opts)
+        wall = time.perf_counter() - t0
     d = s.as_dict()
     return {"rows": d["rows_read"], "seconds": wall, "rows_per_second": d["rows_read"] / wall,
-            "reasons_given": d["reasons_given"], "lanes": d["lanes"],
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "worker_peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+            "reasons_given": d["reasons_given"], "lanes": d["lanes"], "peak_rss_mib": _vm_hwm_mib(),
+            "process_tree_peak_rss_mib": tree.peak}
 
 
 def phase_raw(manifest: Path, model_uri: str, chunk_rows: int) -> dict:
@@ -166,7 +201,7 @@ def phase_rank(rows: int) -> dict:
 
     from batch._rank import first_occurrence, id_codes, select_manifest
 
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = _vm_hwm_mib()
     rng = np.random.default_rng(0)
     ids = pa.array(rng.permutation(rows)).cast(pa.large_string())
     risk = np.round(rng.random(rows), 4)
@@ -178,7 +213,7 @@ def phase_rank(rows: int) -> dict:
     seconds = time.perf_counter() - t0
     assert len(sel.rank) == rows
     return {"rows": rows, "seconds": seconds, "baseline_rss_mib": base,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": _vm_hwm_mib()}
 
 
 def phase_profile(manifest: Path, model_uri: str, chunk_rows: int, top: int = 25) -> dict:
@@ -264,16 +299,16 @@ def main() -> None:
               f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
     common = {"manifest": str(manifest), "model": model, "chunk_rows": a.chunk_rows}
 
-    def child(phase: str, **kw) -> tuple[dict, float]:
+    def child(phase: str, **kw) -> dict:
         return run_child(["--phase", phase, "--args", json.dumps({**common, **kw})], env)
 
     results: dict = {"rows": a.rows, "chunk_rows": a.chunk_rows}
-    raw, _ = child("raw")
+    raw = child("raw")
     results["raw_predict"] = raw
     print(f"raw predict: {raw['rows_per_second']:,.0f} rows/s ({raw['n_trees']} trees, "
           f"{raw['n_features']} features, 2 threads)", file=sys.stderr)
     if a.profile:
-        prof, _ = child("profile")
+        prof = child("profile")
         results["profile"] = prof
         print(f"profile of one {prof['rows']:,}-row chunk ({prof['seconds']:.2f} s), top by own time:",
               file=sys.stderr)
@@ -284,18 +319,18 @@ def main() -> None:
         for r in prof["top_cumtime"][:25]:
             print(f"  {100 * r['cumtime'] / prof['seconds']:5.1f}%  {r['cumtime']:6.2f} s  {r['function']}",
                   file=sys.stderr)
-    e2e, _ = child("e2e", out=str(work / "out" / "scores.parquet"), reasons="none")
+    e2e = child("e2e", out=str(work / "out" / "scores.parquet"), reasons="none")
     results["end_to_end"] = e2e
     results["ratio_end_to_end_vs_raw_predict"] = e2e["rows_per_second"] / raw["rows_per_second"]
     print(f"end to end (reasons off): {e2e['rows_per_second']:,.0f} rows/s, peak RSS {e2e['peak_rss_mib']:,.0f} MiB"
           f" → {results['ratio_end_to_end_vs_raw_predict']:.2f}× raw predict", file=sys.stderr)
-    e2w, _ = child("e2e", out=str(work / "out-w2" / "scores.parquet"), reasons="none", workers=2)
+    e2w = child("e2e", out=str(work / "out-w2" / "scores.parquet"), reasons="none", workers=2)
     results["end_to_end_2_workers"] = e2w
     results["ratio_2_workers_vs_raw_predict"] = e2w["rows_per_second"] / raw["rows_per_second"]
     print(f"end to end, --workers 2: {e2w['rows_per_second']:,.0f} rows/s, peak RSS parent "
-          f"{e2w['peak_rss_mib']:,.0f} MiB + each worker {e2w['worker_peak_rss_mib']:,.0f} MiB → {results['ratio_2_workers_vs_raw_predict']:.2f}× raw predict",
+          f"{e2w['peak_rss_mib']:,.0f} MiB, whole process tree {e2w['process_tree_peak_rss_mib']:,.0f} MiB → {results['ratio_2_workers_vs_raw_predict']:.2f}× raw predict",
           file=sys.stderr)
-    rr, _ = child("e2e", out=str(work / "out-reasons" / "scores.parquet"), reasons="flagged",
+    rr = child("e2e", out=str(work / "out-reasons" / "scores.parquet"), reasons="flagged",
                   limit_rows=min(a.reasons_rows, a.rows))
     results["reasons_flagged"] = rr
     off_s = rr["rows"] / e2e["rows_per_second"]
@@ -306,7 +341,7 @@ def main() -> None:
     print(f"reasons for red/yellow: {rr['rows_per_second']:,.0f} rows/s on {rr['rows']:,} rows "
           f"({rr['reasons_given']:,} flagged items, ≈{results['reasons_cost']['seconds_per_flagged_item_ms']:.2f} ms "
           "each)", file=sys.stderr)
-    rk, _ = child("rank", rank_rows=a.rank_rows)
+    rk = child("rank", rank_rows=a.rank_rows)
     results["pass2_rank_memory"] = rk
     print(f"pass 2 ranking of {rk['rows']:,} rows in memory: {rk['seconds']:.1f} s, peak RSS "
           f"{rk['peak_rss_mib']:,.0f} MiB (baseline {rk['baseline_rss_mib']:,.0f} MiB)", file=sys.stderr)
