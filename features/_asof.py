@@ -77,7 +77,7 @@ class AsOfTable:
         codes = self.encoder_.encode(np.asarray(keys, dtype=object))
         q = codes * _SHIFT + (np.asarray(days, dtype=np.int64) + _DAY0)
         idx = np.searchsorted(self.composite_, q, side="left") - 1
-        safe = np.clip(idx, 0, max(len(self.composite_) - 1, 0))
+        safe = np.minimum(np.maximum(idx, 0), max(len(self.composite_) - 1, 0))
         hit = (idx >= 0) & (codes >= 0)
         if len(self.composite_):
             hit &= (self.composite_[safe] // _SHIFT) == codes

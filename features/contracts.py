@@ -437,10 +437,28 @@ _PY_TYPES: dict[str, Any] = {
 }
 
 
+_MIN_DAY = MIN_DATE.date()
+
+
+@cache
+def _max_day_on(today: dt.date) -> dt.date:
+    return today + dt.timedelta(days=366)
+
+
+def _max_day() -> dt.date:
+    return _max_day_on(dt.date.today())
+
+
 def _make_validator(spec: FieldSpec):
     codes = country_codes()
 
     def check(cls, v):  # noqa: ANN001 - pydantic validator signature
+        try:
+            return _check(v)
+        except (TypeError, AttributeError) as exc:  # pydantic reports ValueError only
+            raise ValueError(f"{v!r} is not a valid {spec.kind} value") from exc
+
+    def _check(v):  # noqa: ANN001
         if v is None:
             return v
         if spec.kind == "country":
@@ -451,6 +469,8 @@ def _make_validator(spec: FieldSpec):
                 raise ValueError(f"{v!r} is not an ISO 3166 alpha-2 country code")
             return v2
         if spec.kind == "countries":
+            if not isinstance(v, str | list | tuple):
+                raise ValueError(f"{v!r} is not a list of country codes")
             items = v.split(TRANSIT_SEP) if isinstance(v, str) else list(v)
             out = [str(x).strip().upper() for x in items if str(x).strip()]
             bad = [x for x in out if x not in codes]
@@ -470,9 +490,13 @@ def _make_validator(spec: FieldSpec):
                 raise ValueError(f"{v!r} is not one of {list(spec.vocab)}")
             return canon.get(s, s)
         if spec.kind == "date":
-            d = pd.Timestamp(v)
-            if d < MIN_DATE or d > pd.Timestamp(dt.date.today()) + pd.Timedelta(days=366):
-                raise ValueError(f"{v} is out of range")
+            if isinstance(v, bool) or not isinstance(v, str | dt.date):
+                raise ValueError(f"{v!r} is not a date (YYYY-MM-DD)")
+            d = v if isinstance(v, dt.date) else dt.date.fromisoformat(v[:10])
+            if isinstance(d, dt.datetime):
+                d = d.date()
+            if d < _MIN_DAY or d > _max_day():
+                raise ValueError(f"{v} is out of range ({_MIN_DAY} .. {_max_day()})")
             return v
         return v
 

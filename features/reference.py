@@ -65,14 +65,22 @@ def hs_headings() -> pd.DataFrame:
     return _read("hs_headings.csv", dtype=str)
 
 
+@cache
+def _chapter_names() -> dict[str, str]:
+    return dict(zip(hs_chapters()["chapter"], hs_chapters()["name"], strict=True))
+
+
+@cache
+def _heading_names() -> dict[str, str]:
+    return dict(zip(hs_headings()["heading"], hs_headings()["name"], strict=True))
+
+
 def chapter_name(hs_code: str) -> str:
-    names = dict(zip(hs_chapters()["chapter"], hs_chapters()["name"], strict=True))
-    return names.get(str(hs_code)[:2], "unknown chapter")
+    return _chapter_names().get(str(hs_code)[:2], "unknown chapter")
 
 
 def heading_name(hs_code: str) -> str | None:
-    names = dict(zip(hs_headings()["heading"], hs_headings()["name"], strict=True))
-    return names.get(str(hs_code)[:4])
+    return _heading_names().get(str(hs_code)[:4])
 
 
 def cover_headings() -> tuple[str, ...]:

@@ -95,8 +95,9 @@ class RiskModel:
         """TreeSHAP contributions (log-odds), one column per feature plus the bias."""
         return np.asarray(self.booster.predict(X, pred_contrib=True, num_threads=self.num_threads))
 
-    def explain(self, scored: Scored, rows: Sequence[int] | np.ndarray, top_k: int = 4) -> list[list[Reason]]:
-        """Top families pushing each row's risk up, rendered in plain language."""
+    def explain(self, scored: Scored, rows: Sequence[int] | np.ndarray, top_k: int = 4,
+                min_k: int = 3) -> list[list[Reason]]:
+        """Top families pushing each row's risk up (at least ``min_k``, at most ``top_k``), in plain language."""
         rows = np.asarray(rows, dtype=np.int64)
         if not len(rows):
             return []
@@ -111,8 +112,12 @@ class RiskModel:
         for r, i in enumerate(rows):
             order = np.argsort(-by_family[r])
             chosen = [fam_names[k] for k in order[:top_k] if by_family[r, k] > 0]
-            if not chosen:  # low-risk rows: say what lowers it most rather than nothing
-                chosen = [fam_names[order[0]]]
+            if len(chosen) < min_k:
+                # too few families raise this item's risk: complete with those that weigh most
+                # either way, so an officer always sees what drove the score (contribution < 0
+                # means it lowered the risk)
+                rest = [fam_names[k] for k in np.argsort(-np.abs(by_family[r])) if fam_names[k] not in chosen]
+                chosen += rest[: min_k - len(chosen)]
             texts = self.pipeline.reasons(scored.cols, scored.feats, int(i), chosen)
             out.append([Reason(f, by_family[r, fam_index[f]], t) for f, t in zip(chosen, texts, strict=True)])
         return out
