@@ -97,10 +97,3 @@ class GlobalRate:
         r = self.table_.lookup(np.full(len(day), "all", dtype=object), day)
         return (r["hit"] + 1.0) / (r["insp"] + 50.0)  # weak prior of 2 % before any outcome
 
-
-def shared_global_rate(families: list, history: History) -> None:
-    """Give every family one GlobalRate (same table), instead of one copy each."""
-    shared = GlobalRate(history)
-    for fam in families:
-        if hasattr(fam, "global_"):
-            fam.global_ = shared

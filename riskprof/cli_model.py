@@ -35,6 +35,8 @@ def train(
     num_threads: int | None = typer.Option(None, "--num-threads", help="LightGBM threads (default: settings)."),
     test_start: str | None = typer.Option(None, "--test-start", help="First day of the test period (YYYY-MM-DD)."),
     rounds: int = typer.Option(1000, "--rounds", help="Maximum boosting rounds (early stopping on validation)."),
+    refit: str = typer.Option("all", "--refit", help="Deployed model fitted on: all | train+valid | none "
+                              "(test metrics always come from a model that did not see the test period)."),
 ) -> None:
     """Train on a time split, log to MLflow, register the model and alias it `challenger`."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -45,6 +47,8 @@ def train(
 
     settings = get_settings()
     model_name = name or settings.model_name
+    if refit not in ("all", "train+valid", "none"):
+        fail(f"--refit must be all, train+valid or none, got {refit!r}")
     try:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                       transient=True) as progress:
@@ -52,7 +56,7 @@ def train(
             ts = load_training_set(declarations, seizures=seizures, outcomes=outcomes, mapping=mapping, label=label)
             progress.update(task, description=f"training on {len(ts.labelled):,} labelled rows")
             result = train_and_log(ts, model_name, seed=seed, num_threads=num_threads or settings.num_threads,
-                                   test_start=test_start, num_boost_round=rounds)
+                                   test_start=test_start, num_boost_round=rounds, refit=refit)
     except _friendly_errors() as exc:
         fail(str(exc))
         return
