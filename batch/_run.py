@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -18,6 +19,7 @@ from batch._local import ChunkWork, run_local, run_local_parallel
 from batch._output import OutputCounts, OutputPaths, write_outputs
 from features.mapping import load_mapping
 from scoring import LaneThresholds, ReasonsFor, capacity_count
+from scoring.ranking import thresholds_at_shares
 
 Engine = Literal["local", "spark"]
 
@@ -44,6 +46,9 @@ class BatchOptions:
     seed: int = 0
     reasons_for: ReasonsFor = "flagged"
     thresholds: LaneThresholds = field(default_factory=LaneThresholds)
+    # lanes by capacity (the API's lanes_by=capacity): (red share, red+yellow share) of recent traffic,
+    # turned into thresholds with the pinned model's reference scores
+    lane_shares: tuple[float, float] | None = None
     top_k: int = 4
     chunk_rows: int = 100_000
     engine: Engine = "local"
@@ -132,6 +137,7 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
         "mapping": {"path": str(mapping), "sha256": _sha256_text(Path(mapping))} if mapping else None,
         "model_uri": model_uri,
         "chunk_rows": options.chunk_rows,
+        "lane_shares": list(options.lane_shares) if options.lane_shares else None,
         **settings.as_dict(),
     }))
     notes: list[str] = []
@@ -154,6 +160,9 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
         for stale in final.parent.glob(f".{final.name}.tmp-*"):
             stale.unlink(missing_ok=True)
     model = loaded.model
+    if options.lane_shares is not None:
+        settings = dataclasses.replace(settings, thresholds=thresholds_at_shares(model.reference_scores,
+                                                                                 *options.lane_shares))
     if options.num_threads is not None:
         model.num_threads = options.num_threads
 

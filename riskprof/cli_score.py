@@ -43,16 +43,18 @@ class _RichProgress:
         self.progress.stop()
 
 
-def _thresholds() -> Any:
-    """The API's lane thresholds (RISKPROF_LANE_RED / RISKPROF_LANE_YELLOW), so lanes agree."""
+def _lanes() -> tuple[Any, tuple[float, float] | None]:
+    """The API's lane configuration (RISKPROF_LANES_BY, _LANE_RED/_YELLOW, _LANE_RED_SHARE/_YELLOW_SHARE),
+    so batch and API lanes agree: fixed thresholds, or shares of recent traffic."""
     from scoring import LaneThresholds
 
     try:
         from serving.settings import ServingSettings
     except ImportError:  # serving not installed
-        return LaneThresholds()
+        return LaneThresholds(), None
     s = ServingSettings()
-    return LaneThresholds(red=s.lane_red, yellow=s.lane_yellow)
+    shares = (s.lane_red_share, s.lane_yellow_share) if s.lanes_by == "capacity" else None
+    return LaneThresholds(red=s.lane_red, yellow=s.lane_yellow), shares
 
 
 def score(
@@ -80,14 +82,17 @@ def score(
     from features.io import LoadError
     from features.mapping import MappingError
     from riskprof.settings import get_settings
+    from scoring import ReasonsFor
 
     if engine not in ("local", "spark"):
         fail(f"--engine must be local or spark, got {engine!r}")
     model_uri = model or f"models:/{get_settings().model_name}@champion"
-    reasons_for = "all" if all_reasons else ("flagged" if reasons else "none")
+    reasons_for: ReasonsFor = "all" if all_reasons else ("flagged" if reasons else "none")
     try:
+        thresholds, shares = _lanes()
         options = BatchOptions(capacity=capacity, random_share=random_share, seed=seed, reasons_for=reasons_for,
-                               thresholds=_thresholds(), chunk_rows=chunk_rows, engine=engine,  # type: ignore[arg-type]
+                               thresholds=thresholds, lane_shares=shares, chunk_rows=chunk_rows,
+                               engine=engine,  # type: ignore[arg-type]
                                write_csv=csv, num_threads=get_settings().num_threads, workers=workers)
         options.check()
     except ValueError as exc:

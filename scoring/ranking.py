@@ -22,6 +22,19 @@ class LaneThresholds:
                              f"yellow={self.yellow}")
 
 
+def thresholds_at_shares(reference_scores: np.ndarray, red_share: float, yellow_share: float) -> LaneThresholds:
+    """Lanes by capacity: thresholds at the scores that put ``red_share`` of recent traffic in red and
+    ``yellow_share`` in red or yellow (the API and batch scoring share this definition)."""
+
+    def at_share(share: float) -> float:
+        if share <= 0 or not len(reference_scores):
+            return 1.0
+        return float(np.quantile(reference_scores, 1.0 - share, method="higher"))
+
+    red, yellow = at_share(red_share), at_share(yellow_share)
+    return LaneThresholds(red=max(red, yellow), yellow=yellow)
+
+
 def assign_lanes(risk: np.ndarray, thresholds: LaneThresholds) -> np.ndarray:
     return np.where(risk >= thresholds.red, "red", np.where(risk >= thresholds.yellow, "yellow", "green"))
 

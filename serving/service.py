@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from scoring import LaneThresholds, capacity_count, score_table, select_for_inspection
+from scoring.ranking import thresholds_at_shares
 from scoring.registry import LoadedModel
 from serving.errors import FieldProblem, InputError, ModelNotFound, ModelRejected, NoModelLoaded, UnknownModel
 from serving.roles import Principal
@@ -76,14 +77,7 @@ def lane_thresholds(settings: ServingSettings, reference_scores: np.ndarray) -> 
     """Thresholds from configuration: fixed scores, or the scores at the configured shares of recent traffic."""
     if settings.lanes_by == "score" or not len(reference_scores):
         return LaneThresholds(red=settings.lane_red, yellow=settings.lane_yellow)
-
-    def at_share(share: float) -> float:
-        if share <= 0:
-            return 1.0
-        return float(np.quantile(reference_scores, 1.0 - share, method="higher"))
-
-    red, yellow = at_share(settings.lane_red_share), at_share(settings.lane_yellow_share)
-    return LaneThresholds(red=max(red, yellow), yellow=yellow)
+    return thresholds_at_shares(reference_scores, settings.lane_red_share, settings.lane_yellow_share)
 
 
 def _round(x: float, digits: int = 6) -> float | None:

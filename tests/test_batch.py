@@ -303,3 +303,27 @@ def test_spark_local_equals_pandas(manifest, trained_model, tmp_path):
     _same_output(spark, local)
     meta = json.loads(OutputPaths(spark).meta.read_text())
     assert meta["engine"] == "spark"
+
+
+@pytest.mark.integration
+def test_capacity_lanes_agree_with_the_api(manifest, trained_model, tmp_path, monkeypatch):
+    """RISKPROF_LANES_BY=capacity: batch derives the thresholds from the pinned model exactly as the API."""
+    from scoring.registry import load_risk_model
+    from serving.service import lane_thresholds
+    from serving.settings import ServingSettings
+
+    monkeypatch.setenv("RISKPROF_LANES_BY", "capacity")
+    monkeypatch.setenv("RISKPROF_LANE_RED_SHARE", "0.03")
+    monkeypatch.setenv("RISKPROF_LANE_YELLOW_SHARE", "0.2")
+    settings = ServingSettings()
+    model = load_risk_model(trained_model.uri).model
+    api = lane_thresholds(settings, model.reference_scores)
+    out = tmp_path / "scores.parquet"
+    _run(manifest["parquet"], out, trained_model.uri, lane_shares=(0.03, 0.2))
+    got = _table(out)
+    expected = np.where(got["risk_score"] >= api.red, "red", np.where(got["risk_score"] >= api.yellow, "yellow",
+                                                                        "green"))
+    assert got["lane"].tolist() == expected.tolist()
+    assert {"red", "yellow", "green"} <= set(got["lane"])
+    meta = read_metadata(out)
+    assert meta["options"]["lane_red"] == pytest.approx(api.red)
