@@ -9,6 +9,7 @@ training path and the serving path cannot disagree.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 
 import numpy as np
 
@@ -30,8 +31,8 @@ class KeyEncoder:
         return len(self.vocab_)
 
     def encode(self, keys: np.ndarray) -> np.ndarray:
-        get = self.vocab_.get
-        return np.fromiter((get(k, -1) if k is not None else -1 for k in keys), dtype=np.int64, count=len(keys))
+        # map(dict.get) is the fastest public look-up here (None is never a key, so it gets -1)
+        return np.fromiter(map(self.vocab_.get, keys, repeat(-1)), dtype=np.int64, count=len(keys))
 
 
 class AsOfTable:

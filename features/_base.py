@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import repeat
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -25,13 +26,11 @@ class CategoryCodes:
         self.vocab_: dict[str, float] = {v: float(i) for i, v in enumerate(keep)}
 
     def encode(self, values: np.ndarray) -> np.ndarray:
-        get = self.vocab_.get
-        return np.fromiter((get(v, np.nan) if v is not None else np.nan for v in values), dtype=np.float64,
-                           count=len(values))
+        return np.fromiter(map(self.vocab_.get, values, repeat(np.nan)), dtype=np.float64, count=len(values))
 
     def unseen_mask(self, values: np.ndarray) -> np.ndarray:
-        vocab = self.vocab_
-        return np.fromiter((v is not None and v not in vocab for v in values), dtype=bool, count=len(values))
+        present = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+        return present & np.isnan(self.encode(values))
 
 
 class FeatureFamily(BaseEstimator):

@@ -7,7 +7,7 @@ object arrays with ``None`` for missing; numbers float64 with NaN; dates int64 d
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -82,8 +82,18 @@ def columns_from_records(records: Sequence[Mapping[str, Any]], numeric_extras: S
     return cols
 
 
+def per_unique(values: np.ndarray, fn: Callable[[Any], Any], dtype: Any = object) -> np.ndarray:
+    """``fn`` applied to each distinct value once, spread back to every row (codes, countries and
+    descriptions repeat heavily, so this turns row loops into short loops over distinct values)."""
+    if len(values) < 64:
+        return np.array([fn(v) for v in values], dtype=dtype)
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    mapped = np.array([fn(u) for u in uniques] + [fn(None)], dtype=dtype)
+    return mapped[codes]  # code -1 (missing) takes the last element: fn(None)
+
+
 def heading(hs: np.ndarray, digits: int = 4) -> np.ndarray:
-    return np.array([h[:digits] if h else None for h in hs], dtype=object)
+    return per_unique(hs, lambda h: h[:digits] if h else None)
 
 
 def pair(a: np.ndarray, b: np.ndarray, sep: str = ">") -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 
 from features._asof import AsOfTable
 from features._base import CategoryCodes, Columns, FeatureFamily, GlobalRate, rate
-from features._columns import heading
+from features._columns import heading, per_unique
 from features.history import History
 from features.reference import heading_name
 
@@ -53,23 +53,21 @@ class GoodsCoverFeatures(FeatureFamily):
         hs = cols["hs_code"]
         head = heading(hs)
         f = {
-            "hs_chapter": np.array([float(h[:2]) if h else np.nan for h in hs]),
+            "hs_chapter": per_unique(hs, lambda h: float(h[:2]) if h else np.nan, np.float64),
             "hs_heading": self.heading_codes_.encode(head),
             # the subheading as a number: neighbouring codes are related goods, so trees can split ranges
-            "hs6_number": np.array([float(h[:6]) if h else np.nan for h in hs]),
-            "chapter_93": np.array([1.0 if h and h.startswith("93") else 0.0 for h in hs]),
+            "hs6_number": per_unique(hs, lambda h: float(h[:6]) if h else np.nan, np.float64),
+            "chapter_93": per_unique(hs, lambda h: 1.0 if h and h.startswith("93") else 0.0, np.float64),
             "cover_seizure_cases": self.cover_cases_.lookup(head, day)["n"],
         }
         desc = np.zeros(len(day))
-        owner, tk, td = [], [], []
-        for i, text in enumerate(cols["goods_description"]):
-            for t in tokens(text):
-                owner.append(i)
-                tk.append(t)
-                td.append(day[i])
-        if tk:
-            vals = self.desc_cases_.lookup(np.array(tk, dtype=object), np.array(td, dtype=np.int64))["n"]
-            np.maximum.at(desc, np.array(owner), vals)
+        row_tokens = per_unique(cols["goods_description"], lambda t: tuple(sorted(tokens(t))))
+        counts = np.fromiter(map(len, row_tokens), dtype=np.int64, count=len(row_tokens))
+        if counts.sum():
+            owner = np.repeat(np.arange(len(day)), counts)
+            tk = np.fromiter((t for ts in row_tokens for t in ts), dtype=object, count=int(counts.sum()))
+            vals = self.desc_cases_.lookup(tk, day[owner])["n"]
+            np.maximum.at(desc, owner, vals)
         f["description_seizure_cases"] = desc
         h = self.heading_hits_.lookup(head, day)
         prior = self.global_.at(day)

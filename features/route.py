@@ -6,7 +6,9 @@ import numpy as np
 
 from features._asof import AsOfTable
 from features._base import CategoryCodes, Columns, FeatureFamily, GlobalRate, rate
-from features.history import History, explode_transits, regions, route_key
+from features._columns import per_unique
+from features.history import History, explode_transits, route_key
+from features.reference import region_of
 
 
 class RouteFeatures(FeatureFamily):
@@ -48,9 +50,12 @@ class RouteFeatures(FeatureFamily):
         day = cols["day"]
         dep, dest, transit = cols["departure_country"], cols["destination_country"], cols["transit_countries"]
         f = {c: self.codes_[c].encode(cols[c]) for c in self.codes_}
-        f["departure_region_code"] = np.array([self.region_codes_[r] for r in regions(dep)])
-        f["destination_region_code"] = np.array([self.region_codes_[r] for r in regions(dest)])
-        f["n_transit"] = np.array([t.count("|") + 1 if t else 0 for t in transit], dtype=np.float64)
+        def region_code(c: object) -> float:
+            return self.region_codes_[region_of(c)]
+
+        f["departure_region_code"] = per_unique(dep, region_code, np.float64)
+        f["destination_region_code"] = per_unique(dest, region_code, np.float64)
+        f["n_transit"] = per_unique(transit, lambda t: t.count("|") + 1 if t else 0, np.float64)
         f["unknown_departure"] = np.array([d is None for d in dep], dtype=np.float64)
         f["unknown_destination"] = np.array([d is None for d in dest], dtype=np.float64)
         pair = np.array([f"{d or '?'}>{x or '?'}" for d, x in zip(dep, dest, strict=True)], dtype=object)
