@@ -253,8 +253,11 @@ def _blank(s: pd.Series) -> pd.Series:
     return na.fillna(True).astype(bool)
 
 
+_STR = pd.StringDtype("pyarrow")  # string ops run in Arrow, not in Python
+
+
 def _as_str(s: pd.Series) -> pd.Series:
-    out = s.astype("string").str.strip()
+    out = s.astype(_STR).str.strip()
     return out.mask(out == "", pd.NA)
 
 
@@ -317,12 +320,16 @@ def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
             bad = present & ~col.isin(codes).fillna(False).astype(bool)
             _record(problems, bad, spec.name, raw, "an ISO 3166 alpha-2 country code", source, row_numbers)
         elif kind == "countries":
-            col = _as_str(raw.map(_join_list)).str.upper().fillna("")
+            # an object column may hold lists (Parquet list<string>, API bodies): the first value tells
+            first = raw.dropna().head(1).tolist() if raw.dtype == object else []
+            has_lists = bool(first) and isinstance(first[0], list | tuple | np.ndarray)
+            col = _as_str(raw.map(_join_list) if has_lists else raw).str.upper().fillna("")
             col = col.str.replace(r"[\s,;]+", TRANSIT_SEP, regex=True).str.strip(TRANSIT_SEP)
-            parts = col.str.split(TRANSIT_SEP).explode()
-            parts = parts[parts.notna() & (parts != "")]
-            bad_idx = parts[~parts.isin(codes)].index.unique()
-            bad = pd.Series(df.index.isin(bad_idx), index=df.index)
+            # routes repeat: check each distinct list once
+            row_code, distinct = pd.factorize(col)
+            ok = np.array([all(c in codes for c in v.split(TRANSIT_SEP)) if v else True for v in distinct],
+                          dtype=bool)
+            bad = pd.Series(~ok[row_code] if len(distinct) else np.zeros(len(col), bool), index=df.index)
             _record(problems, bad, spec.name, raw, "'|'-separated ISO 3166 alpha-2 codes", source, row_numbers)
         elif kind == "hs":
             col = _as_str(raw)
