@@ -327,9 +327,9 @@ def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
             col = col.str.replace(r"[\s,;]+", TRANSIT_SEP, regex=True).str.strip(TRANSIT_SEP)
             # routes repeat: check each distinct list once
             row_code, distinct = pd.factorize(col)
-            ok = np.array([all(c in codes for c in v.split(TRANSIT_SEP)) if v else True for v in distinct],
-                          dtype=bool)
-            bad = pd.Series(~ok[row_code] if len(distinct) else np.zeros(len(col), bool), index=df.index)
+            route_ok = np.array([all(c in codes for c in v.split(TRANSIT_SEP)) if v else True for v in distinct],
+                                dtype=bool)
+            bad = pd.Series(~route_ok[row_code] if len(distinct) else np.zeros(len(col), bool), index=df.index)
             _record(problems, bad, spec.name, raw, "'|'-separated ISO 3166 alpha-2 codes", source, row_numbers)
         elif kind == "hs":
             col = _as_str(raw)

@@ -219,3 +219,12 @@ def test_training_errors_are_clear_and_leave_no_finished_run(trained_model: Trai
     runs = mlflow.search_runs([mlflow.get_experiment_by_name("riskprof").experiment_id], output_format="list")
     assert runs[0].info.status == "FAILED"
     assert _finished_runs() == finished
+
+
+def test_calendar_features_kept_only_when_they_help_on_validation(trained_model: TrainedModel):
+    m = trained_model.result.metrics
+    with_cal, without = m["valid_auc_with_calendar"], m["valid_auc_without_calendar"]
+    assert m["calendar_used"] == (with_cal > without)
+    names = trained_model.result.model.feature_names
+    assert ("day_of_week" in names) == m["calendar_used"]
+    assert _client().get_run(trained_model.run_id).data.params["calendar_used"] == str(m["calendar_used"])

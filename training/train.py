@@ -79,12 +79,13 @@ def dataset_digest(frame: pd.DataFrame) -> str:
 
 def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict[str, Any] | None = None,
               num_boost_round: int = 1000, early_stopping: int = 100, test_start: str | None = None,
-              gap_days: int = 7, refit: str = "all") -> TrainResult:
+              gap_days: int = 7, refit: str = "all", calendar: str = "auto") -> TrainResult:
     """Fit features + LightGBM + calibration on a time split; evaluate on the test period.
 
     ``refit``: ``none`` keeps the early-stopped booster (train period only); ``train+valid`` refits
     on train + validation; ``all`` (default) also fits the deployed model on every labelled row after
-    the test-period metrics were taken from the ``train+valid`` model.
+    the test-period metrics were taken from the ``train+valid`` model. ``calendar``: ``auto`` keeps
+    the calendar family only if it raises validation AUC; ``on`` / ``off`` force it.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -103,13 +104,34 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
 
     p = {**DEFAULT_PARAMS, **(params or {}), "num_threads": num_threads, "seed": seed,
          "deterministic": True, "force_row_wise": True}
-    names = pipe.feature_names_
-    dtrain = lgb.Dataset(X[tr], label=y[tr], feature_name=names, categorical_feature=pipe.categorical_,
-                         free_raw_data=True)
-    dvalid = lgb.Dataset(X[va], label=y[va], reference=dtrain)
+
+    def early_stopped(Xm: np.ndarray, names: list[str], cats: list[str]) -> lgb.Booster:
+        dtrain = lgb.Dataset(Xm[tr], label=y[tr], feature_name=names, categorical_feature=cats, free_raw_data=True)
+        dvalid = lgb.Dataset(Xm[va], label=y[va], reference=dtrain)
+        return lgb.train(p, dtrain, num_boost_round=num_boost_round, valid_sets=[dvalid], valid_names=["valid"],
+                         callbacks=[lgb.early_stopping(early_stopping, verbose=False)])
+
     t1 = time.perf_counter()
-    booster = lgb.train(p, dtrain, num_boost_round=num_boost_round, valid_sets=[dvalid], valid_names=["valid"],
-                        callbacks=[lgb.early_stopping(early_stopping, verbose=False)])
+    names = pipe.feature_names_
+    booster = early_stopped(X, names, pipe.categorical_)
+    calendar_check: dict[str, float] = {}
+    if calendar == "auto":
+        # calendar features only where they help: keep them if validation AUC is better with them
+        keep = [j for j, n in enumerate(names) if pipe.family_of_[n] != "calendar"]
+        without = early_stopped(X[:, keep], [names[j] for j in keep], pipe.categorical_)
+        calendar_check = {"valid_auc_with_calendar": float(booster.best_score["valid"]["auc"]),
+                          "valid_auc_without_calendar": float(without.best_score["valid"]["auc"])}
+        use_calendar = calendar_check["valid_auc_with_calendar"] > calendar_check["valid_auc_without_calendar"]
+    else:
+        use_calendar = calendar == "on"
+        if not use_calendar:
+            keep = [j for j, n in enumerate(names) if pipe.family_of_[n] != "calendar"]
+            without = early_stopped(X[:, keep], [names[j] for j in keep], pipe.categorical_)
+    if not use_calendar:
+        # the same pipeline without the calendar family gives exactly the kept columns, in order
+        pipe = FeaturePipeline(extra_numeric=numeric, extra_categorical=categorical, use_calendar=False)
+        pipe.fit(ts.history, lab[tr])
+        X, names, booster = X[:, keep], pipe.feature_names_, without
     timings["fit_s"] = time.perf_counter() - t1
     timings["fit_rows_per_s"] = int(tr.sum()) / max(timings["fit_s"], 1e-9)
 
@@ -135,7 +157,8 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
         # the deployed model: the same recipe on every labelled row (vocabularies included); the
         # metrics above stay those of the model that had not seen the test period
         t3 = time.perf_counter()
-        final_pipe = FeaturePipeline(extra_numeric=numeric, extra_categorical=categorical).fit(ts.history, lab)
+        final_pipe = FeaturePipeline(extra_numeric=numeric, extra_categorical=categorical,
+                                     use_calendar=use_calendar).fit(ts.history, lab)
         final_X = final_pipe.matrix(final_pipe.transform_columns(final_pipe.columns(lab)))
         final_booster = lgb.train(p, lgb.Dataset(final_X, label=y, feature_name=final_pipe.feature_names_,
                                                  categorical_feature=final_pipe.categorical_),
@@ -152,6 +175,8 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
     metrics["auc_raw"] = metrics["auc"]
     metrics["calibration"] = calibration_curve(y[te], p_test)
     metrics["best_iteration"] = best
+    metrics["calendar_used"] = bool(use_calendar)
+    metrics.update(calendar_check)
 
     baselines: dict[str, dict[str, Any]] = {}
     sub_feats = {k: v for k, v in feats.items()}
@@ -176,6 +201,7 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
         "training_period": [str(lab["declaration_date"].min().date()),
                             str((lab["declaration_date"].max() if refit == "all" else split.valid_end).date())],
         "refit": refit,
+        "calendar_used": bool(use_calendar),
         "test_period_in_final_fit": refit == "all",
         "validation_period": [str(split.valid_start.date()), str(split.valid_end.date())],
         "test_period": [str(split.test_start.date()), str(lab["declaration_date"].max().date())],
@@ -253,7 +279,8 @@ def train_and_log(ts: TrainingSet, model_name: str, seed: int = 0, num_threads: 
     run = mlflow.start_run(run_name=f"{model_name}-{ts.label}-seed{seed}")
     try:
         result = fit_model(ts, seed=seed, num_threads=num_threads, test_start=test_start, **fit_kwargs)
-        mlflow.log_params({"refit": fit_kwargs.get("refit", "all"), "seed": seed, "num_threads": num_threads, "label": ts.label, "model_name": model_name,
+        mlflow.log_params({"refit": fit_kwargs.get("refit", "all"), "calendar": fit_kwargs.get("calendar", "auto"),
+                           "calendar_used": result.metrics["calendar_used"], "seed": seed, "num_threads": num_threads, "label": ts.label, "model_name": model_name,
                            **{f"lgb_{k}": v for k, v in DEFAULT_PARAMS.items()}, **result.split.as_params(),
                            "n_features": len(result.model.feature_names),
                            "n_labelled": len(ts.labelled), "n_declarations": len(ts.declarations)})
