@@ -146,6 +146,17 @@ def build_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
                                f"{text.fmt_number(r.quantity)} pieces" for r in imitation.itertuples()) + ".",
                            figs.year_pairs(imitation, "Imitation hand guns: seizures and quantity"),
                            (("by_weapon_type (imitation hand gun)", imitation),)))
+    im_conv = t.get("imitation_guns_by_conveyance")
+    if im_conv is not None and not im_conv.empty:
+        by_conv = im_conv.groupby(["conveyance", "year"], as_index=False)["cases"].sum()
+        # one bar segment per conveyance × departure region × year (directions summed)
+        im_plot = im_conv.groupby(["conveyance", "departure_region", "year"], as_index=False)["cases"].sum()
+        out.append(Section("fig11", "Figure 11: Imitation hand guns by departure region and conveyance (cases)",
+                           text.describe_share_by(im_plot, "conveyance", "departure_region", "cases",
+                                                  "imitation hand gun cases"),
+                           figs.stacked_by_year(im_plot, "conveyance", "departure_region", "cases",
+                                                "Imitation hand guns by conveyance and departure region"),
+                           (("imitation_guns_by_conveyance", im_conv), ("by conveyance", by_conv))))
     for anchor, name, key, title in (
         ("fig12", "detection_methods", "detection_method", "Figure 12: Detection methods by direction (cases)"),
         ("fig13", "detection_locations", "detection_location", "Figure 13: Detection locations by direction (cases)"),
@@ -241,8 +252,7 @@ def render_html(tables: dict[str, pd.DataFrame], title: str = DEFAULT_TITLE) -> 
 <h1>{html.escape(title)}</h1>
 <p class="note">Years {span}. A case is one enforcement event holding one or more seizures; cases count
 distinct case ids (a case counts once in every group it falls into), seizures count rows, quantity
-sums pieces. A region is the reporting country's region; UNK = unknown country.
-Figure 11 (departure region and conveyance of imitation guns) is not part of this table set.</p>
+sums pieces. A region is the reporting country's region; UNK = unknown country.</p>
 <nav><ul>{nav}</ul></nav>
 {"".join(body)}
 <script type="application/json" id="report-meta">{_script_safe(meta)}</script>

@@ -42,6 +42,10 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
     "conveyance_by_category": {"conveyance": "str", "commodity_category": "str", "year": "int64",
                                "seizures": "int64"},
     "ammunition": {"year": "int64", "seizures": "int64", "quantity": "float64"},
+    # Figure 11 (an addition to the issue's table set): imitation hand guns by departure region
+    "imitation_guns_by_conveyance": {"departure_region": "str", "conveyance": "str", "direction": "str",
+                                     "year": "int64", "cases": "int64", "seizures": "int64",
+                                     "quantity": "float64"},
 }
 TABLE_NAMES: tuple[str, ...] = tuple(TABLE_SCHEMAS)
 
@@ -137,6 +141,15 @@ _ENDPOINTS_SQL = """
 """
 
 
+_IMITATION_SQL = f"""
+    SELECT coalesce(d.region, '{UNKNOWN}') AS departure_region, s.conveyance, s.direction, s.year,
+           count(DISTINCT s.case_id) AS cases, count(*) AS seizures, sum(s.quantity) AS quantity
+    FROM seizures s LEFT JOIN country_regions d ON s.departure_country = d.alpha2
+    WHERE s.weapon_type = 'imitation hand gun'
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+"""
+
+
 def _change(first: str, last: str) -> str:
     # empty (NULL) when the first value is 0: a change from nothing has no percentage
     return f"CASE WHEN {first} = 0 THEN NULL ELSE round(100.0 * ({last} - {first}) / {first}, 1) END"
@@ -179,6 +192,8 @@ def query_tables(con: duckdb.DuckDBPyConnection, years: list[int] | None) -> dic
             out[name] = _typed(name, con.execute(_ROUTES_SQL).df())
         elif name == "route_endpoints":
             out[name] = _typed(name, con.execute(_ENDPOINTS_SQL).df())
+        elif name == "imitation_guns_by_conveyance":
+            out[name] = _typed(name, con.execute(_IMITATION_SQL).df())
     seen = out["totals"]["year"]
     first = years[0] if years else (int(seen.min()) if len(seen) else None)
     last = years[-1] if years else (int(seen.max()) if len(seen) else None)

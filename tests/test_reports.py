@@ -73,6 +73,8 @@ EXPECTED = {
         ("mail", "small arms", 2022, 1), ("vehicle", "small arms", 2023, 1), ("vessel", "ammunition", 2023, 1),
         ("vessel", "small arms", 2023, 1)]),
     "ammunition": frame("ammunition", [(2022, 1, 100.0), (2023, 1, 500.0)]),
+    # Figure 11: C4's imitation gun left from an unknown country, by air, on export
+    "imitation_guns_by_conveyance": frame("imitation_guns_by_conveyance", [("UNK", "air", "export", 2023, 1, 1, 4.0)]),
 }
 
 

@@ -78,3 +78,15 @@ def test_figure_4_seizures_by_weapon_type(tables: dict[str, pd.DataFrame], figur
         misses += [(key, year, int(got.get((key, year), 0)), n)
                    for year, n in by_year.items() if not close(got.get((key, year), 0), n)]
     assert not misses, misses
+
+
+@pytest.mark.slow
+def test_figure_11_imitation_guns_by_conveyance(tables: dict[str, pd.DataFrame], figures: dict) -> None:
+    fig = figures["figure_11_imitation_guns_conveyance_2023"]
+    t = tables["imitation_guns_by_conveyance"]
+    t23 = t[t["year"] == 2023]
+    by_conv = t23.groupby("conveyance")["cases"].sum()
+    assert by_conv["air"] == fig["air"]
+    assert t23[(t23["conveyance"] == "air") & (t23["direction"] == "import")]["cases"].sum() == 20
+    assert by_conv["vehicle"] == fig["road"]  # the report's "road" is the contract's vehicle
+    assert by_conv["mail"] == fig["mail"] and by_conv["other"] == fig["other"]
