@@ -148,9 +148,9 @@ def build_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
                            (("by_weapon_type (imitation hand gun)", imitation),)))
     im_conv = t.get("imitation_guns_by_conveyance")
     if im_conv is not None and not im_conv.empty:
-        by_conv = im_conv.groupby(["conveyance", "year"], as_index=False)["cases"].sum()
+        by_conv = pd.DataFrame(im_conv.groupby(["conveyance", "year"], as_index=False)["cases"].sum())
         # one bar segment per conveyance × departure region × year (directions summed)
-        im_plot = im_conv.groupby(["conveyance", "departure_region", "year"], as_index=False)["cases"].sum()
+        im_plot = pd.DataFrame(im_conv.groupby(["conveyance", "departure_region", "year"], as_index=False)["cases"].sum())
         out.append(Section("fig11", "Figure 11: Imitation hand guns by departure region and conveyance (cases)",
                            text.describe_share_by(im_plot, "conveyance", "departure_region", "cases",
                                                   "imitation hand gun cases"),
