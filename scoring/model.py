@@ -102,11 +102,7 @@ class RiskModel:
         if not len(rows):
             return []
         contrib = self.contributions(scored.X[rows])[:, :-1]
-        fam_names = sorted(set(self.pipeline.family_of_.values()))
-        fam_index = {f: i for i, f in enumerate(fam_names)}
-        member = np.zeros((contrib.shape[1], len(fam_names)))
-        for j, name in enumerate(self.pipeline.feature_names_):
-            member[j, fam_index[self.pipeline.family_of_[name]]] = 1.0
+        fam_names, fam_index, member = self._family_matrix()
         by_family = contrib @ member
         out: list[list[Reason]] = []
         for r, i in enumerate(rows):
@@ -121,6 +117,19 @@ class RiskModel:
             texts = self.pipeline.reasons(scored.cols, scored.feats, int(i), chosen)
             out.append([Reason(f, by_family[r, fam_index[f]], t) for f, t in zip(chosen, texts, strict=True)])
         return out
+
+    def _family_matrix(self) -> tuple[list[str], dict[str, int], np.ndarray]:
+        """Feature → family membership (features × families), built once per loaded model."""
+        cached = self.__dict__.get("_families_cache")
+        if cached is None:
+            fam_names = sorted(set(self.pipeline.family_of_.values()))
+            fam_index = {f: i for i, f in enumerate(fam_names)}
+            member = np.zeros((len(self.pipeline.feature_names_), len(fam_names)))
+            for j, name in enumerate(self.pipeline.feature_names_):
+                member[j, fam_index[self.pipeline.family_of_[name]]] = 1.0
+            cached = (fam_names, fam_index, member)
+            self.__dict__["_families_cache"] = cached
+        return cached
 
     def unseen(self, scored: Scored) -> list[dict[str, list]]:
         return self.pipeline.unseen_values(scored.cols)
