@@ -269,7 +269,9 @@ def _join_list(v: Any) -> Any:
 
 def _record(problems: list[Problem], mask: pd.Series, column: str, values: pd.Series, expected: str,
             source: str, row_numbers: np.ndarray) -> None:
-    idx = np.flatnonzero(mask.to_numpy())
+    idx = np.flatnonzero(mask.to_numpy(dtype=bool, na_value=False))
+    if not len(idx):
+        return
     vals = values.to_numpy()
     for i in idx:
         v = vals[i]
@@ -333,7 +335,8 @@ def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
             _record(problems, bad, spec.name, raw, "'|'-separated ISO 3166 alpha-2 codes", source, row_numbers)
         elif kind == "hs":
             col = _as_str(raw)
-            col = col.str.replace(r"\.0$", "", regex=True).str.replace(r"[.\s]", "", regex=True)
+            # literal replaces run in Arrow (the regex forms fell back to Python per row)
+            col = col.str.removesuffix(".0").str.replace(".", "", regex=False).str.replace(" ", "", regex=False)
             lo, hi = spec.digits
             ok = col.str.fullmatch(rf"\d{{{lo},{hi}}}").fillna(False).astype(bool)
             _record(problems, present & ~ok, spec.name, raw, f"an HS code of {lo} to {hi} digits", source,
@@ -344,7 +347,9 @@ def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
                 # case-insensitive match, canonical spelling kept (e.g. "pepper / CS spray")
                 canon = {v.lower(): v for v in spec.vocab}
                 known = col.isin(list(canon)).fillna(False).astype(bool)
-                col = col.where(~known, col.map(canon))
+                for low, v in canon.items():
+                    if low != v:  # vectorised: only the few mixed-case entries need rewriting
+                        col = col.mask((col == low).fillna(False).astype(bool), v)
                 unknown = present & ~known
                 if spec.strict:
                     _record(problems, unknown, spec.name, raw, f"one of {list(spec.vocab)}", source, row_numbers)
@@ -373,9 +378,9 @@ def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
         dup = out[contract.key].duplicated(keep="first") & out[contract.key].notna()
         _record(problems, dup, contract.key, out[contract.key], "a unique key (duplicate)", source, row_numbers)
     if "region" in contract.columns and "reporting_country" in out.columns:
-        from features.reference import region_of
+        from features.reference import UNKNOWN, region_map
 
-        derived = out["reporting_country"].map(region_of)
+        derived = out["reporting_country"].map(region_map()).fillna(UNKNOWN)
         out["region"] = out["region"].fillna(derived) if "region" in out.columns else derived
     if "reported_date" in contract.columns and "event_date" in out.columns:
         out["reported_date"] = out["reported_date"].fillna(out["event_date"])

@@ -251,3 +251,19 @@ def test_validate_cli_with_kr_mapping_reports_coverage(kr_dir: Path):
     assert "hs_code" in result.output and "HS6 Code" in result.output
     assert "not mapped" in result.output and "goods_description" in result.output
     assert "8134 rows" in result.output
+
+
+def test_mixed_case_vocabulary_is_canonical_and_nulls_stay_null():
+    base = {
+        "case_id": "C1", "event_date": "2023-01-05", "reporting_country": "AL", "direction": "export",
+        "departure_country": "AL", "destination_country": "GB", "conveyance": "mail",
+        "detection_method": "x-ray / scanner", "detection_location": "land border", "quantity": 1,
+    }
+    df = pd.DataFrame([
+        {**base, "seizure_id": "S1", "commodity_category": "other weapons", "weapon_type": "PEPPER / cs SPRAY"},
+        {**base, "seizure_id": "S2", "commodity_category": "ammunition", "weapon_type": None},
+    ])
+    out, report = normalize_table(df, SEIZURE)
+    assert report.ok, report.summary()
+    assert out.loc[0, "weapon_type"] == "pepper / CS spray"
+    assert pd.isna(out.loc[1, "weapon_type"])
