@@ -326,7 +326,12 @@ def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
             first = raw.dropna().head(1).tolist() if raw.dtype == object else []
             has_lists = bool(first) and isinstance(first[0], list | tuple | np.ndarray)
             col = _as_str(raw.map(_join_list) if has_lists else raw).str.upper().fillna("")
-            col = col.str.replace(r"[\s,;]+", TRANSIT_SEP, regex=True).str.strip(TRANSIT_SEP)
+            # other separators (", ; space") become "|"; rows already in canonical form skip the regex,
+            # which runs in Python row by row
+            messy = ~col.str.fullmatch(r"([A-Z]{2}(\|[A-Z]{2})*)?").fillna(True).astype(bool)
+            if messy.any():
+                fixed = col[messy].str.replace(r"[\s,;]+", TRANSIT_SEP, regex=True).str.strip(TRANSIT_SEP)
+                col = col.where(~messy, fixed)
             # routes repeat: check each distinct list once
             row_code, distinct = pd.factorize(col)
             route_ok = np.array([all(c in codes for c in v.split(TRANSIT_SEP)) if v else True for v in distinct],
