@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 from batch._checkpoint import Checkpoint
 from batch._chunk import REJECT_SCHEMA
 from batch._input import InputFile
-from batch._rank import SELECTION_NAMES, first_occurrence, id_codes, select_manifest
+from batch._rank import first_occurrence, id_codes, select_manifest
+from scoring.ranking import SELECTION_NAMES
 
 METADATA_KEY = "riskprof"
 

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scoring import capacity_count
+from scoring.ranking import select_in_order
 
 
 def id_codes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -44,34 +44,15 @@ class ManifestSelection:
     manifest_percentile: np.ndarray  # share (0-100) of the manifest with risk ≤ this item's
 
 
-SELECTION_NAMES = ("none", "model", "random")
 
 
 def select_manifest(risk: np.ndarray, codes: np.ndarray, capacity: str | int | float, random_share: float = 0.0,
                     seed: int = 0) -> ManifestSelection:
     """:func:`scoring.select_for_inspection` on id codes instead of id strings (same result)."""
-    if not 0.0 <= random_share <= 1.0:
-        raise ValueError(f"random_share must be within 0-1, got {random_share}")
-    n = len(risk)
-    k = capacity_count(n, capacity)
     order = np.lexsort((codes, -risk))
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(1, n + 1)
-    k_random = int(round(k * random_share))
-    k_model = k - k_random
-    selection = np.zeros(n, dtype=np.uint8)
-    prob = np.zeros(n)
-    top = order[:k_model]
-    selection[top] = 1
-    prob[top] = 1.0
-    rest = order[k_model:]
-    if k_random and len(rest):
-        rng = np.random.default_rng(seed)
-        keys = rng.random(len(rest))
-        pick = rest[np.argsort(keys, kind="stable")[:k_random]]
-        selection[pick] = 2
-        prob[rest] = min(1.0, k_random / len(rest))
+    rank, selection, prob = select_in_order(order, capacity, random_share, seed)
     del order
+    n = len(risk)
     sorted_risk = np.sort(risk)
     pct = 100.0 * np.searchsorted(sorted_risk, risk, side="right") / max(n, 1)
     return ManifestSelection(rank, selection, prob, pct)

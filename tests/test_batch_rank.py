@@ -6,8 +6,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from batch._rank import SELECTION_NAMES, first_occurrence, id_codes, select_manifest
+from batch._rank import first_occurrence, id_codes, select_manifest
 from scoring import select_for_inspection
+from scoring.ranking import SELECTION_NAMES
 
 
 def _ids(rng: np.random.Generator, n: int) -> np.ndarray:
