@@ -86,7 +86,9 @@ class GoodsCoverFeatures(FeatureFamily):
     def reason(self, cols: Columns, feats, i: int) -> str:
         hs = cols["hs_code"][i] or ""
         name = heading_name(hs) or f"HS chapter {hs[:2]}"
-        text = f"declared as {name.split('(')[0].strip().lower()} (HS {hs[:4]})"
+        # a name's short form, when it has one, is in brackets: "... sets for retail sale (hand tools)"
+        short = name[name.index("(") + 1:name.rindex(")")] if "(" in name and ")" in name else name
+        text = f"declared as {short.strip().lower()} (HS {hs[:4]})"
         n = int(feats["cover_seizure_cases"][i])
         if n:
             text += f", a heading used as cover in {n} past weapon seizures"

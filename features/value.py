@@ -56,10 +56,11 @@ class ValueAnomalyFeatures(FeatureFamily):
     def reason(self, cols: Columns, feats, i: int) -> str:
         z = feats["value_per_kg_z"][i]
         if np.isfinite(z) and z <= -1.0:
-            factor = float(np.exp(-z * 1.0))
-            return f"declared value per kg far below similar goods (z = {z:.1f}, ≈{factor:.0f}× lower spread)"
+            return (f"declared value per kg far below similar goods: {-z:.1f} standard deviations under "
+                    "the usual value of this HS heading")
         if np.isfinite(z) and z >= 1.5:
-            return f"declared value per kg far above similar goods (z = {z:.1f})"
+            return (f"declared value per kg far above similar goods: {z:.1f} standard deviations over "
+                    "the usual value of this HS heading")
         return "declared value, weight and quantity"
 
 
