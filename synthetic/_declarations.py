@@ -35,6 +35,7 @@ from synthetic._goods import (
     PRIMARY_COVER,
     SECONDARY_COVER,
     TRAFFIC_WEIGHTS,
+    draw_partners,
     partner_table,
     region_table,
 )
@@ -157,14 +158,7 @@ def _partners(rng: np.random.Generator, n: int, avoid: list[np.ndarray], near: n
     for r in np.unique(reg):
         idx = np.flatnonzero(reg == r)
         codes, p = table[regions[r]]
-        out[idx] = codes[rng.choice(len(codes), size=len(idx), p=p)]
-        for _ in range(30):
-            clash = np.zeros(len(idx), dtype=bool)
-            for a in avoid:
-                clash |= out[idx] == a[idx]
-            if not clash.any():
-                break
-            out[idx[clash]] = codes[rng.choice(len(codes), size=int(clash.sum()), p=p)]
+        draw_partners(out, idx, codes, p, avoid, rng)
     return out
 
 

@@ -3,6 +3,7 @@ partner countries, offices and concealment texts."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 
 import numpy as np
@@ -178,3 +179,17 @@ def goods_frame() -> pd.DataFrame:
     rows = [{"heading": k, "kg": v[0], "usd_per_kg": v[1], "kg_per_unit": v[2],
              "traffic": TRAFFIC_WEIGHTS.get(k, 0.0)} for k, v in GOODS.items()]
     return pd.DataFrame(rows)
+
+
+def draw_partners(out: np.ndarray, idx: np.ndarray, codes: np.ndarray, p: np.ndarray,
+                  avoid: Sequence[np.ndarray], rng: np.random.Generator, tries: int = 30) -> None:
+    """Draw partner countries for rows ``idx`` into ``out``, redrawing rows that equal any of the
+    ``avoid`` columns (e.g. the reporting country itself), at most ``tries`` times."""
+    out[idx] = codes[rng.choice(len(codes), size=len(idx), p=p)]
+    for _ in range(tries):
+        clash = np.zeros(len(idx), dtype=bool)
+        for a in avoid:
+            clash |= out[idx] == a[idx]
+        if not clash.any():
+            break
+        out[idx[clash]] = codes[rng.choice(len(codes), size=int(clash.sum()), p=p)]

@@ -38,6 +38,7 @@ from synthetic._goods import (
     DESCRIPTIONS,
     HUBS,
     PARTNER_REGION_WEIGHTS,
+    draw_partners,
     partner_table,
     region_table,
 )
@@ -322,14 +323,7 @@ def _countries(rng: np.random.Generator, regions: np.ndarray, avoid: list[np.nda
     for reg in np.unique(regions[regions != "UNK"]):
         idx = np.flatnonzero(regions == reg)
         codes, p = table[str(reg)]
-        out[idx] = codes[rng.choice(len(codes), size=len(idx), p=p)]
-        for _ in range(30):
-            clash = np.zeros(len(idx), dtype=bool)
-            for a in avoid:
-                clash |= out[idx] == a[idx]
-            if not clash.any():
-                break
-            out[idx[clash]] = codes[rng.choice(len(codes), size=int(clash.sum()), p=p)]
+        draw_partners(out, idx, codes, p, avoid, rng)
     return out
 
 
