@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from riskprof import cli_data
+from riskprof import cli_data, cli_demo, cli_model, cli_report, cli_score, cli_serve
 
 app = typer.Typer(
     name="riskprof",
@@ -18,16 +18,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-cli_data.register(app)
-
-for _module in ("cli_report", "cli_model", "cli_serve", "cli_score", "cli_demo"):
-    try:
-        _mod = __import__(f"riskprof.{_module}", fromlist=["register"])
-    except ModuleNotFoundError as exc:  # area not built yet
-        if exc.name != f"riskprof.{_module}":
-            raise
-        continue
-    _mod.register(app)
+for _area in (cli_data, cli_model, cli_score, cli_report, cli_serve, cli_demo):
+    _area.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover
