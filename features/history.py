@@ -38,6 +38,9 @@ class History:
     outcomes: pd.DataFrame
     seizures: pd.DataFrame | None = None
     cutoff: pd.Timestamp | None = None  # for the record: the latest day the history covers
+    # an outcome counts in features only this many days after its inspection date (results take
+    # time to be recorded; training with the delay of the serving snapshot avoids a freshness skew)
+    outcome_delay_days: int = 0
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -67,7 +70,7 @@ class History:
             o = self.outcomes[known]
             pos = pos[known]
             ev = {k: v[pos] for k, v in decl.items() if k != "day"}
-            ev["day"] = to_days(o["inspected_date"].to_numpy())
+            ev["day"] = to_days(o["inspected_date"].to_numpy()) + int(self.outcome_delay_days)
             ev["inspected"] = o["inspected"].fillna(False).to_numpy(dtype=np.float64)
             ev["hit"] = (o["hit"].fillna(False).to_numpy(dtype=bool) & (ev["inspected"] > 0)).astype(np.float64)
             self._cache["out"] = ev

@@ -8,6 +8,7 @@ column order. DataFrames (training, batch) and API records (serving) enter throu
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -78,6 +79,7 @@ class FeaturePipeline(BaseEstimator):
         self.categorical_ = [n for f in self.families_ for n in f.categorical_features]
         self.family_of_ = {n: f.name for f in self.families_ for n in f.get_feature_names_out()}
         self.cutoff_ = history.cutoff
+        self.outcome_delay_days_ = history.outcome_delay_days
         return self
 
     def refresh(self, history: History) -> FeaturePipeline:
@@ -87,6 +89,9 @@ class FeaturePipeline(BaseEstimator):
         model was trained with.
         """
         check_is_fitted(self, "families_")
+        # the snapshot keeps the outcome delay the model was trained with
+        history = dataclasses.replace(history, outcome_delay_days=getattr(self, "outcome_delay_days_", 0),
+                                      _cache={})
         empty = self.columns(history.declarations.iloc[:0])
         for fam in self.families_:
             fam.refresh(history, empty)

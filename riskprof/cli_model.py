@@ -35,6 +35,10 @@ def train(
     num_threads: int | None = typer.Option(None, "--num-threads", help="LightGBM threads (default: settings)."),
     test_start: str | None = typer.Option(None, "--test-start", help="First day of the test period (YYYY-MM-DD)."),
     rounds: int = typer.Option(1000, "--rounds", help="Maximum boosting rounds (early stopping on validation)."),
+    outcome_delay: int = typer.Option(0, "--outcome-delay", min=0,
+                                      help="Days after inspection before an outcome counts in history features. "
+                                           "Use the age of the snapshot at scoring time when it is not refreshed "
+                                           "nightly (e.g. 45 for a quarter scored in one go)."),
     refit: str = typer.Option("all", "--refit", help="Deployed model fitted on: all | train+valid | none "
                               "(test metrics always come from a model that did not see the test period)."),
 ) -> None:
@@ -54,6 +58,7 @@ def train(
                       transient=True) as progress:
             task = progress.add_task("loading and validating data", total=None)
             ts = load_training_set(declarations, seizures=seizures, outcomes=outcomes, mapping=mapping, label=label)
+            ts.outcome_delay_days = outcome_delay
             progress.update(task, description=f"training on {len(ts.labelled):,} labelled rows")
             result = train_and_log(ts, model_name, seed=seed, num_threads=num_threads or settings.num_threads,
                                    test_start=test_start, num_boost_round=rounds, refit=refit)

@@ -207,3 +207,18 @@ def test_refresh_keeps_vocabularies_and_adds_new_history(world):
     for cat in pipe.categorical_:
         pd.testing.assert_series_equal(a[cat], b[cat])
     assert b["conveyance_seizure_cases"].sum() > a["conveyance_seizure_cases"].sum()
+
+
+def test_outcome_delay_counts_outcomes_only_after_the_delay_and_survives_refresh(world):
+    decl, outc, seiz, _, _ = world
+    delayed = FeaturePipeline(min_count=1).fit(History(decl, outc, seiz, outcome_delay_days=30), decl)
+    shifted = outc.assign(inspected_date=outc["inspected_date"] + pd.Timedelta(days=30))
+    reference = FeaturePipeline(min_count=1).fit(History(decl, shifted, seiz), decl)
+    pd.testing.assert_frame_equal(delayed.transform(decl), reference.transform(decl))
+    no_delay = FeaturePipeline(min_count=1).fit(History(decl, outc, seiz), decl).transform(decl)
+    assert (delayed.transform(decl)["importer_inspections"] <= no_delay["importer_inspections"]).all()
+    assert (delayed.transform(decl)["importer_inspections"] < no_delay["importer_inspections"]).any()
+    import copy
+
+    refreshed = copy.deepcopy(delayed).refresh(History(decl, outc, seiz))  # delay taken from the model
+    pd.testing.assert_frame_equal(refreshed.transform(decl), reference.transform(decl))

@@ -228,3 +228,17 @@ def test_calendar_features_kept_only_when_they_help_on_validation(trained_model:
     names = trained_model.result.model.feature_names
     assert ("day_of_week" in names) == m["calendar_used"]
     assert _client().get_run(trained_model.run_id).data.params["calendar_used"] == str(m["calendar_used"])
+
+
+def test_train_cli_outcome_delay_is_recorded_and_kept_by_the_model(trained_model: TrainedModel):
+    from scoring.registry import load_risk_model
+
+    d = trained_model.data
+    r = runner.invoke(app, ["train", "--declarations", str(d["declarations"]), "--seizures", str(d["seizures"]),
+                            "--outcomes", str(d["outcomes"]), "--name", "riskprof-delay", "--rounds", "40",
+                            "--outcome-delay", "30"])
+    assert r.exit_code == 0, r.output
+    loaded = load_risk_model("models:/riskprof-delay@challenger")
+    assert loaded.model.metadata["outcome_delay_days"] == 30
+    assert loaded.model.pipeline.outcome_delay_days_ == 30
+    assert _client().get_run(loaded.run_id).data.params["outcome_delay_days"] == "30"

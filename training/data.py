@@ -28,10 +28,12 @@ class TrainingSet:
     label: str
     extra_columns: tuple[str, ...]
     sources: dict[str, list[str]]
+    outcome_delay_days: int = 0
 
     @property
     def history(self) -> History:
-        return History(self.declarations, self.outcomes, self.seizures)
+        return History(self.declarations, self.outcomes, self.seizures,
+                       outcome_delay_days=self.outcome_delay_days)
 
 
 def load_training_set(declarations: Sequence[str | Path], seizures: str | Path | None = None,

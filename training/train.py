@@ -201,6 +201,7 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
         "training_period": [str(lab["declaration_date"].min().date()),
                             str((lab["declaration_date"].max() if refit == "all" else split.valid_end).date())],
         "refit": refit,
+        "outcome_delay_days": int(ts.outcome_delay_days),
         "calendar_used": bool(use_calendar),
         "test_period_in_final_fit": refit == "all",
         "validation_period": [str(split.valid_start.date()), str(split.valid_end.date())],
@@ -280,7 +281,8 @@ def train_and_log(ts: TrainingSet, model_name: str, seed: int = 0, num_threads: 
     try:
         result = fit_model(ts, seed=seed, num_threads=num_threads, test_start=test_start, **fit_kwargs)
         mlflow.log_params({"refit": fit_kwargs.get("refit", "all"), "calendar": fit_kwargs.get("calendar", "auto"),
-                           "calendar_used": result.metrics["calendar_used"], "seed": seed, "num_threads": num_threads, "label": ts.label, "model_name": model_name,
+                           "calendar_used": result.metrics["calendar_used"],
+                           "outcome_delay_days": ts.outcome_delay_days, "seed": seed, "num_threads": num_threads, "label": ts.label, "model_name": model_name,
                            **{f"lgb_{k}": v for k, v in DEFAULT_PARAMS.items()}, **result.split.as_params(),
                            "n_features": len(result.model.feature_names),
                            "n_labelled": len(ts.labelled), "n_declarations": len(ts.declarations)})
