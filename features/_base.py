@@ -67,8 +67,9 @@ class FeatureFamily(BaseEstimator):
         return list(getattr(self, "categorical_", []))
 
     def unseen_values(self, cols: Columns) -> dict[str, np.ndarray]:
-        """Per input column: a mask of rows whose value the fitted family never saw."""
-        return {}
+        """Per input column: a mask of rows whose value the fitted family never saw (by default the
+        columns of its category vocabularies ``codes_``)."""
+        return {c: enc.unseen_mask(cols[c]) for c, enc in getattr(self, "codes_", {}).items()}
 
     def reason(self, cols: Columns, feats: Mapping[str, np.ndarray], i: int) -> str:
         """Plain-language reason for row ``i``, from its raw values and feature values."""

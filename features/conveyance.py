@@ -49,9 +49,6 @@ class ConveyanceOfficeFeatures(FeatureFamily):
         f["conveyance_hit_ratio"] = f["conveyance_hit_rate"] / prior
         return f
 
-    def unseen_values(self, cols: Columns) -> dict[str, np.ndarray]:
-        return {c: enc.unseen_mask(cols[c]) for c, enc in self.codes_.items()}
-
     def reason(self, cols: Columns, feats, i: int) -> str:
         conv = cols["conveyance"][i] or "unknown conveyance"
         loc = cols["office_type"][i] or "unknown office type"

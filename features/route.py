@@ -84,9 +84,6 @@ class RouteFeatures(FeatureFamily):
         f["route_hit_ratio"] = f["route_hit_rate"] / prior
         return f
 
-    def unseen_values(self, cols: Columns) -> dict[str, np.ndarray]:
-        return {c: enc.unseen_mask(cols[c]) for c, enc in self.codes_.items()}
-
     def reason(self, cols: Columns, feats, i: int) -> str:
         dep = cols["departure_country"][i] or "unknown"
         dest = cols["destination_country"][i] or "unknown"

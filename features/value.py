@@ -107,9 +107,6 @@ class ExtraColumnFeatures(FeatureFamily):
         f.update({f"x_{c}": enc.encode(cols[c]) for c, enc in self.codes_.items()})
         return f
 
-    def unseen_values(self, cols: Columns) -> dict[str, np.ndarray]:
-        return {c: enc.unseen_mask(cols[c]) for c, enc in self.codes_.items()}
-
     def reason(self, cols: Columns, feats, i: int) -> str:
         shown = ", ".join(f"{c}={cols[c][i]}" for c in (*self.numeric, *self.categorical)[:3])
         return f"declared fields ({shown})"
