@@ -94,7 +94,8 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
     tr, va, te = split.masks(lab["declaration_date"])
     numeric, categorical = split_extras(lab, ts.extra_columns)
     pipe = FeaturePipeline(extra_numeric=numeric, extra_categorical=categorical)
-    pipe.fit(ts.history, lab[tr])
+    history = ts.history  # one History: its event arrays are built once and shared by every fit below
+    pipe.fit(history, lab[tr])
     cols = pipe.columns(lab)
     feats = pipe.transform_columns(cols)
     X = pipe.matrix(feats)
@@ -130,7 +131,7 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
     if not use_calendar:
         # the same pipeline without the calendar family gives exactly the kept columns, in order
         pipe = FeaturePipeline(extra_numeric=numeric, extra_categorical=categorical, use_calendar=False)
-        pipe.fit(ts.history, lab[tr])
+        pipe.fit(history, lab[tr])
         X, names, booster = X[:, keep], pipe.feature_names_, without
     timings["fit_s"] = time.perf_counter() - t1
     timings["fit_rows_per_s"] = int(tr.sum()) / max(timings["fit_s"], 1e-9)
@@ -158,7 +159,7 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
         # metrics above stay those of the model that had not seen the test period
         t3 = time.perf_counter()
         final_pipe = FeaturePipeline(extra_numeric=numeric, extra_categorical=categorical,
-                                     use_calendar=use_calendar).fit(ts.history, lab)
+                                     use_calendar=use_calendar).fit(history, lab)
         final_X = final_pipe.matrix(final_pipe.transform_columns(final_pipe.columns(lab)))
         final_booster = lgb.train(p, lgb.Dataset(final_X, label=y, feature_name=final_pipe.feature_names_,
                                                  categorical_feature=final_pipe.categorical_),
@@ -179,8 +180,7 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
     metrics.update(calendar_check)
 
     baselines: dict[str, dict[str, Any]] = {}
-    sub_feats = {k: v for k, v in feats.items()}
-    rs = rule_score(sub_feats, cols)
+    rs = rule_score(feats, cols)
     baselines["rules"] = ranking_metrics(y[te], rs[te], rev_te)
     num_idx = [j for j, n in enumerate(names) if n not in pipe.categorical_]
     lr = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
@@ -206,7 +206,7 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
         "test_period_in_final_fit": refit == "all",
         "validation_period": [str(split.valid_start.date()), str(split.valid_end.date())],
         "test_period": [str(split.test_start.date()), str(lab["declaration_date"].max().date())],
-        "history_cutoff": str(pd.Timestamp(ts.history.cutoff).date()),  # type: ignore[arg-type]
+        "history_cutoff": str(pd.Timestamp(history.cutoff).date()),  # type: ignore[arg-type]
         "metrics": {k: metrics[k] for k in ("precision_at", "recall_at", "auc", "average_precision", "brier")},
         "features": list(names),
     }
