@@ -554,15 +554,3 @@ def pydantic_model(contract_name: str) -> type[BaseModel]:
         **fields,
     )
     return model
-
-
-def records_to_frame(records: list[dict[str, Any]], contract: Contract) -> pd.DataFrame:
-    """API records (already validated by pydantic) → canonical table."""
-    df = pd.DataFrame.from_records(records)
-    for spec in contract.fields:
-        if spec.kind == "countries" and spec.name in df.columns:
-            df[spec.name] = df[spec.name].map(lambda v: TRANSIT_SEP.join(v) if isinstance(v, list) else (v or ""))
-    out, report = normalize_table(df, contract, source="request")
-    if not report.ok:
-        raise ContractError(report)
-    return out

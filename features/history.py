@@ -16,7 +16,6 @@ import pandas as pd
 from features._asof import to_days
 from features._columns import columns_from_frame, heading, object_array
 from features.contracts import TRANSIT_SEP
-from features.reference import region_of
 
 
 def route_key(dep: np.ndarray, transit: np.ndarray, dest: np.ndarray) -> np.ndarray:
@@ -24,10 +23,6 @@ def route_key(dep: np.ndarray, transit: np.ndarray, dest: np.ndarray) -> np.ndar
         [f"{d or '?'}>{(t + '>') if t else ''}{x or '?'}" for d, t, x in zip(dep, transit, dest, strict=True)],
         dtype=object,
     )
-
-
-def regions(codes: np.ndarray) -> np.ndarray:
-    return np.array([region_of(c) for c in codes], dtype=object)
 
 
 @dataclass

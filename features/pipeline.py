@@ -19,7 +19,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from features._base import FeatureFamily
 from features._columns import columns_from_frame, columns_from_records
-from features.contracts import DECLARATION
 from features.conveyance import ConveyanceOfficeFeatures
 from features.goods import GoodsCoverFeatures
 from features.history import History
@@ -145,7 +144,3 @@ class FeaturePipeline(BaseEstimator):
                 families: Sequence[str]) -> list[str]:
         by_name = {f.name: f for f in self.families_}
         return [by_name[f].reason(cols, feats, i) for f in families if f in by_name]
-
-
-def required_columns() -> list[str]:
-    return [f.name for f in DECLARATION.fields if f.required]

@@ -183,7 +183,7 @@ def refresh_features(
 def _store_outcomes():
     """Outcomes recorded through the API, if the serving store exists."""
     try:
-        from serving.store import outcomes_frame  # type: ignore[attr-defined]
+        from serving.store import outcomes_frame
     except ImportError:
         return None
     try:
