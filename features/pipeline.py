@@ -49,11 +49,12 @@ class FeaturePipeline(BaseEstimator):
     """All feature families. Fitted state: ``families_``, ``feature_names_``, ``categorical_``."""
 
     def __init__(self, extra_numeric: tuple[str, ...] = (), extra_categorical: tuple[str, ...] = (),
-                 use_calendar: bool = True, min_count: int = 5):
+                 use_calendar: bool = True, min_count: int = 5, exclude: tuple[str, ...] = ()):
         self.extra_numeric = extra_numeric
         self.extra_categorical = extra_categorical
         self.use_calendar = use_calendar
         self.min_count = min_count
+        self.exclude = exclude  # family names left out (training drops those that do not help)
 
     def _families(self) -> list[FeatureFamily]:
         fams: list[FeatureFamily] = [
@@ -67,7 +68,7 @@ class FeaturePipeline(BaseEstimator):
             fams.append(CalendarFeatures())
         if self.extra_numeric or self.extra_categorical:
             fams.append(ExtraColumnFeatures(self.extra_numeric, self.extra_categorical, self.min_count))
-        return fams
+        return [f for f in fams if f.name not in self.exclude]
 
     def fit(self, history: History, train: pd.DataFrame | None = None) -> FeaturePipeline:
         """Build look-ups from ``history``; category vocabularies from ``train`` (default: history)."""

@@ -19,15 +19,22 @@ from features.pipeline import FeaturePipeline
 
 @dataclass
 class Calibrator:
-    """Isotonic map from raw LightGBM probability to calibrated probability (piecewise linear)."""
+    """Isotonic map from raw LightGBM probability to calibrated probability (piecewise linear).
+
+    Isotonic regression is a step function: on its flat steps many items would share one score and
+    the top of the ranking would be ordered arbitrarily (on the Korean data, precision at 1 % fell
+    from 0.95 to 0.90). A weight of ``TIE_BREAK`` on the raw probability keeps the map strictly
+    increasing, so the ranking is the model's own, while the probability moves by at most 1e-6.
+    """
 
     x: np.ndarray
     y: np.ndarray
+    TIE_BREAK = 1e-6
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
         if len(self.x) < 2:
             return raw
-        return np.interp(raw, self.x, self.y)
+        return (1.0 - self.TIE_BREAK) * np.interp(raw, self.x, self.y) + self.TIE_BREAK * np.asarray(raw)
 
 
 @dataclass

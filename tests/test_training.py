@@ -230,6 +230,21 @@ def test_calendar_features_kept_only_when_they_help_on_validation(trained_model:
     assert _client().get_run(trained_model.run_id).data.params["calendar_used"] == str(m["calendar_used"])
 
 
+def test_feature_group_selection_is_applied_recorded_and_logged(trained_model: TrainedModel, tmp_path: Path):
+    result = trained_model.result
+    sel = result.metrics["feature_selection"]
+    dropped = result.model.metadata["dropped_feature_groups"]
+    assert dropped == sel["dropped"]
+    families = set(result.model.pipeline.family_of_.values())
+    assert not families & set(dropped)  # a dropped family computes nothing at scoring time
+    assert set(sel["valid_auc_without"]) >= families - {"calendar"}
+    client = _client()
+    assert json.loads(client.get_run(trained_model.run_id).data.params["dropped_feature_groups"]) == dropped
+    logged = json.loads(Path(client.download_artifacts(trained_model.run_id, "evaluation/feature_selection.json",
+                                                       str(tmp_path))).read_text())
+    assert logged["dropped"] == dropped and logged["valid_auc_all"] == pytest.approx(sel["valid_auc_all"])
+
+
 def test_train_cli_outcome_delay_is_recorded_and_kept_by_the_model(trained_model: TrainedModel):
     from scoring.registry import load_risk_model
 

@@ -85,3 +85,23 @@ def ipw_hit_rate(hit: np.ndarray, source: np.ndarray, probability: np.ndarray) -
         "random_ipw_hit_rate": float((w * hit[rnd]).sum() / w.sum()),
         "random_inspections": int(rnd.sum()),
     }
+
+
+def weighted_auc(y: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC AUC under each row of ``weights`` (resamples × items), ties counted half; one sort for all.
+
+    With Poisson(1) weights this is a bootstrap of the AUC; two score vectors under the same
+    weights give a paired bootstrap of their difference.
+    """
+    y = np.asarray(y, dtype=bool)
+    order = np.argsort(scores, kind="stable")
+    s, yy, w = np.asarray(scores)[order], y[order], np.asarray(weights, dtype=np.float64)[:, order]
+    _, start, group = np.unique(s, return_index=True, return_inverse=True)
+    neg = w * ~yy
+    pos = w * yy
+    neg_in_group = np.add.reduceat(neg, start, axis=1)
+    neg_below = np.cumsum(neg_in_group, axis=1) - neg_in_group
+    credit = neg_below[:, group] + 0.5 * neg_in_group[:, group]
+    den = pos.sum(axis=1) * neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (pos * credit).sum(axis=1) / den, np.nan)

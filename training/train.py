@@ -6,6 +6,7 @@ import hashlib
 import json
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from features._columns import object_array
 from features.pipeline import FeaturePipeline, split_extras
 from scoring.model import Calibrator, RiskModel
 from training.data import TimeSplit, TrainingError, TrainingSet, temporal_split
-from training.metrics import calibration_curve, ipw_hit_rate, ranking_metrics
+from training.metrics import calibration_curve, ipw_hit_rate, ranking_metrics, weighted_auc
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",
@@ -72,6 +73,102 @@ def rule_score(model_feats: dict[str, np.ndarray], cols: dict[str, np.ndarray]) 
     return score + 0.1 * model_feats["importer_hit_rate"]
 
 
+MIN_AUC_GAIN = 0.0005  # a group is dropped only if validation AUC without it is higher by this much…
+DROP_CONFIDENCE = 0.9  # …in at least this share of paired bootstrap resamples of the validation period
+BOOTSTRAP_RESAMPLES = 200
+MAX_SELECTION_ROUNDS = 3  # backward elimination: groups are re-tested after each round's removals
+
+
+def feature_groups(pipe: FeaturePipeline) -> dict[str, list[str]]:
+    """Feature names by selectable group: each family, except that every extra column is its own group."""
+    groups: dict[str, list[str]] = {}
+    for n in pipe.feature_names_:
+        fam = pipe.family_of_[n]
+        groups.setdefault(f"extra:{n[2:]}" if fam == "extra" else fam, []).append(n)
+    return groups
+
+
+def _pipeline_without(dropped: Sequence[str], numeric: tuple[str, ...], categorical: tuple[str, ...]
+                      ) -> FeaturePipeline:
+    gone = {g.split(":", 1)[1] for g in dropped if g.startswith("extra:")}
+    return FeaturePipeline(extra_numeric=tuple(c for c in numeric if c not in gone),
+                           extra_categorical=tuple(c for c in categorical if c not in gone),
+                           use_calendar="calendar" not in dropped,
+                           exclude=tuple(g for g in dropped if g != "calendar" and not g.startswith("extra:")))
+
+
+def select_feature_groups(X: np.ndarray, names: list[str], pipe: FeaturePipeline, calendar: str, select: bool,
+                          fit: Callable[[np.ndarray, list[str], list[str]], lgb.Booster],
+                          valid: tuple[np.ndarray, np.ndarray], seed: int = 0
+                          ) -> tuple[lgb.Booster, dict[str, Any]]:
+    """Keep a feature group only where it helps, judged on the validation period.
+
+    Every group (a family, or one extra column of a mapping) is left out in turn and the model
+    early-stopped again. The calendar family must raise validation AUC to stay (``calendar="auto"``).
+    Another group goes only when leaving it out raises validation AUC by at least ``MIN_AUC_GAIN``
+    and does so in at least ``DROP_CONFIDENCE`` of paired bootstrap resamples of the validation rows
+    (a small validation period rarely removes anything). The groups that go are then left out
+    together, and that model is kept if it is at least as good as the best single removal
+    (otherwise only that one group goes). ``fit(X, names, categorical)`` returns an early-stopped
+    booster; ``valid`` is the validation rows (``X[valid]``, labels). Returns the chosen booster and
+    the record of the decision.
+    """
+    groups = feature_groups(pipe)
+    Xv, yv = valid
+    weights = np.random.default_rng(seed).poisson(1.0, size=(BOOTSTRAP_RESAMPLES, len(yv)))
+
+    def without(gone: Sequence[str]) -> tuple[lgb.Booster, float, np.ndarray]:
+        cols = [j for j, n in enumerate(names) if not any(n in groups[g] for g in gone)]
+        kept = [names[j] for j in cols]
+        b = fit(X[:, cols], kept, [c for c in pipe.categorical_ if c in kept])
+        boot = weighted_auc(yv, np.asarray(b.predict(Xv[:, cols], num_iteration=b.best_iteration)), weights)
+        return b, float(b.best_score["valid"]["auc"]), boot
+
+    forced = ["calendar"] if calendar == "off" and "calendar" in groups else []
+    current, current_auc, current_boot = without(forced)
+    record: dict[str, Any] = {"valid_auc_all": current_auc, "rounds": [], "dropped": list(forced)}
+    dropped = list(forced)
+    for _ in range(MAX_SELECTION_ROUNDS):
+        candidates = [g for g in groups if g not in dropped and (select or g == "calendar")
+                      and not (g == "calendar" and calendar == "on")]
+        if len(groups) - len(dropped) < 2:
+            break  # never test a model without features
+        results = {g: without([*dropped, g]) for g in candidates}
+        rnd: dict[str, Any] = {"valid_auc": current_auc, "valid_auc_without": {}, "confidence_without": {}}
+        for g, (_, auc, boot) in results.items():
+            rnd["valid_auc_without"][g] = auc
+            rnd["confidence_without"][g] = float(np.nanmean(boot > current_boot))
+        if "calendar" in results and calendar == "auto":
+            record["valid_auc_with_calendar"] = current_auc
+            record["valid_auc_without_calendar"] = results["calendar"][1]
+        drop = [g for g, (_, auc, _) in results.items()
+                if (auc >= current_auc if g == "calendar" else
+                    auc >= current_auc + MIN_AUC_GAIN and rnd["confidence_without"][g] >= DROP_CONFIDENCE)]
+        record["rounds"].append(rnd)
+        if not drop:
+            break
+        best_single = max(drop, key=lambda g: results[g][1])
+        chosen = results[best_single]
+        if len(drop) == len(groups) - len(dropped):
+            drop = [best_single]  # leaving out every group would leave no model
+        if len(drop) > 1:
+            together = without([*dropped, *drop])
+            rnd["valid_auc_without_dropped"] = together[1]
+            if together[1] >= chosen[1]:
+                chosen = together
+            else:
+                drop = [best_single]
+        rnd["dropped"] = drop
+        dropped += drop
+        current, current_auc, current_boot = chosen
+    # first-round figures, as the calendar rule and the run's metrics report them
+    record["valid_auc_without"] = record["rounds"][0]["valid_auc_without"] if record["rounds"] else {}
+    record["confidence_without"] = record["rounds"][0]["confidence_without"] if record["rounds"] else {}
+    record["dropped"] = dropped
+    record["valid_auc_selected"] = current_auc
+    return current, record
+
+
 def dataset_digest(frame: pd.DataFrame) -> str:
     h = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return h.hexdigest()[:16]
@@ -79,13 +176,15 @@ def dataset_digest(frame: pd.DataFrame) -> str:
 
 def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict[str, Any] | None = None,
               num_boost_round: int = 1000, early_stopping: int = 100, test_start: str | None = None,
-              gap_days: int = 7, refit: str = "all", calendar: str = "auto") -> TrainResult:
+              gap_days: int = 7, refit: str = "all", calendar: str = "auto", select: bool = True) -> TrainResult:
     """Fit features + LightGBM + calibration on a time split; evaluate on the test period.
 
     ``refit``: ``none`` keeps the early-stopped booster (train period only); ``train+valid`` refits
     on train + validation; ``all`` (default) also fits the deployed model on every labelled row after
     the test-period metrics were taken from the ``train+valid`` model. ``calendar``: ``auto`` keeps
-    the calendar family only if it raises validation AUC; ``on`` / ``off`` force it.
+    the calendar family only if it raises validation AUC; ``on`` / ``off`` force it. ``select``: drop
+    every other feature group (family, or one extra column) whose removal raises validation AUC
+    (see :func:`select_feature_groups`).
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -114,25 +213,19 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
 
     t1 = time.perf_counter()
     names = pipe.feature_names_
-    booster = early_stopped(X, names, pipe.categorical_)
-    calendar_check: dict[str, float] = {}
-    if calendar == "auto":
-        # calendar features only where they help: keep them if validation AUC is better with them
-        keep = [j for j, n in enumerate(names) if pipe.family_of_[n] != "calendar"]
-        without = early_stopped(X[:, keep], [names[j] for j in keep], pipe.categorical_)
-        calendar_check = {"valid_auc_with_calendar": float(booster.best_score["valid"]["auc"]),
-                          "valid_auc_without_calendar": float(without.best_score["valid"]["auc"])}
-        use_calendar = calendar_check["valid_auc_with_calendar"] > calendar_check["valid_auc_without_calendar"]
-    else:
-        use_calendar = calendar == "on"
-        if not use_calendar:
-            keep = [j for j, n in enumerate(names) if pipe.family_of_[n] != "calendar"]
-            without = early_stopped(X[:, keep], [names[j] for j in keep], pipe.categorical_)
-    if not use_calendar:
-        # the same pipeline without the calendar family gives exactly the kept columns, in order
-        pipe = FeaturePipeline(extra_numeric=numeric, extra_categorical=categorical, use_calendar=False)
-        pipe.fit(history, lab[tr])
-        X, names, booster = X[:, keep], pipe.feature_names_, without
+    booster, selection = select_feature_groups(X, names, pipe, calendar=calendar, select=select,
+                                               fit=early_stopped, valid=(X[va], y[va]), seed=seed)
+    dropped = selection["dropped"]
+    calendar_check: dict[str, Any] = {k: selection[k] for k in ("valid_auc_with_calendar", "valid_auc_without_calendar")
+                      if k in selection}
+    use_calendar = "calendar" not in dropped
+    if dropped:
+        # the same pipeline without the dropped groups gives exactly the kept columns, in order
+        pipe = _pipeline_without(dropped, numeric, categorical).fit(history, lab[tr])
+        keep = [names.index(n) for n in pipe.feature_names_]
+        X, names = X[:, keep], pipe.feature_names_
+        # (LightGBM's own names have spaces replaced: compare positions, not names)
+        assert keep == sorted(keep) and len(keep) == booster.num_feature(), "selected columns out of order"
     timings["fit_s"] = time.perf_counter() - t1
     timings["fit_rows_per_s"] = int(tr.sum()) / max(timings["fit_s"], 1e-9)
 
@@ -158,8 +251,7 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
         # the deployed model: the same recipe on every labelled row (vocabularies included); the
         # metrics above stay those of the model that had not seen the test period
         t3 = time.perf_counter()
-        final_pipe = FeaturePipeline(extra_numeric=numeric, extra_categorical=categorical,
-                                     use_calendar=use_calendar).fit(history, lab)
+        final_pipe = _pipeline_without(dropped, numeric, categorical).fit(history, lab)
         final_X = final_pipe.matrix(final_pipe.transform_columns(final_pipe.columns(lab)))
         final_booster = lgb.train(p, lgb.Dataset(final_X, label=y, feature_name=final_pipe.feature_names_,
                                                  categorical_feature=final_pipe.categorical_),
@@ -178,6 +270,7 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
     metrics["best_iteration"] = best
     metrics["calendar_used"] = bool(use_calendar)
     metrics.update(calendar_check)
+    metrics["feature_selection"] = selection
 
     baselines: dict[str, dict[str, Any]] = {}
     rs = rule_score(feats, cols)
@@ -203,6 +296,7 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
         "refit": refit,
         "outcome_delay_days": int(ts.outcome_delay_days),
         "calendar_used": bool(use_calendar),
+        "dropped_feature_groups": list(dropped),
         "test_period_in_final_fit": refit == "all",
         "validation_period": [str(split.valid_start.date()), str(split.valid_end.date())],
         "test_period": [str(split.test_start.date()), str(lab["declaration_date"].max().date())],
@@ -281,7 +375,8 @@ def train_and_log(ts: TrainingSet, model_name: str, seed: int = 0, num_threads: 
     try:
         result = fit_model(ts, seed=seed, num_threads=num_threads, test_start=test_start, **fit_kwargs)
         mlflow.log_params({"refit": fit_kwargs.get("refit", "all"), "calendar": fit_kwargs.get("calendar", "auto"),
-                           "calendar_used": result.metrics["calendar_used"],
+                           "calendar_used": result.metrics["calendar_used"], "select": fit_kwargs.get("select", True),
+                           "dropped_feature_groups": json.dumps(result.model.metadata["dropped_feature_groups"]),
                            "outcome_delay_days": ts.outcome_delay_days, "seed": seed, "num_threads": num_threads, "label": ts.label, "model_name": model_name,
                            **{f"lgb_{k}": v for k, v in DEFAULT_PARAMS.items()}, **result.split.as_params(),
                            "n_features": len(result.model.feature_names),
@@ -306,6 +401,7 @@ def train_and_log(ts: TrainingSet, model_name: str, seed: int = 0, num_threads: 
                                                            "selection_bias": result.selection_bias}, indent=1,
                                                           default=float))
             result.importance.to_csv(tmpd / "feature_importance.csv", index=False)
+            (tmpd / "feature_selection.json").write_text(json.dumps(result.metrics["feature_selection"], indent=1))
             mlflow.log_artifacts(str(tmpd), artifact_path="evaluation")
         for fname, fig in _plots(result).items():
             mlflow.log_figure(fig, f"plots/{fname}")
