@@ -48,8 +48,13 @@ def _env(work: Path) -> dict[str, str]:
     return env
 
 
-def setup(work: Path, n_declarations: int, trees: int) -> tuple[str, Path]:
-    """Synthetic data + a model trained on it, registered as ``riskprof-bench@challenger``."""
+def setup(work: Path, n_declarations: int, trees: int, leaves: int) -> tuple[str, Path]:
+    """Synthetic data + a model of fixed size trained on it, registered as ``riskprof-bench@challenger``.
+
+    ``trees`` rounds exactly (no early stopping) of ``leaves`` leaves: by default the 300 × 63 shape of
+    the reference model the issue measured raw predict on (≈ 100k rows/s on 2 cores). ``--trees 0``
+    keeps the product's early stopping instead (a much smaller model on this data: ~40 trees).
+    """
     os.environ.update({k: v for k, v in _env(work).items() if k in ("MLFLOW_TRACKING_URI", "RISKPROF_MODELS_DIR")})
     from synthetic import generate
     from training.data import load_training_set
@@ -57,7 +62,11 @@ def setup(work: Path, n_declarations: int, trees: int) -> tuple[str, Path]:
 
     paths = generate(work / "data", seed=0, n_declarations=n_declarations)
     ts = load_training_set([paths["declarations"]], seizures=paths["seizures"], outcomes=paths["outcomes"])
-    train_and_log(ts, MODEL_NAME, seed=0, num_threads=2, num_boost_round=trees, early_stopping=trees)
+    if trees > 0:
+        train_and_log(ts, MODEL_NAME, seed=0, num_threads=2, num_boost_round=trees, early_stopping=0,
+                      params={"num_leaves": leaves})
+    else:
+        train_and_log(ts, MODEL_NAME, seed=0, num_threads=2)
     return f"models:/{MODEL_NAME}@challenger", paths["declarations"]
 
 
@@ -257,7 +266,8 @@ def main() -> None:
     ap.add_argument("--reasons-rows", type=int, default=100_000)
     ap.add_argument("--rank-rows", type=int, default=10_000_000, help="rows for the pass-2 memory check")
     ap.add_argument("--declarations", type=int, default=100_000, help="synthetic declarations to train on")
-    ap.add_argument("--trees", type=int, default=300)
+    ap.add_argument("--trees", type=int, default=300, help="fixed model size; 0: early stopping")
+    ap.add_argument("--leaves", type=int, default=63)
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--model", default=None, help="use this registered model (skip training)")
     ap.add_argument("--source", type=Path, default=None, help="canonical declarations Parquet to replicate")
@@ -289,7 +299,7 @@ def main() -> None:
         if source is None:
             raise SystemExit("--model needs --source (canonical declarations Parquet to replicate)")
     else:
-        model, source = setup(work, a.declarations, a.trees)
+        model, source = setup(work, a.declarations, a.trees, a.leaves)
     print(f"setup: {time.perf_counter() - t0:.1f} s (model {model})", file=sys.stderr)
     manifest = work / f"manifest-{a.rows}.parquet"
     if not manifest.exists():

@@ -184,7 +184,8 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
     the test-period metrics were taken from the ``train+valid`` model. ``calendar``: ``auto`` keeps
     the calendar family only if it raises validation AUC; ``on`` / ``off`` force it. ``select``: drop
     every other feature group (family, or one extra column) whose removal raises validation AUC
-    (see :func:`select_feature_groups`).
+    (see :func:`select_feature_groups`). ``early_stopping=0`` trains exactly ``num_boost_round`` rounds
+    (a model of fixed size, e.g. for benchmarks).
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -209,7 +210,7 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
         dtrain = lgb.Dataset(Xm[tr], label=y[tr], feature_name=names, categorical_feature=cats, free_raw_data=True)
         dvalid = lgb.Dataset(Xm[va], label=y[va], reference=dtrain)
         return lgb.train(p, dtrain, num_boost_round=num_boost_round, valid_sets=[dvalid], valid_names=["valid"],
-                         callbacks=[lgb.early_stopping(early_stopping, verbose=False)])
+                         callbacks=[lgb.early_stopping(early_stopping, verbose=False)] if early_stopping > 0 else [])
 
     t1 = time.perf_counter()
     names = pipe.feature_names_
