@@ -60,6 +60,65 @@ def run_local(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile],
         score_file_chunks(work, ckpt, file, done.get(file.index, set()), chunk_done)
 
 
+# ---- two chunks in flight on threads ------------------------------------------------------------
+
+def run_local_pipelined(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile],
+                        on_chunk: Callable[[int, int], None] | None = None, in_flight: int = 2) -> None:
+    """Chunks scored on ``in_flight`` threads of this process, ``num_threads // in_flight`` LightGBM
+    threads each.
+
+    LightGBM's ``predict`` releases the GIL, so while one thread predicts a chunk the other builds
+    the features of the next (Python and numpy): both cores stay busy without the pickling and the
+    per-process model load of ``--workers``. Reading stays in this thread, so at most
+    ``in_flight + 1`` chunks are in memory. Every chunk is saved as its own part, as in
+    :func:`run_local`, so resuming and the output do not depend on which thread finished first.
+    """
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    done = ckpt.done()
+    count = 0
+    pending: set[Future] = set()
+
+    def score(frame: pd.DataFrame, file: InputFile, c: int, offset: int) -> tuple[int, int]:
+        res = score_chunk(frame, model=work.model, settings=work.settings, file_index=file.index,
+                          source=str(file.path), row_offset=offset, mapping=work.mapping)
+        ckpt.save_chunk(file.index, c, res.scored, res.rejects,
+                        {"rows": res.rows_in, "rejected": res.rows_rejected, "first_row": offset + 1})
+        return res.rows_in, res.rows_rejected
+
+    def settle(block: bool) -> None:
+        nonlocal pending, count
+        if not pending:
+            return
+        finished, pending = wait(pending, return_when=FIRST_COMPLETED, timeout=None if block else 0)
+        for fut in finished:
+            rows, rejected = fut.result()
+            count += 1
+            if on_chunk is not None:
+                on_chunk(rows, rejected)
+            kill_point("part", count)
+
+    threads = work.model.num_threads
+    work.model.num_threads = max(1, threads // in_flight)  # the cores are shared by the chunks in flight
+    try:
+        with ThreadPoolExecutor(in_flight, thread_name_prefix="riskprof-chunk") as pool:
+            try:
+                for file in files:
+                    for c, offset, frame in iter_chunks(file, work.chunk_rows, done.get(file.index, set())):
+                        while len(pending) >= in_flight:
+                            settle(block=True)
+                        pending.add(pool.submit(score, frame, file, c, offset))
+                        settle(block=False)
+                while pending:
+                    settle(block=True)
+            except BaseException:
+                for fut in pending:
+                    fut.cancel()
+                raise
+    finally:
+        work.model.num_threads = threads
+
+
 # ---- several worker processes --------------------------------------------------------------------
 
 _WORKER: dict[str, Any] = {}

@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 from batch._checkpoint import Checkpoint, kill_point, write_json
 from batch._chunk import ChunkSettings
 from batch._input import inspect_manifest, manifest_digest
-from batch._local import ChunkWork, run_local, run_local_parallel
+from batch._local import ChunkWork, run_local, run_local_parallel, run_local_pipelined
 from batch._output import OutputCounts, OutputPaths, write_outputs
 from features.mapping import load_mapping
 from scoring import LaneThresholds, ReasonsFor, capacity_count
@@ -55,6 +55,7 @@ class BatchOptions:
     write_csv: bool = False
     num_threads: int | None = None  # LightGBM threads (default: the model's)
     workers: int = 1  # local engine: processes scoring chunks in parallel (features are single-threaded)
+    pipelined: bool = True  # local engine, one process: two chunks in flight on threads (see run_local_pipelined)
     spark_master: str | None = None  # default: spark-submit's master, else local[2]
 
     def check(self) -> None:
@@ -189,6 +190,8 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
                 run_spark(work, ckpt, files, on_chunk, master=options.spark_master)
             elif options.workers > 1:
                 run_local_parallel(work, ckpt, files, options.workers, on_chunk)
+            elif options.pipelined and model.num_threads >= 2:
+                run_local_pipelined(work, ckpt, files, on_chunk)
             else:
                 run_local(work, ckpt, files, on_chunk)
         finally:

@@ -145,7 +145,7 @@ class TreeRss:
         self._thread.join()
 
 def phase_e2e(manifest: Path, out: Path, model: str, chunk_rows: int, reasons: str, limit_rows: int | None,
-              workers: int = 1) -> dict:
+              workers: int = 1, pipelined: bool = True) -> dict:
     from batch import BatchOptions, score_manifest
 
     src = manifest
@@ -165,7 +165,7 @@ def phase_e2e(manifest: Path, out: Path, model: str, chunk_rows: int, reasons: s
                 break
         writer.close()
     opts = BatchOptions(chunk_rows=chunk_rows, reasons_for=reasons, num_threads=2,  # type: ignore[arg-type]
-                        workers=workers)
+                        workers=workers, pipelined=pipelined)
     with TreeRss() as tree:
         t0 = time.perf_counter()
         s = score_manifest(src, out, model, opts)
@@ -280,7 +280,7 @@ def main() -> None:
         p = json.loads(a.args)
         if a.phase == "e2e":
             res = phase_e2e(Path(p["manifest"]), Path(p["out"]), p["model"], p["chunk_rows"], p["reasons"],
-                            p.get("limit_rows"), p.get("workers", 1))
+                            p.get("limit_rows"), p.get("workers", 1), p.get("pipelined", True))
         elif a.phase == "rank":
             res = phase_rank(p["rank_rows"])
         elif a.phase == "raw":
@@ -334,6 +334,12 @@ def main() -> None:
     results["ratio_end_to_end_vs_raw_predict"] = e2e["rows_per_second"] / raw["rows_per_second"]
     print(f"end to end (reasons off): {e2e['rows_per_second']:,.0f} rows/s, peak RSS {e2e['peak_rss_mib']:,.0f} MiB"
           f" → {results['ratio_end_to_end_vs_raw_predict']:.2f}× raw predict", file=sys.stderr)
+    seq = child("e2e", out=str(work / "out-seq" / "scores.parquet"), reasons="none", pipelined=False)
+    results["end_to_end_one_chunk_at_a_time"] = seq
+    results["ratio_one_chunk_at_a_time_vs_raw_predict"] = seq["rows_per_second"] / raw["rows_per_second"]
+    print(f"end to end, --no-pipeline (one chunk at a time): {seq['rows_per_second']:,.0f} rows/s, peak RSS "
+          f"{seq['peak_rss_mib']:,.0f} MiB → {results['ratio_one_chunk_at_a_time_vs_raw_predict']:.2f}× raw predict",
+          file=sys.stderr)
     e2w = child("e2e", out=str(work / "out-w2" / "scores.parquet"), reasons="none", workers=2)
     results["end_to_end_2_workers"] = e2w
     results["ratio_2_workers_vs_raw_predict"] = e2w["rows_per_second"] / raw["rows_per_second"]

@@ -76,6 +76,9 @@ def score(
     seed: int = typer.Option(0, "--seed", help="Seed of the random share's draw."),
     workers: int = typer.Option(1, "--workers", min=1,
                                 help="Local engine: processes scoring chunks in parallel (one per core)."),
+    pipeline: bool = typer.Option(True, "--pipeline/--no-pipeline",
+                                  help="Local engine, one process: score two chunks at once on threads (one "
+                                       "builds features while the other is in LightGBM). Same output."),
 ) -> None:
     """Score a manifest: risk score, rank, lane, selection and reasons per item, resumable after a crash."""
     from batch import BatchOptions, ManifestError, score_manifest
@@ -93,7 +96,8 @@ def score(
         options = BatchOptions(capacity=capacity, random_share=random_share, seed=seed, reasons_for=reasons_for,
                                thresholds=thresholds, lane_shares=shares, chunk_rows=chunk_rows,
                                engine=engine,  # type: ignore[arg-type]
-                               write_csv=csv, num_threads=get_settings().num_threads, workers=workers)
+                               write_csv=csv, num_threads=get_settings().num_threads, workers=workers,
+                               pipelined=pipeline)
         options.check()
     except ValueError as exc:
         fail(str(exc))
