@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from itertools import repeat
 
 import numpy as np
+import pandas as pd
 
 Columns = Mapping[str, np.ndarray]
 
@@ -30,9 +31,40 @@ class KeyEncoder:
     def __len__(self) -> int:
         return len(self.vocab_)
 
-    def encode(self, keys: np.ndarray) -> np.ndarray:
+    def encode(self, keys: np.ndarray | Factorized) -> np.ndarray:
+        if isinstance(keys, Factorized):  # each distinct key once, spread back to the rows
+            return np.append(self.encode(keys.uniques), -1)[keys.codes]
         # map(dict.get) is the fastest public look-up here (None is never a key, so it gets -1)
         return np.fromiter(map(self.vocab_.get, keys, repeat(-1)), dtype=np.int64, count=len(keys))
+
+
+class Factorized:
+    """A key column as distinct values + row codes (missing → -1), shared by the look-ups that
+    read the same keys: each table then maps only the distinct keys to its own codes."""
+
+    def __init__(self, keys: np.ndarray):
+        codes, uniques = pd.factorize(np.asarray(keys, dtype=object), use_na_sentinel=True)
+        self.codes = codes
+        self.uniques = np.asarray(uniques, dtype=object)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @classmethod
+    def constant(cls, key: object, n: int) -> Factorized:
+        f = cls.__new__(cls)
+        f.codes = np.zeros(n, dtype=np.intp)
+        f.uniques = np.array([key], dtype=object)
+        return f
+
+
+FACTORIZE_MIN_ROWS = 4096
+
+
+def factorized(keys: np.ndarray) -> np.ndarray | Factorized:
+    """``keys`` factorized when that pays (``FACTORIZE_MIN_ROWS`` rows or more); small arrays (the
+    API's) are looked up directly. Both give identical results (``tests/test_features.py``)."""
+    return Factorized(keys) if len(keys) >= FACTORIZE_MIN_ROWS else keys
 
 
 class AsOfTable:
@@ -73,11 +105,14 @@ class AsOfTable:
             last = acc - group_code * _SHIFT - _DAY0
             self.last_day_ = np.where(acc == group_code * _SHIFT, NO_DAY, last)
 
-    def lookup(self, keys: np.ndarray, days: np.ndarray) -> dict[str, np.ndarray]:
+    def lookup(self, keys: np.ndarray | Factorized, days: np.ndarray) -> dict[str, np.ndarray]:
         """Sums over events with the same key and an earlier day; zeros when none."""
-        if len(keys) == 1:
+        if isinstance(keys, Factorized):
+            codes = self.encoder_.encode(keys)
+        elif len(keys) == 1:
             return self._lookup_one(keys[0], int(days[0]))
-        codes = self.encoder_.encode(np.asarray(keys, dtype=object))
+        else:
+            codes = self.encoder_.encode(np.asarray(keys, dtype=object))
         q = codes * _SHIFT + (np.asarray(days, dtype=np.int64) + _DAY0)
         idx = np.searchsorted(self.composite_, q, side="left") - 1
         safe = np.minimum(np.maximum(idx, 0), max(len(self.composite_) - 1, 0))

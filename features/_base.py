@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from features._asof import NO_DAY, AsOfTable
+from features._asof import NO_DAY, AsOfTable, Factorized
 from features.history import History
 
 Columns = Mapping[str, np.ndarray]
@@ -25,7 +25,9 @@ class CategoryCodes:
         keep = uniq[counts >= min_count]
         self.vocab_: dict[str, float] = {v: float(i) for i, v in enumerate(keep)}
 
-    def encode(self, values: np.ndarray) -> np.ndarray:
+    def encode(self, values: np.ndarray | Factorized) -> np.ndarray:
+        if isinstance(values, Factorized):
+            return np.append(self.encode(values.uniques), np.nan)[values.codes]
         return np.fromiter(map(self.vocab_.get, values, repeat(np.nan)), dtype=np.float64, count=len(values))
 
     def unseen_mask(self, values: np.ndarray) -> np.ndarray:
@@ -94,6 +96,7 @@ class GlobalRate:
         self.table_ = AsOfTable(keys, ev["day"], {"insp": ev["inspected"], "hit": ev["hit"]})
 
     def at(self, day: np.ndarray) -> np.ndarray:
-        r = self.table_.lookup(np.full(len(day), "all", dtype=object), day)
+        keys = Factorized.constant("all", len(day)) if len(day) > 1 else np.array(["all"], dtype=object)
+        r = self.table_.lookup(keys, day)
         return (r["hit"] + 1.0) / (r["insp"] + 50.0)  # weak prior of 2 % before any outcome
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features._asof import AsOfTable
+from features._asof import AsOfTable, factorized
 from features._base import CategoryCodes, Columns, FeatureFamily, GlobalRate, rate
 from features._columns import pair
 from features.history import History
@@ -37,14 +37,15 @@ class ConveyanceOfficeFeatures(FeatureFamily):
 
     def transform(self, cols: Columns) -> dict[str, np.ndarray]:
         day = cols["day"]
-        f = {c: enc.encode(cols[c]) for c, enc in self.codes_.items()}
-        f["conveyance_seizure_cases"] = self.conv_cases_.lookup(cols["conveyance"], day)["n"]
+        conv = factorized(cols["conveyance"])  # read by a code and two tables
+        f = {c: enc.encode(conv if c == "conveyance" else cols[c]) for c, enc in self.codes_.items()}
+        f["conveyance_seizure_cases"] = self.conv_cases_.lookup(conv, day)["n"]
         f["conveyance_location_seizure_cases"] = self.conv_loc_cases_.lookup(
             pair(cols["conveyance"], cols["office_type"], "@"), day)["n"]
         prior = self.global_.at(day)
-        o = self.office_hits_.lookup(cols["office_id"], day)
+        o = self.office_hits_.lookup(factorized(cols["office_id"]), day)
         f["office_hit_rate"] = rate(o["hit"], o["insp"], prior)
-        c = self.conv_hits_.lookup(cols["conveyance"], day)
+        c = self.conv_hits_.lookup(conv, day)
         f["conveyance_hit_rate"] = rate(c["hit"], c["insp"], prior)
         f["conveyance_hit_ratio"] = f["conveyance_hit_rate"] / prior
         return f

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from features._asof import AsOfTable
+from features._asof import AsOfTable, factorized
 from features._base import CategoryCodes, Columns, FeatureFamily, GlobalRate, rate
 from features._columns import heading, per_unique
 from features.history import History
@@ -52,13 +52,14 @@ class GoodsCoverFeatures(FeatureFamily):
         day = cols["day"]
         hs = cols["hs_code"]
         head = heading(hs)
+        fhead = factorized(head)  # read by a code and two tables
         f = {
             "hs_chapter": per_unique(hs, lambda h: float(h[:2]) if h else np.nan, np.float64),
-            "hs_heading": self.heading_codes_.encode(head),
+            "hs_heading": self.heading_codes_.encode(fhead),
             # the subheading as a number: neighbouring codes are related goods, so trees can split ranges
             "hs6_number": per_unique(hs, lambda h: float(h[:6]) if h else np.nan, np.float64),
             "chapter_93": per_unique(hs, lambda h: 1.0 if h and h.startswith("93") else 0.0, np.float64),
-            "cover_seizure_cases": self.cover_cases_.lookup(head, day)["n"],
+            "cover_seizure_cases": self.cover_cases_.lookup(fhead, day)["n"],
         }
         desc = np.zeros(len(day))
         row_tokens = per_unique(cols["goods_description"], lambda t: tuple(sorted(tokens(t))))
@@ -69,7 +70,7 @@ class GoodsCoverFeatures(FeatureFamily):
             vals = self.desc_cases_.lookup(tk, day[owner])["n"]
             np.maximum.at(desc, owner, vals)
         f["description_seizure_cases"] = desc
-        h = self.heading_hits_.lookup(head, day)
+        h = self.heading_hits_.lookup(fhead, day)
         prior = self.global_.at(day)
         f["heading_inspections"] = h["insp"]
         f["heading_hit_rate"] = rate(h["hit"], h["insp"], prior)

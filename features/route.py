@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features._asof import AsOfTable
+from features._asof import AsOfTable, factorized
 from features._base import CategoryCodes, Columns, FeatureFamily, GlobalRate, rate
 from features._columns import per_unique
 from features.history import History, explode_transits, route_key
@@ -59,7 +59,7 @@ class RouteFeatures(FeatureFamily):
         f["unknown_departure"] = np.array([d is None for d in dep], dtype=np.float64)
         f["unknown_destination"] = np.array([d is None for d in dest], dtype=np.float64)
         pair = np.array([f"{d or '?'}>{x or '?'}" for d, x in zip(dep, dest, strict=True)], dtype=object)
-        f["route_seizure_cases"] = self.pair_cases_.lookup(pair, day)["n"]
+        f["route_seizure_cases"] = self.pair_cases_.lookup(factorized(pair), day)["n"]
         f["departure_seizure_cases"] = self.dep_cases_.lookup(dep, day)["n"]
         f["destination_seizure_cases"] = self.dest_cases_.lookup(dest, day)["n"]
         tmax = np.zeros(len(day))
@@ -75,7 +75,7 @@ class RouteFeatures(FeatureFamily):
             vals = self.transit_cases_.lookup(np.array(tk, dtype=object), np.array(td, dtype=np.int64))["n"]
             np.maximum.at(tmax, np.array(owner), vals)
         f["transit_seizure_cases"] = tmax
-        route = route_key(dep, transit, dest)
+        route = factorized(route_key(dep, transit, dest))  # read by two tables
         f["route_declarations"] = self.route_decls_.lookup(route, day)["n"]
         h = self.route_hits_.lookup(route, day)
         prior = self.global_.at(day)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features._asof import AsOfTable
+from features._asof import AsOfTable, factorized
 from features._base import Columns, FeatureFamily, GlobalRate, days_since, rate
 from features.history import History
 
@@ -39,7 +39,7 @@ class TraderHistoryFeatures(FeatureFamily):
         prior = self.global_.at(day)
         f: dict[str, np.ndarray] = {}
         for r in self.roles:
-            ids = cols[f"{r}_id"]
+            ids = factorized(cols[f"{r}_id"])  # read by two tables
             f[f"{r}_declarations"] = self.decls_[r].lookup(ids, day)["n"]
             h = self.hits_[r].lookup(ids, day)
             f[f"{r}_inspections"] = h["insp"]

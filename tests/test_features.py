@@ -60,6 +60,38 @@ def test_asof_single_row_equals_batch():
     assert batch.tolist() == singles
 
 
+def test_factorized_keys_give_the_same_lookups_and_codes():
+    from features._asof import Factorized
+    from features._base import CategoryCodes
+
+    rng = np.random.default_rng(4)
+    pool = np.array(["a", "b", "c", "d", None], dtype=object)
+    keys, days = rng.choice(pool, 500), rng.integers(0, 40, 500)
+    t = AsOfTable(keys, days, {"n": np.ones(500), "hit": (rng.random(500) < 0.2) * 1.0}, last_day_of="hit")
+    qk = rng.choice(np.array(["a", "c", "zz", None, "d"], dtype=object), 300)
+    qd = rng.integers(-3, 45, 300)
+    direct, shared = t.lookup(qk, qd), t.lookup(Factorized(qk), qd)
+    assert direct.keys() == shared.keys()
+    for name in direct:
+        assert np.array_equal(direct[name], shared[name])
+    codes = CategoryCodes(keys, min_count=50)
+    assert np.array_equal(codes.encode(qk), codes.encode(Factorized(qk)), equal_nan=True)
+    const = Factorized.constant("a", 300)
+    assert np.array_equal(t.lookup(const, qd)["n"], t.lookup(np.full(300, "a", dtype=object), qd)["n"])
+
+
+def test_pipeline_features_are_the_same_with_and_without_factorized_keys(world, monkeypatch):
+    import features._asof as asof
+
+    decl, _, _, pipe, _ = world
+    big = pd.concat([decl] * 8, ignore_index=True)  # 4,800 rows: over the factorizing threshold
+    assert len(big) >= asof.FACTORIZE_MIN_ROWS
+    shared = pipe.transform(big)
+    monkeypatch.setattr(asof, "FACTORIZE_MIN_ROWS", 10**9)
+    direct = pipe.transform(big)
+    pd.testing.assert_frame_equal(shared, direct)
+
+
 # ---- oracle: each historical feature recomputed by an obvious loop ----------------------------
 
 
@@ -192,6 +224,20 @@ def test_frame_and_records_paths_give_identical_features(world):
     pd.testing.assert_frame_equal(feats, from_records)
     one = pipe.transform(records[5:6])
     pd.testing.assert_frame_equal(feats.iloc[5:6].reset_index(drop=True), one)
+
+
+def test_validated_frames_skip_the_second_clean_up_and_give_the_same_features(world):
+    from features.contracts import DECLARATION, normalize_table
+
+    decl, _, _, pipe, feats = world
+    messy = decl.copy()
+    messy["importer_id"] = messy["importer_id"].astype(object)
+    messy.loc[::7, "importer_id"] = "  " + messy.loc[::7, "importer_id"].astype(str) + " "
+    messy.loc[3::11, "declarant_id"] = "   "
+    norm, _ = normalize_table(messy, DECLARATION)
+    assert norm["importer_id"].dtype == pd.StringDtype("pyarrow")  # the fast path's input
+    pd.testing.assert_frame_equal(pipe.transform(norm), pipe.transform(messy))  # raw: cleaned on the way in
+    pd.testing.assert_frame_equal(pipe.transform(norm.assign(declarant_id=decl["declarant_id"])), feats)
 
 
 def test_refresh_keeps_vocabularies_and_adds_new_history(world):
