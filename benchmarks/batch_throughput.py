@@ -272,6 +272,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="use this registered model (skip training)")
     ap.add_argument("--source", type=Path, default=None, help="canonical declarations Parquet to replicate")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--skip", default="", help="comma-separated phases to skip: sequential,workers,reasons,rank")
     ap.add_argument("--phase", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--args", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -334,18 +335,32 @@ def main() -> None:
     results["ratio_end_to_end_vs_raw_predict"] = e2e["rows_per_second"] / raw["rows_per_second"]
     print(f"end to end (reasons off): {e2e['rows_per_second']:,.0f} rows/s, peak RSS {e2e['peak_rss_mib']:,.0f} MiB"
           f" → {results['ratio_end_to_end_vs_raw_predict']:.2f}× raw predict", file=sys.stderr)
-    seq = child("e2e", out=str(work / "out-seq" / "scores.parquet"), reasons="none", pipelined=False)
-    results["end_to_end_one_chunk_at_a_time"] = seq
-    results["ratio_one_chunk_at_a_time_vs_raw_predict"] = seq["rows_per_second"] / raw["rows_per_second"]
-    print(f"end to end, --no-pipeline (one chunk at a time): {seq['rows_per_second']:,.0f} rows/s, peak RSS "
-          f"{seq['peak_rss_mib']:,.0f} MiB → {results['ratio_one_chunk_at_a_time_vs_raw_predict']:.2f}× raw predict",
-          file=sys.stderr)
-    e2w = child("e2e", out=str(work / "out-w2" / "scores.parquet"), reasons="none", workers=2)
-    results["end_to_end_2_workers"] = e2w
-    results["ratio_2_workers_vs_raw_predict"] = e2w["rows_per_second"] / raw["rows_per_second"]
-    print(f"end to end, --workers 2: {e2w['rows_per_second']:,.0f} rows/s, peak RSS parent "
-          f"{e2w['peak_rss_mib']:,.0f} MiB, whole process tree {e2w['process_tree_peak_rss_mib']:,.0f} MiB → {results['ratio_2_workers_vs_raw_predict']:.2f}× raw predict",
-          file=sys.stderr)
+    skip = set(filter(None, a.skip.split(",")))
+    if "sequential" not in skip:
+        seq = child("e2e", out=str(work / "out-seq" / "scores.parquet"), reasons="none", pipelined=False)
+        results["end_to_end_one_chunk_at_a_time"] = seq
+        results["ratio_one_chunk_at_a_time_vs_raw_predict"] = seq["rows_per_second"] / raw["rows_per_second"]
+        print(f"end to end, --no-pipeline (one chunk at a time): {seq['rows_per_second']:,.0f} rows/s, peak RSS "
+              f"{seq['peak_rss_mib']:,.0f} MiB → {results['ratio_one_chunk_at_a_time_vs_raw_predict']:.2f}× raw "
+              "predict", file=sys.stderr)
+    if "workers" not in skip:
+        e2w = child("e2e", out=str(work / "out-w2" / "scores.parquet"), reasons="none", workers=2)
+        results["end_to_end_2_workers"] = e2w
+        results["ratio_2_workers_vs_raw_predict"] = e2w["rows_per_second"] / raw["rows_per_second"]
+        print(f"end to end, --workers 2: {e2w['rows_per_second']:,.0f} rows/s, peak RSS parent "
+              f"{e2w['peak_rss_mib']:,.0f} MiB, whole process tree {e2w['process_tree_peak_rss_mib']:,.0f} MiB → "
+              f"{results['ratio_2_workers_vs_raw_predict']:.2f}× raw predict", file=sys.stderr)
+    if "reasons" not in skip:
+        _reasons(child, work, a, e2e, results)
+    if "rank" not in skip:
+        rk = child("rank", rank_rows=a.rank_rows)
+        results["pass2_rank_memory"] = rk
+        print(f"pass 2 ranking of {rk['rows']:,} rows in memory: {rk['seconds']:.1f} s, peak RSS "
+              f"{rk['peak_rss_mib']:,.0f} MiB (baseline {rk['baseline_rss_mib']:,.0f} MiB)", file=sys.stderr)
+    print(json.dumps(results, indent=2))
+
+
+def _reasons(child, work: Path, a: argparse.Namespace, e2e: dict, results: dict) -> None:
     rr = child("e2e", out=str(work / "out-reasons" / "scores.parquet"), reasons="flagged",
                   limit_rows=min(a.reasons_rows, a.rows))
     results["reasons_flagged"] = rr
@@ -357,11 +372,6 @@ def main() -> None:
     print(f"reasons for red/yellow: {rr['rows_per_second']:,.0f} rows/s on {rr['rows']:,} rows "
           f"({rr['reasons_given']:,} flagged items, ≈{results['reasons_cost']['seconds_per_flagged_item_ms']:.2f} ms "
           "each)", file=sys.stderr)
-    rk = child("rank", rank_rows=a.rank_rows)
-    results["pass2_rank_memory"] = rk
-    print(f"pass 2 ranking of {rk['rows']:,} rows in memory: {rk['seconds']:.1f} s, peak RSS "
-          f"{rk['peak_rss_mib']:,.0f} MiB (baseline {rk['baseline_rss_mib']:,.0f} MiB)", file=sys.stderr)
-    print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
