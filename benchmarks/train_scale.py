@@ -66,6 +66,7 @@ def main() -> None:
     print(f"fit_model end to end     {t_fit_all:8.1f} s   (features + fit + calibration + baselines + metrics)")
     print(f"bare lgb.train same rows {t_bare:8.1f} s   ratio end-to-end / bare fit = {t_fit_all / t_bare:.2f}")
     print(f"test precision@5% {result.metrics['precision_at']['5']:.3f}  AUC {result.metrics['auc']:.3f}")
+    print(f"feature groups left out on validation: {result.model.metadata['dropped_feature_groups'] or 'none'}")
     print(f"peak RSS {peak_rss_mib():,.0f} MiB")
     _ = np.asarray(X_all).shape
 
