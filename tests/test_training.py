@@ -251,9 +251,13 @@ def test_train_cli_outcome_delay_is_recorded_and_kept_by_the_model(trained_model
     d = trained_model.data
     r = runner.invoke(app, ["train", "--declarations", str(d["declarations"]), "--seizures", str(d["seizures"]),
                             "--outcomes", str(d["outcomes"]), "--name", "riskprof-delay", "--rounds", "40",
-                            "--outcome-delay", "30"])
+                            "--outcome-delay", "30", "--no-select"])
     assert r.exit_code == 0, r.output
+    assert "feature groups left out (no help on validation):" in r.output
     loaded = load_risk_model("models:/riskprof-delay@challenger")
+    # --no-select: only the calendar family was put to the test
+    assert set(loaded.model.metadata["dropped_feature_groups"]) <= {"calendar"}
+    assert _client().get_run(loaded.run_id).data.params["select"] == "False"
     assert loaded.model.metadata["outcome_delay_days"] == 30
     assert loaded.model.pipeline.outcome_delay_days_ == 30
     assert _client().get_run(loaded.run_id).data.params["outcome_delay_days"] == "30"
