@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import pickle
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,19 +29,26 @@ class ChunkWork:
     chunk_rows: int
 
 
+def score_and_save(work: ChunkWork, ckpt: Checkpoint, frame: pd.DataFrame, file_index: int, source: str,
+                   chunk: int, offset: int) -> tuple[int, int]:
+    """Score one chunk and save it as its part (atomically); returns (rows read, rows rejected)."""
+    res = score_chunk(frame, model=work.model, settings=work.settings, file_index=file_index, source=source,
+                      row_offset=offset, mapping=work.mapping)
+    ckpt.save_chunk(file_index, chunk, res.scored, res.rejects,
+                    {"rows": res.rows_in, "rejected": res.rows_rejected, "first_row": offset + 1})
+    return res.rows_in, res.rows_rejected
+
+
 def score_file_chunks(work: ChunkWork, ckpt: Checkpoint, file: InputFile, skip: set[int],
                       on_chunk: Callable[[int, int], None] | None = None, first_chunk: int = 0,
                       last_chunk: int | None = None) -> int:
     """Score the chunks of one file not in ``skip``; returns the number of parts written."""
     written = 0
     for c, offset, frame in iter_chunks(file, work.chunk_rows, skip, first_chunk, last_chunk):
-        res = score_chunk(frame, model=work.model, settings=work.settings, file_index=file.index,
-                          source=str(file.path), row_offset=offset, mapping=work.mapping)
-        ckpt.save_chunk(file.index, c, res.scored, res.rejects,
-                        {"rows": res.rows_in, "rejected": res.rows_rejected, "first_row": offset + 1})
+        rows, rejected = score_and_save(work, ckpt, frame, file.index, str(file.path), c, offset)
         written += 1
         if on_chunk is not None:
-            on_chunk(res.rows_in, res.rows_rejected)
+            on_chunk(rows, rejected)
     return written
 
 
@@ -60,31 +68,15 @@ def run_local(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile],
         score_file_chunks(work, ckpt, file, done.get(file.index, set()), chunk_done)
 
 
-# ---- two chunks in flight on threads ------------------------------------------------------------
-
-def run_local_pipelined(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile],
-                        on_chunk: Callable[[int, int], None] | None = None, in_flight: int = 2) -> None:
-    """Chunks scored on ``in_flight`` threads of this process, ``num_threads // in_flight`` LightGBM
-    threads each.
-
-    LightGBM's ``predict`` releases the GIL, so while one thread predicts a chunk the other builds
-    the features of the next (Python and numpy): both cores stay busy without the pickling and the
-    per-process model load of ``--workers``. Reading stays in this thread, so at most
-    ``in_flight + 1`` chunks are in memory. Every chunk is saved as its own part, as in
-    :func:`run_local`, so resuming and the output do not depend on which thread finished first.
-    """
-    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-
+def _feed(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile], limit: int,
+          submit: Callable[[pd.DataFrame, InputFile, int, int], Future],
+          on_chunk: Callable[[int, int], None] | None) -> None:
+    """Read chunks in this thread and hand them to ``submit`` (a pool), at most ``limit`` in flight
+    so memory stays bounded by the chunk size; finished chunks are reported here, in order of
+    completion (each is its own part, so the output does not depend on that order)."""
     done = ckpt.done()
     count = 0
     pending: set[Future] = set()
-
-    def score(frame: pd.DataFrame, file: InputFile, c: int, offset: int) -> tuple[int, int]:
-        res = score_chunk(frame, model=work.model, settings=work.settings, file_index=file.index,
-                          source=str(file.path), row_offset=offset, mapping=work.mapping)
-        ckpt.save_chunk(file.index, c, res.scored, res.rejects,
-                        {"rows": res.rows_in, "rejected": res.rows_rejected, "first_row": offset + 1})
-        return res.rows_in, res.rows_rejected
 
     def settle(block: bool) -> None:
         nonlocal pending, count
@@ -98,23 +90,39 @@ def run_local_pipelined(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile
                 on_chunk(rows, rejected)
             kill_point("part", count)
 
+    try:
+        for file in files:
+            for c, offset, frame in iter_chunks(file, work.chunk_rows, done.get(file.index, set())):
+                while len(pending) >= limit:
+                    settle(block=True)
+                pending.add(submit(frame, file, c, offset))
+                settle(block=False)
+        while pending:
+            settle(block=True)
+    except BaseException:
+        for fut in pending:
+            fut.cancel()
+        raise
+
+
+# ---- two chunks in flight on threads ------------------------------------------------------------
+
+def run_local_pipelined(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile],
+                        on_chunk: Callable[[int, int], None] | None = None, in_flight: int = 2) -> None:
+    """Chunks scored on ``in_flight`` threads of this process, ``num_threads // in_flight`` LightGBM
+    threads each.
+
+    LightGBM's ``predict`` releases the GIL, so while one thread predicts a chunk the other builds
+    the features of the next (Python and numpy): both cores stay busy without the pickling and the
+    per-process model load of ``--workers``. Reading stays in this thread, so at most
+    ``in_flight + 1`` chunks are in memory.
+    """
     threads = work.model.num_threads
     work.model.num_threads = max(1, threads // in_flight)  # the cores are shared by the chunks in flight
     try:
         with ThreadPoolExecutor(in_flight, thread_name_prefix="riskprof-chunk") as pool:
-            try:
-                for file in files:
-                    for c, offset, frame in iter_chunks(file, work.chunk_rows, done.get(file.index, set())):
-                        while len(pending) >= in_flight:
-                            settle(block=True)
-                        pending.add(pool.submit(score, frame, file, c, offset))
-                        settle(block=False)
-                while pending:
-                    settle(block=True)
-            except BaseException:
-                for fut in pending:
-                    fut.cancel()
-                raise
+            _feed(work, ckpt, files, in_flight, lambda frame, file, c, offset: pool.submit(
+                score_and_save, work, ckpt, frame, file.index, str(file.path), c, offset), on_chunk)
     finally:
         work.model.num_threads = threads
 
@@ -130,21 +138,13 @@ def _init_worker(blob: bytes, ckpt_root: str) -> None:
 
 
 def _score_in_worker(frame: pd.DataFrame, file_index: int, source: str, chunk: int, offset: int) -> tuple[int, int]:
-    work: ChunkWork = _WORKER["work"]
-    res = score_chunk(frame, model=work.model, settings=work.settings, file_index=file_index, source=source,
-                      row_offset=offset, mapping=work.mapping)
-    _WORKER["ckpt"].save_chunk(file_index, chunk, res.scored, res.rejects,
-                               {"rows": res.rows_in, "rejected": res.rows_rejected, "first_row": offset + 1})
-    return res.rows_in, res.rows_rejected
+    return score_and_save(_WORKER["work"], _WORKER["ckpt"], frame, file_index, source, chunk, offset)
 
 
 def run_local_parallel(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile], workers: int,
                        on_chunk: Callable[[int, int], None] | None = None) -> None:
     """This process reads chunks; ``workers`` processes score them (at most ``workers + 1`` in flight,
     so memory stays bounded by the chunk size). Each worker loads the model once."""
-    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-
-    done = ckpt.done()
     threads = work.model.num_threads
     work.model.num_threads = max(1, threads // workers)  # the cores are shared by the workers
     try:
@@ -152,33 +152,7 @@ def run_local_parallel(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile]
     finally:
         work.model.num_threads = threads
     ctx = mp.get_context("spawn")  # not fork: OpenMP (LightGBM) does not survive a fork
-    count = 0
-    pending: set[Future] = set()
-
-    def settle(block: bool) -> None:
-        nonlocal pending, count
-        if not pending:
-            return
-        finished, pending = wait(pending, return_when=FIRST_COMPLETED, timeout=None if block else 0)
-        for fut in finished:
-            rows, rejected = fut.result()
-            count += 1
-            if on_chunk is not None:
-                on_chunk(rows, rejected)
-            kill_point("part", count)
-
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(blob, str(ckpt.root))) as pool:
-        try:
-            for file in files:
-                for c, offset, frame in iter_chunks(file, work.chunk_rows, done.get(file.index, set())):
-                    while len(pending) > workers:
-                        settle(block=True)
-                    pending.add(pool.submit(_score_in_worker, frame, file.index, str(file.path), c, offset))
-                    settle(block=False)
-            while pending:
-                settle(block=True)
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+        _feed(work, ckpt, files, workers + 1, lambda frame, file, c, offset: pool.submit(
+            _score_in_worker, frame, file.index, str(file.path), c, offset), on_chunk)
