@@ -33,12 +33,14 @@ def _drift_problem(n: int, seed: int = 0):
     y = rng.random(n) < 0.2
     valid = np.arange(n) >= int(0.7 * n)
     good = y * 1.0 + rng.normal(0, 1.0, n)
+    good2 = y * 0.5 + rng.normal(0, 1.0, n)
     drift = np.where(valid, -1.0, 1.0) * y + rng.normal(0, 0.7, n)
     noise = rng.normal(0, 1, n)
-    X = np.column_stack([good, drift, noise])
-    names = ["good", "drift", "noise"]
+    X = np.column_stack([good, good2, drift, noise])
+    names = ["good", "good2", "drift", "noise"]
     pipe = SimpleNamespace(feature_names_=names, categorical_=[],
-                           family_of_={"good": "route", "drift": "trader_history", "noise": "calendar"})
+                           family_of_={"good": "route", "good2": "goods_cover", "drift": "trader_history",
+                                       "noise": "calendar"})
     p = {"objective": "binary", "verbosity": -1, "num_threads": 2, "seed": 0, "deterministic": True,
          "learning_rate": 0.1, "metric": "auc"}
 
@@ -59,11 +61,11 @@ def test_a_group_that_hurts_on_validation_is_dropped_and_a_useful_one_kept():
     assert record["confidence_without"]["trader_history"] >= 0.9
     assert record["valid_auc_without"]["trader_history"] > record["valid_auc_all"]
     assert record["valid_auc_without"]["route"] < record["valid_auc_all"]
-    assert booster.num_feature() == 3 - len(record["dropped"])
+    assert booster.num_feature() == 4 - len(record["dropped"])
     assert record["valid_auc_selected"] >= record["valid_auc_without"]["trader_history"]
     # --no-select: only the calendar rule applies
     _, off = select_feature_groups(X, names, pipe, calendar="on", select=False, fit=fit, valid=valid)
-    assert off["dropped"] == [] and off["rounds"][0]["valid_auc_without"] == {}
+    assert off["dropped"] == [] and off["valid_auc_without"] == {}
 
 
 def test_a_small_validation_period_does_not_drop_on_noise():
@@ -86,3 +88,14 @@ def test_calibration_keeps_the_model_ranking_without_ties():
     assert len(np.unique(p)) == len(np.unique(raw))  # …the calibrator breaks its ties by the raw score
     assert np.array_equal(np.argsort(p, kind="stable"), np.argsort(raw, kind="stable"))
     assert np.max(np.abs(p - iso.predict(raw))) <= 1e-6
+
+
+def test_at_least_three_families_always_stay():
+    X, names, pipe, fit, valid = _drift_problem(20_000)
+    # only three families: the drifted one may not go, or explanations would name fewer than three
+    keep = [0, 2, 3]
+    three = SimpleNamespace(feature_names_=[names[j] for j in keep], categorical_=[],
+                            family_of_={n: pipe.family_of_[n] for n in (names[j] for j in keep)})
+    booster, record = select_feature_groups(X[:, keep], three.feature_names_, three, calendar="on", select=True,
+                                            fit=fit, valid=(valid[0][:, keep], valid[1]))
+    assert record["dropped"] == [] and booster.num_feature() == 3

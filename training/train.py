@@ -77,6 +77,7 @@ MIN_AUC_GAIN = 0.0005  # a group is dropped only if validation AUC without it is
 DROP_CONFIDENCE = 0.9  # …in at least this share of paired bootstrap resamples of the validation period
 BOOTSTRAP_RESAMPLES = 200
 MAX_SELECTION_ROUNDS = 3  # backward elimination: groups are re-tested after each round's removals
+MIN_FAMILIES = 3  # an explanation names at least three families (issue 4), so at least three stay
 
 
 def feature_groups(pipe: FeaturePipeline) -> dict[str, list[str]]:
@@ -109,12 +110,17 @@ def select_feature_groups(X: np.ndarray, names: list[str], pipe: FeaturePipeline
     and does so in at least ``DROP_CONFIDENCE`` of paired bootstrap resamples of the validation rows
     (a small validation period rarely removes anything). The groups that go are then left out
     together, and that model is kept if it is at least as good as the best single removal
-    (otherwise only that one group goes). ``fit(X, names, categorical)`` returns an early-stopped
+    (otherwise only that one group goes). At least ``MIN_FAMILIES`` families always stay, so every
+    explanation can name three. ``fit(X, names, categorical)`` returns an early-stopped
     booster; ``valid`` is the validation rows (``X[valid]``, labels). Returns the chosen booster and
     the record of the decision.
     """
     groups = feature_groups(pipe)
     Xv, yv = valid
+
+    def families_left(gone: Sequence[str]) -> int:
+        return len({pipe.family_of_[n] for g, members in groups.items() if g not in gone for n in members})
+
     weights = np.random.default_rng(seed).poisson(1.0, size=(BOOTSTRAP_RESAMPLES, len(yv)))
 
     def without(gone: Sequence[str]) -> tuple[lgb.Booster, float, np.ndarray]:
@@ -131,8 +137,9 @@ def select_feature_groups(X: np.ndarray, names: list[str], pipe: FeaturePipeline
     for _ in range(MAX_SELECTION_ROUNDS):
         candidates = [g for g in groups if g not in dropped and (select or g == "calendar")
                       and not (g == "calendar" and calendar == "on")]
-        if len(groups) - len(dropped) < 2:
-            break  # never test a model without features
+        candidates = [g for g in candidates if families_left([*dropped, g]) >= MIN_FAMILIES]
+        if not candidates:
+            break
         results = {g: without([*dropped, g]) for g in candidates}
         rnd: dict[str, Any] = {"valid_auc": current_auc, "valid_auc_without": {}, "confidence_without": {}}
         for g, (_, auc, boot) in results.items():
@@ -149,8 +156,8 @@ def select_feature_groups(X: np.ndarray, names: list[str], pipe: FeaturePipeline
             break
         best_single = max(drop, key=lambda g: results[g][1])
         chosen = results[best_single]
-        if len(drop) == len(groups) - len(dropped):
-            drop = [best_single]  # leaving out every group would leave no model
+        if families_left([*dropped, *drop]) < MIN_FAMILIES:
+            drop = [best_single]  # reasons need families to name
         if len(drop) > 1:
             together = without([*dropped, *drop])
             rnd["valid_auc_without_dropped"] = together[1]
