@@ -33,7 +33,7 @@ class KeyEncoder:
 
     def encode(self, keys: np.ndarray | Factorized) -> np.ndarray:
         if isinstance(keys, Factorized):  # each distinct key once, spread back to the rows
-            return np.append(self.encode(keys.uniques), -1)[keys.codes]
+            return keys.spread(self.encode(keys.uniques), -1)
         # map(dict.get) is the fastest public look-up here (None is never a key, so it gets -1)
         return np.fromiter(map(self.vocab_.get, keys, repeat(-1)), dtype=np.int64, count=len(keys))
 
@@ -49,6 +49,17 @@ class Factorized:
 
     def __len__(self) -> int:
         return len(self.codes)
+
+    def spread(self, per_unique: np.ndarray, missing: object) -> np.ndarray:
+        """One value per distinct key (in ``uniques`` order) → one per row; missing keys get ``missing``."""
+        out = np.empty(len(per_unique) + 1, dtype=per_unique.dtype)
+        out[:-1] = per_unique
+        out[-1] = missing  # code -1
+        return out[self.codes]
+
+    def key(self, i: int) -> object:
+        c = self.codes[i]
+        return self.uniques[c] if c >= 0 else None
 
     @classmethod
     def constant(cls, key: object, n: int) -> Factorized:
@@ -107,12 +118,9 @@ class AsOfTable:
 
     def lookup(self, keys: np.ndarray | Factorized, days: np.ndarray) -> dict[str, np.ndarray]:
         """Sums over events with the same key and an earlier day; zeros when none."""
-        if isinstance(keys, Factorized):
-            codes = self.encoder_.encode(keys)
-        elif len(keys) == 1:
-            return self._lookup_one(keys[0], int(days[0]))
-        else:
-            codes = self.encoder_.encode(np.asarray(keys, dtype=object))
+        if len(keys) == 1:
+            return self._lookup_one(keys.key(0) if isinstance(keys, Factorized) else keys[0], int(days[0]))
+        codes = self.encoder_.encode(keys if isinstance(keys, Factorized) else np.asarray(keys, dtype=object))
         q = codes * _SHIFT + (np.asarray(days, dtype=np.int64) + _DAY0)
         idx = np.searchsorted(self.composite_, q, side="left") - 1
         safe = np.minimum(np.maximum(idx, 0), max(len(self.composite_) - 1, 0))

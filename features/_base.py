@@ -27,7 +27,7 @@ class CategoryCodes:
 
     def encode(self, values: np.ndarray | Factorized) -> np.ndarray:
         if isinstance(values, Factorized):
-            return np.append(self.encode(values.uniques), np.nan)[values.codes]
+            return values.spread(self.encode(values.uniques), np.nan)
         return np.fromiter(map(self.vocab_.get, values, repeat(np.nan)), dtype=np.float64, count=len(values))
 
     def unseen_mask(self, values: np.ndarray) -> np.ndarray:
@@ -96,7 +96,6 @@ class GlobalRate:
         self.table_ = AsOfTable(keys, ev["day"], {"insp": ev["inspected"], "hit": ev["hit"]})
 
     def at(self, day: np.ndarray) -> np.ndarray:
-        keys = Factorized.constant("all", len(day)) if len(day) > 1 else np.array(["all"], dtype=object)
-        r = self.table_.lookup(keys, day)
+        r = self.table_.lookup(Factorized.constant("all", len(day)), day)
         return (r["hit"] + 1.0) / (r["insp"] + 50.0)  # weak prior of 2 % before any outcome
 

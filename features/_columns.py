@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features._asof import to_days
+from features._asof import Factorized, to_days
 from features.contracts import TRANSIT_SEP
 
 STRING_COLUMNS = (
@@ -98,9 +98,9 @@ def per_unique(values: np.ndarray, fn: Callable[[Any], Any], dtype: Any = object
     descriptions repeat heavily, so this turns row loops into short loops over distinct values)."""
     if len(values) < 64:
         return np.array([fn(v) for v in values], dtype=dtype)
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
-    mapped = np.array([fn(u) for u in uniques] + [fn(None)], dtype=dtype)
-    return mapped[codes]  # code -1 (missing) takes the last element: fn(None)
+    f = Factorized(values)
+    # fromiter: each result is one element, even a tuple (np.array would stack equal-length tuples)
+    return f.spread(np.fromiter((fn(u) for u in f.uniques), dtype=dtype, count=len(f.uniques)), fn(None))
 
 
 def heading(hs: np.ndarray, digits: int = 4) -> np.ndarray:
