@@ -74,13 +74,54 @@ class FeaturePipeline(BaseEstimator):
         """Build look-ups from ``history``; category vocabularies from ``train`` (default: history)."""
         train = history.declarations if train is None else train
         cols = self.columns(train)
-        self.families_ = [f.fit(history, cols) for f in self._families()]
-        self.feature_names_ = [n for f in self.families_ for n in f.get_feature_names_out()]
-        self.categorical_ = [n for f in self.families_ for n in f.categorical_features]
-        self.family_of_ = {n: f.name for f in self.families_ for n in f.get_feature_names_out()}
+        self._set_families([f.fit(history, cols) for f in self._families()])
         self.cutoff_ = history.cutoff
         self.outcome_delay_days_ = history.outcome_delay_days
         return self
+
+    def _set_families(self, families: list[FeatureFamily]) -> None:
+        self.families_ = families
+        self.feature_names_ = [n for f in families for n in f.get_feature_names_out()]
+        self.categorical_ = [n for f in families for n in f.categorical_features]
+        self.family_of_ = {n: f.name for f in families for n in f.get_feature_names_out()}
+
+    # ---- feature groups (what training may leave out) ------------------------------------------
+    def groups(self) -> dict[str, list[str]]:
+        """Feature names by group: each family, except that every extra column (``extra:<column>``)
+        is a group of its own."""
+        check_is_fitted(self, "feature_names_")
+        out: dict[str, list[str]] = {}
+        for n in self.feature_names_:
+            fam = self.family_of_[n]
+            out.setdefault(f"extra:{n[2:]}" if fam == "extra" else fam, []).append(n)
+        return out
+
+    def spec_without(self, dropped: Sequence[str]) -> FeaturePipeline:
+        """An unfitted pipeline like this one without the ``dropped`` groups."""
+        gone = {g.split(":", 1)[1] for g in dropped if g.startswith("extra:")}
+        return FeaturePipeline(
+            extra_numeric=tuple(c for c in self.extra_numeric if c not in gone),
+            extra_categorical=tuple(c for c in self.extra_categorical if c not in gone),
+            use_calendar=self.use_calendar and "calendar" not in dropped, min_count=self.min_count,
+            exclude=(*self.exclude, *(g for g in dropped if g != "calendar" and not g.startswith("extra:"))))
+
+    def without(self, dropped: Sequence[str]) -> FeaturePipeline:
+        """This fitted pipeline without the ``dropped`` groups, sharing its fitted look-ups (no refit):
+        the same features as ``spec_without(dropped).fit(...)`` on the same data."""
+        check_is_fitted(self, "families_")
+        new = self.spec_without(dropped)
+        kept = {f.name for f in new._families()}
+        families: list[FeatureFamily] = []
+        for fam in self.families_:
+            if fam.name not in kept:
+                continue
+            if isinstance(fam, ExtraColumnFeatures):
+                fam = fam.narrowed(new.extra_numeric, new.extra_categorical)
+            families.append(fam)
+        new._set_families(families)
+        new.cutoff_ = self.cutoff_
+        new.outcome_delay_days_ = self.outcome_delay_days_
+        return new
 
     def refresh(self, history: History) -> FeaturePipeline:
         """New feature snapshot from a newer history (new outcomes, seizures, declarations).

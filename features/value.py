@@ -102,6 +102,14 @@ class ExtraColumnFeatures(FeatureFamily):
         self.categorical_ = tuple(f"x_{c}" for c in self.categorical)
         return self
 
+    def narrowed(self, numeric: tuple[str, ...], categorical: tuple[str, ...]) -> ExtraColumnFeatures:
+        """This fitted family restricted to some of its columns (their vocabularies kept, no refit)."""
+        new = ExtraColumnFeatures(numeric, categorical, self.min_count)
+        new.codes_ = {c: self.codes_[c] for c in categorical}
+        new.feature_names_ = tuple(f"x_{c}" for c in (*numeric, *categorical))
+        new.categorical_ = tuple(f"x_{c}" for c in categorical)
+        return new
+
     def transform(self, cols: Columns) -> dict[str, np.ndarray]:
         f = {f"x_{c}": np.asarray(cols[c], dtype=np.float64) for c in self.numeric}
         f.update({f"x_{c}": enc.encode(cols[c]) for c, enc in self.codes_.items()})

@@ -240,6 +240,27 @@ def test_validated_frames_skip_the_second_clean_up_and_give_the_same_features(wo
     pd.testing.assert_frame_equal(pipe.transform(norm.assign(declarant_id=decl["declarant_id"])), feats)
 
 
+def test_a_pipeline_without_groups_equals_one_fitted_without_them(world):
+    decl, outc, seiz, pipe, feats = world
+    dropped = ["trader_history", "calendar"]
+    shared = pipe.without(dropped)
+    refit = pipe.spec_without(dropped).fit(History(decl, outc, seiz), decl)
+    assert shared.feature_names_ == refit.feature_names_ == [n for n in pipe.feature_names_
+                                                             if pipe.family_of_[n] not in dropped]
+    pd.testing.assert_frame_equal(shared.transform(decl), refit.transform(decl))
+    pd.testing.assert_frame_equal(shared.transform(decl), feats[shared.feature_names_])
+    extra = FeaturePipeline(extra_numeric=("n1",), extra_categorical=("c1", "c2"), min_count=1)
+    frame = decl.assign(n1=np.arange(len(decl), dtype=float), c1=np.where(np.arange(len(decl)) % 3, "a", "b"),
+                        c2=np.where(np.arange(len(decl)) % 2, "x", "y"))
+    extra.fit(History(frame, outc, seiz), frame)
+    assert "extra:c1" in extra.groups()
+    narrowed = extra.without(["extra:c1"])
+    assert narrowed.extra_categorical == ("c2",) and "x_c1" not in narrowed.feature_names_
+    pd.testing.assert_frame_equal(narrowed.transform(frame),
+                                  extra.spec_without(["extra:c1"]).fit(History(frame, outc, seiz), frame)
+                                  .transform(frame))
+
+
 def test_refresh_keeps_vocabularies_and_adds_new_history(world):
     decl, outc, seiz, pipe, _ = world
     import copy

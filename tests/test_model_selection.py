@@ -26,6 +26,14 @@ def test_weighted_auc_equals_sklearn_on_the_resampled_rows():
     assert abs(weighted_auc(y, s, np.ones((1, 3000)))[0] - roc_auc_score(y, s)) < 1e-12
 
 
+def _fake_pipeline(names: list[str], family_of: dict[str, str]) -> SimpleNamespace:
+    """What selection reads of a fitted pipeline: names, categorical names, families and groups."""
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(family_of[n], []).append(n)
+    return SimpleNamespace(feature_names_=names, categorical_=[], family_of_=family_of, groups=lambda: groups)
+
+
 def _drift_problem(n: int, seed: int = 0):
     """``good`` predicts the label in every period; ``drift`` predicts it in training only and is
     reversed in validation (a feature whose meaning changed), ``noise`` is noise."""
@@ -38,9 +46,8 @@ def _drift_problem(n: int, seed: int = 0):
     noise = rng.normal(0, 1, n)
     X = np.column_stack([good, good2, drift, noise])
     names = ["good", "good2", "drift", "noise"]
-    pipe = SimpleNamespace(feature_names_=names, categorical_=[],
-                           family_of_={"good": "route", "good2": "goods_cover", "drift": "trader_history",
-                                       "noise": "calendar"})
+    pipe = _fake_pipeline(names, {"good": "route", "good2": "goods_cover", "drift": "trader_history",
+                                  "noise": "calendar"})
     p = {"objective": "binary", "verbosity": -1, "num_threads": 2, "seed": 0, "deterministic": True,
          "learning_rate": 0.1, "metric": "auc"}
 
@@ -94,8 +101,7 @@ def test_at_least_three_families_always_stay():
     X, names, pipe, fit, valid = _drift_problem(20_000)
     # only three families: the drifted one may not go, or explanations would name fewer than three
     keep = [0, 2, 3]
-    three = SimpleNamespace(feature_names_=[names[j] for j in keep], categorical_=[],
-                            family_of_={n: pipe.family_of_[n] for n in (names[j] for j in keep)})
+    three = _fake_pipeline([names[j] for j in keep], {names[j]: pipe.family_of_[names[j]] for j in keep})
     booster, record = select_feature_groups(X[:, keep], three.feature_names_, three, calendar="on", select=True,
                                             fit=fit, valid=(valid[0][:, keep], valid[1]))
     assert record["dropped"] == [] and booster.num_feature() == 3

@@ -80,24 +80,6 @@ MAX_SELECTION_ROUNDS = 3  # backward elimination: groups are re-tested after eac
 MIN_FAMILIES = 3  # an explanation names at least three families (issue 4), so at least three stay
 
 
-def feature_groups(pipe: FeaturePipeline) -> dict[str, list[str]]:
-    """Feature names by selectable group: each family, except that every extra column is its own group."""
-    groups: dict[str, list[str]] = {}
-    for n in pipe.feature_names_:
-        fam = pipe.family_of_[n]
-        groups.setdefault(f"extra:{n[2:]}" if fam == "extra" else fam, []).append(n)
-    return groups
-
-
-def _pipeline_without(dropped: Sequence[str], numeric: tuple[str, ...], categorical: tuple[str, ...]
-                      ) -> FeaturePipeline:
-    gone = {g.split(":", 1)[1] for g in dropped if g.startswith("extra:")}
-    return FeaturePipeline(extra_numeric=tuple(c for c in numeric if c not in gone),
-                           extra_categorical=tuple(c for c in categorical if c not in gone),
-                           use_calendar="calendar" not in dropped,
-                           exclude=tuple(g for g in dropped if g != "calendar" and not g.startswith("extra:")))
-
-
 def select_feature_groups(X: np.ndarray, names: list[str], pipe: FeaturePipeline, calendar: str, select: bool,
                           fit: Callable[[np.ndarray, list[str], list[str]], lgb.Booster],
                           valid: tuple[np.ndarray, np.ndarray], seed: int = 0
@@ -115,7 +97,7 @@ def select_feature_groups(X: np.ndarray, names: list[str], pipe: FeaturePipeline
     booster; ``valid`` is the validation rows (``X[valid]``, labels). Returns the chosen booster and
     the record of the decision.
     """
-    groups = feature_groups(pipe)
+    groups = pipe.groups()
     Xv, yv = valid
 
     def families_left(gone: Sequence[str]) -> int:
@@ -228,8 +210,8 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
                       if k in selection}
     use_calendar = "calendar" not in dropped
     if dropped:
-        # the same pipeline without the dropped groups gives exactly the kept columns, in order
-        pipe = _pipeline_without(dropped, numeric, categorical).fit(history, lab[tr])
+        # the fitted pipeline without the dropped groups gives exactly the kept columns, in order
+        pipe = pipe.without(dropped)
         keep = [names.index(n) for n in pipe.feature_names_]
         X, names = X[:, keep], pipe.feature_names_
         # (LightGBM's own names have spaces replaced: compare positions, not names)
@@ -259,7 +241,7 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
         # the deployed model: the same recipe on every labelled row (vocabularies included); the
         # metrics above stay those of the model that had not seen the test period
         t3 = time.perf_counter()
-        final_pipe = _pipeline_without(dropped, numeric, categorical).fit(history, lab)
+        final_pipe = pipe.spec_without([]).fit(history, lab)
         final_X = final_pipe.matrix(final_pipe.transform_columns(final_pipe.columns(lab)))
         final_booster = lgb.train(p, lgb.Dataset(final_X, label=y, feature_name=final_pipe.feature_names_,
                                                  categorical_feature=final_pipe.categorical_),
