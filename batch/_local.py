@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,18 +53,35 @@ def score_file_chunks(work: ChunkWork, ckpt: Checkpoint, file: InputFile, skip: 
     return written
 
 
+class _ChunkDone:
+    """Reports each finished chunk (progress hook) and counts it for the crash-test kill point."""
+
+    def __init__(self, on_chunk: Callable[[int, int], None] | None):
+        self.on_chunk = on_chunk
+        self.count = 0
+
+    def __call__(self, rows: int, rejected: int) -> None:
+        self.count += 1
+        if self.on_chunk is not None:
+            self.on_chunk(rows, rejected)
+        kill_point("part", self.count)
+
+
+@contextmanager
+def _threads_shared_by(model: RiskModel, n: int) -> Iterator[None]:
+    """LightGBM threads split between ``n`` chunks scored at once (the cores are shared)."""
+    threads = model.num_threads
+    model.num_threads = max(1, threads // n)
+    try:
+        yield
+    finally:
+        model.num_threads = threads
+
+
 def run_local(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile],
               on_chunk: Callable[[int, int], None] | None = None) -> None:
     done = ckpt.done()
-    count = 0
-
-    def chunk_done(rows: int, rejected: int) -> None:
-        nonlocal count
-        count += 1
-        if on_chunk is not None:
-            on_chunk(rows, rejected)
-        kill_point("part", count)
-
+    chunk_done = _ChunkDone(on_chunk)
     for file in files:
         score_file_chunks(work, ckpt, file, done.get(file.index, set()), chunk_done)
 
@@ -75,20 +93,16 @@ def _feed(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile], limit: int,
     so memory stays bounded by the chunk size; finished chunks are reported here, in order of
     completion (each is its own part, so the output does not depend on that order)."""
     done = ckpt.done()
-    count = 0
+    chunk_done = _ChunkDone(on_chunk)
     pending: set[Future] = set()
 
     def settle(block: bool) -> None:
-        nonlocal pending, count
+        nonlocal pending
         if not pending:
             return
         finished, pending = wait(pending, return_when=FIRST_COMPLETED, timeout=None if block else 0)
         for fut in finished:
-            rows, rejected = fut.result()
-            count += 1
-            if on_chunk is not None:
-                on_chunk(rows, rejected)
-            kill_point("part", count)
+            chunk_done(*fut.result())
 
     try:
         for file in files:
@@ -117,14 +131,10 @@ def run_local_pipelined(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile
     per-process model load of ``--workers``. Reading stays in this thread, so at most
     ``in_flight + 1`` chunks are in memory.
     """
-    threads = work.model.num_threads
-    work.model.num_threads = max(1, threads // in_flight)  # the cores are shared by the chunks in flight
-    try:
-        with ThreadPoolExecutor(in_flight, thread_name_prefix="riskprof-chunk") as pool:
-            _feed(work, ckpt, files, in_flight, lambda frame, file, c, offset: pool.submit(
-                score_and_save, work, ckpt, frame, file.index, str(file.path), c, offset), on_chunk)
-    finally:
-        work.model.num_threads = threads
+    with _threads_shared_by(work.model, in_flight), \
+            ThreadPoolExecutor(in_flight, thread_name_prefix="riskprof-chunk") as pool:
+        _feed(work, ckpt, files, in_flight, lambda frame, file, c, offset: pool.submit(
+            score_and_save, work, ckpt, frame, file.index, str(file.path), c, offset), on_chunk)
 
 
 # ---- several worker processes --------------------------------------------------------------------
@@ -145,12 +155,8 @@ def run_local_parallel(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile]
                        on_chunk: Callable[[int, int], None] | None = None) -> None:
     """This process reads chunks; ``workers`` processes score them (at most ``workers + 1`` in flight,
     so memory stays bounded by the chunk size). Each worker loads the model once."""
-    threads = work.model.num_threads
-    work.model.num_threads = max(1, threads // workers)  # the cores are shared by the workers
-    try:
+    with _threads_shared_by(work.model, workers):  # as the workers will see the model
         blob = pickle.dumps(work, protocol=pickle.HIGHEST_PROTOCOL)
-    finally:
-        work.model.num_threads = threads
     ctx = mp.get_context("spawn")  # not fork: OpenMP (LightGBM) does not survive a fork
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(blob, str(ckpt.root))) as pool:
