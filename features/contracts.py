@@ -253,11 +253,13 @@ def _blank(s: pd.Series) -> pd.Series:
     return na.fillna(True).astype(bool)
 
 
-_STR = pd.StringDtype("pyarrow")  # string ops run in Arrow, not in Python
+# string ops run in Arrow, not in Python; every validated string column has this dtype (stripped,
+# blank → NA), which lets features/_columns.py skip cleaning it again
+CANONICAL_STRING = pd.StringDtype("pyarrow")
 
 
 def _as_str(s: pd.Series) -> pd.Series:
-    out = s.astype(_STR).str.strip()
+    out = s.astype(CANONICAL_STRING).str.strip()
     return out.mask(out == "", pd.NA)
 
 
