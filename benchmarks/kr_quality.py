@@ -54,10 +54,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--outcome-delay", type=int, default=45, help="the second riskprof run's outcome delay")
+    ap.add_argument("--delays", default=None,
+                    help="comma-separated outcome delays to train riskprof with (default: 0 and --outcome-delay)")
     args = ap.parse_args()
     data = Path(args.shared) / "data" / "kr-customs-declarations"
     train_csv, test_csv = data / "df_syn_train_eng.csv", data / "df_syn_valid_eng.csv"
     mapping = REPO / "examples" / "kr-customs" / "mapping.yaml"
+    delays = [int(v) for v in args.delays.split(",")] if args.delays else [0, args.outcome_delay]
     rows = []
     for label in args.labels.split(","):
         t0 = time.perf_counter()
@@ -65,7 +68,7 @@ def main() -> None:
         t_base = time.perf_counter() - t0
         held_out = load_training_set([test_csv], mapping=mapping, label=label)
         runs = [("plain LightGBM (label-encoded)", base, t_base)]
-        for delay in (0, args.outcome_delay):
+        for delay in delays:
             ts = load_training_set([train_csv], mapping=mapping, label=label)
             ts.outcome_delay_days = delay
             t0 = time.perf_counter()

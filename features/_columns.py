@@ -41,7 +41,8 @@ def object_array(s: pd.Series) -> np.ndarray:
     return s.astype("string").to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
 
 
-def _clean_string_series(s: pd.Series) -> np.ndarray:
+def clean_strings(s: pd.Series) -> np.ndarray:
+    """A string column stripped, with ``None`` for missing or blank values."""
     arr = object_array(s.astype("string").str.strip())
     arr[arr == ""] = None
     return arr
@@ -60,7 +61,7 @@ def columns_from_frame(df: pd.DataFrame, numeric_extras: Sequence[str] = (),
             arr[arr == ""] = None
             cols[c] = arr
         else:
-            cols[c] = _clean_string_series(df[c])
+            cols[c] = clean_strings(df[c])
     if "transit_countries" in df.columns:
         cols["transit_countries"] = np.array([v if v is not None else "" for v in cols["transit_countries"]],
                                              dtype=object)

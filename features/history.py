@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features._asof import to_days
-from features._columns import columns_from_frame, heading, object_array
+from features._columns import clean_strings, columns_from_frame, heading, object_array
 from features.contracts import TRANSIT_SEP
 
 
@@ -64,12 +64,22 @@ class History:
             known = pos >= 0
             o = self.outcomes[known]
             pos = pos[known]
+            self._cache["out_pos"] = pos
             ev = {k: v[pos] for k, v in decl.items() if k != "day"}
             ev["day"] = to_days(o["inspected_date"].to_numpy()) + int(self.outcome_delay_days)
             ev["inspected"] = o["inspected"].fillna(False).to_numpy(dtype=np.float64)
             ev["hit"] = (o["hit"].fillna(False).to_numpy(dtype=bool) & (ev["inspected"] > 0)).astype(np.float64)
             self._cache["out"] = ev
         return self._cache["out"]
+
+    def outcome_values(self, column: str) -> np.ndarray:
+        """A source column of the declarations (e.g. a mapping's extra column), one value per
+        outcome event of :meth:`outcome_events` (``None`` where the history does not have it)."""
+        self.outcome_events()  # sets the events' positions among the declarations
+        pos = self._cache["out_pos"]
+        if column not in self.declarations.columns:
+            return np.full(len(pos), None, dtype=object)
+        return clean_strings(self.declarations[column])[pos]
 
     # ---- seizure cases (one row per case) ------------------------------------------------------
     def case_events(self) -> dict[str, np.ndarray]:

@@ -24,7 +24,7 @@ from features.goods import GoodsCoverFeatures
 from features.history import History
 from features.route import RouteFeatures
 from features.trader_history import TraderHistoryFeatures
-from features.value import CalendarFeatures, ExtraColumnFeatures, ValueAnomalyFeatures
+from features.value import ENTITY_MIN_LEVELS, CalendarFeatures, ExtraColumnFeatures, ValueAnomalyFeatures
 
 FAMILIES = ("route", "conveyance_office", "goods_cover", "trader_history", "value_anomaly", "calendar", "extra")
 
@@ -49,12 +49,14 @@ class FeaturePipeline(BaseEstimator):
     """All feature families. Fitted state: ``families_``, ``feature_names_``, ``categorical_``."""
 
     def __init__(self, extra_numeric: tuple[str, ...] = (), extra_categorical: tuple[str, ...] = (),
-                 use_calendar: bool = True, min_count: int = 5, exclude: tuple[str, ...] = ()):
+                 use_calendar: bool = True, min_count: int = 5, exclude: tuple[str, ...] = (),
+                 entity_min_levels: int = ENTITY_MIN_LEVELS):
         self.extra_numeric = extra_numeric
         self.extra_categorical = extra_categorical
         self.use_calendar = use_calendar
         self.min_count = min_count
         self.exclude = exclude  # family names left out (training drops those that do not help)
+        self.entity_min_levels = entity_min_levels  # categorical extras with this many values are IDs
 
     def _families(self) -> list[FeatureFamily]:
         fams: list[FeatureFamily] = [
@@ -67,7 +69,8 @@ class FeaturePipeline(BaseEstimator):
         if self.use_calendar:
             fams.append(CalendarFeatures())
         if self.extra_numeric or self.extra_categorical:
-            fams.append(ExtraColumnFeatures(self.extra_numeric, self.extra_categorical, self.min_count))
+            fams.append(ExtraColumnFeatures(self.extra_numeric, self.extra_categorical, self.min_count,
+                                            self.entity_min_levels))
         return [f for f in fams if f.name not in self.exclude]
 
     def fit(self, history: History, train: pd.DataFrame | None = None) -> FeaturePipeline:
@@ -103,7 +106,8 @@ class FeaturePipeline(BaseEstimator):
             extra_numeric=tuple(c for c in self.extra_numeric if c not in gone),
             extra_categorical=tuple(c for c in self.extra_categorical if c not in gone),
             use_calendar=self.use_calendar and "calendar" not in dropped, min_count=self.min_count,
-            exclude=(*self.exclude, *(g for g in dropped if g != "calendar" and not g.startswith("extra:"))))
+            exclude=(*self.exclude, *(g for g in dropped if g != "calendar" and not g.startswith("extra:"))),
+            entity_min_levels=getattr(self, "entity_min_levels", ENTITY_MIN_LEVELS))
 
     def without(self, dropped: Sequence[str]) -> FeaturePipeline:
         """This fitted pipeline without the ``dropped`` groups, sharing its fitted look-ups (no refit):

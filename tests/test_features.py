@@ -189,11 +189,14 @@ def test_events_dated_at_or_after_t_leave_earlier_features_unchanged(seed, cut, 
     decl = make_declarations(rng, 250)
     outc = make_outcomes(rng, decl)
     seiz = make_seizures(rng, 40)
+    decl["seller"] = rng.choice([f"S{i}" for i in range(30)], len(decl))  # an identifier extra column
     t = pd.Timestamp("2022-01-01") + pd.Timedelta(days=cut)
-    base = FeaturePipeline(min_count=1).fit(History(decl, outc, seiz), decl)
+    spec = {"extra_categorical": ("seller",), "min_count": 1, "entity_min_levels": 10}
+    base = FeaturePipeline(**spec).fit(History(decl, outc, seiz), decl)
     before = decl[decl["declaration_date"] < t]
     # new declarations, seizures and outcomes all dated >= t, plus late labels of old declarations
     new_decl = make_declarations(rng, n_new, start=str(t.date()), days=30, prefix="N")
+    new_decl["seller"] = rng.choice([f"S{i}" for i in range(30)], n_new)
     new_seiz = make_seizures(rng, max(1, n_new // 4), start=str(t.date()), days=30, prefix="Z")
     new_seiz["reported_date"] = new_seiz["event_date"]
     late = make_outcomes(rng, new_decl, rate=0.8)
@@ -205,7 +208,8 @@ def test_events_dated_at_or_after_t_leave_earlier_features_unchanged(seed, cut, 
     grown = History(pd.concat([decl, new_decl], ignore_index=True),
                     pd.concat([outc, late, late_old], ignore_index=True),
                     pd.concat([seiz, new_seiz], ignore_index=True))
-    after = FeaturePipeline(min_count=1).fit(grown, decl)
+    after = FeaturePipeline(**spec).fit(grown, decl)
+    assert "x_seller" in base.feature_names_ and "x_seller" not in base.categorical_
     pd.testing.assert_frame_equal(base.transform(before), after.transform(before))
 
 
@@ -289,3 +293,63 @@ def test_outcome_delay_counts_outcomes_only_after_the_delay_and_survives_refresh
 
     refreshed = copy.deepcopy(delayed).refresh(History(decl, outc, seiz))  # delay taken from the model
     pd.testing.assert_frame_equal(refreshed.transform(decl), reference.transform(decl))
+
+
+# ---- identifier extra columns: a party's past hit rate, not a category -------------------------
+
+
+def _with_ids(decl: pd.DataFrame, seed: int = 5) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return decl.assign(seller=rng.choice([f"S{i}" for i in range(60)], len(decl)),
+                       code=rng.choice(["a", "b", "c"], len(decl)))
+
+
+def test_identifier_columns_become_past_hit_rates_known_before_the_declaration(world):
+    decl, outc, seiz, _, _ = world
+    frame = _with_ids(decl)
+    pipe = FeaturePipeline(extra_categorical=("seller", "code"), min_count=1, entity_min_levels=50)
+    pipe.fit(History(frame, outc, seiz, outcome_delay_days=10), frame)
+    assert "x_seller" in pipe.feature_names_ and "x_seller" not in pipe.categorical_
+    assert "x_code" in pipe.categorical_  # three values: a category
+    feats = pipe.transform(frame)
+    o = outc.merge(frame, on="declaration_id")
+    o_day = _days(o["inspected_date"]) + 10
+    o_hit = o["hit"].to_numpy(dtype=bool) & o["inspected"].to_numpy(dtype=bool)
+    o_insp = o["inspected"].to_numpy(dtype=bool)
+    d_day = _days(frame["declaration_date"])
+    for i in np.random.default_rng(1).choice(len(frame), 60, replace=False):
+        known = o_day < d_day[i]
+        prior = (o_hit[known].sum() + 1.0) / (o_insp[known].sum() + 50.0)
+        m = known & (obj(o["seller"]) == frame["seller"].iloc[i])
+        assert feats["x_seller"][i] == pytest.approx((o_hit[m].sum() + SMOOTH * prior) / (o_insp[m].sum() + SMOOTH))
+    assert feats["x_seller"].nunique() > 10
+    # below the threshold the same column is a category again
+    as_category = FeaturePipeline(extra_categorical=("seller",), min_count=1, entity_min_levels=61)
+    assert "x_seller" in as_category.fit(History(frame, outc, seiz), frame).categorical_
+    # the reason names the party and its record
+    cols = pipe.columns(frame)
+    i = int(np.argmax(feats["x_seller"].to_numpy()))
+    text = pipe.families_[-1].reason(cols, {k: feats[k].to_numpy() for k in feats}, i)
+    assert f"seller {frame['seller'].iloc[i]}: " in text and "past inspections" in text
+
+
+def test_identifier_columns_survive_narrowing_and_refresh(world):
+    import copy
+
+    decl, outc, seiz, _, _ = world
+    frame = _with_ids(decl)
+    spec = {"extra_categorical": ("seller", "code"), "min_count": 1, "entity_min_levels": 50}
+    pipe = FeaturePipeline(**spec).fit(History(frame, outc.iloc[:0], seiz), frame)
+    narrowed = pipe.without(["extra:code"])
+    pd.testing.assert_frame_equal(narrowed.transform(frame),
+                                  pipe.spec_without(["extra:code"]).fit(History(frame, outc.iloc[:0], seiz), frame)
+                                  .transform(frame))
+    later = frame.assign(declaration_date=pd.Timestamp("2023-01-01"))
+    before = narrowed.transform(later)["x_seller"]
+    assert before.nunique() == 1  # no outcomes yet: every seller at the prior
+    refreshed = copy.deepcopy(narrowed).refresh(History(frame, outc, seiz))
+    assert refreshed.categorical_ == narrowed.categorical_ and "x_seller" not in refreshed.categorical_
+    after = refreshed.transform(later)["x_seller"]
+    assert after.nunique() > 10
+    assert (after.to_numpy() == pipe.spec_without(["extra:code"]).fit(History(frame, outc, seiz), frame)
+            .transform(later)["x_seller"].to_numpy()).all()

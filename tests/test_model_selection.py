@@ -6,12 +6,14 @@ from types import SimpleNamespace
 
 import lightgbm as lgb
 import numpy as np
+import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
 from scoring import Calibrator
+from training.data import TimeSplit, validation_folds
 from training.metrics import weighted_auc
-from training.train import select_feature_groups
+from training.train import early_stop_on_periods, select_feature_groups
 
 
 def test_weighted_auc_equals_sklearn_on_the_resampled_rows():
@@ -52,33 +54,29 @@ def _drift_problem(n: int, seed: int = 0):
          "learning_rate": 0.1, "metric": "auc"}
 
     def fit(Xm, nm, cats):
-        tr = ~valid
-        dtrain = lgb.Dataset(Xm[tr], label=y[tr], feature_name=nm, categorical_feature=cats)
-        dvalid = lgb.Dataset(Xm[valid], label=y[valid], reference=dtrain)
-        return lgb.train(p, dtrain, 200, valid_sets=[dvalid], valid_names=["valid"],
-                         callbacks=[lgb.early_stopping(20, verbose=False)])
+        return early_stop_on_periods(p, Xm, y, [(~valid, valid)], nm, cats, 200, 20)
 
-    return X, names, pipe, fit, (X[valid], y[valid])
+    return X, names, pipe, fit
 
 
 def test_a_group_that_hurts_on_validation_is_dropped_and_a_useful_one_kept():
-    X, names, pipe, fit, valid = _drift_problem(20_000)
-    booster, record = select_feature_groups(X, names, pipe, calendar="auto", select=True, fit=fit, valid=valid)
+    X, names, pipe, fit = _drift_problem(20_000)
+    chosen, record = select_feature_groups(X, names, pipe, calendar="auto", select=True, fit=fit)
     assert "trader_history" in record["dropped"] and "route" not in record["dropped"]
     assert record["confidence_without"]["trader_history"] >= 0.9
     assert record["valid_auc_without"]["trader_history"] > record["valid_auc_all"]
     assert record["valid_auc_without"]["route"] < record["valid_auc_all"]
-    assert booster.num_feature() == 4 - len(record["dropped"])
+    assert chosen.booster.num_feature() == 4 - len(record["dropped"])
     assert record["valid_auc_selected"] >= record["valid_auc_without"]["trader_history"]
     # --no-select: only the calendar rule applies
-    _, off = select_feature_groups(X, names, pipe, calendar="on", select=False, fit=fit, valid=valid)
+    _, off = select_feature_groups(X, names, pipe, calendar="on", select=False, fit=fit)
     assert off["dropped"] == [] and off["valid_auc_without"] == {}
 
 
 def test_a_small_validation_period_does_not_drop_on_noise():
     # the same drift, but far too few validation rows to be sure of it: nothing but calendar may go
-    X, names, pipe, fit, valid = _drift_problem(600, seed=1)
-    _, record = select_feature_groups(X, names, pipe, calendar="on", select=True, fit=fit, valid=valid)
+    X, names, pipe, fit = _drift_problem(600, seed=1)
+    _, record = select_feature_groups(X, names, pipe, calendar="on", select=True, fit=fit)
     for g, conf in record["confidence_without"].items():
         assert (g in record["dropped"]) == (conf >= 0.9 and record["valid_auc_without"][g]
                                            >= record["valid_auc_all"] + 0.0005)
@@ -98,10 +96,51 @@ def test_calibration_keeps_the_model_ranking_without_ties():
 
 
 def test_at_least_three_families_always_stay():
-    X, names, pipe, fit, valid = _drift_problem(20_000)
+    X, names, pipe, fit = _drift_problem(20_000)
     # only three families: the drifted one may not go, or explanations would name fewer than three
     keep = [0, 2, 3]
     three = _fake_pipeline([names[j] for j in keep], {names[j]: pipe.family_of_[names[j]] for j in keep})
-    booster, record = select_feature_groups(X[:, keep], three.feature_names_, three, calendar="on", select=True,
-                                            fit=fit, valid=(valid[0][:, keep], valid[1]))
-    assert record["dropped"] == [] and booster.num_feature() == 3
+    chosen, record = select_feature_groups(X[:, keep], three.feature_names_, three, calendar="on", select=True,
+                                            fit=fit)
+    assert record["dropped"] == [] and chosen.booster.num_feature() == 3
+
+
+def test_validation_folds_are_earlier_periods_of_the_same_size_with_a_gap():
+    dates = pd.Series(pd.Timestamp("2020-01-01") + pd.to_timedelta(np.repeat(np.arange(300), 10), unit="D"))
+    y = np.tile(np.arange(10) == 0, 300)
+    split = TimeSplit(pd.Timestamp("2020-08-01"), pd.Timestamp("2020-08-08"), pd.Timestamp("2020-09-20"),
+                      pd.Timestamp("2020-09-27"), 7)
+    folds = validation_folds(dates, y, split, periods=3)
+    assert len(folds) == 3
+    tr0, va0 = folds[0]
+    assert (dates[va0].min(), dates[va0].max()) == (pd.Timestamp("2020-08-08"), pd.Timestamp("2020-09-19"))
+    for (tr, va), (_, later_va) in zip(folds[1:], folds[:-1], strict=True):
+        assert va.sum() == va0.sum()  # as many rows as the split's own validation period
+        assert dates[va].max() < dates[later_va].min() - pd.Timedelta(days=6)  # a gap before the later one
+        assert dates[tr].max() < dates[va].min() - pd.Timedelta(days=6)  # and before its own
+    # an earlier period without positives is not used
+    no_early_pos = y & (dates >= pd.Timestamp("2020-06-20")).to_numpy()
+    assert len(validation_folds(dates, no_early_pos, split, periods=3)) == 1
+
+
+def test_rounds_are_where_the_mean_auc_of_the_periods_peaks():
+    rng = np.random.default_rng(4)
+    n = 6000
+    y = rng.random(n) < 0.1
+    X = np.column_stack([y * 0.6 + rng.normal(0, 1, n), rng.normal(0, 1, n), y * 0.3 + rng.normal(0, 1, n)])
+    period = np.arange(n) * 4 // n  # four periods in time order
+    folds = [(period < 2, period == 3), (period < 1, period == 2)]
+    p = {"objective": "binary", "verbosity": -1, "num_threads": 2, "seed": 0, "deterministic": True,
+         "learning_rate": 0.2, "num_leaves": 63, "min_data_in_leaf": 5}
+    names = ["a", "b", "c"]
+    got = early_stop_on_periods(p, X, y, folds, names, [], num_boost_round=60, early_stopping=60)
+    curves = []
+    binned = lgb.Dataset(X, y, feature_name=names, free_raw_data=False)  # one binning for every period
+    for tr, va in folds:  # each period trained on its own, the AUC of every round
+        b = lgb.train(p, binned.subset(np.flatnonzero(tr)), 60)
+        curves.append([roc_auc_score(y[va], b.predict(X[va], num_iteration=k)) for k in range(1, 61)])
+    mean = np.mean(curves, axis=0)
+    assert got.rounds == int(np.argmax(mean)) + 1 and got.rounds < 60
+    assert abs(got.auc - mean.max()) < 1e-9
+    assert [len(s) for s in got.scores] == [int(folds[0][1].sum()), int(folds[1][1].sum())]
+    assert abs(roc_auc_score(got.labels[0], got.scores[0]) - curves[0][got.rounds - 1]) < 1e-9

@@ -137,3 +137,35 @@ def temporal_split(dates: pd.Series, valid_frac: float = 0.15, test_frac: float 
             f"time split left an empty period (train {tr.sum()}, validation {va.sum()}, test {te.sum()} rows); "
             "more distinct dates are needed")
     return split
+
+
+VALIDATION_PERIODS = 2  # the validation period and one before it: rounds and groups are chosen on both
+
+
+def validation_folds(dates: pd.Series, y: np.ndarray, split: TimeSplit,
+                     periods: int = VALIDATION_PERIODS) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train rows, validation rows) masks, latest first: the split's validation period, then up to
+    ``periods - 1`` earlier periods of as many rows, each trained on the rows dated before it less
+    the gap. With a rare label one period holds a few dozen positives, too few to choose the number
+    of rounds or the feature groups on; an earlier period is used only when it and its training
+    rows both hold positives and negatives.
+    """
+    tr, va, _ = split.masks(dates)
+    folds = [(tr, va)]
+    d = dates.to_numpy()
+    gap = np.timedelta64(split.gap_days, "D")
+    size = int(va.sum())
+    end = split.train_end.to_datetime64()  # the next period ends where the later one's training ends
+    for _ in range(periods - 1):
+        before = np.sort(d[d < end])
+        if len(before) < 2 * size:
+            break
+        start = before[len(before) - size]
+        f_va = (d >= start) & (d < end)
+        f_tr = d < start - gap
+        if not all(m.any() and not m.all() for m in (y[f_va], y[f_tr])):
+            break
+        folds.append((f_tr, f_va))
+        end = start - gap
+    return folds
+

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightgbm as lgb
 import numpy as np
@@ -23,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from features._columns import object_array
 from features.pipeline import FeaturePipeline, split_extras
 from scoring.model import Calibrator, RiskModel
-from training.data import TimeSplit, TrainingError, TrainingSet, temporal_split
+from training.data import TimeSplit, TrainingError, TrainingSet, temporal_split, validation_folds
 from training.metrics import calibration_curve, ipw_hit_rate, ranking_metrics, weighted_auc
 
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -80,37 +80,72 @@ MAX_SELECTION_ROUNDS = 3  # backward elimination: groups are re-tested after eac
 MIN_FAMILIES = 3  # an explanation names at least three families (issue 4), so at least three stay
 
 
+@dataclass
+class ValidationFit:
+    """One configuration early-stopped on the validation periods (``validation_folds``)."""
+
+    booster: lgb.Booster  # trained before the latest validation period (calibration reads its scores)
+    rounds: int  # boosting rounds where the mean validation AUC of the periods peaks
+    auc: float  # that mean AUC
+    labels: list[np.ndarray]  # per validation period, latest first
+    scores: list[np.ndarray]  # the period's scores at ``rounds``
+
+
+def early_stop_on_periods(params: dict[str, Any], X: np.ndarray, y: np.ndarray,
+                          folds: Sequence[tuple[np.ndarray, np.ndarray]], names: list[str], cats: list[str],
+                          num_boost_round: int = 1000, early_stopping: int = 100) -> ValidationFit:
+    """Train on each fold's rows and stop where the mean validation AUC over the folds peaks
+    (``lgb.cv`` with time-ordered folds; ``early_stopping=0``: exactly ``num_boost_round`` rounds)."""
+    used = np.flatnonzero(np.logical_or.reduce([m for fold in folds for m in fold]))
+    at = np.full(len(y), -1)
+    at[used] = np.arange(len(used))
+    data = lgb.Dataset(X[used], label=y[used], feature_name=names, categorical_feature=cats, free_raw_data=False)
+    idx = [(at[np.flatnonzero(t)], at[np.flatnonzero(v)]) for t, v in folds]
+    cv = lgb.cv({**params, "metric": "auc"}, data, num_boost_round=num_boost_round, folds=idx, stratified=False,
+                shuffle=False, return_cvbooster=True,
+                callbacks=[lgb.early_stopping(early_stopping, verbose=False)] if early_stopping > 0 else [])
+    curve = cast(list[float], cv["valid auc-mean"])
+    rounds = len(curve)  # lgb.cv cuts the curve at the best round when it stops early
+    boosters = cast(lgb.CVBooster, cv["cvbooster"]).boosters
+    for b in boosters:
+        b.best_iteration = rounds
+    scores = [np.asarray(b.predict(X[v], num_iteration=rounds)) for b, (_, v) in zip(boosters, folds, strict=True)]
+    return ValidationFit(boosters[0], rounds, float(curve[rounds - 1]), [y[v] for _, v in folds], scores)
+
+
 def select_feature_groups(X: np.ndarray, names: list[str], pipe: FeaturePipeline, calendar: str, select: bool,
-                          fit: Callable[[np.ndarray, list[str], list[str]], lgb.Booster],
-                          valid: tuple[np.ndarray, np.ndarray], seed: int = 0
-                          ) -> tuple[lgb.Booster, dict[str, Any]]:
+                          fit: Callable[[np.ndarray, list[str], list[str]], ValidationFit], seed: int = 0
+                          ) -> tuple[ValidationFit, dict[str, Any]]:
     """Keep a feature group only where it helps, judged on the validation period.
 
     Every group (a family, or one extra column of a mapping) is left out in turn and the model
     early-stopped again. The calendar family must raise validation AUC to stay (``calendar="auto"``).
     Another group goes only when leaving it out raises validation AUC by at least ``MIN_AUC_GAIN``
     and does so in at least ``DROP_CONFIDENCE`` of paired bootstrap resamples of the validation rows
-    (a small validation period rarely removes anything). The groups that go are then left out
-    together, and that model is kept if it is at least as good as the best single removal
+    (a small validation period rarely removes anything). Validation AUC is the mean over the
+    validation periods, and a resample draws the rows of every period. The groups that go are then
+    left out together, and that model is kept if it is at least as good as the best single removal
     (otherwise only that one group goes). At least ``MIN_FAMILIES`` families always stay, so every
-    explanation can name three. ``fit(X, names, categorical)`` returns an early-stopped
-    booster; ``valid`` is the validation rows (``X[valid]``, labels). Returns the chosen booster and
-    the record of the decision.
+    explanation can name three. ``fit(X, names, categorical)`` returns the columns' early-stopped
+    :class:`ValidationFit`. Returns the chosen fit and the record of the decision.
     """
     groups = pipe.groups()
-    Xv, yv = valid
 
     def families_left(gone: Sequence[str]) -> int:
         return len({pipe.family_of_[n] for g, members in groups.items() if g not in gone for n in members})
 
-    weights = np.random.default_rng(seed).poisson(1.0, size=(BOOTSTRAP_RESAMPLES, len(yv)))
+    rng = np.random.default_rng(seed)
+    weights: list[np.ndarray] = []
 
-    def without(gone: Sequence[str]) -> tuple[lgb.Booster, float, np.ndarray]:
+    def without(gone: Sequence[str]) -> tuple[ValidationFit, float, np.ndarray]:
         cols = [j for j, n in enumerate(names) if not any(n in groups[g] for g in gone)]
         kept = [names[j] for j in cols]
-        b = fit(X[:, cols], kept, [c for c in pipe.categorical_ if c in kept])
-        boot = weighted_auc(yv, np.asarray(b.predict(Xv[:, cols], num_iteration=b.best_iteration)), weights)
-        return b, float(b.best_score["valid"]["auc"]), boot
+        f = fit(X[:, cols], kept, [c for c in pipe.categorical_ if c in kept])
+        if not weights:  # the same resamples for every configuration: paired comparisons
+            weights.extend(rng.poisson(1.0, size=(BOOTSTRAP_RESAMPLES, len(yv))) for yv in f.labels)
+        boot = np.mean([weighted_auc(yv, sv, w) for yv, sv, w in zip(f.labels, f.scores, weights, strict=True)],
+                       axis=0)
+        return f, f.auc, boot
 
     forced = ["calendar"] if calendar == "off" and "calendar" in groups else []
     current, current_auc, current_boot = without(forced)
@@ -195,16 +230,16 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
     p = {**DEFAULT_PARAMS, **(params or {}), "num_threads": num_threads, "seed": seed,
          "deterministic": True, "force_row_wise": True}
 
-    def early_stopped(Xm: np.ndarray, names: list[str], cats: list[str]) -> lgb.Booster:
-        dtrain = lgb.Dataset(Xm[tr], label=y[tr], feature_name=names, categorical_feature=cats, free_raw_data=True)
-        dvalid = lgb.Dataset(Xm[va], label=y[va], reference=dtrain)
-        return lgb.train(p, dtrain, num_boost_round=num_boost_round, valid_sets=[dvalid], valid_names=["valid"],
-                         callbacks=[lgb.early_stopping(early_stopping, verbose=False)] if early_stopping > 0 else [])
+    folds = validation_folds(lab["declaration_date"], y, split)
+
+    def early_stopped(Xm: np.ndarray, names: list[str], cats: list[str]) -> ValidationFit:
+        return early_stop_on_periods(p, Xm, y, folds, names, cats, num_boost_round, early_stopping)
 
     t1 = time.perf_counter()
     names = pipe.feature_names_
-    booster, selection = select_feature_groups(X, names, pipe, calendar=calendar, select=select,
-                                               fit=early_stopped, valid=(X[va], y[va]), seed=seed)
+    chosen, selection = select_feature_groups(X, names, pipe, calendar=calendar, select=select,
+                                              fit=early_stopped, seed=seed)
+    booster = chosen.booster
     dropped = selection["dropped"]
     calendar_check: dict[str, Any] = {k: selection[k] for k in ("valid_auc_with_calendar", "valid_auc_without_calendar")
                       if k in selection}
@@ -219,8 +254,8 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
     timings["fit_s"] = time.perf_counter() - t1
     timings["fit_rows_per_s"] = int(tr.sum()) / max(timings["fit_s"], 1e-9)
 
-    best = int(booster.best_iteration or booster.current_iteration())
-    raw_valid = np.asarray(booster.predict(X[va], num_threads=num_threads))
+    best = chosen.rounds
+    raw_valid = chosen.scores[0]  # the validation period's scores (fold 0 is the split's own)
     # calibration is fitted on out-of-sample validation scores of the early-stopped booster
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw_valid, y[va])
     calibrator = Calibrator(np.asarray(iso.X_thresholds_), np.asarray(iso.y_thresholds_))
@@ -289,6 +324,9 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
         "dropped_feature_groups": list(dropped),
         "test_period_in_final_fit": refit == "all",
         "validation_period": [str(split.valid_start.date()), str(split.valid_end.date())],
+        # rounds and feature groups were chosen on these periods (latest first; the first is the above)
+        "validation_periods": [[str(lab["declaration_date"][v].min().date()), str(lab["declaration_date"][v].max().date())]
+                               for _, v in folds],
         "test_period": [str(split.test_start.date()), str(lab["declaration_date"].max().date())],
         "history_cutoff": str(pd.Timestamp(history.cutoff).date()),  # type: ignore[arg-type]
         "metrics": {k: metrics[k] for k in ("precision_at", "recall_at", "auc", "average_precision", "brier")},
