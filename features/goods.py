@@ -8,7 +8,7 @@ import numpy as np
 
 from features._asof import AsOfTable, factorized
 from features._base import CategoryCodes, Columns, FeatureFamily, GlobalRate, rate
-from features._columns import heading, per_unique
+from features._columns import heading, pair, per_unique
 from features.history import History
 from features.reference import heading_name
 
@@ -17,6 +17,12 @@ _TOKEN = re.compile(r"[a-z]{4,}")
 
 def tokens(text: str | None) -> set[str]:
     return set(_TOKEN.findall(text.lower())) if text else set()
+
+
+def goods_from(cols: Columns) -> np.ndarray:
+    """The key of declared goods by where they come from: HS subheading | origin | departure country
+    (a commodity from one country is a classic risk indicator; ``?`` stands for a missing part)."""
+    return pair(pair(heading(cols["hs_code"], 6), cols["origin_country"], "|"), cols["departure_country"], "|")
 
 
 class GoodsCoverFeatures(FeatureFamily):
@@ -101,3 +107,40 @@ class GoodsCoverFeatures(FeatureFamily):
         if feats["description_seizure_cases"][i] >= 3 and not n:
             text += "; description resembles goods declared in past seizures"
         return text
+
+
+class GoodsOriginFeatures(FeatureFamily):
+    """Declared goods by where they come from: the hit rate of this HS subheading from this origin
+    via this departure country, among outcomes known before the declaration date. A family of its
+    own, so training keeps it only where it helps (the key is sparse on small data)."""
+
+    name = "goods_origin"
+    label = "goods by origin"
+
+    def fit(self, history: History, train: Columns) -> GoodsOriginFeatures:
+        out = history.outcome_events()
+        self.hits_ = AsOfTable(goods_from(out), out["day"], {"insp": out["inspected"], "hit": out["hit"]})
+        self.global_ = GlobalRate(history)
+        self.feature_names_ = ("hs6_origin_departure_inspections", "hs6_origin_departure_hit_rate",
+                               "hs6_origin_departure_hit_ratio")
+        self.categorical_ = ()
+        return self
+
+    def transform(self, cols: Columns) -> dict[str, np.ndarray]:
+        day = cols["day"]
+        prior = self.global_.at(day)
+        h = self.hits_.lookup(goods_from(cols), day)
+        hit_rate = rate(h["hit"], h["insp"], prior)
+        return {"hs6_origin_departure_inspections": h["insp"], "hs6_origin_departure_hit_rate": hit_rate,
+                "hs6_origin_departure_hit_ratio": hit_rate / prior}
+
+    def reason(self, cols: Columns, feats, i: int) -> str:
+        hs = (cols["hs_code"][i] or "")[:6] or "unknown goods"
+        origin = cols["origin_country"][i] or "unknown origin"
+        dep = cols["departure_country"][i] or "unknown departure"
+        n = int(feats["hs6_origin_departure_inspections"][i])
+        text = f"HS {hs} from {origin} via {dep}"
+        if n == 0:
+            return text + ": no past inspections"
+        return text + f": hit rate {feats['hs6_origin_departure_hit_ratio'][i]:.1f}× the average in {n} past inspections"
+

@@ -20,13 +20,13 @@ from sklearn.utils.validation import check_is_fitted
 from features._base import FeatureFamily
 from features._columns import columns_from_frame, columns_from_records
 from features.conveyance import ConveyanceOfficeFeatures
-from features.goods import GoodsCoverFeatures
+from features.goods import GoodsCoverFeatures, GoodsOriginFeatures
 from features.history import History
 from features.route import RouteFeatures
 from features.trader_history import TraderHistoryFeatures
 from features.value import ENTITY_MIN_LEVELS, CalendarFeatures, ExtraColumnFeatures, ValueAnomalyFeatures
 
-FAMILIES = ("route", "conveyance_office", "goods_cover", "trader_history", "value_anomaly", "calendar", "extra")
+FAMILIES = ("route", "conveyance_office", "goods_cover", "goods_origin", "trader_history", "value_anomaly", "calendar", "extra")
 
 
 def split_extras(frame: pd.DataFrame, candidates: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -63,6 +63,7 @@ class FeaturePipeline(BaseEstimator):
             RouteFeatures(self.min_count),
             ConveyanceOfficeFeatures(self.min_count),
             GoodsCoverFeatures(self.min_count),
+            GoodsOriginFeatures(),
             TraderHistoryFeatures(),
             ValueAnomalyFeatures(),
         ]

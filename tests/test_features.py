@@ -125,6 +125,7 @@ def test_history_features_match_slow_loops(world):
         t = row["transit_countries"]
         return f"{norm(row['departure_country']) or '?'}>{(t + '>') if t else ''}{norm(row['destination_country']) or '?'}"
 
+    assert (feats["hs6_origin_departure_inspections"] > 0).sum() >= 30  # the loop below compares real counts
     decl_routes = np.array([route(r) for _, r in decl.iterrows()], dtype=object)
     o_routes = np.array([route(r) for _, r in o.iterrows()], dtype=object)
     for i in rng.choice(len(decl), 80, replace=False):
@@ -167,6 +168,13 @@ def test_history_features_match_slow_loops(world):
             hit_days = o_day[m & o_hit]
             exp_since = t - hit_days.max() if len(hit_days) else np.nan
             assert feats[f"{role}_days_since_hit"][i] == pytest.approx(exp_since, nan_ok=True)
+        # the same subheading from the same origin via the same departure country
+        def where(r):
+            return (r["hs_code"][:6], norm(r["origin_country"]) or "?", norm(r["departure_country"]) or "?")
+        m = np.array([where(r) == where(row) for _, r in o.iterrows()]) & known_o
+        assert feats["hs6_origin_departure_inspections"][i] == m.sum()
+        assert feats["hs6_origin_departure_hit_rate"][i] == pytest.approx(
+            (o_hit[m].sum() + SMOOTH * prior) / (m.sum() + SMOOTH))
         # heading hit rate and value peers
         m = (obj(o["hs_code"].str[:4]) == head) & known_o
         assert feats["heading_hit_rate"][i] == pytest.approx((o_hit[m].sum() + SMOOTH * prior) / (m.sum() + SMOOTH))
