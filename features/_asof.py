@@ -57,6 +57,10 @@ class Factorized:
         out[-1] = missing  # code -1
         return out[self.codes]
 
+    def rows(self) -> np.ndarray:
+        """The keys back, one per row."""
+        return self.spread(self.uniques, None)
+
     def key(self, i: int) -> object:
         c = self.codes[i]
         return self.uniques[c] if c >= 0 else None
@@ -76,6 +80,24 @@ def factorized(keys: np.ndarray) -> np.ndarray | Factorized:
     """``keys`` factorized when that pays (``FACTORIZE_MIN_ROWS`` rows or more); small arrays (the
     API's) are looked up directly. Both give identical results (``tests/test_features.py``)."""
     return Factorized(keys) if len(keys) >= FACTORIZE_MIN_ROWS else keys
+
+
+def joined(parts: Sequence[np.ndarray], sep: str = "|") -> np.ndarray | Factorized:
+    """Row-wise keys of several columns, ``sep``-joined with ``?`` for a missing part. From
+    ``FACTORIZE_MIN_ROWS`` rows they come factorized, and only the distinct combinations are
+    formatted; both forms give identical look-ups (``tests/test_features.py``)."""
+    n = len(parts[0])
+    if n < FACTORIZE_MIN_ROWS:
+        return np.array([sep.join(v or "?" for v in row) for row in zip(*parts, strict=True)], dtype=object)
+    combo = np.zeros(n, dtype=np.int64)
+    for p in parts:
+        c, u = pd.factorize(np.asarray(p, dtype=object), use_na_sentinel=True)
+        combo, _ = pd.factorize(combo * (len(u) + 1) + (c + 1))  # re-coded each step: no overflow
+    _, first = np.unique(combo, return_index=True)  # a row of each combination, in code order
+    f = Factorized.__new__(Factorized)
+    f.codes = combo.astype(np.intp)
+    f.uniques = np.array([sep.join(p[i] or "?" for p in parts) for i in first], dtype=object)
+    return f
 
 
 class AsOfTable:

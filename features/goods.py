@@ -6,9 +6,9 @@ import re
 
 import numpy as np
 
-from features._asof import AsOfTable, factorized
+from features._asof import AsOfTable, Factorized, factorized, joined
 from features._base import CategoryCodes, Columns, FeatureFamily, GlobalRate, rate
-from features._columns import heading, pair, per_unique
+from features._columns import heading, per_unique
 from features.history import History
 from features.reference import heading_name
 
@@ -19,10 +19,10 @@ def tokens(text: str | None) -> set[str]:
     return set(_TOKEN.findall(text.lower())) if text else set()
 
 
-def goods_from(cols: Columns) -> np.ndarray:
+def goods_from(cols: Columns) -> np.ndarray | Factorized:
     """The key of declared goods by where they come from: HS subheading | origin | departure country
     (a commodity from one country is a classic risk indicator; ``?`` stands for a missing part)."""
-    return pair(pair(heading(cols["hs_code"], 6), cols["origin_country"], "|"), cols["departure_country"], "|")
+    return joined([heading(cols["hs_code"], 6), cols["origin_country"], cols["departure_country"]])
 
 
 class GoodsCoverFeatures(FeatureFamily):
@@ -119,7 +119,9 @@ class GoodsOriginFeatures(FeatureFamily):
 
     def fit(self, history: History, train: Columns) -> GoodsOriginFeatures:
         out = history.outcome_events()
-        self.hits_ = AsOfTable(goods_from(out), out["day"], {"insp": out["inspected"], "hit": out["hit"]})
+        keys = goods_from(out)
+        self.hits_ = AsOfTable(keys.rows() if isinstance(keys, Factorized) else keys, out["day"],
+                               {"insp": out["inspected"], "hit": out["hit"]})
         self.global_ = GlobalRate(history)
         self.feature_names_ = ("hs6_origin_departure_inspections", "hs6_origin_departure_hit_rate",
                                "hs6_origin_departure_hit_ratio")

@@ -80,6 +80,22 @@ def test_factorized_keys_give_the_same_lookups_and_codes():
     assert np.array_equal(t.lookup(const, qd)["n"], t.lookup(np.full(300, "a", dtype=object), qd)["n"])
 
 
+def test_joined_keys_are_the_same_factorized_or_not(monkeypatch):
+    import features._asof as asof
+
+    rng = np.random.default_rng(6)
+    parts = [rng.choice(np.array(["010121", "850440", None], dtype=object), 5000),
+             rng.choice(np.array(["CN", "US", None], dtype=object), 5000),
+             rng.choice(np.array(["HK", "CN", "DE", None], dtype=object), 5000)]
+    f = asof.joined(parts)
+    assert isinstance(f, asof.Factorized) and len(f.uniques) == 36
+    monkeypatch.setattr(asof, "FACTORIZE_MIN_ROWS", 10**9)
+    direct = asof.joined(parts)
+    assert direct.tolist() == f.rows().tolist()
+    assert direct[np.flatnonzero(parts[1] == None)[0]].split("|")[1] == "?"  # noqa: E711
+    assert set(direct) == {f"{a or '?'}|{b or '?'}|{c or '?'}" for a, b, c in zip(*parts, strict=True)}
+
+
 def test_pipeline_features_are_the_same_with_and_without_factorized_keys(world, monkeypatch):
     import features._asof as asof
 
