@@ -43,7 +43,9 @@ class Factorized:
     read the same keys: each table then maps only the distinct keys to its own codes."""
 
     def __init__(self, keys: np.ndarray):
-        codes, uniques = pd.factorize(np.asarray(keys, dtype=object), use_na_sentinel=True)
+        arr = np.asarray(keys)
+        codes, uniques = pd.factorize(arr if arr.dtype.kind in "iu" else np.asarray(keys, dtype=object),
+                                      use_na_sentinel=True)
         self.codes = codes
         self.uniques = np.asarray(uniques, dtype=object)
 
@@ -56,10 +58,6 @@ class Factorized:
         out[:-1] = per_unique
         out[-1] = missing  # code -1
         return out[self.codes]
-
-    def rows(self) -> np.ndarray:
-        """The keys back, one per row."""
-        return self.spread(self.uniques, None)
 
     def key(self, i: int) -> object:
         c = self.codes[i]
@@ -82,22 +80,36 @@ def factorized(keys: np.ndarray) -> np.ndarray | Factorized:
     return Factorized(keys) if len(keys) >= FACTORIZE_MIN_ROWS else keys
 
 
-def joined(parts: Sequence[np.ndarray], sep: str = "|") -> np.ndarray | Factorized:
-    """Row-wise keys of several columns, ``sep``-joined with ``?`` for a missing part. From
-    ``FACTORIZE_MIN_ROWS`` rows they come factorized, and only the distinct combinations are
-    formatted; both forms give identical look-ups (``tests/test_features.py``)."""
-    n = len(parts[0])
-    if n < FACTORIZE_MIN_ROWS:
-        return np.array([sep.join(v or "?" for v in row) for row in zip(*parts, strict=True)], dtype=object)
-    combo = np.zeros(n, dtype=np.int64)
-    for p in parts:
-        c, u = pd.factorize(np.asarray(p, dtype=object), use_na_sentinel=True)
-        combo, _ = pd.factorize(combo * (len(u) + 1) + (c + 1))  # re-coded each step: no overflow
-    _, first = np.unique(combo, return_index=True)  # a row of each combination, in code order
-    f = Factorized.__new__(Factorized)
-    f.codes = combo.astype(np.intp)
-    f.uniques = np.array([sep.join(p[i] or "?" for p in parts) for i in first], dtype=object)
-    return f
+class CompositeKey:
+    """Rows of several key columns → one integer per combination, from vocabularies of the columns
+    fitted on the events (a missing part is a value of its own; a value never seen gives -1, which
+    has no history). Each column's distinct values are looked up once, no string per row is built."""
+
+    def __init__(self, parts: Sequence[np.ndarray]):
+        self.vocabs_: list[dict[object, int]] = []
+        size = 1
+        for p in parts:
+            values = sorted({v for v in np.asarray(p, dtype=object) if v is not None}, key=str)
+            vocab: dict[object, int] = {v: i for i, v in enumerate(values, start=1)}
+            vocab[None] = 0
+            self.vocabs_.append(vocab)
+            size *= len(vocab)
+        if size >= 2**62:
+            raise ValueError(f"{size} combinations do not fit one integer key")
+
+    def codes(self, parts: Sequence[np.ndarray]) -> np.ndarray:
+        key = np.zeros(len(parts[0]), dtype=np.int64)
+        unseen = np.zeros(len(key), dtype=bool)
+        for p, vocab in zip(parts, self.vocabs_, strict=True):
+            if len(key) >= FACTORIZE_MIN_ROWS:
+                f = Factorized(p)
+                c = f.spread(np.fromiter((vocab.get(u, -1) for u in f.uniques), np.int64, len(f.uniques)), 0)
+            else:
+                c = np.fromiter((vocab.get(v, -1) for v in p), np.int64, len(p))
+            unseen |= c < 0
+            key = key * len(vocab) + np.maximum(c, 0)
+        key[unseen] = -1
+        return key
 
 
 class AsOfTable:

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from features._asof import AsOfTable, Factorized, factorized, joined
+from features._asof import AsOfTable, CompositeKey, factorized
 from features._base import CategoryCodes, Columns, FeatureFamily, GlobalRate, rate
 from features._columns import heading, per_unique
 from features.history import History
@@ -19,10 +19,10 @@ def tokens(text: str | None) -> set[str]:
     return set(_TOKEN.findall(text.lower())) if text else set()
 
 
-def goods_from(cols: Columns) -> np.ndarray | Factorized:
-    """The key of declared goods by where they come from: HS subheading | origin | departure country
-    (a commodity from one country is a classic risk indicator; ``?`` stands for a missing part)."""
-    return joined([heading(cols["hs_code"], 6), cols["origin_country"], cols["departure_country"]])
+def goods_from(cols: Columns) -> list[np.ndarray]:
+    """The key parts of declared goods by where they come from: HS subheading, origin, departure
+    country (a commodity from one country is a classic risk indicator)."""
+    return [heading(cols["hs_code"], 6), cols["origin_country"], cols["departure_country"]]
 
 
 class GoodsCoverFeatures(FeatureFamily):
@@ -119,8 +119,8 @@ class GoodsOriginFeatures(FeatureFamily):
 
     def fit(self, history: History, train: Columns) -> GoodsOriginFeatures:
         out = history.outcome_events()
-        keys = goods_from(out)
-        self.hits_ = AsOfTable(keys.rows() if isinstance(keys, Factorized) else keys, out["day"],
+        self.key_ = CompositeKey(goods_from(out))
+        self.hits_ = AsOfTable(self.key_.codes(goods_from(out)), out["day"],
                                {"insp": out["inspected"], "hit": out["hit"]})
         self.global_ = GlobalRate(history)
         self.feature_names_ = ("hs6_origin_departure_inspections", "hs6_origin_departure_hit_rate",
@@ -131,7 +131,7 @@ class GoodsOriginFeatures(FeatureFamily):
     def transform(self, cols: Columns) -> dict[str, np.ndarray]:
         day = cols["day"]
         prior = self.global_.at(day)
-        h = self.hits_.lookup(goods_from(cols), day)
+        h = self.hits_.lookup(factorized(self.key_.codes(goods_from(cols))), day)
         hit_rate = rate(h["hit"], h["insp"], prior)
         return {"hs6_origin_departure_inspections": h["insp"], "hs6_origin_departure_hit_rate": hit_rate,
                 "hs6_origin_departure_hit_ratio": hit_rate / prior}

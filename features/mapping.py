@@ -17,7 +17,9 @@ A mapping is a YAML file::
     label_known: declaration_date  # when a label became known (a contract date column)
     extra_columns: [Tax Rate]      # source columns kept as generic features
 
-Labels become boolean columns ``label_<name>``; extra columns keep their source names.
+Labels become boolean columns ``label_<name>``; extra columns keep their source names. An extra
+column is used as a number, as a category, or (1,000 or more distinct values, e.g. a seller ID)
+as the point-in-time hit rate of its value (``features.value.ExtraColumnFeatures``).
 """
 
 from __future__ import annotations

@@ -80,20 +80,29 @@ def test_factorized_keys_give_the_same_lookups_and_codes():
     assert np.array_equal(t.lookup(const, qd)["n"], t.lookup(np.full(300, "a", dtype=object), qd)["n"])
 
 
-def test_joined_keys_are_the_same_factorized_or_not(monkeypatch):
+def test_composite_keys_identify_combinations_factorized_or_not(monkeypatch):
     import features._asof as asof
 
     rng = np.random.default_rng(6)
-    parts = [rng.choice(np.array(["010121", "850440", None], dtype=object), 5000),
-             rng.choice(np.array(["CN", "US", None], dtype=object), 5000),
-             rng.choice(np.array(["HK", "CN", "DE", None], dtype=object), 5000)]
-    f = asof.joined(parts)
-    assert isinstance(f, asof.Factorized) and len(f.uniques) == 36
+    pools = [np.array(["010121", "850440", None], dtype=object), np.array(["CN", "US", None], dtype=object),
+             np.array(["HK", "CN", "DE", None], dtype=object)]
+    events = [rng.choice(p, 300) for p in pools]
+    key = asof.CompositeKey(events)
+    query = [rng.choice(np.append(p, "NEW"), 5000) for p in pools]
+    codes = key.codes(query)  # over the factorizing threshold
     monkeypatch.setattr(asof, "FACTORIZE_MIN_ROWS", 10**9)
-    direct = asof.joined(parts)
-    assert direct.tolist() == f.rows().tolist()
-    assert direct[np.flatnonzero(parts[1] == None)[0]].split("|")[1] == "?"  # noqa: E711
-    assert set(direct) == {f"{a or '?'}|{b or '?'}|{c or '?'}" for a, b, c in zip(*parts, strict=True)}
+    assert np.array_equal(codes, key.codes(query))
+    rows = list(zip(*query, strict=True))
+    unseen = np.array(["NEW" in r for r in rows])
+    assert (codes[unseen] == -1).all() and (codes[~unseen] >= 0).all()
+    # one code per combination (a missing part is a value of its own), and the events' codes agree
+    by_code: dict[int, set] = {}
+    for c, r in zip(codes[~unseen], [r for r, u in zip(rows, unseen, strict=True) if not u], strict=True):
+        by_code.setdefault(int(c), set()).add(r)
+    assert all(len(v) == 1 for v in by_code.values()) and len(by_code) == 36
+    ev_codes = key.codes(events)
+    for c, r in zip(ev_codes, zip(*events, strict=True), strict=True):
+        assert by_code.get(int(c), {r}) == {r}
 
 
 def test_pipeline_features_are_the_same_with_and_without_factorized_keys(world, monkeypatch):

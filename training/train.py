@@ -99,7 +99,7 @@ def early_stop_on_periods(params: dict[str, Any], X: np.ndarray, y: np.ndarray,
     used = np.flatnonzero(np.logical_or.reduce([m for fold in folds for m in fold]))
     at = np.full(len(y), -1)
     at[used] = np.arange(len(used))
-    data = lgb.Dataset(X[used], label=y[used], feature_name=names, categorical_feature=cats, free_raw_data=False)
+    data = lgb.Dataset(X[used], label=y[used], feature_name=names, categorical_feature=cats)
     idx = [(at[np.flatnonzero(t)], at[np.flatnonzero(v)]) for t, v in folds]
     cv = lgb.cv({**params, "metric": "auc"}, data, num_boost_round=num_boost_round, folds=idx, stratified=False,
                 shuffle=False, return_cvbooster=True,
@@ -109,6 +109,7 @@ def early_stop_on_periods(params: dict[str, Any], X: np.ndarray, y: np.ndarray,
     boosters = cast(lgb.CVBooster, cv["cvbooster"]).boosters
     for b in boosters:
         b.best_iteration = rounds
+        b.free_dataset()  # selection holds a fit per group: keep its trees, not its training data
     scores = [np.asarray(b.predict(X[v], num_iteration=rounds)) for b, (_, v) in zip(boosters, folds, strict=True)]
     return ValidationFit(boosters[0], rounds, float(curve[rounds - 1]), [y[v] for _, v in folds], scores)
 
