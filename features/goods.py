@@ -109,10 +109,20 @@ class GoodsCoverFeatures(FeatureFamily):
         return text
 
 
+def value_level(values: np.ndarray) -> np.ndarray:
+    """Declared value on a log scale, one level per factor e (-1: no positive value)."""
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level = np.floor(np.log(v))
+    return np.where(np.isfinite(level), level, -1.0).astype(np.int64)
+
+
 class GoodsOriginFeatures(FeatureFamily):
     """Declared goods by where they come from: the hit rate of this HS subheading from this origin
-    via this departure country, among outcomes known before the declaration date. A family of its
-    own, so training keeps it only where it helps (the key is sparse on small data)."""
+    via this departure country, among outcomes known before the declaration date, and of the same
+    goods and places declared at the same value level (a consignment profile: schemes repeat).
+    A family of its own, so training keeps it only where it helps (the keys are sparse on small
+    data)."""
 
     name = "goods_origin"
     label = "goods by origin"
@@ -122,9 +132,13 @@ class GoodsOriginFeatures(FeatureFamily):
         self.key_ = CompositeKey(goods_from(out))
         self.hits_ = AsOfTable(self.key_.codes(goods_from(out)), out["day"],
                                {"insp": out["inspected"], "hit": out["hit"]})
+        valued = [*goods_from(out), value_level(out["customs_value"])]
+        self.value_key_ = CompositeKey(valued)
+        self.value_hits_ = AsOfTable(self.value_key_.codes(valued), out["day"],
+                                     {"insp": out["inspected"], "hit": out["hit"]})
         self.global_ = GlobalRate(history)
         self.feature_names_ = ("hs6_origin_departure_inspections", "hs6_origin_departure_hit_rate",
-                               "hs6_origin_departure_hit_ratio")
+                               "hs6_origin_departure_hit_ratio", "same_value_inspections", "same_value_hit_rate")
         self.categorical_ = ()
         return self
 
@@ -133,8 +147,11 @@ class GoodsOriginFeatures(FeatureFamily):
         prior = self.global_.at(day)
         h = self.hits_.lookup(factorized(self.key_.codes(goods_from(cols))), day)
         hit_rate = rate(h["hit"], h["insp"], prior)
+        hv = self.value_hits_.lookup(factorized(self.value_key_.codes(
+            [*goods_from(cols), value_level(cols["customs_value"])])), day)
         return {"hs6_origin_departure_inspections": h["insp"], "hs6_origin_departure_hit_rate": hit_rate,
-                "hs6_origin_departure_hit_ratio": hit_rate / prior}
+                "hs6_origin_departure_hit_ratio": hit_rate / prior, "same_value_inspections": hv["insp"],
+                "same_value_hit_rate": rate(hv["hit"], hv["insp"], prior)}
 
     def reason(self, cols: Columns, feats, i: int) -> str:
         hs = (cols["hs_code"][i] or "")[:6] or "unknown goods"
@@ -144,5 +161,9 @@ class GoodsOriginFeatures(FeatureFamily):
         text = f"HS {hs} from {origin} via {dep}"
         if n == 0:
             return text + ": no past inspections"
-        return text + f": hit rate {feats['hs6_origin_departure_hit_ratio'][i]:.1f}× the average in {n} past inspections"
+        text += f": hit rate {feats['hs6_origin_departure_hit_ratio'][i]:.1f}× the average in {n} past inspections"
+        same = int(feats["same_value_inspections"][i])
+        if same:
+            text += f"; {same} of them at a similar declared value"
+        return text
 

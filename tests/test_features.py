@@ -151,6 +151,7 @@ def test_history_features_match_slow_loops(world):
         return f"{norm(row['departure_country']) or '?'}>{(t + '>') if t else ''}{norm(row['destination_country']) or '?'}"
 
     assert (feats["hs6_origin_departure_inspections"] > 0).sum() >= 30  # the loop below compares real counts
+    assert (feats["same_value_inspections"] > 0).sum() >= 10
     decl_routes = np.array([route(r) for _, r in decl.iterrows()], dtype=object)
     o_routes = np.array([route(r) for _, r in o.iterrows()], dtype=object)
     for i in rng.choice(len(decl), 80, replace=False):
@@ -200,6 +201,12 @@ def test_history_features_match_slow_loops(world):
         assert feats["hs6_origin_departure_inspections"][i] == m.sum()
         assert feats["hs6_origin_departure_hit_rate"][i] == pytest.approx(
             (o_hit[m].sum() + SMOOTH * prior) / (m.sum() + SMOOTH))
+        # …and declared at the same value level (one level per factor e)
+        def level(v):
+            return int(np.floor(np.log(v))) if v > 0 else -1
+        m &= np.array([level(v) for v in o["customs_value"]]) == level(row["customs_value"])
+        assert feats["same_value_inspections"][i] == m.sum()
+        assert feats["same_value_hit_rate"][i] == pytest.approx((o_hit[m].sum() + SMOOTH * prior) / (m.sum() + SMOOTH))
         # heading hit rate and value peers
         m = (obj(o["hs_code"].str[:4]) == head) & known_o
         assert feats["heading_hit_rate"][i] == pytest.approx((o_hit[m].sum() + SMOOTH * prior) / (m.sum() + SMOOTH))
