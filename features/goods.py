@@ -129,13 +129,14 @@ class GoodsOriginFeatures(FeatureFamily):
 
     def fit(self, history: History, train: Columns) -> GoodsOriginFeatures:
         out = history.outcome_events()
+        # the value key extends the goods key by one part: the goods key's code and the value level
         self.key_ = CompositeKey(goods_from(out))
-        self.hits_ = AsOfTable(self.key_.codes(goods_from(out)), out["day"],
-                               {"insp": out["inspected"], "hit": out["hit"]})
-        valued = [*goods_from(out), value_level(out["customs_value"])]
+        goods = self.key_.codes(goods_from(out))
+        valued = [goods, value_level(out["customs_value"])]
         self.value_key_ = CompositeKey(valued)
-        self.value_hits_ = AsOfTable(self.value_key_.codes(valued), out["day"],
-                                     {"insp": out["inspected"], "hit": out["hit"]})
+        counts = {"insp": out["inspected"], "hit": out["hit"]}
+        self.hits_ = AsOfTable(goods, out["day"], counts)
+        self.value_hits_ = AsOfTable(self.value_key_.codes(valued), out["day"], counts)
         self.global_ = GlobalRate(history)
         self.feature_names_ = ("hs6_origin_departure_inspections", "hs6_origin_departure_hit_rate",
                                "hs6_origin_departure_hit_ratio", "same_value_inspections", "same_value_hit_rate")
@@ -145,10 +146,11 @@ class GoodsOriginFeatures(FeatureFamily):
     def transform(self, cols: Columns) -> dict[str, np.ndarray]:
         day = cols["day"]
         prior = self.global_.at(day)
-        h = self.hits_.lookup(factorized(self.key_.codes(goods_from(cols))), day)
+        goods = self.key_.codes(goods_from(cols))  # -1 (no history) where a part was never seen
+        h = self.hits_.lookup(factorized(goods), day)
+        hv = self.value_hits_.lookup(factorized(self.value_key_.codes([goods, value_level(cols["customs_value"])])),
+                                     day)
         hit_rate = rate(h["hit"], h["insp"], prior)
-        hv = self.value_hits_.lookup(factorized(self.value_key_.codes(
-            [*goods_from(cols), value_level(cols["customs_value"])])), day)
         return {"hs6_origin_departure_inspections": h["insp"], "hs6_origin_departure_hit_rate": hit_rate,
                 "hs6_origin_departure_hit_ratio": hit_rate / prior, "same_value_inspections": hv["insp"],
                 "same_value_hit_rate": rate(hv["hit"], hv["insp"], prior)}
