@@ -88,14 +88,33 @@ def days_since(last_day: np.ndarray, day: np.ndarray) -> np.ndarray:
 
 
 class GlobalRate:
-    """As-of overall hit rate among inspected items (the prior of every smoothed rate)."""
+    """As-of overall hit rate among inspected items (the prior of every smoothed rate).
+
+    Families share one per history (:func:`global_rate`), and the rates of the last ``day`` array
+    are kept: every family of a pipeline reads the same days, so the look-up runs once per batch.
+    """
 
     def __init__(self, history: History):
         ev = history.outcome_events()
         keys = np.full(len(ev["day"]), "all", dtype=object)
         self.table_ = AsOfTable(keys, ev["day"], {"insp": ev["inspected"], "hit": ev["hit"]})
+        self._last: tuple[np.ndarray, np.ndarray] | None = None
 
     def at(self, day: np.ndarray) -> np.ndarray:
+        last = getattr(self, "_last", None)  # one tuple, read once: safe with two chunks in flight
+        if last is not None and last[0] is day:
+            return last[1]
         r = self.table_.lookup(Factorized.constant("all", len(day)), day)
-        return (r["hit"] + 1.0) / (r["insp"] + 50.0)  # weak prior of 2 % before any outcome
+        prior = (r["hit"] + 1.0) / (r["insp"] + 50.0)  # weak prior of 2 % before any outcome
+        self._last = (day, prior)
+        return prior
 
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_last"}
+
+
+def global_rate(history: History) -> GlobalRate:
+    """The history's one :class:`GlobalRate`, built on first use."""
+    if "global_rate" not in history._cache:
+        history._cache["global_rate"] = GlobalRate(history)
+    return history._cache["global_rate"]

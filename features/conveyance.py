@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from features._asof import AsOfTable, factorized
-from features._base import CategoryCodes, Columns, FeatureFamily, GlobalRate, rate
+from features._base import CategoryCodes, Columns, FeatureFamily, global_rate, rate
 from features._columns import pair
 from features.history import History
 
@@ -28,7 +28,7 @@ class ConveyanceOfficeFeatures(FeatureFamily):
         out = history.outcome_events()
         self.office_hits_ = AsOfTable(out["office_id"], out["day"], {"insp": out["inspected"], "hit": out["hit"]})
         self.conv_hits_ = AsOfTable(out["conveyance"], out["day"], {"insp": out["inspected"], "hit": out["hit"]})
-        self.global_ = GlobalRate(history)
+        self.global_ = global_rate(history)
         self.feature_names_ = ("conveyance", "office_type", "direction", "office_id",
                                "conveyance_seizure_cases", "conveyance_location_seizure_cases",
                                "office_hit_rate", "conveyance_hit_rate", "conveyance_hit_ratio")

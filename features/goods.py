@@ -7,7 +7,7 @@ import re
 import numpy as np
 
 from features._asof import AsOfTable, CompositeKey, factorized
-from features._base import CategoryCodes, Columns, FeatureFamily, GlobalRate, rate
+from features._base import CategoryCodes, Columns, FeatureFamily, global_rate, rate
 from features._columns import heading, per_unique
 from features.history import History
 from features.reference import heading_name
@@ -47,7 +47,7 @@ class GoodsCoverFeatures(FeatureFamily):
         out = history.outcome_events()
         self.heading_hits_ = AsOfTable(out["heading"], out["day"], {"insp": out["inspected"], "hit": out["hit"]})
         self.hs6_hits_ = AsOfTable(heading(out["hs_code"], 6), out["day"], {"insp": out["inspected"], "hit": out["hit"]})
-        self.global_ = GlobalRate(history)
+        self.global_ = global_rate(history)
         self.feature_names_ = ("hs_chapter", "hs_heading", "hs6_number", "chapter_93", "cover_seizure_cases",
                                "description_seizure_cases", "heading_inspections", "heading_hit_rate",
                                "heading_hit_ratio", "hs6_inspections", "hs6_hits", "hs6_hit_rate")
@@ -137,7 +137,7 @@ class GoodsOriginFeatures(FeatureFamily):
         counts = {"insp": out["inspected"], "hit": out["hit"]}
         self.hits_ = AsOfTable(goods, out["day"], counts)
         self.value_hits_ = AsOfTable(self.value_key_.codes(valued), out["day"], counts)
-        self.global_ = GlobalRate(history)
+        self.global_ = global_rate(history)
         self.feature_names_ = ("hs6_origin_departure_inspections", "hs6_origin_departure_hit_rate",
                                "hs6_origin_departure_hit_ratio", "same_value_inspections", "same_value_hit_rate")
         self.categorical_ = ()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from features._asof import AsOfTable, factorized
-from features._base import Columns, FeatureFamily, GlobalRate, days_since, rate
+from features._base import Columns, FeatureFamily, days_since, global_rate, rate
 from features.history import History
 
 ROLES = ("importer", "declarant")
@@ -25,7 +25,7 @@ class TraderHistoryFeatures(FeatureFamily):
                        for r in self.roles}
         self.hits_ = {r: AsOfTable(out[f"{r}_id"], out["day"], {"insp": out["inspected"], "hit": out["hit"]},
                                    last_day_of="hit") for r in self.roles}
-        self.global_ = GlobalRate(history)
+        self.global_ = global_rate(history)
         names = []
         for r in self.roles:
             names += [f"{r}_declarations", f"{r}_inspections", f"{r}_hits", f"{r}_hit_rate",

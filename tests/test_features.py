@@ -393,3 +393,21 @@ def test_identifier_columns_survive_narrowing_and_refresh(world):
     assert after.nunique() > 10
     assert (after.to_numpy() == pipe.spec_without(["extra:code"]).fit(History(frame, outc, seiz), frame)
             .transform(later)["x_seller"].to_numpy()).all()
+
+
+def test_families_share_one_global_rate_and_its_look_up(world):
+    import pickle
+
+    decl, _, _, pipe, feats = world
+    rates = {id(f.global_) for f in pipe.families_ if getattr(f, "global_", None) is not None}
+    assert len(rates) == 1  # one prior for every family, built once
+    prior = next(f.global_ for f in pipe.families_ if getattr(f, "global_", None) is not None)
+    day = pipe.columns(decl)["day"]
+    first = prior.at(day)
+    assert prior.at(day) is first  # the same days: looked up once
+    again = prior.at(day.copy())  # other days of equal values: looked up again, same rates
+    assert again is not first and np.array_equal(again, first)
+    copy = pickle.loads(pickle.dumps(pipe))
+    assert len({id(f.global_) for f in copy.families_ if getattr(f, "global_", None) is not None}) == 1
+    assert getattr(copy.families_[0].global_, "_last", None) is None  # the kept days are not saved
+    pd.testing.assert_frame_equal(copy.transform(decl), feats)
