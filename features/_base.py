@@ -78,6 +78,11 @@ class FeatureFamily(BaseEstimator):
         return self.label
 
 
+def outcome_table(keys: np.ndarray, events: Mapping[str, np.ndarray], last_day_of: str | None = None) -> AsOfTable:
+    """Inspections and hits per key among outcome events (``History.outcome_events``), as of a day."""
+    return AsOfTable(keys, events["day"], {"insp": events["inspected"], "hit": events["hit"]}, last_day_of=last_day_of)
+
+
 def rate(hits: np.ndarray, trials: np.ndarray, prior: np.ndarray | float) -> np.ndarray:
     """Hit rate shrunk toward ``prior`` (additive smoothing with SMOOTHING pseudo-trials)."""
     return (hits + SMOOTHING * prior) / (trials + SMOOTHING)
@@ -97,7 +102,7 @@ class GlobalRate:
     def __init__(self, history: History):
         ev = history.outcome_events()
         keys = np.full(len(ev["day"]), "all", dtype=object)
-        self.table_ = AsOfTable(keys, ev["day"], {"insp": ev["inspected"], "hit": ev["hit"]})
+        self.table_ = outcome_table(keys, ev)
         self._last: tuple[np.ndarray, np.ndarray] | None = None
 
     def at(self, day: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from features._asof import AsOfTable, factorized
-from features._base import CategoryCodes, Columns, FeatureFamily, global_rate, rate
+from features._base import CategoryCodes, Columns, FeatureFamily, global_rate, outcome_table, rate
 from features._columns import pair
 from features.history import History
 
@@ -26,8 +26,8 @@ class ConveyanceOfficeFeatures(FeatureFamily):
         self.conv_loc_cases_ = AsOfTable(pair(cases["conveyance"], cases["detection_location"], "@"), cases["day"],
                                          {"n": ones})
         out = history.outcome_events()
-        self.office_hits_ = AsOfTable(out["office_id"], out["day"], {"insp": out["inspected"], "hit": out["hit"]})
-        self.conv_hits_ = AsOfTable(out["conveyance"], out["day"], {"insp": out["inspected"], "hit": out["hit"]})
+        self.office_hits_ = outcome_table(out["office_id"], out)
+        self.conv_hits_ = outcome_table(out["conveyance"], out)
         self.global_ = global_rate(history)
         self.feature_names_ = ("conveyance", "office_type", "direction", "office_id",
                                "conveyance_seizure_cases", "conveyance_location_seizure_cases",

@@ -7,7 +7,7 @@ import re
 import numpy as np
 
 from features._asof import AsOfTable, CompositeKey, factorized
-from features._base import CategoryCodes, Columns, FeatureFamily, global_rate, rate
+from features._base import CategoryCodes, Columns, FeatureFamily, global_rate, outcome_table, rate
 from features._columns import heading, per_unique
 from features.history import History
 from features.reference import heading_name
@@ -45,8 +45,8 @@ class GoodsCoverFeatures(FeatureFamily):
         self.desc_cases_ = AsOfTable(np.array(tk, dtype=object), np.array(td, dtype=np.int64),
                                      {"n": np.ones(len(td))})
         out = history.outcome_events()
-        self.heading_hits_ = AsOfTable(out["heading"], out["day"], {"insp": out["inspected"], "hit": out["hit"]})
-        self.hs6_hits_ = AsOfTable(heading(out["hs_code"], 6), out["day"], {"insp": out["inspected"], "hit": out["hit"]})
+        self.heading_hits_ = outcome_table(out["heading"], out)
+        self.hs6_hits_ = outcome_table(heading(out["hs_code"], 6), out)
         self.global_ = global_rate(history)
         self.feature_names_ = ("hs_chapter", "hs_heading", "hs6_number", "chapter_93", "cover_seizure_cases",
                                "description_seizure_cases", "heading_inspections", "heading_hit_rate",
@@ -134,9 +134,8 @@ class GoodsOriginFeatures(FeatureFamily):
         goods = self.key_.codes(goods_from(out))
         valued = [goods, value_level(out["customs_value"])]
         self.value_key_ = CompositeKey(valued)
-        counts = {"insp": out["inspected"], "hit": out["hit"]}
-        self.hits_ = AsOfTable(goods, out["day"], counts)
-        self.value_hits_ = AsOfTable(self.value_key_.codes(valued), out["day"], counts)
+        self.hits_ = outcome_table(goods, out)
+        self.value_hits_ = outcome_table(self.value_key_.codes(valued), out)
         self.global_ = global_rate(history)
         self.feature_names_ = ("hs6_origin_departure_inspections", "hs6_origin_departure_hit_rate",
                                "hs6_origin_departure_hit_ratio", "same_value_inspections", "same_value_hit_rate")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from features._asof import AsOfTable, factorized
-from features._base import CategoryCodes, Columns, FeatureFamily, global_rate, rate
+from features._base import CategoryCodes, Columns, FeatureFamily, global_rate, outcome_table, rate
 from features._columns import per_unique
 from features.history import History, explode_transits, route_key
 from features.reference import region_of
@@ -31,7 +31,7 @@ class RouteFeatures(FeatureFamily):
         decl = history.declaration_events()
         self.route_decls_ = AsOfTable(decl["route"], decl["day"], {"n": np.ones(len(decl["day"]))})
         out = history.outcome_events()
-        self.route_hits_ = AsOfTable(out["route"], out["day"], {"insp": out["inspected"], "hit": out["hit"]})
+        self.route_hits_ = outcome_table(out["route"], out)
         self.global_ = global_rate(history)
         self.feature_names_ = (
             "origin_country", "departure_country", "destination_country", "departure_region_code",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from features._asof import AsOfTable, factorized
-from features._base import Columns, FeatureFamily, days_since, global_rate, rate
+from features._base import Columns, FeatureFamily, days_since, global_rate, outcome_table, rate
 from features.history import History
 
 ROLES = ("importer", "declarant")
@@ -23,8 +23,7 @@ class TraderHistoryFeatures(FeatureFamily):
         out = history.outcome_events()
         self.decls_ = {r: AsOfTable(decl[f"{r}_id"], decl["day"], {"n": np.ones(len(decl["day"]))})
                        for r in self.roles}
-        self.hits_ = {r: AsOfTable(out[f"{r}_id"], out["day"], {"insp": out["inspected"], "hit": out["hit"]},
-                                   last_day_of="hit") for r in self.roles}
+        self.hits_ = {r: outcome_table(out[f"{r}_id"], out, last_day_of="hit") for r in self.roles}
         self.global_ = global_rate(history)
         names = []
         for r in self.roles:

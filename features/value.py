@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from features._asof import AsOfTable
-from features._base import CategoryCodes, Columns, FeatureFamily, GlobalRate, global_rate, rate
+from features._base import CategoryCodes, Columns, FeatureFamily, GlobalRate, global_rate, outcome_table, rate
 from features._columns import heading
 from features.history import History
 
@@ -123,8 +123,7 @@ class ExtraColumnFeatures(FeatureFamily):
 
     def _fit_history(self, history: History) -> None:
         ev = history.outcome_events()
-        self.entity_tables_ = {c: AsOfTable(history.outcome_values(c), ev["day"],
-                                            {"insp": ev["inspected"], "hit": ev["hit"]}) for c in self.entity_}
+        self.entity_tables_ = {c: outcome_table(history.outcome_values(c), ev) for c in self.entity_}
         self.global_ = global_rate(history) if self.entity_ else None
 
     def _set_names(self) -> None:
