@@ -17,6 +17,7 @@ Generative story (see PATTERNS.md):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -211,9 +212,17 @@ def _hs_codes(rng: np.random.Generator, heading: np.ndarray, office_country: np.
 def _traffic(rng: np.random.Generator, n: int, cases: pd.DataFrame) -> dict[str, np.ndarray]:
     """Declared traffic: ordinary rows and case-like rows (copies of suitable seizure cases)."""
     n_like = int(round(CASE_LIKE_SHARE * n)) if len(cases) else 0
-    n_ord = n - n_like
-    regions = region_table()
-    # --- ordinary rows
+    ordinary = _ordinary_traffic(rng, n - n_like)
+    if n_like == 0:
+        return ordinary
+    like = _case_like_traffic(rng, n_like, cases)
+    return {k: np.concatenate([np.asarray(ordinary[k], dtype=object if k not in ("day", "source_case") else None),
+                               np.asarray(like[k], dtype=object if k not in ("day", "source_case") else None)])
+            for k in ordinary}
+
+
+def _ordinary_offices(rng: np.random.Generator, n_ord: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Office country, office type (no land border on islands) and a conveyance fitting the office."""
     countries = list(OFFICE_COUNTRY_WEIGHTS)
     office_c = _pick(rng, countries, [OFFICE_COUNTRY_WEIGHTS[c] for c in countries], n_ord)
     types = list(OFFICE_TYPE_WEIGHTS)
@@ -226,7 +235,14 @@ def _traffic(rng: np.random.Generator, n: int, cases: pd.DataFrame) -> dict[str,
     for t, probs in CONVEYANCE_BY_OFFICE.items():
         idx = np.flatnonzero(office_t == t)
         conveyance[idx] = _pick(rng, list(probs), list(probs.values()), len(idx))
-    direction = _pick(rng, ["import", "export", "transit"], [0.82, 0.13, 0.05], n_ord)
+    return office_c, office_t, conveyance
+
+
+def _ordinary_routes(rng: np.random.Generator, office_c: np.ndarray, office_t: np.ndarray,
+                     direction: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Departure, destination and transit countries, with the planted lanes at realistic shares."""
+    n_ord = len(office_c)
+    regions = region_table()
     own_region = np.array([regions[c] for c in office_c], dtype=object)
     near = np.where(office_t == "land border", own_region, "UNK")
     partner = _partners(rng, n_ord, [office_c], near)
@@ -248,16 +264,25 @@ def _traffic(rng: np.random.Generator, n: int, cases: pd.DataFrame) -> dict[str,
     transit[hub] = hubs[hub]
     tr = direction == "transit"
     transit[tr] = office_c[tr]
+    return dep, dest, transit
+
+
+def _ordinary_traffic(rng: np.random.Generator, n_ord: int) -> dict[str, np.ndarray]:
+    """Rows drawn from the base distribution: office, conveyance, direction, route, date, goods."""
+    office_c, office_t, conveyance = _ordinary_offices(rng, n_ord)
+    direction = _pick(rng, ["import", "export", "transit"], [0.82, 0.13, 0.05], n_ord)
+    dep, dest, transit = _ordinary_routes(rng, office_c, office_t, direction)
     days = rng.integers(0, N_DAYS, size=n_ord)
     headings = list(TRAFFIC_WEIGHTS)
     heading = _pick(rng, headings, [TRAFFIC_WEIGHTS[h] for h in headings], n_ord)
-    ordinary = dict({"day": days, "office_country": office_c, "office_type": office_t,
-                             "direction": direction, "conveyance": conveyance, "departure_country": dep,
-                             "destination_country": dest, "transit_countries": transit, "heading": heading,
-                             "source_case": np.full(n_ord, -1)})
-    if n_like == 0:
-        return ordinary
-    # --- case-like rows: the routes, offices and goods of seizure cases, at other dates
+    return dict({"day": days, "office_country": office_c, "office_type": office_t,
+                 "direction": direction, "conveyance": conveyance, "departure_country": dep,
+                 "destination_country": dest, "transit_countries": transit, "heading": heading,
+                 "source_case": np.full(n_ord, -1)})
+
+
+def _case_like_traffic(rng: np.random.Generator, n_like: int, cases: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The routes, offices and goods of seizure cases, at other dates."""
     pick = rng.integers(0, len(cases), size=n_like)
     c = cases.iloc[pick].reset_index(drop=True)
     event_day = (c["event_date"].to_numpy().astype("datetime64[D]") - START).astype(np.int64)
@@ -268,14 +293,11 @@ def _traffic(rng: np.random.Generator, n: int, cases: pd.DataFrame) -> dict[str,
     dep[missing] = _partners(rng, int(missing.sum()), [dest[missing]])
     missing = pd.isna(dest)
     dest[missing] = _partners(rng, int(missing.sum()), [dep[missing]])
-    like = dict({"day": day, "office_country": c["reporting_country"].to_numpy(),
-                         "office_type": c["detection_location"].to_numpy(), "direction": c["direction"].to_numpy(),
-                         "conveyance": c["conveyance"].to_numpy(), "departure_country": dep,
-                         "destination_country": dest, "transit_countries": c["transit_countries"].to_numpy(),
-                         "heading": c["declared_hs_code"].to_numpy(), "source_case": pick})
-    return {k: np.concatenate([np.asarray(ordinary[k], dtype=object if k not in ("day", "source_case") else None),
-                               np.asarray(like[k], dtype=object if k not in ("day", "source_case") else None)])
-            for k in ordinary}
+    return dict({"day": day, "office_country": c["reporting_country"].to_numpy(),
+                 "office_type": c["detection_location"].to_numpy(), "direction": c["direction"].to_numpy(),
+                 "conveyance": c["conveyance"].to_numpy(), "departure_country": dep,
+                 "destination_country": dest, "transit_countries": c["transit_countries"].to_numpy(),
+                 "heading": c["declared_hs_code"].to_numpy(), "source_case": pick})
 
 
 def _suitable_cases(seizures: pd.DataFrame) -> pd.DataFrame:
@@ -331,14 +353,49 @@ def _link(rng: np.random.Generator, d: dict[str, np.ndarray], hits: np.ndarray, 
     return link
 
 
-def build_declarations(seizures: pd.DataFrame, n: int = 200_000,
-                       seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
-    """Declarations, outcomes and the hidden latent risk (indexed like the declarations)."""
-    rng = np.random.default_rng([seed, 2])
-    cases = _suitable_cases(seizures)
-    d = _traffic(rng, n, cases)
+@dataclass
+class _Goods:
+    weight: np.ndarray
+    value: np.ndarray
+    value_anomaly: np.ndarray
+    quantity: np.ndarray
+
+
+@dataclass
+class _Traders:
+    importer: np.ndarray
+    declarant: np.ndarray
+    offender: np.ndarray
+
+
+@dataclass
+class _Selection:
+    """Who was inspected in the past and why, and who was caught."""
+
+    rule: np.ndarray
+    random_sel: np.ndarray
+    inspected: np.ndarray
+    hit: np.ndarray
+
+
+@dataclass
+class _Placed:
+    """Date, office and route of every row, after hits took over those of their seizure case."""
+
+    day: np.ndarray
+    lag_insp: np.ndarray
+    office_c: np.ndarray
+    otype: np.ndarray
+    direction: np.ndarray
+    dep: np.ndarray
+    dest: np.ndarray
+    transit: np.ndarray
+    case_id: np.ndarray
+
+
+def _goods(rng: np.random.Generator, d: dict[str, np.ndarray]) -> _Goods:
+    """Weights, values (a planted share far below the heading's price) and quantities."""
     n = len(d["day"])
-    # --- goods, weights, values
     heading = d["heading"]
     kg_med = np.array([GOODS[h][0] for h in heading])
     usd_kg = np.array([GOODS[h][1] for h in heading])
@@ -351,7 +408,11 @@ def build_declarations(seizures: pd.DataFrame, n: int = 200_000,
     value = np.round(weight * usd_kg * ratio, 2)
     value_anomaly = (value / weight) < VALUE_ANOMALY_THRESHOLD * usd_kg
     quantity = np.maximum(1.0, np.round(weight / kg_unit * rng.lognormal(0.0, 0.3, size=n)))
-    # --- traders
+    return _Goods(weight, value, value_anomaly, quantity)
+
+
+def _traders(rng: np.random.Generator, n: int) -> _Traders:
+    """Importers (Pareto sizes; a few repeat offenders with a fixed share of traffic) and declarants."""
     sizes = rng.pareto(1.1, size=N_IMPORTERS) + 1.0
     offenders = rng.choice(np.arange(200, N_IMPORTERS), size=N_OFFENDERS, replace=False)
     is_off = np.zeros(N_IMPORTERS, dtype=bool)
@@ -360,10 +421,14 @@ def build_declarations(seizures: pd.DataFrame, n: int = 200_000,
     importer = rng.choice(N_IMPORTERS, size=n, p=sizes / sizes.sum())
     dsizes = rng.pareto(1.0, size=N_DECLARANTS) + 1.0
     declarant = rng.choice(N_DECLARANTS, size=n, p=dsizes / dsizes.sum())
-    offender = is_off[importer]
-    # --- latent risk
-    conv = d["conveyance"]
-    otype = d["office_type"].copy()
+    return _Traders(importer, declarant, is_off[importer])
+
+
+def _latent_risk(rng: np.random.Generator, d: dict[str, np.ndarray], goods: _Goods,
+                 traders: _Traders) -> np.ndarray:
+    """Base prevalence x the planted multipliers x noise (also sets ``d["route_level"]``)."""
+    n = len(d["day"])
+    heading, conv, otype = d["heading"], d["conveyance"], d["office_type"]
     lvl = route_level(d["departure_country"], d["transit_countries"], d["destination_country"])
     d["route_level"] = lvl
     rr = np.where(np.isin(heading, PRIMARY_COVER), COVER_PRIMARY_RR,
@@ -371,99 +436,145 @@ def build_declarations(seizures: pd.DataFrame, n: int = 200_000,
     rr *= np.select([lvl == 2, lvl == 1], [LANE_RR, RISKY_REGION_PAIR_RR], 1.0)
     rr *= np.where(np.isin(conv, ["express courier", "mail"]), EXPRESS_MAIL_RR,
                    np.where((conv == "vehicle") & (otype == "land border"), LAND_BORDER_VEHICLE_RR, 1.0))
-    rr *= np.where(offender, REPEAT_OFFENDER_RR, 1.0)
-    rr *= np.where(value_anomaly, VALUE_ANOMALY_RR, 1.0)
+    rr *= np.where(traders.offender, REPEAT_OFFENDER_RR, 1.0)
+    rr *= np.where(goods.value_anomaly, VALUE_ANOMALY_RR, 1.0)
     rr *= rng.lognormal(-NOISE_SIGMA ** 2 / 2, NOISE_SIGMA, size=n)
-    risk = np.minimum(RISK_CAP, rr * PREVALENCE / rr.mean())
-    carries = rng.random(n) < risk
-    # --- past selection
+    return np.minimum(RISK_CAP, rr * PREVALENCE / rr.mean())
+
+
+def _past_selection(rng: np.random.Generator, d: dict[str, np.ndarray], goods: _Goods, traders: _Traders,
+                    carries: np.ndarray) -> _Selection:
+    """Rules that see some patterns, a random stratum and officer picks; a hit is inspected and carrying."""
+    n = len(d["day"])
+    heading, conv, otype, lvl = d["heading"], d["conveyance"], d["office_type"], d["route_level"]
     rule = ((np.isin(heading, RULE_HEADINGS) & (conv == "vessel")) | (lvl == 2)
-            | ((conv == "vehicle") & (otype == "land border") & (weight >= RULE_TRUCK_KG))
+            | ((conv == "vehicle") & (otype == "land border") & (goods.weight >= RULE_TRUCK_KG))
             | ((conv == "express courier") & np.isin(heading, EXPRESS_RULE_HEADINGS)))
     random_sel = ~rule & (rng.random(n) < RANDOM_RATE)
-    officer_p = OFFICER_RATE * np.where(offender, 20.0, 1.0) * np.where(value_anomaly, 4.0, 1.0)
+    officer_p = OFFICER_RATE * np.where(traders.offender, 20.0, 1.0) * np.where(goods.value_anomaly, 4.0, 1.0)
     officer = ~rule & ~random_sel & (rng.random(n) < officer_p)
     inspected = rule | random_sel | officer
-    hit = inspected & carries
-    # --- link hits to seizure cases
-    link = _link(rng, d, np.flatnonzero(hit), cases) if len(cases) else {}
-    day = d["day"].copy()
+    return _Selection(rule, random_sel, inspected, inspected & carries)
+
+
+def _place_linked_hits(rng: np.random.Generator, d: dict[str, np.ndarray], link: dict[int, int],
+                       cases: pd.DataFrame) -> _Placed:
+    """Linked hits take their case's date (inspected 0-3 days after it), office, direction and route."""
+    n = len(d["day"])
     lag_insp = rng.integers(0, 4, size=n)
-    office_c = d["office_country"].copy()
-    dep = d["departure_country"].copy()
-    dest = d["destination_country"].copy()
-    transit = d["transit_countries"].copy()
-    direction = d["direction"].copy()
-    case_id = np.full(n, None, dtype=object)
-    if link:
-        rows = np.fromiter(link.keys(), dtype=np.int64)
-        crow = np.fromiter(link.values(), dtype=np.int64)
-        c = cases.iloc[crow]
-        event_day = (c["event_date"].to_numpy().astype("datetime64[D]") - START).astype(np.int64)
-        before = np.minimum(rng.integers(0, 3, size=len(rows)), event_day)
-        day[rows] = event_day - before
-        lag_insp[rows] = before + rng.integers(0, 4 - before)
-        office_c[rows] = c["reporting_country"].to_numpy()
-        otype[rows] = c["detection_location"].to_numpy()
-        direction[rows] = c["direction"].to_numpy()
-        cdep, cdest, ctr = (c[k].to_numpy(dtype=object) for k in
-                            ("departure_country", "destination_country", "transit_countries"))
-        dep[rows] = np.where(pd.isna(cdep), dep[rows], cdep)
-        dest[rows] = np.where(pd.isna(cdest), dest[rows], cdest)
-        transit[rows] = np.where(ctr == "", transit[rows], ctr)
-        case_id[rows] = c["case_id"].to_numpy()
-    origin = np.where(rng.random(n) < 0.8, dep, _partners(rng, n, [office_c]))
-    origin = np.where(direction == "export", office_c, origin)
-    big = np.isin(office_c, list(BIG_ADMINISTRATIONS))
-    office_no = np.where(big, rng.integers(1, 4, size=n), 1)
-    loc_code = np.array([LOCATION_CODES[t] for t in otype], dtype=object)
-    office_id = office_c + "-" + loc_code + TWO_DIGITS[office_no]
-    descriptions = np.empty(n, dtype=object)
+    p = _Placed(d["day"].copy(), lag_insp, d["office_country"].copy(), d["office_type"].copy(),
+                d["direction"].copy(), d["departure_country"].copy(), d["destination_country"].copy(),
+                d["transit_countries"].copy(), np.full(n, None, dtype=object))
+    if not link:
+        return p
+    rows = np.fromiter(link.keys(), dtype=np.int64)
+    crow = np.fromiter(link.values(), dtype=np.int64)
+    c = cases.iloc[crow]
+    event_day = (c["event_date"].to_numpy().astype("datetime64[D]") - START).astype(np.int64)
+    before = np.minimum(rng.integers(0, 3, size=len(rows)), event_day)
+    p.day[rows] = event_day - before
+    p.lag_insp[rows] = before + rng.integers(0, 4 - before)
+    p.office_c[rows] = c["reporting_country"].to_numpy()
+    p.otype[rows] = c["detection_location"].to_numpy()
+    p.direction[rows] = c["direction"].to_numpy()
+    cdep, cdest, ctr = (c[k].to_numpy(dtype=object) for k in
+                        ("departure_country", "destination_country", "transit_countries"))
+    p.dep[rows] = np.where(pd.isna(cdep), p.dep[rows], cdep)
+    p.dest[rows] = np.where(pd.isna(cdest), p.dest[rows], cdest)
+    p.transit[rows] = np.where(ctr == "", p.transit[rows], ctr)
+    p.case_id[rows] = c["case_id"].to_numpy()
+    return p
+
+
+def _descriptions(rng: np.random.Generator, heading: np.ndarray) -> np.ndarray:
+    descriptions = np.empty(len(heading), dtype=object)
     for h in np.unique(heading):
         idx = np.flatnonzero(heading == h)
         opts = np.asarray(DESCRIPTIONS[h], dtype=object)
         descriptions[idx] = opts[rng.integers(0, len(opts), size=len(idx))]
-    decl_date = START + day.astype("timedelta64[D]")
+    return descriptions
+
+
+def _declaration_frame(rng: np.random.Generator, d: dict[str, np.ndarray], goods: _Goods, traders: _Traders,
+                       p: _Placed) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The declarations in generation order, their dates, and the date order that numbers their ids."""
+    n = len(d["day"])
+    heading = d["heading"]
+    origin = np.where(rng.random(n) < 0.8, p.dep, _partners(rng, n, [p.office_c]))
+    origin = np.where(p.direction == "export", p.office_c, origin)
+    big = np.isin(p.office_c, list(BIG_ADMINISTRATIONS))
+    office_no = np.where(big, rng.integers(1, 4, size=n), 1)
+    loc_code = np.array([LOCATION_CODES[t] for t in p.otype], dtype=object)
+    office_id = p.office_c + "-" + loc_code + TWO_DIGITS[office_no]
+    descriptions = _descriptions(rng, heading)
+    decl_date = START + p.day.astype("timedelta64[D]")
     order = np.lexsort((rng.random(n), decl_date))
     ids = np.empty(n, dtype=object)
     ids[order] = np.char.add("D", np.char.zfill(np.arange(1, n + 1).astype(str), 7)).astype(object)
     decl = pd.DataFrame({
         "declaration_id": ids,
         "declaration_date": decl_date.astype("datetime64[ns]"),
-        "direction": direction,
+        "direction": p.direction,
         "office_id": office_id,
-        "office_type": otype,
-        "importer_id": np.char.add("IMP", np.char.zfill(importer.astype(str), 6)).astype(object),
-        "declarant_id": np.char.add("DCL", np.char.zfill(declarant.astype(str), 4)).astype(object),
+        "office_type": p.otype,
+        "importer_id": np.char.add("IMP", np.char.zfill(traders.importer.astype(str), 6)).astype(object),
+        "declarant_id": np.char.add("DCL", np.char.zfill(traders.declarant.astype(str), 4)).astype(object),
         "origin_country": origin,
-        "departure_country": dep,
-        "transit_countries": transit,
-        "destination_country": dest,
-        "conveyance": conv,
-        "hs_code": _hs_codes(rng, heading, office_c),
+        "departure_country": p.dep,
+        "transit_countries": p.transit,
+        "destination_country": p.dest,
+        "conveyance": d["conveyance"],
+        "hs_code": _hs_codes(rng, heading, p.office_c),
         "goods_description": descriptions,
-        "quantity": quantity,
-        "gross_weight_kg": weight,
-        "customs_value": value,
+        "quantity": goods.quantity,
+        "gross_weight_kg": goods.weight,
+        "customs_value": goods.value,
         "currency": "USD",
     })
-    latent = pd.Series(risk, name="latent_risk")
-    # --- outcomes, one row per inspected declaration
-    ins = np.flatnonzero(inspected)
-    source = np.where(rule, "rule", np.where(random_sel, "random", "officer"))[ins]
+    return decl, decl_date, order
+
+
+def _outcomes(rng: np.random.Generator, sel: _Selection, goods: _Goods, p: _Placed, ids: np.ndarray,
+              decl_date: np.ndarray) -> pd.DataFrame:
+    """One row per inspected declaration: source, selection probability, hit, case and revenue."""
+    ins = np.flatnonzero(sel.inspected)
+    source = np.where(sel.rule, "rule", np.where(sel.random_sel, "random", "officer"))[ins]
     prob = np.where(source == "rule", 1.0, np.where(source == "random", RANDOM_RATE, np.nan))
-    revenue = np.where(hit[ins], np.where(rng.random(len(ins)) < 0.4, value[ins] * rng.uniform(0.05, 0.3, len(ins)), 0.0),
+    value = goods.value
+    revenue = np.where(sel.hit[ins],
+                       np.where(rng.random(len(ins)) < 0.4, value[ins] * rng.uniform(0.05, 0.3, len(ins)), 0.0),
                        np.where(rng.random(len(ins)) < 0.03, value[ins] * rng.uniform(0.02, 0.2, len(ins)), 0.0))
-    out = pd.DataFrame({
+    return pd.DataFrame({
         "declaration_id": ids[ins],
-        "inspected_date": (decl_date[ins] + lag_insp[ins].astype("timedelta64[D]")).astype("datetime64[ns]"),
+        "inspected_date": (decl_date[ins] + p.lag_insp[ins].astype("timedelta64[D]")).astype("datetime64[ns]"),
         "inspected": True,
         "selection_source": source,
         "selection_probability": prob,
-        "hit": hit[ins],
-        "case_id": case_id[ins],
+        "hit": sel.hit[ins],
+        "case_id": p.case_id[ins],
         "revenue": np.round(revenue, 2),
     })
+
+
+def build_declarations(seizures: pd.DataFrame, n: int = 200_000,
+                       seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """Declarations, outcomes and the hidden latent risk (indexed like the declarations).
+
+    The steps draw from one generator in a fixed order: reordering them changes every seed's data.
+    """
+    rng = np.random.default_rng([seed, 2])
+    cases = _suitable_cases(seizures)
+    d = _traffic(rng, n, cases)
+    goods = _goods(rng, d)
+    traders = _traders(rng, len(d["day"]))
+    risk = _latent_risk(rng, d, goods, traders)
+    carries = rng.random(len(risk)) < risk
+    sel = _past_selection(rng, d, goods, traders, carries)
+    link = _link(rng, d, np.flatnonzero(sel.hit), cases) if len(cases) else {}
+    placed = _place_linked_hits(rng, d, link, cases)
+    decl, decl_date, order = _declaration_frame(rng, d, goods, traders, placed)
+    out = _outcomes(rng, sel, goods, placed, decl["declaration_id"].to_numpy(), decl_date)
+    latent = pd.Series(risk, name="latent_risk")
     decl = decl.iloc[order].reset_index(drop=True)
     latent = latent.iloc[order].reset_index(drop=True)
     out = out.sort_values(["inspected_date", "declaration_id"], kind="stable").reset_index(drop=True)

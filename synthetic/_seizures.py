@@ -170,22 +170,6 @@ def _route_regions(rng: np.random.Generator, cases: pd.DataFrame) -> tuple[np.nd
     own_dest = np.isin(direction, ["import", "internal"])
     us_import = (cases["reporting_country"].to_numpy() == "US") & (direction == "import")
 
-    def quotas(q: dict[str, int], fixed_regions: np.ndarray, labels: tuple[str, ...]) -> list[int]:
-        out = []
-        for lab in labels:
-            if lab == "OTHER":
-                used = np.isin(fixed_regions, [x for x in labels if x not in ("OTHER", "UNK")])
-                fixed = int((~used).sum())
-            elif lab == "UNK":
-                fixed = 0
-            else:
-                fixed = int((fixed_regions == lab).sum())
-            left = q[lab] - fixed
-            if left < 0:
-                raise ValueError(f"route quota {lab}: {fixed} fixed cases exceed {q[lab]}")
-            out.append(left)
-        return out
-
     # departure
     labels: tuple[str, ...] = ("NAM", "ECE", "AP", "OTHER", "UNK")
     free = ~own_dep
@@ -197,7 +181,7 @@ def _route_regions(rng: np.random.Generator, cases: pd.DataFrame) -> tuple[np.nd
     w[:, 2] = np.select([r == "ME", r == "NAM", np.isin(r, ["WE", "AP", "ESA"])], [2.0, 0.6, 1.0], 0.5)
     w[:, 3] = np.where(r == "NAM", 0.4, 1.2)
     w[:, 4] = np.where(us_import[free], 2.5, 1.0)
-    q = quotas(dep_q, rep[own_dep], labels)
+    q = _quotas_left(dep_q, rep[own_dep], labels)
     dep = np.where(own_dep, rep, "").astype(object)
     dep[free] = np.array(labels, dtype=object)[assign_quotas(rng, w, q)]
     # destination
@@ -208,19 +192,42 @@ def _route_regions(rng: np.random.Generator, cases: pd.DataFrame) -> tuple[np.nd
     w[:, 0] = np.select([r == "NAM", r == "CAR"], [8.0, 4.0], 0.3)
     w[:, 1] = np.select([r == "NAM", np.isin(r, ["CAM", "CAR"])], [0.6, 2.0], 0.5)
     w[:, 2] = np.where(r == "NAM", 0.4, 2.0)
-    q = quotas(dest_q, rep[own_dest], labels)
+    q = _quotas_left(dest_q, rep[own_dest], labels)
     dest = np.where(own_dest, rep, "").astype(object)
     dest[free] = np.array(labels, dtype=object)[assign_quotas(rng, w, q)]
-    # 'OTHER' becomes a concrete region outside the named ones, near the reporter when possible
-    for arr, named in ((dep, ("NAM", "ECE", "AP")), (dest, ("NAM", "CAR"))):
-        idx = np.flatnonzero(arr == "OTHER")
-        pool = [x for x in PARTNER_REGION_WEIGHTS if x not in named]
-        base = np.array([PARTNER_REGION_WEIGHTS[x] for x in pool])
-        for i in idx:
-            wr = base * np.array([4.0 if x == rep[i] else (2.0 if frozenset((x, rep[i])) in ADJACENT else 1.0)
-                                  for x in pool])
-            arr[i] = pool[rng.choice(len(pool), p=wr / wr.sum())]
+    _resolve_other_regions(rng, dep, ("NAM", "ECE", "AP"), rep)
+    _resolve_other_regions(rng, dest, ("NAM", "CAR"), rep)
     return dep, dest
+
+
+def _quotas_left(q: dict[str, int], fixed_regions: np.ndarray, labels: tuple[str, ...]) -> list[int]:
+    """Each label's quota minus the cases whose region is already fixed by their direction."""
+    out = []
+    for lab in labels:
+        if lab == "OTHER":
+            used = np.isin(fixed_regions, [x for x in labels if x not in ("OTHER", "UNK")])
+            fixed = int((~used).sum())
+        elif lab == "UNK":
+            fixed = 0
+        else:
+            fixed = int((fixed_regions == lab).sum())
+        left = q[lab] - fixed
+        if left < 0:
+            raise ValueError(f"route quota {lab}: {fixed} fixed cases exceed {q[lab]}")
+        out.append(left)
+    return out
+
+
+def _resolve_other_regions(rng: np.random.Generator, arr: np.ndarray, named: tuple[str, ...],
+                           rep: np.ndarray) -> None:
+    """'OTHER' becomes a concrete region outside the named ones, near the reporter when possible."""
+    idx = np.flatnonzero(arr == "OTHER")
+    pool = [x for x in PARTNER_REGION_WEIGHTS if x not in named]
+    base = np.array([PARTNER_REGION_WEIGHTS[x] for x in pool])
+    for i in idx:
+        wr = base * np.array([4.0 if x == rep[i] else (2.0 if frozenset((x, rep[i])) in ADJACENT else 1.0)
+                              for x in pool])
+        arr[i] = pool[rng.choice(len(pool), p=wr / wr.sum())]
 
 
 def _locations(rng: np.random.Generator, cases: pd.DataFrame, fixed: np.ndarray) -> np.ndarray:
