@@ -261,7 +261,7 @@ def main() -> None:
         if args.model_uri is None:
             os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
             os.environ["RISKPROF_MODELS_DIR"] = str(tmp / "models")
-            from riskprof.settings import get_settings
+            from settings import get_settings
 
             get_settings.cache_clear()
             model_uri, decl_path = reuse_or_train(tmp, args.train_declarations)

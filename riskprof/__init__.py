@@ -1,5 +1,1 @@
-"""riskprof application package: the CLI and settings."""
-
-from riskprof.settings import Settings, get_settings
-
-__all__ = ["Settings", "get_settings"]
+"""riskprof application package: the command line only (settings live in :mod:`settings`)."""

@@ -20,7 +20,7 @@ def demo(
 
     from batch import BatchOptions, score_manifest
     from reports import write_report
-    from riskprof.settings import get_settings
+    from settings import get_settings
     from synthetic import generate
     from training.data import load_training_set
     from training.lifecycle import promote

@@ -48,7 +48,7 @@ def train(
     """Train on a time split, log to MLflow, register the model and alias it `challenger`."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from riskprof.settings import get_settings
+    from settings import get_settings
     from training.data import load_training_set
     from training.train import train_and_log
 
@@ -128,7 +128,7 @@ def promote(
     rate: float | None = typer.Option(None, "--rate", help="Inspection rate (%) compared (default: settings)."),
 ) -> None:
     """Make the challenger `champion` if it is at least as good as the current champion."""
-    from riskprof.settings import get_settings
+    from settings import get_settings
     from training.lifecycle import promote as run_promote
 
     settings = get_settings()
@@ -164,7 +164,7 @@ def refresh_features(
     from features.history import History
     from features.io import load_table
     from features.mapping import load_mapping
-    from riskprof.settings import get_settings
+    from settings import get_settings
     from training.lifecycle import refresh_features as run_refresh
 
     settings = get_settings()

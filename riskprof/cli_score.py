@@ -84,8 +84,8 @@ def score(
     from batch import BatchOptions, ManifestError, score_manifest
     from features.io import LoadError
     from features.mapping import MappingError
-    from riskprof.settings import get_settings
     from scoring import ReasonsFor
+    from settings import get_settings
 
     if engine not in ("local", "spark"):
         fail(f"--engine must be local or spark, got {engine!r}")

@@ -25,7 +25,7 @@ def configure_mlflow(tracking_uri: str | None = None) -> Any:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 
-    from riskprof.settings import get_settings
+    from settings import get_settings
 
     settings = get_settings()
     uri = tracking_uri or settings.tracking_uri

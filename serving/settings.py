@@ -1,6 +1,6 @@
 """Serving configuration from the environment (prefix ``RISKPROF_``).
 
-Paths default to the folders of :class:`riskprof.settings.Settings` (``models/``, ``data/``) so a
+Paths default to the folders of :class:`settings.Settings` (``models/``, ``data/``) so a
 fresh clone serves with no configuration. Nothing here is a secret: API keys live hashed in the
 store and are created with ``riskprof keys create``.
 """
@@ -64,7 +64,7 @@ class ServingSettings(BaseSettings):
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        from riskprof.settings import get_settings
+        from settings import get_settings
 
         return f"sqlite:///{get_settings().models_path / 'serving.db'}"
 
@@ -72,7 +72,7 @@ class ServingSettings(BaseSettings):
     def resolved_seizures_path(self) -> Path:
         if self.seizures_path is not None:
             return self.seizures_path
-        from riskprof.settings import get_settings
+        from settings import get_settings
 
         return get_settings().data_path / "seizures.parquet"
 

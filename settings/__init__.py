@@ -1,4 +1,8 @@
-"""Settings from the environment (prefix ``RISKPROF_``), with defaults that work on a fresh clone."""
+"""Settings from the environment (prefix ``RISKPROF_``), with defaults that work on a fresh clone.
+
+The bottom layer: every package (features, scoring, training, serving, batch, the CLI) may import
+it, and it imports none of them.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
 
 
 class Settings(BaseSettings):
