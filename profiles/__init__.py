@@ -1,0 +1,29 @@
+"""Risk profiles and watch lists: officer-authored targeting criteria applied beside the model.
+
+Pure functions over validated definitions and declaration columns; the API, batch scoring and the
+CLI call these (one path everywhere).
+"""
+
+from profiles.apply import ProfileDecision, apply_profiles
+from profiles.match import ProfileMatches, Rule, RuleHit, match_profiles, rules_of
+from profiles.model import Action, Condition, Profile, WatchEntry, WatchList
+from profiles.validate import ProfileError, ProfileProblem, field_kinds, validate_profiles
+
+__all__ = [
+    "Action",
+    "Condition",
+    "Profile",
+    "ProfileDecision",
+    "ProfileError",
+    "ProfileMatches",
+    "ProfileProblem",
+    "Rule",
+    "RuleHit",
+    "WatchEntry",
+    "WatchList",
+    "apply_profiles",
+    "field_kinds",
+    "match_profiles",
+    "rules_of",
+    "validate_profiles",
+]
