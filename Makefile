@@ -36,8 +36,11 @@ test: setup browser ## lint, type-check and run the whole test suite (what CI ru
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests ran"; exit 1; fi; exit $$rc
 
+test-fast: setup ## the quick tier (< 30 s): no model training, no servers, no browser
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not integration"; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests ran"; exit 1; fi; exit $$rc
+
 mlflow-ui: setup ## browse the local MLflow store on http://127.0.0.1:5000
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --workers 1 --host 127.0.0.1 --port 5000 \
 	  --backend-store-uri sqlite:///$(abspath models/mlflow.db) --default-artifact-root $(abspath models/artifacts)
 
-.PHONY: help setup browser demo lint test mlflow-ui
+.PHONY: help setup browser demo lint test test-fast mlflow-ui

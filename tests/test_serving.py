@@ -1,4 +1,9 @@
-"""The scoring API against the real app, a real trained model and a real SQLite store in tmp_path."""
+"""The scoring API against the real app and a real SQLite store in tmp_path.
+
+Most tests serve the tiny model of ``conftest`` (a real pipeline and LightGBM fitted in-process)
+through the app's loader seam; the few marked slow/integration load a model trained and registered
+in a real MLflow store.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,7 @@ import copy
 import datetime as dt
 import json
 import tempfile
-import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +20,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from serving import ServingSettings, StartupError, Store, create_app, outcomes_frame
+from serving import ServingSettings, StartupError, Store, outcomes_frame
 from serving.roles import Role
+from tests.conftest import API_MAX_ITEMS as MAX_ITEMS
+from tests.conftest import Api, TinyModel, TinyRegistry, running_api
 
 DECL: dict[str, Any] = {
     "declaration_id": "T-0001", "declaration_date": "2023-06-01", "direction": "import", "office_type": "seaport",
@@ -29,68 +35,11 @@ OUTCOME: dict[str, Any] = {
     "declaration_id": "T-0001", "inspected_date": "2023-06-02", "inspected": True, "selection_source": "model",
     "selection_probability": 1.0, "hit": True, "case_id": "C2023-000123", "revenue": 0.0,
 }
-MAX_ITEMS = 50
-MAX_BODY = 64 * 1024
-
-
-def _test_client_class() -> type:
-    """fastapi.testclient warns (UserWarning) that it prefers httpx2; not ours to fix."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-        from fastapi.testclient import TestClient
-    return TestClient
-
-
-@pytest.fixture(scope="session")
-def champion(trained_model):
-    """The trained model, also under the alias ``champion`` (what the service loads)."""
-    import mlflow
-
-    mlflow.MlflowClient().set_registered_model_alias(trained_model.name, "champion", trained_model.version)
-    return trained_model
-
-
-def make_settings(model, db: Path, **kw: Any) -> ServingSettings:
-    values: dict[str, Any] = {"model_name": model.name, "database_url": f"sqlite:///{db}",
-                              "seizures_path": model.data["seizures"], "max_items": MAX_ITEMS,
-                              "max_body_bytes": MAX_BODY, "key_cache_seconds": 0}
-    return ServingSettings(**{**values, **kw})
-
-
-class Api:
-    """A running app with one key per role."""
-
-    def __init__(self, client: Any, store: Store, keys: dict[str, str]):
-        self.client = client
-        self.store = store
-        self.keys = keys
-
-    def h(self, role: str) -> dict[str, str]:
-        return {"X-API-Key": self.keys[role]}
-
-    def post(self, path: str, role: str = "officer", **kw: Any) -> Any:
-        headers = {**self.h(role), **kw.pop("headers", {})}
-        return self.client.post(path, headers=headers, **kw)
-
-    def get(self, path: str, role: str = "analyst", **kw: Any) -> Any:
-        return self.client.get(path, headers=self.h(role), **kw)
-
-    def audit(self) -> pd.DataFrame:
-        """The audit log once the background writer has written every call answered so far."""
-        assert self.client.app.state.service.flush_audit(timeout=30)
-        return self.store.audit_frame()
-
-
 @pytest.fixture(scope="module")
-def api(champion, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    db = tmp_path_factory.mktemp("serving") / "serving.db"
-    settings = make_settings(champion, db)
-    store = Store.from_url(settings.resolved_database_url)
-    keys = {role.value: store.create_api_key(f"test-{role.value}", role) for role in Role}
-    TestClient = _test_client_class()
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield Api(client, store, keys)
-    store.dispose()
+def api(tiny_model: TinyModel, seizures_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """One app for the module: the tiny model from an in-memory registry, a SQLite store, a key per role."""
+    with running_api(tmp_path_factory.mktemp("serving"), tiny_model.model, seizures=seizures_file) as running:
+        yield running
 
 
 def problems(resp: Any) -> list[dict[str, Any]]:
@@ -106,11 +55,10 @@ def decl(i: int, **kw: Any) -> dict[str, Any]:
 # ---- health, readiness, OpenAPI ----------------------------------------------------------------
 
 
-def test_health_and_ready_need_no_key(api: Api, champion) -> None:
+def test_health_and_ready_need_no_key(api: Api) -> None:
     h = api.client.get("/health")
     assert h.status_code == 200
-    assert h.json() == {"status": "ok", "model": {"name": champion.name, "version": champion.version,
-                                                  "alias": "champion"}}
+    assert h.json() == {"status": "ok", "model": {"name": "tiny", "version": "1", "alias": "champion"}}
     r = api.client.get("/ready")
     assert r.status_code == 200
     assert r.json()["ready"] and r.json()["model_loaded"] and r.json()["store_reachable"]
@@ -184,21 +132,14 @@ def test_keys_are_stored_hashed(api: Api) -> None:
     assert len({r["salt"] for r in rows}) == len(rows)
 
 
-def test_prod_refuses_to_start_without_keys(champion, tmp_path: Path) -> None:
-    settings = make_settings(champion, tmp_path / "empty.db", env="prod")
-    TestClient = _test_client_class()
-    with pytest.raises(StartupError, match="no API key"), TestClient(create_app(settings)):
-        pass
+def test_prod_refuses_to_start_without_keys(make_api: Callable[..., Api]) -> None:
+    with pytest.raises(StartupError, match="no API key"):
+        make_api(env="prod", with_keys=False)
 
 
-def test_prod_starts_once_a_key_exists(champion, tmp_path: Path) -> None:
-    settings = make_settings(champion, tmp_path / "prod.db", env="prod")
-    store = Store.from_url(settings.resolved_database_url)
-    key = store.create_api_key("ops", "admin")
-    TestClient = _test_client_class()
-    with TestClient(create_app(settings)) as client:
-        assert client.get("/v1/model", headers={"X-API-Key": key}).status_code == 200
-    store.dispose()
+def test_prod_starts_once_a_key_exists(make_api: Callable[..., Api]) -> None:
+    prod = make_api(env="prod")
+    assert prod.get("/v1/model", role="admin").status_code == 200
 
 
 # ---- scoring -----------------------------------------------------------------------------------
@@ -214,20 +155,18 @@ def _check_result(r: dict[str, Any]) -> None:
         assert isinstance(reason["contribution"], float)
 
 
-def test_score_one_declaration(api: Api, champion) -> None:
+def test_score_one_declaration(api: Api) -> None:
     resp = api.post("/v1/score", json=decl(1))
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert body["model"] == {"name": champion.name, "version": champion.version, "alias": "champion"}
+    assert body["model"] == {"name": "tiny", "version": "1", "alias": "champion"}
     assert body["count"] == 1
     (r,) = body["results"]
     assert r["declaration_id"] == "T-0001"
     _check_result(r)
 
 
-def test_score_a_list_matches_the_model(api: Api, champion) -> None:
-    from scoring.registry import load_risk_model
-
+def test_score_a_list_matches_the_model(api: Api, tiny_model: TinyModel) -> None:
     items = [decl(i, hs_code=hs, conveyance=conv) for i, (hs, conv) in
              enumerate([("820600", "vessel"), ("930200", "mail"), ("940360", "air"), ("610910", "express courier")])]
     resp = api.post("/v1/score", json=items)
@@ -236,8 +175,7 @@ def test_score_a_list_matches_the_model(api: Api, champion) -> None:
     assert [r["declaration_id"] for r in results] == [d["declaration_id"] for d in items]
     for r in results:
         _check_result(r)
-    model = load_risk_model(f"models:/{champion.name}/{champion.version}").model
-    expected = model.predict(items)
+    expected = tiny_model.model.predict(items)
     np.testing.assert_allclose([r["risk_score"] for r in results], expected, rtol=0, atol=1e-12)
 
 
@@ -255,16 +193,16 @@ def test_extra_columns_are_accepted(api: Api) -> None:
     assert api.post("/v1/score", json=decl(1, my_extra_code="Z9")).status_code == 200
 
 
-def test_model_pin_in_query(api: Api, champion) -> None:
-    ok = api.post(f"/v1/score?model={champion.name}@champion", json=decl(1))
+def test_model_pin_in_query(api: Api) -> None:
+    ok = api.post("/v1/score?model=tiny@champion", json=decl(1))
     assert ok.status_code == 200
-    ok = api.post(f"/v1/score?model={champion.name}/{champion.version}", json=decl(1))
+    ok = api.post("/v1/score?model=tiny/1", json=decl(1))
     assert ok.status_code == 200
     bad = api.post("/v1/score?model=no-such-model", json=decl(1))
     assert bad.status_code == 404
     (p,) = problems(bad)
     assert p["field"] == "model" and p["value"] == "no-such-model"
-    bad = api.post(f"/v1/score?model={champion.name}/999", json=decl(1))
+    bad = api.post("/v1/score?model=tiny/999", json=decl(1))
     assert bad.status_code == 404
 
 
@@ -457,7 +395,7 @@ def test_rank_bad_declaration_names_item(api: Api) -> None:
 # ---- audit -------------------------------------------------------------------------------------
 
 
-def test_scoring_calls_are_audited(api: Api, champion) -> None:
+def test_scoring_calls_are_audited(api: Api) -> None:
     before = len(api.audit())
     t0 = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=1)
     items = [decl(501), decl(502, hs_code="930200")]
@@ -469,7 +407,7 @@ def test_scoring_calls_are_audited(api: Api, champion) -> None:
     score_rows = new[new["endpoint"] == "score"]
     assert list(score_rows["declaration_id"]) == ["T-0501", "T-0502"]
     assert set(score_rows["key_name"]) == {"test-officer"} and set(score_rows["role"]) == {"officer"}
-    assert set(new["model_version"]) == {champion.version} and set(new["model_name"]) == {champion.name}
+    assert set(new["model_version"]) == {"1"} and set(new["model_name"]) == {"tiny"}
     for (_, row), res in zip(score_rows.iterrows(), body["results"], strict=True):
         assert row["risk_score"] == pytest.approx(res["risk_score"], abs=1e-12)
         assert row["lane"] == res["lane"]
@@ -491,18 +429,16 @@ def test_rejected_requests_are_not_audited(api: Api) -> None:
     assert len(api.audit()) == before
 
 
-def test_sync_audit_and_flush_at_shutdown(champion, tmp_path: Path) -> None:
-    TestClient = _test_client_class()
+def test_sync_audit_and_flush_at_shutdown(tiny_model: TinyModel, tmp_path: Path) -> None:
     for mode in ("sync", "background"):
-        settings = make_settings(champion, tmp_path / f"{mode}.db", audit_mode=mode)
-        store = Store.from_url(settings.resolved_database_url)
-        key = store.create_api_key("k", "officer")
-        with TestClient(create_app(settings)) as client:
+        (tmp_path / mode).mkdir()
+        with running_api(tmp_path / mode, tiny_model.model, audit_mode=mode) as app:
             for i in range(5):
-                assert client.post("/v1/score", headers={"X-API-Key": key}, json=decl(i)).status_code == 200
+                assert app.post("/v1/score", json=decl(i)).status_code == 200
             if mode == "sync":  # written before the answer
-                assert len(store.audit_frame()) == 5
+                assert len(app.store.audit_frame()) == 5
         # background: whatever was pending is written when the app shuts down
+        store = Store.from_url(f"sqlite:///{tmp_path / mode / 'serving.db'}")
         assert list(store.audit_frame()["declaration_id"]) == [f"T-{i:04d}" for i in range(5)]
         store.dispose()
 
@@ -592,16 +528,113 @@ def test_bad_outcomes(api: Api, change: dict, field: str) -> None:
 # ---- model info and reload ---------------------------------------------------------------------
 
 
-def test_model_info(api: Api, champion) -> None:
+def test_model_info(api: Api, tiny_model: TinyModel) -> None:
     resp = api.get("/v1/model")
     assert resp.status_code == 200, resp.text
     info = resp.json()
-    assert info["name"] == champion.name and info["version"] == champion.version and info["alias"] == "champion"
-    assert info["run_id"] == champion.run_id
-    assert len(info["training_period"]) == 2 and info["training_period"][0] <= info["training_period"][1]
-    assert 0.5 < info["metrics"]["auc"] <= 1.0
-    assert info["lanes"]["red"] >= info["lanes"]["yellow"]
-    assert info["features"]
+    assert info["name"] == "tiny" and info["version"] == "1" and info["alias"] == "champion"
+    assert info["run_id"] == "tiny-run-1" and info["uri"] == "models:/tiny/1"
+    assert info["training_period"] == tiny_model.model.metadata["training_period"]
+    assert info["metrics"]["auc"] == tiny_model.model.metadata["metrics"]["auc"]
+    assert info["lanes"] == {"by": "score", "red": 0.3, "yellow": 0.1}
+    assert info["features"] == tiny_model.model.feature_names
+
+
+def _broken_copies(model: Any) -> dict[str, Any]:
+    """A version whose artifact does not load, one that scores outside [0, 1], and a good copy."""
+    from scoring import Calibrator
+
+    bad = copy.copy(model)
+    bad.calibrator = Calibrator(np.array([0.0, 1.0]), np.array([2.0, 3.0]))
+    return {"corrupt": OSError("not a joblib file"), "bad_scores": bad, "good": copy.copy(model)}
+
+
+def test_reload_rejects_broken_versions_and_keeps_the_running_one(make_api: Callable[..., Api],
+                                                                   tiny_model: TinyModel) -> None:
+    app = make_api()
+    reg = app.registry
+    assert reg is not None
+    versions = {kind: reg.add(m) for kind, m in _broken_copies(tiny_model.model).items()}
+    same = app.post("/v1/model/reload", role="admin")
+    assert same.status_code == 200 and same.json()["changed"] is False
+    for kind, stage in (("corrupt", "load"), ("bad_scores", "smoke")):
+        reg.aliases["champion"] = versions[kind]
+        resp = app.post("/v1/model/reload", role="admin")
+        assert resp.status_code == 409, resp.text
+        body = resp.json()
+        assert body["stage"] == stage and body["rejected_version"] == versions[kind]
+        assert body["loaded_version"] == "1"
+        assert "Traceback" not in resp.text
+        assert app.get("/v1/model").json()["version"] == "1"
+        ok = app.post("/v1/score", json=decl(1))
+        assert ok.status_code == 200 and ok.json()["model"]["version"] == "1"
+    reg.aliases["champion"] = versions["good"]
+    resp = app.post("/v1/model/reload", role="admin")
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["changed"] is True
+    assert resp.json()["previous"]["version"] == "1"
+    assert resp.json()["model"]["version"] == versions["good"]
+    assert app.post("/v1/score", json=decl(1)).json()["model"]["version"] == versions["good"]
+
+
+def test_polling_follows_the_alias(make_api: Callable[..., Api], tiny_model: TinyModel) -> None:
+    import time
+
+    app = make_api(model_poll_seconds=0.1)
+    reg = app.registry
+    assert reg is not None
+    versions = {kind: reg.add(m) for kind, m in _broken_copies(tiny_model.model).items()}
+
+    def served() -> str:
+        return app.get("/v1/model").json()["version"]
+
+    assert served() == "1"
+    reg.aliases["champion"] = versions["corrupt"]  # rejected: the running one stays
+    time.sleep(0.5)
+    assert served() == "1"
+    reg.aliases["champion"] = versions["good"]
+    deadline = time.monotonic() + 30
+    while served() != versions["good"]:
+        assert time.monotonic() < deadline, "the poller did not load the new champion"
+        time.sleep(0.1)
+
+
+def test_reload_of_unknown_model_is_404(make_api: Callable[..., Api], tiny_model: TinyModel) -> None:
+    app = make_api(model_name="no-such-model", registry=TinyRegistry("tiny", tiny_model.model))
+    assert app.client.get("/health").json() == {"status": "ok", "model": None}
+    ready = app.client.get("/ready")
+    assert ready.status_code == 503 and ready.json()["model_loaded"] is False
+    resp = app.post("/v1/model/reload", role="admin")
+    assert resp.status_code == 404 and "no-such-model" in resp.json()["detail"]
+    resp = app.post("/v1/score", role="admin", json=decl(1))
+    assert resp.status_code == 503 and resp.json()["detail"]
+
+
+def test_lanes_by_capacity(make_api: Callable[..., Api], tiny_model: TinyModel) -> None:
+    """Thresholds at the shares of recent traffic: scoring that traffic puts 1 % in red, 5 % in red or yellow."""
+    traffic = tiny_model.traffic
+    assert len(traffic) == 1000 and len(np.unique(tiny_model.model.reference_scores)) == 1000  # no ties
+    app = make_api(lanes_by="capacity", lane_red_share=0.01, lane_yellow_share=0.05, max_items=len(traffic),
+                   max_body_bytes=4 * 1024 * 1024)
+    lanes = app.get("/v1/model").json()["lanes"]
+    assert lanes["by"] == "capacity" and 1.0 >= lanes["red"] > lanes["yellow"] > 0.0
+    resp = app.post("/v1/score", json=traffic)
+    assert resp.status_code == 200, resp.text
+    counts = pd.Series([r["lane"] for r in resp.json()["results"]]).value_counts()
+    assert counts["red"] == 10 and counts["red"] + counts["yellow"] == 50
+    assert counts["green"] == 950
+
+
+# ---- MLflow: the registry the service loads from by default --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def champion(trained_model):
+    """The model trained and registered in the session's MLflow store, also under ``champion``."""
+    import mlflow
+
+    mlflow.MlflowClient().set_registered_model_alias(trained_model.name, "champion", trained_model.version)
+    return trained_model
 
 
 def _log_version(name: str, risk_model: Any | None, corrupt: bool = False) -> str:
@@ -624,100 +657,36 @@ def _log_version(name: str, risk_model: Any | None, corrupt: bool = False) -> st
     return str(mlflow.register_model(info.model_uri, name).version)
 
 
-@pytest.fixture(scope="module")
-def extra_versions(champion) -> dict[str, str]:
-    """A corrupt version, one that scores outside [0, 1], and a good copy of the champion."""
-    from scoring import Calibrator
-    from scoring.registry import load_risk_model
-
-    good = load_risk_model(f"models:/{champion.name}/{champion.version}").model
-    bad = copy.copy(good)
-    bad.calibrator = Calibrator(np.array([0.0, 1.0]), np.array([2.0, 3.0]))
-    return {"corrupt": _log_version(champion.name, None, corrupt=True),
-            "bad_scores": _log_version(champion.name, bad),
-            "good": _log_version(champion.name, good)}
-
-
 def _set_champion(name: str, version: str) -> None:
     import mlflow
 
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", version)
 
 
-def test_reload_rejects_broken_versions_and_keeps_the_running_one(api: Api, champion, extra_versions) -> None:
+@pytest.mark.slow
+@pytest.mark.integration
+def test_mlflow_champion_is_served_and_a_corrupt_version_is_rejected(make_api: Callable[..., Api], champion) -> None:
+    from scoring.registry import load_risk_model
+
+    app = make_api(registry=None, model_name=champion.name)
+    info = app.get("/v1/model").json()
+    assert info["version"] == champion.version and info["run_id"] == champion.run_id
+    assert 0.5 < info["metrics"]["auc"] <= 1.0
+    resp = app.post("/v1/score", json=decl(1))
+    assert resp.status_code == 200 and resp.json()["model"]["version"] == champion.version
+    good = load_risk_model(f"models:/{champion.name}/{champion.version}").model
+    corrupt, copy_version = _log_version(champion.name, None, corrupt=True), _log_version(champion.name, good)
     try:
-        same = api.post("/v1/model/reload", role="admin")
-        assert same.status_code == 200 and same.json()["changed"] is False
-        for kind, stage in (("corrupt", "load"), ("bad_scores", "smoke")):
-            _set_champion(champion.name, extra_versions[kind])
-            resp = api.post("/v1/model/reload", role="admin")
-            assert resp.status_code == 409, resp.text
-            body = resp.json()
-            assert body["stage"] == stage and body["rejected_version"] == extra_versions[kind]
-            assert body["loaded_version"] == champion.version
-            assert "Traceback" not in resp.text
-            assert api.client.get("/health").json()["model"]["version"] == champion.version
-            ok = api.post("/v1/score", json=decl(1))
-            assert ok.status_code == 200 and ok.json()["model"]["version"] == champion.version
-        _set_champion(champion.name, extra_versions["good"])
-        resp = api.post("/v1/model/reload", role="admin")
-        assert resp.status_code == 200, resp.text
-        assert resp.json()["changed"] is True
-        assert resp.json()["previous"]["version"] == champion.version
-        assert resp.json()["model"]["version"] == extra_versions["good"]
-        assert api.post("/v1/score", json=decl(1)).json()["model"]["version"] == extra_versions["good"]
+        _set_champion(champion.name, corrupt)
+        resp = app.post("/v1/model/reload", role="admin")
+        assert resp.status_code == 409, resp.text
+        assert resp.json()["stage"] == "load" and resp.json()["loaded_version"] == champion.version
+        _set_champion(champion.name, copy_version)
+        resp = app.post("/v1/model/reload", role="admin")
+        assert resp.status_code == 200 and resp.json()["model"]["version"] == copy_version
+        assert app.post("/v1/score", json=decl(1)).json()["model"]["version"] == copy_version
     finally:
         _set_champion(champion.name, champion.version)
-        api.post("/v1/model/reload", role="admin")
-    assert api.client.get("/health").json()["model"]["version"] == champion.version
-
-
-def test_polling_follows_the_alias(champion, extra_versions, tmp_path: Path) -> None:
-    import time
-
-    settings = make_settings(champion, tmp_path / "poll.db", model_poll_seconds=0.2)
-    TestClient = _test_client_class()
-    try:
-        with TestClient(create_app(settings)) as client:
-            assert client.get("/health").json()["model"]["version"] == champion.version
-            _set_champion(champion.name, extra_versions["corrupt"])  # rejected: the running one stays
-            time.sleep(1.0)
-            assert client.get("/health").json()["model"]["version"] == champion.version
-            _set_champion(champion.name, extra_versions["good"])
-            deadline = time.monotonic() + 60
-            while client.get("/health").json()["model"]["version"] != extra_versions["good"]:
-                assert time.monotonic() < deadline, "the poller did not load the new champion"
-                time.sleep(0.2)
-    finally:
-        _set_champion(champion.name, champion.version)
-
-
-def test_reload_of_unknown_model_is_404(champion, tmp_path: Path) -> None:
-    settings = make_settings(champion, tmp_path / "s.db", model_name="no-such-model")
-    store = Store.from_url(settings.resolved_database_url)
-    key = store.create_api_key("admin", "admin")
-    TestClient = _test_client_class()
-    with TestClient(create_app(settings)) as client:
-        assert client.get("/health").json() == {"status": "ok", "model": None}
-        ready = client.get("/ready")
-        assert ready.status_code == 503 and ready.json()["model_loaded"] is False
-        resp = client.post("/v1/model/reload", headers={"X-API-Key": key})
-        assert resp.status_code == 404 and "no-such-model" in resp.json()["detail"]
-        resp = client.post("/v1/score", headers={"X-API-Key": key}, json=decl(1))
-        assert resp.status_code == 503 and resp.json()["detail"]
-    store.dispose()
-
-
-def test_lanes_by_capacity(champion, tmp_path: Path) -> None:
-    settings = make_settings(champion, tmp_path / "c.db", lanes_by="capacity", lane_red_share=0.01,
-                             lane_yellow_share=0.05)
-    store = Store.from_url(settings.resolved_database_url)
-    key = store.create_api_key("a", "analyst")
-    TestClient = _test_client_class()
-    with TestClient(create_app(settings)) as client:
-        lanes = client.get("/v1/model", headers={"X-API-Key": key}).json()["lanes"]
-    store.dispose()
-    assert lanes["by"] == "capacity" and 1.0 >= lanes["red"] >= lanes["yellow"] >= 0.0
 
 
 def test_lane_settings_are_validated() -> None:
@@ -747,19 +716,13 @@ def test_trends_json(api: Api) -> None:
     assert [r["year"] for r in only["tables"]["totals"]] == [2023]
 
 
-def test_trends_bad_years_and_missing_source(api: Api, champion, tmp_path: Path) -> None:
+def test_trends_bad_years_and_missing_source(api: Api, make_api: Callable[..., Api], tmp_path: Path) -> None:
     resp = api.get("/v1/reports/trends?years=twenty")
     assert resp.status_code == 422
     assert problems(resp)[0]["field"] == "years"
     resp = api.get("/v1/reports/trends?years=1500")
     assert resp.status_code == 422 and problems(resp)[0]["field"] == "years"
-    settings = make_settings(champion, tmp_path / "t.db", seizures_path=tmp_path / "missing.parquet")
-    store = Store.from_url(settings.resolved_database_url)
-    key = store.create_api_key("a", "analyst")
-    TestClient = _test_client_class()
-    with TestClient(create_app(settings)) as client:
-        resp = client.get("/v1/reports/trends", headers={"X-API-Key": key})
-    store.dispose()
+    resp = make_api(seizures=tmp_path / "missing.parquet").get("/v1/reports/trends")
     assert resp.status_code == 503 and "missing.parquet" in resp.json()["detail"]
 
 

@@ -62,6 +62,7 @@ def server(trained_model, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     assert not thread.is_alive()
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_real_server_scores_and_audits(server: dict[str, Any]) -> None:
     url, keys, store = server["url"], server["keys"], server["store"]

@@ -4,13 +4,15 @@ scores of the batch/training path (file → validated DataFrame) for the same de
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+
+# every test here reads the model trained and registered in MLflow for the session
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 N = 300
 
@@ -90,22 +92,17 @@ def test_http_scores_equal_batch_scores(trained_model, batch_frame: pd.DataFrame
 
     from scoring import LaneThresholds, score_table
     from scoring.registry import load_risk_model
-    from serving import ServingSettings, Store, create_app
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-        from fastapi.testclient import TestClient
+    from tests.conftest import running_api
 
     client = mlflow.MlflowClient()
     client.set_registered_model_alias(trained_model.name, "skew", trained_model.version)
-    settings = ServingSettings(model_name=trained_model.name, model_alias="skew",
-                               database_url=f"sqlite:///{tmp_path / 's.db'}")
-    store = Store.from_url(settings.resolved_database_url)
-    key = store.create_api_key("skew", "officer")
-    with TestClient(create_app(settings)) as http:
-        resp = http.post("/v1/score", json=to_payload(batch_frame), headers={"X-API-Key": key})
-    store.dispose()
-    client.delete_registered_model_alias(trained_model.name, "skew")
+    try:
+        with running_api(tmp_path, None, registry=None, model_name=trained_model.name, model_alias="skew",
+                         max_items=N, max_body_bytes=8 * 1024 * 1024) as http:
+            settings = http.client.app.state.settings
+            resp = http.post("/v1/score", json=to_payload(batch_frame))
+    finally:
+        client.delete_registered_model_alias(trained_model.name, "skew")
     assert resp.status_code == 200, resp.text
     results = resp.json()["results"]
     model = load_risk_model(trained_model.uri).model
