@@ -1,0 +1,184 @@
+"""Distinct-value indexes of declaration columns for profile matching.
+
+Every condition is evaluated on a column's distinct values (codes), never on rows: a field is
+factorized once, and a condition becomes a set of codes. Rows are reached through an inverted
+index (rows sorted by code), so a selective profile costs in proportion to the rows it can match.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from features._asof import to_days
+from features.contracts import DECLARATION
+
+NO_EXPIRY = np.iinfo(np.int64).max
+NUMERIC_KINDS = frozenset({"int", "float", "extra_number", "date"})
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def day_number(d: dt.date) -> int:
+    return (d - _EPOCH).days
+
+
+def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(s, s + n)`` for every (s, n), without a Python loop."""
+    total = int(lengths.sum())
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    return np.repeat(starts - ends + lengths, lengths) + np.arange(total)
+
+
+class FieldIndex:
+    """One column as sorted distinct values and row codes (missing → -1), with lazy look-ups."""
+
+    def __init__(self, values: Any, kind: str):
+        self.kind = kind
+        # numbers and days sorted, so `between` is one range of codes; text needs no order
+        codes, uniques = pd.factorize(values, sort=kind in NUMERIC_KINDS, use_na_sentinel=True)
+        self.codes = np.asarray(codes, dtype=np.int64)
+        if kind in NUMERIC_KINDS:
+            self.uniques = np.asarray(uniques, dtype=np.float64 if kind != "date" else np.int64)
+        else:
+            self.uniques = _as_strings(np.asarray(uniques, dtype=object))
+        self.counts = np.bincount(self.codes + 1, minlength=len(self.uniques) + 1)
+        self._order: np.ndarray | None = None
+        self._lookup: pd.Index | None = None
+        self._prefixes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._tokens: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.uniques)
+
+    def null_codes(self) -> np.ndarray:
+        """Codes of missing values: -1, and "" (no transit countries) for list fields."""
+        codes = [-1]
+        if self.kind == "countries" and len(self.uniques):
+            codes += list(np.flatnonzero(self.uniques == ""))
+        return np.array(codes, dtype=np.int64)
+
+    def row_count(self, codes: np.ndarray) -> int:
+        return int(self.counts[codes + 1].sum())
+
+    def rows(self, codes: np.ndarray) -> np.ndarray:
+        """Rows holding any of ``codes`` (unordered)."""
+        if self._order is None:
+            small = np.int32 if len(self.uniques) < 2**31 - 1 else np.int64
+            self._order = np.argsort(self.codes.astype(small), kind="stable")
+        starts = np.concatenate(([0], np.cumsum(self.counts)))
+        return self._order[ranges(starts[codes + 1], self.counts[codes + 1])]
+
+    def lut(self, codes: np.ndarray) -> np.ndarray:
+        """A boolean per code (+1 shifted, so -1 = missing is position 0)."""
+        out = np.zeros(len(self.uniques) + 1, dtype=bool)
+        out[codes + 1] = True
+        return out
+
+    def exact(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(code, position in ``values``) of each value present in the column."""
+        if self._lookup is None:
+            self._lookup = pd.Index(self.uniques)
+        found = self._lookup.get_indexer(pd.Index(np.asarray(values, dtype=self.uniques.dtype)))
+        keep = found >= 0
+        return found[keep].astype(np.int64), np.flatnonzero(keep)
+
+    def prefixed(self, prefixes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(code, position in ``prefixes``) of each value starting with one of ``prefixes``."""
+        codes, where = [], []
+        lengths = np.fromiter((len(p) for p in prefixes), dtype=np.int64, count=len(prefixes))
+        for length in np.unique(lengths):
+            sorted_keys, order = self._prefix_table(int(length))
+            pos = np.flatnonzero(lengths == length)
+            keys = np.asarray(prefixes, dtype=object)[pos].astype(sorted_keys.dtype)
+            lo = np.searchsorted(sorted_keys, keys, "left")
+            hi = np.searchsorted(sorted_keys, keys, "right")
+            codes.append(order[ranges(lo, hi - lo)])
+            where.append(np.repeat(pos, hi - lo))
+        if not codes:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(codes).astype(np.int64), np.concatenate(where)
+
+    def _prefix_table(self, length: int) -> tuple[np.ndarray, np.ndarray]:
+        if length not in self._prefixes:
+            # numpy truncates on a cast to a shorter string type: the first `length` characters
+            keys = self.uniques.astype(str).astype(f"<U{length}")
+            order = np.argsort(keys, kind="stable")
+            self._prefixes[length] = (keys[order], order)
+        return self._prefixes[length]
+
+    def tokens(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(code, position in ``words``) of each value containing one of ``words`` as a whole word
+        (lower-cased words of a description, or the countries of a ``|``-separated list)."""
+        if self._tokens is None:
+            self._tokens = self._token_index()
+        vocab, starts, owners = self._tokens
+        ids = np.fromiter((vocab.get(str(w), -1) for w in words), dtype=np.int64, count=len(words))
+        pos = np.flatnonzero(ids >= 0)
+        ids = ids[pos]
+        lengths = starts[ids + 1] - starts[ids]
+        return owners[ranges(starts[ids], lengths)], np.repeat(pos, lengths)
+
+    def _token_index(self) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+        arr = pa.array(self.uniques, type=pa.string())
+        if self.kind == "countries":
+            lists = pc.split_pattern(arr, "|")
+        else:  # whole words, as re's \w+ finds them
+            lists = pc.split_pattern_regex(pc.utf8_lower(arr), r"[^\w]+")
+        flat = pc.list_flatten(lists).to_numpy(zero_copy_only=False).astype(object)
+        owner = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
+        keep = flat != ""
+        tok_codes, tok_uniques = pd.factorize(flat[keep])
+        order = np.argsort(tok_codes, kind="stable")
+        starts = np.concatenate(([0], np.cumsum(np.bincount(tok_codes, minlength=len(tok_uniques)))))
+        vocab = {str(t): i for i, t in enumerate(tok_uniques)}
+        return vocab, starts, owner[keep][order]
+
+
+def _as_strings(uniques: np.ndarray) -> np.ndarray:
+    """Distinct values as strings; integral numbers without ".0" (IDs read as numbers)."""
+    out = np.empty(len(uniques), dtype=object)
+    for i, v in enumerate(uniques):
+        if isinstance(v, float | np.floating) and float(v).is_integer():
+            out[i] = str(int(v))
+        else:
+            out[i] = str(v)
+    return out
+
+
+class Table:
+    """The declaration columns matching reads: a validated DataFrame or the canonical column arrays
+    of ``features._columns`` (``day`` = days since 1970), indexed lazily per field."""
+
+    def __init__(self, data: pd.DataFrame | Mapping[str, np.ndarray], kinds: Mapping[str, str]):
+        self._data = data
+        self._kinds = kinds
+        self._fields: dict[str, FieldIndex] = {}
+        if isinstance(data, pd.DataFrame):
+            self.n = len(data)
+            self.day = to_days(data[DECLARATION.date_field].to_numpy())
+        else:
+            self.day = (np.asarray(data["day"], dtype=np.int64) if "day" in data
+                        else to_days(np.asarray(data[DECLARATION.date_field])))
+            self.n = len(self.day)
+
+    def field(self, name: str) -> FieldIndex:
+        if name not in self._fields:
+            kind = self._kinds[name]
+            if name == DECLARATION.date_field:
+                values: Any = self.day
+            elif name in self._data:
+                values = self._data[name]
+                if kind in NUMERIC_KINDS:
+                    values = pd.to_numeric(pd.Series(np.asarray(values)), errors="coerce")
+            else:
+                values = np.full(self.n, None, dtype=object)
+            self._fields[name] = FieldIndex(values, kind)
+        return self._fields[name]

@@ -1,0 +1,44 @@
+"""What matched rules do to a scored batch: lanes, selection and alerts, never the risk score."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from profiles.match import ProfileMatches
+
+LANE_SEVERITY = ("green", "yellow", "red")  # a rule can only raise a lane
+
+
+@dataclass(frozen=True)
+class ProfileDecision:
+    """Per row: the model's score (as given), the lane after rules, whether a rule selects the item or
+    raises an alert, and the rule hits (ids, versions and criteria) as reasons."""
+
+    risk: np.ndarray
+    lane: np.ndarray
+    select: np.ndarray
+    alert: np.ndarray
+    rule_hits: np.ndarray
+
+
+def apply_profiles(matches: ProfileMatches, risk: np.ndarray, model_lane: np.ndarray) -> ProfileDecision:
+    """The lane is the more severe of the model's lane and every matched rule's lane (red > yellow >
+    green); ``select``/``alert`` are set where any matched rule says so. ``risk`` is returned as it
+    came: a profile changes lane, selection and reasons, never a score."""
+    n = matches.n_rows
+    if len(risk) != n or len(model_lane) != n:
+        raise ValueError(f"risk ({len(risk)}) and lanes ({len(model_lane)}) must have one value per row ({n})")
+    severity = np.asarray(model_lane == "yellow", dtype=np.int8) + 2 * np.asarray(model_lane == "red", dtype=np.int8)
+    select = np.zeros(n, dtype=bool)
+    alert = np.zeros(n, dtype=bool)
+    for rule, rows in zip(matches.rules, matches.rows, strict=True):
+        if rule.action.lane is not None:
+            severity[rows] = np.maximum(severity[rows], LANE_SEVERITY.index(rule.action.lane))
+        select[rows] |= rule.action.select
+        alert[rows] |= rule.action.alert
+    lane = np.array(LANE_SEVERITY, dtype=object)[severity]
+    frozen = risk.view()
+    frozen.flags.writeable = False
+    return ProfileDecision(frozen, lane, select, alert, matches.rule_hits())
