@@ -86,48 +86,74 @@ def _span(tables: dict[str, pd.DataFrame]) -> tuple[int | None, int | None]:
 def build_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
     """The report's figures, in the seed report's order, where the data allows."""
     t = tables
-    first, last = _span(t)
     out: list[Section] = [Section("totals", "Overview", text.describe_totals(t["totals"]), None,
                                   (("totals", t["totals"]),))]
     if t["by_country"].empty:
         return out
-    out.append(Section("fig1", "Figure 1: Heat map of cases by reporting country",
-                       text.describe_top(t["by_country"], "reporting_country", "cases", "cases"),
-                       figs.country_map(t["by_country"]), (("cases per country, all years (from by_country)",
-                                                            figs.country_totals(t["by_country"])),)))
-    out.append(Section("fig2", "Figure 2: Seizures by region",
-                       text.describe_movers(t["by_region"], "region", "seizures", "seizures by region"),
-                       figs.region_bars(t["by_region"]), (("by_region", t["by_region"]),)))
+    return (out + _country_sections(t) + _weapon_type_sections(t) + [_route_section(t)]
+            + _weapon_change_sections(t) + _imitation_sections(t) + _detection_sections(t))
+
+
+def _country_sections(t: dict[str, pd.DataFrame]) -> list[Section]:
+    """Figures 1-3: the map of reporting countries, regions and the top countries."""
     top_fig, top_table = figs.top_countries(t["by_country"])
-    out.append(Section("fig3", f"Figure 3: Top {figs.TOP_COUNTRIES} reporting countries by cases",
-                       text.describe_movers(t["by_country"], "reporting_country", "cases", "cases by country"),
-                       top_fig, ((f"top {figs.TOP_COUNTRIES} (from by_country)", top_table),
-                                 ("by_country", t["by_country"]))))
+    return [
+        Section("fig1", "Figure 1: Heat map of cases by reporting country",
+                text.describe_top(t["by_country"], "reporting_country", "cases", "cases"),
+                figs.country_map(t["by_country"]), (("cases per country, all years (from by_country)",
+                                                     figs.country_totals(t["by_country"])),)),
+        Section("fig2", "Figure 2: Seizures by region",
+                text.describe_movers(t["by_region"], "region", "seizures", "seizures by region"),
+                figs.region_bars(t["by_region"]), (("by_region", t["by_region"]),)),
+        Section("fig3", f"Figure 3: Top {figs.TOP_COUNTRIES} reporting countries by cases",
+                text.describe_movers(t["by_country"], "reporting_country", "cases", "cases by country"),
+                top_fig, ((f"top {figs.TOP_COUNTRIES} (from by_country)", top_table),
+                          ("by_country", t["by_country"]))),
+    ]
+
+
+def _ammunition_text(am: pd.DataFrame) -> str:
+    am_text = "Ammunition: " + "; ".join(
+        f"{r.year}: {text.fmt_number(r.seizures)} seizures, {text.fmt_number(r.quantity)} pieces"
+        for r in am.itertuples()) + "."
+    if len(am) > 1:
+        a0, a1 = am.iloc[0], am.iloc[-1]
+        am_text += (f" Seizures {text.change_phrase(a0['seizures'], a1['seizures'])}; quantity "
+                    f"{text.change_phrase(a0['quantity'], a1['quantity'])}.")
+    return am_text
+
+
+def _weapon_type_sections(t: dict[str, pd.DataFrame]) -> list[Section]:
+    """Figures 4-5: weapon types, and ammunition."""
+    out: list[Section] = []
     if not t["by_weapon_type"].empty:
         out.append(Section("fig4", "Figure 4: Weapon types by seizures and quantity",
                            text.describe_movers(t["by_weapon_type"], "weapon_type", "seizures",
                                                 "seizures by weapon type"),
                            figs.weapon_types(t["by_weapon_type"]), (("by_weapon_type", t["by_weapon_type"]),)))
-    if not t["ammunition"].empty:
-        am = t["ammunition"]
-        am_text = "Ammunition: " + "; ".join(
-            f"{r.year}: {text.fmt_number(r.seizures)} seizures, {text.fmt_number(r.quantity)} pieces"
-            for r in am.itertuples()) + "."
-        if len(am) > 1:
-            a0, a1 = am.iloc[0], am.iloc[-1]
-            am_text += (f" Seizures {text.change_phrase(a0['seizures'], a1['seizures'])}; quantity "
-                        f"{text.change_phrase(a0['quantity'], a1['quantity'])}.")
-        out.append(Section("fig5", "Figure 5: Seizures and quantity of ammunition", am_text,
+    am = t["ammunition"]
+    if not am.empty:
+        out.append(Section("fig5", "Figure 5: Seizures and quantity of ammunition", _ammunition_text(am),
                            figs.year_pairs(am, "Ammunition: seizures and quantity"), (("ammunition", am),)))
-    out.append(Section("fig6", "Figure 6: Trafficking routes by region",
-                       text.describe_routes(t["route_endpoints"]), figs.route_sankey(t["routes"]),
-                       (("route_endpoints", t["route_endpoints"]), ("routes", t["routes"]))))
+    return out
+
+
+def _route_section(t: dict[str, pd.DataFrame]) -> Section:
+    return Section("fig6", "Figure 6: Trafficking routes by region",
+                   text.describe_routes(t["route_endpoints"]), figs.route_sankey(t["routes"]),
+                   (("route_endpoints", t["route_endpoints"]), ("routes", t["routes"])))
+
+
+def _weapon_change_sections(t: dict[str, pd.DataFrame]) -> list[Section]:
+    """Figures 7-9: weapon types by region, and their change from the first year to the last."""
+    out: list[Section] = []
     if not t["weapon_type_by_region"].empty:
         out.append(Section("fig7", "Figure 7: Weapon seizures by type and region",
                            text.describe_share_by(t["weapon_type_by_region"], "weapon_type", "region", "seizures",
                                                   "weapon seizures"),
                            figs.weapon_region_heatmap(t["weapon_type_by_region"]),
                            (("weapon_type_by_region", t["weapon_type_by_region"]),)))
+    first, last = _span(t)
     yoy = t["yoy_weapon_type"]
     if not yoy.empty and first is not None and last is not None and first != last:
         out.append(Section("fig8", "Figure 8: Year-on-year change in seizures by weapon type",
@@ -138,6 +164,12 @@ def build_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
                            figs.change_bars(yoy, "quantity", first, last),
                            (("yoy_weapon_type (quantity)",
                              yoy[["weapon_type", "quantity_first", "quantity_last", "quantity_change_pct"]]),)))
+    return out
+
+
+def _imitation_sections(t: dict[str, pd.DataFrame]) -> list[Section]:
+    """Figures 10-11: imitation hand guns by year, and by departure region and conveyance."""
+    out: list[Section] = []
     imitation = t["by_weapon_type"][t["by_weapon_type"]["weapon_type"] == "imitation hand gun"]
     if not imitation.empty:
         out.append(Section("fig10", "Figure 10: Imitation hand gun seizures",
@@ -157,6 +189,12 @@ def build_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
                            figs.stacked_by_year(im_plot, "conveyance", "departure_region", "cases",
                                                 "Imitation hand guns by conveyance and departure region"),
                            (("imitation_guns_by_conveyance", im_conv), ("by conveyance", by_conv))))
+    return out
+
+
+def _detection_sections(t: dict[str, pd.DataFrame]) -> list[Section]:
+    """Figures 12-14: detection methods and locations by direction, conveyance by commodity."""
+    out: list[Section] = []
     for anchor, name, key, title in (
         ("fig12", "detection_methods", "detection_method", "Figure 12: Detection methods by direction (cases)"),
         ("fig13", "detection_locations", "detection_location", "Figure 13: Detection locations by direction (cases)"),

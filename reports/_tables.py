@@ -42,7 +42,8 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
     "conveyance_by_category": {"conveyance": "str", "commodity_category": "str", "year": "int64",
                                "seizures": "int64"},
     "ammunition": {"year": "int64", "seizures": "int64", "quantity": "float64"},
-    # Figure 11 (an addition to the table set): imitation hand guns by departure region
+    # Figure 11 (the seed report's imitation-gun figure; no earlier table held its departure region or
+    # conveyance): imitation hand guns by departure region
     "imitation_guns_by_conveyance": {"departure_region": "str", "conveyance": "str", "direction": "str",
                                      "year": "int64", "cases": "int64", "seizures": "int64",
                                      "quantity": "float64"},
