@@ -111,3 +111,50 @@ def select_for_inspection(risk: np.ndarray, ids: np.ndarray, capacity: str | int
     rank, codes, prob = select_in_order(rank_order(risk, ids), capacity, random_share, seed)
     names = np.array(["", "model", "random"], dtype=object)
     return Selection(rank, names[codes], prob)
+
+
+RULE_SELECTION_NAMES = ("none", "model", "random", "rule")  # the codes select_with_rules returns
+
+
+def select_with_rules(order: np.ndarray, forced: np.ndarray, capacity: str | int | float,
+                      random_share: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Selection when risk profiles force some items (``forced``: one bool per item), in this order:
+
+    1. every item a rule selects: code 3 (``"rule"``), probability 1 — even beyond capacity, since a
+       profile is an officer's order (callers can warn when ``forced.sum()`` exceeds the capacity);
+    2. of the capacity ``k`` left after them, the random share keeps ``round(k × random_share)``
+       places (fewer if less is left), and the model's ranking (``order``, riskiest first) fills the
+       rest with the top items not forced: code 1, probability 1;
+    3. the random places are a seeded draw among the items neither forced nor model-selected:
+       code 2, each of those items with probability ``places / items``.
+
+    Returns (rank by the model's order, code per item — see ``RULE_SELECTION_NAMES`` — and the
+    probability of selection). With nothing forced it equals :func:`select_in_order`.
+    """
+    if not 0.0 <= random_share <= 1.0:
+        raise ValueError(f"random_share must be within 0-1, got {random_share}")
+    forced = np.asarray(forced, dtype=bool)
+    n = len(order)
+    if len(forced) != n:
+        raise ValueError(f"forced has {len(forced)} values for {n} items")
+    k = capacity_count(n, capacity)
+    left = max(k - int(forced.sum()), 0)
+    k_random = min(int(round(k * random_share)), left)
+    k_model = left - k_random
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(1, n + 1)
+    selection = np.zeros(n, dtype=np.uint8)
+    prob = np.zeros(n)
+    selection[forced] = 3
+    prob[forced] = 1.0
+    free = order[~forced[order]]
+    top = free[:k_model]
+    selection[top] = 1
+    prob[top] = 1.0
+    rest = free[k_model:]
+    if k_random and len(rest):
+        rng = np.random.default_rng(seed)  # the same draw as select_in_order when nothing is forced
+        pick = rest[np.argsort(rng.random(len(rest)), kind="stable")[:k_random]]
+        selection[pick] = 2
+        prob[rest] = min(1.0, k_random / len(rest))
+    return rank, selection, prob
