@@ -1,13 +1,17 @@
 """The service's own store (SQLAlchemy): API keys (hashed), the audit log and inspection outcomes.
 
-SQLite file by default, any SQLAlchemy URL (e.g. PostgreSQL) by setting ``RISKPROF_DATABASE_URL``.
-The audit tables are append-only: the API only ever inserts, and on SQLite and PostgreSQL a
-trigger refuses UPDATE and DELETE on them.
+SQLite file by default, PostgreSQL (``postgresql+psycopg://…``) or any SQLAlchemy URL by setting
+``RISKPROF_DATABASE_URL``. The schema is versioned by Alembic (:mod:`serving.migrations`): a SQLite
+file is migrated when opened, any other database must be at the code's revision (``riskprof db
+upgrade``). The audit tables are append-only: the API only ever inserts, and a trigger refuses
+UPDATE and DELETE on them (on PostgreSQL, the application's role may also only INSERT and SELECT:
+docs/postgres.md). A database that cannot be reached surfaces as :class:`StoreUnavailable` (503).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import logging
@@ -15,10 +19,10 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import pandas as pd
 import sqlalchemy as sa
@@ -26,7 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
-from serving.errors import ConflictError, FieldProblem
+from serving.errors import ConflictError, FieldProblem, ServiceError
 from serving.roles import Principal, Role
 
 log = logging.getLogger("riskprof.serving")
@@ -92,21 +96,6 @@ outcomes = sa.Table(
 OUTCOME_FIELDS = ("declaration_id", "inspected_date", "inspected", "selection_source", "selection_probability",
                   "hit", "case_id", "revenue")
 
-for _table in (audit_events, audit_items):
-    sa.event.listen(_table, "after_create", sa.DDL(
-        f"CREATE TRIGGER {_table.name}_no_update BEFORE UPDATE ON {_table.name} "
-        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END").execute_if(dialect="sqlite"))
-    sa.event.listen(_table, "after_create", sa.DDL(
-        f"CREATE TRIGGER {_table.name}_no_delete BEFORE DELETE ON {_table.name} "
-        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END").execute_if(dialect="sqlite"))
-    sa.event.listen(_table, "after_create", sa.DDL(
-        "CREATE OR REPLACE FUNCTION riskprof_append_only() RETURNS trigger AS $$ BEGIN "
-        "RAISE EXCEPTION 'the audit log is append-only'; END; $$ LANGUAGE plpgsql").execute_if(dialect="postgresql"))
-    sa.event.listen(_table, "after_create", sa.DDL(
-        f"CREATE TRIGGER {_table.name}_append_only BEFORE UPDATE OR DELETE ON {_table.name} "
-        "FOR EACH ROW EXECUTE FUNCTION riskprof_append_only()").execute_if(dialect="postgresql"))
-
-
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -121,6 +110,9 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         else:
             kwargs["poolclass"] = StaticPool
+    else:
+        # a connection left over from before a database restart is replaced, not handed to a request
+        kwargs["pool_pre_ping"] = True
     engine = sa.create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         @sa.event.listens_for(engine, "connect")
@@ -130,6 +122,36 @@ def make_engine(url: str) -> Engine:
                 cur.execute(f"PRAGMA {pragma}")
             cur.close()
     return engine
+
+
+class StoreUnavailable(ServiceError):
+    """The database cannot be reached: nothing is decided without a place to record it."""
+
+    status_code = 503
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_UNREACHABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
+
+
+def _reachable(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Connection failures (database down, restarting, locked too long) become :class:`StoreUnavailable`."""
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except _UNREACHABLE as exc:
+            log.warning("serving store unavailable in %s: %s", fn.__name__, str(exc).splitlines()[0][:300])
+            raise StoreUnavailable("the serving store (database) is unavailable, so nothing can be decided or "
+                                   "recorded; retry shortly", store_error=type(exc.orig).__name__) from None
+        except sa.exc.DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StoreUnavailable("the serving store (database) connection was lost; retry shortly",
+                                       store_error=type(exc.orig).__name__) from None
+            raise
+
+    return wrapper
 
 
 def _hash_key(secret: str, salt: str) -> str:
@@ -174,13 +196,30 @@ class Store:
 
     @classmethod
     def from_url(cls, url: str, create: bool = True) -> Store:
+        """Open the store; ``create``: migrate a SQLite file to the code's schema, check any other database."""
         store = cls(make_engine(url))
         if create:
-            store.create_all()
+            try:
+                store.prepare()
+            except BaseException:
+                store.dispose()
+                raise
         return store
 
+    def prepare(self) -> None:
+        """SQLite: create or migrate the file. Others: raise ``SchemaMismatch`` unless at the code's revision."""
+        from serving import migrations
+
+        if self.engine.dialect.name == "sqlite":
+            migrations.upgrade(self.engine)
+        else:
+            migrations.check(self.engine)
+
     def create_all(self) -> None:
-        metadata.create_all(self.engine)
+        """Create or migrate the schema (Alembic ``upgrade head``), whatever the database."""
+        from serving import migrations
+
+        migrations.upgrade(self.engine)
 
     def ping(self) -> bool:
         try:
@@ -211,6 +250,7 @@ class Store:
                                                   key_hash=_hash_key(secret, salt), created_at=_now()))
         return f"{KEY_PREFIX}_{key_id}_{secret}"
 
+    @_reachable
     def verify_api_key(self, key: str) -> Principal | None:
         parts = key.strip().split("_", 2)
         if len(parts) != 3 or parts[0] != KEY_PREFIX:
@@ -224,6 +264,14 @@ class Store:
             return None
         return Principal(row.name, Role(row.role), row.key_id)
 
+    @_reachable
+    def key_active(self, key_id: str) -> bool:
+        """Whether ``key_id`` exists and is not revoked: one indexed look-up, made on every request."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(api_keys.c.revoked_at).where(api_keys.c.key_id == key_id)).first()
+        return row is not None and row.revoked_at is None
+
+    @_reachable
     def count_active_keys(self) -> int:
         with self.engine.connect() as conn:
             q = sa.select(sa.func.count()).select_from(api_keys).where(api_keys.c.revoked_at.is_(None))
@@ -248,6 +296,7 @@ class Store:
         self.append_audit_events([event])
         return event.uid
 
+    @_reachable
     def append_audit_events(self, events: Sequence[AuditEvent]) -> None:
         """Write several calls in one transaction: two multi-row inserts whatever their number."""
         if not events:
@@ -278,6 +327,7 @@ class Store:
         return pd.DataFrame([dict(r) for r in rows], columns=list(q.selected_columns.keys()))
 
     # ---- outcomes ------------------------------------------------------------------------------
+    @_reachable
     def record_outcomes(self, records: Sequence[Mapping[str, Any]], recorded_by: str) -> list[str]:
         """Insert outcomes; per item ``"created"`` or ``"unchanged"`` (same values sent again).
 

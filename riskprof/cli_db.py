@@ -1,0 +1,85 @@
+"""Database commands: ``db upgrade`` and ``db current`` for the serving store (keys, audit, outcomes)."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from riskprof.cli_data import fail
+
+console = Console(stderr=True)
+db_app = typer.Typer(help="Schema of the serving store (RISKPROF_DATABASE_URL, default SQLite models/serving.db).",
+                     no_args_is_help=True)
+
+
+def _engine(url: str | None):
+    from serving.store import make_engine
+
+    if url is None:
+        from serving.settings import get_serving_settings
+
+        url = get_serving_settings().resolved_database_url
+    return make_engine(url)
+
+
+def _describe(rev: str | None) -> str:
+    if rev is None:
+        return "empty (no schema)"
+    if rev == "legacy":
+        return "legacy (tables from before migrations; `riskprof db upgrade` stamps and upgrades them)"
+    return rev
+
+
+URL_OPTION = typer.Option(None, "--url", help="SQLAlchemy URL (default: RISKPROF_DATABASE_URL or the SQLite file).")
+
+
+@db_app.command("upgrade")
+def db_upgrade(url: str | None = URL_OPTION,
+               revision: str = typer.Option("head", "--revision", help="Target revision.")) -> None:
+    """Create or migrate the store's schema (run it as the database's owner role on PostgreSQL)."""
+    import sqlalchemy as sa
+    from alembic.util import CommandError
+
+    from serving import migrations
+
+    engine = _engine(url)
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        before, after = migrations.upgrade(engine, revision)
+    except (sa.exc.SQLAlchemyError, CommandError) as exc:
+        fail(f"could not upgrade {where}: {str(exc).splitlines()[0]}")
+        return
+    finally:
+        engine.dispose()
+    if before == after:
+        typer.echo(f"{where} is already at revision {after}")
+    else:
+        typer.echo(f"{where}: {_describe(before)} -> {after}")
+
+
+@db_app.command("current")
+def db_current(url: str | None = URL_OPTION) -> None:
+    """Print the store's schema revision and the one this code needs; exit 1 if they differ."""
+    import sqlalchemy as sa
+
+    from serving import migrations
+
+    engine = _engine(url)
+    try:
+        rev = migrations.current(engine)
+    except sa.exc.SQLAlchemyError as exc:
+        fail(f"could not read {engine.url.render_as_string(hide_password=True)}: {str(exc).splitlines()[0]}")
+        return
+    finally:
+        engine.dispose()
+    head = migrations.head()
+    typer.echo(f"current: {_describe(rev)}")
+    typer.echo(f"code needs: {head}")
+    if rev != head:
+        console.print(f"the schema is not at the code's revision: run `{migrations.UPGRADE_COMMAND}`",
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
