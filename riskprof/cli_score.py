@@ -43,20 +43,6 @@ class _RichProgress:
         self.progress.stop()
 
 
-def _lanes() -> tuple[Any, tuple[float, float] | None]:
-    """The API's lane configuration (RISKPROF_LANES_BY, _LANE_RED/_YELLOW, _LANE_RED_SHARE/_YELLOW_SHARE),
-    so batch and API lanes agree: fixed thresholds, or shares of recent traffic."""
-    from scoring import LaneThresholds
-
-    try:
-        from serving.settings import ServingSettings
-    except ImportError:  # serving not installed
-        return LaneThresholds(), None
-    s = ServingSettings()
-    shares = (s.lane_red_share, s.lane_yellow_share) if s.lanes_by == "capacity" else None
-    return LaneThresholds(red=s.lane_red, yellow=s.lane_yellow), shares
-
-
 def score(
     manifest: list[Path] = typer.Option(..., "--manifest", help="CSV/Parquet file or folder of files (repeatable)."),
     out: Path = typer.Option(..., "--out", help="Output Parquet file; siblings: .rejects.csv, .meta.json, .csv."),
@@ -84,7 +70,7 @@ def score(
     from batch import BatchOptions, ManifestError, score_manifest
     from features.io import LoadError
     from features.mapping import MappingError
-    from scoring import ReasonsFor
+    from scoring import LaneSettings, ReasonsFor
     from settings import get_settings
 
     if engine not in ("local", "spark"):
@@ -92,9 +78,9 @@ def score(
     model_uri = model or f"models:/{get_settings().model_name}@champion"
     reasons_for: ReasonsFor = "all" if all_reasons else ("flagged" if reasons else "none")
     try:
-        thresholds, shares = _lanes()
+        lanes = LaneSettings().lanes  # the API's lane policy, from the same environment variables
         options = BatchOptions(capacity=capacity, random_share=random_share, seed=seed, reasons_for=reasons_for,
-                               thresholds=thresholds, lane_shares=shares, chunk_rows=chunk_rows,
+                               thresholds=lanes.fixed, lane_shares=lanes.shares, chunk_rows=chunk_rows,
                                engine=engine,  # type: ignore[arg-type]
                                write_csv=csv, num_threads=get_settings().num_threads, workers=workers,
                                pipelined=pipeline)

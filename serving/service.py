@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from scoring import LaneThresholds, capacity_count, score_table, select_for_inspection
-from scoring.ranking import thresholds_at_shares
 from scoring.registry import LoadedModel
 from serving.errors import FieldProblem, InputError, ModelNotFound, ModelRejected, NoModelLoaded, UnknownModel
 from serving.roles import Principal
@@ -75,9 +74,7 @@ class ServedModel:
 
 def lane_thresholds(settings: ServingSettings, reference_scores: np.ndarray) -> LaneThresholds:
     """Thresholds from configuration: fixed scores, or the scores at the configured shares of recent traffic."""
-    if settings.lanes_by == "score" or not len(reference_scores):
-        return LaneThresholds(red=settings.lane_red, yellow=settings.lane_yellow)
-    return thresholds_at_shares(reference_scores, settings.lane_red_share, settings.lane_yellow_share)
+    return settings.lanes.thresholds(reference_scores)
 
 
 def _round(x: float, digits: int = 6) -> float | None:
