@@ -8,6 +8,15 @@ from profiles.apply import ProfileDecision, apply_profiles
 from profiles.match import ProfileMatches, Rule, RuleHit, match_profiles, rules_of
 from profiles.model import Action, Condition, Profile, WatchEntry, WatchList
 from profiles.validate import ProfileError, ProfileProblem, field_kinds, validate_profiles
+from profiles.yamlio import (
+    add_versions,
+    describe_pins,
+    dump_profiles,
+    latest_versions,
+    load_profiles,
+    pinned_profiles,
+    retire,
+)
 
 __all__ = [
     "Action",
@@ -21,9 +30,16 @@ __all__ = [
     "RuleHit",
     "WatchEntry",
     "WatchList",
+    "add_versions",
     "apply_profiles",
+    "describe_pins",
+    "dump_profiles",
     "field_kinds",
+    "latest_versions",
+    "load_profiles",
     "match_profiles",
+    "pinned_profiles",
+    "retire",
     "rules_of",
     "validate_profiles",
 ]
