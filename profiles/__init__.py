@@ -7,6 +7,7 @@ CLI call these (one path everywhere).
 from profiles.apply import ProfileDecision, apply_profiles
 from profiles.match import ProfileMatches, Rule, RuleHit, match_profiles, rules_of
 from profiles.model import Action, Condition, Profile, WatchEntry, WatchList
+from profiles.stats import STATS_COLUMNS, profile_stats, rule_hits_table, wilson_interval
 from profiles.validate import ProfileError, ProfileProblem, field_kinds, validate_profiles
 from profiles.yamlio import (
     add_versions,
@@ -27,6 +28,7 @@ __all__ = [
     "ProfileMatches",
     "ProfileProblem",
     "Rule",
+    "STATS_COLUMNS",
     "RuleHit",
     "WatchEntry",
     "WatchList",
@@ -39,7 +41,10 @@ __all__ = [
     "load_profiles",
     "match_profiles",
     "pinned_profiles",
+    "profile_stats",
     "retire",
+    "rule_hits_table",
     "rules_of",
     "validate_profiles",
+    "wilson_interval",
 ]
