@@ -8,6 +8,7 @@ from profiles.apply import ProfileDecision, apply_profiles
 from profiles.match import ProfileMatches, Rule, RuleHit, match_profiles, rules_of
 from profiles.model import Action, Condition, Profile, WatchEntry, WatchList
 from profiles.stats import STATS_COLUMNS, profile_stats, rule_hits_table, wilson_interval
+from profiles.suggest import Suggestion, suggest_profiles
 from profiles.validate import ProfileError, ProfileProblem, field_kinds, validate_profiles
 from profiles.yamlio import (
     add_versions,
@@ -29,6 +30,7 @@ __all__ = [
     "ProfileProblem",
     "Rule",
     "STATS_COLUMNS",
+    "Suggestion",
     "RuleHit",
     "WatchEntry",
     "WatchList",
@@ -45,6 +47,7 @@ __all__ = [
     "retire",
     "rule_hits_table",
     "rules_of",
+    "suggest_profiles",
     "validate_profiles",
     "wilson_interval",
 ]
