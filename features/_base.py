@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import repeat
+from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -35,14 +37,52 @@ class CategoryCodes:
         return present & np.isnan(self.encode(values))
 
 
+@dataclass(frozen=True)
+class FamilyParams:
+    """What a pipeline passes on to its families (:meth:`FeatureFamily.configured`)."""
+
+    min_count: int
+    extra_numeric: tuple[str, ...]
+    extra_categorical: tuple[str, ...]
+    entity_min_levels: int
+
+
 class FeatureFamily(BaseEstimator):
-    """A family of features: ``fit(history, train)`` builds look-ups, ``transform(cols)`` reads them."""
+    """A family of features: ``fit(history, train)`` builds look-ups, ``transform(cols)`` reads them.
+
+    A family declares its feature names once, in ``features`` (and the categorical ones among them
+    in ``categorical_features``), in the order of the dict its ``transform`` returns; families whose names
+    depend on their parameters override :meth:`names_out`. Subclasses build their look-ups in
+    ``_fit``; the base ``fit`` records the names.
+    """
 
     name = "family"
     label = "family"
+    features: ClassVar[tuple[str, ...]] = ()
+    categorical_features: ClassVar[tuple[str, ...]] = ()
+    #: training keeps the family only where it raises validation AUC (not merely where removing it
+    #: does not clearly lower it): for features whose pattern may not carry over to later periods
+    must_help: ClassVar[bool] = False
+
+    @classmethod
+    def configured(cls, params: FamilyParams) -> FeatureFamily | None:
+        """The unfitted family a pipeline with ``params`` uses (``None``: it has nothing to do)."""
+        return cls()
+
+    def _fit(self, history: History, train: Columns) -> None:
+        raise NotImplementedError
 
     def fit(self, history: History, train: Columns) -> FeatureFamily:
-        raise NotImplementedError
+        self._fit(history, train)
+        self.feature_names_ = self.names_out()
+        self.categorical_ = self.categorical_out()
+        return self
+
+    def names_out(self) -> tuple[str, ...]:
+        return self.features
+
+    def categorical_out(self) -> tuple[str, ...]:
+        return self.categorical_features
 
     def transform(self, cols: Columns) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -64,9 +104,13 @@ class FeatureFamily(BaseEstimator):
         check_is_fitted(self, "feature_names_")
         return list(self.feature_names_)
 
-    @property
-    def categorical_features(self) -> list[str]:
-        return list(getattr(self, "categorical_", []))
+    def groups(self) -> dict[str, list[str]]:
+        """Feature names by the group training may leave out (by default the whole family is one)."""
+        return {self.name: self.get_feature_names_out()}
+
+    def without_groups(self, dropped: Collection[str]) -> FeatureFamily | None:
+        """This fitted family without the ``dropped`` groups, its look-ups shared (``None``: nothing left)."""
+        return None if self.name in dropped else self
 
     def unseen_values(self, cols: Columns) -> dict[str, np.ndarray]:
         """Per input column: a mask of rows whose value the fitted family never saw (by default the
@@ -90,6 +134,48 @@ def rate(hits: np.ndarray, trials: np.ndarray, prior: np.ndarray | float) -> np.
 
 def days_since(last_day: np.ndarray, day: np.ndarray) -> np.ndarray:
     return np.where(last_day == NO_DAY, np.nan, day - last_day)
+
+
+def outcome_stats(table: AsOfTable, keys: np.ndarray | Factorized, day: np.ndarray, prior: np.ndarray,
+                  stats: Sequence[str]) -> dict[str, np.ndarray]:
+    """Look-up → rate → ratio: the ``stats`` of the keys' past outcomes as of ``day``.
+
+    ``inspections``, ``hits``, ``hit_rate`` (smoothed toward ``prior``), ``hit_ratio`` (that rate
+    over the prior) and ``days_since_hit`` (the table needs ``last_day_of="hit"``).
+    """
+    h = table.lookup(keys, day)
+    out: dict[str, np.ndarray] = {}
+    for s in stats:
+        if s == "inspections":
+            out[s] = h["insp"]
+        elif s == "hits":
+            out[s] = h["hit"]
+        elif s == "hit_rate":
+            out[s] = rate(h["hit"], h["insp"], prior)
+        elif s == "hit_ratio":
+            out[s] = (out["hit_rate"] if "hit_rate" in out else rate(h["hit"], h["insp"], prior)) / prior
+        elif s == "days_since_hit":
+            out[s] = days_since(h["last_day"], day)
+        else:
+            raise ValueError(f"unknown outcome statistic {s!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class OutcomeFeatures:
+    """Features from one outcome look-up, named ``<prefix>_<stat>`` (see :func:`outcome_stats`)."""
+
+    prefix: str
+    stats: tuple[str, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f"{self.prefix}_{s}" for s in self.stats)
+
+    def compute(self, table: AsOfTable, keys: np.ndarray | Factorized, day: np.ndarray,
+                prior: np.ndarray) -> dict[str, np.ndarray]:
+        stats = outcome_stats(table, keys, day, prior, self.stats)
+        return {f"{self.prefix}_{s}": v for s, v in stats.items()}
 
 
 class GlobalRate:

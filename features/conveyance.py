@@ -5,21 +5,39 @@ from __future__ import annotations
 import numpy as np
 
 from features._asof import AsOfTable, factorized
-from features._base import CategoryCodes, Columns, FeatureFamily, global_rate, outcome_table, rate
+from features._base import (
+    CategoryCodes,
+    Columns,
+    FamilyParams,
+    FeatureFamily,
+    OutcomeFeatures,
+    global_rate,
+    outcome_table,
+)
 from features._columns import pair
 from features.history import History
+
+_CODED = ("conveyance", "office_type", "direction", "office_id")
+_OFFICE = OutcomeFeatures("office", ("hit_rate",))
+_CONVEYANCE = OutcomeFeatures("conveyance", ("hit_rate", "hit_ratio"))
 
 
 class ConveyanceOfficeFeatures(FeatureFamily):
     name = "conveyance_office"
     label = "conveyance and office"
+    features = (*_CODED, "conveyance_seizure_cases", "conveyance_location_seizure_cases", *_OFFICE.names,
+                *_CONVEYANCE.names)
+    categorical_features = _CODED
 
     def __init__(self, min_count: int = 5):
         self.min_count = min_count
 
-    def fit(self, history: History, train: Columns) -> ConveyanceOfficeFeatures:
-        self.codes_ = {c: CategoryCodes(train[c], self.min_count)
-                       for c in ("conveyance", "office_type", "direction", "office_id")}
+    @classmethod
+    def configured(cls, params: FamilyParams) -> ConveyanceOfficeFeatures:
+        return cls(params.min_count)
+
+    def _fit(self, history: History, train: Columns) -> None:
+        self.codes_ = {c: CategoryCodes(train[c], self.min_count) for c in _CODED}
         cases = history.case_events()
         ones = np.ones(len(cases["day"]))
         self.conv_cases_ = AsOfTable(cases["conveyance"], cases["day"], {"n": ones})
@@ -29,11 +47,6 @@ class ConveyanceOfficeFeatures(FeatureFamily):
         self.office_hits_ = outcome_table(out["office_id"], out)
         self.conv_hits_ = outcome_table(out["conveyance"], out)
         self.global_ = global_rate(history)
-        self.feature_names_ = ("conveyance", "office_type", "direction", "office_id",
-                               "conveyance_seizure_cases", "conveyance_location_seizure_cases",
-                               "office_hit_rate", "conveyance_hit_rate", "conveyance_hit_ratio")
-        self.categorical_ = ("conveyance", "office_type", "direction", "office_id")
-        return self
 
     def transform(self, cols: Columns) -> dict[str, np.ndarray]:
         day = cols["day"]
@@ -43,11 +56,8 @@ class ConveyanceOfficeFeatures(FeatureFamily):
         f["conveyance_location_seizure_cases"] = self.conv_loc_cases_.lookup(
             pair(cols["conveyance"], cols["office_type"], "@"), day)["n"]
         prior = self.global_.at(day)
-        o = self.office_hits_.lookup(factorized(cols["office_id"]), day)
-        f["office_hit_rate"] = rate(o["hit"], o["insp"], prior)
-        c = self.conv_hits_.lookup(conv, day)
-        f["conveyance_hit_rate"] = rate(c["hit"], c["insp"], prior)
-        f["conveyance_hit_ratio"] = f["conveyance_hit_rate"] / prior
+        f |= _OFFICE.compute(self.office_hits_, factorized(cols["office_id"]), day, prior)
+        f |= _CONVEYANCE.compute(self.conv_hits_, conv, day, prior)
         return f
 
     def reason(self, cols: Columns, feats, i: int) -> str:

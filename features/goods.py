@@ -7,7 +7,15 @@ import re
 import numpy as np
 
 from features._asof import AsOfTable, CompositeKey, factorized
-from features._base import CategoryCodes, Columns, FeatureFamily, global_rate, outcome_table, rate
+from features._base import (
+    CategoryCodes,
+    Columns,
+    FamilyParams,
+    FeatureFamily,
+    OutcomeFeatures,
+    global_rate,
+    outcome_table,
+)
 from features._columns import heading, per_unique
 from features.history import History
 from features.reference import heading_name
@@ -25,14 +33,25 @@ def goods_from(cols: Columns) -> list[np.ndarray]:
     return [heading(cols["hs_code"], 6), cols["origin_country"], cols["departure_country"]]
 
 
+_HEADING = OutcomeFeatures("heading", ("inspections", "hit_rate", "hit_ratio"))
+_HS6 = OutcomeFeatures("hs6", ("inspections", "hits", "hit_rate"))
+
+
 class GoodsCoverFeatures(FeatureFamily):
     name = "goods_cover"
     label = "declared goods"
+    features = ("hs_chapter", "hs_heading", "hs6_number", "chapter_93", "cover_seizure_cases",
+                "description_seizure_cases", *_HEADING.names, *_HS6.names)
+    categorical_features = ("hs_heading",)
 
     def __init__(self, min_count: int = 5):
         self.min_count = min_count
 
-    def fit(self, history: History, train: Columns) -> GoodsCoverFeatures:
+    @classmethod
+    def configured(cls, params: FamilyParams) -> GoodsCoverFeatures:
+        return cls(params.min_count)
+
+    def _fit(self, history: History, train: Columns) -> None:
         self.heading_codes_ = CategoryCodes(heading(train["hs_code"]), self.min_count)
         cases = history.case_events()
         ones = np.ones(len(cases["day"]))
@@ -48,11 +67,6 @@ class GoodsCoverFeatures(FeatureFamily):
         self.heading_hits_ = outcome_table(out["heading"], out)
         self.hs6_hits_ = outcome_table(heading(out["hs_code"], 6), out)
         self.global_ = global_rate(history)
-        self.feature_names_ = ("hs_chapter", "hs_heading", "hs6_number", "chapter_93", "cover_seizure_cases",
-                               "description_seizure_cases", "heading_inspections", "heading_hit_rate",
-                               "heading_hit_ratio", "hs6_inspections", "hs6_hits", "hs6_hit_rate")
-        self.categorical_ = ("hs_heading",)
-        return self
 
     def transform(self, cols: Columns) -> dict[str, np.ndarray]:
         day = cols["day"]
@@ -76,15 +90,9 @@ class GoodsCoverFeatures(FeatureFamily):
             vals = self.desc_cases_.lookup(tk, day[owner])["n"]
             np.maximum.at(desc, owner, vals)
         f["description_seizure_cases"] = desc
-        h = self.heading_hits_.lookup(fhead, day)
         prior = self.global_.at(day)
-        f["heading_inspections"] = h["insp"]
-        f["heading_hit_rate"] = rate(h["hit"], h["insp"], prior)
-        f["heading_hit_ratio"] = f["heading_hit_rate"] / prior
-        h6 = self.hs6_hits_.lookup(heading(hs, 6), day)
-        f["hs6_inspections"] = h6["insp"]
-        f["hs6_hits"] = h6["hit"]
-        f["hs6_hit_rate"] = rate(h6["hit"], h6["insp"], prior)
+        f |= _HEADING.compute(self.heading_hits_, fhead, day, prior)
+        f |= _HS6.compute(self.hs6_hits_, heading(hs, 6), day, prior)
         return f
 
     def unseen_values(self, cols: Columns) -> dict[str, np.ndarray]:
@@ -117,6 +125,10 @@ def value_level(values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(level), level, -1.0).astype(np.int64)
 
 
+_GOODS = OutcomeFeatures("hs6_origin_departure", ("inspections", "hit_rate", "hit_ratio"))
+_SAME_VALUE = OutcomeFeatures("same_value", ("inspections", "hit_rate"))
+
+
 class GoodsOriginFeatures(FeatureFamily):
     """Declared goods by where they come from: the hit rate of this HS subheading from this origin
     via this departure country, among outcomes known before the declaration date, and of the same
@@ -126,8 +138,9 @@ class GoodsOriginFeatures(FeatureFamily):
 
     name = "goods_origin"
     label = "goods by origin"
+    features = (*_GOODS.names, *_SAME_VALUE.names)
 
-    def fit(self, history: History, train: Columns) -> GoodsOriginFeatures:
+    def _fit(self, history: History, train: Columns) -> None:
         out = history.outcome_events()
         # the value key extends the goods key by one part: the goods key's code and the value level
         self.key_ = CompositeKey(goods_from(out))
@@ -137,22 +150,14 @@ class GoodsOriginFeatures(FeatureFamily):
         self.hits_ = outcome_table(goods, out)
         self.value_hits_ = outcome_table(self.value_key_.codes(valued), out)
         self.global_ = global_rate(history)
-        self.feature_names_ = ("hs6_origin_departure_inspections", "hs6_origin_departure_hit_rate",
-                               "hs6_origin_departure_hit_ratio", "same_value_inspections", "same_value_hit_rate")
-        self.categorical_ = ()
-        return self
 
     def transform(self, cols: Columns) -> dict[str, np.ndarray]:
         day = cols["day"]
         prior = self.global_.at(day)
         goods = self.key_.codes(goods_from(cols))  # -1 (no history) where a part was never seen
-        h = self.hits_.lookup(factorized(goods), day)
-        hv = self.value_hits_.lookup(factorized(self.value_key_.codes([goods, value_level(cols["customs_value"])])),
-                                     day)
-        hit_rate = rate(h["hit"], h["insp"], prior)
-        return {"hs6_origin_departure_inspections": h["insp"], "hs6_origin_departure_hit_rate": hit_rate,
-                "hs6_origin_departure_hit_ratio": hit_rate / prior, "same_value_inspections": hv["insp"],
-                "same_value_hit_rate": rate(hv["hit"], hv["insp"], prior)}
+        valued = self.value_key_.codes([goods, value_level(cols["customs_value"])])
+        return (_GOODS.compute(self.hits_, factorized(goods), day, prior)
+                | _SAME_VALUE.compute(self.value_hits_, factorized(valued), day, prior))
 
     def reason(self, cols: Columns, feats, i: int) -> str:
         hs = (cols["hs_code"][i] or "")[:6] or "unknown goods"

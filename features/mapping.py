@@ -19,7 +19,7 @@ A mapping is a YAML file::
 
 Labels become boolean columns ``label_<name>``; extra columns keep their source names. An extra
 column is used as a number, as a category, or (1,000 or more distinct values, e.g. a seller ID)
-as the point-in-time hit rate of its value (``features.value.ExtraColumnFeatures``).
+as the point-in-time hit rate of its value (``features.extra.ExtraColumnFeatures``).
 """
 
 from __future__ import annotations

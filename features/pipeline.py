@@ -17,62 +17,48 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from features._base import FeatureFamily
+from features._base import FamilyParams, FeatureFamily
 from features._columns import columns_from_frame, columns_from_records
+from features.calendar import CalendarFeatures
 from features.conveyance import ConveyanceOfficeFeatures
+from features.extra import ENTITY_MIN_LEVELS, GROUP_PREFIX, ExtraColumnFeatures, dropped_columns
 from features.goods import GoodsCoverFeatures, GoodsOriginFeatures
 from features.history import History
 from features.route import RouteFeatures
 from features.trader_history import TraderHistoryFeatures
-from features.value import ENTITY_MIN_LEVELS, CalendarFeatures, ExtraColumnFeatures, ValueAnomalyFeatures
+from features.value import ValueAnomalyFeatures
 
-FAMILIES = ("route", "conveyance_office", "goods_cover", "goods_origin", "trader_history", "value_anomaly", "calendar", "extra")
-
-
-def split_extras(frame: pd.DataFrame, candidates: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Extra columns → (numeric, categorical) by what their values look like."""
-    numeric, categorical = [], []
-    for c in candidates:
-        s = frame[c]
-        if pd.api.types.is_bool_dtype(s) or c.startswith("label_"):
-            continue
-        num = pd.to_numeric(s, errors="coerce")
-        present = s.notna().sum()
-        if present and num.notna().sum() >= 0.99 * present and s.nunique() > 30:
-            numeric.append(c)
-        else:
-            categorical.append(c)
-    return tuple(numeric), tuple(categorical)
+#: every feature family, in the order of the feature columns; adding a family means adding it
+#: here. A family takes part unless a pipeline excludes it by name or it has nothing to do (the
+#: extra-column family without extra columns). A fitted model keeps its own families and order.
+FAMILIES: tuple[type[FeatureFamily], ...] = (
+    RouteFeatures,
+    ConveyanceOfficeFeatures,
+    GoodsCoverFeatures,
+    GoodsOriginFeatures,
+    TraderHistoryFeatures,
+    ValueAnomalyFeatures,
+    CalendarFeatures,
+    ExtraColumnFeatures,
+)
 
 
 class FeaturePipeline(BaseEstimator):
     """All feature families. Fitted state: ``families_``, ``feature_names_``, ``categorical_``."""
 
     def __init__(self, extra_numeric: tuple[str, ...] = (), extra_categorical: tuple[str, ...] = (),
-                 use_calendar: bool = True, min_count: int = 5, exclude: tuple[str, ...] = (),
-                 entity_min_levels: int = ENTITY_MIN_LEVELS):
+                 min_count: int = 5, exclude: tuple[str, ...] = (), entity_min_levels: int = ENTITY_MIN_LEVELS):
         self.extra_numeric = extra_numeric
         self.extra_categorical = extra_categorical
-        self.use_calendar = use_calendar
         self.min_count = min_count
         self.exclude = exclude  # family names left out (training drops those that do not help)
         self.entity_min_levels = entity_min_levels  # categorical extras with this many values are IDs
 
     def _families(self) -> list[FeatureFamily]:
-        fams: list[FeatureFamily] = [
-            RouteFeatures(self.min_count),
-            ConveyanceOfficeFeatures(self.min_count),
-            GoodsCoverFeatures(self.min_count),
-            GoodsOriginFeatures(),
-            TraderHistoryFeatures(),
-            ValueAnomalyFeatures(),
-        ]
-        if self.use_calendar:
-            fams.append(CalendarFeatures())
-        if self.extra_numeric or self.extra_categorical:
-            fams.append(ExtraColumnFeatures(self.extra_numeric, self.extra_categorical, self.min_count,
-                                            self.entity_min_levels))
-        return [f for f in fams if f.name not in self.exclude]
+        params = FamilyParams(self.min_count, self.extra_numeric, self.extra_categorical,
+                              getattr(self, "entity_min_levels", ENTITY_MIN_LEVELS))
+        configured = (cls.configured(params) for cls in FAMILIES if cls.name not in self.exclude)
+        return [f for f in configured if f is not None]
 
     def fit(self, history: History, train: pd.DataFrame | None = None) -> FeaturePipeline:
         """Build look-ups from ``history``; category vocabularies from ``train`` (default: history)."""
@@ -86,7 +72,7 @@ class FeaturePipeline(BaseEstimator):
     def _set_families(self, families: list[FeatureFamily]) -> None:
         self.families_ = families
         self.feature_names_ = [n for f in families for n in f.get_feature_names_out()]
-        self.categorical_ = [n for f in families for n in f.categorical_features]
+        self.categorical_ = [n for f in families for n in f.categorical_]
         self.family_of_ = {n: f.name for f in families for n in f.get_feature_names_out()}
 
     # ---- feature groups (what training may leave out) ------------------------------------------
@@ -95,19 +81,23 @@ class FeaturePipeline(BaseEstimator):
         is a group of its own."""
         check_is_fitted(self, "feature_names_")
         out: dict[str, list[str]] = {}
-        for n in self.feature_names_:
-            fam = self.family_of_[n]
-            out.setdefault(f"extra:{n[2:]}" if fam == "extra" else fam, []).append(n)
+        for fam in self.families_:
+            out.update(fam.groups())
         return out
+
+    def must_help_groups(self) -> list[str]:
+        """The groups training keeps only where they raise validation AUC (``FeatureFamily.must_help``)."""
+        check_is_fitted(self, "families_")
+        return [g for fam in self.families_ if fam.must_help for g in fam.groups()]
 
     def spec_without(self, dropped: Sequence[str]) -> FeaturePipeline:
         """An unfitted pipeline like this one without the ``dropped`` groups."""
-        gone = {g.split(":", 1)[1] for g in dropped if g.startswith("extra:")}
+        gone = dropped_columns(dropped)
         return FeaturePipeline(
             extra_numeric=tuple(c for c in self.extra_numeric if c not in gone),
             extra_categorical=tuple(c for c in self.extra_categorical if c not in gone),
-            use_calendar=self.use_calendar and "calendar" not in dropped, min_count=self.min_count,
-            exclude=(*self.exclude, *(g for g in dropped if g != "calendar" and not g.startswith("extra:"))),
+            min_count=self.min_count,
+            exclude=(*self.exclude, *(g for g in dropped if not g.startswith(GROUP_PREFIX))),
             entity_min_levels=getattr(self, "entity_min_levels", ENTITY_MIN_LEVELS))
 
     def without(self, dropped: Sequence[str]) -> FeaturePipeline:
@@ -115,15 +105,8 @@ class FeaturePipeline(BaseEstimator):
         the same features as ``spec_without(dropped).fit(...)`` on the same data."""
         check_is_fitted(self, "families_")
         new = self.spec_without(dropped)
-        kept = {f.name for f in new._families()}
-        families: list[FeatureFamily] = []
-        for fam in self.families_:
-            if fam.name not in kept:
-                continue
-            if isinstance(fam, ExtraColumnFeatures):
-                fam = fam.narrowed(new.extra_numeric, new.extra_categorical)
-            families.append(fam)
-        new._set_families(families)
+        kept = (fam.without_groups(dropped) for fam in self.families_)
+        new._set_families([fam for fam in kept if fam is not None])
         new.cutoff_ = self.cutoff_
         new.outcome_delay_days_ = self.outcome_delay_days_
         return new

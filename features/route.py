@@ -5,22 +5,45 @@ from __future__ import annotations
 import numpy as np
 
 from features._asof import AsOfTable, factorized
-from features._base import CategoryCodes, Columns, FeatureFamily, global_rate, outcome_table, rate
+from features._base import (
+    CategoryCodes,
+    Columns,
+    FamilyParams,
+    FeatureFamily,
+    OutcomeFeatures,
+    global_rate,
+    outcome_table,
+)
 from features._columns import per_unique
 from features.history import History, explode_transits, route_key
 from features.reference import region_of
+
+_COUNTRIES = ("origin_country", "departure_country", "destination_country")
+_REGIONS = ("departure_region_code", "destination_region_code")
+_REGION_CODES = {r: float(i) for i, r in enumerate(
+    ("NAM", "WE", "ECE", "CIS", "ME", "AP", "SA", "CAR", "CAM", "WA", "WCA", "ESA", "NA", "UNK"))}
+_ROUTE = OutcomeFeatures("route", ("inspections", "hit_rate", "hit_ratio"))
 
 
 class RouteFeatures(FeatureFamily):
     name = "route"
     label = "route"
+    features = (
+        *_COUNTRIES, *_REGIONS, "n_transit", "unknown_departure", "unknown_destination",
+        "route_seizure_cases", "departure_seizure_cases", "destination_seizure_cases",
+        "transit_seizure_cases", "route_declarations", *_ROUTE.names,
+    )
+    categorical_features = (*_COUNTRIES, *_REGIONS)
 
     def __init__(self, min_count: int = 5):
         self.min_count = min_count
 
-    def fit(self, history: History, train: Columns) -> RouteFeatures:
-        self.codes_ = {c: CategoryCodes(train[c], self.min_count)
-                       for c in ("origin_country", "departure_country", "destination_country")}
+    @classmethod
+    def configured(cls, params: FamilyParams) -> RouteFeatures:
+        return cls(params.min_count)
+
+    def _fit(self, history: History, train: Columns) -> None:
+        self.codes_ = {c: CategoryCodes(train[c], self.min_count) for c in _COUNTRIES}
         cases = history.case_events()
         ones = np.ones(len(cases["day"]))
         self.dep_cases_ = AsOfTable(cases["departure_country"], cases["day"], {"n": ones})
@@ -33,25 +56,13 @@ class RouteFeatures(FeatureFamily):
         out = history.outcome_events()
         self.route_hits_ = outcome_table(out["route"], out)
         self.global_ = global_rate(history)
-        self.feature_names_ = (
-            "origin_country", "departure_country", "destination_country", "departure_region_code",
-            "destination_region_code", "n_transit", "unknown_departure", "unknown_destination",
-            "route_seizure_cases", "departure_seizure_cases", "destination_seizure_cases",
-            "transit_seizure_cases", "route_declarations", "route_inspections", "route_hit_rate",
-            "route_hit_ratio",
-        )
-        self.categorical_ = ("origin_country", "departure_country", "destination_country",
-                             "departure_region_code", "destination_region_code")
-        self.region_codes_ = {r: float(i) for i, r in enumerate(
-            ("NAM", "WE", "ECE", "CIS", "ME", "AP", "SA", "CAR", "CAM", "WA", "WCA", "ESA", "NA", "UNK"))}
-        return self
 
     def transform(self, cols: Columns) -> dict[str, np.ndarray]:
         day = cols["day"]
         dep, dest, transit = cols["departure_country"], cols["destination_country"], cols["transit_countries"]
         f = {c: self.codes_[c].encode(cols[c]) for c in self.codes_}
         def region_code(c: object) -> float:
-            return self.region_codes_[region_of(c)]
+            return _REGION_CODES[region_of(c)]
 
         f["departure_region_code"] = per_unique(dep, region_code, np.float64)
         f["destination_region_code"] = per_unique(dest, region_code, np.float64)
@@ -77,11 +88,7 @@ class RouteFeatures(FeatureFamily):
         f["transit_seizure_cases"] = tmax
         route = factorized(route_key(dep, transit, dest))  # read by two tables
         f["route_declarations"] = self.route_decls_.lookup(route, day)["n"]
-        h = self.route_hits_.lookup(route, day)
-        prior = self.global_.at(day)
-        f["route_inspections"] = h["insp"]
-        f["route_hit_rate"] = rate(h["hit"], h["insp"], prior)
-        f["route_hit_ratio"] = f["route_hit_rate"] / prior
+        f |= _ROUTE.compute(self.route_hits_, route, day, self.global_.at(day))
         return f
 
     def reason(self, cols: Columns, feats, i: int) -> str:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from features._asof import AsOfTable, factorized
-from features._base import Columns, FeatureFamily, days_since, global_rate, outcome_table, rate
+from features._base import Columns, FeatureFamily, OutcomeFeatures, global_rate, outcome_table
 from features.history import History
 
 ROLES = ("importer", "declarant")
+_STATS = ("inspections", "hits", "hit_rate", "days_since_hit")
+
+
+def _outcomes(role: str) -> OutcomeFeatures:
+    return OutcomeFeatures(role, _STATS)
 
 
 class TraderHistoryFeatures(FeatureFamily):
@@ -18,20 +23,16 @@ class TraderHistoryFeatures(FeatureFamily):
     def __init__(self, roles: tuple[str, ...] = ROLES):
         self.roles = roles
 
-    def fit(self, history: History, train: Columns) -> TraderHistoryFeatures:
+    def names_out(self) -> tuple[str, ...]:
+        return tuple(n for r in self.roles for n in (f"{r}_declarations", *_outcomes(r).names))
+
+    def _fit(self, history: History, train: Columns) -> None:
         decl = history.declaration_events()
         out = history.outcome_events()
         self.decls_ = {r: AsOfTable(decl[f"{r}_id"], decl["day"], {"n": np.ones(len(decl["day"]))})
                        for r in self.roles}
         self.hits_ = {r: outcome_table(out[f"{r}_id"], out, last_day_of="hit") for r in self.roles}
         self.global_ = global_rate(history)
-        names = []
-        for r in self.roles:
-            names += [f"{r}_declarations", f"{r}_inspections", f"{r}_hits", f"{r}_hit_rate",
-                      f"{r}_days_since_hit"]
-        self.feature_names_ = tuple(names)
-        self.categorical_ = ()
-        return self
 
     def transform(self, cols: Columns) -> dict[str, np.ndarray]:
         day = cols["day"]
@@ -40,11 +41,7 @@ class TraderHistoryFeatures(FeatureFamily):
         for r in self.roles:
             ids = factorized(cols[f"{r}_id"])  # read by two tables
             f[f"{r}_declarations"] = self.decls_[r].lookup(ids, day)["n"]
-            h = self.hits_[r].lookup(ids, day)
-            f[f"{r}_inspections"] = h["insp"]
-            f[f"{r}_hits"] = h["hit"]
-            f[f"{r}_hit_rate"] = rate(h["hit"], h["insp"], prior)
-            f[f"{r}_days_since_hit"] = days_since(h["last_day"], day)
+            f |= _outcomes(r).compute(self.hits_[r], ids, day, prior)
         return f
 
     def unseen_values(self, cols: Columns) -> dict[str, np.ndarray]:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from features._asof import AsOfTable, to_days
 from features.history import History
-from features.pipeline import FeaturePipeline
+from features.pipeline import FAMILIES, FeaturePipeline
 from tests.factories import make_declarations, make_outcomes, make_seizures
 
 SMOOTH = 20.0
@@ -128,6 +128,7 @@ def _days(s: pd.Series) -> np.ndarray:
     return to_days(s.to_numpy())
 
 
+@pytest.mark.slow
 def test_history_features_match_slow_loops(world):
     decl, outc, seiz, _, feats = world
     d_day = _days(decl["declaration_date"])
@@ -222,6 +223,7 @@ def test_history_features_match_slow_loops(world):
 # ---- point in time: events on or after t change nothing before t -------------------------------
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), cut=st.integers(10, 110), n_new=st.integers(1, 80))
 def test_events_dated_at_or_after_t_leave_earlier_features_unchanged(seed, cut, n_new):
@@ -371,6 +373,24 @@ def test_identifier_columns_become_past_hit_rates_known_before_the_declaration(w
     i = int(np.argmax(feats["x_seller"].to_numpy()))
     text = pipe.families_[-1].reason(cols, {k: feats[k].to_numpy() for k in feats}, i)
     assert f"seller {frame['seller'].iloc[i]}: " in text and "past inspections" in text
+
+
+def test_every_family_returns_the_features_it_declares_in_registry_order(world):
+    decl, outc, seiz, pipe, _ = world
+    assert [f.name for f in pipe.families_] == ["route", "conveyance_office", "goods_cover", "goods_origin",
+                                                "trader_history", "value_anomaly", "calendar"]
+    frame = _with_ids(decl).assign(amount=np.arange(len(decl), dtype=float))
+    full = FeaturePipeline(extra_numeric=("amount",), extra_categorical=("seller", "code"), min_count=1,
+                           entity_min_levels=50).fit(History(frame, outc, seiz), frame)
+    assert [type(f) for f in full.families_] == list(FAMILIES)
+    cols = full.columns(frame)
+    for fam in full.families_:
+        assert list(fam.transform(cols)) == list(fam.feature_names_), fam.name
+        assert set(fam.categorical_) <= set(fam.feature_names_)
+    assert full.feature_names_ == [n for f in full.families_ for n in f.feature_names_]
+    # calendar must raise validation AUC to stay: the registry says so, not the name
+    assert full.must_help_groups() == ["calendar"] and full.without(["calendar"]).must_help_groups() == []
+    assert "calendar" not in FeaturePipeline(exclude=("calendar",)).fit(History(decl, outc, seiz)).groups()
 
 
 def test_identifier_columns_survive_narrowing_and_refresh(world):

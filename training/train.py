@@ -21,7 +21,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from features._columns import object_array
-from features.pipeline import FeaturePipeline, split_extras
+from features.extra import split_extras
+from features.pipeline import FeaturePipeline
 from scoring.model import Calibrator, RiskModel
 from training.data import TimeSplit, TrainingError, TrainingSet, temporal_split, validation_folds
 from training.metrics import calibration_curve, ipw_hit_rate, ranking_metrics, weighted_auc
