@@ -158,53 +158,23 @@ def refresh_features(
     alias: str | None = typer.Option(None, "--alias", help="Alias to point at the refreshed version."),
 ) -> None:
     """Rebuild the feature snapshot (history aggregates) as new outcomes arrive; registers a new version."""
-    import pandas as pd
-
-    from features.contracts import DECLARATION, OUTCOME, SEIZURE
-    from features.history import History
-    from features.io import load_table
-    from features.mapping import load_mapping
+    from serving.refresh import StoreReadError, refresh_from_files
     from settings import get_settings
-    from training.lifecycle import refresh_features as run_refresh
 
-    settings = get_settings()
-    uri = model or f"models:/{settings.model_name}@champion"
+    uri = model or f"models:/{get_settings().model_name}@champion"
     try:
-        m = load_mapping(mapping) if mapping else None
-        decl = load_table(declarations, DECLARATION, m).frame
-        seiz = load_table(seizures, SEIZURE).frame if seizures else None
-        frames = [load_table(p, OUTCOME).frame for p in outcomes]
-        if from_store:
-            frames.append(_store_outcomes())
-        frames = [f for f in frames if f is not None and len(f)]
-        outc = (pd.concat(frames, ignore_index=True).drop_duplicates("declaration_id", keep="last")
-                if frames else load_table_empty_outcomes())
-        version, run_id = run_refresh(uri, History(decl, outc, seiz), alias=alias)
-    except _friendly_errors() as exc:
+        result = refresh_from_files(uri, declarations, seizures=seizures, outcome_files=outcomes, mapping=mapping,
+                                    from_store=from_store, alias=alias)
+    except (*_friendly_errors(), StoreReadError) as exc:
         fail(str(exc))
         return
-    out.print(f"refreshed {uri}: new version {version} (run {run_id}), {len(outc):,} outcomes in history")
-
-
-def _store_outcomes():
-    """Outcomes recorded through the API, if the serving store exists."""
-    try:
-        from serving.store import outcomes_frame
-    except ImportError:
-        return None
-    try:
-        return outcomes_frame()
-    except Exception as exc:  # a missing or empty store is not an error for a refresh
-        console.print(f"note: no outcomes read from the serving store ({type(exc).__name__})")
-        return None
-
-
-def load_table_empty_outcomes():
-    import pandas as pd
-
-    return pd.DataFrame({"declaration_id": pd.Series(dtype="string"),
-                         "inspected_date": pd.Series(dtype="datetime64[ns]"),
-                         "inspected": pd.Series(dtype="boolean"), "hit": pd.Series(dtype="boolean")})
+    except Exception as exc:  # MLflow: unknown model, alias or version
+        if type(exc).__name__ in ("RestException", "MlflowException"):
+            fail(f"cannot load model {uri}: {str(exc).splitlines()[0]}")
+        raise
+    from_api = "" if result.store_outcomes is None else f" ({result.store_outcomes:,} from the serving store)"
+    out.print(f"refreshed {uri}: new version {result.version} (run {result.run_id}), {result.outcomes:,} outcomes "
+              f"in history{from_api}")
 
 
 def register(app: typer.Typer) -> None:
