@@ -14,6 +14,7 @@ Parquet list columns and API lists are converted to that form on entry.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal
@@ -280,6 +281,19 @@ def _record(problems: list[Problem], mask: pd.Series, column: str, values: pd.Se
         problems.append(Problem(int(row_numbers[i]), column, None if pd.isna(v) else v, expected, source))
 
 
+@dataclass
+class _Check:
+    """What every column check shares: the report problems go to, row numbers, limits."""
+
+    report: ValidationReport
+    row_numbers: np.ndarray
+    max_date: pd.Timestamp
+    codes: Any  # ISO country codes
+
+    def record(self, mask: pd.Series, column: str, values: pd.Series, expected: str) -> None:
+        _record(self.report.problems, mask, column, values, expected, self.report.source, self.row_numbers)
+
+
 def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
                     max_date: pd.Timestamp | None = None,
                     row_offset: int = 0) -> tuple[pd.DataFrame, ValidationReport]:
@@ -289,101 +303,34 @@ def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
     frame; callers decide to reject them (``report.bad_rows``) or to fail.
     """
     report = ValidationReport(contract.name, source, rows=len(df))
-    problems = report.problems
-    row_numbers = np.arange(1, len(df) + 1) + row_offset
     max_date = max_date if max_date is not None else pd.Timestamp(dt.date.today()) + pd.Timedelta(days=366)
+    check = _Check(report, np.arange(1, len(df) + 1) + row_offset, max_date, country_codes())
     out = pd.DataFrame(index=df.index)
-    codes = country_codes()
     for spec in contract.fields:
-        if spec.name not in df.columns:
-            if spec.required:
-                problems.append(Problem(None, spec.name, None, f"a column '{spec.name}' ({spec.kind})", source))
-            else:
-                report.missing_optional.append(spec.name)
-            continue
-        raw = df[spec.name]
-        blank = _blank(raw) if raw.dtype != bool else pd.Series(False, index=raw.index)
-        if not spec.nullable:
-            _record(problems, blank, spec.name, raw, "a value (column is required)", source, row_numbers)
-        present = ~blank
-        kind = spec.kind
-        if kind in ("id", "str"):
-            col = _as_str(raw)
-        elif kind == "date":
-            col = pd.to_datetime(raw, errors="coerce", format="mixed")
-            if getattr(col.dt, "tz", None) is not None:
-                col = col.dt.tz_localize(None)
-            bad = present & col.isna()
-            _record(problems, bad, spec.name, raw, "a date (YYYY-MM-DD)", source, row_numbers)
-            out_of_range = present & col.notna() & ((col < MIN_DATE) | (col > max_date))
-            _record(problems, out_of_range, spec.name, raw,
-                    f"a date between {MIN_DATE.date()} and {max_date.date()}", source, row_numbers)
-            col = col.mask(out_of_range).astype("datetime64[ns]")
-        elif kind == "country":
-            col = _as_str(raw).str.upper()
-            bad = present & ~col.isin(codes).fillna(False).astype(bool)
-            _record(problems, bad, spec.name, raw, "an ISO 3166 alpha-2 country code", source, row_numbers)
-        elif kind == "countries":
-            # an object column may hold lists (Parquet list<string>, API bodies): the first value tells
-            first = raw.dropna().head(1).tolist() if raw.dtype == object else []
-            has_lists = bool(first) and isinstance(first[0], list | tuple | np.ndarray)
-            col = _as_str(raw.map(_join_list) if has_lists else raw).str.upper().fillna("")
-            # other separators (", ; space") become "|"; rows already in canonical form skip the regex,
-            # which runs in Python row by row
-            messy = ~col.str.fullmatch(r"([A-Z]{2}(\|[A-Z]{2})*)?").fillna(True).astype(bool)
-            if messy.any():
-                fixed = col[messy].str.replace(r"[\s,;]+", TRANSIT_SEP, regex=True).str.strip(TRANSIT_SEP)
-                col = col.where(~messy, fixed)
-            # routes repeat: check each distinct list once
-            row_code, distinct = pd.factorize(col)
-            route_ok = np.array([all(c in codes for c in v.split(TRANSIT_SEP)) if v else True for v in distinct],
-                                dtype=bool)
-            bad = pd.Series(~route_ok[row_code] if len(distinct) else np.zeros(len(col), bool), index=df.index)
-            _record(problems, bad, spec.name, raw, "'|'-separated ISO 3166 alpha-2 codes", source, row_numbers)
-        elif kind == "hs":
-            col = _as_str(raw)
-            # literal replaces run in Arrow (the regex forms fell back to Python per row)
-            col = col.str.removesuffix(".0").str.replace(".", "", regex=False).str.replace(" ", "", regex=False)
-            lo, hi = spec.digits
-            ok = col.str.fullmatch(rf"\d{{{lo},{hi}}}").fillna(False).astype(bool)
-            _record(problems, present & ~ok, spec.name, raw, f"an HS code of {lo} to {hi} digits", source,
-                    row_numbers)
-        elif kind == "category":
-            col = _as_str(raw).str.lower()
-            if spec.vocab:
-                # case-insensitive match, canonical spelling kept (e.g. "pepper / CS spray")
-                canon = {v.lower(): v for v in spec.vocab}
-                known = col.isin(list(canon)).fillna(False).astype(bool)
-                for low, v in canon.items():
-                    if low != v:  # vectorised: only the few mixed-case entries need rewriting
-                        col = col.mask((col == low).fillna(False).astype(bool), v)
-                unknown = present & ~known
-                if spec.strict:
-                    _record(problems, unknown, spec.name, raw, f"one of {list(spec.vocab)}", source, row_numbers)
-                elif unknown.any():
-                    counts = col[unknown].value_counts()
-                    report.unknown_values[spec.name] = {str(k): int(v) for k, v in counts.items()}
-        elif kind in ("int", "float"):
-            col = pd.to_numeric(raw, errors="coerce").astype("float64")
-            bad = present & col.isna()
-            _record(problems, bad, spec.name, raw, "a number", source, row_numbers)
-            if spec.minimum is not None:
-                neg = present & col.notna() & (col < spec.minimum)
-                _record(problems, neg, spec.name, raw, f"a number ≥ {spec.minimum:g}", source, row_numbers)
-        elif kind == "bool":
-            mapped = raw.map(_to_bool)
-            bad = present & mapped.isna()
-            _record(problems, bad, spec.name, raw, "true/false (or 1/0)", source, row_numbers)
-            col = mapped.astype("boolean")
-        else:  # pragma: no cover - exhaustive
-            raise AssertionError(kind)
-        out[spec.name] = col
+        if spec.name in df.columns:
+            out[spec.name] = _parse_column(df[spec.name], spec, check)
+        elif spec.required:
+            report.problems.append(Problem(None, spec.name, None, f"a column '{spec.name}' ({spec.kind})", source))
+        else:
+            report.missing_optional.append(spec.name)
     # optional columns absent from the file are added as empty so downstream code sees one shape
     for name in report.missing_optional:
         out[name] = _empty_column(contract.spec(name), len(out), out.index)
     if contract.key in out.columns:
         dup = out[contract.key].duplicated(keep="first") & out[contract.key].notna()
-        _record(problems, dup, contract.key, out[contract.key], "a unique key (duplicate)", source, row_numbers)
+        check.record(dup, contract.key, out[contract.key], "a unique key (duplicate)")
+    _derive_columns(out, contract)
+    if contract.extra_allowed:
+        report.extra_columns = [c for c in df.columns if c not in contract.columns]
+        for c in report.extra_columns:
+            out[c] = df[c]
+    report.problems.sort(key=lambda p: (p.row if p.row is not None else -1))
+    ordered = [c for c in contract.columns if c in out.columns] + [c for c in out.columns if c not in contract.columns]
+    return out[ordered], report
+
+
+def _derive_columns(out: pd.DataFrame, contract: Contract) -> None:
+    """Fill the columns a contract derives from others where a file leaves them empty."""
     if "region" in contract.columns and "reporting_country" in out.columns:
         from features.reference import UNKNOWN, region_map
 
@@ -391,14 +338,106 @@ def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
         out["region"] = out["region"].fillna(derived) if "region" in out.columns else derived
     if "reported_date" in contract.columns and "event_date" in out.columns:
         out["reported_date"] = out["reported_date"].fillna(out["event_date"])
-    if contract.extra_allowed:
-        extras = [c for c in df.columns if c not in contract.columns]
-        report.extra_columns = extras
-        for c in extras:
-            out[c] = df[c]
-    problems.sort(key=lambda p: (p.row if p.row is not None else -1))
-    ordered = [c for c in contract.columns if c in out.columns] + [c for c in out.columns if c not in contract.columns]
-    return out[ordered], report
+
+
+def _parse_column(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
+    """One present column in its canonical type, its problems recorded."""
+    blank = _blank(raw) if raw.dtype != bool else pd.Series(False, index=raw.index)
+    if not spec.nullable:
+        check.record(blank, spec.name, raw, "a value (column is required)")
+    return _PARSERS[spec.kind](raw, spec, ~blank, check)
+
+
+def _parse_text(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+    return _as_str(raw)
+
+
+def _parse_date(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+    col = pd.to_datetime(raw, errors="coerce", format="mixed")
+    if getattr(col.dt, "tz", None) is not None:
+        col = col.dt.tz_localize(None)
+    check.record(present & col.isna(), spec.name, raw, "a date (YYYY-MM-DD)")
+    out_of_range = present & col.notna() & ((col < MIN_DATE) | (col > check.max_date))
+    check.record(out_of_range, spec.name, raw, f"a date between {MIN_DATE.date()} and {check.max_date.date()}")
+    return col.mask(out_of_range).astype("datetime64[ns]")
+
+
+def _parse_country(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+    col = _as_str(raw).str.upper()
+    bad = present & ~col.isin(check.codes).fillna(False).astype(bool)
+    check.record(bad, spec.name, raw, "an ISO 3166 alpha-2 country code")
+    return col
+
+
+def _parse_countries(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+    # an object column may hold lists (Parquet list<string>, API bodies): the first value tells
+    first = raw.dropna().head(1).tolist() if raw.dtype == object else []
+    has_lists = bool(first) and isinstance(first[0], list | tuple | np.ndarray)
+    col = _as_str(raw.map(_join_list) if has_lists else raw).str.upper().fillna("")
+    # other separators (", ; space") become "|"; rows already in canonical form skip the regex,
+    # which runs in Python row by row
+    messy = ~col.str.fullmatch(r"([A-Z]{2}(\|[A-Z]{2})*)?").fillna(True).astype(bool)
+    if messy.any():
+        fixed = col[messy].str.replace(r"[\s,;]+", TRANSIT_SEP, regex=True).str.strip(TRANSIT_SEP)
+        col = col.where(~messy, fixed)
+    # routes repeat: check each distinct list once
+    row_code, distinct = pd.factorize(col)
+    route_ok = np.array([all(c in check.codes for c in v.split(TRANSIT_SEP)) if v else True for v in distinct],
+                        dtype=bool)
+    bad = pd.Series(~route_ok[row_code] if len(distinct) else np.zeros(len(col), bool), index=raw.index)
+    check.record(bad, spec.name, raw, "'|'-separated ISO 3166 alpha-2 codes")
+    return col
+
+
+def _parse_hs(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+    col = _as_str(raw)
+    # literal replaces run in Arrow (the regex forms fell back to Python per row)
+    col = col.str.removesuffix(".0").str.replace(".", "", regex=False).str.replace(" ", "", regex=False)
+    lo, hi = spec.digits
+    ok = col.str.fullmatch(rf"\d{{{lo},{hi}}}").fillna(False).astype(bool)
+    check.record(present & ~ok, spec.name, raw, f"an HS code of {lo} to {hi} digits")
+    return col
+
+
+def _parse_category(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+    col = _as_str(raw).str.lower()
+    if not spec.vocab:
+        return col
+    # case-insensitive match, canonical spelling kept (e.g. "pepper / CS spray")
+    canon = {v.lower(): v for v in spec.vocab}
+    known = col.isin(list(canon)).fillna(False).astype(bool)
+    for low, v in canon.items():
+        if low != v:  # vectorised: only the few mixed-case entries need rewriting
+            col = col.mask((col == low).fillna(False).astype(bool), v)
+    unknown = present & ~known
+    if spec.strict:
+        check.record(unknown, spec.name, raw, f"one of {list(spec.vocab)}")
+    elif unknown.any():
+        counts = col[unknown].value_counts()
+        check.report.unknown_values[spec.name] = {str(k): int(v) for k, v in counts.items()}
+    return col
+
+
+def _parse_number(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+    col = pd.to_numeric(raw, errors="coerce").astype("float64")
+    check.record(present & col.isna(), spec.name, raw, "a number")
+    if spec.minimum is not None:
+        neg = present & col.notna() & (col < spec.minimum)
+        check.record(neg, spec.name, raw, f"a number ≥ {spec.minimum:g}")
+    return col
+
+
+def _parse_bool(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+    mapped = raw.map(_to_bool)
+    check.record(present & mapped.isna(), spec.name, raw, "true/false (or 1/0)")
+    return mapped.astype("boolean")
+
+
+_PARSERS: dict[str, Callable[[pd.Series, FieldSpec, pd.Series, _Check], pd.Series]] = {
+    "id": _parse_text, "str": _parse_text, "date": _parse_date, "country": _parse_country,
+    "countries": _parse_countries, "hs": _parse_hs, "category": _parse_category, "int": _parse_number,
+    "float": _parse_number, "bool": _parse_bool,
+}
 
 
 def _empty_column(spec: FieldSpec, n: int, index: pd.Index) -> pd.Series:
