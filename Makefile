@@ -24,6 +24,10 @@ browser: ## install Debian's chromium + chromium-driver for the HTML report test
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+postgres: ## install Debian's PostgreSQL 15 server binaries for the store tests (needs root)
+	@test -x /usr/lib/postgresql/15/bin/initdb || \
+	  { (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
 demo: setup ## generate the default data, train, register, report and score (the main job)
 	$(BIN)/riskprof demo
 
@@ -31,7 +35,7 @@ lint: setup ## ruff + mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: setup browser ## lint, type-check and run the whole test suite (what CI runs)
+test: setup browser postgres ## lint, type-check and run the whole test suite (what CI runs)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests ran"; exit 1; fi; exit $$rc
@@ -43,4 +47,4 @@ mlflow-ui: setup ## browse the local MLflow store on http://127.0.0.1:5000
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --workers 1 --host 127.0.0.1 --port 5000 \
 	  --backend-store-uri sqlite:///$(abspath models/mlflow.db) --default-artifact-root $(abspath models/artifacts)
 
-.PHONY: help setup browser demo lint test test-fast mlflow-ui
+.PHONY: help setup browser postgres demo lint test test-fast mlflow-ui

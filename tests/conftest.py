@@ -9,6 +9,8 @@ import pytest
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+pytest_plugins = ["tests.pg"]  # a throwaway PostgreSQL cluster: fixtures pg, pg_url
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RISKPROF_SHARED", REPO.parent / "shared"))
 KR_DIR = SHARED / "data" / "kr-customs-declarations"
