@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
@@ -59,6 +60,7 @@ def _drift_problem(n: int, seed: int = 0):
     return X, names, pipe, fit
 
 
+@pytest.mark.slow
 def test_a_group_that_hurts_on_validation_is_dropped_and_a_useful_one_kept():
     X, names, pipe, fit = _drift_problem(20_000)
     chosen, record = select_feature_groups(X, names, pipe, calendar="auto", select=True, fit=fit)
@@ -73,6 +75,7 @@ def test_a_group_that_hurts_on_validation_is_dropped_and_a_useful_one_kept():
     assert off["dropped"] == [] and off["valid_auc_without"] == {}
 
 
+@pytest.mark.slow
 def test_a_small_validation_period_does_not_drop_on_noise():
     # the same drift, but far too few validation rows to be sure of it: nothing but calendar may go
     X, names, pipe, fit = _drift_problem(600, seed=1)
@@ -95,6 +98,7 @@ def test_calibration_keeps_the_model_ranking_without_ties():
     assert np.max(np.abs(p - iso.predict(raw))) <= 1e-6
 
 
+@pytest.mark.slow
 def test_at_least_three_families_always_stay():
     X, names, pipe, fit = _drift_problem(20_000)
     # only three families: the drifted one may not go, or explanations would name fewer than three
@@ -123,6 +127,7 @@ def test_validation_folds_are_earlier_periods_of_the_same_size_with_a_gap():
     assert len(validation_folds(dates, no_early_pos, split, periods=3)) == 1
 
 
+@pytest.mark.slow
 def test_rounds_are_where_the_mean_auc_of_the_periods_peaks():
     rng = np.random.default_rng(4)
     n = 6000

@@ -153,6 +153,7 @@ def test_duplicate_seizure_ids_across_chunks_are_rejected(tmp_path: Path) -> Non
         validate_files([path], tmp_path / "out.parquet", chunk_rows=4)
 
 
+@pytest.mark.slow  # renders the full HTML report
 def test_write_report_writes_every_table_in_every_format(tmp_path: Path) -> None:
     written = reports.write_report(SMALL, tmp_path / "out")
     assert set(written) == {"index.html"} | {f"tables/{n}.{ext}" for n in reports.TABLE_NAMES for ext in ("csv", "json")}
@@ -169,6 +170,7 @@ def test_write_report_writes_every_table_in_every_format(tmp_path: Path) -> None
     assert all(k.endswith(".csv") for k in only_csv)
 
 
+@pytest.mark.slow  # renders the full HTML report
 def test_html_is_self_contained() -> None:
     page = reports.render_html(reports.trend_tables(SMALL))
     assert "<script src" not in page and "<link" not in page
@@ -202,6 +204,7 @@ def invoke(runner: CliRunner, *args: str):
     return runner.invoke(app, ["report", *args])
 
 
+@pytest.mark.slow  # renders the full HTML report
 def test_cli_writes_html_and_tables(runner: CliRunner, tmp_path: Path) -> None:
     src = tmp_path / "seizures.csv"
     src.write_bytes(SMALL.read_bytes())

@@ -16,6 +16,9 @@ from synthetic._declarations import RANDOM_RATE, build_declarations, route_level
 from synthetic.figures import cases_by_country, seizures_by_weapon_type, weapon_type_name
 from tests.conftest import SHARED
 
+# the fixtures generate full synthetic data sets (tens of seconds): not for the fast tier
+pytestmark = pytest.mark.slow
+
 TOL = 0.05
 WEAPON_CATEGORIES = ["small arms", "light weapons", "other weapons"]
 
