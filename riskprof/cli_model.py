@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -69,6 +70,11 @@ def train(
     except _friendly_errors() as exc:
         fail(str(exc))
         return
+    _print_training_result(result, model_name)
+
+
+def _print_training_result(result: Any, model_name: str) -> None:
+    """Where the run and the model went, and the test-period figures against the baselines."""
     m = result.metrics
     out.print(f"run id: {result.run_id}")
     out.print(f"registered: {model_name} version {result.version} (alias challenger)")
