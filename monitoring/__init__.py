@@ -1,7 +1,7 @@
 """The learning loop's measurements: monitoring of recorded selections and outcomes, and the simulator.
 
 ``build_monitoring`` computes every monitoring figure from plain frames (the CLI and the API both
-call it).
+call it); ``run_simulation`` replays a synthetic stream with drift to compare selection strategies.
 """
 
 from monitoring.build import build_monitoring, join_outcomes, normalise_selections, week_start
@@ -23,12 +23,20 @@ from monitoring.metrics import (
     reliability,
     wilson_interval,
 )
-from monitoring.report import render_monitoring_html, write_monitoring
+from monitoring.report import (
+    render_monitoring_html,
+    render_simulation_html,
+    write_monitoring,
+    write_simulation,
+)
+from monitoring.simulate import SimulationConfig, build_stream, run_simulation
 
 __all__ = [
     "ECE_BAND",
     "PSI_BANDS",
+    "SimulationConfig",
     "build_monitoring",
+    "build_stream",
     "declaration_features",
     "hit_rate",
     "ipw_rate",
@@ -40,10 +48,13 @@ __all__ = [
     "psi_table",
     "reliability",
     "render_monitoring_html",
+    "render_simulation_html",
+    "run_simulation",
     "selections_from_audit",
     "selections_from_batch",
     "split_by_date",
     "week_start",
     "wilson_interval",
     "write_monitoring",
+    "write_simulation",
 ]

@@ -97,3 +97,44 @@ def write_monitoring(result: dict[str, Any], out_dir: str | Path) -> dict[str, P
     html = out / "monitoring.html"
     html.write_text(render_monitoring_html(result))
     return {"json": write_json(result, out / "monitoring.json"), "html": html}
+
+
+def render_simulation_html(result: dict[str, Any]) -> str:
+    """The simulator's page: per strategy and week, hit rate, recall of the new pattern, IPW vs truth, cost."""
+    cfg, rows = result["config"], result["weeks"]
+    strategies = list(result["summary"])
+    weeks = sorted({r["week"] for r in rows})
+    at = {(r["strategy"], r["week"]): r for r in rows}
+
+    def series(key: str) -> dict[str, list[float | None]]:
+        return {s: [at[(s, w)][key] if (s, w) in at else None for w in weeks] for s in strategies}
+
+    labels = [str(w) for w in weeks]
+    drift = f"drift from week {cfg['drift_week']} ({', '.join(cfg['drift'])})" if cfg["drift"] else "no drift"
+    ipw = {f"{s} IPW estimate": series("ipw_estimate")[s] for s in strategies if s != "exploit"}
+    truth = [at[(strategies[0], w)]["true_rate"] for w in weeks]
+    body = [f"<p>{cfg['weeks']} weeks × {cfg['per_week']:,} declarations, capacity {cfg['capacity']:g}, "
+            f"exploration share {cfg['explore_share']:g}, {escape(drift)}, seed {cfg['seed']}.</p>",
+            "<h2>Summary per strategy</h2>",
+            _table(["strategy", "hits", "inspected", "hit rate", "cost in hits vs exploit",
+                    "new-pattern recall after drift", "week found", "IPW mean error", "IPW coverage"],
+                   [[s, v["hits"], v["inspected"], v["hit_rate"], v["cost_in_hits"],
+                     v["new_pattern_recall_after_drift"], v["new_pattern_found_week"], v["ipw_mean_error"],
+                     v["ipw_coverage"]] for s, v in result["summary"].items()]),
+            line_chart("Recall of the new pattern per week", labels, series("new_pattern_recall"),
+                       refs=[(cfg["discovery_recall"], "found")], y_label="recall"),
+            line_chart("Hit rate of the inspections per week", labels, series("hit_rate"), y_label="hit rate"),
+            line_chart("IPW estimate of the overall hit rate against the truth", labels,
+                       {"true rate": truth, **ipw}, y_label="rate"),
+            line_chart("Cumulative cost of exploring, in hits (against pure exploitation)", labels,
+                       series("cumulative_cost_in_hits"), y_label="hits")]
+    return _page("riskprof exploration simulation", body)
+
+
+def write_simulation(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """``simulation.json`` and ``simulation.html`` in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    html = out / "simulation.html"
+    html.write_text(render_simulation_html(result))
+    return {"json": write_json(result, out / "simulation.json"), "html": html}
