@@ -93,15 +93,15 @@ def create_app(settings: ServingSettings | None = None, *, store: Store | None =
 
 
 def _extend_openapi(app: FastAPI) -> None:
-    """Bodies parsed by hand still appear in the OpenAPI document: add their schemas as components."""
+    """Bodies are read by the routes' dependencies (counted before they are validated), so FastAPI does not
+    see their models: add the request models' schemas (and the models they use) as components."""
     base = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
         doc = base()
-        _, defs = models_json_schema([(schemas.Declaration, "validation"), (schemas.Outcome, "validation"),
-                                      (schemas.RankRequest, "validation")],
+        _, defs = models_json_schema([(m, "validation") for m in schemas.REQUEST_MODELS],
                                      ref_template="#/components/schemas/{model}")
         doc.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
         app.openapi_schema = doc

@@ -3,8 +3,9 @@
 Bodies are parsed here rather than by FastAPI so that a list is counted before it is validated
 (too many items is refused cheaply), and so that errors come out as
 ``{"item": 3, "field": "hs_code", "message": ..., "value": ...}`` instead of pydantic's union
-locations. Validation uses the contract's pydantic models (:func:`features.contracts.pydantic_model`),
-the same specs as the file validator. No FastAPI here.
+locations. Validation uses the item models of the request models in :mod:`serving.schemas` (what the
+OpenAPI document shows), which are the contract's models (:func:`features.contracts.pydantic_model`,
+the same specs as the file validator). No FastAPI here.
 """
 
 from __future__ import annotations
@@ -17,8 +18,15 @@ from typing import Any
 import pydantic_core
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from features.contracts import CONTRACTS, pydantic_model
+from features.contracts import CONTRACTS
+from serving import schemas
 from serving.errors import FieldProblem, InputError, MalformedBody, TooManyItems
+
+# contract → (one item, a list of items) as the request models declare them
+_ITEM_TYPES: dict[str, tuple[type[BaseModel], Any]] = {
+    "declaration": (schemas.Declaration, schemas.DeclarationList),
+    "outcome": (schemas.Outcome, schemas.OutcomeList),
+}
 
 _VALUE_CHARS = 200
 
@@ -34,8 +42,8 @@ def parse_json(body: bytes) -> Any:
 
 @cache
 def _adapters(contract: str) -> tuple[type[BaseModel], TypeAdapter]:
-    model = pydantic_model(contract)
-    return model, TypeAdapter(list[model])  # type: ignore[valid-type]
+    model, many = _ITEM_TYPES[contract]
+    return model, TypeAdapter(many)
 
 
 def _json_value(v: Any) -> Any:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from serving import schemas
@@ -109,14 +110,15 @@ Outcomes = Annotated[list[dict[str, Any]], Depends(outcomes_body)]
 Manifest = Annotated[RankBody, Depends(rank_body)]
 
 
-def _body(schema: dict[str, Any], examples: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "description": description,
-                            "content": {"application/json": {"schema": schema, "examples": examples}}}}
-
-
-def _one_or_many(name: str) -> dict[str, Any]:
-    ref = {"$ref": f"#/components/schemas/{name}"}
-    return {"anyOf": [ref, {"type": "array", "items": ref}]}
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of ``model`` (one of ``schemas.REQUEST_MODELS``, whose JSON schemas the app
+    adds to the components). Bodies are read by the dependencies above, not by FastAPI, so that a list
+    is counted before it is validated; the schema shown is still the model that validates them."""
+    extra: Any = model.model_config.get("json_schema_extra") or {}
+    examples: list[Any] = extra.get("examples", [])
+    return {"requestBody": {"required": True, "description": (model.__doc__ or "").strip(), "content": {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"},
+                             "examples": {f"example {i}": {"value": ex} for i, ex in enumerate(examples, 1)}}}}}
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -135,12 +137,7 @@ v1 = APIRouter(prefix="/v1")
 @v1.post("/score", response_model=schemas.ScoreResponse, tags=["scoring"], summary="Score declarations",
          responses={**_ERRORS, 404: {"model": schemas.ValidationErrorBody, "description": "unknown model"},
                     **_NO_MODEL},
-         openapi_extra=_body(_one_or_many("Declaration"), {
-             "one": {"summary": "one declaration", "value": schemas.DECLARATION_EXAMPLE},
-             "list": {"summary": "a list", "value": [
-                 schemas.DECLARATION_EXAMPLE, {**schemas.DECLARATION_EXAMPLE, "declaration_id": "D0000002",
-                                               "importer_id": "NEW-TRADER", "hs_code": "940360"}]}},
-             "one declaration or a list of them (declaration contract; extra columns allowed)"))
+         openapi_extra=_body(schemas.ScoreRequest))
 async def score(who: Officer, records: Declarations, service: ServiceDep,
                 model: ModelQuery = None) -> dict[str, Any]:
     """Risk score, percentile, lane and plain-language reasons for each declaration.
@@ -154,11 +151,7 @@ async def score(who: Officer, records: Declarations, service: ServiceDep,
          summary="Rank a manifest and select for inspection",
          responses={**_ERRORS, 404: {"model": schemas.ValidationErrorBody, "description": "unknown model"},
                     **_NO_MODEL},
-         openapi_extra=_body({"$ref": "#/components/schemas/RankRequest"},
-                             {"manifest": {"summary": "5 % capacity, a tenth of it random",
-                                           "value": schemas.RankRequest.model_config["json_schema_extra"]
-                                           ["examples"][0]}},  # type: ignore[index]
-                             "declarations of a manifest, the inspection capacity and the random share"))
+         openapi_extra=_body(schemas.RankRequest))
 async def rank(who: Officer, body: Manifest, service: ServiceDep, model: ModelQuery = None) -> dict[str, Any]:
     """Ranked list: the top of the capacity goes to the model, ``random_share`` of it to a random draw."""
     p = body.params
@@ -170,9 +163,7 @@ async def rank(who: Officer, body: Manifest, service: ServiceDep, model: ModelQu
          summary="Record inspection outcomes",
          responses={**_ERRORS, 409: {"model": schemas.ValidationErrorBody,
                                      "description": "a declaration already has a different outcome"}},
-         openapi_extra=_body(_one_or_many("Outcome"),
-                             {"one": {"summary": "one outcome", "value": schemas.OUTCOME_EXAMPLE}},
-                             "one outcome or a list (outcome contract)"))
+         openapi_extra=_body(schemas.OutcomesRequest))
 def outcomes(who: Officer, records: Outcomes, service: ServiceDep) -> dict[str, Any]:
     """Idempotent per declaration: sending the same outcome again changes nothing."""
     return service.record_outcomes(records, who)

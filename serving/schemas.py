@@ -1,14 +1,15 @@
 """Request and response bodies of the API (with the examples shown in the OpenAPI docs).
 
-Declarations and outcomes are the contract models of :mod:`features.contracts`; everything else
-the API returns is declared here.
+Declarations and outcomes are the contract models of :mod:`features.contracts`. The request models
+(:class:`ScoreRequest`, :class:`OutcomesRequest`, :class:`RankRequest`) are both what the OpenAPI
+document shows and what :mod:`serving.parsing` validates bodies with, so the two cannot disagree.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from features.contracts import pydantic_model
 
@@ -16,6 +17,11 @@ Declaration = pydantic_model("declaration")
 Outcome = pydantic_model("outcome")
 
 Lane = Literal["red", "yellow", "green"]
+
+# a list must hold at least one item (an empty one is answered 422); the most items per request is a
+# setting (``max_items``, answered 413), so it is counted before validation rather than declared here
+DeclarationList = Annotated[list[Declaration], Field(min_length=1)]  # type: ignore[valid-type]
+OutcomeList = Annotated[list[Outcome], Field(min_length=1)]  # type: ignore[valid-type]
 
 DECLARATION_EXAMPLE: dict[str, Any] = {
     "declaration_id": "D0000001",
@@ -56,6 +62,21 @@ REASONS_EXAMPLE: Any = [
 MODEL_EXAMPLE: dict[str, Any] = {"name": "riskprof", "version": "3", "alias": "champion"}
 
 
+class ScoreRequest(RootModel[Declaration | DeclarationList]):  # type: ignore[valid-type]
+    """One declaration or a list of them (declaration contract; extra columns allowed)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        DECLARATION_EXAMPLE,
+        [DECLARATION_EXAMPLE, {**DECLARATION_EXAMPLE, "declaration_id": "D0000002", "importer_id": "NEW-TRADER",
+                               "hs_code": "940360"}]]})
+
+
+class OutcomesRequest(RootModel[Outcome | OutcomeList]):  # type: ignore[valid-type]
+    """One outcome or a list of them (outcome contract)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [OUTCOME_EXAMPLE]})
+
+
 class ModelRef(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [MODEL_EXAMPLE]})
 
@@ -92,7 +113,7 @@ class ScoreResponse(BaseModel):
 
 
 class RankParams(BaseModel):
-    """The parameters of a manifest ranking (the declarations are validated on their own)."""
+    """The parameters of a manifest ranking (the declarations are validated on their own, item by item)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -104,12 +125,17 @@ class RankParams(BaseModel):
 
 
 class RankRequest(RankParams):
+    """The declarations of a manifest, the inspection capacity and the random share."""
+
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "declarations": [DECLARATION_EXAMPLE, {**DECLARATION_EXAMPLE, "declaration_id": "D0000002",
                                                "hs_code": "940360", "transit_countries": []}],
         "capacity": "5%", "random_share": 0.1, "seed": 0, "reasons": "flagged"}]})
 
-    declarations: list[Declaration]  # type: ignore[valid-type]
+    declarations: DeclarationList
+
+
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (ScoreRequest, OutcomesRequest, RankRequest)
 
 
 class RankedDeclaration(ScoredDeclaration):

@@ -70,14 +70,58 @@ def test_openapi_documents_bodies_and_examples(api: Api) -> None:
                  "/v1/reports/trends", "/health", "/ready"):
         assert path in doc["paths"], path
     comps = doc["components"]["schemas"]
-    for name in ("Declaration", "Outcome", "RankRequest", "ScoreResponse", "RankResponse", "ValidationErrorBody"):
+    for name in ("Declaration", "Outcome", "ScoreRequest", "OutcomesRequest", "RankRequest", "ScoreResponse",
+                 "RankResponse", "ValidationErrorBody"):
         assert name in comps, name
     score = doc["paths"]["/v1/score"]["post"]
     body = score["requestBody"]["content"]["application/json"]
-    assert body["examples"]["one"]["value"]["hs_code"] == "820600"
+    assert body["schema"] == {"$ref": "#/components/schemas/ScoreRequest"}
+    assert body["examples"]["example 1"]["value"]["hs_code"] == "820600"
     assert comps["ScoreResponse"]["examples"]
     assert {"401", "403", "422", "413"} <= set(score["responses"])
     assert doc["components"]["securitySchemes"]["APIKey"]["name"] == "X-API-Key"
+
+
+@pytest.mark.parametrize(("path", "model"), [("/v1/score", "ScoreRequest"), ("/v1/outcomes", "OutcomesRequest"),
+                                             ("/v1/manifests/rank", "RankRequest")])
+def test_documented_request_body_is_the_model_that_validates(make_api: Callable[..., Api], path: str,
+                                                            model: str) -> None:
+    """The schema in /openapi.json is the request model's own, and its examples are answered 200."""
+    from pydantic import TypeAdapter
+
+    from serving import schemas
+
+    api = make_api()  # the examples write outcomes: not into the module's store
+    doc = api.client.get("/openapi.json").json()
+    request_model = getattr(schemas, model)
+    documented = doc["components"]["schemas"][model]
+    own = request_model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, schema in own.pop("$defs", {}).items():
+        assert doc["components"]["schemas"][name] == schema, name
+    assert documented == own
+    content = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+    assert content["schema"] == {"$ref": f"#/components/schemas/{model}"}
+    examples = [e["value"] for e in content["examples"].values()]
+    assert examples and examples == documented["examples"]
+    for example in examples:
+        TypeAdapter(request_model).validate_python(example)
+        resp = api.post(path, json=example)
+        assert resp.status_code == 200, (example, resp.text)
+
+
+@pytest.mark.parametrize("body", [[], {}, [{}], DECL, [DECL], [DECL, 5], [DECL, {**DECL, "hs_code": "1"}], "x", 3])
+def test_score_schema_accepts_exactly_what_the_endpoint_accepts(api: Api, body: Any) -> None:
+    from pydantic import ValidationError
+
+    from serving.schemas import ScoreRequest
+
+    try:
+        ScoreRequest.model_validate(body)
+        valid = True
+    except ValidationError:
+        valid = False
+    resp = api.post("/v1/score", json=body)
+    assert resp.status_code == (200 if valid else 422), resp.text
 
 
 # ---- auth --------------------------------------------------------------------------------------
