@@ -154,6 +154,13 @@ def mapping_from_dict(doc: dict[str, Any], source: str = "") -> ColumnMapping:
             isin=tuple(rule.get("in") or ()),
             at_least=rule.get("at_least"),
         )
+    extra_columns = tuple(str(c) for c in (doc.get("extra_columns") or ()))
+    label_known = doc.get("label_known")
+    dates = [f.name for f in contract.fields if f.kind == "date"]
+    if label_known is not None and str(label_known) not in {*dates, *extra_columns}:
+        # checked here so that validate rejects what train would (it reads the label dates from this column)
+        raise MappingError(f"mapping {source}: label_known column {label_known!r} is not a date column of the "
+                           f"{cname} contract ({dates}) nor one of extra_columns")
     return ColumnMapping(
         contract=contract,
         columns=columns,
@@ -161,7 +168,7 @@ def mapping_from_dict(doc: dict[str, Any], source: str = "") -> ColumnMapping:
         values={k: dict(v) for k, v in (doc.get("values") or {}).items()},
         formats={k: dict(v) for k, v in (doc.get("formats") or {}).items()},
         labels=labels,
-        label_known=doc.get("label_known"),
-        extra_columns=tuple(str(c) for c in (doc.get("extra_columns") or ())),
+        label_known=None if label_known is None else str(label_known),
+        extra_columns=extra_columns,
         source=source,
     )

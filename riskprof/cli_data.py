@@ -18,6 +18,20 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def check_model(model_uri: str) -> None:
+    """Fail clearly (exit 2) unless ``model_uri`` names a registered version, before any work starts."""
+    from scoring.registry import resolve_version
+
+    try:
+        resolve_version(model_uri)
+    except ValueError as exc:  # not models:/NAME@alias or models:/NAME/VERSION
+        fail(f"cannot load model {model_uri}: {exc}")
+    except Exception as exc:  # the registry has no such model, alias or version
+        if type(exc).__name__ in ("MlflowException", "RestException"):
+            fail(f"cannot load model {model_uri}: {str(exc).splitlines()[0]}")
+        raise
+
+
 def generate(
     out: Path = typer.Option(..., "--out", help="Folder to write seizures/declarations/outcomes Parquet files to."),
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed, identical bytes."),

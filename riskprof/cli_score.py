@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from riskprof.cli_data import console, fail
+from riskprof.cli_data import check_model, console, fail
 
 
 class _RichProgress:
@@ -43,13 +43,32 @@ class _RichProgress:
         self.progress.stop()
 
 
+def _capacity_option(value: str) -> str:
+    from scoring import capacity_count
+
+    try:
+        capacity_count(100, value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{exc}; give a count (120), a fraction below 1 (0.05) or a percentage (5%)") from None
+    return value
+
+
+def _check_output(out: Path) -> None:
+    """The output's folder must exist: a mistyped path must not create folders (e.g. at the root)."""
+    parent = out.expanduser().absolute().parent
+    if not parent.is_dir():
+        fail(f"--out {out}: folder {parent} does not exist" if not parent.exists()
+             else f"--out {out}: {parent} is not a folder")
+
+
 def score(
     manifest: list[Path] = typer.Option(..., "--manifest", help="CSV/Parquet file or folder of files (repeatable)."),
     out: Path = typer.Option(..., "--out", help="Output Parquet file; siblings: .rejects.csv, .meta.json, .csv."),
     model: str | None = typer.Option(None, "--model",
                                      help="Model URI (default models:/<RISKPROF_MODEL_NAME>@champion); the "
                                           "version it points to at start is pinned for the whole run."),
-    capacity: str = typer.Option("5%", "--capacity", help="Items to select for inspection: a count N or P%."),
+    capacity: str = typer.Option("5%", "--capacity", callback=_capacity_option,
+                                 help="Items to select for inspection: a count N, a fraction below 1 or P%."),
     random_share: float = typer.Option(0.0, "--random-share", min=0.0, max=1.0,
                                        help="Share of the capacity drawn at random among the rest."),
     reasons: bool = typer.Option(True, "--reasons/--no-reasons",
@@ -76,6 +95,8 @@ def score(
     if engine not in ("local", "spark"):
         fail(f"--engine must be local or spark, got {engine!r}")
     model_uri = model or f"models:/{get_settings().model_name}@champion"
+    _check_output(out)
+    check_model(model_uri)
     reasons_for: ReasonsFor = "all" if all_reasons else ("flagged" if reasons else "none")
     try:
         lanes = LaneSettings().lanes  # the API's lane policy, from the same environment variables

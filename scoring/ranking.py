@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,15 +41,25 @@ def assign_lanes(risk: np.ndarray, thresholds: LaneThresholds) -> np.ndarray:
 
 
 def capacity_count(n: int, capacity: str | int | float) -> int:
-    """``"5%"`` or ``0.05`` (fractions < 1) or ``120`` → number of items to inspect."""
+    """``"5%"`` or ``0.05`` (fractions < 1) or ``120`` → number of items to inspect.
+
+    Raises ValueError (never OverflowError) for text that is not a number and for non-finite numbers.
+    """
     if isinstance(capacity, str):
         c = capacity.strip()
+        try:
+            value = float(c.removesuffix("%"))
+        except ValueError:
+            raise ValueError(f"capacity {capacity!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"capacity must be finite, got {capacity!r}")
         if c.endswith("%"):
-            pct = float(c[:-1])
-            if not 0 <= pct <= 100:
+            if not 0 <= value <= 100:
                 raise ValueError(f"capacity {capacity!r}: a percentage must be within 0-100")
-            return int(np.floor(n * pct / 100.0 + 1e-9))
-        capacity = float(c)
+            return int(np.floor(n * value / 100.0 + 1e-9))
+        capacity = value
+    if isinstance(capacity, float) and not math.isfinite(capacity):
+        raise ValueError(f"capacity must be finite, got {capacity}")
     if capacity < 0:
         raise ValueError(f"capacity must be ≥ 0, got {capacity}")
     if 0 < capacity < 1:

@@ -3,6 +3,7 @@ traceback or a silent success."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,8 @@ runner = CliRunner()
 
 @pytest.fixture
 def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """MLflow and the serving store in ``tmp_path`` (never the repository's models/ folder)."""
+    """MLflow and the serving store in ``tmp_path`` (never the repository's models/ folder); for tests
+    that must fail before either is opened."""
     from serving.settings import get_serving_settings
     from settings import get_settings
 
@@ -35,6 +37,17 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
 
 
 @pytest.fixture
+def registry(mlflow_store: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The session's MLflow store (created once: creating one takes seconds), serving store unset."""
+    from serving.settings import get_serving_settings
+
+    monkeypatch.delenv("RISKPROF_DATABASE_URL", raising=False)
+    get_serving_settings.cache_clear()
+    yield mlflow_store[0]
+    get_serving_settings.cache_clear()
+
+
+@pytest.fixture
 def history_files(tmp_path: Path) -> dict[str, Path]:
     rng = np.random.default_rng(0)
     decl = make_declarations(rng, 200)
@@ -46,6 +59,11 @@ def history_files(tmp_path: Path) -> dict[str, Path]:
 
 def _no_traceback(output: str) -> None:
     assert "Traceback" not in output, output
+
+
+def _flat(output: str) -> str:
+    """The output as one line: no wrapping, no boxes drawn around the error."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", output).split())
 
 
 # ---- refresh-features: an unreadable serving store is an error, not "no outcomes" --------------------
@@ -66,8 +84,8 @@ def test_refresh_fails_loudly_when_the_store_cannot_be_read(isolated_settings: P
     assert "no-such-model" not in r.output
 
 
-@pytest.mark.integration  # reaches a real (empty) MLflow registry
-def test_refresh_without_the_store_does_not_read_it(isolated_settings: Path, history_files: dict[str, Path],
+@pytest.mark.integration  # reaches a real MLflow registry
+def test_refresh_without_the_store_does_not_read_it(registry: str, history_files: dict[str, Path],
                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     corrupt = tmp_path / "serving.db"
     corrupt.write_bytes(b"not a database " * 200)
@@ -118,3 +136,74 @@ def test_history_merges_files_then_the_store(history_files: dict[str, Path], tmp
     _, skipped = history_from_files([history_files["declarations"]], from_store=False,
                                     database_url=f"sqlite:///{corrupt}")
     assert skipped is None
+
+
+# ---- score: a bad option or model is named, before any work starts -----------------------------------
+
+
+@pytest.mark.integration  # the model URI is checked against a real MLflow registry
+def test_score_with_a_run_uri_is_a_clear_error(registry: str, history_files: dict[str, Path],
+                                              tmp_path: Path) -> None:
+    out = tmp_path / "scores.parquet"
+    r = runner.invoke(app, ["score", "--manifest", str(history_files["declarations"]), "--out", str(out),
+                            "--model", "runs:/deadbeef/model"])
+    assert r.exit_code == 2, r.output
+    _no_traceback(r.output)
+    assert "cannot load model runs:/deadbeef/model" in r.output and "models:/NAME@alias" in r.output
+    r = runner.invoke(app, ["score", "--manifest", str(history_files["declarations"]), "--out", str(out),
+                            "--model", "models:/no-such-model@champion"])
+    assert r.exit_code == 2 and "cannot load model models:/no-such-model@champion" in r.output, r.output
+    assert list(tmp_path.glob("scores*")) == []  # nothing written, no checkpoint left behind
+
+
+@pytest.mark.parametrize("capacity, problem", [("abc", "is not a number"), ("inf", "must be finite"),
+                                                ("1e400", "must be finite"), ("150%", "within 0-100")])
+def test_score_names_a_bad_capacity(isolated_settings: Path, history_files: dict[str, Path], tmp_path: Path,
+                                    capacity: str, problem: str) -> None:
+    r = runner.invoke(app, ["score", "--manifest", str(history_files["declarations"]), "--out",
+                            str(tmp_path / "scores.parquet"), "--capacity", capacity])
+    assert r.exit_code == 2, r.output
+    _no_traceback(r.output)
+    assert "'--capacity'" in r.output and problem in _flat(r.output)
+
+
+def test_score_does_not_create_the_output_folder(isolated_settings: Path, history_files: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-folder" / "deeper"
+    r = runner.invoke(app, ["score", "--manifest", str(history_files["declarations"]), "--out",
+                            str(missing / "x.parquet")])
+    assert r.exit_code == 2, r.output
+    _no_traceback(r.output)
+    assert f"folder {missing} does not exist" in _flat(r.output)
+    assert not (tmp_path / "no-such-folder").exists()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    r = runner.invoke(app, ["score", "--manifest", str(history_files["declarations"]), "--out",
+                            str(a_file / "x.parquet")])
+    assert r.exit_code == 2 and "is not a folder" in r.output, r.output
+
+
+# ---- validate rejects the mapping train rejects ------------------------------------------------------
+
+
+def test_validate_rejects_a_label_known_column_that_train_rejects(isolated_settings: Path, tmp_path: Path) -> None:
+    decl = make_declarations(np.random.default_rng(1), 60)
+    data = tmp_path / "decl.csv"
+    decl.assign(found=[i % 3 == 0 for i in range(len(decl))], note="x").to_csv(data, index=False)
+    columns = "\n".join(f"  {c}: {c}" for c in decl.columns)
+    for bad in ("arrival_date", "importer_id"):  # not a column; a column but not a date
+        mapping = tmp_path / f"mapping-{bad}.yaml"
+        mapping.write_text(f"contract: declaration\ncolumns:\n{columns}\nlabels:\n  fraud:\n    column: found\n"
+                           f"    equals: true\nlabel_known: {bad}\nextra_columns: [note]\n")
+        validated = runner.invoke(app, ["validate", str(data), "--mapping", str(mapping)])
+        trained = runner.invoke(app, ["train", "--declarations", str(data), "--mapping", str(mapping),
+                                      "--label", "fraud"])
+        for r in (validated, trained):
+            assert r.exit_code == 2, r.output
+            _no_traceback(r.output)
+            assert f"label_known column '{bad}' is not a date column" in _flat(r.output)
+    # a date column of the contract (or an extra column) is accepted by both
+    good = tmp_path / "mapping-good.yaml"
+    good.write_text(f"contract: declaration\ncolumns:\n{columns}\nlabel_known: declaration_date\n")
+    ok = runner.invoke(app, ["validate", str(data), "--mapping", str(good)])
+    assert ok.exit_code == 0, ok.output
