@@ -207,3 +207,50 @@ def test_declaration_features_shift_when_a_new_route_appears() -> None:
     assert set(feats["first_transit"]) == {"AE", "<none>"} and set(feats["hs_heading"]) == {"8206"}
     later = declaration_features(decl.assign(departure_country="LY"))
     assert psi(feats["departure_country"], later["departure_country"]) > 0.25
+
+
+def _filled_store(url: str) -> None:
+    """The handmade set recorded the way the API records it: one rank call in the audit log, then outcomes."""
+    from serving.roles import Principal, Role
+    from serving.store import AuditEvent, Store
+
+    sel, out = handmade()
+    store = Store.from_url(url)
+    try:
+        items = sel.drop(columns=["created_at"]).to_dict("records")
+        event = AuditEvent.of(Principal("officer-1", Role.officer), "rank", "riskprof", "1", items)
+        store.append_audit_events([event])
+        records = out.assign(inspected_date=out["inspected_date"].dt.date.astype(str))
+        store.record_outcomes([{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+                               for r in records.to_dict("records")], recorded_by="officer-1")
+    finally:
+        store.dispose()
+
+
+def test_monitor_command_reads_the_serving_store_and_writes_both_files(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from riskprof.cli import app
+
+    url = f"sqlite:///{tmp_path / 'serving.db'}"
+    _filled_store(url)
+    res = CliRunner().invoke(app, ["monitor", "--database-url", url, "--out", str(tmp_path / "mon"),
+                                   "--inspection-rate", "0.2"])
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "mon" / "monitoring.json").read_text())
+    # every declaration scored "now" (one call), so all outcomes count in this week; 7 outcomes, 4 hits
+    assert (data["overall"]["inspections"], data["overall"]["hits"]) == (7, 4)
+    assert data["overall"]["by_source"]["random"]["inspections"] == 2
+    assert data["overall"]["lanes"]["scored"] == 11
+    assert "WARNING calibration" in res.output
+
+
+def test_monitor_command_refuses_a_bad_date_without_a_traceback(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from riskprof.cli import app
+
+    res = CliRunner().invoke(app, ["monitor", "--since", "last tuesday", "--no-store", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "--since" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, ["monitor", "--no-store", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "no outcomes" in res.output

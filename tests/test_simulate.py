@@ -87,3 +87,20 @@ def test_bad_configuration_is_refused_with_the_reason() -> None:
         SimulationConfig(capacity=5).check()
     with pytest.raises(ValueError, match="strategies must be among"):
         SimulationConfig(strategies=("greedy",)).check()
+
+
+def test_simulate_command_writes_the_page_and_refuses_bad_options(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from riskprof.cli import app
+
+    args = ["simulate", "--weeks", "4", "--per-week", "800", "--capacity", "0.1", "--rounds", "10",
+            "--drift", "route", "--drift-week", "3", "--out", str(tmp_path)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "exploit" in res.output and (tmp_path / "simulation.html").exists()
+    assert json.loads((tmp_path / "simulation.json").read_text())["config"]["drift"] == ["route"]
+    bad = CliRunner().invoke(app, [*args[:-2], "--drift", "comet", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "unknown drift scenario" in bad.output and "Traceback" not in bad.output
+    bad = CliRunner().invoke(app, ["simulate", "--capacity", "7", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "capacity must be a share" in bad.output
