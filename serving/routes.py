@@ -205,8 +205,8 @@ def trends_page(_who: Analyst, trend_service: TrendsDep, years: YearsQuery = Non
 
 
 @pages.get("/health", response_model=schemas.Health, tags=["health"], summary="Liveness")
-async def health(service: ServiceDep) -> dict[str, Any]:
-    return {"status": "ok", "model": service.model_ref}
+async def health() -> dict[str, Any]:
+    return {"status": "ok"}
 
 
 @pages.get("/ready", response_model=schemas.Ready, tags=["health"], summary="Readiness: model loaded, store reachable",

@@ -220,10 +220,11 @@ class ReloadResponse(BaseModel):
 
 
 class Health(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok", "model": MODEL_EXAMPLE}]})
+    """Liveness only: anyone may call it, so it names no model (see /ready and /v1/model)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
 
     status: Literal["ok"]
-    model: ModelRef | None = Field(description="the loaded model (null while none is loaded)")
 
 
 class Ready(BaseModel):
