@@ -9,9 +9,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
 
@@ -25,6 +29,8 @@ from serving.store import Store
 from serving.trends import TrendService
 
 log = logging.getLogger("riskprof.serving")
+
+SWAGGER_ASSETS = Path(__file__).parent / "static" / "swagger"  # vendored: /docs renders without internet
 
 DESCRIPTION = """Customs risk profiling: score declarations, rank manifests for inspection, record outcomes.
 
@@ -77,6 +83,7 @@ def create_app(settings: ServingSettings | None = None, *, store: Store | None =
                 the_store.dispose()
 
     app = FastAPI(title="riskprof scoring service", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,  # FastAPI's pages load their scripts from CDNs; see _add_docs
                   openapi_tags=[
                       {"name": "scoring", "description": "risk scores, lanes, reasons and manifest ranking"},
                       {"name": "outcomes", "description": "inspection results (feed features and retraining)"},
@@ -89,7 +96,22 @@ def create_app(settings: ServingSettings | None = None, *, store: Store | None =
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     _extend_openapi(app)
+    _add_docs(app)
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/docs`` from the vendored assets under ``/static/swagger`` (no CDN, no validator call)."""
+    app.mount("/static/swagger", StaticFiles(directory=SWAGGER_ASSETS), name="swagger-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - API docs",
+                                   swagger_js_url=f"{root}/static/swagger/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}/static/swagger/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}/static/swagger/favicon-32x32.png",
+                                   swagger_ui_parameters={"validatorUrl": None})
 
 
 def _extend_openapi(app: FastAPI) -> None:

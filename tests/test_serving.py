@@ -125,6 +125,44 @@ def test_score_schema_accepts_exactly_what_the_endpoint_accepts(api: Api, body: 
     assert resp.status_code == (200 if valid else 422), resp.text
 
 
+def test_docs_load_swagger_ui_from_the_service_itself(api: Api) -> None:
+    """/docs renders without internet: every script, style and icon it names is served by the app."""
+    import re
+
+    from serving.app import SWAGGER_ASSETS
+
+    page = api.client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    urls = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert len(urls) == 3 and all(u.startswith("/static/swagger/") for u in urls), urls
+    assert "cdn" not in page.text.lower() and "http://" not in page.text and "https://" not in page.text
+    assert '"validatorUrl": null' in page.text  # no call to validator.swagger.io either
+    kinds = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
+    for url in urls:
+        asset = api.client.get(url)
+        assert asset.status_code == 200, url
+        assert kinds[Path(url).suffix] in asset.headers["content-type"], url
+        assert asset.content == (SWAGGER_ASSETS / Path(url).name).read_bytes()
+    assert "Apache License" in (SWAGGER_ASSETS / "LICENSE").read_text()
+    assert api.client.get("/redoc").status_code == 404  # ReDoc's page would load from a CDN
+
+
+def test_swagger_assets_are_package_data() -> None:
+    """An installed wheel serves /docs too: pyproject's package-data covers every vendored file."""
+    import fnmatch
+    import tomllib
+
+    from serving.app import SWAGGER_ASSETS
+    from tests.conftest import REPO
+
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    patterns = data.get("serving", []) + data.get("*", [])
+    files = [p.relative_to(REPO / "serving").as_posix() for p in SWAGGER_ASSETS.iterdir()]
+    assert {"swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png", "LICENSE"} <= {Path(f).name for f in files}
+    for f in files:
+        assert any(fnmatch.fnmatch(f, pat) for pat in patterns), f
+
+
 # ---- auth --------------------------------------------------------------------------------------
 
 PROTECTED = [
