@@ -71,9 +71,9 @@ class Stream:
 
 def build_stream(cfg: SimulationConfig) -> Stream:
     """The generator's declarations re-dated to ``weeks`` weeks of ``per_week`` items, with the drift applied."""
-    from synthetic import generate_seizures
+    # build_declarations is the one builder that also returns the latent risk (the truth)
+    from synthetic import apply_drift, generate_seizures
     from synthetic._declarations import build_declarations
-    from synthetic._drift import apply_drift
 
     n = cfg.weeks * cfg.per_week
     decl, _, latent = build_declarations(generate_seizures(cfg.seed), n=n, seed=cfg.seed)

@@ -37,11 +37,24 @@ def generate(
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed, identical bytes."),
     declarations: int = typer.Option(200_000, "--declarations", min=1000,
                                      help="Number of declaration items over 2022-2023."),
+    drift: str = typer.Option("none", "--drift", help="New patterns from --drift-start: route, heading, weapon, "
+                                                     "all or none (synthetic/_drift.py)."),
+    drift_start: str = typer.Option("2023-07-01", "--drift-start", help="First day of the drift."),
 ) -> None:
     """Generate the embedded default: synthetic data calibrated to the WCO ITR 2023 figures."""
-    from synthetic import generate as run_generate
+    import pandas as pd
 
-    paths = run_generate(out, seed=seed, n_declarations=declarations)
+    from synthetic import generate as run_generate
+    from synthetic import generate_drifted, parse_drift
+
+    try:
+        kinds = parse_drift(drift)
+        start = pd.Timestamp(drift_start)
+    except ValueError as exc:
+        fail(f"--drift/--drift-start: {exc}")
+        return
+    paths = (generate_drifted(out, seed=seed, n_declarations=declarations, kinds=kinds, start=start) if kinds
+             else run_generate(out, seed=seed, n_declarations=declarations))
     for name, path in paths.items():
         console.print(f"wrote {name}: {path}")
 

@@ -155,7 +155,7 @@ def simulate(
     import time
 
     from monitoring import SimulationConfig, run_simulation, write_simulation
-    from synthetic._drift import parse_drift
+    from synthetic import parse_drift
 
     try:
         cfg = SimulationConfig(weeks=weeks, per_week=per_week, capacity=capacity, explore_share=explore_share,

@@ -5,8 +5,10 @@ See ``synthetic/PATTERNS.md`` for the calibration choices and the planted risk p
 """
 
 from synthetic._declarations import PLANTED_PATTERNS, generate_declarations
+from synthetic._drift import DRIFT_KINDS, apply_drift, generate_drifted, parse_drift
 from synthetic._generate import generate
 from synthetic._seizures import generate_seizures
 from synthetic.figures import load_figures
 
-__all__ = ["PLANTED_PATTERNS", "generate", "generate_declarations", "generate_seizures", "load_figures"]
+__all__ = ["DRIFT_KINDS", "PLANTED_PATTERNS", "apply_drift", "generate", "generate_declarations", "generate_drifted",
+           "generate_seizures", "load_figures", "parse_drift"]

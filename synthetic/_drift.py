@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -61,8 +62,11 @@ def parse_drift(kinds: str | Iterable[str] | None) -> tuple[str, ...]:
 
 
 def apply_drift(declarations: pd.DataFrame, latent_risk: np.ndarray | pd.Series, start: str | pd.Timestamp,
-                kinds: Iterable[str] = DRIFT_KINDS, seed: int = 0) -> Drifted:
-    """The declarations with the chosen scenarios from ``start`` on (same seed, same rows changed)."""
+                kinds: Iterable[str] = DRIFT_KINDS, seed: int = 0, keep_route: np.ndarray | None = None) -> Drifted:
+    """The declarations with the chosen scenarios from ``start`` on (same seed, same rows changed).
+
+    ``keep_route``: rows whose route must not change (e.g. hits that took their seizure case's route).
+    """
     chosen = parse_drift(list(kinds))
     rng = np.random.default_rng([seed, 11])
     d = declarations.copy()
@@ -76,6 +80,8 @@ def apply_drift(declarations: pd.DataFrame, latent_risk: np.ndarray | pd.Series,
         # ordinary container traffic otherwise: nothing but the route gives it away
         eligible = (after & (d["direction"].to_numpy() == "import") & np.isin(office_c, ROUTE_OFFICES)
                     & (d["conveyance"].to_numpy() == "vessel"))
+        if keep_route is not None:
+            eligible &= ~np.asarray(keep_route, dtype=bool)
         share = min(1.0, ROUTE_SHARE * after.sum() / max(1, eligible.sum()))
         rows = eligible & (draw < share)
         d.loc[rows, ["departure_country", "origin_country"]] = ROUTE_DEPARTURE
@@ -92,3 +98,37 @@ def apply_drift(declarations: pd.DataFrame, latent_risk: np.ndarray | pd.Series,
         risk[rows] *= WEAPON_RISE_RR
         pattern[rows & (pattern == "")] = "weapon"
     return Drifted(d, np.minimum(RISK_CAP, risk), pattern)
+
+
+def generate_drifted(out_dir: str | Path, seed: int = 0, n_declarations: int = 200_000,
+                     kinds: Iterable[str] = DRIFT_KINDS, start: str | pd.Timestamp = "2023-07-01") -> dict[str, Path]:
+    """``synthetic.generate`` with the drift scenarios from ``start`` on: same files, same seed → same bytes.
+
+    The recorded outcomes stay consistent with the new risk: an inspected item of a new pattern that
+    did not carry under the old risk r carries now with probability (r' - r) / (1 - r), so it
+    carries with probability r' overall and every hit of the undrifted data stays a hit. Routes are
+    changed only where no rule looked at the route (not a trafficking lane before) and no seizure
+    case gave the hit its route.
+    """
+    from synthetic._declarations import build_declarations, route_level
+    from synthetic._generate import FILES, write_parquet
+    from synthetic._seizures import generate_seizures
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seizures = generate_seizures(seed)
+    decl, outcomes, latent = build_declarations(seizures, n=n_declarations, seed=seed)
+    linked = decl["declaration_id"].isin(outcomes.loc[outcomes["case_id"].notna(), "declaration_id"]).to_numpy()
+    lane = route_level(decl["departure_country"].to_numpy(), decl["transit_countries"].to_numpy(),
+                       decl["destination_country"].to_numpy()) == 2
+    old = latent.to_numpy()
+    drifted = apply_drift(decl, old, start, kinds, seed, keep_route=linked | lane)
+    gain = np.where(drifted.latent_risk > old, (drifted.latent_risk - old) / np.maximum(1e-12, 1 - old), 0.0)
+    newly = np.random.default_rng([seed, 13]).random(len(decl)) < gain
+    row = pd.Series(np.arange(len(decl)), index=decl["declaration_id"]).loc[outcomes["declaration_id"]].to_numpy()
+    outcomes = outcomes.assign(hit=outcomes["hit"].to_numpy() | newly[row])
+    paths = {name: out / fname for name, fname in FILES.items()}
+    write_parquet(seizures, paths["seizures"])
+    write_parquet(drifted.declarations, paths["declarations"])
+    write_parquet(outcomes, paths["outcomes"])
+    return paths

@@ -104,3 +104,27 @@ def test_simulate_command_writes_the_page_and_refuses_bad_options(tmp_path) -> N
     assert bad.exit_code == 2 and "unknown drift scenario" in bad.output and "Traceback" not in bad.output
     bad = CliRunner().invoke(app, ["simulate", "--capacity", "7", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "capacity must be a share" in bad.output
+
+
+def test_generate_with_drift_keeps_earlier_data_and_every_hit(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from riskprof.cli import app
+    from synthetic import generate, generate_drifted
+
+    plain = {k: pd.read_parquet(p) for k, p in generate(tmp_path / "plain", seed=0, n_declarations=6000).items()}
+    paths = generate_drifted(tmp_path / "drift", seed=0, n_declarations=6000, start="2023-01-01")
+    drifted = {k: pd.read_parquet(p) for k, p in paths.items()}
+    before = plain["declarations"]["declaration_date"] < "2023-01-01"
+    pd.testing.assert_frame_equal(plain["declarations"][before], drifted["declarations"][before])
+    moved = drifted["declarations"]["transit_countries"] == "MT"
+    assert moved.any() and not (moved & before).any()
+    hits_plain, hits_drift = plain["outcomes"]["hit"].to_numpy(), drifted["outcomes"]["hit"].to_numpy()
+    assert (hits_drift >= hits_plain).all() and hits_drift.sum() > hits_plain.sum()
+    again = generate_drifted(tmp_path / "again", seed=0, n_declarations=6000, start="2023-01-01")
+    assert all(again[k].read_bytes() == paths[k].read_bytes() for k in paths)
+    res = CliRunner().invoke(app, ["generate", "--out", str(tmp_path / "cli"), "--declarations", "2000",
+                                   "--drift", "heading", "--drift-start", "2023-06-01"])
+    assert res.exit_code == 0, res.output
+    bad = CliRunner().invoke(app, ["generate", "--out", str(tmp_path / "bad"), "--drift", "comet"])
+    assert bad.exit_code == 2 and "unknown drift scenario" in bad.output
