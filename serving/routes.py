@@ -16,7 +16,7 @@ from serving.errors import FieldProblem, InputError
 from serving.parsing import parse_json, validate_object, validate_records
 from serving.service import ScoringService
 from serving.settings import ServingSettings
-from serving.trends import TrendService, parse_years
+from serving.trends import YEARS_PATTERN, TrendService, parse_years
 
 _THREAD_BYTES = 64 * 1024  # bodies larger than this are validated off the event loop
 _INLINE_ITEMS = 32  # requests this small are scored on the event loop (a thread hop costs more than they do)
@@ -40,8 +40,9 @@ TrendsDep = Annotated[TrendService, Depends(get_trends)]
 ModelQuery = Annotated[str | None, Query(
     description="only score if this model is the one served: NAME, NAME/VERSION or NAME@ALIAS",
     examples=["riskprof@champion"])]
+# the pattern is documented here and checked by parse_years, whose message says what a year list looks like
 YearsQuery = Annotated[str | None, Query(description="years to include: 2022,2023 or 2021-2023 (default: all)",
-                                         examples=["2022,2023"])]
+                                         examples=["2022,2023"], json_schema_extra={"pattern": YEARS_PATTERN})]
 
 
 @dataclass
@@ -129,6 +130,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": schemas.ValidationErrorBody, "description": "bad fields, each named with its item index"},
 }
 _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {k: v for k, v in _ERRORS.items() if k in (401, 403)}
+
+
+def _json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Errors of an HTML page: still JSON bodies (FastAPI would document them as the page's text/html)."""
+    return {c: {"description": _ERRORS[c]["description"], "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{_ERRORS[c]['model'].__name__}"}}}} for c in codes}
+
 _NO_MODEL: dict[int | str, dict[str, Any]] = {503: {"model": schemas.ErrorBody, "description": "no model loaded"}}
 
 v1 = APIRouter(prefix="/v1")
@@ -199,7 +207,8 @@ pages = APIRouter()
 
 
 @pages.get("/reports/trends", response_class=HTMLResponse, tags=["reports"], summary="Seizure trend report (HTML)",
-           responses=_AUTH_ERRORS)
+           responses={**_json_errors(401, 403, 422), 503: {"description": "seizure records unavailable", "content": {
+               "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}})
 def trends_page(_who: Analyst, trend_service: TrendsDep, years: YearsQuery = None) -> HTMLResponse:
     return HTMLResponse(trend_service.trends_html(parse_years(years)))
 

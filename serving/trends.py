@@ -7,6 +7,7 @@ re-run the DuckDB queries until the seizure file changes. No FastAPI here.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -18,29 +19,30 @@ import pandas as pd
 from serving.errors import FieldProblem, InputError, SourceUnavailable
 
 _CACHE_SIZE = 16
+_YEARS = r"[0-9]{4}(?: *- *[0-9]{4})?"  # ASCII digits only (\d would take any script's digits)
+# what parse_years accepts, also the documented pattern of the ``years`` query parameter
+YEARS_PATTERN = rf"^ *(?:{_YEARS}(?: *, *{_YEARS})*)? *$"
 
 
 def parse_years(text: str | None) -> list[int] | None:
     """``"2022,2023"`` or ``"2021-2023"`` → sorted years; empty → ``None`` (all years)."""
     if text is None or not text.strip():
         return None
+
+    def bad(why: str) -> InputError:
+        return InputError([FieldProblem("years", f"expected years such as 2022,2023 or 2021-2023 ({why})",
+                                        value=text, has_value=True)])
+
+    if not re.fullmatch(YEARS_PATTERN, text):
+        raise bad("four-digit years or ranges, separated by commas")
     years: set[int] = set()
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if "-" in part[1:]:
-                lo, hi = (int(x) for x in part.split("-", 1))
-                if hi < lo or hi - lo > 200:
-                    raise ValueError(f"bad range {part!r}")
-                years.update(range(lo, hi + 1))
-            else:
-                years.add(int(part))
-    except ValueError as exc:
-        raise InputError([FieldProblem("years", f"expected years such as 2022,2023 or 2021-2023 ({exc})",
-                                       value=text, has_value=True)]) from None
-    return sorted(years) or None
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        first, last = int(lo), int(hi or lo)
+        if last < first or last - first > 200:
+            raise bad(f"bad range {part.strip()!r}")
+        years.update(range(first, last + 1))
+    return sorted(years)
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:

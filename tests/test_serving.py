@@ -125,6 +125,52 @@ def test_score_schema_accepts_exactly_what_the_endpoint_accepts(api: Api, body: 
     assert resp.status_code == (200 if valid else 422), resp.text
 
 
+def test_documented_errors_are_the_json_bodies_answered(api: Api) -> None:
+    """Every documented error is JSON, also on the HTML page (whose 401 was documented as text/html), and
+    no operation documents FastAPI's own 422 body: every 422 is answered as ValidationErrorBody."""
+    doc = api.client.get("/openapi.json").json()
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            for code, resp in op["responses"].items():
+                if code.startswith(("4", "5")):
+                    assert list(resp["content"]) == ["application/json"], (method, path, code)
+            if "422" in op["responses"]:
+                schema = op["responses"]["422"]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ValidationErrorBody"}, (method, path)
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    page = api.client.get("/reports/trends")
+    assert page.status_code == 401 and page.headers["content-type"] == "application/json"
+    bad = api.get("/reports/trends?years=twenty")
+    assert bad.status_code == 422 and problems(bad)[0]["field"] == "years"
+
+
+@pytest.mark.parametrize("years", ["2022", "2022,2023", "2022-2023", " 2022 , 2023 ", "2023 - 2023", "",
+                                   "twenty", "2022,,2023", "22", "２０２２", "2022;2023", "-2022", "2022-"])
+def test_years_answered_as_the_documented_pattern_says(api: Api, years: str) -> None:
+    import re
+
+    doc = api.client.get("/openapi.json").json()
+    (param,) = doc["paths"]["/v1/reports/trends"]["get"]["parameters"]
+    documented = re.fullmatch(param["schema"]["pattern"], years, flags=re.ASCII) is not None
+    resp = api.get("/v1/reports/trends", params={"years": years})
+    assert resp.status_code == (200 if documented else 422), resp.text  # the data holds 2022 and 2023
+    if not documented:
+        assert problems(resp)[0]["field"] == "years"
+
+
+@pytest.mark.parametrize(("path", "body"), [("/v1/score", []), ("/v1/outcomes", []),
+                                            ("/v1/manifests/rank", {"declarations": [], "capacity": 1})])
+def test_empty_lists_are_refused_as_documented(api: Api, path: str, body: Any) -> None:
+    doc = api.client.get("/openapi.json").json()
+    ref = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    lists = [s for s in schema.get("anyOf", [schema.get("properties", {}).get("declarations", {})])
+             if s.get("type") == "array"]
+    assert lists and all(s["minItems"] == 1 for s in lists)
+    resp = api.post(path, json=body)
+    assert resp.status_code == 422 and "empty" in problems(resp)[0]["message"]
+
+
 def test_docs_load_swagger_ui_from_the_service_itself(api: Api) -> None:
     """/docs renders without internet: every script, style and icon it names is served by the app."""
     import re
