@@ -101,12 +101,13 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from contextlib import ExitStack, contextmanager  # noqa: E402
 from typing import Any  # noqa: E402
 
-SLOW_FIXTURES = frozenset({"trained_model", "synthetic_data", "mlflow_store", "champion", "extra_versions"})
+# fixtures that train and register a model, or start a database server
+SLOW_FIXTURES = frozenset({"trained_model", "synthetic_data", "mlflow_store", "champion", "pg", "pg_url"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that (even indirectly) trains a model or uses an MLflow store is slow and integration,
-    so ``-m "not slow and not integration"`` can never pull a training run into the fast tier."""
+    """A test that (even indirectly) trains a model, uses an MLflow store or starts PostgreSQL is slow and
+    integration, so ``-m "not slow and not integration"`` never pulls one into the fast tier."""
     for item in items:
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
