@@ -76,13 +76,17 @@ def predict(model: lgb.Booster | None, x: np.ndarray, prior: float) -> np.ndarra
     return np.asarray(model.predict(x, num_threads=1), dtype=np.float64)
 
 
-def optimistic_rate(codes: dict[str, np.ndarray], rows: np.ndarray, labelled: np.ndarray,
+def exploration_value(codes: dict[str, np.ndarray], rows: np.ndarray, labelled: np.ndarray,
                     hit: np.ndarray) -> np.ndarray:
-    """Upper bound of each item's hit rate: over UNCERTAIN_KEYS, the highest 95 % Wilson upper bound of the
-    hit rate of the item's value among the outcomes so far (1 for a value never inspected).
+    """How much inspecting each item would teach: over UNCERTAIN_KEYS, the highest value of
+    ``upper · √(volume / (1 + n))`` — ``upper`` the 95 % Wilson upper bound of the hit rate of the
+    item's value among the outcomes so far (1 for a value never inspected), ``n`` those outcomes,
+    ``volume`` the items with that value this week.
 
-    Optimism in the face of uncertainty (UCB, by segment): a route or heading never inspected, or
-    inspected a few times with a hit, is worth a look; one inspected often without a hit is not.
+    Optimism in the face of uncertainty (UCB, by segment), weighted towards values that carry much
+    of this week's traffic but few outcomes: a new route or a surging heading is worth a look, one of
+    a thousand rare countries with one declaration a week less so, and a value inspected often
+    without a hit not at all.
     """
     z2 = Z95 * Z95
     best = np.zeros(len(rows))
@@ -95,7 +99,10 @@ def optimistic_rate(codes: dict[str, np.ndarray], rows: np.ndarray, labelled: np
             p = h / n
             den = 1 + z2 / n
             upper = (p + z2 / (2 * n) + Z95 * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))) / den
-        best = np.maximum(best, np.where(n > 0, np.minimum(upper, 1.0), 1.0))
+        upper = np.where(n > 0, np.minimum(upper, 1.0), 1.0)
+        volume = np.bincount(c[rows], minlength=size).astype(float)[c[rows]]
+        upper = upper * np.sqrt(volume / (1.0 + n))
+        best = np.maximum(best, upper)
     return best
 
 
@@ -125,9 +132,8 @@ def select(strategy: str, scores: np.ndarray, ids: np.ndarray, capacity: str | f
 
     ``exploit`` fills the capacity by score; ``random`` keeps ``share`` of it for a uniform draw
     among the rest (the production selection, ``scoring.select_for_inspection``); ``ucb`` keeps
-    the same share for a Poisson draw among the rest with probability ∝ ``optimism`` (the upper bound
-    of the item's hit rate, :func:`optimistic_rate`), so every item's probability is known and IPW
-    still works.
+    the same share for a Poisson draw among the rest with probability ∝ ``optimism``
+    (:func:`exploration_value`), so every item's probability is known and IPW still works.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {list(STRATEGIES)}")

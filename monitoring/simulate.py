@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitoring._simmodel import STRATEGIES, encode_stream, fit_model, optimistic_rate, predict, select
+from monitoring._simmodel import STRATEGIES, encode_stream, exploration_value, fit_model, predict, select
 from monitoring.metrics import ipw_rate
 
 SIM_START = pd.Timestamp("2024-01-01")  # a Monday: weeks are Monday to Sunday
@@ -126,7 +126,7 @@ def run_simulation(cfg: SimulationConfig, stream: Stream | None = None) -> dict[
             lab = labelled[s]
             model = fit_model(enc.matrix[lab], z[lab], enc.names, cfg.rounds, int(cfg.num_threads or 1), cfg.seed)
             scores = predict(model, enc.matrix[idx], float(z[lab].mean()) if len(lab) else 0.0)
-            optimism = optimistic_rate(enc.codes, idx, lab, z[lab]) if s == "ucb" else None
+            optimism = exploration_value(enc.codes, idx, lab, z[lab]) if s == "ucb" else None
             chosen, prob = select(s, scores, ids[idx], cfg.capacity, cfg.explore_share,
                                   seed=cfg.seed * 1_000_003 + w * 101 + k, optimism=optimism)
             rows.append(_week_row(s, w, chosen, prob, z[idx], stream.pattern[idx]))

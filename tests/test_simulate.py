@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from monitoring import SimulationConfig, build_stream, run_simulation, write_simulation
-from monitoring._simmodel import optimistic_rate, poisson_probabilities, select
+from monitoring._simmodel import exploration_value, poisson_probabilities, select
 from synthetic._drift import NEW_COVER_HEADING, apply_drift, parse_drift
 
 pytestmark = pytest.mark.slow
@@ -78,8 +78,11 @@ def test_ucb_selection_probabilities_are_known_and_sum_to_the_budget() -> None:
     assert prob[:10] == pytest.approx([0.5] * 10) and (prob[10:95] == 0).all()
     codes = {k: np.array([0, 0, 1, 1]) for k in ("heading", "departure_country", "destination_country",
                                                   "first_transit", "origin_country")}
-    upper = optimistic_rate(codes, np.arange(4), np.array([0]), np.array([False]))
-    assert upper[2] == 1.0 and upper[0] < 1.0  # a value never inspected is the most promising
+    value = exploration_value(codes, np.arange(4), np.array([0]), np.array([False]))
+    # value 1 never inspected: upper bound 1, two items this week, no outcome → 1 · √(2 / 1);
+    # value 0 inspected once without a hit: Wilson upper bound of 0/1 · √(2 / 2)
+    z2 = 1.959963984540054 ** 2
+    assert value[2] == pytest.approx(np.sqrt(2)) and value[0] == pytest.approx((z2 / 2 + z2 / 2) / (1 + z2))
 
 
 def test_bad_configuration_is_refused_with_the_reason() -> None:
