@@ -36,12 +36,14 @@ class ServingSettings(Settings, LaneSettings):
     max_body_bytes: int = Field(default=32 * MiB, ge=1024, description="largest request body accepted")
     reasons_top_k: int = Field(default=4, ge=3, le=5, description="reasons returned per declaration (3-5)")
     audit_mode: Literal["background", "sync"] = Field(
-        default="background", description="background: a writer thread batches audit rows (flushed at shutdown); "
-                                          "sync: each call is written before it is answered")
+        default="sync", description="sync: each call is committed to the audit log before it is answered (a 2xx "
+                                    "means it is recorded; 503 if the store is down); background: a writer thread "
+                                    "batches audit rows (flushed at shutdown, lost on a crash)")
     model_poll_seconds: float = Field(
         default=0.0, ge=0, description="if > 0, check the alias this often and load a new version (with the same "
                                        "smoke test as /v1/model/reload); lets several workers follow the champion")
-    key_cache_seconds: float = Field(default=30.0, ge=0, description="how long a verified key is trusted before re-checking")
+    key_cache_seconds: float = Field(default=30.0, ge=0, description="how long a key's hash check is cached (its "
+                                                                     "revocation is checked on every request)")
 
     @property
     def model_uri(self) -> str:
