@@ -72,15 +72,21 @@ def load_training_set(declarations: Sequence[str | Path], seizures: str | Path |
             raise TrainingError("no labels: pass --outcomes FILE (or a --mapping that defines labels and --label)")
         outc = load_table(outcomes, OUTCOME).frame
         sources["outcomes"] = [str(Path(outcomes).resolve())]
-        insp = outc[outc["inspected"].fillna(False).astype(bool)]
-        labelled = decl.merge(insp[["declaration_id", "hit", "revenue", "selection_source",
-                                    "selection_probability", "inspected_date"]],
-                              on="declaration_id", how="inner")
-        labelled["y"] = labelled["hit"].fillna(False).astype(bool)
+        labelled = labelled_from_outcomes(decl, outc)
         label = "hit"
     labelled = labelled.sort_values(["declaration_date", "declaration_id"], kind="stable").reset_index(drop=True)
     check_trainable(labelled, label)
     return TrainingSet(decl, outc, seiz, labelled, label, extra, sources)
+
+
+def labelled_from_outcomes(decl: pd.DataFrame, outc: pd.DataFrame) -> pd.DataFrame:
+    """The inspected declarations with their outcome columns, labelled ``y`` = hit (unsorted)."""
+    insp = outc[outc["inspected"].fillna(False).astype(bool)]
+    labelled = decl.merge(insp[["declaration_id", "hit", "revenue", "selection_source",
+                                "selection_probability", "inspected_date"]],
+                          on="declaration_id", how="inner")
+    labelled["y"] = labelled["hit"].fillna(False).astype(bool)
+    return labelled
 
 
 def check_trainable(labelled: pd.DataFrame, label: str) -> None:
