@@ -101,7 +101,7 @@ def keys_list() -> None:
 
 @keys_app.command("revoke")
 def keys_revoke(name: str = typer.Option(..., "--name", help="Name of the key to revoke.")) -> None:
-    """Revoke a key (it stops working within RISKPROF_KEY_CACHE_SECONDS)."""
+    """Revoke a key (every API process refuses it from its next request)."""
     store = _store()
     try:
         done = store.revoke_key(name)

@@ -1,8 +1,9 @@
 """API keys: the ``X-API-Key`` header, checked against hashed keys in the store, and roles.
 
 ``officer`` < ``analyst`` < ``admin``; each route asks for the least role it needs through one of
-the ``Annotated`` aliases below. A verified key is trusted for ``key_cache_seconds`` before it is
-checked again (so a revoked key stops working within that time).
+the ``Annotated`` aliases below. The salted-hash check of a key is remembered for
+``key_cache_seconds``; whether the key is revoked is looked up on every request (one indexed
+read), so a key revoked through any process or ``riskprof keys revoke`` is refused at once by all.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, scheme_name
 
 
 class KeyVerifier:
-    """Checks keys against the store, remembering verified ones for a short while."""
+    """Checks keys against the store: the hash check is cached, the revocation is not."""
 
     def __init__(self, store: Store, ttl_seconds: float = 30.0, max_entries: int = 10_000):
         self.store = store
@@ -40,7 +41,11 @@ class KeyVerifier:
         now = time.monotonic()
         hit = self._cache.get(digest)
         if hit is not None and hit[1] > now:
-            return hit[0]
+            if self.store.key_active(hit[0].key_id):
+                return hit[0]
+            with self._lock:
+                self._cache.pop(digest, None)
+            return None
         principal = self.store.verify_api_key(key)
         with self._lock:
             if principal is None:

@@ -145,3 +145,77 @@ def test_kill_9_under_load_loses_no_answered_call(store_url: str, launch: Callab
     print(f"\n{store_url.split(':')[0]}: {len(load.scored)} answered declarations and {len(load.outcomes)} "
           f"outcomes before kill -9, none lost")
     store.dispose()
+
+
+# ---- two API processes on one PostgreSQL -------------------------------------------------------
+
+
+def _post_together(clients: list[httpx.Client], path: str, body: Any) -> list[httpx.Response]:
+    """The same body posted by every client at the same moment (threads released by one barrier)."""
+    barrier = threading.Barrier(len(clients))
+    answers: list[httpx.Response | None] = [None] * len(clients)
+
+    def post(i: int) -> None:
+        barrier.wait()
+        answers[i] = clients[i].post(path, json=body)
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(clients))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(a is not None for a in answers)
+    return [a for a in answers if a is not None]
+
+
+def test_two_processes_share_revocations_and_outcomes(pg_url: str, launch: Callable[..., ApiProcess]) -> None:
+    store = _store(pg_url)
+    key = store.create_api_key("shared", "officer")
+    # an hour of hash caching: a revocation must still reach both processes at once
+    a = launch(pg_url, RISKPROF_KEY_CACHE_SECONDS="3600")
+    b = launch(pg_url, RISKPROF_KEY_CACHE_SECONDS="3600")
+    with httpx.Client(base_url=a.url, headers={"X-API-Key": key}) as ha, \
+            httpx.Client(base_url=b.url, headers={"X-API-Key": key}) as hb:
+        assert ha.post("/v1/score", json=decl("A-1")).status_code == 200
+        assert hb.post("/v1/score", json=decl("B-1")).status_code == 200
+
+        for round_ in range(5):  # the same outcomes to both processes at the same moment
+            batch = [outcome(f"O-{round_}-{i}") for i in range(20)]
+            answers = dict(zip("ab", _post_together([ha, hb], "/v1/outcomes", batch), strict=True))
+            assert {n: r.status_code for n, r in answers.items()} == {"a": 200, "b": 200}, \
+                {n: r.text for n, r in answers.items()}
+            assert answers["a"].json()["created"] + answers["b"].json()["created"] == 20
+            assert answers["a"].json()["unchanged"] + answers["b"].json()["unchanged"] == 20
+        frame = outcomes_frame(store)
+        assert len(frame) == 100 and frame["declaration_id"].is_unique
+
+        assert store.revoke_key("shared")  # what `riskprof keys revoke --name shared` does
+        for http in (ha, hb):
+            refused = http.post("/v1/score", json=decl("after-revoke"))
+            assert refused.status_code == 401 and refused.json()["detail"] == "invalid or revoked API key"
+    assert "after-revoke" not in set(store.audit_frame()["declaration_id"])
+    store.dispose()
+
+
+def test_revocation_by_one_process_reaches_the_other_via_the_cli(pg_url: str,
+                                                                  launch: Callable[..., ApiProcess],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from riskprof.cli import app
+    from serving.settings import get_serving_settings
+
+    store = _store(pg_url)
+    key = store.create_api_key("desk-9", "officer")
+    a = launch(pg_url, RISKPROF_KEY_CACHE_SECONDS="3600")
+    with httpx.Client(base_url=a.url, headers={"X-API-Key": key}) as http:
+        assert http.post("/v1/score", json=decl("X-1")).status_code == 200
+        monkeypatch.setenv("RISKPROF_DATABASE_URL", pg_url)
+        get_serving_settings.cache_clear()
+        try:
+            assert CliRunner().invoke(app, ["keys", "revoke", "--name", "desk-9"]).exit_code == 0
+        finally:
+            get_serving_settings.cache_clear()
+        assert http.post("/v1/score", json=decl("X-2")).status_code == 401
+    store.dispose()
+
