@@ -20,6 +20,7 @@ import pytest
 from serving import migrations
 from serving.store import Store, make_engine, outcomes_frame
 from tests.api_process import ApiProcess
+from tests.pg import PgCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -219,3 +220,42 @@ def test_revocation_by_one_process_reaches_the_other_via_the_cli(pg_url: str,
         assert http.post("/v1/score", json=decl("X-2")).status_code == 401
     store.dispose()
 
+
+# ---- the database goes away and comes back -----------------------------------------------------
+
+
+def test_database_outage_answers_503_and_recovers(pg: PgCluster, pg_url: str,
+                                                  launch: Callable[..., ApiProcess]) -> None:
+    """No decision without an audit record: with PostgreSQL stopped every keyed call answers 503 with
+    a JSON reason (known and unseen keys alike); once it is back the same process serves again."""
+    store = _store(pg_url)
+    key = store.create_api_key("seen", "officer")
+    unseen = store.create_api_key("unseen", "officer")
+    api = launch(pg_url)
+    with httpx.Client(base_url=api.url, headers={"X-API-Key": key}, timeout=30) as http:
+        assert http.post("/v1/score", json=decl("F-before")).status_code == 200
+        pg.stop()
+        try:
+            for path, body, headers in [("/v1/score", decl("F-down"), {}),
+                                        ("/v1/score", decl("F-down-2"), {"X-API-Key": unseen}),
+                                        ("/v1/manifests/rank", {"declarations": [decl("F-down-3")], "capacity": 1}, {}),
+                                        ("/v1/outcomes", outcome("F-down"), {})]:
+                t0 = time.perf_counter()
+                down = http.post(path, json=body, headers=headers)
+                assert down.status_code == 503, (path, down.text)
+                assert down.headers["content-type"].startswith("application/json")
+                assert "store (database) is unavailable" in down.json()["detail"], down.text
+                assert time.perf_counter() - t0 < 10
+            not_ready = http.get("/ready")
+            assert not_ready.status_code == 503 and not_ready.json()["store_reachable"] is False
+            assert http.get("/health").status_code == 200
+        finally:
+            pg.start()
+        back = http.post("/v1/score", json=decl("F-after"))  # stale connections are replaced, not used
+        assert back.status_code == 200, back.text
+        assert http.post("/v1/outcomes", json=outcome("F-after")).status_code == 200
+        assert http.get("/ready").status_code == 200
+    audited = set(store.audit_frame()["declaration_id"])
+    assert {"F-before", "F-after"} <= audited and not audited & {"F-down", "F-down-2", "F-down-3"}
+    assert "traceback" not in api.log().lower()
+    store.dispose()
