@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import typer
 
-from riskprof import cli_data, cli_db, cli_demo, cli_model, cli_monitor, cli_report, cli_score, cli_serve
+from riskprof import (
+    cli_data,
+    cli_db,
+    cli_demo,
+    cli_model,
+    cli_monitor,
+    cli_report,
+    cli_retrain,
+    cli_score,
+    cli_serve,
+)
 
 app = typer.Typer(
     name="riskprof",
@@ -18,7 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _area in (cli_data, cli_model, cli_score, cli_report, cli_monitor, cli_serve, cli_db, cli_demo):
+for _area in (cli_data, cli_model, cli_retrain, cli_score, cli_report, cli_monitor, cli_serve, cli_db, cli_demo):
     _area.register(app)
 
 
