@@ -5,7 +5,7 @@ CLI call these (one path everywhere).
 """
 
 from profiles.apply import ProfileDecision, apply_profiles
-from profiles.match import ProfileMatches, Rule, RuleHit, match_profiles, rules_of
+from profiles.match import ProfileMatches, Rule, RuleHit, RuleSet, compile_rules, match_profiles, rules_of
 from profiles.model import Action, Condition, Profile, WatchEntry, WatchList
 from profiles.stats import STATS_COLUMNS, profile_stats, rule_hits_table, wilson_interval
 from profiles.suggest import Suggestion, suggest_profiles
@@ -32,10 +32,12 @@ __all__ = [
     "STATS_COLUMNS",
     "Suggestion",
     "RuleHit",
+    "RuleSet",
     "WatchEntry",
     "WatchList",
     "add_versions",
     "apply_profiles",
+    "compile_rules",
     "describe_pins",
     "dump_profiles",
     "field_kinds",

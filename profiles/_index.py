@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features._asof import to_days
+from features import to_days
 from features.contracts import DECLARATION
 
 NO_EXPIRY = np.iinfo(np.int64).max
@@ -51,7 +51,8 @@ class FieldIndex:
             self.uniques = _as_strings(np.asarray(uniques, dtype=object))
         self.counts = np.bincount(self.codes + 1, minlength=len(self.uniques) + 1)
         self._order: np.ndarray | None = None
-        self._lookup: pd.Index | None = None
+        self._starts = np.concatenate(([0], np.cumsum(self.counts)))
+        self._lookup: dict[Any, int] | None = None
         self._prefixes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._tokens: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None
 
@@ -59,9 +60,9 @@ class FieldIndex:
         return len(self.uniques)
 
     def null_codes(self) -> np.ndarray:
-        """Codes of missing values: -1, and "" (no transit countries) for list fields."""
+        """Codes of missing values: -1, and "" (e.g. no transit countries) for text fields."""
         codes = [-1]
-        if self.kind == "countries" and len(self.uniques):
+        if self.kind not in NUMERIC_KINDS and len(self.uniques):
             codes += list(np.flatnonzero(self.uniques == ""))
         return np.array(codes, dtype=np.int64)
 
@@ -73,8 +74,7 @@ class FieldIndex:
         if self._order is None:
             small = np.int32 if len(self.uniques) < 2**31 - 1 else np.int64
             self._order = np.argsort(self.codes.astype(small), kind="stable")
-        starts = np.concatenate(([0], np.cumsum(self.counts)))
-        return self._order[ranges(starts[codes + 1], self.counts[codes + 1])]
+        return self._order[ranges(self._starts[codes + 1], self.counts[codes + 1])]
 
     def lut(self, codes: np.ndarray) -> np.ndarray:
         """A boolean per code (+1 shifted, so -1 = missing is position 0)."""
@@ -84,9 +84,10 @@ class FieldIndex:
 
     def exact(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(code, position in ``values``) of each value present in the column."""
-        if self._lookup is None:
-            self._lookup = pd.Index(self.uniques)
-        found = self._lookup.get_indexer(pd.Index(np.asarray(values, dtype=self.uniques.dtype)))
+        if self._lookup is None:  # a dict: pandas' Index look-ups cost milliseconds per call in overhead
+            self._lookup = {u: i for i, u in enumerate(self.uniques.tolist())}
+        get = self._lookup.get
+        found = np.fromiter((get(v, -1) for v in np.asarray(values).tolist()), dtype=np.int64, count=len(values))
         keep = found >= 0
         return found[keep].astype(np.int64), np.flatnonzero(keep)
 
@@ -131,7 +132,7 @@ class FieldIndex:
         if self.kind == "countries":
             lists = pc.split_pattern(arr, "|")
         else:  # whole words, as re's \w+ finds them
-            lists = pc.split_pattern_regex(pc.utf8_lower(arr), r"[^\w]+")
+            lists = pc.split_pattern_regex(pc.utf8_lower(arr), r"[^\p{L}\p{N}_]+")
         flat = pc.list_flatten(lists).to_numpy(zero_copy_only=False).astype(object)
         owner = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
         keep = flat != ""
@@ -144,6 +145,8 @@ class FieldIndex:
 
 def _as_strings(uniques: np.ndarray) -> np.ndarray:
     """Distinct values as strings; integral numbers without ".0" (IDs read as numbers)."""
+    if pd.api.types.infer_dtype(uniques, skipna=False) == "string":  # the usual case, checked in C
+        return uniques
     out = np.empty(len(uniques), dtype=object)
     for i, v in enumerate(uniques):
         if isinstance(v, float | np.floating) and float(v).is_integer():
@@ -169,16 +172,49 @@ class Table:
                         else to_days(np.asarray(data[DECLARATION.date_field])))
             self.n = len(self.day)
 
+    def column(self, name: str) -> Any:
+        kind = self._kinds[name]
+        if name == DECLARATION.date_field:
+            return self.day
+        if name not in self._data:
+            return np.full(self.n, None, dtype=object)
+        values = self._data[name]
+        if kind in NUMERIC_KINDS:
+            return pd.to_numeric(pd.Series(np.asarray(values)), errors="coerce")
+        return values
+
     def field(self, name: str) -> FieldIndex:
         if name not in self._fields:
-            kind = self._kinds[name]
-            if name == DECLARATION.date_field:
-                values: Any = self.day
-            elif name in self._data:
-                values = self._data[name]
-                if kind in NUMERIC_KINDS:
-                    values = pd.to_numeric(pd.Series(np.asarray(values)), errors="coerce")
-            else:
-                values = np.full(self.n, None, dtype=object)
-            self._fields[name] = FieldIndex(values, kind)
+            self._fields[name] = FieldIndex(self.column(name), self._kinds[name])
         return self._fields[name]
+
+    def values(self, name: str) -> list[Any]:
+        kind = self._kinds[name]
+        if name == DECLARATION.date_field:
+            return [float(d) for d in self.day.tolist()]
+        if name not in self._data:
+            return [None] * self.n
+        raw = self._data[name]  # no pandas conversion: this path serves single declarations
+        return row_values(raw.to_numpy(dtype=object) if isinstance(raw, pd.Series) else raw, kind)
+
+
+def row_values(values: Any, kind: str) -> list[Any]:
+    """A column as Python values in the form ``FieldIndex`` gives its distinct values (text as str,
+    integral numbers in text fields without ".0", numbers as float, days as int), ``None`` when
+    missing or blank: the single-declaration path reads these."""
+    out: list[Any] = []
+    numeric = kind in NUMERIC_KINDS
+    for v in np.asarray(values, dtype=object).tolist():
+        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v):
+            out.append(None)
+        elif numeric:
+            try:
+                out.append(float(v))
+            except (TypeError, ValueError):  # as pd.to_numeric(errors="coerce") does on the batch path
+                out.append(None)
+        elif isinstance(v, float) and v.is_integer():
+            out.append(str(int(v)))
+        else:
+            s = str(v)
+            out.append(s if s != "" else None)
+    return out

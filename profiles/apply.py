@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -20,7 +21,13 @@ class ProfileDecision:
     lane: np.ndarray
     select: np.ndarray
     alert: np.ndarray
-    rule_hits: np.ndarray
+    matches: ProfileMatches
+
+    @cached_property
+    def rule_hits(self) -> np.ndarray:
+        """Per row, a tuple of ``RuleHit`` (built on first use: a batch can write
+        ``matches.hits_csr()`` as columns instead of a Python object per hit)."""
+        return self.matches.rule_hits()
 
 
 def apply_profiles(matches: ProfileMatches, risk: np.ndarray, model_lane: np.ndarray) -> ProfileDecision:
@@ -33,12 +40,11 @@ def apply_profiles(matches: ProfileMatches, risk: np.ndarray, model_lane: np.nda
     severity = np.asarray(model_lane == "yellow", dtype=np.int8) + 2 * np.asarray(model_lane == "red", dtype=np.int8)
     select = np.zeros(n, dtype=bool)
     alert = np.zeros(n, dtype=bool)
-    for rule, rows in zip(matches.rules, matches.rows, strict=True):
-        if rule.action.lane is not None:
-            severity[rows] = np.maximum(severity[rows], LANE_SEVERITY.index(rule.action.lane))
-        select[rows] |= rule.action.select
-        alert[rows] |= rule.action.alert
+    rs, rows, rule = matches.ruleset, matches.hit_row, matches.hit_rule
+    np.maximum.at(severity, rows, rs.lane_of[rule])
+    select[rows[rs.select_of[rule]]] = True
+    alert[rows[rs.alert_of[rule]]] = True
     lane = np.array(LANE_SEVERITY, dtype=object)[severity]
     frozen = risk.view()
     frozen.flags.writeable = False
-    return ProfileDecision(frozen, lane, select, alert, matches.rule_hits())
+    return ProfileDecision(frozen, lane, select, alert, matches)

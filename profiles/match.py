@@ -1,37 +1,33 @@
 """Vectorised matching of profiles and watch lists against declarations.
 
-Each condition is evaluated once on the distinct values of its field (cached across profiles that
-share it); a profile starts from its most selective condition's rows and filters those by the
-others, so its cost follows the rows it can match, not the manifest's length.
+Batches: each condition is evaluated once on the distinct values of its field (cached across the
+profiles that share it); a profile starts from its most selective condition's rows and filters
+those by the others, so its cost follows the rows it can match, not the manifest's length.
+Single declarations (the API): each field's value is looked up in the conditions indexed by value
+(``RuleSet.by_field``), so the cost does not grow with the number of profiles. Both paths give the
+same matches (``tests/test_profiles_match.py``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from profiles._index import NO_EXPIRY, FieldIndex, Table, day_number
-from profiles.model import Action, Condition, Profile, WatchList
-from profiles.validate import field_kinds
+from profiles._compile import CompiledList, Rule, RuleSet, compile_rules, rules_of
+from profiles._index import FieldIndex, Table, day_number
+from profiles.model import Condition, Profile, WatchList
 
+__all__ = ["ProfileMatches", "Rule", "RuleHit", "RuleSet", "compile_rules", "match_profiles", "rules_of"]
 
-@dataclass(frozen=True)
-class Rule:
-    """A profile version, or a watch list acting on its own, as the matcher sees it."""
-
-    kind: Literal["profile", "watch_list"]
-    id: str
-    version: int
-    criterion: str
-    action: Action
-    conditions: tuple[Condition, ...]
-    valid_from: dt.date | None = None
-    valid_to: dt.date | None = None
+ROW_PATH_MAX_ROWS = 16  # up to this many declarations, look values up per row (the API's case)
+_WORD = re.compile(r"\w+")
 
 
 class RuleHit(NamedTuple):
@@ -45,65 +41,83 @@ class RuleHit(NamedTuple):
 
 @dataclass(frozen=True)
 class ProfileMatches:
-    """Matches of every rule: ``rows[r]`` are the (ascending) rows rule ``r`` matched;
-    ``reasons[r]`` the reason per matched row where it varies (a watch list's entry reason)."""
+    """Every (rule, row) match as flat arrays, grouped by rule and ascending by row within a rule;
+    ``hit_reason`` holds a reason where it varies by row (a watch list's entry reason), else None
+    (the rule's criterion)."""
 
     n_rows: int
     rules: tuple[Rule, ...]
-    rows: tuple[np.ndarray, ...]
-    reasons: tuple[np.ndarray | None, ...]
+    hit_rule: np.ndarray
+    hit_row: np.ndarray
+    hit_reason: np.ndarray
+    ruleset: RuleSet
+
+    @cached_property
+    def rows(self) -> tuple[np.ndarray, ...]:
+        """Per rule, the rows it matched."""
+        bounds = np.searchsorted(self.hit_rule, np.arange(len(self.rules) + 1))
+        return tuple(self.hit_row[bounds[r]:bounds[r + 1]] for r in range(len(self.rules)))
 
     def matrix(self) -> np.ndarray:
-        """A boolean (rows × rules) matrix; for tests and small batches (the API)."""
+        """A boolean (rows × rules) matrix; for tests and small batches."""
         out = np.zeros((self.n_rows, len(self.rules)), dtype=bool)
-        for r, rows in enumerate(self.rows):
-            out[rows, r] = True
+        out[self.hit_row, self.hit_rule] = True
         return out
+
+    def hits_csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """Hits grouped by row: (offsets of length rows + 1, hit indices in row order, rules in
+        order within a row); for columnar output such as Arrow list columns."""
+        order = np.lexsort((self.hit_rule, self.hit_row))
+        offsets = np.concatenate(([0], np.cumsum(np.bincount(self.hit_row, minlength=self.n_rows))))
+        return offsets, order
 
     def rule_hits(self) -> np.ndarray:
         """Per row, a tuple of :class:`RuleHit` in rule order (``()`` where nothing matched)."""
         out = np.empty(self.n_rows, dtype=object)
         out[:] = [()] * self.n_rows
-        if not self.rules:
+        if not len(self.hit_row):
             return out
-        row = np.concatenate(self.rows)
-        rule = np.repeat(np.arange(len(self.rules)), [len(r) for r in self.rows])
-        pos = np.concatenate([np.arange(len(r)) for r in self.rows])
-        order = np.lexsort((rule, row))
-        bounds = np.flatnonzero(np.diff(row[order])) + 1
-        for chunk in np.split(order, bounds) if len(order) else ():
-            hits = []
-            for k in chunk:
-                rl = self.rules[rule[k]]
-                why = self.reasons[rule[k]]
-                hits.append(RuleHit(rl.kind, rl.id, rl.version, rl.criterion if why is None else why[pos[k]]))
-            out[row[chunk[0]]] = tuple(hits)
+        offsets, order = self.hits_csr()
+        shared = np.empty(len(self.rules), dtype=object)
+        shared[:] = [RuleHit(r.kind, r.id, r.version, r.criterion) for r in self.rules]
+        hits = shared[self.hit_rule]
+        for i in np.flatnonzero(self.hit_reason != None):  # noqa: E711 - elementwise on an object array
+            r = self.rules[self.hit_rule[i]]
+            hits[i] = RuleHit(r.kind, r.id, r.version, self.hit_reason[i])
+        hits = hits[order]
+        rows = np.flatnonzero(np.diff(offsets))
+        out[rows] = [tuple(hits[offsets[i]:offsets[i + 1]]) for i in rows]
         return out
 
 
-def rules_of(profiles: Sequence[Profile], watchlists: Sequence[WatchList] = ()) -> list[Rule]:
-    """The rules that can fire: ``active`` profiles, and watch lists that carry their own action."""
-    rules = [Rule("profile", p.id, p.version, p.criterion, p.action, p.conditions, p.valid_from, p.valid_to)
-             for p in profiles if p.status == "active"]
-    for w in watchlists:
-        if w.action is not None:
-            reason = w.description or f"on watch list '{w.name}'"
-            rules.append(Rule("watch_list", w.name, w.version, reason, w.action,
-                              (Condition(field=w.field, op="in_watch_list", watch_list=w.name),)))
-    return rules
+class _Codes:
+    """The distinct-value codes that satisfy a condition (-1 = missing), with the row count and a
+    per-code look-up made once however many profiles share the condition."""
+
+    def __init__(self, f: FieldIndex, codes: np.ndarray, entry: np.ndarray | None = None,
+                 expiry: np.ndarray | None = None):
+        self.field = f
+        self.codes = codes
+        self.entry = entry  # watch lists: the entry behind each code (+1 shifted, -1 = none)
+        self.expiry = expiry  # watch lists: last day of each entry (index -1: never)
+        self.rows = f.row_count(codes)
+        self._lut: np.ndarray | None = None
+
+    def lut(self) -> np.ndarray:
+        if self._lut is None:
+            self._lut = self.field.lut(self.codes)
+        return self._lut
 
 
-class _Codes(NamedTuple):
-    codes: np.ndarray  # distinct-value codes that satisfy the condition (-1 = missing)
-    expiry: np.ndarray | None  # watch lists: last valid day per code (+1 shifted), else None
-    entry: np.ndarray | None  # watch lists: the entry behind each code (+1 shifted)
+class _Columns:
+    """The batch path."""
 
-
-class _Matcher:
-    def __init__(self, table: Table, watchlists: Mapping[str, WatchList]):
+    def __init__(self, table: Table, rs: RuleSet):
         self.table = table
-        self.watchlists = watchlists
+        self.rs = rs
         self._cache: dict[Any, _Codes] = {}
+        self._by_id: dict[int, _Codes] = {}
+        self.days = (int(table.day.min()), int(table.day.max()))
 
     def codes(self, c: Condition) -> _Codes:
         key = (c.field, c.op, c.values, c.watch_list)
@@ -114,66 +128,60 @@ class _Matcher:
     def _evaluate(self, c: Condition, f: FieldIndex) -> _Codes:
         vals = np.array(c.values, dtype=object)
         if c.op == "is_null":
-            return _Codes(f.null_codes(), None, None)
+            return _Codes(f, f.null_codes())
         if c.op == "between":
-            return _Codes(_between(f, c.values), None, None)
+            return _Codes(f, _between(f, c.values))
         if c.op == "in_watch_list":
-            return self._watch_list(self.watchlists[c.watch_list or ""], f)
+            return _watch_codes(self.rs.lists[c.watch_list or ""], f)
         if c.op == "prefix":
             hit = f.prefixed(vals)[0]
         elif c.op == "contains_any" or f.kind == "countries":
             hit = f.tokens(vals)[0]
         else:
-            hit = f.exact(vals.astype(f.uniques.dtype) if f.uniques.dtype != object else vals)[0]
+            hit = f.exact(vals)[0]
         hit = np.unique(hit)
         if c.op == "not_in":  # a missing value is not "not in" anything: it fails every test but is_null
             keep = ~f.lut(hit)[1:]
-            keep[f.null_codes()[1:]] = False
-            return _Codes(np.flatnonzero(keep), None, None)
-        return _Codes(hit, None, None)
+            nulls = f.null_codes()
+            keep[nulls[nulls >= 0]] = False
+            return _Codes(f, np.flatnonzero(keep))
+        return _Codes(f, hit)
 
-    def _watch_list(self, w: WatchList, f: FieldIndex) -> _Codes:
-        values = np.array([e.value for e in w.entries], dtype=object)
-        if f.kind == "hs":
-            codes, pos = f.prefixed(values)
-        elif f.kind == "countries":
-            codes, pos = f.tokens(values)
-        else:
-            codes, pos = f.exact(values)
-        expiry = np.array([NO_EXPIRY if e.expires is None else day_number(e.expires) for e in w.entries],
-                          dtype=np.int64)
-        # the entry that lasts longest speaks for a value that several entries match
-        order = np.lexsort((pos, -expiry[pos]))
-        uniq, first = np.unique(codes[order], return_index=True)
-        best = pos[order][first]
-        exp = np.full(len(f) + 1, np.iinfo(np.int64).min, dtype=np.int64)
-        exp[uniq + 1] = expiry[best]
-        entry = np.full(len(f) + 1, -1, dtype=np.int64)
-        entry[uniq + 1] = best
-        return _Codes(uniq, exp, entry)
+    def by_id(self, cid: int) -> _Codes:
+        got = self._by_id.get(cid)
+        if got is None:
+            got = self._by_id[cid] = self.codes(self.rs.conditions[cid])
+        return got
 
-    def match(self, rule: Rule, day_lo: int, day_hi: int, as_of: int | None) -> np.ndarray:
-        lo = day_number(rule.valid_from) if rule.valid_from else np.iinfo(np.int64).min
-        hi = day_number(rule.valid_to) if rule.valid_to else np.iinfo(np.int64).max
-        when = (as_of, as_of) if as_of is not None else (day_lo, day_hi)
+    def match(self, r: int, as_of: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+        rs = self.rs
+        lo, hi = int(rs.valid_lo[r]), int(rs.valid_hi[r])
+        when = (as_of, as_of) if as_of is not None else self.days
+        empty = np.zeros(0, dtype=np.int64)
         if lo > when[1] or hi < when[0]:
-            return np.zeros(0, dtype=np.int64)
-        sets = [(self.table.field(c.field), self.codes(c)) for c in rule.conditions]
-        counts = [f.row_count(s.codes) for f, s in sets]
-        first = int(np.argmin(counts))
-        if counts[first] == 0:
-            return np.zeros(0, dtype=np.int64)
-        f0, s0 = sets[first]
-        rows = f0.rows(s0.codes)
-        for i, (f, s) in enumerate(sets):
-            if i != first:
-                rows = rows[f.lut(s.codes)[f.codes[rows] + 1]]
+            return empty, None
+        sets = [self.by_id(c) for c in rs.rule_conditions[r]]
+        first = min(sets, key=lambda s: s.rows)
+        if not first.rows:
+            return empty, None
+        rows = first.field.rows(first.codes)
+        for s in sets:
+            if s is not first and len(rows):
+                rows = rows[s.lut()[s.field.codes[rows] + 1]]
+        rows = np.sort(rows)
         day = self.table.day[rows] if as_of is None else np.full(len(rows), as_of, dtype=np.int64)
-        keep = (day >= lo) & (day <= hi)
-        for f, s in sets:
-            if s.expiry is not None:  # an entry that expired before the declaration's day is gone
-                keep &= s.expiry[f.codes[rows] + 1] >= day
-        return np.sort(rows[keep])
+        # most rules are valid over the whole batch: no per-row test then
+        keep = None if lo <= when[0] and hi >= when[1] else (day >= lo) & (day <= hi)
+        entry = None
+        for s in sets:
+            if s.entry is not None and s.expiry is not None:  # an entry expired before the day is gone
+                e = s.entry[s.field.codes[rows] + 1]
+                alive = s.expiry[e] >= day
+                keep = alive if keep is None else keep & alive
+                entry = e
+        if keep is None:
+            return rows, entry
+        return rows[keep], (entry[keep] if entry is not None else None)
 
 
 def _between(f: FieldIndex, bounds: tuple[Any, ...]) -> np.ndarray:
@@ -186,40 +194,114 @@ def _between(f: FieldIndex, bounds: tuple[Any, ...]) -> np.ndarray:
     return np.arange(start, max(start, stop), dtype=np.int64)
 
 
-def match_profiles(data: pd.DataFrame | Mapping[str, np.ndarray], profiles: Sequence[Profile],
+def _watch_codes(wl: CompiledList, f: FieldIndex) -> _Codes:
+    if wl.mode == "tokens":  # a list of countries against "|"-joined lists: any country on it
+        codes, pos = f.tokens(wl.keys)
+        cand = wl.best[pos]
+        order = np.lexsort((cand, -wl.expiry[cand]))
+        codes, first = np.unique(codes[order], return_index=True)
+        best = cand[order][first]
+    else:
+        found = wl.find(f.uniques)
+        codes = np.flatnonzero(found >= 0)
+        best = found[codes]
+    entry = np.full(len(f) + 1, -1, dtype=np.int64)
+    entry[codes + 1] = best
+    return _Codes(f, codes, entry, wl.expiry)
+
+
+class _Rows:
+    """The single-declaration path: values looked up in conditions indexed by value."""
+
+    def __init__(self, table: Table, rs: RuleSet):
+        self.rs = rs
+        self.values = {name: table.values(name) for name in rs.by_field}
+        self.day = table.day
+
+    def satisfied(self, i: int, day: int) -> tuple[np.ndarray, dict[int, int]]:
+        sat = np.zeros(len(self.rs.conditions), dtype=bool)
+        entries: dict[int, int] = {}
+        for name, fc in self.rs.by_field.items():
+            v = self.values[name][i]
+            if v is None:
+                sat[fc.null] = True
+                continue
+            keys = v.split("|") if fc.kind == "countries" else [v]
+            failing: set[int] = set()
+            for k in keys:
+                sat[fc.exact.get(k, [])] = True
+                failing.update(fc.failing.get(k, ()))
+            sat[[c for c in fc.not_in if c not in failing]] = True
+            if fc.prefix:
+                for n in range(2, min(len(v), 10) + 1):
+                    sat[fc.prefix.get(v[:n], [])] = True
+            if fc.words:
+                for w in set(_WORD.findall(v.lower())):
+                    sat[fc.words.get(w, [])] = True
+            if fc.between_arrays is not None:
+                low, high, ids = fc.between_arrays
+                sat[ids[(low <= v) & (v <= high)]] = True
+            for cid, name_ in fc.watch:
+                wl = self.rs.lists[name_]
+                e = wl.find_one(v)
+                if e >= 0 and wl.expiry[e] >= day:
+                    sat[cid] = True
+                    entries[cid] = e
+        return sat, entries
+
+    def match(self, as_of: int | None) -> tuple[list[int], list[int], list[int]]:
+        """(rule, row, watch-list entry or -1) per match."""
+        rules: list[int] = []
+        rows: list[int] = []
+        entries: list[int] = []
+        for i in range(len(self.day)):
+            day = int(self.day[i]) if as_of is None else as_of
+            sat, found = self.satisfied(i, day)
+            rs = self.rs
+            counts = np.bincount(rs.pair_rule[sat[rs.pair_cond]], minlength=len(rs.rules))
+            for r in np.flatnonzero((counts == rs.needed) & (rs.valid_lo <= day) & (day <= rs.valid_hi)).tolist():
+                rules.append(r)
+                rows.append(i)
+                entries.append(found[rs.rule_conditions[r][0]] if rs.rules[r].kind == "watch_list" else -1)
+        return rules, rows, entries
+
+
+def match_profiles(data: pd.DataFrame | Mapping[str, np.ndarray], profiles: Sequence[Profile] | RuleSet,
                    watchlists: Sequence[WatchList] = (), as_of: dt.date | None = None,
-                   extra_columns: Mapping[str, str] | Sequence[str] = ()) -> ProfileMatches:
-    """Which declarations each rule matches (validated profiles and lists: see ``validate_profiles``).
+                   extra_columns: Mapping[str, str] | Sequence[str] = (),
+                   method: Literal["auto", "columns", "rows"] = "auto") -> ProfileMatches:
+    """Which declarations each rule matches.
 
-    ``data`` is a validated declaration frame or the canonical column arrays (``features._columns``).
-    Only ``active`` profiles fire, and only on declarations dated within their validity window
-    (``valid_from`` ≤ declaration date ≤ ``valid_to``); a watch-list entry stops matching after its
-    expiry. ``as_of`` judges validity and expiry at one date for every row instead (e.g. the day a
-    manifest is scored). Draft and retired profiles never fire.
+    ``data`` is a validated declaration frame or the canonical column arrays (``features._columns``);
+    ``profiles`` validated profiles (with their ``watchlists``), or a :class:`RuleSet` compiled once
+    with :func:`compile_rules` (do that when a set of versions is pinned: it saves the preparation
+    on every call). Only ``active`` profiles fire, and only on declarations dated within their
+    validity window (``valid_from`` ≤ declaration date ≤ ``valid_to``); a watch-list entry stops
+    matching after its expiry. ``as_of`` judges validity and expiry at one date for every row
+    instead. Draft and retired profiles never fire. ``method`` picks the batch or the per-row path
+    (``auto``: per row up to ``ROW_PATH_MAX_ROWS`` declarations); both give the same result.
     """
-    kinds = field_kinds(extra_columns).kinds
-    table = Table(data, kinds)
-    matcher = _Matcher(table, {w.name: w for w in watchlists})
-    rules = tuple(rules_of(profiles, watchlists))
-    day_lo = int(table.day.min()) if table.n else 0
-    day_hi = int(table.day.max()) if table.n else -1
+    rs = profiles if isinstance(profiles, RuleSet) else compile_rules(profiles, watchlists, extra_columns)
+    table = Table(data, rs.kinds)
     as_day = day_number(as_of) if as_of is not None else None
-    rows, reasons = [], []
-    for rule in rules:
-        hit = matcher.match(rule, day_lo, day_hi, as_day) if table.n else np.zeros(0, np.int64)
-        rows.append(hit)
-        reasons.append(_entry_reasons(rule, matcher, hit, {w.name: w for w in watchlists}))
-    return ProfileMatches(table.n, rules, tuple(rows), tuple(reasons))
-
-
-def _entry_reasons(rule: Rule, matcher: _Matcher, rows: np.ndarray,
-                   lists: Mapping[str, WatchList]) -> np.ndarray | None:
-    """A watch list acting alone gives the reason of the entry each row matched."""
-    if rule.kind != "watch_list":
-        return None
-    c = rule.conditions[0]
-    f, s = matcher.table.field(c.field), matcher.codes(c)
-    assert s.entry is not None
-    entries = lists[rule.id].entries
-    texts = np.array([f"{rule.criterion}: {e.reason}" for e in entries], dtype=object)
-    return texts[s.entry[f.codes[rows] + 1]]
+    by_rows = method == "rows" or (method == "auto" and table.n <= ROW_PATH_MAX_ROWS)
+    if not table.n:
+        hit_rule = hit_row = entry = np.zeros(0, np.int64)
+    elif by_rows:
+        found = _Rows(table, rs).match(as_day)
+        hit_rule, hit_row, entry = (np.array(x, dtype=np.int64) for x in found)
+        order = np.lexsort((hit_row, hit_rule))
+        hit_rule, hit_row, entry = hit_rule[order], hit_row[order], entry[order]
+    else:
+        columns = _Columns(table, rs)
+        per_rule = [columns.match(r, as_day) for r in range(len(rs.rules))]
+        hit_rule = np.repeat(np.arange(len(rs.rules)), [len(h) for h, _ in per_rule]).astype(np.int64)
+        hit_row = np.concatenate([h for h, _ in per_rule]) if per_rule else np.zeros(0, np.int64)
+        entry = np.concatenate([e if e is not None and rule.kind == "watch_list" else np.full(len(h), -1)
+                                for (h, e), rule in zip(per_rule, rs.rules, strict=True)]
+                               ) if per_rule else np.zeros(0, np.int64)
+    reason = np.full(len(hit_row), None, dtype=object)
+    for i in np.flatnonzero(entry >= 0):  # a watch list acting alone gives the reason of the entry matched
+        rule = rs.rules[hit_rule[i]]
+        reason[i] = f"{rule.criterion}: {rs.lists[rule.id].reasons[entry[i]]}"
+    return ProfileMatches(table.n, rs.rules, hit_rule, hit_row.astype(np.int64), reason, rs)

@@ -243,10 +243,11 @@ def _check_watchlist(w: WatchList, kinds: FieldKinds, problems: list[ProfileProb
         try:
             # an HS watch list holds prefixes (a heading or chapter), every other list exact values
             value = hs_prefix(e.value) if kind == "hs" else normalize_value(kind, spec, e.value)
-            entries.append(e.model_copy(update={"value": value}))
+            entries.append(e if value == e.value else e.model_copy(update={"value": value}))
         except _Bad as exc:
             problems.append(ProfileProblem(w.name, f"entry {i}: {exc}", None, w.field, "watch list"))
-    return w.model_copy(update={"entries": tuple(entries)})
+    return w if len(entries) == len(w.entries) and all(
+        a is b for a, b in zip(entries, w.entries, strict=True)) else w.model_copy(update={"entries": tuple(entries)})
 
 
 def _parse(docs: Sequence[Any], model: type[Profile] | type[WatchList], key: str, kind: str,

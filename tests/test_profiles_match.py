@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from features._columns import columns_from_frame
 from features.contracts import DECLARATION, normalize_table
-from profiles import apply_profiles, match_profiles, validate_profiles
+from profiles import apply_profiles, compile_rules, match_profiles, validate_profiles
 from tests.factories import CONV, COUNTRIES, HS, make_declarations
 
 ROWS = [  # id, date, origin, departure, destination, transit, conveyance, hs, description, value, importer
@@ -71,6 +71,12 @@ def profile(conditions: list[dict], pid: str = "P", **kw) -> dict:
     return doc
 
 
+@pytest.fixture(params=["columns", "rows"])
+def method(request) -> str:
+    """Every matching test runs on both paths: column-wise (batches) and per row (the API)."""
+    return request.param
+
+
 def matched_ids(table: pd.DataFrame, profiles: list[dict], watchlists=WATCHLISTS, **kw) -> list[set[str]]:
     ps, ws = validate_profiles(profiles, watchlists)
     m = match_profiles(table, ps, ws, **kw)
@@ -78,20 +84,20 @@ def matched_ids(table: pd.DataFrame, profiles: list[dict], watchlists=WATCHLISTS
     return [set(ids[rows]) for rule, rows in zip(m.rules, m.rows, strict=True) if rule.kind == "profile"]
 
 
-def test_each_operator_matches_the_hand_computed_rows(table):
+def test_each_operator_matches_the_hand_computed_rows(table, method):
     profiles = [profile([c], pid=f"P{i}") for i, (c, _) in enumerate(SEMANTICS)]
-    assert matched_ids(table, profiles) == [want for _, want in SEMANTICS]
+    assert matched_ids(table, profiles, method=method) == [want for _, want in SEMANTICS]
 
 
-def test_all_conditions_must_hold(table):
+def test_all_conditions_must_hold(table, method):
     both = profile([SEMANTICS[0][0], SEMANTICS[2][0]])  # origin TR and HS 8206…
-    assert matched_ids(table, [both]) == [{"D1"}]
-    assert matched_ids(table, [profile([SEMANTICS[2][0], SEMANTICS[10][0]])]) == [{"D3"}]
+    assert matched_ids(table, method=method, profiles=[both]) == [{"D1"}]
+    assert matched_ids(table, method=method, profiles=[profile([SEMANTICS[2][0], SEMANTICS[10][0]])]) == [{"D3"}]
 
 
-def test_draft_retired_and_out_of_window_profiles_never_fire(table):
+def test_draft_retired_and_out_of_window_profiles_never_fire(table, method):
     every = {"field": "destination_country", "op": "not_in", "values": ["FR"]}  # all five rows
-    out = matched_ids(table, [
+    out = matched_ids(table, method=method, profiles=[
         profile([every], "active"),
         profile([every], "draft", status="draft"),
         profile([every], "retired", status="retired"),
@@ -102,38 +108,38 @@ def test_draft_retired_and_out_of_window_profiles_never_fire(table):
     assert out == [{"D1", "D2", "D3", "D4", "D5"}, {"D1", "D2", "D3"}, {"D4", "D5"}, set()]
 
 
-def test_as_of_judges_validity_and_expiry_on_one_day(table):
+def test_as_of_judges_validity_and_expiry_on_one_day(table, method):
     wl = profile([{"field": "importer_id", "op": "in_watch_list", "watch_list": "importers"}])
-    assert matched_ids(table, [wl], as_of=dt.date(2023, 3, 1)) == [{"D1", "D4", "D5"}]
-    assert matched_ids(table, [wl], as_of=dt.date(2023, 4, 1)) == [{"D4"}]
-    assert matched_ids(table, [profile([SEMANTICS[0][0]], valid_to="2023-02-01")], as_of=dt.date(2023, 3, 1)) == [set()]
+    assert matched_ids(table, method=method, profiles=[wl], as_of=dt.date(2023, 3, 1)) == [{"D1", "D4", "D5"}]
+    assert matched_ids(table, method=method, profiles=[wl], as_of=dt.date(2023, 4, 1)) == [{"D4"}]
+    assert matched_ids(table, method=method, profiles=[profile([SEMANTICS[0][0]], valid_to="2023-02-01")], as_of=dt.date(2023, 3, 1)) == [set()]
 
 
-def test_a_watch_list_with_an_action_acts_on_its_own_with_the_entry_as_reason(table):
+def test_a_watch_list_with_an_action_acts_on_its_own_with_the_entry_as_reason(table, method):
     lists = [{**WATCHLISTS[0], "action": {"alert": True}, "description": "importers under investigation"}]
     _, ws = validate_profiles([], lists)
-    m = match_profiles(table, [], ws)
+    m = match_profiles(table, [], ws, method=method)
     assert [(r.kind, r.id) for r in m.rules] == [("watch_list", "importers")]
     hits = m.rule_hits()
     assert hits[0][0].criterion == "importers under investigation: tip-off"
     assert [len(h) for h in hits] == [1, 0, 0, 0, 0]
 
 
-def test_frame_and_column_arrays_match_the_same_rows(table):
+def test_frame_and_column_arrays_match_the_same_rows(table, method):
     profiles = [profile([c], pid=f"P{i}") for i, (c, _) in enumerate(SEMANTICS)]
     ps, ws = validate_profiles(profiles, WATCHLISTS)
-    by_frame = match_profiles(table, ps, ws)
-    by_columns = match_profiles(columns_from_frame(table), ps, ws)
+    by_frame = match_profiles(table, ps, ws, method=method)
+    by_columns = match_profiles(columns_from_frame(table), compile_rules(ps, ws), method=method)
     assert [r.tolist() for r in by_frame.rows] == [r.tolist() for r in by_columns.rows]
 
 
-def test_extra_columns_match_as_text_even_when_read_as_numbers(table):
+def test_extra_columns_match_as_text_even_when_read_as_numbers(table, method):
     frame = table.assign(seller_id=[101, 102, None, 101, 7.0])
     lists = [{"name": "sellers", "field": "seller_id",
               "entries": [{"value": "101", "reason": "r", "added_by": "a"}, {"value": "7", "reason": "r", "added_by": "a"}]}]
     ps, ws = validate_profiles([profile([{"field": "seller_id", "op": "in_watch_list", "watch_list": "sellers"}])],
                                lists, extra_columns=["seller_id"])
-    m = match_profiles(frame, ps, ws, extra_columns=["seller_id"])
+    m = match_profiles(frame, ps, ws, extra_columns=["seller_id"], method=method)
     assert m.rows[0].tolist() == [0, 3, 4]
 
 
@@ -197,11 +203,11 @@ def _random_profiles(rng: np.random.Generator, n: int) -> tuple[list[dict], list
     return profiles, lists
 
 
-def test_vectorised_matching_equals_a_row_by_row_oracle():
+def test_vectorised_matching_equals_a_row_by_row_oracle(method):
     rng = np.random.default_rng(7)
     decl = make_declarations(rng, 600)
     ps, ws = validate_profiles(*_random_profiles(rng, 80))
-    m = match_profiles(decl, ps, ws)
+    m = match_profiles(decl, ps, ws, method=method)
     lists = {w.name: w for w in ws}
     records = decl.astype(object).where(decl.notna(), None).to_dict("records")
     by_id = {p.id: p for p in ps}
@@ -219,13 +225,13 @@ def test_vectorised_matching_equals_a_row_by_row_oracle():
 # decisions
 
 
-def test_lane_is_the_more_severe_of_model_and_rules_and_flags_combine(table):
+def test_lane_is_the_more_severe_of_model_and_rules_and_flags_combine(table, method):
     ps, ws = validate_profiles([
         profile([SEMANTICS[0][0]], "red", action={"lane": "red"}),  # D1, D4
         profile([SEMANTICS[2][0]], "yellow", action={"lane": "yellow", "select": True}),  # D1, D3
         profile([SEMANTICS[10][0]], "alert", action={"alert": True}),  # D3
     ], WATCHLISTS)
-    m = match_profiles(table, ps, ws)
+    m = match_profiles(table, ps, ws, method=method)
     model_lane = np.array(["green", "red", "green", "yellow", "yellow"], dtype=object)
     risk = np.array([0.01, 0.9, 0.02, 0.2, 0.15])
     d = apply_profiles(m, risk, model_lane)
@@ -238,6 +244,7 @@ def test_lane_is_the_more_severe_of_model_and_rules_and_flags_combine(table):
     assert d.risk.tolist() == risk.tolist()
 
 
+@pytest.mark.slow  # 25 hypothesis examples, each matching up to 30 profiles
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n_profiles=st.integers(0, 30))
 def test_applying_profiles_never_changes_a_risk_score(seed, n_profiles):

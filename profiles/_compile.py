@@ -1,0 +1,197 @@
+"""Profiles and watch lists compiled once (when a set of versions is pinned), so matching a batch or
+a single declaration does no per-entry or per-profile preparation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from profiles._index import NO_EXPIRY, day_number
+from profiles.model import Action, Condition, Profile, WatchList
+from profiles.validate import field_kinds
+
+_NEVER = np.iinfo(np.int64).min
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A profile version, or a watch list acting on its own, as the matcher sees it."""
+
+    kind: str  # "profile" | "watch_list"
+    id: str
+    version: int
+    criterion: str
+    action: Action
+    conditions: tuple[Condition, ...]
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
+
+
+class CompiledList:
+    """A watch list as sorted distinct values, each with its longest-lasting entry."""
+
+    def __init__(self, w: WatchList, kind: str):
+        self.mode = "prefix" if kind == "hs" else "tokens" if kind == "countries" else "exact"
+        expiry = np.array([NO_EXPIRY if e.expires is None else day_number(e.expires) for e in w.entries],
+                          dtype=np.int64)
+        self.expiry = np.concatenate((expiry, [_NEVER]))  # index -1: not on the list
+        self.reasons = np.array([e.reason for e in w.entries] + [""], dtype=object)
+        values = np.array([e.value for e in w.entries], dtype=object)
+        # per value, the entry that lasts longest speaks for it
+        order = np.lexsort((np.arange(len(values)), -expiry)) if len(values) else np.zeros(0, np.int64)
+        uniq, first = np.unique(values[order].astype(str), return_index=True)
+        self.keys = uniq  # sorted fixed-width strings: numpy searches them in C
+        self.best = order[first]
+        self.lookup: dict[str, int] = dict(zip(uniq.tolist(), self.best.tolist(), strict=True))
+        self.lengths = tuple(sorted({len(k) for k in self.lookup}))
+
+    def find(self, values: np.ndarray) -> np.ndarray:
+        """The entry behind each value (-1 where none); prefixes for HS lists."""
+        out = np.full(len(values), -1, dtype=np.int64)
+        if not len(self.keys) or not len(values):
+            return out
+        strings = np.asarray(values).astype(str)
+        for length in self.lengths if self.mode == "prefix" else (None,):
+            probe = strings if length is None else strings.astype(f"<U{length}")
+            pos = np.minimum(np.searchsorted(self.keys, probe), len(self.keys) - 1)
+            hit = self.keys[pos] == probe  # a key equal to the value's first characters is its prefix
+            cand = np.where(hit, self.best[pos], -1)
+            better = self.expiry[cand] > self.expiry[out]
+            out = np.where(better, cand, out)
+        return out
+
+    def find_one(self, value: str) -> int:
+        """``find`` for one value (the single-declaration path), with dict look-ups."""
+        if self.mode == "exact":
+            return self.lookup.get(value, -1)
+        if self.mode == "tokens":
+            found = [self.lookup.get(t, -1) for t in value.split("|")]
+        else:
+            found = [self.lookup.get(value[:n], -1) for n in self.lengths if n <= len(value)]
+        return max(found, key=lambda e: self.expiry[e], default=-1)
+
+
+@dataclass
+class FieldConditions:
+    """The conditions on one field, indexed by value for the single-declaration path."""
+
+    kind: str
+    exact: dict[Any, list[int]] = field(default_factory=dict)  # in
+    failing: dict[Any, list[int]] = field(default_factory=dict)  # values that make a not_in fail
+    not_in: list[int] = field(default_factory=list)
+    prefix: dict[str, list[int]] = field(default_factory=dict)
+    words: dict[str, list[int]] = field(default_factory=dict)
+    between: list[tuple[float, float, int]] = field(default_factory=list)
+    between_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # low, high, id: set by freeze
+    null: list[int] = field(default_factory=list)
+    watch: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, c: Condition, cid: int) -> None:
+        if c.op == "in":
+            for v in c.values:
+                self.exact.setdefault(v, []).append(cid)
+        elif c.op == "not_in":
+            self.not_in.append(cid)
+            for v in c.values:
+                self.failing.setdefault(v, []).append(cid)
+        elif c.op == "prefix":
+            for v in c.values:
+                self.prefix.setdefault(v, []).append(cid)
+        elif c.op == "contains_any":
+            for v in c.values:
+                self.words.setdefault(v, []).append(cid)
+        elif c.op == "between":
+            low, high = (None if v is None else float(day_number(v)) if isinstance(v, dt.date) else float(v)
+                         for v in c.values)
+            self.between.append((-np.inf if low is None else low, np.inf if high is None else high, cid))
+        elif c.op == "is_null":
+            self.null.append(cid)
+        else:
+            self.watch.append((cid, c.watch_list or ""))
+
+    def freeze(self) -> FieldConditions:
+        if self.between:
+            low, high, ids = zip(*self.between, strict=True)
+            self.between_arrays = (np.array(low), np.array(high), np.array(ids, dtype=np.int64))
+        return self
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Active rules, their distinct conditions and compiled watch lists: build once with
+    :func:`compile_rules`, match many batches."""
+
+    rules: tuple[Rule, ...]
+    conditions: tuple[Condition, ...]  # distinct across rules
+    rule_conditions: tuple[tuple[int, ...], ...]  # per rule, its distinct condition ids
+    lists: Mapping[str, CompiledList]
+    list_texts: Mapping[str, str]  # acting lists: the reason prefix
+    kinds: Mapping[str, str]
+    by_field: Mapping[str, FieldConditions]
+    # rule × condition pairs and validity windows (days), for counting satisfied conditions per rule
+    pair_rule: np.ndarray
+    pair_cond: np.ndarray
+    needed: np.ndarray
+    valid_lo: np.ndarray
+    valid_hi: np.ndarray
+    # per rule: lane severity (0 none, 1 yellow, 2 red), select, alert
+    lane_of: np.ndarray
+    select_of: np.ndarray
+    alert_of: np.ndarray
+
+
+def rules_of(profiles: Sequence[Profile], watchlists: Sequence[WatchList] = ()) -> list[Rule]:
+    """The rules that can fire: ``active`` profiles, and watch lists that carry their own action."""
+    rules = [Rule("profile", p.id, p.version, p.criterion, p.action, p.conditions, p.valid_from, p.valid_to)
+             for p in profiles if p.status == "active"]
+    for w in watchlists:
+        if w.action is not None:
+            reason = w.description or f"on watch list '{w.name}'"
+            rules.append(Rule("watch_list", w.name, w.version, reason, w.action,
+                              (Condition(field=w.field, op="in_watch_list", watch_list=w.name),)))
+    return rules
+
+
+def compile_rules(profiles: Sequence[Profile], watchlists: Sequence[WatchList] = (),
+                  extra_columns: Mapping[str, str] | Sequence[str] = ()) -> RuleSet:
+    """Validated profiles and watch lists (``validate_profiles``) ready to match."""
+    kinds = field_kinds(extra_columns).kinds
+    rules = tuple(rules_of(profiles, watchlists))
+    ids: dict[Any, int] = {}
+    conditions: list[Condition] = []
+    per_rule = []
+    by_field: dict[str, FieldConditions] = {}
+    for rule in rules:
+        mine = []
+        for c in rule.conditions:
+            key = (c.field, c.op, c.values, c.watch_list)
+            if key not in ids:
+                ids[key] = len(conditions)
+                conditions.append(c)
+                by_field.setdefault(c.field, FieldConditions(kinds[c.field])).add(c, ids[key])
+            mine.append(ids[key])
+        per_rule.append(tuple(dict.fromkeys(mine)))
+    used = {c.watch_list for c in conditions if c.watch_list}
+    lists = {w.name: CompiledList(w, kinds[w.field]) for w in watchlists if w.name in used}
+    texts = {r.id: r.criterion for r in rules if r.kind == "watch_list"}
+    pairs = [(r, c) for r, conds in enumerate(per_rule) for c in conds]
+    return RuleSet(rules, tuple(conditions), tuple(per_rule), lists, texts, kinds,
+                   {k: v.freeze() for k, v in by_field.items()},
+                   np.array([p[0] for p in pairs], dtype=np.int64), np.array([p[1] for p in pairs], dtype=np.int64),
+                   np.array([len(c) for c in per_rule], dtype=np.int64),
+                   np.array([validity(r)[0] for r in rules], dtype=np.int64),
+                   np.array([validity(r)[1] for r in rules], dtype=np.int64),
+                   np.array([("yellow", "red").index(r.action.lane) + 1 if r.action.lane else 0 for r in rules],
+                            dtype=np.int8),
+                   np.array([r.action.select for r in rules], dtype=bool),
+                   np.array([r.action.alert for r in rules], dtype=bool))
+
+
+def validity(rule: Rule) -> tuple[int, int]:
+    """The days a rule may fire on (inclusive); open ends are the extreme int64 values."""
+    return (day_number(rule.valid_from) if rule.valid_from else _NEVER,
+            day_number(rule.valid_to) if rule.valid_to else NO_EXPIRY)
