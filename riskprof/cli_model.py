@@ -130,16 +130,25 @@ def evaluate(
 
 def promote(
     name: str | None = typer.Option(None, "--name", help="Registered model name."),
-    force: bool = typer.Option(False, "--force", help="Promote even if the challenger is worse (recorded)."),
+    force: bool = typer.Option(False, "--force", help="Promote even if the challenger is worse or no fair "
+                               "comparison exists (recorded as the model version tag promoted=forced)."),
     rate: float | None = typer.Option(None, "--rate", help="Inspection rate (%) compared (default: settings)."),
+    declarations: list[Path] = typer.Option([], "--declarations", help="Labelled declarations to compare on "
+                                            "(default: the challenger's training files)."),
+    seizures: Path | None = typer.Option(None, "--seizures", help="Seizure records, with --declarations."),
+    outcomes: Path | None = typer.Option(None, "--outcomes", help="Outcomes (labels), with --declarations."),
+    mapping: Path | None = typer.Option(None, "--mapping", help="Column mapping YAML, with --declarations."),
 ) -> None:
-    """Make the challenger `champion` if it is at least as good as the current champion."""
+    """Make the challenger `champion` if it is at least as good as the current champion on labelled rows
+    neither model trained on; prints and records (MLflow) the rows compared and each model's training cut-off."""
     from settings import get_settings
     from training.lifecycle import promote as run_promote
 
     settings = get_settings()
     try:
-        decision = run_promote(name or settings.model_name, rate=rate or settings.inspection_rate * 100, force=force)
+        decision = run_promote(name or settings.model_name, rate=rate or settings.inspection_rate * 100, force=force,
+                               declarations=declarations or None, seizures=seizures, outcomes=outcomes,
+                               mapping=mapping)
     except _friendly_errors() as exc:
         fail(str(exc))
         return
@@ -147,8 +156,10 @@ def promote(
         if type(exc).__name__ in ("RestException", "MlflowException"):
             fail(f"cannot promote {name or settings.model_name}: {str(exc).splitlines()[0]}")
         raise
+    for line in decision.details():
+        out.print(line, highlight=False)
     if decision.promoted:
-        out.print(decision.message)
+        out.print(decision.message, highlight=False)
     else:
         fail(decision.message, code=1)
 

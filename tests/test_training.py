@@ -124,10 +124,10 @@ def test_promote_then_refuse_a_worse_challenger_then_force(trained_model: Traine
     bad.labelled["y"] = np.random.default_rng(0).permutation(bad.labelled["y"].to_numpy())
     worse = train_and_log(bad, name, seed=1, num_boost_round=20)
     refused = promote(name)
-    assert not refused.promoted
-    assert refused.challenger_precision is not None and refused.champion_precision is not None
-    assert refused.challenger_precision < refused.champion_precision
-    assert "refused" in refused.message and f"{refused.champion_precision:.4f}" in refused.message
+    # its test figures were taken on permuted labels, other rows than the champion's: nothing fair to compare
+    # (worse challengers refused on rows neither model trained on: tests/test_promotion.py)
+    assert not refused.promoted and refused.basis == "no_fair_period"
+    assert "refused" in refused.message and any("held different rows" in n for n in refused.notes)
     client = _client()
     assert str(client.get_model_version_by_alias(name, "champion").version) == first.challenger_version
     result = runner.invoke(app, ["promote", "--name", name])
