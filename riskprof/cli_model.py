@@ -101,7 +101,8 @@ def evaluate(
     outcomes: Path | None = typer.Option(None, "--outcomes", help="Outcomes file (labels) when there is no mapping."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the metrics as JSON here."),
 ) -> None:
-    """Score a labelled file with a registered model and report precision/recall at 1, 2, 5, 10 %."""
+    """Score a labelled file with a registered model and report precision/recall at 1, 2, 5, 10 %: of all rows,
+    of rows whose consignment profile occurs in the model's training rows (seen) and of the others (novel)."""
     from scoring.registry import load_risk_model
     from training.data import load_training_set
     from training.lifecycle import evaluate_model
@@ -124,7 +125,17 @@ def evaluate(
         console.print(f"wrote {json_out}")
     m = metrics
     out.print(f"{loaded.name} v{loaded.version}: rows {m['n']:,}  positives {m['positives']:,}")
-    out.print("precision@1/2/5/10%: " + "  ".join(f"{m['precision_at'][k]:.3f}" for k in ("1", "2", "5", "10")))
+    nov = m["novelty"]
+    out.print(f"seen: consignment profile ({nov['profile']}) in the {nov['history_rows']:,} labelled training rows "
+              f"(from {nov['history_source']}); novel: not")
+    for part, block in (("all", m), ("seen", m["seen"]), ("novel", m["novel"])):
+        share = "" if part == "all" else f" {m['shares'][part]:.1%} of rows,"
+        if block is None:
+            out.print(f"{part:>5}:{share} no rows")
+            continue
+        out.print(f"{part:>5}:{share} rows {block['n']:,}  positives {block['positives']:,}  precision@1/2/5/10%: "
+                  + "  ".join(f"{block['precision_at'][k]:.3f}" for k in ("1", "2", "5", "10"))
+                  + f"  AUC {block['auc'] if block['auc'] is None else round(block['auc'], 4)}")
     out.print(f"AUC {m['auc']}  AP {m['average_precision']}  Brier {m['brier']:.4f}")
 
 

@@ -1,5 +1,5 @@
-"""Model life cycle after training: evaluate, promote challenger → champion (:mod:`training.promotion`),
-refresh features."""
+"""Model life cycle after training: evaluate (all, seen and novel rows), promote challenger → champion
+(:mod:`training.promotion`), refresh features."""
 
 from __future__ import annotations
 
@@ -21,12 +21,44 @@ from scoring.registry import (
     plain_input_example,
 )
 from training.data import TrainingError, TrainingSet
-from training.metrics import ranking_metrics
-from training.promotion import PromotionDecision, promote, promotion_gate
+from training.novelty import seen_mask, split_metrics
+from training.promotion import PromotionDecision, promote, promotion_gate, training_files
+
+PROFILE = "HS6 x origin x departure country x declared value level (one level per factor e)"
 
 
-def evaluate_model(loaded: LoadedModel, ts: TrainingSet, period: tuple[str, str] | None = None) -> dict[str, Any]:
-    """Score the labelled rows with the model (its own feature snapshot) and compute metrics."""
+def training_history(loaded: LoadedModel, ts: TrainingSet) -> tuple[pd.DataFrame, str]:
+    """The labelled rows the model was fitted on (its metadata ``training_period``): those of ``ts``
+    when ``ts`` covers the period's start, else those of the model's training files (its run's
+    ``sources``). Returns the rows and where they came from."""
+    period = loaded.model.metadata.get("training_period")
+    if not period:
+        return ts.labelled.iloc[:0], "none: the model records no training period"
+    start, end = pd.Timestamp(period[0]), pd.Timestamp(period[1])
+
+    def within(lab: pd.DataFrame) -> pd.DataFrame:
+        d = lab["declaration_date"]
+        return lab[(d >= start) & (d <= end)]
+
+    rows = within(ts.labelled)
+    # a week's slack: the earliest labelled day of the evaluated files may follow the period's first day
+    if not rows.empty and rows["declaration_date"].min() <= start + pd.Timedelta(days=7):
+        return rows, "the evaluated files"
+    notes: list[str] = []
+    files = training_files(configure_mlflow().MlflowClient(), loaded, notes)
+    if files is not None:
+        return within(files.labelled), "the model's training files"
+    return rows, f"the evaluated files, part of the training period only ({'; '.join(notes)})"
+
+
+def evaluate_model(loaded: LoadedModel, ts: TrainingSet, period: tuple[str, str] | None = None,
+                   history: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Score the labelled rows with the model (its own feature snapshot) and compute metrics: of all
+    rows (top-level keys), of the rows whose consignment profile occurs in the model's training
+    history (``seen``) and of the others (``novel``), with each part's share (``shares``).
+
+    ``history``: the labelled rows the model was fitted on (default: :func:`training_history`).
+    """
     lab = ts.labelled
     if period is not None:
         d = lab["declaration_date"]
@@ -37,10 +69,17 @@ def evaluate_model(loaded: LoadedModel, ts: TrainingSet, period: tuple[str, str]
     y = lab["y"].to_numpy(dtype=bool)
     revenue = lab["revenue"].to_numpy(dtype=np.float64) if "revenue" in lab else None
     has_rev = revenue is not None and np.nansum(revenue) > 0
-    metrics = ranking_metrics(y, risk, revenue if has_rev else None)
+    source = "given"
+    if history is None:
+        history, source = training_history(loaded, ts)
+    metrics = split_metrics(y, risk, revenue if has_rev else None, seen_mask(history, lab))
     metrics["model"] = {"name": loaded.name, "version": loaded.version, "alias": loaded.alias, "uri": loaded.uri}
     metrics["label"] = ts.label
     metrics["period"] = [str(lab["declaration_date"].min().date()), str(lab["declaration_date"].max().date())]
+    metrics["novelty"] = {"profile": PROFILE, "history_rows": len(history), "history_source": source,
+                          "history_period": ([str(history["declaration_date"].min().date()),
+                                              str(history["declaration_date"].max().date())]
+                                             if len(history) else None)}
     return metrics
 
 
@@ -72,4 +111,5 @@ def refresh_features(model_uri: str, history: History, alias: str | None = None)
         return str(mv.version), run.info.run_id
 
 
-__all__ = ["PromotionDecision", "evaluate_model", "promote", "promotion_gate", "refresh_features"]
+__all__ = ["PromotionDecision", "evaluate_model", "promote", "promotion_gate", "refresh_features",
+           "training_history"]
