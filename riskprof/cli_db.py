@@ -83,3 +83,20 @@ def db_current(url: str | None = URL_OPTION) -> None:
 
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
+
+
+def open_store(url: str):
+    """The serving store at ``url``, or a clear error and exit 2 (schema to upgrade, database unreachable)."""
+    import sqlalchemy as sa
+
+    from serving.migrations import SchemaMismatch
+    from serving.store import Store, StoreUnavailable
+
+    try:
+        return Store.from_url(url)
+    except SchemaMismatch as exc:
+        fail(str(exc))
+    except (sa.exc.SQLAlchemyError, StoreUnavailable) as exc:
+        where = sa.engine.make_url(url).render_as_string(hide_password=True)
+        fail(f"cannot open the serving store {where}: {str(exc).splitlines()[0]}")
+    raise AssertionError("unreachable")  # fail() exits

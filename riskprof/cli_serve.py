@@ -41,9 +41,9 @@ def serve(
 
 
 def _check_keys(settings) -> None:
-    from serving.store import Store
+    from riskprof.cli_db import open_store
 
-    store = Store.from_url(settings.resolved_database_url)
+    store = open_store(settings.resolved_database_url)
     try:
         n = store.count_active_keys()
     finally:
@@ -57,10 +57,10 @@ def _check_keys(settings) -> None:
 
 
 def _store():
+    from riskprof.cli_db import open_store
     from serving.settings import get_serving_settings
-    from serving.store import Store
 
-    return Store.from_url(get_serving_settings().resolved_database_url)
+    return open_store(get_serving_settings().resolved_database_url)
 
 
 @keys_app.command("create")

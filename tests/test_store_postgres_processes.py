@@ -259,3 +259,13 @@ def test_database_outage_answers_503_and_recovers(pg: PgCluster, pg_url: str,
     assert {"F-before", "F-after"} <= audited and not audited & {"F-down", "F-down-2", "F-down-3"}
     assert "traceback" not in api.log().lower()
     store.dispose()
+
+
+def test_the_api_refuses_to_start_on_an_older_schema(pg_url: str, launch: Callable[..., ApiProcess]) -> None:
+    engine = make_engine(pg_url)
+    from serving.store import metadata
+
+    metadata.create_all(engine)  # tables from before migrations: older than the code
+    engine.dispose()
+    with pytest.raises(RuntimeError, match=r"older than this code .* run `riskprof db upgrade`"):
+        launch(pg_url)
