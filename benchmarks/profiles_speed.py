@@ -155,16 +155,23 @@ def main() -> None:
     rows_hit = len(np.unique(m.hit_row))
     print(f"rows with a rule hit {rows_hit:,} ({rows_hit / n:.1%}); rule-selected {int(d.select.sum()):,}; "
           f"matches {len(m.hit_row):,}; rules that matched {len(np.unique(m.hit_rule)):,} of {len(m.rules):,}")
-    # the API: one declaration in the canonical column form the feature pipeline reads too
+    # the API: one declaration in the canonical column form the feature pipeline reads too; the
+    # baseline is that declaration's feature transform, timed in the same loop (same machine load)
     single = [columns_from_frame(decl.iloc[[i]]) for i in rng.integers(0, n, args.api_rows)]
     one_risk, one_lane = np.zeros(1), np.array(["green"], dtype=object)
-    times = []
+    times, base = [], []
     for one in single:
         t0 = time.perf_counter()
+        pipe.transform_columns(one)
+        t1 = time.perf_counter()
         apply_profiles(match_profiles(one, rules), one_risk, one_lane)
-        times.append(time.perf_counter() - t0)
-    p50, p99 = np.percentile(np.array(times) * 1000, [50, 99])
-    print(f"one declaration (API)          p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  (budget: +1 ms at p99)")
+        base.append(t1 - t0)
+        times.append(time.perf_counter() - t1)
+    p50, p95, p99 = np.percentile(np.array(times) * 1000, [50, 95, 99])
+    b50, b99 = np.percentile(np.array(base) * 1000, [50, 99])
+    print(f"one declaration's features     p50 {b50:6.2f} ms  p99 {b99:6.2f} ms  (baseline)")
+    print(f"one declaration's profiles     p50 {p50:6.2f} ms  p95 {p95:6.2f} ms  p99 {p99:6.2f} ms  "
+          "(budget: +1 ms at p99)")
 
 
 if __name__ == "__main__":

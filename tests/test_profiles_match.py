@@ -258,3 +258,13 @@ def test_applying_profiles_never_changes_a_risk_score(seed, n_profiles):
     assert np.array_equal(d.risk, before) and np.array_equal(risk, before)
     order = {"green": 0, "yellow": 1, "red": 2}
     assert all(order[a] >= order[b] for a, b in zip(d.lane, lanes, strict=True))
+
+
+def test_words_are_whole_words_in_any_script_on_both_paths(method):
+    frame, report = normalize_table(pd.DataFrame({
+        "declaration_id": ["A", "B", "C", "D"], "declaration_date": "2023-03-10",
+        "hs_code": "940360", "goods_description": ["Café MÖBEL", "cafés", "möbel_teile", "x-möbel"]}), DECLARATION)
+    assert report.ok
+    ps, _ = validate_profiles([profile([{"field": "goods_description", "op": "contains_any",
+                                         "values": ["café", "Möbel"]}])])
+    assert match_profiles(frame, ps, method=method).rows[0].tolist() == [0, 3]
