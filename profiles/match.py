@@ -19,6 +19,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from profiles._compile import CompiledList, Rule, RuleSet, compile_rules, rules_of
 from profiles._index import FieldIndex, Table, day_number
@@ -70,6 +71,23 @@ class ProfileMatches:
         order = np.lexsort((self.hit_rule, self.hit_row))
         offsets = np.concatenate(([0], np.cumsum(np.bincount(self.hit_row, minlength=self.n_rows))))
         return offsets, order
+
+    def rule_hits_arrow(self) -> pa.ListArray:
+        """Per row, a list of ``{kind, id, version, criterion}`` structs (rules in order) as an Arrow
+        column, built without a Python object per hit: what a batch writes to Parquet."""
+        offsets, order = self.hits_csr()
+        rule = self.hit_rule[order]
+        criterion = np.array([r.criterion for r in self.rules], dtype=object)[rule]
+        reason = self.hit_reason[order]
+        own = np.flatnonzero(reason != None)  # noqa: E711 - elementwise on an object array
+        criterion[own] = reason[own]
+        structs = pa.StructArray.from_arrays([
+            pa.array(np.array([r.kind for r in self.rules], dtype=object)[rule], pa.string()),
+            pa.array(np.array([r.id for r in self.rules], dtype=object)[rule], pa.string()),
+            pa.array(np.array([r.version for r in self.rules], dtype=np.int64)[rule], pa.int64()),
+            pa.array(criterion, pa.string()),
+        ], names=list(RuleHit._fields))
+        return pa.ListArray.from_arrays(pa.array(offsets, pa.int64()), structs)
 
     def rule_hits(self) -> np.ndarray:
         """Per row, a tuple of :class:`RuleHit` in rule order (``()`` where nothing matched)."""

@@ -268,3 +268,13 @@ def test_words_are_whole_words_in_any_script_on_both_paths(method):
     ps, _ = validate_profiles([profile([{"field": "goods_description", "op": "contains_any",
                                          "values": ["café", "Möbel"]}])])
     assert match_profiles(frame, ps, method=method).rows[0].tolist() == [0, 3]
+
+
+def test_rule_hits_as_an_arrow_column_equal_the_python_tuples(table, method):
+    lists = [{**WATCHLISTS[0], "action": {"alert": True}}, WATCHLISTS[1]]
+    profiles = [profile([c], pid=f"P{i}") for i, (c, _) in enumerate(SEMANTICS)]
+    ps, ws = validate_profiles(profiles, lists)
+    m = match_profiles(table, ps, ws, method=method)
+    as_dicts = [[h._asdict() for h in hits] for hits in m.rule_hits()]
+    assert m.rule_hits_arrow().to_pylist() == as_dicts
+    assert any(h["kind"] == "watch_list" and h["criterion"].endswith(": tip-off") for row in as_dicts for h in row)
