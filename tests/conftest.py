@@ -101,13 +101,14 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from contextlib import ExitStack, contextmanager  # noqa: E402
 from typing import Any  # noqa: E402
 
-# fixtures that train and register a model, or start a database server
-SLOW_FIXTURES = frozenset({"trained_model", "synthetic_data", "mlflow_store", "champion", "pg", "pg_url"})
+# fixtures that train and register a model, start a database server or read the large shared data set
+SLOW_FIXTURES = frozenset({"trained_model", "synthetic_data", "mlflow_store", "champion", "pg", "pg_url",
+                           "kr_dir"})  # kr_dir: the shared Korean files (external data, seconds to read)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that (even indirectly) trains a model, uses an MLflow store or starts PostgreSQL is slow and
-    integration, so ``-m "not slow and not integration"`` never pulls one into the fast tier."""
+    """A test that (even indirectly) trains a model, uses an MLflow store, starts PostgreSQL or reads the
+    shared Korean data is slow and integration, so ``-m "not slow and not integration"`` never runs it."""
     for item in items:
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
@@ -253,13 +254,9 @@ class Api:
 
 
 @pytest.fixture(scope="session")
-def seizures_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The generated 2022-2023 seizure records (the trend reports' source)."""
-    from synthetic import generate_seizures
-
-    path = tmp_path_factory.mktemp("seizures") / "seizures.parquet"
-    generate_seizures(0).to_parquet(path, index=False)
-    return path
+def seizures_file() -> Path:
+    """The trend reports' source for API tests: the reports tests' small hand-checked file (2022 and 2023)."""
+    return REPO / "tests" / "data" / "reports" / "seizures_small.csv"
 
 
 @contextmanager
