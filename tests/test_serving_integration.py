@@ -110,3 +110,42 @@ def test_real_server_scores_and_audits(server: dict[str, Any]) -> None:
     assert sorted(audit.loc[audit["declaration_id"].str.startswith("C-"), "declaration_id"]) == [
         f"C-{i:04d}" for i in range(64)]
     assert json.loads(json.dumps(audit["reasons"].iloc[0]))[0]["text"]
+
+
+@pytest.mark.integration
+def test_docs_render_in_a_browser_without_internet(tiny_model, tmp_path: Path) -> None:
+    """Swagger UI at /docs draws every operation in headless Chromium with every host but 127.0.0.1 unresolvable."""
+    import subprocess
+
+    import uvicorn
+
+    from serving import ServingSettings, create_app
+    from tests.conftest import TinyRegistry
+    from tests.test_reports_browser import chromium
+
+    registry = TinyRegistry("tiny", tiny_model.model)
+    settings = ServingSettings(model_name="tiny", database_url=f"sqlite:///{tmp_path / 'serving.db'}")
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(settings, loader=registry.load, resolver=registry.resolve),
+                                        host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=srv.run, name="uvicorn-docs", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not srv.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
+               "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--virtual-time-budget=15000",
+               "--dump-dom", f"http://127.0.0.1:{port}/docs"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = proc.stdout
+    assert "riskprof scoring service" in dom
+    for path in ("/v1/score", "/v1/manifests/rank", "/v1/outcomes", "/v1/reports/trends", "/health"):
+        assert f'data-path="{path}"' in dom, path
