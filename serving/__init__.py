@@ -1,7 +1,7 @@
 """The scoring service: FastAPI app, scoring service, API keys, audit log and outcome store.
 
-Names are imported lazily, so ``import serving.settings`` (e.g. from batch scoring, for the lane
-thresholds) does not pull in FastAPI.
+Names are imported lazily, so the CLI's ``import serving.store`` or ``serving.settings`` (keys, the
+database, the demo) does not pull in FastAPI.
 """
 
 from __future__ import annotations
