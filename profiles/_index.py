@@ -72,7 +72,8 @@ class FieldIndex:
     def rows(self, codes: np.ndarray) -> np.ndarray:
         """Rows holding any of ``codes`` (unordered)."""
         if self._order is None:
-            small = np.int32 if len(self.uniques) < 2**31 - 1 else np.int64
+            # numpy sorts 16-bit integers by radix (linear): most fields have that few distinct values
+            small = np.int16 if len(self.uniques) < 2**15 - 1 else np.int64
             self._order = np.argsort(self.codes.astype(small), kind="stable")
         return self._order[ranges(self._starts[codes + 1], self.counts[codes + 1])]
 

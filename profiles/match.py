@@ -27,6 +27,7 @@ from profiles.model import Condition, Profile, WatchList
 
 __all__ = ["ProfileMatches", "Rule", "RuleHit", "RuleSet", "compile_rules", "match_profiles", "rules_of"]
 
+_BIG = np.iinfo(np.int64).max
 ROW_PATH_MAX_ROWS = 16  # up to this many declarations, look values up per row (the API's case)
 _WORD = re.compile(r"\w+")
 
@@ -158,18 +159,42 @@ class _Columns:
         else:
             hit = f.exact(vals)[0]
         hit = np.unique(hit)
-        if c.op == "not_in":  # a missing value is not "not in" anything: it fails every test but is_null
-            keep = ~f.lut(hit)[1:]
-            nulls = f.null_codes()
-            keep[nulls[nulls >= 0]] = False
-            return _Codes(f, np.flatnonzero(keep))
-        return _Codes(f, hit)
+        return _Codes(f, _complement(f, hit) if c.op == "not_in" else hit)
 
     def by_id(self, cid: int) -> _Codes:
         got = self._by_id.get(cid)
         if got is None:
             got = self._by_id[cid] = self.codes(self.rs.conditions[cid])
         return got
+
+    def evaluate_all(self) -> None:
+        """Every value-list condition evaluated in one look-up per field and kind of look-up (all
+        ``in`` values of a field at once, all HS prefixes at once...), then split by condition:
+        a thousand profiles cost a few array operations per field, not a few per profile."""
+        groups: dict[tuple[str, str], list[int]] = {}
+        for cid, c in enumerate(self.rs.conditions):
+            kind = self.rs.kinds[c.field]
+            if c.op == "contains_any" or (c.op in ("in", "not_in") and kind == "countries"):
+                groups.setdefault((c.field, "tokens"), []).append(cid)
+            elif c.op == "prefix":
+                groups.setdefault((c.field, "prefix"), []).append(cid)
+            elif c.op in ("in", "not_in"):
+                groups.setdefault((c.field, "exact"), []).append(cid)
+        for (name, how), cids in groups.items():
+            f = self.table.field(name)
+            values = [v for cid in cids for v in self.rs.conditions[cid].values]
+            owner = np.repeat(np.array(cids, dtype=np.int64), [len(self.rs.conditions[c].values) for c in cids])
+            lookup = f.tokens if how == "tokens" else f.prefixed if how == "prefix" else f.exact
+            codes, pos = lookup(np.array(values, dtype=object))
+            width = len(f) + 1
+            pairs = np.unique(owner[pos] * width + codes + 1)  # distinct (condition, code), by condition
+            cond, code = pairs // width, pairs % width - 1
+            bounds = np.searchsorted(cond, np.array(cids + [_BIG], dtype=np.int64))
+            for k, cid in enumerate(cids):
+                hit = code[bounds[k]:bounds[k + 1]]
+                if self.rs.conditions[cid].op == "not_in":
+                    hit = _complement(f, hit)
+                self._by_id[cid] = _Codes(f, hit)
 
     def match(self, r: int, as_of: int | None) -> tuple[np.ndarray, np.ndarray | None]:
         rs = self.rs
@@ -200,6 +225,15 @@ class _Columns:
         if keep is None:
             return rows, entry
         return rows[keep], (entry[keep] if entry is not None else None)
+
+
+def _complement(f: FieldIndex, hit: np.ndarray) -> np.ndarray:
+    """The codes of a ``not_in``: every present value outside ``hit`` (a missing value is not "not
+    in" anything: it fails every test but ``is_null``)."""
+    keep = ~f.lut(hit)[1:]
+    nulls = f.null_codes()
+    keep[nulls[nulls >= 0]] = False
+    return np.flatnonzero(keep)
 
 
 def _between(f: FieldIndex, bounds: tuple[Any, ...]) -> np.ndarray:
@@ -312,6 +346,7 @@ def match_profiles(data: pd.DataFrame | Mapping[str, np.ndarray], profiles: Sequ
         hit_rule, hit_row, entry = hit_rule[order], hit_row[order], entry[order]
     else:
         columns = _Columns(table, rs)
+        columns.evaluate_all()
         per_rule = [columns.match(r, as_day) for r in range(len(rs.rules))]
         hit_rule = np.repeat(np.arange(len(rs.rules)), [len(h) for h, _ in per_rule]).astype(np.int64)
         hit_row = np.concatenate([h for h, _ in per_rule]) if per_rule else np.zeros(0, np.int64)
