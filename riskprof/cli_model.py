@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from riskprof.cli_data import fail
+from riskprof.cli_data import check_model, fail
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -107,6 +107,7 @@ def evaluate(
     from training.data import load_training_set
     from training.lifecycle import evaluate_model
 
+    check_model(model)
     try:
         ts = load_training_set(declarations, outcomes=outcomes, mapping=mapping, label=label)
         loaded = load_risk_model(model)
@@ -190,6 +191,7 @@ def refresh_features(
     from settings import get_settings
 
     uri = model or f"models:/{get_settings().model_name}@champion"
+    check_model(uri)
     try:
         result = refresh_from_files(uri, declarations, seizures=seizures, outcome_files=outcomes, mapping=mapping,
                                     from_store=from_store, alias=alias)

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from riskprof.cli import app
+from tests.conftest import TrainedModel
 from tests.factories import make_declarations, make_outcomes
 
 runner = CliRunner()
@@ -69,33 +70,45 @@ def _flat(output: str) -> str:
 # ---- refresh-features: an unreadable serving store is an error, not "no outcomes" --------------------
 
 
-def test_refresh_fails_loudly_when_the_store_cannot_be_read(isolated_settings: Path, history_files: dict[str, Path],
-                                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.integration  # refreshes a model trained and registered in MLflow
+def test_refresh_fails_loudly_when_the_store_cannot_be_read(trained_model: TrainedModel, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from scoring.registry import configure_mlflow, resolve_version
+
+    client = configure_mlflow().MlflowClient()
+    source_version = resolve_version(trained_model.uri)[1]
+    versions = len(client.search_model_versions(f"name='{trained_model.name}'"))
     corrupt = tmp_path / "serving.db"
     corrupt.write_bytes(b"this is not an SQLite database, it is a truncated copy " * 200)
     monkeypatch.setenv("RISKPROF_DATABASE_URL", f"sqlite:///{corrupt}")
-    r = runner.invoke(app, ["refresh-features", "--model", "models:/no-such-model@champion",
-                            "--declarations", str(history_files["declarations"])])
+    d = trained_model.data
+    args = ["refresh-features", "--model", trained_model.uri, "--declarations", str(d["declarations"]),
+            "--seizures", str(d["seizures"]), "--outcomes", str(d["outcomes"]), "--alias", "refreshed-cli"]
+    r = runner.invoke(app, args)
     assert r.exit_code == 2, r.output
     _no_traceback(r.output)
-    assert "cannot read the outcomes recorded through the API" in r.output and str(corrupt) in r.output
-    assert "file is not a database" in r.output and "--no-store" in r.output
-    # read before the model is touched: nothing was looked up or registered
-    assert "no-such-model" not in r.output
+    flat = _flat(r.output)
+    assert "cannot read the outcomes recorded through the API" in flat and str(corrupt) in flat
+    assert "file is not a database" in flat and "--no-store" in flat
+    assert len(client.search_model_versions(f"name='{trained_model.name}'")) == versions  # nothing registered
+    # told to leave the store out, the refresh does not read it
+    r = runner.invoke(app, [*args, "--no-store"])
+    assert r.exit_code == 0, r.output
+    assert "refreshed" in r.output and "serving store" not in r.output
+    mv = client.get_model_version_by_alias(trained_model.name, "refreshed-cli")
+    after = client.search_model_versions(f"name='{trained_model.name}'")
+    assert len(after) == versions + 1 and int(mv.version) == max(int(v.version) for v in after)
+    assert mv.tags["refreshed_from"] == source_version
 
 
-@pytest.mark.integration  # reaches a real MLflow registry
-def test_refresh_without_the_store_does_not_read_it(registry: str, history_files: dict[str, Path],
-                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_store_outcomes_fail_on_a_corrupt_store(tmp_path: Path) -> None:
+    from serving.refresh import StoreReadError, store_outcomes
+
     corrupt = tmp_path / "serving.db"
     corrupt.write_bytes(b"not a database " * 200)
-    monkeypatch.setenv("RISKPROF_DATABASE_URL", f"sqlite:///{corrupt}")
-    r = runner.invoke(app, ["refresh-features", "--no-store", "--model", "models:/no-such-model@champion",
-                            "--declarations", str(history_files["declarations"])])
-    # past the store, the refresh reaches the registry, which has no such model
-    assert r.exit_code == 2, r.output
-    _no_traceback(r.output)
-    assert "cannot load model models:/no-such-model@champion" in r.output
+    with pytest.raises(StoreReadError, match="file is not a database") as info:
+        store_outcomes(f"sqlite:///{corrupt}")
+    assert str(corrupt) in str(info.value) and "--no-store" in str(info.value)
 
 
 def test_store_outcomes_error_names_the_store_without_its_password() -> None:
