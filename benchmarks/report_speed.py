@@ -11,7 +11,8 @@ Parquet file, then runs each phase in a fresh child process so that its peak RSS
 * ``validated`` (unless ``--skip-validated``): ``reports.write_report(parquet)``, which first
   validates every row through the contract in chunks.
 
-The goal (issue 6) is report ≤ 3 × bare, with memory independent of the row count.
+The goal is report ≤ 3 × bare (the contracts, DuckDB and the page may cost at most twice the
+queries themselves), with memory independent of the row count.
 """
 
 from __future__ import annotations
