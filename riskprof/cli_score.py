@@ -86,9 +86,7 @@ def score(
                                        "builds features while the other is in LightGBM). Same output."),
 ) -> None:
     """Score a manifest: risk score, rank, lane, selection and reasons per item, resumable after a crash."""
-    from batch import BatchOptions, ManifestError, score_manifest
-    from features.io import LoadError
-    from features.mapping import MappingError
+    from batch import BatchOptions
     from scoring import LaneSettings, ReasonsFor
     from settings import get_settings
 
@@ -109,6 +107,16 @@ def score(
     except ValueError as exc:
         fail(str(exc))
         return
+    _run_and_report(manifest, out, model_uri, options, mapping)
+
+
+def _run_and_report(manifest: list[Path], out: Path, model_uri: str, options: Any,
+                    mapping: Path | None) -> None:
+    """Score, then print the summary; errors a user can act on end in a message and exit 2."""
+    from batch import ManifestError, score_manifest
+    from features.io import LoadError
+    from features.mapping import MappingError
+
     progress = _RichProgress() if console.is_terminal else None
     try:
         summary = score_manifest(manifest, out, model_uri, options, mapping=mapping, progress=progress)
