@@ -1,8 +1,9 @@
 """Serving configuration from the environment (prefix ``RISKPROF_``).
 
 The API's settings extend :class:`settings.Settings` (paths default to its ``models/`` and ``data/``
-folders, so a fresh clone serves with no configuration; ``model_name`` is defined there once). Nothing here is a secret: API keys live hashed in the
-store and are created with ``riskprof keys create``.
+folders, so a fresh clone serves with no configuration; ``model_name`` is defined there once) and
+:class:`scoring.lanes.LaneSettings`. Nothing here is a secret: API keys live hashed in the store and
+are created with ``riskprof keys create``.
 """
 
 from __future__ import annotations

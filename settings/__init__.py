@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     models_dir: Path | None = None  # default: <home>/models
     data_dir: Path | None = None  # default: <home>/data
     mlflow_tracking_uri: str | None = None  # MLFLOW_TRACKING_URI wins when set
-    model_name: str = "riskprof"
+    model_name: str = "riskprof"  # the registered model: training registers it, the API and batch load it
     num_threads: int = 2
     seed: int = 0
     inspection_rate: float = 0.05  # the rate promote compares challenger and champion at
