@@ -30,10 +30,12 @@ def _post_outcomes(url: str, frame: pd.DataFrame) -> None:
     """Record outcomes through the serving store's public API, as POST /v1/outcomes does."""
     from serving.store import OUTCOME_FIELDS, Store
 
-    records = frame[list(OUTCOME_FIELDS)].astype(object).where(frame[list(OUTCOME_FIELDS)].notna(), None)
+    cols = frame[list(OUTCOME_FIELDS)]
+    records = [{str(k): v for k, v in r.items()} for r in cols.astype(object).where(cols.notna(), None)
+               .to_dict("records")]
     store = Store.from_url(url)
     try:
-        assert set(store.record_outcomes(records.to_dict("records"), recorded_by="test")) == {"created"}
+        assert set(store.record_outcomes(records, recorded_by="test")) == {"created"}
     finally:
         store.dispose()
 
@@ -224,7 +226,7 @@ def test_retrain_promotes_a_better_challenger_using_outcomes_from_the_store(
     text = _text(result)
     client = _client()
     champ = client.get_model_version_by_alias(name, "champion")
-    assert champ.version != champion.version and champ.tags["promoted"] == "checked"
+    assert str(champ.version) != champion.version and champ.tags["promoted"] == "checked"
     assert f"{int(recent.sum()):,} from the serving store" in text
     assert f"{len(full.labelled):,} labelled rows" in text  # files + store: every outcome known
     assert "decision: promoted;" in text and f"promoted: v{champ.version} is now champion" in text
@@ -232,7 +234,7 @@ def test_retrain_promotes_a_better_challenger_using_outcomes_from_the_store(
     tags = client.get_run(champ.run_id).data.tags
     retrain_run = client.get_run(tags["retrain_run_id"])
     p = retrain_run.data.params
-    assert (p["holdout_start"], p["challenger_version"], p["applied"]) == (start, champ.version, "True")
+    assert (p["holdout_start"], p["challenger_version"], p["applied"]) == (start, str(champ.version), "True")
     assert retrain_run.data.metrics["store_outcomes"] == int(recent.sum())
     promotion = client.get_run(p["promotion_run_id"])
     assert promotion.data.tags["promotion_decision"] == "promoted"
@@ -264,7 +266,7 @@ def test_retrain_refuses_a_worse_challenger_and_a_dry_run_promotes_nothing(synth
     assert d.challenger_precision < d.champion_precision
     assert d.challenger_version == worse.training.version and d.champion_version == champion.version
     client = _client()
-    assert client.get_model_version_by_alias(name, "champion").version == champion.version
+    assert str(client.get_model_version_by_alias(name, "champion").version) == champion.version
     assert client.get_model_version(name, worse.training.version).tags["promotion_decision"] == "refused"
     assert client.get_run(worse.run_id).data.tags["retrain_decision"] == "refused"
 
@@ -274,6 +276,6 @@ def test_retrain_refuses_a_worse_challenger_and_a_dry_run_promotes_nothing(synth
     plt.close("all")
     assert dry.decision.promoted and dry.outcome == "would be promoted (dry run)"
     _assert_compared_on_rows_neither_trained_on(dry.decision, dry.holdout)
-    assert client.get_model_version_by_alias(name, "champion").version == champion.version
+    assert str(client.get_model_version_by_alias(name, "champion").version) == champion.version
     assert "promotion_decision" not in client.get_model_version(name, dry.training.version).tags
     assert client.get_run(dry.run_id).data.params["promotion_run_id"] == "None"
