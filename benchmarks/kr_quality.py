@@ -4,9 +4,10 @@ Time splits as the project is judged: a model trained on everything before a qua
 on that quarter through its own feature snapshot (no label of the quarter known, as for the
 withheld quarter). By default two quarters: 2021-Q1 (trained on all of 2020, df_syn_train_eng.csv;
 evaluated on df_syn_valid_eng.csv) and 2020-Q4 (trained on 2020-01..09). Beside it, in the same
-run and on the same rows, the plain baseline the issue quotes: LightGBM on label-encoded columns
-and a few value features. Prints precision at 1/2/5/10 % and AUC per quarter, and the hits in the
-top 1 % summed over the quarters (one quarter of a rare label is a few dozen positives).
+run and on the same rows, a plain baseline to beat (what anyone would try first on this data):
+LightGBM on label-encoded columns and a few value features. Prints precision at 1/2/5/10 % and AUC
+per quarter, and the hits in the top 1 % summed over the quarters (one quarter of a rare label is a
+few dozen positives).
 
     .venv/bin/python benchmarks/kr_quality.py [--shared ../shared] [--labels fraud,critical_fraud]
         [--quarters 2021Q1,2020Q4] [--delays 45]
@@ -25,10 +26,8 @@ import numpy as np
 import pandas as pd
 
 from scoring.registry import LoadedModel
-from training.data import TrainingSet, load_training_set
+from training import TrainingSet, fit_model, load_training_set, ranking_metrics
 from training.lifecycle import evaluate_model
-from training.metrics import ranking_metrics
-from training.train import fit_model
 
 REPO = Path(__file__).resolve().parents[1]
 RAW_LABELS = {"fraud": ("Fraud", 1), "critical_fraud": ("Critical Fraud", 2)}

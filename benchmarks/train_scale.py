@@ -20,8 +20,7 @@ import lightgbm as lgb
 import numpy as np
 
 from synthetic import generate
-from training.data import load_training_set
-from training.train import DEFAULT_PARAMS, fit_model
+from training import DEFAULT_PARAMS, fit_model, load_training_set
 
 
 def peak_rss_mib() -> float:

@@ -50,10 +50,11 @@ class FamilyParams:
 class FeatureFamily(BaseEstimator):
     """A family of features: ``fit(history, train)`` builds look-ups, ``transform(cols)`` reads them.
 
-    A family declares its feature names once, in ``features`` (and the categorical ones among them
-    in ``categorical_features``), in the order of the dict its ``transform`` returns; families whose names
-    depend on their parameters override :meth:`names_out`. Subclasses build their look-ups in
-    ``_fit``; the base ``fit`` records the names.
+    A family declares its feature names once, in ``features`` (the categorical ones among them in
+    ``categorical_features``), in the order of the dict its ``transform`` returns; a family whose
+    names depend on its parameters overrides :meth:`names_out`. Subclasses build their look-ups in
+    ``_fit``; the base ``fit`` records the names. Adding a family: a module with the subclass, and
+    the class appended to ``features.pipeline.FAMILIES``.
     """
 
     name = "family"

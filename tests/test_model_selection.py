@@ -12,9 +12,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
 from scoring import Calibrator
-from training.data import TimeSplit, validation_folds
-from training.metrics import weighted_auc
-from training.train import early_stop_on_periods, select_feature_groups
+from training import TimeSplit, early_stop_on_periods, select_feature_groups, validation_folds, weighted_auc
 
 
 def test_weighted_auc_equals_sklearn_on_the_resampled_rows():
@@ -30,11 +28,13 @@ def test_weighted_auc_equals_sklearn_on_the_resampled_rows():
 
 
 def _fake_pipeline(names: list[str], family_of: dict[str, str]) -> SimpleNamespace:
-    """What selection reads of a fitted pipeline: names, categorical names, families and groups."""
+    """What selection reads of a fitted pipeline: names, categorical names, families and groups (the
+    calendar, as in the real registry, must help to stay)."""
     groups: dict[str, list[str]] = {}
     for n in names:
         groups.setdefault(family_of[n], []).append(n)
-    return SimpleNamespace(feature_names_=names, categorical_=[], family_of_=family_of, groups=lambda: groups)
+    return SimpleNamespace(feature_names_=names, categorical_=[], family_of_=family_of, groups=lambda: groups,
+                           must_help_groups=lambda: [g for g in groups if g == "calendar"])
 
 
 def _drift_problem(n: int, seed: int = 0):

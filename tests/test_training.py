@@ -109,9 +109,8 @@ def test_evaluate_cli_writes_metrics_json(trained_model: TrainedModel, tmp_path:
 
 
 def test_promote_then_refuse_a_worse_challenger_then_force(trained_model: TrainedModel):
-    from training.data import load_training_set
+    from training import load_training_set, train_and_log
     from training.lifecycle import promote
-    from training.train import train_and_log
 
     name = "riskprof-promote"
     d = trained_model.data
@@ -208,8 +207,7 @@ def test_training_errors_are_clear_and_leave_no_finished_run(trained_model: Trai
         assert "Traceback" not in res.output
     assert _finished_runs() == finished
     # a failure after the run started marks it FAILED
-    from training.data import load_training_set
-    from training.train import train_and_log
+    from training import load_training_set, train_and_log
 
     ts = load_training_set([d["declarations"]], seizures=d["seizures"], outcomes=d["outcomes"])
     with pytest.raises(Exception, match="num_leaves"):
