@@ -431,3 +431,34 @@ def test_families_share_one_global_rate_and_its_look_up(world):
     assert len({id(f.global_) for f in copy.families_ if getattr(f, "global_", None) is not None}) == 1
     assert getattr(copy.families_[0].global_, "_last", None) is None  # the kept days are not saved
     pd.testing.assert_frame_equal(copy.transform(decl), feats)
+
+
+def test_other_packages_use_the_public_names_of_features_and_training():
+    """``features`` and ``training`` list their public names; no other package reaches into their
+    private modules (``features._columns`` and the like), and every public name resolves."""
+    import ast
+    from pathlib import Path
+
+    import features
+    import training
+
+    for pkg in (features, training):
+        assert all(getattr(pkg, name) is not None for name in pkg.__all__)
+    root = Path(__file__).resolve().parents[1]
+    packages = {p.parent.name for p in root.glob("*/__init__.py")} - {"tests"}
+    offending = []
+    for pkg in sorted(packages):
+        for path in (root / pkg).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                elif isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                else:
+                    continue
+                for name in names:
+                    top, *rest = name.split(".")
+                    if top in ("features", "training") and top != pkg and any(r.startswith("_") for r in rest):
+                        offending.append(f"{path.relative_to(root)}: {name}")
+    assert offending == []
+
