@@ -132,6 +132,14 @@ def test_a_worse_challenger_is_refused_on_rows_neither_trained_on(data: dict[str
     assert decision.challenger_precision is not None and decision.champion_precision is not None
     assert decision.challenger_precision < decision.champion_precision
     assert decision.positives is not None and decision.positives >= 10
+    # a dry run (retrain --dry-run) reaches the same decision and records nothing
+    from scoring.registry import load_risk_model
+    from training.promotion import preview_promotion
+
+    preview = preview_promotion(name, load_risk_model(f"models:/{name}@challenger"),
+                                load_risk_model(f"models:/{name}@champion"), ts=_full(data))
+    assert (preview.promoted, preview.basis, preview.period, preview.challenger_precision) == (
+        False, decision.basis, decision.period, decision.challenger_precision) and preview.run_id is None
     # the same comparison from the command line, with the later files given
     result = runner.invoke(app, ["promote", "--name", name, "--declarations", str(data["declarations"]),
                                  "--seizures", str(data["seizures"]), "--outcomes", str(data["outcomes"])])

@@ -341,16 +341,10 @@ def training_files(client: Any, model: LoadedModel, notes: list[str]) -> Trainin
         return None
 
 
-def promotion_gate(name: str, challenger: LoadedModel, champion: LoadedModel | None, rate: float = 5.0,
-                   force: bool = False, ts: TrainingSet | None = None) -> PromotionDecision:
-    """The one promotion gate, used by ``riskprof promote`` and by the ``riskprof retrain`` job: compare
-    the challenger with the champion on rows neither trained on (see the module docstring), decide,
-    move the ``champion`` alias when the challenger is at least as good (or ``force``), and record the
-    decision (compared period, rows, positives, each model's training cut-off) in MLflow.
-
-    ``ts``: labelled rows to compare on (retrain passes the set it has just trained on, with the
-    outcomes known now); default: the challenger's training files, read again.
-    """
+def preview_promotion(name: str, challenger: LoadedModel, champion: LoadedModel | None, rate: float = 5.0,
+                      force: bool = False, ts: TrainingSet | None = None) -> PromotionDecision:
+    """The gate's decision (see :func:`promotion_gate`) without moving an alias or recording anything:
+    a dry run, e.g. ``riskprof retrain --dry-run``."""
     client = configure_mlflow().MlflowClient()
     notes: list[str] = []
     if champion is not None and champion.version == challenger.version:
@@ -365,7 +359,23 @@ def promotion_gate(name: str, challenger: LoadedModel, champion: LoadedModel | N
             if ts is None and training_cutoff(challenger) is not None and training_cutoff(champion) is not None:
                 ts = training_files(client, challenger, notes)
             comparison = compare_models(client, challenger, champion, rate, ts, notes)
-    decision = decide(name, challenger, champion, comparison, rate, force, notes)
+    return decide(name, challenger, champion, comparison, rate, force, notes)
+
+
+def promotion_gate(name: str, challenger: LoadedModel, champion: LoadedModel | None, rate: float = 5.0,
+                   force: bool = False, ts: TrainingSet | None = None) -> PromotionDecision:
+    """The one promotion gate, used by ``riskprof promote`` and by the ``riskprof retrain`` job: compare
+    the challenger with the champion on rows neither trained on (see the module docstring), decide,
+    move the ``champion`` alias when the challenger is at least as good (or ``force``), and record the
+    decision (compared period, rows, positives, each model's training cut-off) in MLflow.
+
+    ``ts``: labelled rows to compare on (retrain passes the set it has just trained on, with the
+    outcomes known now); default: the challenger's training files, read again.
+    """
+    decision = preview_promotion(name, challenger, champion, rate=rate, force=force, ts=ts)
+    if champion is not None and champion.version == challenger.version:
+        return decision
+    client = configure_mlflow().MlflowClient()
     if decision.promoted:
         client.set_registered_model_alias(name, "champion", challenger.version)
         client.set_model_version_tag(name, challenger.version, "promoted", "forced" if decision.forced else "checked")
@@ -391,5 +401,5 @@ def promote(name: str, rate: float = 5.0, force: bool = False, ts: TrainingSet |
     return promotion_gate(name, challenger, champion, rate=rate, force=force, ts=ts)
 
 
-__all__ = ["MIN_POSITIVES", "Comparison", "PromotionDecision", "compare_models", "decide", "promote",
-           "promotion_gate", "record_decision", "training_cutoff", "training_files"]
+__all__ = ["MIN_POSITIVES", "Comparison", "PromotionDecision", "compare_models", "decide", "preview_promotion",
+           "promote", "promotion_gate", "record_decision", "training_cutoff", "training_files"]
