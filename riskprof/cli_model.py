@@ -83,6 +83,7 @@ def _print_training_result(result: Any, model_name: str) -> None:
     out.print("precision@1/2/5/10%: " + "  ".join(f"{m['precision_at'][k]:.3f}" for k in ("1", "2", "5", "10")))
     out.print("recall@1/2/5/10%:    " + "  ".join(f"{m['recall_at'][k]:.3f}" for k in ("1", "2", "5", "10")))
     out.print(f"AUC {m['auc']:.4f}  AP {m['average_precision']:.4f}  Brier {m['brier']:.4f}")
+    _print_seen_novel(m)
     dropped = result.model.metadata["dropped_feature_groups"]
     out.print("feature groups left out (no help on validation): " + (", ".join(dropped) if dropped else "none"))
     for bname, b in result.baselines.items():
@@ -91,6 +92,22 @@ def _print_training_result(result: Any, model_name: str) -> None:
     if sb.get("random_ipw_hit_rate") is not None:
         out.print(f"hit rate: naive (all inspected) {sb['naive_hit_rate']:.4f}; random stratum IPW "
                   f"{sb['random_ipw_hit_rate']:.4f} ({sb['random_inspections']} random inspections)")
+
+
+def _print_seen_novel(m: dict[str, Any]) -> None:
+    """The test period's figures for all rows, rows whose consignment profile occurred before it (seen:
+    a model can score them by memory) and the others (novel), each with its share of the rows."""
+    nov = m["novelty"]
+    out.print(f"seen: consignment profile ({nov['profile']}) in the {nov['history_rows']:,} labelled rows "
+              "before the test period; novel: not")
+    for part, block in (("all", m), ("seen", m["seen"]), ("novel", m["novel"])):
+        share = "" if part == "all" else f" {m['shares'][part]:.1%} of rows,"
+        if block is None:
+            out.print(f"{part:>5}:{share} no rows")
+            continue
+        auc = "n/a" if block["auc"] is None else f"{block['auc']:.4f}"
+        out.print(f"{part:>5}:{share} rows {block['n']:,}  positives {block['positives']:,}  precision@1/2/5/10%: "
+                  + "  ".join(f"{block['precision_at'][k]:.3f}" for k in ("1", "2", "5", "10")) + f"  AUC {auc}")
 
 
 def evaluate(

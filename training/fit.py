@@ -17,7 +17,8 @@ from scoring.model import Calibrator, RiskModel
 from training.baselines import baseline_metrics
 from training.data import TimeSplit, TrainingSet, temporal_split, validation_folds
 from training.early_stopping import ValidationFit, early_stop_on_periods
-from training.metrics import calibration_curve, ipw_hit_rate, ranking_metrics
+from training.metrics import calibration_curve, ipw_hit_rate
+from training.novelty import seen_mask, split_metrics
 from training.selection import select_feature_groups
 
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -43,7 +44,9 @@ REFITS = ("none", "train+valid", "all")
 class TrainResult:
     model: RiskModel
     split: TimeSplit
-    metrics: dict[str, Any]  # test-period metrics of the LightGBM model
+    # test-period metrics of the LightGBM model: of all rows (top-level keys), of the rows whose
+    # consignment profile occurs before the test period ("seen") and of the others ("novel")
+    metrics: dict[str, Any]
     baselines: dict[str, dict[str, Any]]
     selection_bias: dict[str, Any]
     importance: pd.DataFrame
@@ -140,7 +143,9 @@ def fit_model(ts: TrainingSet, seed: int = 0, num_threads: int = 2, params: dict
     model = deployed_model(data, booster, calibrator, history, ts, rows, p, chosen.rounds, refit, timings)
 
     revenue = revenue_in(lab, rows.test)
-    metrics = evaluation_metrics(data.y[rows.test], p_test, revenue, chosen.rounds, selection)
+    seen, novelty = seen_before_test(lab, split, rows.test)
+    metrics = evaluation_metrics(data.y[rows.test], p_test, revenue, chosen.rounds, selection, seen)
+    metrics["novelty"] = novelty
     baselines = baseline_metrics(data.feats, data.cols, data.X, data.names, data.pipe.categorical_, data.y,
                                  rows.train, rows.test, revenue)
     selection_bias = ipw_hit_rate(data.y, object_array(lab["selection_source"]),
@@ -212,9 +217,22 @@ def revenue_in(lab: pd.DataFrame, test: np.ndarray) -> np.ndarray | None:
     return revenue[test] if revenue is not None and np.nansum(revenue) > 0 else None
 
 
+def seen_before_test(lab: pd.DataFrame, split: TimeSplit, test: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """Per test row: does its consignment profile occur among the labelled rows before the test period
+    (everything the held-out model and its history features could have learned an outcome from)? With
+    a record of that history."""
+    history = lab[(lab["declaration_date"] < split.test_start).to_numpy()]
+    dates = history["declaration_date"]
+    info = {"profile": "HS6 x origin x departure country x declared value level", "history_rows": len(history),
+            "history_period": [str(dates.min().date()), str(dates.max().date())] if len(history) else None}
+    return seen_mask(history, lab[test]), info
+
+
 def evaluation_metrics(y: np.ndarray, p_test: np.ndarray, revenue: np.ndarray | None, rounds: int,
-                 selection: dict[str, Any]) -> dict[str, Any]:
-    metrics = ranking_metrics(y, p_test, revenue)
+                       selection: dict[str, Any], seen: np.ndarray) -> dict[str, Any]:
+    """Test-period metrics: all rows at the top level, ``seen`` / ``novel`` rows (see
+    :func:`~training.novelty.split_metrics`), then calibration and what selection decided."""
+    metrics = split_metrics(y, p_test, revenue, seen)
     metrics["auc_raw"] = metrics["auc"]
     metrics["calibration"] = calibration_curve(y, p_test)
     metrics["best_iteration"] = rounds

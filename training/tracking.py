@@ -69,7 +69,7 @@ def run_params(ts: TrainingSet, result: TrainResult, model_name: str, seed: int,
 
 def log_metrics_and_tags(mlflow: Any, ts: TrainingSet, result: TrainResult) -> None:
     """Metrics (test period, baselines, selection bias, timings) and the data's digests as tags."""
-    mlflow.log_metrics(flat_metrics("test_", result.metrics))
+    mlflow.log_metrics(logged_test_metrics(result.metrics))
     for name, b in result.baselines.items():
         mlflow.log_metrics(flat_metrics(f"baseline_{name}_", b))
     mlflow.log_metrics({f"selection_{k}": float(v) for k, v in result.selection_bias.items()
@@ -117,6 +117,26 @@ def register_challenger(mlflow: Any, ts: TrainingSet, result: TrainResult, model
 def dataset_digest(frame: pd.DataFrame) -> str:
     h = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+#: keys of the test metrics that are logged by part (seen / novel rows), not as one nested dict
+_PARTS = ("seen", "novel", "shares", "positive_shares", "novelty")
+
+
+def logged_test_metrics(m: dict[str, Any]) -> dict[str, float]:
+    """The test period's metrics as MLflow metrics: all rows as ``test_…``, the seen and novel rows as
+    ``test_seen_…`` and ``test_novel_…``, each part's share of the rows and of the positives as
+    ``test_seen_share`` / ``test_seen_positive_share`` (and novel)."""
+    out = flat_metrics("test_", {k: v for k, v in m.items() if k not in _PARTS})
+    for part in ("seen", "novel"):
+        if m.get(part) is not None:
+            out.update(flat_metrics(f"test_{part}_", m[part]))
+        if "shares" in m:
+            out[f"test_{part}_share"] = float(m["shares"][part])
+            out[f"test_{part}_positive_share"] = float(m["positive_shares"][part])
+    if "novelty" in m:
+        out["test_novelty_history_rows"] = float(m["novelty"]["history_rows"])
+    return out
 
 
 def flat_metrics(prefix: str, m: dict[str, Any]) -> dict[str, float]:
