@@ -79,6 +79,19 @@ audit_items = sa.Table(
     sa.Column("reasons", sa.JSON, nullable=True),
 )
 
+# which risk profiles and watch lists (id and version) matched each audited declaration: what
+# profile effectiveness is computed from; append-only like the rest of the audit log
+audit_rule_hits = sa.Table(
+    "audit_rule_hits", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("event_uid", sa.String(32), sa.ForeignKey("audit_events.uid"), nullable=False, index=True),
+    sa.Column("item", sa.Integer, nullable=False),
+    sa.Column("declaration_id", sa.String(200), nullable=False, index=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("rule_id", sa.String(64), nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
 outcomes = sa.Table(
     "outcomes", metadata,
     sa.Column("declaration_id", sa.String(200), primary_key=True),
@@ -318,6 +331,11 @@ class Store:
                  "n_items": len(ev.items), "params": ev.params} for ev in events])
             if rows:
                 conn.execute(audit_items.insert(), rows)
+            hits = [{"event_uid": ev.uid, "item": i, "declaration_id": it["declaration_id"], "kind": h["kind"],
+                     "rule_id": h["id"], "version": h["version"]}
+                    for ev in events for i, it in enumerate(ev.items) for h in it.get("rule_hits") or ()]
+            if hits:
+                conn.execute(audit_rule_hits.insert(), hits)
 
     def audit_frame(self) -> pd.DataFrame:
         """The audit log joined per declaration (newest last)."""
@@ -331,6 +349,18 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
         return pd.DataFrame([dict(r) for r in rows], columns=list(q.selected_columns.keys()))
+
+    @_reachable
+    def scored_declaration_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` the service has scored (they are in the audit log; an indexed look-up)."""
+        wanted = list(dict.fromkeys(ids))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start:start + _CHUNK]
+                q = sa.select(audit_items.c.declaration_id).where(audit_items.c.declaration_id.in_(chunk)).distinct()
+                found.update(conn.execute(q).scalars())
+        return found
 
     # ---- outcomes ------------------------------------------------------------------------------
     @_reachable
@@ -512,3 +542,7 @@ class AuditWriter:
                     return
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+
+# the profile tables (serving.profile_store) belong to this metadata: migrations and checks see them
+import serving.profile_store  # noqa: E402,F401

@@ -1,0 +1,388 @@
+"""Risk profiles, watch lists, alerts and their change log in the serving store (same database as the
+keys and the audit log).
+
+Every version of every profile and watch list is kept (a change adds a version, nothing is updated),
+so the alerts and audit rows that name a version keep pointing at what fired. Every create, change
+and retirement adds a row to the append-only change log with who and when. Validation happens before
+anything is written: a batch with one bad profile stores nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from profiles import (
+    STATS_COLUMNS,
+    Profile,
+    ProfileError,
+    ProfileProblem,
+    RuleSet,
+    WatchList,
+    add_versions,
+    compile_rules,
+    latest_versions,
+    pinned_profiles,
+    profile_stats,
+    validate_profiles,
+)
+from serving.store import _reachable, audit_events, audit_items, audit_rule_hits, metadata, outcomes
+
+profile_versions = sa.Table(
+    "profile_versions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("profile_id", sa.String(64), nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("definition", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.UniqueConstraint("profile_id", "version", name="uq_profile_versions_profile_id_version"),
+)
+
+watch_list_versions = sa.Table(
+    "watch_list_versions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("field", sa.String(100), nullable=False),
+    sa.Column("definition", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.UniqueConstraint("name", "version", name="uq_watch_list_versions_name_version"),
+)
+
+# append-only: who created, changed or retired which version, and when
+profile_changes = sa.Table(
+    "profile_changes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("rule_id", sa.String(64), nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+)
+
+alerts = sa.Table(
+    "alerts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("declaration_id", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("rule_id", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("criterion", sa.Text, nullable=False),
+    sa.Column("risk_score", sa.Float, nullable=True),
+    sa.Column("lane", sa.String(10), nullable=True),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("acked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("acked_by", sa.String(200), nullable=True),
+    # one alert per declaration and rule version, however often it is scored again
+    sa.UniqueConstraint("declaration_id", "kind", "rule_id", "version", name="uq_alerts_declaration_rule"),
+)
+
+PROFILE_TABLES = ("profile_versions", "watch_list_versions", "profile_changes", "alerts")
+ALERT_FIELDS = ("id", "created_at", "declaration_id", "kind", "rule_id", "version", "criterion", "risk_score",
+                "lane", "source", "status", "acked_at", "acked_by")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who changes profiles: an API key (name, role) or a CLI user (role ``cli``)."""
+
+    name: str
+    role: str
+
+    @classmethod
+    def cli(cls) -> Actor:
+        try:
+            name = os.getlogin()
+        except OSError:  # no controlling terminal (cron, containers)
+            name = os.environ.get("USER") or getpass.getuser()
+        return cls(name, "cli")
+
+
+class NotFound(LookupError):
+    """No profile, watch list or alert by that id."""
+
+
+class VersionConflict(RuntimeError):
+    """Another writer stored the same version first; nothing of this change was stored."""
+
+
+@dataclass(frozen=True)
+class Saved:
+    profiles: list[Profile]
+    watchlists: list[WatchList]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"profiles": [{"id": p.id, "version": p.version, "status": p.status} for p in self.profiles],
+                "watch_lists": [{"name": w.name, "version": w.version} for w in self.watchlists]}
+
+
+def extra_columns_from_env() -> dict[str, str]:
+    """Mapped extra columns profiles may name: ``RISKPROF_PROFILE_EXTRA_COLUMNS=seller_id,weight2:number``."""
+    raw = os.environ.get("RISKPROF_PROFILE_EXTRA_COLUMNS", "")
+    out: dict[str, str] = {}
+    for item in filter(None, (x.strip() for x in raw.split(","))):
+        name, _, kind = item.partition(":")
+        out[name.strip()] = kind.strip() or "string"
+    return out
+
+
+class ProfileStore:
+    """Profiles, watch lists, alerts and the change log over the serving store's engine."""
+
+    def __init__(self, engine: Engine, extra_columns: Mapping[str, str] | None = None):
+        self.engine = engine
+        self.extra_columns = dict(extra_columns) if extra_columns is not None else extra_columns_from_env()
+
+    # ---- reading -------------------------------------------------------------------------------
+    @_reachable
+    def profile_history(self, profile_id: str | None = None) -> list[Profile]:
+        q = sa.select(profile_versions.c.definition).order_by(profile_versions.c.id)
+        if profile_id is not None:
+            q = q.where(profile_versions.c.profile_id == profile_id)
+        with self.engine.connect() as conn:
+            return [Profile.model_validate(d) for d in conn.execute(q).scalars()]
+
+    @_reachable
+    def watchlist_history(self, name: str | None = None) -> list[WatchList]:
+        q = sa.select(watch_list_versions.c.definition).order_by(watch_list_versions.c.id)
+        if name is not None:
+            q = q.where(watch_list_versions.c.name == name)
+        with self.engine.connect() as conn:
+            return [WatchList.model_validate(d) for d in conn.execute(q).scalars()]
+
+    def profiles(self) -> list[Profile]:
+        """The latest version of every profile."""
+        return latest_versions(self.profile_history())
+
+    def watchlists(self) -> list[WatchList]:
+        return latest_versions(self.watchlist_history())
+
+    def profile(self, profile_id: str, version: int | None = None) -> Profile:
+        history = self.profile_history(profile_id)
+        found = [p for p in history if version is None or p.version == version]
+        if not found:
+            raise NotFound(f"no profile {profile_id!r}" + (f" version {version}" if version else ""))
+        return max(found, key=lambda p: p.version)
+
+    def watchlist(self, name: str) -> WatchList:
+        found = latest_versions(self.watchlist_history(name))
+        if not found:
+            raise NotFound(f"no watch list {name!r}")
+        return found[0]
+
+    @_reachable
+    def revision(self) -> int:
+        """Grows with every stored change (any process): one indexed read, cheap enough per request."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(profile_changes.c.id), 0))).scalar_one())
+
+    def ruleset(self, on: dt.date | None = None) -> tuple[RuleSet, list[Profile], list[WatchList]]:
+        """The pinned set: the latest version of each active profile and of each watch list, compiled."""
+        pinned = pinned_profiles(self.profile_history(), on)
+        lists = self.watchlists()
+        return compile_rules(pinned, lists, self.extra_columns), pinned, lists
+
+    @_reachable
+    def changes(self, rule_id: str | None = None) -> list[dict[str, Any]]:
+        q = sa.select(profile_changes).order_by(profile_changes.c.id)
+        if rule_id is not None:
+            q = q.where(profile_changes.c.rule_id == rule_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    # ---- writing -------------------------------------------------------------------------------
+    def validate(self, profiles: Sequence[Profile | Mapping[str, Any]],
+                 watchlists: Sequence[WatchList | Mapping[str, Any]] = ()) -> tuple[list[Profile], list[WatchList]]:
+        """Checked against the contract (and the stored watch lists they may name); ``ProfileError``."""
+        return validate_profiles(profiles, watchlists, self.extra_columns, self.watchlists())
+
+    def save(self, profiles: Sequence[Profile | Mapping[str, Any]],
+             watchlists: Sequence[WatchList | Mapping[str, Any]], actor: Actor) -> Saved:
+        """Validate, then store the versions that changed (unchanged definitions add nothing)."""
+        checked, lists = self.validate(profiles, watchlists)
+        _, new_lists = add_versions(self.watchlist_history(), lists)
+        _, new_profiles = add_versions(self.profile_history(), checked)
+        self._insert(new_profiles, new_lists, actor)
+        return Saved(new_profiles, new_lists)
+
+    def update_profile(self, profile_id: str, body: Mapping[str, Any], actor: Actor) -> Saved:
+        """A new version of an existing profile (``NotFound`` if there is none)."""
+        self.profile(profile_id)
+        doc = {**body, "id": profile_id}
+        doc.pop("version", None)
+        return self.save([doc], [], actor)
+
+    def update_watchlist(self, name: str, body: Mapping[str, Any], actor: Actor) -> Saved:
+        self.watchlist(name)
+        doc = {**body, "name": name}
+        doc.pop("version", None)
+        return self.save([], [doc], actor)
+
+    def retire(self, profile_id: str, actor: Actor) -> Saved:
+        current = self.profile(profile_id)
+        if current.status == "retired":
+            return Saved([], [])
+        return self.save([current.model_copy(update={"status": "retired"})], [], actor)
+
+    @_reachable
+    def _insert(self, new_profiles: Sequence[Profile], new_lists: Sequence[WatchList], actor: Actor) -> None:
+        if not new_profiles and not new_lists:
+            return
+        now = _now()
+        log: list[dict[str, Any]] = []
+        try:
+            with self.engine.begin() as conn:
+                if new_lists:
+                    conn.execute(watch_list_versions.insert(), [
+                        {"name": w.name, "version": w.version, "field": w.field,
+                         "definition": w.model_dump(mode="json"), "created_at": now, "created_by": actor.name}
+                        for w in new_lists])
+                    log += [_change(now, actor, "watch_list", w.name, w.version,
+                                    "create" if w.version == 1 else "change") for w in new_lists]
+                if new_profiles:
+                    conn.execute(profile_versions.insert(), [
+                        {"profile_id": p.id, "version": p.version, "status": p.status,
+                         "definition": p.model_dump(mode="json"), "created_at": now, "created_by": actor.name}
+                        for p in new_profiles])
+                    log += [_change(now, actor, "profile", p.id, p.version, _action_of(p)) for p in new_profiles]
+                conn.execute(profile_changes.insert(), log)
+        except IntegrityError as exc:
+            raise VersionConflict("another change stored the same version first; nothing was stored, "
+                                  "read the profiles again and retry") from exc
+
+    # ---- alerts --------------------------------------------------------------------------------
+    @_reachable
+    def create_alerts(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert alerts not already raised for the same declaration and rule version; returns how many."""
+        if not rows:
+            return 0
+        keys = {(r["declaration_id"], r["kind"], r["rule_id"], int(r["version"])) for r in rows}
+        now = _now()
+        with self.engine.begin() as conn:
+            ids = sorted({k[0] for k in keys})
+            have = {(r.declaration_id, r.kind, r.rule_id, r.version) for r in conn.execute(
+                sa.select(alerts.c.declaration_id, alerts.c.kind, alerts.c.rule_id, alerts.c.version)
+                .where(alerts.c.declaration_id.in_(ids)))}
+            new, seen = [], set()
+            for r in rows:
+                k = (r["declaration_id"], r["kind"], r["rule_id"], int(r["version"]))
+                if k in have or k in seen:
+                    continue
+                seen.add(k)
+                new.append({**{f: r.get(f) for f in ("declaration_id", "kind", "rule_id", "version", "criterion",
+                                                      "risk_score", "lane", "source")},
+                            "created_at": now, "status": "open"})
+            if new:
+                conn.execute(_insert_ignoring_duplicates(conn), new)
+        return len(new)
+
+    @_reachable
+    def list_alerts(self, status: str | None = None, limit: int = 100, rule_id: str | None = None
+                    ) -> list[dict[str, Any]]:
+        q = sa.select(*[alerts.c[f] for f in ALERT_FIELDS]).order_by(alerts.c.id.desc()).limit(limit)
+        if status is not None:
+            q = q.where(alerts.c.status == status)
+        if rule_id is not None:
+            q = q.where(alerts.c.rule_id == rule_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    @_reachable
+    def ack_alert(self, alert_id: int, actor: Actor) -> dict[str, Any]:
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(alerts.c.status).where(alerts.c.id == alert_id)).first()
+            if row is None:
+                raise NotFound(f"no alert {alert_id}")
+            if row.status != "acked":
+                conn.execute(alerts.update().where(alerts.c.id == alert_id)
+                             .values(status="acked", acked_at=_now(), acked_by=actor.name))
+            got = conn.execute(sa.select(*[alerts.c[f] for f in ALERT_FIELDS]).where(alerts.c.id == alert_id))
+            return dict(got.mappings().one())
+
+    # ---- effectiveness -------------------------------------------------------------------------
+    @_reachable
+    def recorded(self, rule_id: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """(rule hits, selections, outcomes) as :func:`profiles.profile_stats` reads them.
+
+        A declaration's selection is the latest recorded for it (a rank's ``selection``; a plain score
+        counts as ``none``); its date is the day it was scored, so the period is of scoring days.
+        """
+        hits_q = sa.select(audit_rule_hits.c.declaration_id, audit_rule_hits.c.kind, audit_rule_hits.c.rule_id,
+                           audit_rule_hits.c.version)
+        if rule_id is not None:
+            hits_q = hits_q.where(audit_rule_hits.c.rule_id == rule_id)
+        sel_q = (sa.select(audit_items.c.declaration_id, audit_events.c.created_at, audit_items.c.selection)
+                 .select_from(audit_items.join(audit_events, audit_items.c.event_uid == audit_events.c.uid))
+                 .order_by(audit_events.c.id, audit_items.c.item))
+        out_q = sa.select(outcomes.c.declaration_id, outcomes.c.inspected, outcomes.c.hit)
+        with self.engine.connect() as conn:
+            hits = pd.DataFrame(conn.execute(hits_q).all(), columns=["declaration_id", "kind", "rule_id", "version"])
+            sel = pd.DataFrame(conn.execute(sel_q).all(), columns=["declaration_id", "created_at", "selection"])
+            found = pd.DataFrame(conn.execute(out_q).all(), columns=["declaration_id", "inspected", "hit"])
+        sel = sel.drop_duplicates("declaration_id", keep="last")
+        selections = pd.DataFrame({
+            "declaration_id": sel["declaration_id"],
+            "declaration_date": pd.to_datetime(sel["created_at"], utc=True).dt.tz_localize(None).dt.normalize(),
+            "selection_source": sel["selection"].fillna("none")})
+        return hits, selections, found
+
+    def stats(self, since: dt.date | None = None, until: dt.date | None = None,
+              rule_id: str | None = None) -> pd.DataFrame:
+        """:data:`profiles.STATS_COLUMNS` per profile and watch list (only ``rule_id``'s when given)."""
+        hits, selections, found = self.recorded(rule_id)
+        if not len(hits):
+            return pd.DataFrame(columns=list(STATS_COLUMNS))
+        return profile_stats(hits, selections, found, since, until)
+
+
+def _change(now: dt.datetime, actor: Actor, kind: str, rule_id: str, version: int, action: str) -> dict[str, Any]:
+    return {"created_at": now, "actor": actor.name, "role": actor.role, "kind": kind, "rule_id": rule_id,
+            "version": version, "action": action}
+
+
+def _action_of(p: Profile) -> str:
+    if p.status == "retired":
+        return "retire"
+    return "create" if p.version == 1 else "change"
+
+
+def _insert_ignoring_duplicates(conn: sa.Connection) -> Any:
+    """Two processes alerting on the same declaration at once: the second insert is skipped, not an error."""
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(alerts).on_conflict_do_nothing()
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(alerts).on_conflict_do_nothing()
+    return alerts.insert()
+
+
+def problems_body(exc: ProfileError) -> list[dict[str, Any]]:
+    """The 422 body's ``detail``: one entry per problem naming the profile, condition, field and problem."""
+    return [p.as_dict() for p in exc.problems]
+
+
+def file_problem(message: str) -> ProfileError:
+    return ProfileError([ProfileProblem("<file>", message, kind="file")])
