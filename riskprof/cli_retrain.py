@@ -96,7 +96,10 @@ def _print_result(r: Any, model_name: str) -> None:
                   f"champion v{d.champion_version} {d.champion_precision:.4f}", highlight=False)
     out.print(("dry run, nothing promoted; the gate would say: " if not r.applied else "") + d.message,
               highlight=False)
-    out.print(f"decision: {r.outcome}; recorded in MLflow run {r.run_id} (retrain-{model_name}-v{t.version})",
+    if r.applied and not d.promoted:
+        out.print(f"(--force is not a retrain option: overriding the gate is a person's decision, "
+                  f"`riskprof promote --name {model_name} --force`, recorded as such)", highlight=False)
+    out.print(f"decision: {r.outcome}; the job is recorded in MLflow run {r.run_id} (retrain-{model_name}-v{t.version})",
               highlight=False)
 
 
