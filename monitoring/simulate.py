@@ -72,8 +72,7 @@ class Stream:
 def build_stream(cfg: SimulationConfig) -> Stream:
     """The generator's declarations re-dated to ``weeks`` weeks of ``per_week`` items, with the drift applied."""
     # build_declarations is the one builder that also returns the latent risk (the truth)
-    from synthetic import apply_drift, generate_seizures
-    from synthetic._declarations import build_declarations
+    from synthetic import apply_drift, build_declarations, generate_seizures
 
     n = cfg.weeks * cfg.per_week
     decl, _, latent = build_declarations(generate_seizures(cfg.seed), n=n, seed=cfg.seed)
