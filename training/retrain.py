@@ -140,22 +140,11 @@ def holdout_split(ts: TrainingSet, weeks: int) -> tuple[TrainingSet, Holdout]:
 
 def preview_decision(name: str, version: str, ts: TrainingSet, rate: float) -> Any:
     """What the gate would decide for ``version`` against the champion, without moving an alias or
-    recording anything (a dry run): the gate's own comparison and decision functions."""
-    from scoring.registry import configure_mlflow, load_risk_model
-    from training.promotion import compare_models, decide
+    recording anything (a dry run): :func:`training.promotion.preview_promotion`, the gate's own steps."""
+    from scoring.registry import load_risk_model
+    from training.promotion import preview_promotion
 
-    challenger = load_risk_model(f"models:/{name}/{version}")
-    champion = _champion(name)
-    notes: list[str] = []
-    comparison = None
-    if champion is not None:
-        ch_label, cp_label = challenger.model.metadata.get("label"), champion.model.metadata.get("label")
-        if ch_label != cp_label:  # as the gate: models of different labels are not compared
-            notes.append(f"the champion predicts the label {cp_label!r}, the challenger {ch_label!r}")
-        else:
-            client = configure_mlflow().MlflowClient()
-            comparison = compare_models(client, challenger, champion, rate, ts, notes)
-    return decide(name, challenger, champion, comparison, rate, False, notes)
+    return preview_promotion(name, load_risk_model(f"models:/{name}/{version}"), _champion(name), rate=rate, ts=ts)
 
 
 def _champion(name: str) -> Any:
