@@ -93,6 +93,13 @@ class ReasonOut(BaseModel):
 
 class ScoredDeclaration(BaseModel):
     declaration_id: str
+class RuleHitOut(BaseModel):
+    kind: Literal["profile", "watch_list"] = Field(description="a risk profile, or a watch list acting alone")
+    id: str = Field(description="the profile id or watch-list name")
+    version: int = Field(description="the version that matched (records keep pointing at it)")
+    criterion: str = Field(description="the reason, in the profile author's words")
+
+
     risk_score: float = Field(ge=0, le=1, description="calibrated probability of a hit")
     percentile: float | None = Field(None, description="percentile of the score among recent traffic (0-100)")
     lane: Lane = Field(description="red = physical examination, yellow = documentary check, green = release")
@@ -101,6 +108,9 @@ class ScoredDeclaration(BaseModel):
         default_factory=dict, description="input values the model never saw (scored as unknown, not rejected)")
 
 
+    rule_hits: list[RuleHitOut] = Field(
+        default_factory=list, description="risk profiles and watch lists that matched (they may raise the lane, "
+                                          "never the score)")
 class ScoreResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "model": MODEL_EXAMPLE, "count": 1,
@@ -140,7 +150,8 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (ScoreRequest, OutcomesRequest, Ra
 
 class RankedDeclaration(ScoredDeclaration):
     rank: int = Field(description="1 = highest risk")
-    selection: Literal["model", "random", "none"] = Field(description="why the item is (not) selected")
+    selection: Literal["rule", "model", "random", "none"] = Field(
+        description="why the item is (not) selected: a profile (rule), the model's ranking, the random share")
     selection_probability: float = Field(description="probability of selection under this policy (for IPW)")
     reasons: list[ReasonOut] | None = None  # type: ignore[assignment]
 
@@ -179,6 +190,7 @@ class OutcomeStatus(BaseModel):
 
 class OutcomesResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
+    selected_rule: int = Field(0, description="selected by risk profiles first (counted in capacity, may exceed it)")
         "created": 1, "unchanged": 0, "items": [{"declaration_id": "D0000001", "status": "created"}]}]})
 
     created: int

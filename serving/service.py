@@ -19,9 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from scoring import LaneThresholds, capacity_count, score_table, select_for_inspection
+from profiles import RuleSet
+from profiles.decide import Decision, decide
+from scoring import LaneThresholds, capacity_count, score_table
 from scoring.registry import LoadedModel
 from serving.errors import FieldProblem, InputError, ModelNotFound, ModelRejected, NoModelLoaded, UnknownModel
+from serving.profile_store import ProfileStore
 from serving.roles import Principal
 from serving.settings import ServingSettings
 from serving.store import AuditEvent, AuditWriter, Store
@@ -96,6 +99,9 @@ class ScoringService:
         self._audit = AuditWriter(store) if settings.audit_mode == "background" else None
         self._poller: threading.Thread | None = None
         self._stop_polling = threading.Event()
+        self.profiles = ProfileStore(store.engine)
+        self._rules: tuple[int, RuleSet] | None = None
+        self._rules_lock = threading.Lock()
 
     # ---- audit ---------------------------------------------------------------------------------
     def _record(self, event: AuditEvent) -> None:
@@ -240,15 +246,52 @@ class ScoringService:
         info["lanes"] = served.lanes(self.settings.lanes_by)
         return info
 
+    # ---- risk profiles -------------------------------------------------------------------------
+    def rules(self) -> RuleSet:
+        """The active profiles and watch lists, compiled once and again only after a change (by any
+        process: the store's change counter is read per request, one indexed read)."""
+        revision = self.profiles.revision()
+        cached = self._rules
+        if cached is not None and cached[0] == revision:
+            return cached[1]
+        with self._rules_lock:
+            if self._rules is None or self._rules[0] != revision:
+                self._rules = (revision, self.profiles.ruleset()[0])
+            return self._rules[1]
+
+    def _decide(self, served: ServedModel, records: Sequence[dict[str, Any]], table: Any,
+                capacity: str | float | None = None, random_share: float = 0.0, seed: int = 0) -> Decision:
+        rules = self.rules()
+        cols: dict[str, Any] = {}
+        if rules.rules:
+            cols = dict(served.loaded.model.pipeline.columns(records))
+            for name in rules.kinds:  # mapped extra columns a profile names but the model does not use
+                if name not in cols and any(name in r for r in records):
+                    cols[name] = np.array([r.get(name) for r in records], dtype=object)
+        return decide(cols, table.risk_score, table.lane, rules, capacity, random_share, seed,
+                      ids=np.asarray(table.declaration_id, dtype=object))
+
+    def _raise_alerts(self, decision: Decision, items: Sequence[dict[str, Any]], source: str) -> None:
+        if not decision.alert.any():
+            return
+        rows = [{**h, "rule_id": h["id"], "declaration_id": r["declaration_id"], "risk_score": r["risk_score"],
+                 "lane": r["lane"], "source": source}
+                for i, r in enumerate(items) for h in decision.alert_hits(i)]
+        self.profiles.create_alerts(rows)
+
     # ---- scoring -------------------------------------------------------------------------------
     def score(self, records: Sequence[dict[str, Any]], principal: Principal, model: str | None = None) -> dict[str, Any]:
         served = self.check_model(model)
         table = score_table(served.loaded.model, records, served.thresholds, reasons_for="all",
                             top_k=self.settings.reasons_top_k)
+        decision = self._decide(served, records, table)
         results = table.records()
-        for r in results:
+        for i, r in enumerate(results):
             r["percentile"] = _round(r["percentile"], 3)
+            r["lane"] = str(decision.lane[i])
+            r["rule_hits"] = decision.hits_json(i)
         self._record(AuditEvent.of(principal, "score", served.loaded.name, served.loaded.version, results))
+        self._raise_alerts(decision, results, "score")
         return {"model": served.ref, "count": len(results), "results": results}
 
     def rank(self, records: Sequence[dict[str, Any]], capacity: str | float, random_share: float, seed: int,
@@ -261,25 +304,28 @@ class ScoringService:
                                                        f"such as '5%')", value=capacity, has_value=True)]) from None
         table = score_table(served.loaded.model, records, served.thresholds, reasons_for=reasons,  # type: ignore[arg-type]
                             top_k=self.settings.reasons_top_k)
-        ids = np.asarray(table.declaration_id, dtype=object)
-        sel = select_for_inspection(table.risk_score, ids, capacity, random_share=random_share, seed=seed)
+        decision = self._decide(served, records, table, capacity, random_share, seed)
+        assert decision.rank is not None and decision.probability is not None
+        names = decision.selection_names
         base = table.records()
-        order = np.argsort(sel.rank, kind="stable")
+        order = np.argsort(decision.rank, kind="stable")
         items = []
         for i in order:
             r = base[i]
             r["percentile"] = _round(r["percentile"], 3)
-            r["rank"] = int(sel.rank[i])
-            r["selection"] = sel.selected[i] or "none"
-            r["selection_probability"] = float(sel.probability[i])
+            r["lane"] = str(decision.lane[i])
+            r["rank"] = int(decision.rank[i])
+            r["selection"] = names[i]
+            r["selection_probability"] = float(decision.probability[i])
+            r["rule_hits"] = decision.hits_json(int(i))
             items.append(r)
         self._record(AuditEvent.of(principal, "rank", served.loaded.name, served.loaded.version, items,
                                    {"capacity": capacity, "random_share": random_share, "seed": seed}))
-        n_model = int(np.sum(sel.selected == "model"))
-        n_random = int(np.sum(sel.selected == "random"))
-        return {"model": served.ref, "count": len(items), "capacity": n_model + n_random,
-                "selected_model": n_model, "selected_random": n_random, "random_share": random_share,
-                "lanes": served.lanes(self.settings.lanes_by), "items": items}
+        self._raise_alerts(decision, base, "rank")
+        n_model, n_random, n_rule = (int(np.sum(names == s)) for s in ("model", "random", "rule"))
+        return {"model": served.ref, "count": len(items), "capacity": n_model + n_random + n_rule,
+                "selected_model": n_model, "selected_random": n_random, "selected_rule": n_rule,
+                "random_share": random_share, "lanes": served.lanes(self.settings.lanes_by), "items": items}
 
     # ---- outcomes ------------------------------------------------------------------------------
     def record_outcomes(self, records: Sequence[dict[str, Any]], principal: Principal) -> dict[str, Any]:
