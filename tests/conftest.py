@@ -208,7 +208,7 @@ class TinyRegistry:
         return LoadedModel(found, name, version, None, uri, run_id=f"tiny-run-{version}")
 
 
-def test_client_class() -> type:
+def _test_client_class() -> type:
     """fastapi.testclient warns (UserWarning) that it prefers httpx2; not ours to fix."""
     import warnings
 
@@ -217,8 +217,6 @@ def test_client_class() -> type:
         from fastapi.testclient import TestClient
     return TestClient
 
-
-test_client_class.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 API_MAX_ITEMS = 50
 API_MAX_BODY = 64 * 1024
@@ -280,7 +278,7 @@ def running_api(folder: Path, model: Any, *, registry: TinyRegistry | None | boo
     try:
         keys = {role.value: store.create_api_key(f"test-{role.value}", role) for role in Role} if with_keys else {}
         seams = {"loader": reg.load, "resolver": reg.resolve} if reg is not None else {}
-        with test_client_class()(create_app(settings, **seams), raise_server_exceptions=False) as client:
+        with _test_client_class()(create_app(settings, **seams), raise_server_exceptions=False) as client:
             yield Api(client, store, keys, reg)
     finally:
         store.dispose()
