@@ -23,6 +23,7 @@ from serving import schemas
 from serving.auth import KeyVerifier
 from serving.handlers import BodyLimitMiddleware, install_error_handlers
 from serving.routes import pages, v1
+from serving.routes_profiles import router as profiles_router
 from serving.service import Loader, Resolver, ScoringService
 from serving.settings import ServingSettings, get_serving_settings
 from serving.store import Store
@@ -89,9 +90,13 @@ def create_app(settings: ServingSettings | None = None, *, store: Store | None =
                       {"name": "outcomes", "description": "inspection results (feed features and retraining)"},
                       {"name": "model", "description": "what is served; reload the champion"},
                       {"name": "reports", "description": "seizure trend reports"},
+                      {"name": "profiles", "description": "risk profiles and watch lists (analysts write, "
+                                                          "officers read)"},
+                      {"name": "alerts", "description": "alerts raised by profiles; officers acknowledge them"},
                       {"name": "health", "description": "liveness and readiness (no key needed)"}])
     app.state.settings = settings
     app.include_router(v1)
+    app.include_router(profiles_router)
     app.include_router(pages)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

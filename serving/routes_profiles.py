@@ -1,0 +1,229 @@
+"""Routes of risk profiles, watch lists and alerts: analysts write, officers read and acknowledge alerts.
+
+Thin: each checks the role, reads the JSON body and calls :class:`serving.profile_store.ProfileStore`
+(the scoring service's), whose validation names the profile, the condition and the problem (422);
+nothing is stored unless every profile and list of the request is valid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from profiles import ProfileError, ProfileProblem
+from serving import schemas
+from serving.auth import Analyst, Officer
+from serving.errors import ServiceError
+from serving.parsing import parse_json
+from serving.profile_store import Actor, NotFound, ProfileStore, Saved, VersionConflict
+from serving.roles import Principal
+from serving.service import ScoringService
+
+
+class ProfileInvalid(ServiceError):
+    """Profiles or watch lists that break the contract: one entry per problem."""
+
+    status_code = 422
+
+    def __init__(self, exc: ProfileError):
+        super().__init__(str(exc))
+        self.problems = exc.problems
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": [p.as_dict() for p in self.problems]}
+
+
+class Missing(ServiceError):
+    status_code = 404
+
+
+class Conflict(ServiceError):
+    status_code = 409
+
+
+async def get_profile_store(request: Request) -> ProfileStore:
+    service: ScoringService = request.app.state.service
+    return service.profiles
+
+
+ProfilesDep = Annotated[ProfileStore, Depends(get_profile_store)]
+ProfileId = Annotated[str, Path(description="the profile id", max_length=64)]
+ListName = Annotated[str, Path(description="the watch list's name", max_length=64)]
+DateQuery = Annotated[dt.date | None, Query(description="declarations scored on or after/before this day (ISO)")]
+
+Responses = dict[int | str, dict[str, Any]]
+_AUTH: Responses = {401: {"model": schemas.ErrorBody, "description": "missing or invalid API key"},
+         403: {"model": schemas.ErrorBody, "description": "the key's role is not enough"}}
+_WRITE: Responses = {**_AUTH, 400: {"model": schemas.ValidationErrorBody, "description": "malformed JSON"},
+          422: {"description": "invalid profiles: one entry per problem naming the profile (or watch list), "
+                               "the condition, the field and the problem; nothing stored"}}
+_404: Responses = {404: {"model": schemas.ErrorBody, "description": "no such profile, watch list or alert"}}
+_409: Responses = {409: {"model": schemas.ErrorBody, "description": "it exists already (use PUT) or changed meanwhile"}}
+
+router = APIRouter(prefix="/v1", tags=["profiles"])
+
+
+def _actor(who: Principal) -> Actor:
+    return Actor(who.name, who.role.value)
+
+
+def _items(data: Any, what: str) -> list[Any]:
+    """One object or a list of them (a ``{"profiles": [...]}``/``{"watch_lists": [...]}`` document too)."""
+    if isinstance(data, dict) and set(data) == {what}:
+        data = data[what]
+    if isinstance(data, dict):
+        return [data]
+    if isinstance(data, list) and data:
+        return data
+    raise ProfileInvalid(ProfileError([ProfileProblem("<body>", f"expected an object or a non-empty list of "
+                                                                f"{what.replace('_', ' ')}", kind="body")]))
+
+
+def _saving(fn: Any, *args: Any) -> dict[str, Any]:
+    try:
+        saved: Saved = fn(*args)
+    except ProfileError as exc:
+        raise ProfileInvalid(exc) from None
+    except NotFound as exc:
+        raise Missing(str(exc).strip("'\"")) from None
+    except VersionConflict as exc:
+        raise Conflict(str(exc)) from None
+    return saved.as_dict()
+
+
+def _found(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except NotFound as exc:
+        raise Missing(str(exc).strip("'\"")) from None
+
+
+def _json(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if hasattr(v, "item"):
+        return _json(v.item())
+    return v
+
+
+# ---- profiles ------------------------------------------------------------------------------------
+@router.get("/profiles", summary="Risk profiles (latest versions)", responses=_AUTH)
+def list_profiles(_who: Officer, store: ProfilesDep,
+                  status: Annotated[str | None, Query(pattern="^(draft|active|retired)$")] = None) -> dict[str, Any]:
+    found = [p for p in store.profiles() if status is None or p.status == status]
+    return {"count": len(found), "profiles": [p.model_dump(mode="json") for p in found]}
+
+
+@router.post("/profiles", status_code=201, summary="Create risk profiles", responses={**_WRITE, **_409})
+async def create_profiles(who: Analyst, request: Request, store: ProfilesDep) -> dict[str, Any]:
+    """One profile or a list; each new id starts at version 1 (an existing id is a 409: change it with PUT)."""
+    items = _items(parse_json(await request.body()), "profiles")
+    known = {p.id for p in store.profiles()}
+    taken = sorted({str(p.get("id")) for p in items if isinstance(p, dict) and p.get("id") in known})
+    if taken:
+        raise Conflict(f"profiles {taken} exist already: change them with PUT /v1/profiles/{{id}}")
+    return _saving(store.save, items, [], _actor(who))
+
+
+@router.put("/profiles", summary="Create or change risk profiles (import)", responses=_WRITE)
+async def put_profiles(who: Analyst, request: Request, store: ProfilesDep) -> dict[str, Any]:
+    """A list of profiles as exported: new ids are created, changed ones get a new version, unchanged
+    ones add nothing."""
+    items = _items(parse_json(await request.body()), "profiles")
+    return _saving(store.save, items, [], _actor(who))
+
+
+@router.get("/profiles/{profile_id}", summary="One risk profile, its versions and its change log",
+            responses={**_AUTH, **_404})
+def get_profile(_who: Officer, profile_id: ProfileId, store: ProfilesDep,
+                version: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+    p = _found(store.profile, profile_id, version)
+    history = store.profile_history(profile_id)
+    return {**p.model_dump(mode="json"), "versions": [h.version for h in history],
+            "changes": [{**c, "created_at": c["created_at"].isoformat()} for c in store.changes(profile_id)
+                        if c["kind"] == "profile"]}
+
+
+@router.put("/profiles/{profile_id}", summary="Change a risk profile (a new version)",
+            responses={**_WRITE, **_404, **_409})
+async def put_profile(who: Analyst, profile_id: ProfileId, request: Request, store: ProfilesDep) -> dict[str, Any]:
+    body = parse_json(await request.body())
+    if not isinstance(body, dict):
+        raise ProfileInvalid(ProfileError([ProfileProblem(profile_id, "expected a profile object")]))
+    return _saving(store.update_profile, profile_id, body, _actor(who))
+
+
+@router.get("/profiles/{profile_id}/stats", summary="Does the profile find anything?", responses={**_AUTH, **_404})
+def profile_stats(_who: Officer, profile_id: ProfileId, store: ProfilesDep, since: DateQuery = None,
+                  until: DateQuery = None) -> dict[str, Any]:
+    """Matches, inspections, hits and hit rate (95 % Wilson interval) of every version, beside the
+    model-selected hit rate over the same days, from recorded selections and outcomes."""
+    p = _found(store.profile, profile_id, None)
+    table = store.stats(since, until, rule_id=profile_id)
+    rows: list[dict[str, Any]] = [{str(k): v for k, v in r.items()}
+                                  for r in table[table["kind"] == "profile"].to_dict(orient="records")]
+    none: dict[str, Any] = {"kind": "profile", "rule_id": profile_id, "versions": [], "matches": 0, "inspections": 0,
+                            "hits": 0, "candidate_for_retirement": False}
+    row = rows[0] if rows else none
+    return {**{k: _json(v) for k, v in row.items() if k != "versions"}, "versions": list(row["versions"]),
+            "status": p.status, "since": since, "until": until}
+
+
+# ---- watch lists ---------------------------------------------------------------------------------
+@router.get("/watchlists", summary="Watch lists (latest versions)", responses=_AUTH)
+def list_watchlists(_who: Officer, store: ProfilesDep) -> dict[str, Any]:
+    found = store.watchlists()
+    return {"count": len(found), "watch_lists": [w.model_dump(mode="json") for w in found]}
+
+
+@router.post("/watchlists", status_code=201, summary="Create watch lists", responses={**_WRITE, **_409})
+async def create_watchlists(who: Analyst, request: Request, store: ProfilesDep) -> dict[str, Any]:
+    items = _items(parse_json(await request.body()), "watch_lists")
+    known = {w.name for w in store.watchlists()}
+    taken = sorted({str(w.get("name")) for w in items if isinstance(w, dict) and w.get("name") in known})
+    if taken:
+        raise Conflict(f"watch lists {taken} exist already: change them with PUT /v1/watchlists/{{name}}")
+    return _saving(store.save, [], items, _actor(who))
+
+
+@router.put("/watchlists", summary="Create or change watch lists (import)", responses=_WRITE)
+async def put_watchlists(who: Analyst, request: Request, store: ProfilesDep) -> dict[str, Any]:
+    items = _items(parse_json(await request.body()), "watch_lists")
+    return _saving(store.save, [], items, _actor(who))
+
+
+@router.get("/watchlists/{name}", summary="One watch list", responses={**_AUTH, **_404})
+def get_watchlist(_who: Officer, name: ListName, store: ProfilesDep) -> dict[str, Any]:
+    w = _found(store.watchlist, name)
+    return {**w.model_dump(mode="json"), "versions": [h.version for h in store.watchlist_history(name)]}
+
+
+@router.put("/watchlists/{name}", summary="Change a watch list (a new version)", responses={**_WRITE, **_404})
+async def put_watchlist(who: Analyst, name: ListName, request: Request, store: ProfilesDep) -> dict[str, Any]:
+    body = parse_json(await request.body())
+    if not isinstance(body, dict):
+        raise ProfileInvalid(ProfileError([ProfileProblem(name, "expected a watch list object", kind="watch list")]))
+    return _saving(store.update_watchlist, name, body, _actor(who))
+
+
+# ---- alerts --------------------------------------------------------------------------------------
+def _alert_json(a: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in a.items()}
+
+
+@router.get("/alerts", tags=["alerts"], summary="Alerts raised by profiles and watch lists (newest first)",
+            responses=_AUTH)
+def list_alerts(_who: Officer, store: ProfilesDep,
+                status: Annotated[str | None, Query(pattern="^(open|acked)$")] = "open",
+                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    found = store.list_alerts(status, limit)
+    return {"count": len(found), "alerts": [_alert_json(a) for a in found]}
+
+
+@router.post("/alerts/{alert_id}/ack", tags=["alerts"], summary="Acknowledge an alert", responses={**_AUTH, **_404})
+def ack_alert(who: Officer, alert_id: Annotated[int, Path(ge=1)], store: ProfilesDep) -> JSONResponse:
+    return JSONResponse(_alert_json(_found(store.ack_alert, alert_id, _actor(who))))

@@ -1,0 +1,211 @@
+"""Risk profiles, watch lists and alerts through the real app (tiny model, SQLite store in tmp_path):
+who may write, validation, capacity order, what never fires, versions, alerts and effectiveness."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from serving.profile_store import alerts, profile_changes, profile_versions
+from serving.store import audit_rule_hits
+from tests.conftest import Api
+
+DECL: dict[str, Any] = {
+    "declaration_id": "T-0001", "declaration_date": "2023-06-01", "direction": "import", "office_type": "seaport",
+    "importer_id": "IMP000123", "origin_country": "CN", "departure_country": "CN", "transit_countries": ["AE"],
+    "destination_country": "YE", "conveyance": "vessel", "hs_code": "820600", "goods_description": "hardware, lamp",
+    "quantity": 1234, "gross_weight_kg": 5400.0, "customs_value": 8200.0, "currency": "USD",
+}
+TOOLS = "8206"  # the profiles below match hand tools; other declarations carry furniture (940360)
+
+
+def decl(i: int, hs: str = "940360", **kw: Any) -> dict[str, Any]:
+    return {**DECL, "declaration_id": f"T-{i:04d}", "hs_code": hs, "importer_id": f"IMP{i:06d}", **kw}
+
+
+def profile(pid: str = "P-TOOLS", **kw: Any) -> dict[str, Any]:
+    doc = {"id": pid, "name": "hand tools", "criterion": "hand tools (HS 8206): cover goods in recent seizures",
+           "conditions": [{"field": "hs_code", "op": "prefix", "values": [TOOLS]}],
+           "action": {"lane": "red", "select": True, "alert": True}, "valid_from": "2023-01-01",
+           "status": "active", "owner": "analyst1"}
+    doc.update(kw)
+    return doc
+
+
+@pytest.fixture
+def api(make_api: Callable[..., Api]) -> Api:
+    return make_api()
+
+
+def rows(api: Api, table: sa.Table) -> list[dict[str, Any]]:
+    with api.store.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(table).order_by(table.c.id)).mappings()]
+
+
+def rank(api: Api, records: list[dict[str, Any]], capacity: Any, **params: Any) -> dict[str, Any]:
+    r = api.post("/v1/manifests/rank", json={"declarations": records, "capacity": capacity, **params})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+# ---- access and validation -----------------------------------------------------------------------
+def test_officers_read_profiles_but_cannot_write_them(api: Api) -> None:
+    assert api.post("/v1/profiles", role="officer", json=profile()).status_code == 403
+    assert api.client.put("/v1/profiles/P-TOOLS", headers=api.h("officer"), json=profile()).status_code == 403
+    assert api.post("/v1/watchlists", role="officer", json={"name": "w", "field": "importer_id"}).status_code == 403
+    assert rows(api, profile_versions) == []
+    created = api.post("/v1/profiles", role="analyst", json=profile())
+    assert created.status_code == 201, created.text
+    assert created.json()["profiles"] == [{"id": "P-TOOLS", "version": 1, "status": "active"}]
+    listed = api.get("/v1/profiles", role="officer").json()
+    assert [p["id"] for p in listed["profiles"]] == ["P-TOOLS"]
+    change = rows(api, profile_changes)[0]
+    assert (change["actor"], change["role"], change["action"], change["version"]) == (
+        "test-analyst", "analyst", "create", 1)
+
+
+def test_an_invalid_profile_is_422_naming_profile_condition_and_problem_and_nothing_is_stored(api: Api) -> None:
+    bad = profile("P-BAD", conditions=[{"field": "hs_code", "op": "prefix", "values": [TOOLS]},
+                                       {"field": "colour", "op": "in", "values": ["red"]}])
+    r = api.post("/v1/profiles", role="analyst", json=[profile("P-GOOD"), bad])
+    assert r.status_code == 422
+    (problem,) = r.json()["detail"]
+    assert (problem["id"], problem["condition"], problem["field"]) == ("P-BAD", 1, "colour")
+    assert "unknown field" in problem["problem"]
+    assert rows(api, profile_versions) == [] and rows(api, profile_changes) == []
+    assert api.post("/v1/profiles", role="analyst", content=b"{nope").status_code == 400
+
+
+def test_posting_an_existing_id_is_409_and_put_of_an_unknown_one_is_404(api: Api) -> None:
+    assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 201
+    assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 409
+    r = api.client.put("/v1/profiles/P-NONE", headers=api.h("analyst"), json=profile("P-NONE"))
+    assert r.status_code == 404
+    assert api.get("/v1/profiles/P-NONE").status_code == 404
+
+
+# ---- the decision ------------------------------------------------------------------------------
+def test_rank_fills_capacity_with_profile_selections_first_then_the_model(api: Api) -> None:
+    manifest = [decl(i, hs="820600" if i in (3, 7) else "940360") for i in range(1, 11)]
+    before = rank(api, manifest, 3)
+    assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 201
+    after = rank(api, manifest, 3)
+    by_id = {it["declaration_id"]: it for it in after["items"]}
+    rule = sorted(k for k, it in by_id.items() if it["selection"] == "rule")
+    model = [it["declaration_id"] for it in after["items"] if it["selection"] == "model"]
+    assert rule == ["T-0003", "T-0007"]
+    # the one place left goes to the riskiest declaration no rule selected
+    unforced = [it["declaration_id"] for it in before["items"] if it["declaration_id"] not in rule]
+    assert model == unforced[:1]
+    assert (after["selected_rule"], after["selected_model"], after["capacity"]) == (2, 1, 3)
+    for k in rule:
+        assert by_id[k]["selection_probability"] == 1.0 and by_id[k]["lane"] == "red"
+        assert by_id[k]["rule_hits"] == [{"kind": "profile", "id": "P-TOOLS", "version": 1,
+                                          "criterion": profile()["criterion"]}]
+    # a profile never changes a score, nor the model's ranking
+    assert [(it["declaration_id"], it["risk_score"], it["rank"]) for it in before["items"]] == [
+        (it["declaration_id"], it["risk_score"], it["rank"]) for it in after["items"]]
+    assert all(it["rule_hits"] == [] for k, it in by_id.items() if k not in rule)
+
+
+@pytest.mark.parametrize("change", [
+    {"status": "draft"},
+    {"status": "retired"},
+    {"valid_to": "2023-05-31"},  # expired before the declaration's date (2023-06-01)
+    {"valid_from": "2023-06-02"},  # not yet valid
+], ids=["draft", "retired", "expired", "not-yet-valid"])
+def test_draft_retired_and_expired_profiles_never_fire(api: Api, change: dict[str, Any]) -> None:
+    assert api.post("/v1/profiles", role="analyst", json=profile(**change)).status_code == 201
+    scored = api.post("/v1/score", json=decl(1, hs="820600")).json()["results"][0]
+    assert scored["rule_hits"] == []
+    ranked = rank(api, [decl(1, hs="820600"), decl(2)], 1)
+    assert [it["selection"] for it in ranked["items"]].count("rule") == 0
+    assert api.get("/v1/alerts", role="officer").json()["count"] == 0
+
+
+def test_a_retired_profile_stops_firing_and_keeps_its_versions(api: Api) -> None:
+    assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 201
+    assert api.post("/v1/score", json=decl(1, hs="820600")).json()["results"][0]["rule_hits"]
+    retired = api.client.put("/v1/profiles/P-TOOLS", headers=api.h("analyst"), json=profile(status="retired"))
+    assert retired.json()["profiles"] == [{"id": "P-TOOLS", "version": 2, "status": "retired"}]
+    assert api.post("/v1/score", json=decl(2, hs="820600")).json()["results"][0]["rule_hits"] == []
+    shown = api.get("/v1/profiles/P-TOOLS", role="officer").json()
+    assert shown["versions"] == [1, 2] and [c["action"] for c in shown["changes"]] == ["create", "retire"]
+    assert api.get("/v1/profiles/P-TOOLS?version=1").json()["status"] == "active"
+
+
+def test_a_changed_profile_leaves_earlier_alerts_and_records_on_the_version_they_used(api: Api) -> None:
+    assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 201
+    api.post("/v1/score", json=decl(1, hs="820600"))
+    changed = profile(criterion="hand tools: a new seizure report")
+    r = api.client.put("/v1/profiles/P-TOOLS", headers=api.h("analyst"), json=changed)
+    assert r.status_code == 200 and r.json()["profiles"][0]["version"] == 2
+    hit = api.post("/v1/score", json=decl(2, hs="820600")).json()["results"][0]["rule_hits"]
+    assert hit == [{"kind": "profile", "id": "P-TOOLS", "version": 2, "criterion": changed["criterion"]}]
+    api.audit()
+    assert [(a["declaration_id"], a["version"], a["criterion"]) for a in rows(api, alerts)] == [
+        ("T-0001", 1, profile()["criterion"]), ("T-0002", 2, changed["criterion"])]
+    assert [(h["declaration_id"], h["rule_id"], h["version"]) for h in rows(api, audit_rule_hits)] == [
+        ("T-0001", "P-TOOLS", 1), ("T-0002", "P-TOOLS", 2)]
+
+
+def test_alerts_are_not_duplicated_when_a_declaration_is_scored_again(api: Api) -> None:
+    assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 201
+    for _ in range(3):
+        api.post("/v1/score", json=[decl(1, hs="820600"), decl(2)])
+    rank(api, [decl(1, hs="820600"), decl(2)], 1)
+    (alert,) = api.get("/v1/alerts", role="officer").json()["alerts"]
+    assert (alert["declaration_id"], alert["rule_id"], alert["version"], alert["status"]) == (
+        "T-0001", "P-TOOLS", 1, "open")
+    acked = api.post(f"/v1/alerts/{alert['id']}/ack", role="officer")
+    assert acked.status_code == 200 and acked.json()["acked_by"] == "test-officer"
+    assert api.get("/v1/alerts", role="officer").json()["count"] == 0
+    assert api.get("/v1/alerts?status=acked", role="officer").json()["count"] == 1
+    assert api.post("/v1/alerts/999/ack", role="officer").status_code == 404
+
+
+def test_a_watch_list_acting_alone_gives_its_entry_reason(api: Api) -> None:
+    wl = {"name": "importers", "field": "importer_id", "description": "importers under investigation",
+          "action": {"lane": "yellow"},
+          "entries": [{"value": "IMP000002", "reason": "tip-off 2023-05", "added_by": "a1"}]}
+    assert api.post("/v1/watchlists", role="officer", json=wl).status_code == 403
+    assert api.post("/v1/watchlists", role="analyst", json=wl).status_code == 201
+    results = api.post("/v1/score", json=[decl(1), decl(2)]).json()["results"]
+    assert results[0]["rule_hits"] == []
+    assert results[1]["rule_hits"] == [{"kind": "watch_list", "id": "importers", "version": 1,
+                                        "criterion": "importers under investigation: tip-off 2023-05"}]
+    assert results[1]["lane"] in ("yellow", "red")
+    assert api.get("/v1/watchlists/importers", role="officer").json()["entries"][0]["value"] == "IMP000002"
+
+
+# ---- effectiveness -------------------------------------------------------------------------------
+def outcome(did: str, hit: bool, source: str) -> dict[str, Any]:
+    return {"declaration_id": did, "inspected_date": "2023-06-03", "inspected": True, "selection_source": source,
+            "selection_probability": 1.0, "hit": hit}
+
+
+def test_stats_count_matches_inspections_and_hits_beside_the_model(api: Api) -> None:
+    assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 201
+    manifest = [decl(i, hs="820600" if i <= 3 else "940360") for i in range(1, 7)]
+    ranked = rank(api, manifest, 4)
+    (model_pick,) = [it["declaration_id"] for it in ranked["items"] if it["selection"] == "model"]
+    recorded = [outcome("T-0001", True, "rule"), outcome("T-0002", False, "rule"), outcome("T-0003", True, "rule"),
+                outcome(model_pick, False, "model")]
+    assert api.post("/v1/outcomes", json=recorded).status_code == 200
+    api.audit()
+    stats = api.get("/v1/profiles/P-TOOLS/stats", role="officer").json()
+    assert (stats["matches"], stats["inspections"], stats["hits"]) == (3, 3, 2)
+    # Wilson 95 % interval of 2 hits in 3, by hand: centre (2/3 + z²/6) / (1 + z²/3), half-width
+    # z·sqrt(2/27 + z²/36) / (1 + z²/3) with z = 1.96
+    assert stats["hit_rate"] == pytest.approx(2 / 3)
+    assert stats["hit_rate_low"] == pytest.approx(0.2077, abs=1e-3)
+    assert stats["hit_rate_high"] == pytest.approx(0.9385, abs=1e-3)
+    assert (stats["model_inspections"], stats["model_hits"], stats["model_hit_rate"]) == (1, 0, 0.0)
+    assert stats["versions"] == [1] and stats["candidate_for_retirement"] is False
+    assert stats["status"] == "active"
+    later = api.get("/v1/profiles/P-TOOLS/stats?since=2999-01-01", role="officer").json()
+    assert later["matches"] == 0
+    assert api.get("/v1/profiles/P-NONE/stats").status_code == 404
