@@ -4,11 +4,12 @@ or on Spark. Uses the API's scoring routine (:func:`scoring.score_table`), so va
 from batch._chunk import ManifestError
 from batch._output import OutputPaths, read_metadata
 from batch._rank import select_manifest
-from batch._run import BatchOptions, BatchSummary, ProgressHook, score_manifest
+from batch._run import BatchOptions, BatchSummary, BatchWriteError, ProgressHook, score_manifest
 
 __all__ = [
     "BatchOptions",
     "BatchSummary",
+    "BatchWriteError",
     "ManifestError",
     "OutputPaths",
     "ProgressHook",

@@ -133,18 +133,3 @@ class Checkpoint:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
         return [(int(f), int(c)) for f, c in doc["parts"]]
-
-
-KILL_ENV = "RISKPROF_BATCH_KILL_AT"  # test hook: "part:N" or "rename"
-
-
-def kill_point(name: str, count: int | None = None) -> None:
-    """Test hook: SIGKILL this process at a named point (a real kill -9, nothing is cleaned up)."""
-    want = os.environ.get(KILL_ENV)
-    if not want:
-        return
-    here = name if count is None else f"{name}:{count}"
-    if want == here:
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)

@@ -7,6 +7,7 @@ exactly where the first run did.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from features.io import LoadError, expand_paths
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+DELIMITERS = (",", ";", "\t", "|")  # what a header is sniffed for when no delimiter is given
+_SAMPLE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,15 @@ class InputFile:
     sha256: str
     rows: int | None  # known up front for Parquet only
     rows_estimate: int | None = None  # CSV: file size / bytes per line of the first lines (for the ETA)
+    encoding: str = "utf-8"  # CSV only
+    delimiter: str = ","  # CSV only
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "kind": self.kind, "bytes": self.size, "sha256": self.sha256,
-                "rows": self.rows}
+        doc: dict[str, Any] = {"path": str(self.path), "kind": self.kind, "bytes": self.size, "sha256": self.sha256,
+                               "rows": self.rows}
+        if self.kind == "csv":
+            doc.update(encoding=self.encoding, delimiter=self.delimiter)
+        return doc
 
 
 def file_kind(path: Path) -> str:
@@ -62,24 +70,78 @@ def _cannot_read(path: Path, exc: BaseException, what: str = "cannot be read") -
     return LoadError(f"{path}: {what} ({type(exc).__name__}: {msg})")
 
 
-def inspect_manifest(paths: str | Path | list[str | Path] | list[Path]) -> list[InputFile]:
-    """Expand files/folders, check each file opens, and digest it (sha256 of its bytes)."""
+def inspect_manifest(paths: str | Path | list[str | Path] | list[Path], encoding: str | None = None,
+                     delimiter: str | None = None) -> list[InputFile]:
+    """Expand files/folders, check each file opens, and digest it (sha256 of its bytes).
+
+    CSV files are read as ``encoding`` (default UTF-8) with ``delimiter`` (default: sniffed from
+    the header among ``, ; tab |``); a file in another encoding is named with the offending byte.
+    """
     files = expand_paths(paths)
     out: list[InputFile] = []
     for i, path in enumerate(files):
         kind = file_kind(path)
         rows: int | None = None
+        enc, sep = encoding or "utf-8", delimiter or ","
         try:
             if kind == "parquet":
                 rows = pq.ParquetFile(path).metadata.num_rows
             else:
-                pd.read_csv(path, dtype=str, nrows=0)
+                header = _csv_header(path, enc, explicit=encoding is not None)
+                sep = delimiter or _sniff_delimiter(header)
+                columns = pd.read_csv(path, dtype=str, nrows=0, encoding=enc, sep=sep).columns
+                _check_delimiter(path, header, sep, len(columns))
+        except LoadError:
+            raise
         except Exception as exc:  # pyarrow/pandas raise many types for corrupt files
             raise _cannot_read(path, exc, "is corrupt or truncated and cannot be read") from exc
         size = path.stat().st_size
         est = rows if rows is not None else _estimate_csv_rows(path, size)
-        out.append(InputFile(i, path, kind, size, sha256_file(path), rows, est))
+        out.append(InputFile(i, path, kind, size, sha256_file(path), rows, est, enc, sep))
     return out
+
+
+def _open_bytes(path: Path) -> Any:
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+
+
+def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError, data: bytes, explicit: bool) -> LoadError:
+    """Name the first byte that is not ``encoding`` text, by line and column, and say what to pass."""
+    line = data.count(b"\n", 0, exc.start) + 1
+    column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+    byte = data[exc.start]
+    hint = ("check --encoding" if explicit
+            else "pass its encoding, e.g. --encoding latin-1 (ISO-8859-1) or --encoding cp1252")
+    return LoadError(f"{path}: is not {encoding} text: byte 0x{byte:02x} at line {line}, column {column} "
+                     f"({exc.reason}); {hint}")
+
+
+def _csv_header(path: Path, encoding: str, explicit: bool) -> str:
+    """The header line, after checking that the file's first MiB decodes as ``encoding``."""
+    with _open_bytes(path) as f:
+        data = f.read(_SAMPLE_BYTES)
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        if exc.start < len(data) - 4 or len(data) < _SAMPLE_BYTES:  # not a character cut by the sample's end
+            raise _not_text(path, encoding, exc, data, explicit) from exc
+        text = data[:exc.start].decode(encoding)
+    return text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+
+
+def _check_delimiter(path: Path, header: str, sep: str, n_columns: int) -> None:
+    """A header read as one column that holds another delimiter was split with the wrong one."""
+    others = [d for d in DELIMITERS if d != sep and d in header]
+    if n_columns == 1 and others:
+        raise LoadError(f"{path}: with columns separated by {sep!r} its header is one column, but it contains "
+                        f"{others[0]!r}: pass --delimiter {others[0]!r} (or leave --delimiter out to detect it)")
+
+
+def _sniff_delimiter(header: str) -> str:
+    """The candidate found most often in the header; a comma when none is (a one-column file)."""
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])  # ties: the first candidate, comma first
+    return best if counts[best] else ","
 
 
 def _estimate_csv_rows(path: Path, size: int, sample: int = 2000) -> int | None:
@@ -116,13 +178,20 @@ def iter_chunks(file: InputFile, chunk_rows: int, skip: set[int] | frozenset[int
         yield from reader(file, chunk_rows, skip, first_chunk, last_chunk)
     except LoadError:
         raise
+    except UnicodeDecodeError as exc:  # past the first MiB checked at start
+        raise _cannot_read(file.path, exc, f"is not {file.encoding} text (further in than the part checked at "
+                                           "start); pass its encoding with --encoding") from exc
+    except pd.errors.ParserError as exc:
+        raise _cannot_read(file.path, exc, f"is not a well-formed CSV with columns separated by "
+                                           f"{file.delimiter!r} (--delimiter)") from exc
     except Exception as exc:
         raise _cannot_read(file.path, exc, "is corrupt or truncated (failed while reading)") from exc
 
 
 def _iter_csv(file: InputFile, chunk_rows: int, skip: set[int] | frozenset[int], first_chunk: int,
               last_chunk: int | None) -> Iterator[tuple[int, int, pd.DataFrame]]:
-    with pd.read_csv(file.path, dtype=str, keep_default_na=False, na_values=[""], chunksize=chunk_rows) as reader:
+    with pd.read_csv(file.path, dtype=str, keep_default_na=False, na_values=[""], chunksize=chunk_rows,
+                     encoding=file.encoding, sep=file.delimiter) as reader:
         for c, frame in enumerate(reader):
             if last_chunk is not None and c > last_chunk:
                 return

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from batch._checkpoint import Checkpoint, kill_point
+from batch._checkpoint import Checkpoint
 from batch._chunk import ChunkSettings, score_chunk
 from batch._input import InputFile, iter_chunks
 from features.mapping import ColumnMapping
@@ -53,20 +53,6 @@ def score_file_chunks(work: ChunkWork, ckpt: Checkpoint, file: InputFile, skip: 
     return written
 
 
-class _ChunkDone:
-    """Reports each finished chunk (progress hook) and counts it for the crash-test kill point."""
-
-    def __init__(self, on_chunk: Callable[[int, int], None] | None):
-        self.on_chunk = on_chunk
-        self.count = 0
-
-    def __call__(self, rows: int, rejected: int) -> None:
-        self.count += 1
-        if self.on_chunk is not None:
-            self.on_chunk(rows, rejected)
-        kill_point("part", self.count)
-
-
 @contextmanager
 def _threads_shared_by(model: RiskModel, n: int) -> Iterator[None]:
     """LightGBM threads split between ``n`` chunks scored at once (the cores are shared)."""
@@ -81,9 +67,8 @@ def _threads_shared_by(model: RiskModel, n: int) -> Iterator[None]:
 def run_local(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile],
               on_chunk: Callable[[int, int], None] | None = None) -> None:
     done = ckpt.done()
-    chunk_done = _ChunkDone(on_chunk)
     for file in files:
-        score_file_chunks(work, ckpt, file, done.get(file.index, set()), chunk_done)
+        score_file_chunks(work, ckpt, file, done.get(file.index, set()), on_chunk)
 
 
 def _feed(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile], limit: int,
@@ -93,7 +78,6 @@ def _feed(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile], limit: int,
     so memory stays bounded by the chunk size; finished chunks are reported here, in order of
     completion (each is its own part, so the output does not depend on that order)."""
     done = ckpt.done()
-    chunk_done = _ChunkDone(on_chunk)
     pending: set[Future] = set()
 
     def settle(block: bool) -> None:
@@ -102,7 +86,9 @@ def _feed(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile], limit: int,
             return
         finished, pending = wait(pending, return_when=FIRST_COMPLETED, timeout=None if block else 0)
         for fut in finished:
-            chunk_done(*fut.result())
+            rows, rejected = fut.result()
+            if on_chunk is not None:
+                on_chunk(rows, rejected)
 
     try:
         for file in files:

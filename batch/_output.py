@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,7 +83,7 @@ def output_schema(with_reasons: bool) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _tmp(folder: Path, path: Path) -> Path:
+def temp_path(folder: Path, path: Path) -> Path:
     """Temporaries live in the checkpoint folder (same filesystem: rename is atomic; removed with it)."""
     return folder / f".out-{path.name}.tmp-{os.getpid()}"
 
@@ -97,12 +96,20 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def write_outputs(ckpt: Checkpoint, parts: list[tuple[int, int]], files: list[InputFile], paths: OutputPaths,
-                  *, capacity: str | int | float, random_share: float, seed: int, with_reasons: bool,
-                  write_csv: bool, metadata: dict[str, Any],
-                  before_rename: Callable[[], None] | None = None) -> OutputCounts:
-    """Rank and select over every part, write the final files to temporaries, then rename them."""
-    # ---- the two small columns, for the whole manifest ---------------------------------------
+@dataclass
+class _ManifestRanking:
+    """Rank and selection of the whole manifest, computed from two small columns (id, risk)."""
+
+    lengths: list[int]  # rows of each part, in part order
+    codes: np.ndarray  # dense rank of each row's id
+    keep: np.ndarray  # first occurrence of its id
+    kept_index: np.ndarray | None  # row → position among the kept rows (None: every row kept)
+    dup_codes: set[int]
+    sel: Any  # ManifestSelection over the kept rows
+
+
+def _rank_manifest(ckpt: Checkpoint, parts: list[tuple[int, int]], capacity: str | int | float,
+                   random_share: float, seed: int) -> _ManifestRanking:
     id_chunks: list[pa.ChunkedArray] = []
     risk_chunks: list[np.ndarray] = []
     lengths: list[int] = []
@@ -123,98 +130,151 @@ def write_outputs(ckpt: Checkpoint, parts: list[tuple[int, int]], files: list[In
     # without duplicates (the usual case) no filtered copies: at 10 M rows that saves ~250 MiB
     sel = (select_manifest(risk, codes, capacity, random_share, seed) if all_kept
            else select_manifest(risk[keep], codes[keep], capacity, random_share, seed))
-    del risk
-    kept_index = None if all_kept else np.cumsum(keep) - 1
-    dup_code_first: dict[int, tuple[str, int]] = {}  # code → (source, row) of its first occurrence
-    dup_codes = set(codes[~keep].tolist())
+    return _ManifestRanking(lengths, codes, keep, None if all_kept else np.cumsum(keep) - 1,
+                            set(codes[~keep].tolist()), sel)
 
-    # ---- write -----------------------------------------------------------------------------
+
+def _duplicate_rejects(part: pa.Table, k: np.ndarray, pcodes: np.ndarray, rows: np.ndarray, src: str,
+                       dup_code_first: dict[int, tuple[str, int]]) -> pa.Table:
+    """Reject rows of later duplicates of an id, naming the first occurrence (source, row)."""
+    drop = np.flatnonzero(~k)
+    first = [dup_code_first[int(pcodes[i])] for i in drop]
+    dup_ids = part.column("declaration_id").take(pa.array(drop))
+    return pa.table({
+        "source": pa.array([src] * len(drop), pa.string()),
+        "row": pa.array(rows[drop]),
+        "declaration_id": dup_ids,
+        "column": pa.array(["declaration_id"] * len(drop), pa.string()),
+        "value": dup_ids,
+        "reason": pa.array([f"expected a unique key (duplicate of {s} row {r})" for s, r in first], pa.string()),
+    }, schema=REJECT_SCHEMA)
+
+
+def _output_table(part: pa.Table, gi: np.ndarray, sel: Any, schema: pa.Schema, src: str,
+                  with_reasons: bool) -> pa.Table:
+    """A part's kept rows with their manifest-wide rank and selection (``gi``: their kept positions)."""
+    sel_names = np.asarray(SELECTION_NAMES, dtype=object)[sel.selection[gi]]
+    cols: dict[str, Any] = {
+        "declaration_id": part.column("declaration_id"),
+        "risk_score": part.column("risk_score"),
+        "rank": pa.array(sel.rank[gi]),
+        "lane": part.column("lane"),
+        "selection": pa.array(sel_names, pa.string()),
+        "selection_probability": pa.array(sel.probability[gi]),
+        "percentile": part.column("percentile"),
+        "manifest_percentile": pa.array(sel.manifest_percentile[gi]),
+    }
+    if with_reasons:
+        cols["reasons"] = part.column("reasons")
+    cols["source_file"] = pa.array([src] * part.num_rows, pa.string())
+    cols["source_row"] = part.column("_row")
+    return pa.table(cols, schema=schema)
+
+
+class _Writers:
+    """The output files' writers, on temporaries in the checkpoint folder (removed on failure)."""
+
+    def __init__(self, ckpt: Checkpoint, paths: OutputPaths, schema: pa.Schema, write_csv: bool):
+        self.out, self.csv, self.rejects = (temp_path(ckpt.root, p) for p in (paths.out, paths.csv, paths.rejects))
+        self.parquet: pq.ParquetWriter | None = None
+        self.csv_writer: pacsv.CSVWriter | None = None
+        self.rej_writer: pacsv.CSVWriter | None = None
+        try:  # each writer writes its header at once: on a full disk, opening fails too
+            self.parquet = pq.ParquetWriter(self.out, schema, compression="zstd")
+            self.csv_writer = pacsv.CSVWriter(self.csv, schema.remove_metadata()) if write_csv else None
+            self.rej_writer = pacsv.CSVWriter(self.rejects, REJECT_SCHEMA)
+        except BaseException:
+            self.close(failed=True)
+            raise
+
+    def write(self, table: pa.Table, rejects: pa.Table) -> None:
+        assert self.parquet is not None and self.rej_writer is not None
+        if rejects.num_rows:
+            self.rej_writer.write_table(rejects)
+        self.parquet.write_table(table)
+        if self.csv_writer is not None:
+            self.csv_writer.write_table(table.replace_schema_metadata(None))
+
+    def close(self, failed: bool) -> None:
+        """Close every writer (closing flushes, so it too may fail); after a failure the temporaries
+        go: a full disk must not stay full of them."""
+        errors: list[OSError] = []
+        for w in (self.parquet, self.rej_writer, self.csv_writer):
+            if w is not None:
+                try:
+                    w.close()
+                except OSError as exc:
+                    errors.append(exc)
+        if failed or errors:
+            for tmp in (self.out, self.csv, self.rejects):
+                tmp.unlink(missing_ok=True)
+        if errors and not failed:
+            raise errors[0]
+
+
+def write_outputs(ckpt: Checkpoint, parts: list[tuple[int, int]], files: list[InputFile], paths: OutputPaths,
+                  *, capacity: str | int | float, random_share: float, seed: int, with_reasons: bool,
+                  write_csv: bool, metadata: dict[str, Any]) -> tuple[OutputCounts, list[tuple[Path, Path]]]:
+    """Rank and select over every part and write the final files to temporaries.
+
+    Returns the counts and the (temporary, final) pairs for :func:`publish_outputs`: nothing is
+    visible under the final names until every file is whole.
+    """
+    r = _rank_manifest(ckpt, parts, capacity, random_share, seed)
     schema = output_schema(with_reasons).with_metadata(
         {METADATA_KEY: json.dumps(metadata, sort_keys=True, default=str)})
     sources = {f.index: str(f.path) for f in files}
     counts = OutputCounts()
     lanes: Counter[str] = Counter()
-    tmp_out, tmp_csv, tmp_rej = (_tmp(ckpt.root, p) for p in (paths.out, paths.csv, paths.rejects))
-    writer = pq.ParquetWriter(tmp_out, schema, compression="zstd")
-    csv_writer = pacsv.CSVWriter(tmp_csv, schema.remove_metadata()) if write_csv else None
-    rej_writer = pacsv.CSVWriter(tmp_rej, REJECT_SCHEMA)
+    dup_code_first: dict[int, tuple[str, int]] = {}  # code → (source, row) of its first occurrence
+    writers = _Writers(ckpt, paths, schema, write_csv)
+    failed = True
     try:
         off = 0
-        for (f, c), n in zip(parts, lengths, strict=True):
+        for (f, c), n in zip(parts, r.lengths, strict=True):
             part = pq.read_table(ckpt.part_path(f, c))
-            k = keep[off:off + n]
-            pcodes = codes[off:off + n]
+            k, pcodes = r.keep[off:off + n], r.codes[off:off + n]
             rejects = pq.read_table(ckpt.rejects_path(f, c))
             counts.problems += rejects.num_rows
             counts.rows_rejected += ckpt.chunk_stats(f, c)["rejected"]
             src = sources[f]
             rows = part.column("_row").to_numpy()
-            if dup_codes:
-                for i in np.flatnonzero(np.isin(pcodes, list(dup_codes))):
-                    code = int(pcodes[i])
+            if r.dup_codes:
+                for i in np.flatnonzero(np.isin(pcodes, list(r.dup_codes))):
                     if k[i]:
-                        dup_code_first[code] = (src, int(rows[i]))
+                        dup_code_first[int(pcodes[i])] = (src, int(rows[i]))
             if not k.all():
-                drop = np.flatnonzero(~k)
-                first = [dup_code_first[int(pcodes[i])] for i in drop]
-                dup_ids = part.column("declaration_id").take(pa.array(drop))
-                extra = pa.table({
-                    "source": pa.array([src] * len(drop), pa.string()),
-                    "row": pa.array(rows[drop]),
-                    "declaration_id": dup_ids,
-                    "column": pa.array(["declaration_id"] * len(drop), pa.string()),
-                    "value": dup_ids,
-                    "reason": pa.array([f"expected a unique key (duplicate of {s} row {r})" for s, r in first],
-                                       pa.string()),
-                }, schema=REJECT_SCHEMA)
-                rejects = pa.concat_tables([rejects, extra])
-                counts.duplicates += len(drop)
-                counts.rows_rejected += len(drop)
-                counts.problems += len(drop)
+                rejects = pa.concat_tables([rejects, _duplicate_rejects(part, k, pcodes, rows, src, dup_code_first)])
+                n_dup = int((~k).sum())
+                counts.duplicates += n_dup
+                counts.rows_rejected += n_dup
+                counts.problems += n_dup
                 part = part.filter(pa.array(k))
-            if rejects.num_rows:
-                rej_writer.write_table(rejects)
-            gi = np.arange(off, off + n) if kept_index is None else kept_index[off:off + n][k]
-            sel_names = np.asarray(SELECTION_NAMES, dtype=object)[sel.selection[gi]]
-            cols: dict[str, Any] = {
-                "declaration_id": part.column("declaration_id"),
-                "risk_score": part.column("risk_score"),
-                "rank": pa.array(sel.rank[gi]),
-                "lane": part.column("lane"),
-                "selection": pa.array(sel_names, pa.string()),
-                "selection_probability": pa.array(sel.probability[gi]),
-                "percentile": part.column("percentile"),
-                "manifest_percentile": pa.array(sel.manifest_percentile[gi]),
-            }
+            gi = np.arange(off, off + n) if r.kept_index is None else r.kept_index[off:off + n][k]
+            writers.write(_output_table(part, gi, r.sel, schema, src, with_reasons), rejects)
             if with_reasons:
-                cols["reasons"] = part.column("reasons")
                 counts.reasons_given += part.num_rows - part.column("reasons").null_count
-            cols["source_file"] = pa.array([src] * part.num_rows, pa.string())
-            cols["source_row"] = part.column("_row")
-            table = pa.table(cols, schema=schema)
-            writer.write_table(table)
-            if csv_writer is not None:
-                csv_writer.write_table(table.replace_schema_metadata(None))
             lanes.update({str(v["values"]): int(v["counts"]) for v in pc.value_counts(part.column("lane")).to_pylist()})
             counts.rows_scored += part.num_rows
             off += n
+        failed = False
     finally:
-        writer.close()
-        rej_writer.close()
-        if csv_writer is not None:
-            csv_writer.close()
+        writers.close(failed)
     counts.lanes = {lane: lanes.get(lane, 0) for lane in ("red", "yellow", "green")}
-    counts.selection = {name: int((sel.selection == i).sum()) for i, name in enumerate(SELECTION_NAMES)}
-    renames = [(tmp_rej, paths.rejects), (tmp_out, paths.out)]
+    counts.selection = {name: int((r.sel.selection == i).sum()) for i, name in enumerate(SELECTION_NAMES)}
+    pending = [(writers.rejects, paths.rejects), (writers.out, paths.out)]
     if write_csv:
-        renames.insert(0, (tmp_csv, paths.csv))
-    for tmp, _ in renames:
+        pending.insert(0, (writers.csv, paths.csv))
+    return counts, pending
+
+
+def publish_outputs(pending: list[tuple[Path, Path]]) -> None:
+    """fsync every temporary, then rename each over its final name, in order (the last one marks the
+    run complete: a reader who sees it sees all the others)."""
+    for tmp, _ in pending:
         _fsync(tmp)
-    if before_rename is not None:
-        before_rename()
-    for tmp, final in renames:
+    for tmp, final in pending:
         os.replace(tmp, final)
-    return counts
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import datetime as dt
+import errno
 import hashlib
 import json
 import time
@@ -12,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from batch._checkpoint import Checkpoint, kill_point, write_json
-from batch._chunk import ChunkSettings
-from batch._input import inspect_manifest, manifest_digest
+from batch._checkpoint import Checkpoint, write_json
+from batch._chunk import ChunkSettings, ManifestError
+from batch._input import InputFile, inspect_manifest, manifest_digest
 from batch._local import ChunkWork, run_local, run_local_parallel, run_local_pipelined
-from batch._output import OutputCounts, OutputPaths, write_outputs
-from features.mapping import load_mapping
+from batch._output import OutputCounts, OutputPaths, publish_outputs, temp_path, write_outputs
+from features.io import LoadError
+from features.mapping import MappingError, load_mapping
 from scoring import LaneThresholds, ReasonsFor, capacity_count
 from scoring.ranking import thresholds_at_shares
 
@@ -29,6 +32,19 @@ REASONS_NOTE = {
     "all": "reasons computed for every item",
     "none": "reasons not computed",
 }
+
+OUTPUT_COLUMNS = {
+    "risk_score": "calibrated probability of a hit (the API's risk_score)",
+    "percentile": "percentile among the model's reference traffic (the API's percentile)",
+    "manifest_percentile": "share of this manifest (%) with a risk score ≤ the item's",
+    "rank": "1 = highest risk in the manifest (ties broken by declaration_id)",
+    "selection": "model (top of the capacity) | random (the random share) | none",
+    "selection_probability": "probability the item was selected under this policy",
+}
+
+
+class BatchWriteError(RuntimeError):
+    """Writing failed (a full disk, a quota): nothing was published, the checkpoint is kept to resume."""
 
 
 class ProgressHook(Protocol):
@@ -57,8 +73,17 @@ class BatchOptions:
     workers: int = 1  # local engine: processes scoring chunks in parallel (features are single-threaded)
     pipelined: bool = True  # local engine, one process: two chunks in flight on threads (see run_local_pipelined)
     spark_master: str | None = None  # default: spark-submit's master, else local[2]
+    encoding: str | None = None  # CSV inputs (default UTF-8)
+    delimiter: str | None = None  # CSV inputs (default: sniffed from each header)
 
     def check(self) -> None:
+        if self.encoding is not None:
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                raise ValueError(f"encoding: unknown encoding {self.encoding!r} (e.g. utf-8, latin-1, cp1252)") from None
+        if self.delimiter is not None and len(self.delimiter) != 1:
+            raise ValueError(f"delimiter must be one character (e.g. ';' or a tab), got {self.delimiter!r}")
         if self.chunk_rows < 1:
             raise ValueError(f"chunk_rows must be ≥ 1, got {self.chunk_rows}")
         if not 0.0 <= self.random_share <= 1.0:
@@ -84,6 +109,8 @@ class BatchSummary:
     chunks_resumed: int
     chunks_total: int
     notes: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict, repr=False)  # what .meta.json records
+    pending: list[tuple[Path, Path]] = field(default_factory=list, repr=False)  # (temporary, final) to publish
 
     @property
     def rows_per_second(self) -> float:
@@ -120,20 +147,56 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
 
     Resumable: a run killed at any point and started again with the same arguments continues from
     ``<out>.ckpt/`` with the model version pinned by the first attempt, and writes the same output.
+    A run that fails on its input removes its checkpoint (the same arguments would fail the same
+    way); one that fails to write (:class:`BatchWriteError`) keeps it, to resume once there is room.
     """
     options = options or BatchOptions()
     options.check()
     t0 = time.perf_counter()
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     paths_in = [manifest] if isinstance(manifest, str | Path) else list(manifest)
-    files = inspect_manifest(paths_in)
-    digest = manifest_digest(files)
+    files = inspect_manifest(paths_in, encoding=options.encoding, delimiter=options.delimiter)
     col_map = load_mapping(mapping) if mapping is not None else None
     paths = OutputPaths(Path(out))
-    paths.out.parent.mkdir(parents=True, exist_ok=True)
+    notes = _prepare_output_folder(paths) + _reading_notes(files)
     ckpt = Checkpoint(paths.checkpoint)
     settings = ChunkSettings(options.thresholds, options.reasons_for, options.top_k)
-    fingerprint = json.loads(json.dumps({
+    fingerprint = _fingerprint(files, mapping, model_uri, options, settings)
+    loaded, pinned, fresh = _load_pinned_model(ckpt, fingerprint, model_uri, load_model, notes)
+    try:
+        if fresh:
+            ckpt.start(fingerprint, pinned)
+        summary = _score_and_publish(loaded.model, pinned, ckpt, files, paths, options, settings,
+                                     col_map, fingerprint, progress, notes)
+    except (LoadError, ManifestError, MappingError):
+        ckpt.discard()
+        raise
+    except OSError as exc:
+        raise _write_failed(exc, ckpt, paths) from exc
+    summary.seconds = time.perf_counter() - t0
+    _publish(ckpt, paths, summary, started)
+    ckpt.discard()
+    return summary
+
+
+def _prepare_output_folder(paths: OutputPaths) -> list[str]:
+    """Create the output's folder if missing, and say so (a mistyped path should not pass unnoticed)."""
+    parent = paths.out.parent
+    if parent.exists():
+        return []
+    parent.mkdir(parents=True)
+    return [f"created the output folder {parent}"]
+
+
+def _reading_notes(files: list[InputFile]) -> list[str]:
+    return [f"{f.path.name}: read as {f.encoding}, columns separated by {f.delimiter!r}"
+            for f in files if f.kind == "csv" and (f.encoding, f.delimiter) != ("utf-8", ",")]
+
+
+def _fingerprint(files: list[InputFile], mapping: str | Path | None, model_uri: str, options: BatchOptions,
+                 settings: ChunkSettings) -> dict[str, Any]:
+    """Everything the parts depend on: a checkpoint with another fingerprint is not resumed."""
+    return json.loads(json.dumps({
         "inputs": [f.as_dict() for f in files],
         "mapping": {"path": str(mapping), "sha256": _sha256_text(Path(mapping))} if mapping else None,
         "model_uri": model_uri,
@@ -141,7 +204,11 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
         "lane_shares": list(options.lane_shares) if options.lane_shares else None,
         **settings.as_dict(),
     }))
-    notes: list[str] = []
+
+
+def _load_pinned_model(ckpt: Checkpoint, fingerprint: dict[str, Any], model_uri: str,
+                       load_model: Callable[[str], Any], notes: list[str]) -> tuple[Any, dict[str, Any], bool]:
+    """The model version a resumed run pinned at its start, else (fresh) the one ``model_uri`` points to now."""
     state = ckpt.read_state()
     if state is not None and state.get("fingerprint") == fingerprint:
         pinned = state["model"]
@@ -149,84 +216,121 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
         if str(loaded.version) != str(pinned["version"]):  # pragma: no cover - a registry rewritten under us
             raise RuntimeError(f"checkpoint pinned {pinned['uri']} but the registry returned version {loaded.version}")
         notes.append(f"resumed from checkpoint {ckpt.root} (model pinned at {pinned['uri']})")
-    else:
-        if ckpt.root.exists():
-            notes.append(f"discarded checkpoint {ckpt.root} of a run with other inputs or arguments")
-        loaded = load_model(model_uri)
-        pinned = {"requested_uri": model_uri, "name": loaded.name, "version": str(loaded.version),
-                  "alias": loaded.alias, "uri": loaded.uri, "run_id": loaded.run_id}
-        ckpt.start(fingerprint, pinned)
+        return loaded, pinned, False
+    if ckpt.root.exists():
+        notes.append(f"discarded checkpoint {ckpt.root} of a run with other inputs or arguments")
+    loaded = load_model(model_uri)
+    pinned = {"requested_uri": model_uri, "name": loaded.name, "version": str(loaded.version),
+              "alias": loaded.alias, "uri": loaded.uri, "run_id": loaded.run_id}
+    return loaded, pinned, True
+
+
+def _remove_leftovers(ckpt: Checkpoint, paths: OutputPaths) -> None:
+    """Temporaries of a run killed mid-write (in the checkpoint, or next to the final files mid-rename)."""
     ckpt.clean_temporaries()
-    for final in (paths.out, paths.csv, paths.rejects, paths.meta):  # left by a run killed mid-rename
+    for final in (paths.out, paths.csv, paths.rejects, paths.meta):
         for stale in final.parent.glob(f".{final.name}.tmp-*"):
             stale.unlink(missing_ok=True)
-    model = loaded.model
+
+
+def _score_chunks(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile], options: BatchOptions,
+                  progress: ProgressHook | None) -> tuple[list[tuple[int, int]], int]:
+    """Pass 1: every chunk not yet in the checkpoint scored to its part; returns (parts, rows read now)."""
+    parts = ckpt.pass1_parts()
+    if parts is not None:
+        return parts, 0
+    rows_read = 0
+    total = None if any(f.rows_estimate is None for f in files) else sum(f.rows_estimate or 0 for f in files)
+    if progress is not None:
+        progress.start(total, sum(ckpt.chunk_stats(f, c)["rows"] for f, c in ckpt.parts()))
+
+    def on_chunk(rows: int, rejected: int) -> None:
+        nonlocal rows_read
+        rows_read += rows
+        if progress is not None:
+            progress.advance(rows)
+
+    try:
+        if options.engine == "spark":
+            from batch._spark import run_spark
+
+            run_spark(work, ckpt, files, on_chunk, master=options.spark_master)
+        elif options.workers > 1:
+            run_local_parallel(work, ckpt, files, options.workers, on_chunk)
+        elif options.pipelined and work.model.num_threads >= 2:
+            run_local_pipelined(work, ckpt, files, on_chunk)
+        else:
+            run_local(work, ckpt, files, on_chunk)
+    finally:
+        if progress is not None:
+            progress.stop()
+    parts = ckpt.parts()
+    ckpt.mark_pass1_done(parts)
+    return parts, rows_read
+
+
+def _run_metadata(pinned: dict[str, Any], model: Any, files: list[InputFile], fingerprint: dict[str, Any],
+                  options: BatchOptions, settings: ChunkSettings) -> dict[str, Any]:
+    """What the output's footer and ``.meta.json`` record: model, input digests, options, columns."""
+    return {
+        "model": {k: pinned[k] for k in ("name", "version", "alias", "uri", "run_id", "requested_uri")},
+        "model_metadata": {k: v for k, v in model.metadata.items() if isinstance(v, str | int | float | bool)},
+        "input": {"sha256": manifest_digest(files), "files": [f.as_dict() for f in files]},
+        "mapping": fingerprint["mapping"],
+        "options": {"capacity": options.capacity, "random_share": options.random_share, "seed": options.seed,
+                    "chunk_rows": options.chunk_rows, **settings.as_dict()},
+        "reasons": REASONS_NOTE[options.reasons_for],
+        "columns": OUTPUT_COLUMNS,
+    }
+
+
+def _score_and_publish(model: Any, pinned: dict[str, Any], ckpt: Checkpoint, files: list[InputFile],
+                       paths: OutputPaths, options: BatchOptions, settings: ChunkSettings, col_map: Any,
+                       fingerprint: dict[str, Any], progress: ProgressHook | None,
+                       notes: list[str]) -> BatchSummary:
+    """Both passes; the final files are left as temporaries (``summary.pending``) for :func:`_publish`."""
+    _remove_leftovers(ckpt, paths)
     if options.lane_shares is not None:
         settings = dataclasses.replace(settings, thresholds=thresholds_at_shares(model.reference_scores,
                                                                                  *options.lane_shares))
     if options.num_threads is not None:
         model.num_threads = options.num_threads
-
+    chunks_resumed = len(ckpt.parts())
     work = ChunkWork(model, settings, col_map, options.chunk_rows)
-    parts = ckpt.pass1_parts()
-    done_before = ckpt.parts()
-    rows_before = sum(ckpt.chunk_stats(f, c)["rows"] for f, c in done_before)
-    rows_read = 0
-    if parts is None:
-        total = None if any(f.rows_estimate is None for f in files) else sum(f.rows_estimate or 0 for f in files)
-        if progress is not None:
-            progress.start(total, rows_before)
-
-        def on_chunk(rows: int, rejected: int) -> None:
-            nonlocal rows_read
-            rows_read += rows
-            if progress is not None:
-                progress.advance(rows)
-
-        try:
-            if options.engine == "spark":
-                from batch._spark import run_spark
-
-                run_spark(work, ckpt, files, on_chunk, master=options.spark_master)
-            elif options.workers > 1:
-                run_local_parallel(work, ckpt, files, options.workers, on_chunk)
-            elif options.pipelined and model.num_threads >= 2:
-                run_local_pipelined(work, ckpt, files, on_chunk)
-            else:
-                run_local(work, ckpt, files, on_chunk)
-        finally:
-            if progress is not None:
-                progress.stop()
-        parts = ckpt.parts()
-        ckpt.mark_pass1_done(parts)
-
-    model_doc = {k: pinned[k] for k in ("name", "version", "alias", "uri", "run_id", "requested_uri")}
-    metadata = {
-        "model": model_doc,
-        "model_metadata": {k: v for k, v in model.metadata.items() if isinstance(v, str | int | float | bool)},
-        "input": {"sha256": digest, "files": [f.as_dict() for f in files]},
-        "mapping": fingerprint["mapping"],
-        "options": {"capacity": options.capacity, "random_share": options.random_share, "seed": options.seed,
-                    "chunk_rows": options.chunk_rows, **settings.as_dict()},
-        "reasons": REASONS_NOTE[options.reasons_for],
-        "columns": {
-            "risk_score": "calibrated probability of a hit (the API's risk_score)",
-            "percentile": "percentile among the model's reference traffic (the API's percentile)",
-            "manifest_percentile": "share of this manifest (%) with a risk score ≤ the item's",
-            "rank": "1 = highest risk in the manifest (ties broken by declaration_id)",
-            "selection": "model (top of the capacity) | random (the random share) | none",
-            "selection_probability": "probability the item was selected under this policy",
-        },
-    }
-    counts = write_outputs(ckpt, parts, files, paths, capacity=options.capacity,
-                           random_share=options.random_share, seed=options.seed,
-                           with_reasons=options.reasons_for != "none", write_csv=options.write_csv,
-                           metadata=metadata, before_rename=lambda: kill_point("rename"))
-    seconds = time.perf_counter() - t0
-    summary = BatchSummary(paths, counts, model_doc, digest, options.reasons_for, seconds, rows_read,
-                           len(done_before), len(parts), notes)
-    write_json(paths.meta, {**metadata, "summary": summary.as_dict(), "engine": options.engine,
-                            "started": started,
-                            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
-    ckpt.discard()
+    parts, rows_read = _score_chunks(work, ckpt, files, options, progress)
+    metadata = _run_metadata(pinned, model, files, fingerprint, options, settings)
+    counts, pending = write_outputs(ckpt, parts, files, paths, capacity=options.capacity,
+                                    random_share=options.random_share, seed=options.seed,
+                                    with_reasons=options.reasons_for != "none", write_csv=options.write_csv,
+                                    metadata=metadata)
+    summary = BatchSummary(paths, counts, metadata["model"], metadata["input"]["sha256"], options.reasons_for,
+                           0.0, rows_read, chunks_resumed, len(parts), notes)
+    summary.metadata = {**metadata, "engine": options.engine}
+    summary.pending = pending
     return summary
+
+
+def _publish(ckpt: Checkpoint, paths: OutputPaths, summary: BatchSummary, started: str) -> None:
+    """The run's ``.meta.json`` beside the other temporaries, then all renamed, the scores last."""
+    meta_tmp = temp_path(ckpt.root, paths.meta)
+    try:
+        write_json(meta_tmp, {**summary.metadata, "summary": summary.as_dict(), "started": started,
+                              "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
+        scores = [pair for pair in summary.pending if pair[1] == paths.out]
+        others = [pair for pair in summary.pending if pair[1] != paths.out]
+        publish_outputs(others + [(meta_tmp, paths.meta)] + scores)
+    except OSError as exc:
+        for tmp, _ in summary.pending:
+            tmp.unlink(missing_ok=True)
+        raise _write_failed(exc, ckpt, paths) from exc
+
+
+def _write_failed(exc: OSError, ckpt: Checkpoint, paths: OutputPaths) -> BatchWriteError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if exc.errno == errno.ENOSPC or "no space left" in str(exc).lower() or "[errno 28]" in str(exc).lower():
+        reason = f"the disk is full ({reason})"
+    kept = len(ckpt.parts()) if ckpt.root.exists() else 0
+    return BatchWriteError(
+        f"writing failed: {reason}. Nothing was published at {paths.out}. "
+        + (f"The {kept} chunk(s) scored so far are kept in {ckpt.root}: free space and run the same command "
+           "again to resume." if kept else "Free space and run the same command again."))

@@ -84,6 +84,11 @@ def score(
     pipeline: bool = typer.Option(True, "--pipeline/--no-pipeline",
                                   help="Local engine, one process: score two chunks at once on threads (one "
                                        "builds features while the other is in LightGBM). Same output."),
+    encoding: str | None = typer.Option(None, "--encoding",
+                                        help="Text encoding of CSV inputs (default UTF-8), e.g. latin-1 or cp1252."),
+    delimiter: str | None = typer.Option(None, "--delimiter",
+                                         help="Column separator of CSV inputs, e.g. ';' or 'tab' (default: "
+                                              "detected from each header among , ; tab |)."),
 ) -> None:
     """Score a manifest: risk score, rank, lane, selection and reasons per item, resumable after a crash."""
     from batch import BatchOptions
@@ -102,7 +107,8 @@ def score(
                                thresholds=lanes.fixed, lane_shares=lanes.shares, chunk_rows=chunk_rows,
                                engine=engine,  # type: ignore[arg-type]
                                write_csv=csv, num_threads=get_settings().num_threads, workers=workers,
-                               pipelined=pipeline)
+                               pipelined=pipeline, encoding=encoding,
+                               delimiter="\t" if delimiter in ("tab", "\\t") else delimiter)
         options.check()
     except ValueError as exc:
         fail(str(exc))
@@ -113,14 +119,14 @@ def score(
 def _run_and_report(manifest: list[Path], out: Path, model_uri: str, options: Any,
                     mapping: Path | None) -> None:
     """Score, then print the summary; errors a user can act on end in a message and exit 2."""
-    from batch import ManifestError, score_manifest
+    from batch import BatchWriteError, ManifestError, score_manifest
     from features.io import LoadError
     from features.mapping import MappingError
 
     progress = _RichProgress() if console.is_terminal else None
     try:
         summary = score_manifest(manifest, out, model_uri, options, mapping=mapping, progress=progress)
-    except (LoadError, MappingError, ManifestError) as exc:
+    except (LoadError, MappingError, ManifestError, BatchWriteError) as exc:
         fail(str(exc))
         return
     except Exception as exc:  # registry errors (no such model/alias) come as MLflow exceptions
@@ -128,6 +134,9 @@ def _run_and_report(manifest: list[Path], out: Path, model_uri: str, options: An
             fail(f"cannot load model {model_uri}: {str(exc).splitlines()[0]}")
         raise
     _print_summary(summary)
+    if summary.counts.rows_scored == 0:
+        fail(f"nothing was scored: {summary.counts.rows_rejected:,} row(s) rejected "
+             f"(see {summary.paths.rejects})", code=1)
 
 
 def _print_summary(summary: Any) -> None:

@@ -1,12 +1,16 @@
-"""Batch scoring: chunked = unchunked, resume after kill -9, rejects, corrupt input, metadata, API parity."""
+"""Batch scoring: chunked = unchunked, resume after kill -9, rejects, corrupt input, metadata, API parity,
+a full disk."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +19,6 @@ import pytest
 from typer.testing import CliRunner
 
 from batch import BatchOptions, read_metadata, score_manifest
-from batch._checkpoint import KILL_ENV
 from batch._output import OutputPaths
 from tests.conftest import KR_MAPPING, REPO
 
@@ -245,16 +248,38 @@ def test_mapping_input_korean_slice(kr_dir, trained_model, tmp_path):
 
 
 # ---- resume after kill -9 ---------------------------------------------------------------------
+# The process is killed from outside (SIGKILL, nothing cleaned up) once its checkpoint shows the
+# progress wanted: the code under test carries no hook of its own.
 
-def _subprocess_score(manifest_path: Path, out: Path, model_uri: str, kill_at: str | None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != KILL_ENV}
-    if kill_at:
-        env[KILL_ENV] = kill_at
+def _score_process(manifest_path: Path, out: Path, model_uri: str, chunk_rows: int = 600) -> subprocess.Popen:
+    out.parent.mkdir(parents=True, exist_ok=True)  # riskprof score writes into an existing folder only
+    env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     cmd = [sys.executable, "-m", "riskprof.cli", "score", "--manifest", str(manifest_path), "--out", str(out),
            "--model", model_uri, "--capacity", CAPACITY, "--random-share", "0.3", "--seed", "3",
-           "--chunk-rows", "600"]
-    return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+           "--chunk-rows", str(chunk_rows)]
+    return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+def _kill_after(proc: subprocess.Popen, ckpt: Path, parts: int, delay: float = 0.0, timeout: float = 300) -> int:
+    """SIGKILL ``proc`` ``delay`` seconds after its checkpoint holds ``parts`` part files."""
+    deadline = time.monotonic() + timeout
+    while len(list(ckpt.glob("part-*.parquet"))) < parts:
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before {parts} parts: {proc.communicate()[1]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"no {parts} parts after {timeout} s")
+        time.sleep(0.005)
+    time.sleep(delay)
+    with contextlib.suppress(ProcessLookupError):  # it finished within the delay (the caller checks)
+        os.kill(proc.pid, signal.SIGKILL)
+    return _finish(proc)[0]
 
 
 @pytest.mark.integration
@@ -266,12 +291,10 @@ def test_resume_after_sigkill_equals_a_clean_run(manifest, trained_model, tmp_pa
     _run(manifest["csv"], clean, trained_model.uri, chunk_rows=600)
 
     out = tmp_path / "crashed" / "scores.parquet"
-    first = _subprocess_score(manifest["csv"], out, trained_model.uri, kill_at="part:3")
-    assert first.returncode == -9, first.stderr
     ckpt = OutputPaths(out).checkpoint
-    # killed after its third part; with two chunks in flight the other may have been saved too
-    assert 3 <= len(list(ckpt.glob("part-*.parquet"))) <= 4
-    assert not out.exists()
+    assert _kill_after(_score_process(manifest["csv"], out, trained_model.uri), ckpt, parts=3) == -signal.SIGKILL
+    assert len(list(ckpt.glob("part-*.parquet"))) >= 3
+    assert not out.exists() and (ckpt / "state.json").exists()
 
     # the alias moves while the run is down: the resumed run keeps the version pinned at its start
     client = mlflow.MlflowClient()
@@ -279,17 +302,214 @@ def test_resume_after_sigkill_equals_a_clean_run(manifest, trained_model, tmp_pa
     newer = client.create_model_version(trained_model.name, mv.source, mv.run_id)
     client.set_registered_model_alias(trained_model.name, "challenger", newer.version)
     try:
-        second = _subprocess_score(manifest["csv"], out, trained_model.uri, kill_at="rename")
-        assert second.returncode == -9, second.stderr
-        assert not out.exists() and ckpt.exists()
-        third = _subprocess_score(manifest["csv"], out, trained_model.uri, kill_at=None)
-        assert third.returncode == 0, third.stderr
-        assert "resumed from checkpoint" in third.stderr
+        code, err = _finish(_score_process(manifest["csv"], out, trained_model.uri))
+        assert code == 0, err
+        assert "resumed from checkpoint" in err
     finally:
         client.set_registered_model_alias(trained_model.name, "challenger", trained_model.version)
     _same_output(out, clean)
     assert read_metadata(out)["model"]["version"] == str(trained_model.version)
     assert not ckpt.exists()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_kill_9_at_ten_random_points_then_resume_equals_a_clean_run(manifest, trained_model, tmp_path):
+    """Ten kills at seeded random points (after 1..all parts, plus up to 0.4 s: mid-chunk, between the
+    passes, while writing or renaming the final files); each resumed run writes the clean run's bytes."""
+    chunk_rows = 500
+    n_parts = -(-N_ROWS // chunk_rows)
+    clean = tmp_path / "clean" / "scores.parquet"
+    _run(manifest["csv"], clean, trained_model.uri, chunk_rows=chunk_rows)
+    rng = np.random.default_rng(20261201)
+    kills, attempts = 0, 0
+    while kills < 10:
+        attempts += 1
+        assert attempts <= 30, f"only {kills} of {attempts - 1} runs were killed before they finished"
+        parts, delay = int(rng.integers(1, n_parts + 1)), float(rng.uniform(0.0, 0.4))
+        out = tmp_path / f"trial-{attempts}" / "scores.parquet"
+        ckpt = OutputPaths(out).checkpoint
+        proc = _score_process(manifest["csv"], out, trained_model.uri, chunk_rows)
+        if _kill_after(proc, ckpt, parts, delay) != -signal.SIGKILL:
+            continue  # the run ended within the delay: not a kill point, draw another
+        kills += 1
+        code, err = _finish(_score_process(manifest["csv"], out, trained_model.uri, chunk_rows))
+        assert code == 0, err
+        _same_output(out, clean)
+        assert not ckpt.exists()
+        assert not list(out.parent.glob(".*.tmp-*")), "temporaries left next to the output"
+
+
+# ---- failures leave nothing misleading -----------------------------------------------------------
+
+@pytest.mark.integration
+def test_a_manifest_whose_every_row_is_rejected_exits_non_zero(manifest, trained_model, tmp_path):
+    raw = manifest["frame"].head(30).copy()
+    raw["hs_code"] = "12AB"
+    path = tmp_path / "all-bad.parquet"
+    raw.to_parquet(path, index=False)
+    out = tmp_path / "o.parquet"
+    res = _cli(["score", "--manifest", str(path), "--out", str(out), "--model", trained_model.uri])
+    assert res.exit_code == 1, res.output
+    assert "nothing was scored: 30 row(s) rejected" in res.output and "o.rejects.csv" in res.output
+    assert len(pd.read_csv(OutputPaths(out).rejects)) == 30  # the reasons are there to read
+    assert "Traceback" not in res.output
+
+
+@pytest.mark.integration
+def test_a_run_failing_on_its_input_leaves_no_checkpoint(manifest, trained_model, tmp_path):
+    """The first file is scored, the second misses a required column: the same arguments would fail
+    again, so no checkpoint is left to suggest the run could be resumed."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    manifest["frame"].iloc[:1_000].to_parquet(folder / "a.parquet", index=False)
+    manifest["frame"].iloc[1_000:1_200].drop(columns="hs_code").to_parquet(folder / "b.parquet", index=False)
+    out = tmp_path / "o.parquet"
+    res = _cli(["score", "--manifest", str(folder), "--out", str(out), "--model", trained_model.uri,
+                "--chunk-rows", "300"])
+    assert res.exit_code != 0 and "hs_code" in res.output and "Traceback" not in res.output
+    assert not OutputPaths(out).checkpoint.exists()
+    assert not out.exists() and not OutputPaths(out).meta.exists()
+
+
+@pytest.mark.integration
+def test_the_output_folder_created_is_said(manifest, trained_model, tmp_path):
+    out = tmp_path / "new" / "folder" / "o.parquet"
+    summary = _run(manifest["parquet"], out, trained_model.uri)
+    assert f"created the output folder {out.parent}" in summary.notes
+
+
+# ---- encodings and delimiters ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def accented(manifest) -> pd.DataFrame:
+    raw = manifest["frame"].head(300).copy()
+    raw["goods_description"] = "pièces détachées; acier"  # non-ASCII, and a semicolon inside a value
+    return raw
+
+
+@pytest.mark.integration
+def test_a_latin1_csv_is_named_as_such_and_scored_with_encoding(accented, trained_model, tmp_path):
+    utf8, latin1 = tmp_path / "utf8.csv", tmp_path / "latin1.csv"
+    accented.to_csv(utf8, index=False, date_format="%Y-%m-%d")
+    accented.to_csv(latin1, index=False, date_format="%Y-%m-%d", encoding="latin-1")
+    res = _cli(["score", "--manifest", str(latin1), "--out", str(tmp_path / "x.parquet"), "--model", trained_model.uri])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "is not utf-8 text: byte 0xe8 at line 2" in res.output and "--encoding latin-1" in res.output
+    assert "corrupt" not in res.output
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    assert _cli(["score", "--manifest", str(utf8), "--out", str(a), "--model", trained_model.uri]).exit_code == 0
+    res = _cli(["score", "--manifest", str(latin1), "--out", str(b), "--model", trained_model.uri,
+                "--encoding", "latin-1"])
+    assert res.exit_code == 0, res.output
+    assert "read as latin-1" in res.output
+    pd.testing.assert_frame_equal(_table(b).drop(columns="source_file"), _table(a).drop(columns="source_file"))
+    bad = _cli(["score", "--manifest", str(utf8), "--out", str(b), "--model", trained_model.uri,
+                "--encoding", "klingon"])
+    assert bad.exit_code != 0 and "unknown encoding 'klingon'" in bad.output
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("sep", "option"), [(";", None), ("\t", None), (";", ";"), ("\t", "tab")])
+def test_a_semicolon_or_tab_separated_csv_is_read(accented, trained_model, tmp_path, sep, option):
+    comma, other = tmp_path / "comma.csv", tmp_path / "other.csv"
+    accented.to_csv(comma, index=False, date_format="%Y-%m-%d")
+    accented.to_csv(other, index=False, date_format="%Y-%m-%d", sep=sep)
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    assert _cli(["score", "--manifest", str(comma), "--out", str(a), "--model", trained_model.uri]).exit_code == 0
+    res = _cli(["score", "--manifest", str(other), "--out", str(b), "--model", trained_model.uri]
+               + (["--delimiter", option] if option else []))
+    assert res.exit_code == 0, res.output
+    assert f"columns separated by {sep!r}" in res.output
+    pd.testing.assert_frame_equal(_table(b).drop(columns="source_file"), _table(a).drop(columns="source_file"))
+
+
+@pytest.mark.integration
+def test_a_wrong_delimiter_is_named(accented, trained_model, tmp_path):
+    path = tmp_path / "semi.csv"
+    accented.to_csv(path, index=False, date_format="%Y-%m-%d", sep=";")
+    res = _cli(["score", "--manifest", str(path), "--out", str(tmp_path / "o.parquet"), "--model",
+                trained_model.uri, "--delimiter", ","])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "separated by ','" in res.output and "--delimiter" in res.output
+
+
+# ---- a full disk ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 4 MiB filesystem (tmpfs): writes past it fail with ENOSPC, as on a full disk."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True,
+                         text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill (needs root with CAP_SYS_ADMIN): {res.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill(disk: Path, leave: int) -> Path:
+    """A ballast file taking all the free space but ``leave`` bytes."""
+    st = os.statvfs(disk)
+    ballast = disk / "ballast"
+    with ballast.open("ab") as f:
+        f.write(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
+    return ballast
+
+
+@pytest.mark.integration
+def test_a_full_disk_fails_clearly_publishes_nothing_and_resumes(manifest, trained_model, tmp_path, small_disk):
+    clean = tmp_path / "clean" / "scores.parquet"
+    _run(manifest["parquet"], clean, trained_model.uri, chunk_rows=500)
+    out = small_disk / "run" / "scores.parquet"
+    paths = OutputPaths(out)
+    published = (out, paths.rejects, paths.meta, paths.csv)
+
+    # full while scoring the chunks (pass 1)
+    out.parent.mkdir()
+    ballast = _fill(small_disk, leave=24 * 1024)
+    res = _cli(["score", "--manifest", str(manifest["parquet"]), "--out", str(out), "--model", trained_model.uri,
+                "--capacity", CAPACITY, "--random-share", "0.3", "--seed", "3", "--chunk-rows", "500"])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "the disk is full" in res.output and "Nothing was published" in res.output
+    assert not any(p.exists() for p in published)
+    assert not list(out.parent.glob(".*.tmp-*")) and not list(paths.checkpoint.glob(".*.tmp-*"))
+
+    # room for the chunks, full again once they are all scored (between the passes): the final files
+    # cannot be written
+    ballast.unlink()
+
+    class FillWhenScored:
+        def start(self, total: int | None, completed: int) -> None: ...
+
+        def advance(self, rows: int) -> None: ...
+
+        def stop(self) -> None:
+            _fill(small_disk, leave=8 * 1024)
+
+    from batch import BatchWriteError
+
+    with pytest.raises(BatchWriteError, match="disk is full.*chunk\\(s\\) scored so far are kept") as err:
+        score_manifest(manifest["parquet"], out, trained_model.uri,
+                       BatchOptions(capacity=CAPACITY, random_share=0.3, seed=3, chunk_rows=500),
+                       progress=FillWhenScored())
+    assert "resume" in str(err.value)
+    assert not any(p.exists() for p in published)
+    assert (paths.checkpoint / "pass1.json").exists()
+    assert not list(paths.checkpoint.glob(".*.tmp-*")), "temporaries left filling the disk"
+
+    # space again: the same command resumes and writes what a clean run writes
+    ballast.unlink()
+    res = _cli(["score", "--manifest", str(manifest["parquet"]), "--out", str(out), "--model", trained_model.uri,
+                "--capacity", CAPACITY, "--random-share", "0.3", "--seed", "3", "--chunk-rows", "500"])
+    assert res.exit_code == 0, res.output
+    assert "resumed from checkpoint" in res.output
+    pd.testing.assert_frame_equal(_table(out).drop(columns="source_file"), _table(clean).drop(columns="source_file"))
+    assert paths.rejects.read_bytes() == OutputPaths(clean).rejects.read_bytes()
+    assert not paths.checkpoint.exists()
 
 
 # ---- Spark ------------------------------------------------------------------------------------
