@@ -14,6 +14,7 @@ from riskprof import (
     cli_demo,
     cli_model,
     cli_monitor,
+    cli_profiles,
     cli_report,
     cli_retrain,
     cli_score,
@@ -28,7 +29,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _area in (cli_data, cli_model, cli_retrain, cli_score, cli_report, cli_monitor, cli_serve, cli_db, cli_demo):
+for _area in (cli_data, cli_model, cli_retrain, cli_score, cli_report, cli_monitor, cli_serve, cli_db, cli_demo,
+              cli_profiles):
     _area.register(app)
 
 
