@@ -1,0 +1,138 @@
+"""Profiles, watch lists, alerts and effectiveness in a real SQLite serving store (tmp_path)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from profiles import ProfileError
+from serving.profile_store import Actor, ProfileStore, profile_changes
+from serving.roles import Principal, Role
+from serving.store import Store, audit_rule_hits
+
+ANALYST = Actor("ana", "analyst")
+
+
+def profile(pid: str, **kw: Any) -> dict[str, Any]:
+    doc = {"id": pid, "name": pid, "criterion": f"criterion of {pid}",
+           "conditions": [{"field": "hs_code", "op": "prefix", "values": ["8206"]}],
+           "action": {"select": True, "alert": True}, "valid_from": "2023-01-01", "status": "active",
+           "owner": "ana"}
+    doc.update(kw)
+    return doc
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store.from_url(f"sqlite:///{tmp_path / 'serving.db'}")
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
+def profiles(store: Store) -> ProfileStore:
+    return ProfileStore(store.engine, extra_columns={})
+
+
+def test_an_invalid_batch_stores_nothing(profiles: ProfileStore) -> None:
+    with pytest.raises(ProfileError) as exc:
+        profiles.save([profile("P-A"), profile("P-B", valid_to="2022-01-01")], [], ANALYST)
+    assert [(p.profile, p.kind) for p in exc.value.problems] == [("P-B", "profile")]
+    assert profiles.profile_history() == [] and profiles.changes() == [] and profiles.revision() == 0
+
+
+def test_a_change_adds_a_version_and_keeps_the_old_one_and_an_unchanged_one_adds_nothing(
+        profiles: ProfileStore) -> None:
+    assert [p.version for p in profiles.save([profile("P-A")], [], ANALYST).profiles] == [1]
+    assert profiles.save([profile("P-A")], [], ANALYST).profiles == []
+    saved = profiles.update_profile("P-A", profile("P-A", criterion="new reason", version=7), Actor("bo", "admin"))
+    assert [(p.version, p.criterion) for p in saved.profiles] == [(2, "new reason")]
+    assert [(p.version, p.criterion) for p in profiles.profile_history("P-A")] == [
+        (1, "criterion of P-A"), (2, "new reason")]
+    assert profiles.profile("P-A", 1).criterion == "criterion of P-A"
+    assert [(c["actor"], c["role"], c["action"], c["version"]) for c in profiles.changes("P-A")] == [
+        ("ana", "analyst", "create", 1), ("bo", "admin", "change", 2)]
+
+
+def test_the_revision_moves_with_every_change_only(profiles: ProfileStore) -> None:
+    before = profiles.revision()
+    profiles.save([profile("P-A")], [], ANALYST)
+    after = profiles.revision()
+    assert after > before
+    profiles.save([profile("P-A")], [], ANALYST)
+    assert profiles.revision() == after
+    profiles.retire("P-A", ANALYST)
+    assert profiles.revision() > after
+
+
+def test_the_rule_set_pins_the_latest_active_version_of_each_profile(profiles: ProfileStore) -> None:
+    profiles.save([profile("P-A"), profile("P-DRAFT", status="draft"), profile("P-OLD")], [], ANALYST)
+    profiles.update_profile("P-A", profile("P-A", criterion="v2"), ANALYST)
+    profiles.retire("P-OLD", ANALYST)
+    wl = {"name": "imps", "field": "importer_id", "action": {"lane": "yellow"},
+          "entries": [{"value": "IMP1", "reason": "tip", "added_by": "ana"}]}
+    profiles.save([], [wl], ANALYST)
+    rules, pinned, lists = profiles.ruleset()
+    assert [(p.id, p.version) for p in pinned] == [("P-A", 2)]
+    assert [(r.kind, r.id, r.version) for r in rules.rules] == [("profile", "P-A", 2), ("watch_list", "imps", 1)]
+    assert [w.name for w in lists] == ["imps"]
+
+
+def test_an_alert_is_raised_once_per_declaration_and_rule_version(profiles: ProfileStore) -> None:
+    row = {"declaration_id": "D1", "kind": "profile", "rule_id": "P-A", "version": 1, "criterion": "c",
+           "risk_score": 0.2, "lane": "red", "source": "score"}
+    assert profiles.create_alerts([row, row]) == 1
+    assert profiles.create_alerts([row]) == 0
+    assert profiles.create_alerts([{**row, "version": 2}]) == 1
+    found = profiles.list_alerts()
+    assert sorted(a["version"] for a in found) == [1, 2]
+    acked = profiles.ack_alert(found[0]["id"], Actor("olga", "officer"))
+    assert acked["status"] == "acked" and acked["acked_by"] == "olga"
+    assert len(profiles.list_alerts("open")) == 1
+
+
+def record_small_history(store: Store) -> None:
+    """Six declarations ranked once and their outcomes, with figures checked by hand in the tests:
+    P-A matched D1-D3 (selected by rule, all inspected, D1 and D3 hits); P-B matched D4 (not
+    inspected); the model selected D5 (hit) and D6 (no hit)."""
+    ps = ProfileStore(store.engine, extra_columns={})
+    ps.save([profile("P-A"), profile("P-B")], [], ANALYST)
+
+    def item(did: str, selection: str, hits: tuple[str, ...] = ()) -> dict[str, Any]:
+        return {"declaration_id": did, "risk_score": 0.1, "lane": "green", "selection": selection,
+                "selection_probability": 1.0 if selection != "none" else 0.0, "reasons": None,
+                "rule_hits": [{"kind": "profile", "id": h, "version": 1, "criterion": "c"} for h in hits]}
+
+    items = [item("D1", "rule", ("P-A",)), item("D2", "rule", ("P-A",)), item("D3", "rule", ("P-A",)),
+             item("D4", "none", ("P-B",)), item("D5", "model"), item("D6", "model")]
+    store.append_audit(Principal("o", Role.officer), "rank", "m", "1", items)
+
+    def outcome(did: str, hit: bool, source: str) -> dict[str, Any]:
+        return {"declaration_id": did, "inspected_date": "2023-06-02", "inspected": True, "selection_source": source,
+                "selection_probability": 1.0, "hit": hit, "case_id": None, "revenue": None}
+
+    store.record_outcomes([outcome("D1", True, "rule"), outcome("D2", False, "rule"), outcome("D3", True, "rule"),
+                           outcome("D5", True, "model"), outcome("D6", False, "model")], recorded_by="o")
+
+
+def test_stats_from_recorded_selections_and_outcomes_by_hand(store: Store, profiles: ProfileStore) -> None:
+    record_small_history(store)
+    table = profiles.stats().set_index("rule_id")
+    a, b = table.loc["P-A"], table.loc["P-B"]
+    assert (a["matches"], a["inspections"], a["hits"], a["versions"]) == (3, 3, 2, [1])
+    assert a["hit_rate"] == pytest.approx(2 / 3)
+    assert (b["matches"], b["inspections"], b["hits"]) == (1, 0, 0) and math.isnan(b["hit_rate"])
+    # the model's own figure over the same declarations: D5 hit, D6 none
+    assert (a["model_inspections"], a["model_hits"], a["model_hit_rate"]) == (2, 1, 0.5)
+    assert list(profiles.stats(rule_id="P-B")["rule_id"]) == ["P-B"]
+
+
+def test_the_change_log_and_recorded_rule_hits_are_append_only(store: Store, profiles: ProfileStore) -> None:
+    record_small_history(store)
+    for table in (profile_changes, audit_rule_hits):
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), store.engine.begin() as conn:
+            conn.execute(table.delete())
