@@ -225,5 +225,6 @@ def list_alerts(_who: Officer, store: ProfilesDep,
 
 
 @router.post("/alerts/{alert_id}/ack", tags=["alerts"], summary="Acknowledge an alert", responses={**_AUTH, **_404})
-def ack_alert(who: Officer, alert_id: Annotated[int, Path(ge=1)], store: ProfilesDep) -> JSONResponse:
+def ack_alert(who: Officer, alert_id: Annotated[int, Path(ge=1, le=2**63 - 1)],  # a database integer
+              store: ProfilesDep) -> JSONResponse:
     return JSONResponse(_alert_json(_found(store.ack_alert, alert_id, _actor(who))))
