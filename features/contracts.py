@@ -17,11 +17,11 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, create_model, field_validator
 from pydantic import Field as PydField
 
 from features.reference import country_codes
@@ -85,8 +85,19 @@ class FieldSpec:
     strict: bool = True  # unknown vocabulary values are errors (else counted and reported)
     minimum: float | None = None
     digits: tuple[int, int] = (6, 10)  # allowed length of an HS code
+    max_length: int | None = None  # most characters of a text value (None: the kind's default)
     description: str = ""
     example: Any = None
+
+    @property
+    def max_chars(self) -> int | None:
+        """Longest text accepted: every text field has a bound, or one value could fill the store."""
+        return self.max_length if self.max_length is not None else _MAX_CHARS.get(self.kind)
+
+
+# an id is stored in String(200) columns; the other bounds are generous for real values
+_MAX_CHARS: dict[str, int] = {"id": 200, "str": 200, "category": 100, "country": 20, "countries": 200, "hs": 20}
+MAX_TRANSIT_COUNTRIES = 50
 
 
 @dataclass(frozen=True)
@@ -134,8 +145,9 @@ SEIZURE = Contract(
         FieldSpec("weapon_type", "category", nullable=True, vocab=WEAPON_TYPES, example="semi-automatic pistol"),
         FieldSpec("quantity", "float", minimum=0, example=8),
         FieldSpec("declared_hs_code", "hs", required=False, nullable=True, digits=(4, 10), example="9403"),
-        FieldSpec("declared_description", "str", required=False, nullable=True, example="second-hand table"),
-        FieldSpec("concealment", "str", required=False, nullable=True, example="inside furniture"),
+        FieldSpec("declared_description", "str", required=False, nullable=True, max_length=1000,
+                  example="second-hand table"),
+        FieldSpec("concealment", "str", required=False, nullable=True, max_length=1000, example="inside furniture"),
     ),
 )
 
@@ -161,7 +173,8 @@ DECLARATION = Contract(
         FieldSpec("conveyance", "category", required=False, nullable=True, vocab=CONVEYANCES, strict=False,
                   example="vessel"),
         FieldSpec("hs_code", "hs", description="6 to 10 digits, leading zeros kept", example="820600"),
-        FieldSpec("goods_description", "str", required=False, nullable=True, example="hardware, lamp"),
+        FieldSpec("goods_description", "str", required=False, nullable=True, max_length=1000,
+                  example="hardware, lamp"),
         FieldSpec("quantity", "float", required=False, nullable=True, minimum=0, example=1234),
         FieldSpec("gross_weight_kg", "float", required=False, nullable=True, minimum=0, example=5400.0),
         FieldSpec("customs_value", "float", required=False, nullable=True, minimum=0, example=8200.0),
@@ -278,7 +291,12 @@ def _record(problems: list[Problem], mask: pd.Series, column: str, values: pd.Se
     vals = values.to_numpy()
     for i in idx:
         v = vals[i]
+        if isinstance(v, str) and len(v) > _SHOWN_CHARS:  # a report quotes a huge value, never copies it
+            v = f"{v[:_SHOWN_CHARS]}… ({len(v):,} characters)"
         problems.append(Problem(int(row_numbers[i]), column, None if pd.isna(v) else v, expected, source))
+
+
+_SHOWN_CHARS = 60
 
 
 @dataclass
@@ -348,8 +366,17 @@ def _parse_column(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
     return _PARSERS[spec.kind](raw, spec, ~blank, check)
 
 
+def _check_length(col: pd.Series, spec: FieldSpec, check: _Check) -> None:
+    limit = spec.max_chars
+    if limit is not None:
+        check.record((col.str.len() > limit).fillna(False).astype(bool), spec.name, col,
+                     f"at most {limit} characters")
+
+
 def _parse_text(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
-    return _as_str(raw)
+    col = _as_str(raw)
+    _check_length(col, spec, check)
+    return col
 
 
 def _parse_date(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
@@ -374,6 +401,7 @@ def _parse_countries(raw: pd.Series, spec: FieldSpec, present: pd.Series, check:
     first = raw.dropna().head(1).tolist() if raw.dtype == object else []
     has_lists = bool(first) and isinstance(first[0], list | tuple | np.ndarray)
     col = _as_str(raw.map(_join_list) if has_lists else raw).str.upper().fillna("")
+    _check_length(col, spec, check)
     # other separators (", ; space") become "|"; rows already in canonical form skip the regex,
     # which runs in Python row by row
     messy = ~col.str.fullmatch(r"([A-Z]{2}(\|[A-Z]{2})*)?").fillna(True).astype(bool)
@@ -394,13 +422,15 @@ def _parse_hs(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check
     # literal replaces run in Arrow (the regex forms fell back to Python per row)
     col = col.str.removesuffix(".0").str.replace(".", "", regex=False).str.replace(" ", "", regex=False)
     lo, hi = spec.digits
-    ok = col.str.fullmatch(rf"\d{{{lo},{hi}}}").fillna(False).astype(bool)
+    # [0-9], not \d: Arrow's \d also matches full-width and other Unicode digits
+    ok = col.str.fullmatch(rf"[0-9]{{{lo},{hi}}}").fillna(False).astype(bool)
     check.record(present & ~ok, spec.name, raw, f"an HS code of {lo} to {hi} digits")
     return col
 
 
 def _parse_category(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
     col = _as_str(raw).str.lower()
+    _check_length(col, spec, check)
     if not spec.vocab:
         return col
     # case-insensitive match, canonical spelling kept (e.g. "pepper / CS spray")
@@ -421,10 +451,13 @@ def _parse_category(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: 
 def _parse_number(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
     col = pd.to_numeric(raw, errors="coerce").astype("float64")
     check.record(present & col.isna(), spec.name, raw, "a number")
+    # "inf" and 1e400 parse as infinity: no quantity or probability is infinite
+    infinite = pd.Series(np.isinf(col.to_numpy()), index=col.index)
+    check.record(infinite, spec.name, raw, "a finite number")
+    finite = present & col.notna() & ~infinite
     if spec.minimum is not None:
-        neg = present & col.notna() & (col < spec.minimum)
-        check.record(neg, spec.name, raw, f"a number ≥ {spec.minimum:g}")
-    return col
+        check.record(finite & (col < spec.minimum), spec.name, raw, f"a number ≥ {spec.minimum:g}")
+    return col.mask(infinite)
 
 
 def _parse_bool(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
@@ -507,58 +540,129 @@ def _max_day() -> dt.date:
     return _max_day_on(dt.date.today())
 
 
-def _make_validator(spec: FieldSpec):
+def _json_kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int | float):
+        return "a number"
+    if isinstance(v, list | tuple):
+        return "a list"
+    return "an object" if isinstance(v, dict) else type(v).__name__
+
+
+def _text(v: Any, spec: FieldSpec) -> str:
+    """A string within the field's length: a number, boolean, list or object is refused, never str()-ed."""
+    if not isinstance(v, str):
+        raise ValueError(f"expected a string, got {_json_kind(v)}")
+    limit = spec.max_chars
+    if limit is not None and len(v) > limit:
+        raise ValueError(f"at most {limit} characters (got {len(v):,})")
+    return v
+
+
+def _check_country(v: Any, spec: FieldSpec, codes: Any) -> str | None:
+    code = _text(v, spec).strip().upper()
+    if not code:
+        return None
+    if code not in codes:
+        raise ValueError(f"{v!r} is not an ISO 3166 alpha-2 country code")
+    return code
+
+
+def _check_countries(v: Any, spec: FieldSpec, codes: Any) -> list[str]:
+    if isinstance(v, str):
+        items: list[Any] = _text(v, spec).split(TRANSIT_SEP)
+    elif isinstance(v, list | tuple):
+        if len(v) > MAX_TRANSIT_COUNTRIES:
+            raise ValueError(f"at most {MAX_TRANSIT_COUNTRIES} countries (got {len(v):,})")
+        items = [_text(x, FieldSpec(spec.name, "country")) for x in v]
+    else:
+        raise ValueError(f"expected a list of country codes, got {_json_kind(v)}")
+    out = [x.strip().upper() for x in items if x.strip()]
+    bad = [x for x in out if x not in codes]
+    if bad:
+        raise ValueError(f"{bad} are not ISO 3166 alpha-2 country codes")
+    return out
+
+
+def _check_hs(v: Any, spec: FieldSpec) -> str:
+    code = _text(v, spec).strip().replace(".", "")
+    lo, hi = spec.digits
+    # isascii: str.isdigit() also accepts full-width and superscript digits, which no HS code has
+    if not (code.isascii() and code.isdigit() and lo <= len(code) <= hi):
+        raise ValueError(f"{v!r} is not an HS code of {lo} to {hi} digits (0-9)")
+    return code
+
+
+def _check_category(v: Any, spec: FieldSpec, canon: dict[str, str]) -> str:
+    low = _text(v, spec).strip().lower()
+    if spec.vocab and spec.strict and low not in canon:
+        raise ValueError(f"{v!r} is not one of {list(spec.vocab)}")
+    return canon.get(low, low)
+
+
+def _check_date(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, str | dt.date):
+        raise ValueError(f"{v!r} is not a date (YYYY-MM-DD)")
+    d = v if isinstance(v, dt.date) else dt.date.fromisoformat(v[:10])
+    if isinstance(d, dt.datetime):
+        d = d.date()
+    if d < _MIN_DAY or d > _max_day():
+        raise ValueError(f"{v} is out of range ({_MIN_DAY} .. {_max_day()})")
+    return v
+
+
+def _make_validator(spec: FieldSpec) -> Callable[[Any, Any], Any]:
     codes = country_codes()
+    canon = {c.lower(): c for c in spec.vocab}
+    checks: dict[str, Callable[[Any], Any]] = {
+        "country": lambda v: _check_country(v, spec, codes),
+        "countries": lambda v: _check_countries(v, spec, codes),
+        "hs": lambda v: _check_hs(v, spec),
+        "category": lambda v: _check_category(v, spec, canon),
+        "date": _check_date,
+    }
+    one = checks[spec.kind]
 
     def check(cls, v):  # noqa: ANN001 - pydantic validator signature
+        if v is None:
+            return v
         try:
-            return _check(v)
+            return one(v)
         except (TypeError, AttributeError) as exc:  # pydantic reports ValueError only
             raise ValueError(f"{v!r} is not a valid {spec.kind} value") from exc
 
-    def _check(v):  # noqa: ANN001
-        if v is None:
-            return v
-        if spec.kind == "country":
-            v2 = str(v).strip().upper()
-            if not v2:
-                return None
-            if v2 not in codes:
-                raise ValueError(f"{v!r} is not an ISO 3166 alpha-2 country code")
-            return v2
-        if spec.kind == "countries":
-            if not isinstance(v, str | list | tuple):
-                raise ValueError(f"{v!r} is not a list of country codes")
-            items = v.split(TRANSIT_SEP) if isinstance(v, str) else list(v)
-            out = [str(x).strip().upper() for x in items if str(x).strip()]
-            bad = [x for x in out if x not in codes]
-            if bad:
-                raise ValueError(f"{bad} are not ISO 3166 alpha-2 country codes")
-            return out
-        if spec.kind == "hs":
-            s = str(v).strip().replace(".", "")
-            lo, hi = spec.digits
-            if not (s.isdigit() and lo <= len(s) <= hi):
-                raise ValueError(f"{v!r} is not an HS code of {lo} to {hi} digits")
-            return s
-        if spec.kind == "category":
-            s = str(v).strip().lower()
-            canon = {c.lower(): c for c in spec.vocab}
-            if spec.vocab and spec.strict and s not in canon:
-                raise ValueError(f"{v!r} is not one of {list(spec.vocab)}")
-            return canon.get(s, s)
-        if spec.kind == "date":
-            if isinstance(v, bool) or not isinstance(v, str | dt.date):
-                raise ValueError(f"{v!r} is not a date (YYYY-MM-DD)")
-            d = v if isinstance(v, dt.date) else dt.date.fromisoformat(v[:10])
-            if isinstance(d, dt.datetime):
-                d = d.date()
-            if d < _MIN_DAY or d > _max_day():
-                raise ValueError(f"{v} is out of range ({_MIN_DAY} .. {_max_day()})")
-            return v
-        return v
-
     return check
+
+
+def _field_constraints(spec: FieldSpec) -> dict[str, Any]:
+    """pydantic constraints of a field: JSON types as the schema says (no "12" or false for a number)."""
+    kwargs: dict[str, Any] = {}
+    if spec.kind in ("int", "float", "bool"):
+        kwargs["strict"] = True
+    if spec.kind in ("int", "float"):
+        kwargs["allow_inf_nan"] = False
+    if spec.minimum is not None:
+        kwargs["ge"] = spec.minimum
+    if spec.kind in ("id", "str"):
+        kwargs["strict"] = True
+        kwargs["max_length"] = spec.max_chars
+    if spec.kind == "id":
+        kwargs["min_length"] = 1
+    return kwargs
+
+
+def _schema_type(spec: FieldSpec) -> Any:
+    """The field's type as the OpenAPI schema shows it, its length bound included (the validators above
+    enforce the same bounds before pydantic sees the value)."""
+    py = _PY_TYPES[spec.kind]
+    if spec.kind in ("country", "hs", "category"):
+        return Annotated[str, StringConstraints(max_length=spec.max_chars)]
+    if spec.kind == "countries":
+        code = Annotated[str, StringConstraints(max_length=_MAX_CHARS["country"])]
+        return (Annotated[list[code], PydField(max_length=MAX_TRANSIT_COUNTRIES)]  # type: ignore[valid-type]
+                | Annotated[str, StringConstraints(max_length=spec.max_chars)])
+    return py
 
 
 @cache
@@ -570,17 +674,11 @@ def pydantic_model(contract_name: str) -> type[BaseModel]:
     for spec in contract.fields:
         if spec.name in contract.derived or spec.name == "reported_date":
             continue
-        py = _PY_TYPES[spec.kind]
-        if spec.kind == "countries":
-            py = list[str] | str
+        py = _schema_type(spec)
         annotation = py | None if (spec.nullable or not spec.required) else py
-        kwargs: dict[str, Any] = {"description": spec.description or None}
+        kwargs: dict[str, Any] = {"description": spec.description or None, **_field_constraints(spec)}
         if spec.example is not None:
             kwargs["examples"] = [spec.example]
-        if spec.minimum is not None:
-            kwargs["ge"] = spec.minimum
-        if spec.kind in ("id",):
-            kwargs["min_length"] = 1
         default: Any = ... if (spec.required and not spec.nullable) else None
         if spec.kind == "countries":
             default = [] if spec.required else None
@@ -595,3 +693,4 @@ def pydantic_model(contract_name: str) -> type[BaseModel]:
         **fields,
     )
     return model
+

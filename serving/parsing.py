@@ -47,8 +47,11 @@ def _adapters(contract: str) -> tuple[type[BaseModel], TypeAdapter]:
 
 
 def _json_value(v: Any) -> Any:
+    """The bad value as an error body can quote it: short, and never a non-finite number (1e400 → inf)."""
+    if isinstance(v, str) and len(v) > _VALUE_CHARS:
+        return v[:_VALUE_CHARS] + "…"
     try:
-        text = json.dumps(v)
+        text = json.dumps(v, allow_nan=False)
     except (TypeError, ValueError):
         return str(v)[:_VALUE_CHARS]
     return v if len(text) <= _VALUE_CHARS else text[:_VALUE_CHARS] + "…"

@@ -7,9 +7,10 @@ document shows and what :mod:`serving.parsing` validates bodies with, so the two
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
 from features.contracts import pydantic_model
 
@@ -17,6 +18,7 @@ Declaration = pydantic_model("declaration")
 Outcome = pydantic_model("outcome")
 
 Lane = Literal["red", "yellow", "green"]
+_CAPACITY_CHARS = 32
 
 # a list must hold at least one item (an empty one is answered 422); the most items per request is a
 # setting (``max_items``, answered 413), so it is counted before validation rather than declared here
@@ -91,8 +93,6 @@ class ReasonOut(BaseModel):
     text: str = Field(description="the reason in plain language")
 
 
-class ScoredDeclaration(BaseModel):
-    declaration_id: str
 class RuleHitOut(BaseModel):
     kind: Literal["profile", "watch_list"] = Field(description="a risk profile, or a watch list acting alone")
     id: str = Field(description="the profile id or watch-list name")
@@ -100,17 +100,19 @@ class RuleHitOut(BaseModel):
     criterion: str = Field(description="the reason, in the profile author's words")
 
 
+class ScoredDeclaration(BaseModel):
+    declaration_id: str
     risk_score: float = Field(ge=0, le=1, description="calibrated probability of a hit")
     percentile: float | None = Field(None, description="percentile of the score among recent traffic (0-100)")
     lane: Lane = Field(description="red = physical examination, yellow = documentary check, green = release")
     reasons: list[ReasonOut] = Field(description="families pushing the score up, strongest first")
     unseen_values: dict[str, Any] = Field(
         default_factory=dict, description="input values the model never saw (scored as unknown, not rejected)")
-
-
     rule_hits: list[RuleHitOut] = Field(
         default_factory=list, description="risk profiles and watch lists that matched (they may raise the lane, "
                                           "never the score)")
+
+
 class ScoreResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "model": MODEL_EXAMPLE, "count": 1,
@@ -128,10 +130,21 @@ class RankParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     capacity: str | float = Field(description='how many to inspect: a count (120), a fraction (0.05) or "5%"')
-    random_share: float = Field(0.0, ge=0, le=1, description="share of the capacity drawn at random")
+    random_share: float = Field(0.0, ge=0, le=1, allow_inf_nan=False,
+                                description="share of the capacity drawn at random")
     seed: int = Field(0, description="seed of the random draw (same manifest and seed → same draw)")
     reasons: Literal["all", "flagged", "none"] = Field(
         "flagged", description="reasons for all items, for red/yellow items only, or none")
+
+    @field_validator("capacity")
+    @classmethod
+    def _finite_capacity(cls, v: str | float) -> str | float:
+        # 1e400 in JSON is infinity; a string is parsed later, so only its length is bounded here
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError("capacity must be a finite number")
+        if isinstance(v, str) and len(v) > _CAPACITY_CHARS:
+            raise ValueError(f"capacity is at most {_CAPACITY_CHARS} characters, e.g. 120, 0.05 or '5%'")
+        return v
 
 
 class RankRequest(RankParams):
@@ -178,6 +191,7 @@ class RankResponse(BaseModel):
     capacity: int = Field(description="items to inspect")
     selected_model: int
     selected_random: int
+    selected_rule: int = Field(0, description="selected by risk profiles first (counted in capacity, may exceed it)")
     random_share: float
     lanes: LaneConfig
     items: list[RankedDeclaration] = Field(description="ranked, highest risk first")
@@ -190,7 +204,6 @@ class OutcomeStatus(BaseModel):
 
 class OutcomesResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
-    selected_rule: int = Field(0, description="selected by risk profiles first (counted in capacity, may exceed it)")
         "created": 1, "unchanged": 0, "items": [{"declaration_id": "D0000001", "status": "created"}]}]})
 
     created: int

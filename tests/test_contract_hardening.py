@@ -1,0 +1,281 @@
+"""Hostile input against the contracts: every bad value is a 422 naming its field (API) or a row error
+(files, ``riskprof validate``), never a 500, never scored or stored."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from features.contracts import DECLARATION, OUTCOME, SEIZURE, Contract, FieldSpec, normalize_table
+from riskprof.cli import app
+from serving import outcomes_frame
+from tests.conftest import Api, TinyModel, TinyRegistry, running_api
+
+runner = CliRunner()
+
+DECL: dict[str, Any] = {
+    "declaration_id": "H-0001", "declaration_date": "2023-06-01", "direction": "import", "office_id": "YE-ADE",
+    "office_type": "seaport", "importer_id": "IMP000123", "declarant_id": "DCL0042", "origin_country": "CN",
+    "departure_country": "CN", "transit_countries": ["AE"], "destination_country": "YE", "conveyance": "vessel",
+    "hs_code": "820600", "goods_description": "hardware, lamp", "quantity": 1234, "gross_weight_kg": 5400.0,
+    "customs_value": 8200.0, "currency": "USD",
+}
+OUTCOME_ITEM: dict[str, Any] = {
+    "declaration_id": "H-0001", "inspected_date": "2023-06-02", "inspected": True, "selection_source": "model",
+    "selection_probability": 1.0, "hit": True, "case_id": "C2023-000123", "revenue": 0.0,
+}
+SEIZURE_ROW: dict[str, Any] = {
+    "case_id": "C1", "seizure_id": "S1", "event_date": "2023-04-10", "reporting_country": "AL",
+    "direction": "export", "departure_country": "AL", "destination_country": "GB", "conveyance": "mail",
+    "detection_method": "x-ray / scanner", "detection_location": "land border", "commodity_category": "small arms",
+    "weapon_type": "revolver", "quantity": 2, "declared_hs_code": "9403", "declared_description": "table",
+    "concealment": "inside furniture",
+}
+ROWS = {"declaration": DECL, "outcome": OUTCOME_ITEM, "seizure": SEIZURE_ROW}
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def api(tiny_model: TinyModel, seizures_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    with running_api(tmp_path_factory.mktemp("hardening"), tiny_model.model, seizures=seizures_file) as running:
+        yield running
+
+
+def post_raw(api: Api, path: str, body: str) -> httpx.Response:
+    return api.post(path, content=body.encode(), headers={"content-type": "application/json"})
+
+
+def fields_of(resp: httpx.Response) -> list[str]:
+    body = json.loads(resp.text)  # strict: an error body must itself be valid JSON (no Infinity)
+    assert isinstance(body["detail"], list), body
+    return [p["field"] for p in body["detail"]]
+
+
+def text_fields(contract: Contract) -> list[FieldSpec]:
+    return [f for f in contract.fields if f.max_chars is not None]
+
+
+def file_problems(contract: Contract, column: str, value: Any) -> list[tuple[int | None, str, str]]:
+    row = {**ROWS[contract.name]}
+    if contract is OUTCOME:
+        row["selection_probability"] = 1.0
+    frame = pd.DataFrame([row, {**row, contract.key: "second"}]).astype(object)
+    frame.loc[1, column] = value
+    _, report = normalize_table(frame, contract, "f.csv")
+    return [(p.row, p.column, p.expected) for p in report.problems]
+
+
+# ---- 1. every text field has a length limit ---------------------------------------------------------
+
+
+def test_a_30_million_character_id_is_refused_and_never_stored(make_api: Callable[..., Api]) -> None:
+    api = make_api(max_body_bytes=64 * MiB)
+    huge = "x" * 30_000_000
+    resp = api.post("/v1/score", json={**DECL, "declaration_id": huge})
+    assert resp.status_code == 422 and fields_of(resp) == ["declaration_id"]
+    assert len(resp.text) < 1_000  # the error quotes the value, it does not echo 30 MB back
+    resp = api.post("/v1/outcomes", json={**OUTCOME_ITEM, "case_id": huge})
+    assert resp.status_code == 422 and fields_of(resp) == ["case_id"]
+    assert api.audit().empty and outcomes_frame(api.store.engine).empty
+
+
+@pytest.mark.parametrize("spec", text_fields(DECLARATION), ids=lambda s: s.name)
+def test_each_declaration_text_field_has_a_limit_in_the_api(api: Api, spec: FieldSpec) -> None:
+    assert spec.max_chars is not None
+    value: Any = "A" * (spec.max_chars + 1)
+    if spec.kind == "countries":
+        value = ["AE"] * 51  # a list is bounded by its number of countries
+    resp = api.post("/v1/score", json={**DECL, spec.name: value})
+    assert resp.status_code == 422, resp.text
+    assert fields_of(resp) == [spec.name]
+
+
+@pytest.mark.parametrize("name", ["declaration_id", "case_id"])
+def test_each_outcome_text_field_has_a_limit_in_the_api(api: Api, name: str) -> None:
+    resp = api.post("/v1/outcomes", json={**OUTCOME_ITEM, name: "C" * 201})
+    assert resp.status_code == 422 and fields_of(resp) == [name]
+    assert "at most 200 characters" in resp.json()["detail"][0]["message"]
+
+
+def test_a_text_value_at_its_limit_is_accepted(api: Api) -> None:
+    long_id = "D" * 200
+    resp = api.post("/v1/score", json={**DECL, "declaration_id": long_id, "goods_description": "g" * 1000})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["results"][0]["declaration_id"] == long_id
+
+
+@pytest.mark.parametrize(("contract", "spec"), [(c, f) for c in (DECLARATION, OUTCOME, SEIZURE) for f in
+                                                text_fields(c) if f.kind in ("id", "str", "category", "countries")],
+                         ids=lambda x: x.name)
+def test_each_text_field_has_a_limit_in_files(contract: Contract, spec: FieldSpec) -> None:
+    assert spec.max_chars is not None
+    found = file_problems(contract, spec.name, "A" * (spec.max_chars + 1))
+    assert (2, spec.name, f"at most {spec.max_chars} characters") in found, found
+
+
+def test_a_file_report_quotes_a_huge_value_without_copying_it() -> None:
+    frame = pd.DataFrame([{**DECL, "transit_countries": "AE", "declaration_id": "y" * 1_000_000}])
+    _, report = normalize_table(frame, DECLARATION, "big.csv")
+    assert [(p.row, p.column) for p in report.problems] == [(1, "declaration_id")]
+    assert len(str(report.problems[0])) < 300 and "1,000,000 characters" in str(report.problems[0])
+
+
+# ---- 2. non-finite numbers ------------------------------------------------------------------------------
+
+RANK_HEAD = '{"declarations":[{"declaration_id":"x","declaration_date":"2023-06-01","hs_code":"820600"}],'
+OVERFLOWS = [
+    ("/v1/score", '{"declaration_id":"x","declaration_date":"2023-06-01","hs_code":"820600","quantity":-1e400}',
+     "quantity"),
+    ("/v1/score", '{"declaration_id":"x","declaration_date":"2023-06-01","hs_code":"820600",'
+                  '"gross_weight_kg":1e400}', "gross_weight_kg"),
+    ("/v1/score", '{"declaration_id":1e400,"declaration_date":"2023-06-01","hs_code":"820600"}', "declaration_id"),
+    ("/v1/score", '{"declaration_id":"x","declaration_date":"2023-06-01","hs_code":1e400}', "hs_code"),
+    ("/v1/score", '{"declaration_id":"x","declaration_date":1e400,"hs_code":"820600"}', "declaration_date"),
+    ("/v1/score", '[{"declaration_id":"x","declaration_date":"2023-06-01","hs_code":"820600","office_type":-1e400}]',
+     "office_type"),
+    ("/v1/manifests/rank", RANK_HEAD + '"capacity":1e400}', "capacity"),
+    ("/v1/manifests/rank", RANK_HEAD + '"capacity":"inf"}', "capacity"),
+    ("/v1/manifests/rank", RANK_HEAD + '"capacity":1,"random_share":1e400}', "random_share"),
+    ("/v1/manifests/rank", RANK_HEAD + '"capacity":1,"seed":1e400}', "seed"),
+    ("/v1/outcomes", json.dumps(OUTCOME_ITEM).replace('"revenue": 0.0', '"revenue": 1e400'), "revenue"),
+    ("/v1/outcomes", json.dumps(OUTCOME_ITEM).replace('"selection_probability": 1.0',
+                                                      '"selection_probability": 1e400'), "selection_probability"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "field"), OVERFLOWS)
+def test_non_finite_numbers_are_422_naming_the_field(api: Api, path: str, body: str, field: str) -> None:
+    resp = post_raw(api, path, body)
+    assert resp.status_code == 422, resp.text
+    assert field in fields_of(resp)[-1]
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "1e400", "Infinity"])
+def test_non_finite_numbers_are_row_errors_in_files(value: str) -> None:
+    assert file_problems(DECLARATION, "customs_value", value) == [(2, "customs_value", "a finite number")]
+    assert file_problems(OUTCOME, "revenue", value) == [(2, "revenue", "a finite number")]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_keep_alive_connection_survives_a_refused_overflow(tiny_model: TinyModel, tmp_path: Path) -> None:
+    """A real uvicorn server: after each 422 the next request on the same connection is answered."""
+    import uvicorn
+
+    from serving import ServingSettings, Store, create_app
+
+    registry = TinyRegistry("tiny", tiny_model.model)
+    settings = ServingSettings(model_name="tiny", database_url=f"sqlite:///{tmp_path / 'serving.db'}",
+                               seizures_path=tmp_path / "none.parquet")
+    store = Store.from_url(settings.resolved_database_url)
+    key = store.create_api_key("keepalive", "officer")
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(settings, loader=registry.load, resolver=registry.resolve),
+                                        host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=srv.run, name="uvicorn-keepalive", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not srv.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        headers = {"X-API-Key": key, "content-type": "application/json"}
+        client_ports = set()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as http:
+            for path, body, field in OVERFLOWS:
+                bad = http.post(path, content=body)
+                assert bad.status_code == 422 and field in fields_of(bad)[-1], bad.text
+                good = http.post("/v1/score", json=DECL)
+                assert good.status_code == 200, good.text
+                for resp in (bad, good):
+                    client_ports.add(resp.extensions["network_stream"].get_extra_info("client_addr")[1])
+        assert len(client_ports) == 1  # one keep-alive connection served every request
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)
+        store.dispose()
+
+
+# ---- 3. HS codes in ASCII digits only -------------------------------------------------------------------
+
+UNICODE_DIGITS = ["８２０６００", "²²²²²²", "٨٢٠٦٠٠", "８２０６.００"]
+
+
+@pytest.mark.parametrize("code", UNICODE_DIGITS)
+def test_hs_codes_in_other_digits_are_refused_by_the_api(api: Api, code: str) -> None:
+    resp = api.post("/v1/score", json={**DECL, "hs_code": code})
+    assert resp.status_code == 422 and fields_of(resp) == ["hs_code"]
+    resp = api.post("/v1/manifests/rank", json={"declarations": [DECL, {**DECL, "declaration_id": "H-2",
+                                                                         "hs_code": code}], "capacity": 1})
+    assert resp.status_code == 422 and fields_of(resp) == ["declarations.hs_code"]
+    assert resp.json()["detail"][0]["item"] == 1
+
+
+@pytest.mark.parametrize("code", UNICODE_DIGITS)
+def test_hs_codes_in_other_digits_are_row_errors_in_files(code: str) -> None:
+    assert file_problems(DECLARATION, "hs_code", code) == [(2, "hs_code", "an HS code of 6 to 10 digits")]
+
+
+def test_validate_cli_names_the_row_of_a_full_width_hs_code(tmp_path: Path) -> None:
+    path = tmp_path / "decl.csv"
+    pd.DataFrame([{**DECL, "transit_countries": "AE"}, {**DECL, "declaration_id": "H-2", "transit_countries": "AE",
+                                                        "hs_code": "８２０６００"}]).to_csv(path, index=False)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "row 2, column 'hs_code'" in result.output and "1 problems" in result.output
+
+
+# ---- 4. impossible outcomes -----------------------------------------------------------------------------
+
+WRONG_TYPES = [(name, value) for name in ("direction", "office_type", "conveyance")
+               for value in (["import"], {"a": "import"}, 5, 1.5, True)] + [
+    ("customs_value", False), ("customs_value", "12"), ("quantity", True), ("gross_weight_kg", "5400"),
+    ("hs_code", 820600), ("origin_country", ["CN"]), ("departure_country", 1), ("transit_countries", [1]),
+    ("transit_countries", {"AE": 1}), ("declaration_date", 20230601), ("importer_id", 123), ("currency", False),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), WRONG_TYPES, ids=[f"{n}={v!r}" for n, v in WRONG_TYPES])
+def test_values_of_the_wrong_json_type_are_422(api: Api, name: str, value: Any) -> None:
+    resp = api.post("/v1/score", json={**DECL, name: value})
+    assert resp.status_code == 422, resp.text
+    assert fields_of(resp) == [name]
+
+
+def test_the_openapi_schema_states_the_types_and_limits_enforced(api: Api) -> None:
+    schemas = api.client.get("/openapi.json").json()["components"]["schemas"]
+    for contract, model in ((DECLARATION, "Declaration"), (OUTCOME, "Outcome")):
+        props = schemas[model]["properties"]
+        for spec in contract.fields:
+            branches = [b for b in props[spec.name].get("anyOf", [props[spec.name]]) if b.get("type") != "null"]
+            types = {b["type"] for b in branches}
+            if spec.max_chars is not None and spec.kind != "countries":
+                assert types == {"string"} and branches[0]["maxLength"] == spec.max_chars, (spec.name, branches)
+            if spec.kind == "float":
+                assert types == {"number"}, (spec.name, branches)
+            if spec.kind == "bool":
+                assert types == {"boolean"}, (spec.name, branches)
+
+
+@pytest.mark.parametrize(("name", "value"), [("inspected", "true"), ("hit", 1), ("selection_probability", "1"),
+                                             ("revenue", False), ("selection_source", ["model"])])
+def test_outcome_fields_of_the_wrong_json_type_are_422(api: Api, name: str, value: Any) -> None:
+    resp = api.post("/v1/outcomes", json={**OUTCOME_ITEM, name: value})
+    assert resp.status_code == 422 and fields_of(resp) == [name], resp.text
