@@ -14,7 +14,7 @@ Parquet list columns and API lists are converted to that form on entry.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Annotated, Any, Literal
@@ -84,6 +84,7 @@ class FieldSpec:
     vocab: tuple[str, ...] = ()
     strict: bool = True  # unknown vocabulary values are errors (else counted and reported)
     minimum: float | None = None
+    maximum: float | None = None
     digits: tuple[int, int] = (6, 10)  # allowed length of an HS code
     max_length: int | None = None  # most characters of a text value (None: the kind's default)
     description: str = ""
@@ -101,6 +102,20 @@ MAX_TRANSIT_COUNTRIES = 50
 
 
 @dataclass(frozen=True)
+class RowRule:
+    """A rule across the fields of one record, named by the field it blames.
+
+    ``violated`` takes the record's columns (canonical dtypes, as the file validator makes them) and
+    returns True where a row breaks the rule; the API checks each body item with the same function.
+    """
+
+    field: str
+    expected: str
+    needs: tuple[str, ...]
+    violated: Callable[[pd.DataFrame], pd.Series]
+
+
+@dataclass(frozen=True)
 class Contract:
     name: str
     key: str
@@ -108,6 +123,7 @@ class Contract:
     fields: tuple[FieldSpec, ...]
     extra_allowed: bool = False  # carry unknown columns through (declarations)
     derived: tuple[str, ...] = field(default=())
+    rules: tuple[RowRule, ...] = field(default=())
 
     @property
     def columns(self) -> list[str]:
@@ -182,16 +198,39 @@ DECLARATION = Contract(
     ),
 )
 
+def _is(s: pd.Series, value: bool) -> pd.Series:
+    return (s.astype("boolean") == value).fillna(False).astype(bool)
+
+
+def _hit_without_inspection(t: pd.DataFrame) -> pd.Series:
+    return _is(t["inspected"], False) & _is(t["hit"], True)
+
+
+def _random_never_drawn(t: pd.DataFrame) -> pd.Series:
+    # a random draw with probability 0 cannot have happened, and would divide by zero when reweighted
+    source = t["selection_source"].astype("string")
+    prob = pd.to_numeric(t["selection_probability"], errors="coerce")
+    return ((source == "random") & (prob <= 0)).fillna(False).astype(bool)
+
+
 OUTCOME = Contract(
     name="outcome",
     key="declaration_id",
     date_field="inspected_date",
+    rules=(
+        RowRule("hit", "false when inspected is false (a hit needs an inspection)", ("inspected", "hit"),
+                _hit_without_inspection),
+        RowRule("selection_probability", "above 0 for a random selection", ("selection_source",
+                                                                              "selection_probability"),
+                _random_never_drawn),
+    ),
     fields=(
         FieldSpec("declaration_id", "id", example="D0000001"),
         FieldSpec("inspected_date", "date", example="2023-06-02"),
         FieldSpec("inspected", "bool", example=True),
         FieldSpec("selection_source", "category", nullable=True, vocab=SELECTION_SOURCES, example="rule"),
-        FieldSpec("selection_probability", "float", nullable=True, minimum=0, example=1.0),
+        FieldSpec("selection_probability", "float", nullable=True, minimum=0, maximum=1, example=1.0,
+                  description="probability that the selection policy chose this declaration (for reweighting)"),
         FieldSpec("hit", "bool", example=True),
         FieldSpec("case_id", "str", required=False, nullable=True, example="C2022-000123"),
         FieldSpec("revenue", "float", required=False, nullable=True, minimum=0, example=0.0),
@@ -337,6 +376,9 @@ def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
     if contract.key in out.columns:
         dup = out[contract.key].duplicated(keep="first") & out[contract.key].notna()
         check.record(dup, contract.key, out[contract.key], "a unique key (duplicate)")
+    for rule in contract.rules:
+        if all(c in out.columns for c in rule.needs):
+            check.record(rule.violated(out), rule.field, out[rule.field], rule.expected)
     _derive_columns(out, contract)
     if contract.extra_allowed:
         report.extra_columns = [c for c in df.columns if c not in contract.columns]
@@ -457,6 +499,8 @@ def _parse_number(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _C
     finite = present & col.notna() & ~infinite
     if spec.minimum is not None:
         check.record(finite & (col < spec.minimum), spec.name, raw, f"a number ≥ {spec.minimum:g}")
+    if spec.maximum is not None:
+        check.record(finite & (col > spec.maximum), spec.name, raw, f"a number ≤ {spec.maximum:g}")
     return col.mask(infinite)
 
 
@@ -644,6 +688,8 @@ def _field_constraints(spec: FieldSpec) -> dict[str, Any]:
         kwargs["allow_inf_nan"] = False
     if spec.minimum is not None:
         kwargs["ge"] = spec.minimum
+    if spec.maximum is not None:
+        kwargs["le"] = spec.maximum
     if spec.kind in ("id", "str"):
         kwargs["strict"] = True
         kwargs["max_length"] = spec.max_chars
@@ -667,7 +713,10 @@ def _schema_type(spec: FieldSpec) -> Any:
 
 @cache
 def pydantic_model(contract_name: str) -> type[BaseModel]:
-    """The request-body model of a contract (extra fields allowed for declarations)."""
+    """The request-body model of a contract (extra fields allowed for declarations).
+
+    The contract's row rules (:func:`rule_violations`) are checked on the validated records, not here.
+    """
     contract = CONTRACTS[contract_name]
     fields: dict[str, Any] = {}
     validators: dict[str, Any] = {}
@@ -694,3 +743,16 @@ def pydantic_model(contract_name: str) -> type[BaseModel]:
     )
     return model
 
+
+def rule_violations(contract: Contract, records: Sequence[Mapping[str, Any]]) -> list[tuple[int, RowRule]]:
+    """(0-based index, rule) for every record that breaks one of the contract's row rules.
+
+    The same rule functions as the file validator, run once over all records (validated API items).
+    """
+    if not contract.rules or not records:
+        return []
+    needed = dict.fromkeys(c for rule in contract.rules for c in rule.needs)
+    frame = pd.DataFrame({c: [r.get(c) for r in records] for c in needed})
+    found = [(int(i), rule) for rule in contract.rules
+             for i in np.flatnonzero(rule.violated(frame).to_numpy(dtype=bool))]
+    return sorted(found, key=lambda x: x[0])

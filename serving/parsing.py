@@ -18,7 +18,7 @@ from typing import Any
 import pydantic_core
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from features.contracts import CONTRACTS
+from features.contracts import CONTRACTS, rule_violations
 from serving import schemas
 from serving.errors import FieldProblem, InputError, MalformedBody, TooManyItems
 
@@ -117,6 +117,17 @@ def _all_problems(data: list[Any], contract: str, prefix: tuple[str, ...],
     return problems
 
 
+def _checked_rules(records: list[dict[str, Any]], contract: str, prefix: tuple[str, ...],
+                   indexed: bool) -> list[dict[str, Any]]:
+    """The contract's rules across fields (a hit needs an inspection, ...), as the file validator checks them."""
+    broken = rule_violations(CONTRACTS[contract], records)
+    if broken:
+        raise InputError([FieldProblem(".".join([*prefix, rule.field]), f"expected {rule.expected}",
+                                       item=i if indexed else None, value=_json_value(records[i].get(rule.field)),
+                                       has_value=True) for i, rule in broken])
+    return records
+
+
 def validate_records(data: Any, contract: str, max_items: int, prefix: tuple[str, ...] = (),
                      allow_single: bool = True) -> tuple[list[dict[str, Any]], bool]:
     """One object or a list of objects in ``contract`` → (plain records, was a list)."""
@@ -134,7 +145,7 @@ def validate_records(data: Any, contract: str, max_items: int, prefix: tuple[str
             raise InputError(problems_from(exc, prefix, indexed=True, item_name=contract)) from None
         except TypeError:
             raise InputError(_all_problems(data, contract, prefix, list_adapter)) from None
-        return list_adapter.dump_python(validated), True
+        return _checked_rules(list_adapter.dump_python(validated), contract, prefix, True), True
     if isinstance(data, Mapping) and allow_single:
         try:
             one = model.model_validate(data)
@@ -143,7 +154,7 @@ def validate_records(data: Any, contract: str, max_items: int, prefix: tuple[str
         except TypeError:
             raise InputError(_type_problems([data], contract, prefix, False)
                              or [FieldProblem(where, f"not a {contract} object")]) from None
-        return [one.model_dump()], False
+        return _checked_rules([one.model_dump()], contract, prefix, False), False
     expected = f"a {contract} object or a list of them" if allow_single else f"a list of {contract} objects"
     raise InputError([FieldProblem(where, f"expected {expected}", value=_json_value(data), has_value=True)])
 

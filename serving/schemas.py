@@ -204,11 +204,15 @@ class OutcomeStatus(BaseModel):
 
 class OutcomesResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "created": 1, "unchanged": 0, "items": [{"declaration_id": "D0000001", "status": "created"}]}]})
+        "created": 1, "unchanged": 0, "items": [{"declaration_id": "D0000001", "status": "created"}],
+        "unknown_declaration_ids": []}]})
 
     created: int
     unchanged: int
     items: list[OutcomeStatus]
+    unknown_declaration_ids: list[str] = Field(
+        default_factory=list, description="declarations this service never scored (not in its audit log): "
+                                          "recorded all the same; check the id if it should have been scored here")
 
 
 class ModelInfo(BaseModel):

@@ -331,7 +331,12 @@ class ScoringService:
     def record_outcomes(self, records: Sequence[dict[str, Any]], principal: Principal) -> dict[str, Any]:
         status = self.store.record_outcomes(records, recorded_by=principal.name)
         items = [{"declaration_id": r["declaration_id"], "status": s} for r, s in zip(records, status, strict=True)]
-        return {"created": status.count("created"), "unchanged": status.count("unchanged"), "items": items}
+        # accepted (it may have been scored in batch), but a mistyped id would never join its declaration
+        ids = [r["declaration_id"] for r in records]
+        scored = self.store.scored_declaration_ids(ids)
+        unknown = [i for i in dict.fromkeys(ids) if i not in scored]
+        return {"created": status.count("created"), "unchanged": status.count("unchanged"), "items": items,
+                "unknown_declaration_ids": unknown}
 
     # ---- health --------------------------------------------------------------------------------
     def readiness(self) -> dict[str, Any]:

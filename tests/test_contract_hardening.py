@@ -244,6 +244,74 @@ def test_validate_cli_names_the_row_of_a_full_width_hs_code(tmp_path: Path) -> N
 
 # ---- 4. impossible outcomes -----------------------------------------------------------------------------
 
+IMPOSSIBLE = [
+    ({"selection_probability": 1.5}, "selection_probability", "less than or equal to 1"),
+    ({"selection_source": "random", "selection_probability": 0}, "selection_probability", "above 0"),
+    ({"inspected": False, "hit": True}, "hit", "a hit needs an inspection"),
+    ({"selection_probability": -0.1}, "selection_probability", "greater than or equal to 0"),
+]
+
+
+@pytest.mark.parametrize(("change", "field", "fragment"), IMPOSSIBLE)
+def test_impossible_outcomes_are_422_and_not_stored(api: Api, change: dict, field: str, fragment: str) -> None:
+    before = len(outcomes_frame(api.store.engine))
+    item = {**OUTCOME_ITEM, "declaration_id": "IMPOSSIBLE-1", **change}
+    for body, where in ((item, None), ([OUTCOME_ITEM, item], 1)):
+        resp = api.post("/v1/outcomes", json=body)
+        assert resp.status_code == 422, resp.text
+        (problem,) = resp.json()["detail"]
+        assert (problem["field"], problem.get("item")) == (field, where) and fragment in problem["message"]
+    assert len(outcomes_frame(api.store.engine)) == before
+
+
+def test_possible_outcomes_next_to_the_rules_are_accepted(api: Api) -> None:
+    ok = [{**OUTCOME_ITEM, "declaration_id": "EDGE-1", "selection_source": "random", "selection_probability": 0.01},
+          {**OUTCOME_ITEM, "declaration_id": "EDGE-2", "inspected": False, "hit": False, "selection_probability": 0},
+          {**OUTCOME_ITEM, "declaration_id": "EDGE-3", "selection_source": None, "selection_probability": None}]
+    resp = api.post("/v1/outcomes", json=ok)
+    assert resp.status_code == 200 and resp.json()["created"] == 3, resp.text
+
+
+def test_an_outcome_for_a_declaration_never_scored_is_accepted_and_flagged(api: Api) -> None:
+    assert api.post("/v1/score", json={**DECL, "declaration_id": "SEEN-1"}).status_code == 200
+    body = [{**OUTCOME_ITEM, "declaration_id": "SEEN-1"}, {**OUTCOME_ITEM, "declaration_id": "NEVER-1"},
+            {**OUTCOME_ITEM, "declaration_id": "NEVER-1"}]
+    resp = api.post("/v1/outcomes", json=body)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["unknown_declaration_ids"] == ["NEVER-1"]
+    assert [i["status"] for i in resp.json()["items"]] == ["created", "created", "unchanged"]
+    stored = set(outcomes_frame(api.store.engine)["declaration_id"])
+    assert {"SEEN-1", "NEVER-1"} <= stored
+    again = api.post("/v1/outcomes", json=body[0]).json()
+    assert again["unknown_declaration_ids"] == [] and again["unchanged"] == 1
+
+
+@pytest.mark.parametrize(("column", "value", "fragment"), [
+    ("selection_probability", 1.5, "≤ 1"),
+    ("selection_probability", "inf", "finite"),
+    ("revenue", "1e400", "finite"),
+])
+def test_impossible_outcome_values_are_row_errors_in_files(column: str, value: Any, fragment: str) -> None:
+    ((row, col, expected),) = file_problems(OUTCOME, column, value)
+    assert (row, col) == (2, column) and fragment in expected
+
+
+def test_the_outcome_file_contract_applies_the_cross_field_rules(tmp_path: Path) -> None:
+    rows = [OUTCOME_ITEM,
+            {**OUTCOME_ITEM, "declaration_id": "O-2", "inspected": False, "hit": True},
+            {**OUTCOME_ITEM, "declaration_id": "O-3", "selection_source": "random", "selection_probability": 0},
+            {**OUTCOME_ITEM, "declaration_id": "O-4", "inspected": False, "hit": False}]
+    path = tmp_path / "outcomes.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    _, report = normalize_table(pd.read_csv(path), OUTCOME, "outcomes.csv")
+    assert [(p.row, p.column) for p in report.problems] == [(2, "hit"), (3, "selection_probability")]
+    result = runner.invoke(app, ["validate", "--contract", "outcome", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "row 2, column 'hit'" in result.output and "row 3, column 'selection_probability'" in result.output
+
+
+# ---- 5. JSON types as the OpenAPI schema says -----------------------------------------------------------
+
 WRONG_TYPES = [(name, value) for name in ("direction", "office_type", "conveyance")
                for value in (["import"], {"a": "import"}, 5, 1.5, True)] + [
     ("customs_value", False), ("customs_value", "12"), ("quantity", True), ("gross_weight_kg", "5400"),
