@@ -127,6 +127,52 @@ def load_mapping(path: str | Path) -> ColumnMapping:
     return mapping_from_dict(doc, source=str(path))
 
 
+_FORMATS = ("zero_pad",)
+_MAX_ZERO_PAD = 20
+
+
+def _section(doc: dict[str, Any], key: str, source: str, example: str) -> dict[str, Any]:
+    """A top-level key that must hold a YAML mapping (absent or empty: {})."""
+    value = doc.get(key) or {}
+    if not isinstance(value, dict):
+        raise MappingError(f"mapping {source}: '{key}' must be a mapping, e.g. {example}; got {value!r}")
+    return value
+
+
+def _value_maps(doc: dict[str, Any], source: str) -> dict[str, dict[str, Any]]:
+    """values: {column: {source value: contract value}}, each contract value one scalar."""
+    out: dict[str, dict[str, Any]] = {}
+    for target, vm in _section(doc, "values", source, "{conveyance: {'10': vessel}}").items():
+        if not isinstance(vm, dict):
+            raise MappingError(f"mapping {source}: values.{target} must map source values to contract values, "
+                               f"e.g. {{'10': vessel, '40': air}}; got {vm!r}")
+        bad = {k: v for k, v in vm.items() if isinstance(v, list | dict)}
+        if bad:
+            raise MappingError(f"mapping {source}: values.{target} maps each source value to one value; "
+                               f"got {bad!r}")
+        out[str(target)] = dict(vm)
+    return out
+
+
+def _format_rules(doc: dict[str, Any], source: str) -> dict[str, dict[str, Any]]:
+    """formats: {column: {zero_pad: N}} with N a whole number of digits."""
+    out: dict[str, dict[str, Any]] = {}
+    for target, fmt in _section(doc, "formats", source, "{hs_code: {zero_pad: 6}}").items():
+        if not isinstance(fmt, dict):
+            raise MappingError(f"mapping {source}: formats.{target} must be a mapping such as {{zero_pad: 6}}; "
+                               f"got {fmt!r}")
+        unknown = sorted(str(k) for k in fmt if k not in _FORMATS)
+        if unknown:
+            raise MappingError(f"mapping {source}: formats.{target} has unknown keys {unknown}; allowed: "
+                               f"{list(_FORMATS)}")
+        pad = fmt.get("zero_pad")
+        if pad is not None and (isinstance(pad, bool) or not isinstance(pad, int) or not 1 <= pad <= _MAX_ZERO_PAD):
+            raise MappingError(f"mapping {source}: formats.{target}.zero_pad must be a whole number of digits "
+                               f"from 1 to {_MAX_ZERO_PAD} (e.g. 6); got {pad!r}")
+        out[str(target)] = dict(fmt)
+    return out
+
+
 def mapping_from_dict(doc: dict[str, Any], source: str = "") -> ColumnMapping:
     known = {"contract", "columns", "constants", "values", "formats", "labels", "label_known", "extra_columns",
              "description", "provenance"}
@@ -137,14 +183,15 @@ def mapping_from_dict(doc: dict[str, Any], source: str = "") -> ColumnMapping:
     if cname not in CONTRACTS:
         raise MappingError(f"mapping {source}: contract must be one of {sorted(CONTRACTS)}, got {cname!r}")
     contract = CONTRACTS[cname]
-    columns = {str(k): str(v) for k, v in (doc.get("columns") or {}).items()}
-    bad_targets = [k for k in [*columns, *(doc.get("constants") or {})] if k not in contract.columns]
+    columns = {str(k): str(v) for k, v in _section(doc, "columns", source, "{declaration_id: ID}").items()}
+    constants = _section(doc, "constants", source, "{direction: import}")
+    bad_targets = [k for k in [*columns, *constants] if k not in contract.columns]
     if bad_targets:
         raise MappingError(
             f"mapping {source}: {bad_targets} are not columns of the {cname} contract ({contract.columns})"
         )
     labels: dict[str, LabelRule] = {}
-    for name, rule in (doc.get("labels") or {}).items():
+    for name, rule in _section(doc, "labels", source, "{fraud: {column: Fraud, equals: 1}}").items():
         if not isinstance(rule, dict) or "column" not in rule:
             raise MappingError(f"mapping {source}: label '{name}' needs a 'column'")
         labels[str(name)] = LabelRule(
@@ -154,7 +201,10 @@ def mapping_from_dict(doc: dict[str, Any], source: str = "") -> ColumnMapping:
             isin=tuple(rule.get("in") or ()),
             at_least=rule.get("at_least"),
         )
-    extra_columns = tuple(str(c) for c in (doc.get("extra_columns") or ()))
+    extra = doc.get("extra_columns") or ()
+    if not isinstance(extra, list | tuple):
+        raise MappingError(f"mapping {source}: 'extra_columns' must be a list of column names; got {extra!r}")
+    extra_columns = tuple(str(c) for c in extra)
     label_known = doc.get("label_known")
     dates = [f.name for f in contract.fields if f.kind == "date"]
     if label_known is not None and str(label_known) not in {*dates, *extra_columns}:
@@ -164,9 +214,9 @@ def mapping_from_dict(doc: dict[str, Any], source: str = "") -> ColumnMapping:
     return ColumnMapping(
         contract=contract,
         columns=columns,
-        constants=dict(doc.get("constants") or {}),
-        values={k: dict(v) for k, v in (doc.get("values") or {}).items()},
-        formats={k: dict(v) for k, v in (doc.get("formats") or {}).items()},
+        constants=dict(constants),
+        values=_value_maps(doc, source),
+        formats=_format_rules(doc, source),
         labels=labels,
         label_known=None if label_known is None else str(label_known),
         extra_columns=extra_columns,

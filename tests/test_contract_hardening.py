@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from features.contracts import DECLARATION, OUTCOME, SEIZURE, Contract, FieldSpec, normalize_table
+from features.mapping import MappingError, mapping_from_dict
 from riskprof.cli import app
 from serving import outcomes_frame
 from tests.conftest import Api, TinyModel, TinyRegistry, running_api
@@ -347,3 +348,40 @@ def test_the_openapi_schema_states_the_types_and_limits_enforced(api: Api) -> No
 def test_outcome_fields_of_the_wrong_json_type_are_422(api: Api, name: str, value: Any) -> None:
     resp = api.post("/v1/outcomes", json={**OUTCOME_ITEM, name: value})
     assert resp.status_code == 422 and fields_of(resp) == [name], resp.text
+
+
+# ---- mappings that do not parse end in a message, not a traceback ----------------------------------------
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    ({"values": {"conveyance": ["vessel", "air"]}}, "values.conveyance"),
+    ({"values": {"conveyance": {"10": ["vessel", "air"]}}}, "values.conveyance"),
+    ({"values": ["conveyance"]}, "'values'"),
+    ({"formats": {"hs_code": {"zero_pad": "six"}}}, "formats.hs_code.zero_pad"),
+    ({"formats": {"hs_code": {"zero_pad": 0}}}, "formats.hs_code.zero_pad"),
+    ({"formats": {"hs_code": {"zero_pad": True}}}, "formats.hs_code.zero_pad"),
+    ({"formats": {"hs_code": {"pad": 6}}}, "formats.hs_code"),
+    ({"formats": {"hs_code": 6}}, "formats.hs_code"),
+    ({"columns": ["declaration_id"]}, "'columns'"),
+    ({"extra_columns": "Tax Rate"}, "'extra_columns'"),
+])
+def test_malformed_mapping_is_a_clear_error_and_exit_2(tmp_path: Path, extra: dict, named: str) -> None:
+    doc = {"contract": "declaration", "columns": {"declaration_id": "ID", "declaration_date": "Date",
+                                                  "hs_code": "HS", "conveyance": "Mode"}, **extra}
+    with pytest.raises(MappingError, match=named.replace(".", r"\.")):
+        mapping_from_dict(doc, source="m.yaml")
+    data = tmp_path / "decl.csv"
+    pd.DataFrame({"ID": ["D1"], "Date": ["2023-06-01"], "HS": ["820600"], "Mode": ["10"]}).to_csv(data, index=False)
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(json.dumps(doc))  # JSON is YAML
+    result = runner.invoke(app, ["validate", str(data), "--mapping", str(mapping)])
+    assert result.exit_code == 2, result.output
+    assert named in result.output and "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_a_well_formed_mapping_still_maps_and_pads() -> None:
+    m = mapping_from_dict({"columns": {"declaration_id": "ID", "hs_code": "HS", "conveyance": "Mode"},
+                           "values": {"conveyance": {"10": "vessel"}}, "formats": {"hs_code": {"zero_pad": 6}}})
+    out = m.apply(pd.DataFrame({"ID": ["D1"], "HS": [10121], "Mode": [10]}))
+    assert out.loc[0, "hs_code"] == "010121" and out.loc[0, "conveyance"] == "vessel"
