@@ -14,6 +14,7 @@ Parquet list columns and API lists are converted to that form on entry.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -21,8 +22,17 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, StringConstraints, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic import Field as PydField
+from pydantic_core import PydanticCustomError
 
 from features.reference import country_codes
 
@@ -679,6 +689,40 @@ def _make_validator(spec: FieldSpec) -> Callable[[Any, Any], Any]:
     return check
 
 
+MAX_EXTRA_FIELDS = 100
+_EXTRA_CHARS = 1000
+_INT_BOUND = 2**63
+
+
+def _extra_value_problem(v: Any) -> str | None:
+    """Why an extra field's value cannot be a column of a table (None: it can)."""
+    if v is None or isinstance(v, bool):
+        return None
+    if isinstance(v, str):
+        return None if len(v) <= _EXTRA_CHARS else f"at most {_EXTRA_CHARS} characters (got {len(v):,})"
+    if isinstance(v, int):
+        return None if -_INT_BOUND < v < _INT_BOUND else "expected a number within ±2^63"
+    if isinstance(v, float):
+        return None if math.isfinite(v) else "expected a finite number"
+    return f"expected a string, number, boolean or null (one value of an extra column), got {_json_kind(v)}"
+
+
+def _check_extras(self: BaseModel) -> BaseModel:
+    """Extra fields (mapped extra columns) are carried into the model's input: bound them like the contract's."""
+    extra = self.model_extra or {}
+    errors: list[Any] = []
+    if len(extra) > MAX_EXTRA_FIELDS:
+        errors.append({"type": PydanticCustomError("too_many_extra", f"at most {MAX_EXTRA_FIELDS} extra fields, "
+                                                                     f"got {len(extra):,}"), "loc": (), "input": None})
+    for name, v in list(extra.items())[:MAX_EXTRA_FIELDS + 1]:
+        why = _extra_value_problem(v)
+        if why is not None:
+            errors.append({"type": PydanticCustomError("extra_value", why), "loc": (name,), "input": v})
+    if errors:
+        raise ValidationError.from_exception_data(type(self).__name__, errors)
+    return self
+
+
 def _field_constraints(spec: FieldSpec) -> dict[str, Any]:
     """pydantic constraints of a field: JSON types as the schema says (no "12" or false for a number)."""
     kwargs: dict[str, Any] = {}
@@ -734,6 +778,8 @@ def pydantic_model(contract_name: str) -> type[BaseModel]:
         fields[spec.name] = (annotation, PydField(default, **kwargs))
         if spec.kind in ("country", "countries", "hs", "category", "date"):
             validators[f"check_{spec.name}"] = field_validator(spec.name, mode="before")(_make_validator(spec))
+    if contract.extra_allowed:
+        validators["check_extras"] = model_validator(mode="after")(_check_extras)
     extra: Literal["allow", "forbid"] = "allow" if contract.extra_allowed else "forbid"
     model = create_model(  # type: ignore[call-overload]
         contract_name.capitalize(),

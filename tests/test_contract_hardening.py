@@ -214,6 +214,26 @@ def test_keep_alive_connection_survives_a_refused_overflow(tiny_model: TinyModel
         store.dispose()
 
 
+@pytest.mark.parametrize(("value", "fragment"), [
+    ("t" * 1001, "at most 1000 characters"), ([1, 2], "got a list"), ({"a": 1}, "got an object"),
+    (10**30, "within ±2^63"),
+])
+def test_extra_fields_are_bounded_like_contract_fields(api: Api, value: Any, fragment: str) -> None:
+    resp = api.post("/v1/score", json=[DECL, {**DECL, "declaration_id": "H-2", "tax_rate": value}])
+    assert resp.status_code == 422, resp.text
+    (problem,) = resp.json()["detail"]
+    assert (problem["item"], problem["field"]) == (1, "tax_rate") and fragment in problem["message"]
+    assert post_raw(api, "/v1/score", json.dumps(DECL)[:-1] + ', "tax_rate": 1e400}').status_code == 422
+
+
+def test_extra_fields_of_plain_values_are_still_scored(api: Api) -> None:
+    body = {**DECL, "tax_rate": 0.05, "seller": "S" * 1000, "flag": True, "note": None, "count": 3}
+    assert api.post("/v1/score", json=body).status_code == 200
+    too_many = {**DECL, **{f"x{i}": i for i in range(101)}}
+    resp = api.post("/v1/score", json=too_many)
+    assert resp.status_code == 422 and "at most 100 extra fields" in resp.text
+
+
 # ---- 3. HS codes in ASCII digits only -------------------------------------------------------------------
 
 UNICODE_DIGITS = ["８２０６００", "²²²²²²", "٨٢٠٦٠٠", "８２０６.００"]
