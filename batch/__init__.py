@@ -3,6 +3,7 @@ or on Spark. Uses the API's scoring routine (:func:`scoring.score_table`), so va
 
 from batch._chunk import ManifestError
 from batch._output import OutputPaths, read_metadata
+from batch._profiles import PinnedRules
 from batch._rank import select_manifest
 from batch._run import BatchOptions, BatchSummary, BatchWriteError, ProgressHook, score_manifest
 
@@ -12,6 +13,7 @@ __all__ = [
     "BatchWriteError",
     "ManifestError",
     "OutputPaths",
+    "PinnedRules",
     "ProgressHook",
     "read_metadata",
     "score_manifest",

@@ -2,7 +2,8 @@
 
 Layout of ``<out>.ckpt/``::
 
-    state.json                      fingerprint of the run + the model version pinned at its start
+    state.json                      fingerprint of the run + the model version (and the risk profiles)
+                                    pinned at its start
     rejects-FFFFF-CCCCCC.parquet    rows of chunk CCCCCC of file FFFFF that broke the contract
     part-FFFFF-CCCCCC.parquet       the chunk's scores; written last, so its presence means "done"
     pass1.json                      every chunk is done (pass 2 may start without re-reading input)
@@ -82,11 +83,13 @@ class Checkpoint:
             return None
         return doc if isinstance(doc, dict) and doc.get("version") == STATE_VERSION else None
 
-    def start(self, fingerprint: dict[str, Any], pinned: dict[str, Any]) -> None:
-        """A fresh checkpoint (any previous one is discarded)."""
+    def start(self, fingerprint: dict[str, Any], pinned: dict[str, Any], profiles: dict[str, Any] | None = None) -> None:
+        """A fresh checkpoint (any previous one is discarded); ``profiles``: the definitions of the risk
+        profiles pinned at the start, which a resumed run applies whatever the store says by then."""
         self.discard()
         self.root.mkdir(parents=True)
-        write_json(self.state_path, {"version": STATE_VERSION, "fingerprint": fingerprint, "model": pinned})
+        write_json(self.state_path, {"version": STATE_VERSION, "fingerprint": fingerprint, "model": pinned,
+                                     "profiles": profiles})
 
     def clean_temporaries(self) -> None:
         for p in self.root.glob(".*.tmp-*"):

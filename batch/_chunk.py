@@ -15,6 +15,8 @@ import pyarrow as pa
 
 from features.contracts import DECLARATION, normalize_table
 from features.mapping import ColumnMapping
+from profiles import RuleSet
+from profiles.decide import decide_rules
 from scoring import LaneThresholds, ReasonsFor, RiskModel, score_table
 
 
@@ -31,6 +33,16 @@ PART_SCHEMA = pa.schema([
     ("lane", pa.string()),
     ("reasons", pa.string()),
 ])
+
+# with risk profiles, a part also says whether a rule selects the item or raises an alert, and why
+RULE_HIT_TYPE = pa.list_(pa.struct([("kind", pa.string()), ("id", pa.string()), ("version", pa.int64()),
+                                    ("criterion", pa.string())]))
+RULE_PART_FIELDS = [("rule_select", pa.bool_()), ("rule_alert", pa.bool_()), ("rule_hits", RULE_HIT_TYPE)]
+
+
+def part_schema(with_rules: bool) -> pa.Schema:
+    return pa.schema(list(PART_SCHEMA) + [pa.field(n, t) for n, t in RULE_PART_FIELDS]) if with_rules else PART_SCHEMA
+
 
 REJECT_SCHEMA = pa.schema([
     ("source", pa.string()),
@@ -70,8 +82,11 @@ def _text(v: Any) -> str | None:
 
 
 def score_chunk(raw: pd.DataFrame, *, model: RiskModel, settings: ChunkSettings, file_index: int, source: str,
-                row_offset: int, mapping: ColumnMapping | None = None) -> ChunkResult:
-    """Score the rows of one chunk; rows that break the contract go to the rejects, with every problem."""
+                row_offset: int, mapping: ColumnMapping | None = None, rules: RuleSet | None = None) -> ChunkResult:
+    """Score the rows of one chunk; rows that break the contract go to the rejects, with every problem.
+
+    With ``rules`` (the run's pinned profiles), the chunk's matches and lanes come from
+    :func:`profiles.decide.decide_rules`, as in the API; the selection waits for the whole manifest."""
     if mapping is not None:
         raw = mapping.apply(raw)
     frame, report = normalize_table(raw, DECLARATION, source=source, row_offset=row_offset)
@@ -102,7 +117,7 @@ def score_chunk(raw: pd.DataFrame, *, model: RiskModel, settings: ChunkSettings,
     else:
         reasons, ids = [], np.zeros(0, object)
         risk, pct, lane = np.zeros(0), np.zeros(0), np.zeros(0, dtype=object)
-    scored = pa.table({
+    cols: dict[str, Any] = {
         "_file": pa.array(np.full(len(good), file_index, dtype=np.int32)),
         "_row": pa.array(row_numbers[~bad]),
         "declaration_id": pa.array(ids, pa.string()),
@@ -110,5 +125,12 @@ def score_chunk(raw: pd.DataFrame, *, model: RiskModel, settings: ChunkSettings,
         "percentile": pa.array(np.asarray(pct, dtype=np.float64)),
         "lane": pa.array(np.asarray(lane, dtype=object), pa.string()),
         "reasons": pa.array(reasons, pa.string()),
-    }, schema=PART_SCHEMA)
+    }
+    if rules is not None:
+        decided = decide_rules(good, np.asarray(risk, dtype=np.float64), np.asarray(lane, dtype=object), rules)
+        cols["lane"] = pa.array(decided.lane, pa.string())
+        cols["rule_select"] = pa.array(decided.select, pa.bool_())
+        cols["rule_alert"] = pa.array(decided.alert, pa.bool_())
+        cols["rule_hits"] = decided.matches.rule_hits_arrow().cast(RULE_HIT_TYPE)
+    scored = pa.table(cols, schema=part_schema(rules is not None))
     return ChunkResult(scored, rejects, n, int(bad.sum()))

@@ -17,6 +17,7 @@ from batch._checkpoint import Checkpoint
 from batch._chunk import ChunkSettings, score_chunk
 from batch._input import InputFile, iter_chunks
 from features.mapping import ColumnMapping
+from profiles import RuleSet
 from scoring import RiskModel
 
 
@@ -28,13 +29,14 @@ class ChunkWork:
     settings: ChunkSettings
     mapping: ColumnMapping | None
     chunk_rows: int
+    rules: RuleSet | None = None  # the run's pinned profiles (None: none, or none that can fire)
 
 
 def score_and_save(work: ChunkWork, ckpt: Checkpoint, frame: pd.DataFrame, file_index: int, source: str,
                    chunk: int, offset: int) -> tuple[int, int]:
     """Score one chunk and save it as its part (atomically); returns (rows read, rows rejected)."""
     res = score_chunk(frame, model=work.model, settings=work.settings, file_index=file_index, source=source,
-                      row_offset=offset, mapping=work.mapping)
+                      row_offset=offset, mapping=work.mapping, rules=work.rules)
     ckpt.save_chunk(file_index, chunk, res.scored, res.rejects,
                     {"rows": res.rows_in, "rejected": res.rows_rejected, "first_row": offset + 1})
     return res.rows_in, res.rows_rejected

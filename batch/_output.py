@@ -16,10 +16,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from batch._checkpoint import Checkpoint
-from batch._chunk import REJECT_SCHEMA
+from batch._chunk import REJECT_SCHEMA, RULE_HIT_TYPE
 from batch._input import InputFile
 from batch._rank import first_occurrence, id_codes, select_manifest
-from scoring.ranking import SELECTION_NAMES
+from scoring.ranking import RULE_SELECTION_NAMES, SELECTION_NAMES
 
 METADATA_KEY = "riskprof"
 
@@ -64,9 +64,11 @@ class OutputCounts:
     lanes: dict[str, int] = field(default_factory=dict)
     selection: dict[str, int] = field(default_factory=dict)
     reasons_given: int = 0
+    rule_hit_items: int = 0  # items at least one risk profile or watch list matched
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # one per item and alerting rule version
 
 
-def output_schema(with_reasons: bool) -> pa.Schema:
+def output_schema(with_reasons: bool, with_rules: bool = False) -> pa.Schema:
     fields = [
         ("declaration_id", pa.string()),
         ("risk_score", pa.float64()),
@@ -80,6 +82,8 @@ def output_schema(with_reasons: bool) -> pa.Schema:
     if with_reasons:
         fields.append(("reasons", pa.string()))
     fields += [("source_file", pa.string()), ("source_row", pa.int64())]
+    if with_rules:
+        fields.append(("rule_hits", RULE_HIT_TYPE))
     return pa.schema(fields)
 
 
@@ -109,14 +113,18 @@ class _ManifestRanking:
 
 
 def _rank_manifest(ckpt: Checkpoint, parts: list[tuple[int, int]], capacity: str | int | float,
-                   random_share: float, seed: int) -> _ManifestRanking:
+                   random_share: float, seed: int, with_rules: bool = False) -> _ManifestRanking:
     id_chunks: list[pa.ChunkedArray] = []
     risk_chunks: list[np.ndarray] = []
+    forced_chunks: list[np.ndarray] = []
     lengths: list[int] = []
     for f, c in parts:
-        t = pq.read_table(ckpt.part_path(f, c), columns=["declaration_id", "risk_score"])
+        t = pq.read_table(ckpt.part_path(f, c),
+                          columns=["declaration_id", "risk_score"] + (["rule_select"] if with_rules else []))
         id_chunks.append(t.column("declaration_id").cast(pa.large_string()))
         risk_chunks.append(t.column("risk_score").to_numpy())
+        if with_rules:
+            forced_chunks.append(t.column("rule_select").to_numpy(zero_copy_only=False).astype(bool))
         lengths.append(t.num_rows)
     n_all = sum(lengths)
     ids = pa.chunked_array([ch for a in id_chunks for ch in a.chunks], type=pa.large_string())
@@ -125,11 +133,14 @@ def _rank_manifest(ckpt: Checkpoint, parts: list[tuple[int, int]], capacity: str
     del ids
     risk = np.concatenate(risk_chunks) if risk_chunks else np.zeros(0)
     del risk_chunks
+    forced = (np.concatenate(forced_chunks) if forced_chunks else np.zeros(0, dtype=bool)) if with_rules else None
+    del forced_chunks
     keep = first_occurrence(codes)
     all_kept = bool(keep.all())
     # without duplicates (the usual case) no filtered copies: at 10 M rows that saves ~250 MiB
-    sel = (select_manifest(risk, codes, capacity, random_share, seed) if all_kept
-           else select_manifest(risk[keep], codes[keep], capacity, random_share, seed))
+    sel = (select_manifest(risk, codes, capacity, random_share, seed, forced) if all_kept
+           else select_manifest(risk[keep], codes[keep], capacity, random_share, seed,
+                                None if forced is None else forced[keep]))
     return _ManifestRanking(lengths, codes, keep, None if all_kept else np.cumsum(keep) - 1,
                             set(codes[~keep].tolist()), sel)
 
@@ -153,7 +164,7 @@ def _duplicate_rejects(part: pa.Table, k: np.ndarray, pcodes: np.ndarray, rows: 
 def _output_table(part: pa.Table, gi: np.ndarray, sel: Any, schema: pa.Schema, src: str,
                   with_reasons: bool) -> pa.Table:
     """A part's kept rows with their manifest-wide rank and selection (``gi``: their kept positions)."""
-    sel_names = np.asarray(SELECTION_NAMES, dtype=object)[sel.selection[gi]]
+    sel_names = np.asarray(RULE_SELECTION_NAMES, dtype=object)[sel.selection[gi]]
     cols: dict[str, Any] = {
         "declaration_id": part.column("declaration_id"),
         "risk_score": part.column("risk_score"),
@@ -168,7 +179,20 @@ def _output_table(part: pa.Table, gi: np.ndarray, sel: Any, schema: pa.Schema, s
         cols["reasons"] = part.column("reasons")
     cols["source_file"] = pa.array([src] * part.num_rows, pa.string())
     cols["source_row"] = part.column("_row")
+    if "rule_hits" in schema.names:
+        cols["rule_hits"] = part.column("rule_hits")
     return pa.table(cols, schema=schema)
+
+
+def _alerts(part: pa.Table, alerting: frozenset[tuple[str, str, int]]) -> list[dict[str, Any]]:
+    """One alert per item and alerting rule version it matched (the rows the store deduplicates)."""
+    flagged = np.flatnonzero(part.column("rule_alert").to_numpy(zero_copy_only=False))
+    if not len(flagged):
+        return []
+    t = part.take(pa.array(flagged)).select(["declaration_id", "risk_score", "lane", "rule_hits"]).to_pylist()
+    return [{**h, "rule_id": h["id"], "declaration_id": r["declaration_id"], "risk_score": r["risk_score"],
+             "lane": r["lane"], "source": "batch"}
+            for r in t for h in r["rule_hits"] if (h["kind"], h["id"], h["version"]) in alerting]
 
 
 class _Writers:
@@ -214,14 +238,18 @@ class _Writers:
 
 def write_outputs(ckpt: Checkpoint, parts: list[tuple[int, int]], files: list[InputFile], paths: OutputPaths,
                   *, capacity: str | int | float, random_share: float, seed: int, with_reasons: bool,
-                  write_csv: bool, metadata: dict[str, Any]) -> tuple[OutputCounts, list[tuple[Path, Path]]]:
+                  write_csv: bool, metadata: dict[str, Any],
+                  alerting: frozenset[tuple[str, str, int]] | None = None) -> tuple[OutputCounts, list[tuple[Path, Path]]]:
     """Rank and select over every part and write the final files to temporaries.
 
-    Returns the counts and the (temporary, final) pairs for :func:`publish_outputs`: nothing is
-    visible under the final names until every file is whole.
+    ``alerting``: the pinned rules that raise alerts, when the parts carry risk-profile matches (then
+    the output has ``rule_hits`` and the counts the alerts to raise). Returns the counts and the
+    (temporary, final) pairs for :func:`publish_outputs`: nothing is visible under the final names
+    until every file is whole.
     """
-    r = _rank_manifest(ckpt, parts, capacity, random_share, seed)
-    schema = output_schema(with_reasons).with_metadata(
+    with_rules = alerting is not None
+    r = _rank_manifest(ckpt, parts, capacity, random_share, seed, with_rules)
+    schema = output_schema(with_reasons, with_rules).with_metadata(
         {METADATA_KEY: json.dumps(metadata, sort_keys=True, default=str)})
     sources = {f.index: str(f.path) for f in files}
     counts = OutputCounts()
@@ -254,6 +282,10 @@ def write_outputs(ckpt: Checkpoint, parts: list[tuple[int, int]], files: list[In
             writers.write(_output_table(part, gi, r.sel, schema, src, with_reasons), rejects)
             if with_reasons:
                 counts.reasons_given += part.num_rows - part.column("reasons").null_count
+            if alerting is not None:
+                counts.rule_hit_items += int(pc.sum(pc.greater(pc.list_value_length(part.column("rule_hits")), 0))
+                                             .as_py() or 0)
+                counts.alerts += _alerts(part, alerting)
             lanes.update({str(v["values"]): int(v["counts"]) for v in pc.value_counts(part.column("lane")).to_pylist()})
             counts.rows_scored += part.num_rows
             off += n
@@ -261,7 +293,8 @@ def write_outputs(ckpt: Checkpoint, parts: list[tuple[int, int]], files: list[In
     finally:
         writers.close(failed)
     counts.lanes = {lane: lanes.get(lane, 0) for lane in ("red", "yellow", "green")}
-    counts.selection = {name: int((r.sel.selection == i).sum()) for i, name in enumerate(SELECTION_NAMES)}
+    names = RULE_SELECTION_NAMES if with_rules else SELECTION_NAMES
+    counts.selection = {name: int((r.sel.selection == i).sum()) for i, name in enumerate(names)}
     pending = [(writers.rejects, paths.rejects), (writers.out, paths.out)]
     if write_csv:
         pending.insert(0, (writers.csv, paths.csv))

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from profiles.decide import select_decided
 from scoring.ranking import select_in_order
 
 
@@ -39,18 +40,24 @@ def first_occurrence(codes: np.ndarray) -> np.ndarray:
 @dataclass
 class ManifestSelection:
     rank: np.ndarray  # 1 = highest risk
-    selection: np.ndarray  # uint8: 0 none, 1 model, 2 random
+    selection: np.ndarray  # uint8: 0 none, 1 model, 2 random, 3 rule (scoring.ranking.RULE_SELECTION_NAMES)
     probability: np.ndarray
     manifest_percentile: np.ndarray  # share (0-100) of the manifest with risk ≤ this item's
 
 
-
-
 def select_manifest(risk: np.ndarray, codes: np.ndarray, capacity: str | int | float, random_share: float = 0.0,
-                    seed: int = 0) -> ManifestSelection:
-    """:func:`scoring.select_for_inspection` on id codes instead of id strings (same result)."""
+                    seed: int = 0, forced: np.ndarray | None = None) -> ManifestSelection:
+    """:func:`scoring.select_for_inspection` on id codes instead of id strings (same result).
+
+    ``forced``: the items a risk profile selects; then the selection is the API's
+    (:func:`profiles.decide.select_decided`: rule, then the model's ranking, then the random share).
+    Without it, the plain policy (which ``select_decided`` equals when nothing is forced) saves the
+    mask's copies on very large manifests."""
     order = np.lexsort((codes, -risk))
-    rank, selection, prob = select_in_order(order, capacity, random_share, seed)
+    if forced is None:
+        rank, selection, prob = select_in_order(order, capacity, random_share, seed)
+    else:
+        rank, selection, prob = select_decided(forced, order, capacity, random_share, seed)
     del order
     n = len(risk)
     sorted_risk = np.sort(risk)

@@ -19,6 +19,7 @@ from batch._chunk import ChunkSettings, ManifestError
 from batch._input import InputFile, inspect_manifest, manifest_digest
 from batch._local import ChunkWork, run_local, run_local_parallel, run_local_pipelined
 from batch._output import OutputCounts, OutputPaths, publish_outputs, temp_path, write_outputs
+from batch._profiles import PinnedRules
 from features.io import LoadError
 from features.mapping import MappingError, load_mapping
 from scoring import LaneThresholds, ReasonsFor, capacity_count
@@ -40,6 +41,13 @@ OUTPUT_COLUMNS = {
     "rank": "1 = highest risk in the manifest (ties broken by declaration_id)",
     "selection": "model (top of the capacity) | random (the random share) | none",
     "selection_probability": "probability the item was selected under this policy",
+}
+
+RULE_COLUMNS = {
+    "lane": "the model's lane, raised by any matching risk profile or watch list (red > yellow > green)",
+    "selection": "rule (a profile selects it: filled first, probability 1) | model (the ranking fills the "
+                 "capacity left) | random (the random share) | none",
+    "rule_hits": "per item, the profiles and watch lists that matched: kind, id, version, criterion (the reason)",
 }
 
 
@@ -111,6 +119,7 @@ class BatchSummary:
     notes: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict, repr=False)  # what .meta.json records
     pending: list[tuple[Path, Path]] = field(default_factory=list, repr=False)  # (temporary, final) to publish
+    profiles: PinnedRules | None = field(default=None, repr=False)  # the set applied (pinned at the run's start)
 
     @property
     def rows_per_second(self) -> float:
@@ -126,6 +135,8 @@ class BatchSummary:
             "reasons_given": c.reasons_given, "model": self.model, "input_sha256": self.input_sha256,
             "seconds": round(self.seconds, 3), "rows_per_second": round(self.rows_per_second, 1),
             "chunks_total": self.chunks_total, "chunks_resumed": self.chunks_resumed, "notes": self.notes,
+            **({"profiles": self.profiles.describe(), "rule_hit_items": c.rule_hit_items, "alerts": len(c.alerts)}
+               if self.profiles is not None else {}),
         }
 
 
@@ -142,11 +153,16 @@ def _default_loader(uri: str) -> Any:
 def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path, model_uri: str,
                    options: BatchOptions | None = None, mapping: str | Path | None = None,
                    progress: ProgressHook | None = None,
-                   load_model: Callable[[str], Any] = _default_loader) -> BatchSummary:
+                   load_model: Callable[[str], Any] = _default_loader,
+                   profiles: PinnedRules | None = None) -> BatchSummary:
     """Score a manifest (CSV/Parquet files or folders) into ``out`` (Parquet) and its sibling files.
 
+    ``profiles``: the risk profiles and watch lists to apply (as the API does: lanes raised, rule
+    selections first, ``rule_hits`` per item, ``summary.counts.alerts`` to raise); a set where no rule
+    can fire gives the output of a run without profiles.
+
     Resumable: a run killed at any point and started again with the same arguments continues from
-    ``<out>.ckpt/`` with the model version pinned by the first attempt, and writes the same output.
+    ``<out>.ckpt/`` with the model version and profiles pinned by the first attempt, and writes the same output.
     A run that fails on its input removes its checkpoint (the same arguments would fail the same
     way); one that fails to write (:class:`BatchWriteError`) keeps it, to resume once there is room.
     """
@@ -162,12 +178,15 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
     ckpt = Checkpoint(paths.checkpoint)
     settings = ChunkSettings(options.thresholds, options.reasons_for, options.top_k)
     fingerprint = _fingerprint(files, mapping, model_uri, options, settings)
+    fingerprint["profiles"] = profiles.source if profiles is not None else None
     loaded, pinned, fresh = _load_pinned_model(ckpt, fingerprint, model_uri, load_model, notes)
     try:
         if fresh:
-            ckpt.start(fingerprint, pinned)
+            ckpt.start(fingerprint, pinned, profiles.state() if profiles is not None else None)
+        else:
+            profiles = _pinned_profiles(ckpt, profiles, notes)
         summary = _score_and_publish(loaded.model, pinned, ckpt, files, paths, options, settings,
-                                     col_map, fingerprint, progress, notes)
+                                     col_map, fingerprint, progress, notes, profiles)
     except (LoadError, ManifestError, MappingError):
         ckpt.discard()
         raise
@@ -223,6 +242,18 @@ def _load_pinned_model(ckpt: Checkpoint, fingerprint: dict[str, Any], model_uri:
     pinned = {"requested_uri": model_uri, "name": loaded.name, "version": str(loaded.version),
               "alias": loaded.alias, "uri": loaded.uri, "run_id": loaded.run_id}
     return loaded, pinned, True
+
+
+def _pinned_profiles(ckpt: Checkpoint, given: PinnedRules | None, notes: list[str]) -> PinnedRules | None:
+    """A resumed run applies the profile versions pinned at its start, not the ones current now."""
+    state = ckpt.read_state() or {}
+    if given is None or not state.get("profiles"):
+        return given
+    pinned = PinnedRules.from_state(state["profiles"])
+    if pinned.describe() != given.describe():
+        notes.append(f"the profiles changed since the run started; it keeps the {len(pinned.profiles)} profile "
+                     "version(s) pinned at its start")
+    return pinned
 
 
 def _remove_leftovers(ckpt: Checkpoint, paths: OutputPaths) -> None:
@@ -287,7 +318,7 @@ def _run_metadata(pinned: dict[str, Any], model: Any, files: list[InputFile], fi
 def _score_and_publish(model: Any, pinned: dict[str, Any], ckpt: Checkpoint, files: list[InputFile],
                        paths: OutputPaths, options: BatchOptions, settings: ChunkSettings, col_map: Any,
                        fingerprint: dict[str, Any], progress: ProgressHook | None,
-                       notes: list[str]) -> BatchSummary:
+                       notes: list[str], profiles: PinnedRules | None = None) -> BatchSummary:
     """Both passes; the final files are left as temporaries (``summary.pending``) for :func:`_publish`."""
     _remove_leftovers(ckpt, paths)
     if options.lane_shares is not None:
@@ -296,16 +327,21 @@ def _score_and_publish(model: Any, pinned: dict[str, Any], ckpt: Checkpoint, fil
     if options.num_threads is not None:
         model.num_threads = options.num_threads
     chunks_resumed = len(ckpt.parts())
-    work = ChunkWork(model, settings, col_map, options.chunk_rows)
+    applied = profiles if profiles is not None and not profiles.empty else None
+    work = ChunkWork(model, settings, col_map, options.chunk_rows, applied.ruleset if applied else None)
     parts, rows_read = _score_chunks(work, ckpt, files, options, progress)
     metadata = _run_metadata(pinned, model, files, fingerprint, options, settings)
+    if applied is not None:  # the footer names the versions applied (a set that cannot fire leaves it as before)
+        metadata["profiles"] = applied.describe()
+        metadata["columns"] = {**metadata["columns"], **RULE_COLUMNS}
     counts, pending = write_outputs(ckpt, parts, files, paths, capacity=options.capacity,
                                     random_share=options.random_share, seed=options.seed,
                                     with_reasons=options.reasons_for != "none", write_csv=options.write_csv,
-                                    metadata=metadata)
+                                    metadata=metadata, alerting=applied.alerting if applied else None)
     summary = BatchSummary(paths, counts, metadata["model"], metadata["input"]["sha256"], options.reasons_for,
-                           0.0, rows_read, chunks_resumed, len(parts), notes)
-    summary.metadata = {**metadata, "engine": options.engine}
+                           0.0, rows_read, chunks_resumed, len(parts), notes, profiles=profiles)
+    summary.metadata = {**metadata, "engine": options.engine,
+                        "profiles": profiles.describe() if profiles is not None else None}
     summary.pending = pending
     return summary
 
