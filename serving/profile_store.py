@@ -149,9 +149,15 @@ def extra_columns_from_env() -> dict[str, str]:
 class ProfileStore:
     """Profiles, watch lists, alerts and the change log over the serving store's engine."""
 
-    def __init__(self, engine: Engine, extra_columns: Mapping[str, str] | None = None):
+    def __init__(self, engine: Engine, extra_columns: Mapping[str, str] | None = None,
+                 check_seconds: float | None = None):
         self.engine = engine
         self.extra_columns = dict(extra_columns) if extra_columns is not None else extra_columns_from_env()
+        # how long a process may serve a compiled rule set before asking the store whether another
+        # process changed profiles (changes through this object are seen at once)
+        self.check_seconds = (check_seconds if check_seconds is not None
+                              else float(os.environ.get("RISKPROF_PROFILES_CHECK_SECONDS", "1.0")))
+        self.local_changes = 0
 
     # ---- reading -------------------------------------------------------------------------------
     @_reachable
@@ -266,6 +272,7 @@ class ProfileStore:
                         for p in new_profiles])
                     log += [_change(now, actor, "profile", p.id, p.version, _action_of(p)) for p in new_profiles]
                 conn.execute(profile_changes.insert(), log)
+            self.local_changes += 1
         except IntegrityError as exc:
             raise VersionConflict("another change stored the same version first; nothing was stored, "
                                   "read the profiles again and retry") from exc

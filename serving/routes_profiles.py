@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from profiles import ProfileError, ProfileProblem
+from profiles import Profile, ProfileError, ProfileProblem, WatchList
 from serving import schemas
 from serving.auth import Analyst, Officer
 from serving.errors import ServiceError
@@ -34,7 +34,8 @@ class ProfileInvalid(ServiceError):
         self.problems = exc.problems
 
     def body(self) -> dict[str, Any]:
-        return {"detail": [p.as_dict() for p in self.problems]}
+        # the app's 422 shape (field, message) plus which profile or list, condition and problem
+        return {"detail": [{**p.as_dict(), "field": p.field or "body", "message": str(p)} for p in self.problems]}
 
 
 class Missing(ServiceError):
@@ -57,14 +58,45 @@ DateQuery = Annotated[dt.date | None, Query(description="declarations scored on 
 
 Responses = dict[int | str, dict[str, Any]]
 _AUTH: Responses = {401: {"model": schemas.ErrorBody, "description": "missing or invalid API key"},
-         403: {"model": schemas.ErrorBody, "description": "the key's role is not enough"}}
+                    403: {"model": schemas.ErrorBody, "description": "the key's role is not enough"},
+                    422: {"model": schemas.ValidationErrorBody, "description": "bad query or path parameters"}}
 _WRITE: Responses = {**_AUTH, 400: {"model": schemas.ValidationErrorBody, "description": "malformed JSON"},
-          422: {"description": "invalid profiles: one entry per problem naming the profile (or watch list), "
-                               "the condition, the field and the problem; nothing stored"}}
+                     413: {"model": schemas.ValidationErrorBody, "description": "body too large"},
+                     422: {"model": schemas.ValidationErrorBody,
+                           "description": "invalid profiles or lists: one entry per problem, naming the profile "
+                                          "(or watch list) in ``id``, the ``condition`` (0-based), the field and "
+                                          "the ``problem``; nothing stored"}}
 _404: Responses = {404: {"model": schemas.ErrorBody, "description": "no such profile, watch list or alert"}}
 _409: Responses = {409: {"model": schemas.ErrorBody, "description": "it exists already (use PUT) or changed meanwhile"}}
 
 router = APIRouter(prefix="/v1", tags=["profiles"])
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """A model's JSON schema with its ``$defs`` written in place (the body is read by the route, so the
+    app's components do not hold these models)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def _body(model: type[Profile] | type[WatchList], many: bool, description: str) -> dict[str, Any]:
+    own = model.model_json_schema()
+    one = _inline(own, own.get("$defs", {}))
+    schema = {"anyOf": [one, {"type": "array", "items": one, "minItems": 1}]} if many else one
+    return {"requestBody": {"required": True, "description": description,
+                            "content": {"application/json": {"schema": schema}}}}
+
+
+_PROFILES_BODY = _body(Profile, True, "one profile or a list of them (a ``{profiles: [...]}`` document too)")
+_PROFILE_BODY = _body(Profile, False, "the profile's new content (the id is the path's; the version is assigned)")
+_LISTS_BODY = _body(WatchList, True, "one watch list or a list of them (a ``{watch_lists: [...]}`` document too)")
+_LIST_BODY = _body(WatchList, False, "the list's new content (the name is the path's; the version is assigned)")
 
 
 def _actor(who: Principal) -> Actor:
@@ -118,18 +150,20 @@ def list_profiles(_who: Officer, store: ProfilesDep,
     return {"count": len(found), "profiles": [p.model_dump(mode="json") for p in found]}
 
 
-@router.post("/profiles", status_code=201, summary="Create risk profiles", responses={**_WRITE, **_409})
+@router.post("/profiles", status_code=201, summary="Create risk profiles", responses={**_WRITE, **_409},
+             openapi_extra=_PROFILES_BODY)
 async def create_profiles(who: Analyst, request: Request, store: ProfilesDep) -> dict[str, Any]:
     """One profile or a list; each new id starts at version 1 (an existing id is a 409: change it with PUT)."""
     items = _items(parse_json(await request.body()), "profiles")
     known = {p.id for p in store.profiles()}
-    taken = sorted({str(p.get("id")) for p in items if isinstance(p, dict) and p.get("id") in known})
+    taken = sorted({p["id"] for p in items if isinstance(p, dict) and isinstance(p.get("id"), str) and p["id"] in known})
     if taken:
         raise Conflict(f"profiles {taken} exist already: change them with PUT /v1/profiles/{{id}}")
     return _saving(store.save, items, [], _actor(who))
 
 
-@router.put("/profiles", summary="Create or change risk profiles (import)", responses=_WRITE)
+@router.put("/profiles", summary="Create or change risk profiles (import)", responses={**_WRITE, **_409},
+            openapi_extra=_PROFILES_BODY)
 async def put_profiles(who: Analyst, request: Request, store: ProfilesDep) -> dict[str, Any]:
     """A list of profiles as exported: new ids are created, changed ones get a new version, unchanged
     ones add nothing."""
@@ -149,7 +183,7 @@ def get_profile(_who: Officer, profile_id: ProfileId, store: ProfilesDep,
 
 
 @router.put("/profiles/{profile_id}", summary="Change a risk profile (a new version)",
-            responses={**_WRITE, **_404, **_409})
+            responses={**_WRITE, **_404, **_409}, openapi_extra=_PROFILE_BODY)
 async def put_profile(who: Analyst, profile_id: ProfileId, request: Request, store: ProfilesDep) -> dict[str, Any]:
     body = parse_json(await request.body())
     if not isinstance(body, dict):
@@ -180,17 +214,20 @@ def list_watchlists(_who: Officer, store: ProfilesDep) -> dict[str, Any]:
     return {"count": len(found), "watch_lists": [w.model_dump(mode="json") for w in found]}
 
 
-@router.post("/watchlists", status_code=201, summary="Create watch lists", responses={**_WRITE, **_409})
+@router.post("/watchlists", status_code=201, summary="Create watch lists", responses={**_WRITE, **_409},
+             openapi_extra=_LISTS_BODY)
 async def create_watchlists(who: Analyst, request: Request, store: ProfilesDep) -> dict[str, Any]:
     items = _items(parse_json(await request.body()), "watch_lists")
     known = {w.name for w in store.watchlists()}
-    taken = sorted({str(w.get("name")) for w in items if isinstance(w, dict) and w.get("name") in known})
+    taken = sorted({w["name"] for w in items
+                    if isinstance(w, dict) and isinstance(w.get("name"), str) and w["name"] in known})
     if taken:
         raise Conflict(f"watch lists {taken} exist already: change them with PUT /v1/watchlists/{{name}}")
     return _saving(store.save, [], items, _actor(who))
 
 
-@router.put("/watchlists", summary="Create or change watch lists (import)", responses=_WRITE)
+@router.put("/watchlists", summary="Create or change watch lists (import)", responses={**_WRITE, **_409},
+            openapi_extra=_LISTS_BODY)
 async def put_watchlists(who: Analyst, request: Request, store: ProfilesDep) -> dict[str, Any]:
     items = _items(parse_json(await request.body()), "watch_lists")
     return _saving(store.save, [], items, _actor(who))
@@ -202,7 +239,8 @@ def get_watchlist(_who: Officer, name: ListName, store: ProfilesDep) -> dict[str
     return {**w.model_dump(mode="json"), "versions": [h.version for h in store.watchlist_history(name)]}
 
 
-@router.put("/watchlists/{name}", summary="Change a watch list (a new version)", responses={**_WRITE, **_404})
+@router.put("/watchlists/{name}", summary="Change a watch list (a new version)",
+            responses={**_WRITE, **_404, **_409}, openapi_extra=_LIST_BODY)
 async def put_watchlist(who: Analyst, name: ListName, request: Request, store: ProfilesDep) -> dict[str, Any]:
     body = parse_json(await request.body())
     if not isinstance(body, dict):

@@ -13,6 +13,7 @@ import gc
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +101,7 @@ class ScoringService:
         self._poller: threading.Thread | None = None
         self._stop_polling = threading.Event()
         self.profiles = ProfileStore(store.engine)
-        self._rules: tuple[int, RuleSet] | None = None
+        self._rules: _CachedRules | None = None
         self._rules_lock = threading.Lock()
 
     # ---- audit ---------------------------------------------------------------------------------
@@ -248,16 +249,21 @@ class ScoringService:
 
     # ---- risk profiles -------------------------------------------------------------------------
     def rules(self) -> RuleSet:
-        """The active profiles and watch lists, compiled once and again only after a change (by any
-        process: the store's change counter is read per request, one indexed read)."""
-        revision = self.profiles.revision()
+        """The active profiles and watch lists, compiled once and again only after a change: at once for
+        a change made through this service, within ``check_seconds`` for one made by another process
+        (the store's change counter is read at most that often: one indexed read)."""
+        now = time.monotonic()
         cached = self._rules
-        if cached is not None and cached[0] == revision:
-            return cached[1]
+        local = self.profiles.local_changes
+        if cached is not None and cached.local == local and now - cached.checked < self.profiles.check_seconds:
+            return cached.rules
         with self._rules_lock:
-            if self._rules is None or self._rules[0] != revision:
-                self._rules = (revision, self.profiles.ruleset()[0])
-            return self._rules[1]
+            revision = self.profiles.revision()
+            cached = self._rules
+            if cached is None or cached.revision != revision:
+                cached = _CachedRules(revision, local, now, self.profiles.ruleset()[0])
+            self._rules = dataclasses.replace(cached, local=local, checked=now)
+            return cached.rules
 
     def _decide(self, served: ServedModel, records: Sequence[dict[str, Any]], table: Any,
                 capacity: str | float | None = None, random_share: float = 0.0, seed: int = 0) -> Decision:
@@ -344,6 +350,14 @@ class ScoringService:
         reachable = self.store.ping()
         return {"ready": loaded and reachable, "model_loaded": loaded, "store_reachable": reachable,
                 "model": self.model_ref, "audit_backlog": self._audit.backlog if self._audit is not None else 0}
+
+
+@dataclass(frozen=True)
+class _CachedRules:
+    revision: int  # the store's change counter the rules were compiled at
+    local: int  # changes made through this process's profile store by then
+    checked: float  # when the counter was last read (time.monotonic)
+    rules: RuleSet
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

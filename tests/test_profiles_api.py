@@ -3,13 +3,14 @@ who may write, validation, capacity order, what never fires, versions, alerts an
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from serving.profile_store import alerts, profile_changes, profile_versions
+from serving.profile_store import Actor, ProfileStore, alerts, profile_changes, profile_versions
 from serving.store import audit_rule_hits
 from tests.conftest import Api
 
@@ -79,6 +80,18 @@ def test_an_invalid_profile_is_422_naming_profile_condition_and_problem_and_noth
     assert api.post("/v1/profiles", role="analyst", content=b"{nope").status_code == 400
 
 
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/profiles", [profile(), {**profile("P-2"), "id": {"not": "a string"}}]),
+    ("/v1/profiles", "a string"),
+    ("/v1/watchlists", {"name": ["x"], "field": "importer_id"}),
+])
+def test_bodies_of_the_wrong_shape_are_422_with_nothing_stored(api: Api, path: str, body: Any) -> None:
+    r = api.post(path, role="analyst", json=body)
+    assert r.status_code == 422, r.text
+    assert all({"field", "message"} <= set(p) for p in r.json()["detail"])
+    assert rows(api, profile_versions) == []
+
+
 def test_posting_an_existing_id_is_409_and_put_of_an_unknown_one_is_404(api: Api) -> None:
     assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 201
     assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 409
@@ -135,6 +148,16 @@ def test_a_retired_profile_stops_firing_and_keeps_its_versions(api: Api) -> None
     shown = api.get("/v1/profiles/P-TOOLS", role="officer").json()
     assert shown["versions"] == [1, 2] and [c["action"] for c in shown["changes"]] == ["create", "retire"]
     assert api.get("/v1/profiles/P-TOOLS?version=1").json()["status"] == "active"
+
+
+def test_a_change_by_another_process_is_seen_once_the_store_is_checked_again(api: Api) -> None:
+    api.service.profiles.check_seconds = 3600  # the compiled set is reused without reading the store
+    assert api.post("/v1/score", json=decl(1, hs="820600")).json()["results"][0]["rule_hits"] == []
+    ProfileStore(api.store.engine, {}).save([profile()], [], Actor("someone", "cli"))  # e.g. riskprof profiles
+    assert api.post("/v1/score", json=decl(1, hs="820600")).json()["results"][0]["rule_hits"] == []
+    api.service.profiles.check_seconds = 0.05
+    time.sleep(0.1)
+    assert api.post("/v1/score", json=decl(1, hs="820600")).json()["results"][0]["rule_hits"][0]["id"] == "P-TOOLS"
 
 
 def test_a_changed_profile_leaves_earlier_alerts_and_records_on_the_version_they_used(api: Api) -> None:
