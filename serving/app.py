@@ -28,6 +28,7 @@ from serving.service import Loader, Resolver, ScoringService
 from serving.settings import ServingSettings, get_serving_settings
 from serving.store import Store
 from serving.trends import TrendService
+from serving.web import install_workbench
 
 log = logging.getLogger("riskprof.serving")
 
@@ -98,6 +99,7 @@ def create_app(settings: ServingSettings | None = None, *, store: Store | None =
     app.include_router(v1)
     app.include_router(profiles_router)
     app.include_router(pages)
+    install_workbench(app, settings)  # the officers' pages under /app/ (not in the OpenAPI schema)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     _extend_openapi(app)

@@ -1,0 +1,54 @@
+"""The targeting workbench: server-rendered pages for officers under ``/app/`` (no OpenAPI entries).
+
+:func:`install_workbench` adds the pages, their static files (vendored htmx and the CSS; nothing from
+a CDN) and their error pages to the API's app. The pages call the API's own services.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+
+from serving.settings import ServingSettings
+from serving.web.pages import PageError, SignInNeeded, redirect, render
+from serving.web.routes import router
+from serving.web.session import SessionStore, WebSettings, WorkbenchConfigError, signing_secret
+
+__all__ = ["WebSettings", "WorkbenchConfigError", "install_workbench", "router"]
+
+log = logging.getLogger("riskprof.serving")
+STATIC = Path(__file__).parent / "static"
+
+
+def install_workbench(app: FastAPI, settings: ServingSettings, web: WebSettings | None = None) -> None:
+    """Pages, static files, sessions and error pages. In prod without ``RISKPROF_SESSION_SECRET`` the
+    pages answer 503 saying what to set; the API is unaffected."""
+    web = web or WebSettings()
+    app.state.web_settings = web
+    try:
+        app.state.web_sessions = SessionStore(signing_secret(web, settings.env), web)
+        app.state.web_refusal = None
+    except WorkbenchConfigError as exc:
+        log.error("workbench disabled: %s", exc)
+        app.state.web_sessions = None
+        app.state.web_refusal = str(exc)
+    app.mount("/app/static", StaticFiles(directory=STATIC), name="workbench-static")
+    app.include_router(router)
+
+    @app.exception_handler(PageError)
+    async def page_error(request: Request, exc: PageError) -> Response:
+        from serving.web.pages import current_session
+
+        session = current_session(request) if app.state.web_sessions is not None else None
+        return render(request, "error.html", {"title": exc.title, "message": exc.message}, status=exc.status,
+                      session=session)
+
+    @app.exception_handler(SignInNeeded)
+    async def sign_in_needed(request: Request, exc: SignInNeeded) -> Response:
+        from urllib.parse import quote
+
+        return redirect(f"/app/sign-in?next={quote(exc.next_path, safe='/')}")

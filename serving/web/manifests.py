@@ -1,0 +1,197 @@
+"""An uploaded manifest: read and checked as batch reads files, ranked once, then sliced per page.
+
+Reading goes through ``features`` (``read_raw``, a column mapping, ``normalize_table``: the batch
+input path), and the records through the API's own validation and ``ScoringService.rank``, so the
+page ranks exactly what ``POST /v1/manifests/rank`` would. The ranked result stays in the session;
+filters and pages are list slices of it (no query per row).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import math
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from features.contracts import DECLARATION, TRANSIT_SEP, normalize_table
+from features.io import LoadError, read_raw
+from features.mapping import ColumnMapping, MappingError, load_mapping
+from serving.errors import InputError
+from serving.parsing import validate_records
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+MAX_PROBLEMS_SHOWN = 20
+CSV_COLUMNS = ("rank", "declaration_id", "risk_score", "percentile", "lane", "selection", "office_id",
+               "conveyance", "route", "hs_code", "goods_description", "customs_value", "currency",
+               "top_reasons", "profile_hits")
+
+
+class ManifestProblem(ValueError):
+    """A manifest the page cannot rank; ``lines`` name row and column for the officer."""
+
+    def __init__(self, message: str, lines: Sequence[str] = ()):
+        super().__init__(message)
+        self.message = message
+        self.lines = list(lines)
+
+
+def mapping_choices() -> dict[str, Path]:
+    """The column mappings under ``examples/`` (name → file), offered on the upload form."""
+    if not EXAMPLES.is_dir():
+        return {}
+    return {p.parent.name: p for p in sorted(EXAMPLES.glob("*/mapping.yaml"))}
+
+
+def read_manifest(data: bytes, filename: str, mapping_name: str | None, max_items: int) -> list[dict[str, Any]]:
+    """Uploaded bytes → validated declaration records (as the API receives them), or ManifestProblem."""
+    name = Path(filename or "").name.lower()
+    if not name.endswith(SUFFIXES):
+        raise ManifestProblem(f"{filename or 'the file'}: choose a .csv, .csv.gz or .parquet file")
+    if not data:
+        raise ManifestProblem(f"{filename}: the file is empty")
+    mapping = _mapping(mapping_name)
+    with tempfile.TemporaryDirectory(prefix="riskprof-upload-") as tmp:
+        path = Path(tmp) / ("manifest" + name[name.index("."):] if "." in name else "manifest.csv")
+        path.write_bytes(data)
+        try:
+            raw = read_raw(path)
+        except LoadError as exc:
+            raise ManifestProblem(str(exc).replace(str(path), filename)) from None
+    if len(raw) > max_items:
+        raise ManifestProblem(f"{filename}: {len(raw):,} rows; the workbench ranks at most {max_items:,} "
+                              "(use `riskprof score` for larger manifests)")
+    if mapping is not None:
+        try:
+            raw = mapping.apply(raw)
+        except MappingError as exc:
+            raise ManifestProblem(f"{filename}: {exc}") from None
+    frame, report = normalize_table(raw, DECLARATION, source=filename)
+    if report.problems:
+        lines = [_problem_line(p) for p in report.problems[:MAX_PROBLEMS_SHOWN]]
+        more = len(report.problems) - len(lines)
+        if more > 0:
+            lines.append(f"… and {more} more problems")
+        raise ManifestProblem(f"{filename}: {len(report.problems)} problems in {len(report.bad_rows) or 'the'} "
+                              f"row{'s' if len(report.bad_rows) != 1 else ''}; nothing was ranked", lines)
+    records = frame_records(frame)
+    try:
+        return validate_records(records, "declaration", max_items)[0]
+    except InputError as exc:
+        lines = [f"row {p.item + 1 if p.item is not None else '?'}, column {p.field}: {p.message}"
+                 for p in exc.problems[:MAX_PROBLEMS_SHOWN]]
+        raise ManifestProblem(f"{filename}: the declarations break the contract; nothing was ranked", lines) from None
+
+
+def _mapping(name: str | None) -> ColumnMapping | None:
+    if not name:
+        return None
+    choices = mapping_choices()
+    if name not in choices:
+        raise ManifestProblem(f"unknown column mapping {name!r}; choose one of {sorted(choices)} or none")
+    return load_mapping(choices[name])
+
+
+def _problem_line(p: Any) -> str:
+    where = f"row {p.row}" if p.row is not None else "the whole file"
+    value = "" if p.value is None else f" (value {str(p.value)[:60]!r})"
+    return f"{where}, column {p.column}: expected {p.expected}{value}"
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A normalized declaration table → records as a client sends them (ISO dates, lists, no missing)."""
+    columns = [c for c in DECLARATION.columns if c in frame.columns]
+    out: list[dict[str, Any]] = []
+    for row in frame[columns].to_dict(orient="records"):
+        item: dict[str, Any] = {}
+        for k, v in row.items():
+            k = str(k)
+            if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
+                continue
+            if isinstance(v, pd.Timestamp | dt.datetime | dt.date):
+                v = v.strftime("%Y-%m-%d")
+            elif k == "transit_countries":
+                v = [c for c in str(v).split(TRANSIT_SEP) if c]
+            elif hasattr(v, "item"):
+                v = v.item()
+            item[k] = v
+        out.append(item)
+    return out
+
+
+@dataclass
+class RankedManifest:
+    """One ranking: the service's answer joined with the declarations, in rank order."""
+
+    id: str
+    filename: str
+    created: dt.datetime
+    summary: dict[str, Any]
+    rows: list[dict[str, Any]]
+    by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, manifest_id: str, filename: str, records: Sequence[dict[str, Any]],
+              ranked: dict[str, Any]) -> RankedManifest:
+        inputs = {r["declaration_id"]: r for r in records}
+        rows = []
+        for item in ranked["items"]:
+            decl = inputs.get(item["declaration_id"], {})
+            route = " → ".join(c for c in (decl.get("origin_country"), decl.get("departure_country"),
+                                           *decl.get("transit_countries", []), decl.get("destination_country"))
+                               if c)
+            rows.append({**item, "declaration": decl, "office_id": decl.get("office_id") or "",
+                         "conveyance": decl.get("conveyance") or "", "route": route,
+                         "profiles": [h.get("id") for h in item.get("rule_hits") or []]})
+        summary = {k: v for k, v in ranked.items() if k != "items"}
+        return cls(manifest_id, filename, dt.datetime.now(dt.UTC), summary, rows,
+                   {r["declaration_id"]: r for r in rows})
+
+    def options(self, key: str) -> list[str]:
+        return sorted({str(v) for r in self.rows for v in (r["profiles"] if key == "profiles" else [r[key]]) if v})
+
+    def select(self, lane: str = "", office: str = "", conveyance: str = "", profile: str = "",
+               selected: str = "") -> list[dict[str, Any]]:
+        rows: Iterable[dict[str, Any]] = self.rows
+        if lane:
+            rows = (r for r in rows if r["lane"] == lane)
+        if office:
+            rows = (r for r in rows if r["office_id"] == office)
+        if conveyance:
+            rows = (r for r in rows if r["conveyance"] == conveyance)
+        if profile:
+            rows = (r for r in rows if profile in r["profiles"])
+        if selected:
+            rows = (r for r in rows if r.get("selection") not in (None, "none"))
+        return list(rows)
+
+
+def top_reasons(row: dict[str, Any], n: int = 3) -> list[str]:
+    return [r.get("text", "") for r in (row.get("reasons") or [])[:n]]
+
+
+def selection_csv(rows: Sequence[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(CSV_COLUMNS)
+    for r in rows:
+        d = r["declaration"]
+        w.writerow([r["rank"], r["declaration_id"], r["risk_score"], r.get("percentile"), r["lane"],
+                    "" if r.get("selection") == "none" else r.get("selection") or "", r["office_id"], r["conveyance"], r["route"], d.get("hs_code", ""),
+                    _cell(d.get("goods_description", "")), d.get("customs_value", ""), d.get("currency", ""),
+                    _cell("; ".join(top_reasons(r))), " ".join(r["profiles"])])
+    return buf.getvalue()
+
+
+def _cell(text: Any) -> str:
+    """Spreadsheet formula injection: a cell starting with = + - @ is shown as text."""
+    s = str(text or "")
+    return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
