@@ -1,8 +1,9 @@
-"""Profiles, watch lists, alerts and effectiveness in a real SQLite serving store (tmp_path)."""
+"""Profiles, watch lists, alerts and effectiveness in a real serving store (SQLite in tmp_path; PostgreSQL, slow)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from profiles import ProfileError
+from serving import migrations
 from serving.profile_store import Actor, ProfileStore, profile_changes
 from serving.roles import Principal, Role
-from serving.store import Store, audit_rule_hits
+from serving.store import Store, audit_rule_hits, make_engine
 
 ANALYST = Actor("ana", "analyst")
 
@@ -26,9 +28,14 @@ def profile(pid: str, **kw: Any) -> dict[str, Any]:
     return doc
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store.from_url(f"sqlite:///{tmp_path / 'serving.db'}")
+# PostgreSQL runs start a throwaway cluster (a server): not for the fast tier
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.slow, pytest.mark.integration])])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s = Store.from_url(f"sqlite:///{tmp_path / 'serving.db'}")
+    else:
+        s = Store(make_engine(request.getfixturevalue("pg_url")))
+        migrations.upgrade(s.engine)
     yield s
     s.dispose()
 

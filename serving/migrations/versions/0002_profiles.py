@@ -93,12 +93,15 @@ def upgrade() -> None:
 def _append_only_triggers() -> None:
     """As for the rest of the audit log (0001): UPDATE and DELETE fail in the database itself."""
     dialect = op.get_context().dialect.name
+    if dialect == "postgresql":  # as in 0001; again here, since a legacy store stamped at 0001 lacks it
+        op.execute("CREATE OR REPLACE FUNCTION riskprof_append_only() RETURNS trigger AS $$ BEGIN "
+                   f"RAISE EXCEPTION '{APPEND_ONLY}'; END; $$ LANGUAGE plpgsql")
     for table in APPEND_ONLY_TABLES:
         if dialect == "sqlite":
             for action in ("update", "delete"):
                 op.execute(f"CREATE TRIGGER {table}_no_{action} BEFORE {action.upper()} ON {table} "
                            f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END")
-        elif dialect == "postgresql":  # riskprof_append_only() comes from 0001
+        elif dialect == "postgresql":
             op.execute(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
                        "FOR EACH ROW EXECUTE FUNCTION riskprof_append_only()")
             op.execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
