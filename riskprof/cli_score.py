@@ -61,6 +61,61 @@ def _check_output(out: Path) -> None:
              else f"--out {out}: {parent} is not a folder")
 
 
+def pinned_from_store(store: Any) -> Any:
+    """The set a run pins from the serving store (``serving.profile_store.ProfileStore``): the latest
+    version of each active profile and of each watch list, as the API applies them."""
+    from batch import PinnedRules
+    from profiles import pinned_profiles
+
+    return PinnedRules.of(pinned_profiles(store.profile_history()), store.watchlists(), store.extra_columns, "store")
+
+
+def _sqlite_file_missing(url: str) -> bool:
+    import sqlalchemy as sa
+
+    u = sa.engine.make_url(url)
+    db = u.database
+    return u.get_backend_name() == "sqlite" and db not in (None, "", ":memory:") and not Path(str(db)).exists()
+
+
+def _profiles_from_file(path: Path) -> Any:
+    from batch import PinnedRules
+    from profiles import ProfileError, load_profiles, pinned_profiles
+    from serving.profile_store import extra_columns_from_env
+
+    if not path.is_file():
+        fail(f"--profiles {path}: no such file")
+    extra = extra_columns_from_env()
+    try:
+        found, lists = load_profiles(path, extra)
+    except ProfileError as exc:
+        for p in exc.problems:
+            console.print(f"  {p}", highlight=False, markup=False, soft_wrap=True)
+        fail(f"--profiles {path}: {len(exc.problems)} problem(s)")
+    except UnicodeDecodeError as exc:
+        fail(f"--profiles {path}: not a UTF-8 text file ({exc.reason})")
+    return PinnedRules.of(pinned_profiles(found), lists, extra, f"file {path.resolve()}")
+
+
+def _load_profiles(profiles_file: Path | None, no_profiles: bool) -> tuple[Any, Any, list[str]]:
+    """(pinned set or None, the store to raise alerts in or None, notes)."""
+    if no_profiles:
+        if profiles_file is not None:
+            fail("give either --profiles FILE or --no-profiles, not both")
+        return None, None, []
+    if profiles_file is not None:
+        return _profiles_from_file(profiles_file), None, ["alerts are raised only for profiles from the serving store"]
+    from riskprof.cli_db import open_store
+    from serving.profile_store import ProfileStore
+    from serving.settings import get_serving_settings
+
+    url = get_serving_settings().resolved_database_url
+    if _sqlite_file_missing(url):
+        return None, None, [f"no serving store at {url}: no risk profiles applied"]
+    store = ProfileStore(open_store(url).engine)
+    return pinned_from_store(store), store, []
+
+
 def score(
     manifest: list[Path] = typer.Option(..., "--manifest", help="CSV/Parquet file or folder of files (repeatable)."),
     out: Path = typer.Option(..., "--out", help="Output Parquet file; siblings: .rejects.csv, .meta.json, .csv."),
@@ -89,6 +144,10 @@ def score(
     delimiter: str | None = typer.Option(None, "--delimiter",
                                          help="Column separator of CSV inputs, e.g. ';' or 'tab' (default: "
                                               "detected from each header among , ; tab |)."),
+    profiles_file: Path | None = typer.Option(None, "--profiles",
+                                              help="Risk profiles and watch lists (YAML, as `riskprof profiles "
+                                                   "export` writes) to apply instead of the serving store's."),
+    no_profiles: bool = typer.Option(False, "--no-profiles", help="Apply no risk profiles: the model alone."),
 ) -> None:
     """Score a manifest: risk score, rank, lane, selection and reasons per item, resumable after a crash."""
     from batch import BatchOptions
@@ -113,19 +172,24 @@ def score(
     except ValueError as exc:
         fail(str(exc))
         return
-    _run_and_report(manifest, out, model_uri, options, mapping)
+    pinned, store, notes = _load_profiles(profiles_file, no_profiles)
+    for note in notes:
+        console.print(f"note: {note}", highlight=False, markup=False)
+    _run_and_report(manifest, out, model_uri, options, mapping, pinned, store)
 
 
 def _run_and_report(manifest: list[Path], out: Path, model_uri: str, options: Any,
-                    mapping: Path | None) -> None:
-    """Score, then print the summary; errors a user can act on end in a message and exit 2."""
+                    mapping: Path | None, pinned: Any = None, store: Any = None) -> None:
+    """Score, then print the summary and raise the run's alerts in the store (once per declaration and
+    rule version, however often it is scored); errors a user can act on end in a message and exit 2."""
     from batch import BatchWriteError, ManifestError, score_manifest
     from features.io import LoadError
     from features.mapping import MappingError
 
     progress = _RichProgress() if console.is_terminal else None
     try:
-        summary = score_manifest(manifest, out, model_uri, options, mapping=mapping, progress=progress)
+        summary = score_manifest(manifest, out, model_uri, options, mapping=mapping, progress=progress,
+                                 profiles=pinned)
     except (LoadError, MappingError, ManifestError, BatchWriteError) as exc:
         fail(str(exc))
         return
@@ -134,6 +198,10 @@ def _run_and_report(manifest: list[Path], out: Path, model_uri: str, options: An
             fail(f"cannot load model {model_uri}: {str(exc).splitlines()[0]}")
         raise
     _print_summary(summary)
+    if store is not None and summary.counts.alerts:
+        created = store.create_alerts(summary.counts.alerts)
+        console.print(f"alerts: {created:,} raised ({len(summary.counts.alerts) - created:,} raised before)",
+                      highlight=False, markup=False)
     if summary.counts.rows_scored == 0:
         fail(f"nothing was scored: {summary.counts.rows_rejected:,} row(s) rejected "
              f"(see {summary.paths.rejects})", code=1)
@@ -153,6 +221,11 @@ def _print_summary(summary: Any) -> None:
     console.print("selection: " + ", ".join(f"{k} {v:,}" for k, v in d["selection"].items()), highlight=False,
                   markup=False)
     console.print(f"reasons: {d['reasons_note']}", highlight=False, markup=False)
+    if "profiles" in d:
+        pins = d["profiles"]
+        console.print(f"profiles: {len(pins['profiles'])} profile version(s), {len(pins['watch_lists'])} watch "
+                      f"list(s) pinned from the {pins['source']}; {d['rule_hit_items']:,} item(s) matched",
+                      highlight=False, markup=False)
     console.print(f"wrote {d['output']} (+ {Path(d['rejects_file']).name}, {Path(d['meta_file']).name})",
                   highlight=False, markup=False)
 
