@@ -30,6 +30,7 @@ from profiles import (
     WatchList,
     add_versions,
     compile_rules,
+    describe_pins,
     latest_versions,
     pinned_profiles,
     profile_stats,
@@ -207,6 +208,25 @@ class ProfileStore:
         pinned = pinned_profiles(self.profile_history(), on)
         lists = self.watchlists()
         return compile_rules(pinned, lists, self.extra_columns), pinned, lists
+
+    def pins(self, on: dt.date | None = None) -> dict[str, list[dict[str, Any]]]:
+        """The versions a batch run pins at its start, as its ``.meta.json`` records them."""
+        _, pinned, lists = self.ruleset(on)
+        return {"profiles": describe_pins(pinned), "watch_lists": [{"name": w.name, "version": w.version}
+                                                                   for w in lists]}
+
+    def ruleset_of(self, pins: Mapping[str, Sequence[Mapping[str, Any]]]) -> RuleSet:
+        """The rule set of recorded pins (a resumed run uses the set its first start pinned, whatever
+        changed since); ``NotFound`` if a pinned version is not in the store."""
+        wanted = {(p["id"], int(p["version"])) for p in pins.get("profiles", ())}
+        lists_wanted = {(w["name"], int(w["version"])) for w in pins.get("watch_lists", ())}
+        profiles = [p for p in self.profile_history() if (p.id, p.version) in wanted]
+        lists = [w for w in self.watchlist_history() if (w.name, w.version) in lists_wanted]
+        missing = sorted(wanted - {(p.id, p.version) for p in profiles}) + sorted(
+            lists_wanted - {(w.name, w.version) for w in lists})
+        if missing:
+            raise NotFound(f"pinned versions not in the store: {missing}")
+        return compile_rules(profiles, lists, self.extra_columns)
 
     @_reachable
     def changes(self, rule_id: str | None = None) -> list[dict[str, Any]]:

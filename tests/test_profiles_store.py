@@ -89,6 +89,21 @@ def test_the_rule_set_pins_the_latest_active_version_of_each_profile(profiles: P
     assert [w.name for w in lists] == ["imps"]
 
 
+def test_a_resumed_run_rebuilds_the_set_its_start_pinned_whatever_changed_since(profiles: ProfileStore) -> None:
+    wl = {"name": "imps", "field": "importer_id", "entries": [{"value": "IMP1", "reason": "tip", "added_by": "a"}]}
+    profiles.save([profile("P-A"), profile("P-B")], [wl], ANALYST)
+    pins = profiles.pins()
+    assert pins == {"profiles": [{"id": "P-A", "version": 1}, {"id": "P-B", "version": 1}],
+                    "watch_lists": [{"name": "imps", "version": 1}]}
+    profiles.update_profile("P-A", profile("P-A", criterion="v2"), ANALYST)
+    profiles.retire("P-B", ANALYST)
+    rules = profiles.ruleset_of(pins)
+    assert [(r.id, r.version, r.criterion) for r in rules.rules] == [
+        ("P-A", 1, "criterion of P-A"), ("P-B", 1, "criterion of P-B")]
+    with pytest.raises(LookupError, match="P-C"):
+        profiles.ruleset_of({"profiles": [{"id": "P-C", "version": 1}]})
+
+
 def test_an_alert_is_raised_once_per_declaration_and_rule_version(profiles: ProfileStore) -> None:
     row = {"declaration_id": "D1", "kind": "profile", "rule_id": "P-A", "version": 1, "criterion": "c",
            "risk_score": 0.2, "lane": "red", "source": "score"}
