@@ -26,7 +26,8 @@ from profiles.apply import ProfileDecision, apply_profiles
 from profiles.match import ProfileMatches, RuleSet, match_profiles
 from scoring.ranking import RULE_SELECTION_NAMES, rank_order, select_with_rules
 
-__all__ = ["RULE_SELECTION_NAMES", "Decision", "decide", "decide_rules", "no_matches", "select_decided"]
+__all__ = ["RULE_SELECTION_NAMES", "Decision", "alert_records", "decide", "decide_rules", "no_matches",
+           "select_decided"]
 
 
 @dataclass(frozen=True)
@@ -75,15 +76,26 @@ class Decision:
         """Item ``i``'s rule hits as JSON: ``kind, id, version, criterion`` (the criterion is the reason)."""
         return [h._asdict() for h in self.rule_hits[i]]
 
-    @cached_property
-    def _alerting(self) -> frozenset[tuple[str, str, int]]:
-        return frozenset((r.kind, r.id, r.version) for r in self.matches.rules if r.action.alert)
 
-    def alert_hits(self, i: int) -> list[dict[str, Any]]:
-        """The hits of item ``i`` whose rule raises an alert (one alert per rule version)."""
-        if not self.alert[i]:
-            return []
-        return [h._asdict() for h in self.rule_hits[i] if (h.kind, h.id, h.version) in self._alerting]
+
+def alert_records(decision: ProfileDecision | Decision, declaration_ids: np.ndarray, source: str,
+                  offset: int = 0) -> list[dict[str, Any]]:
+    """One record per (declaration, alerting rule version) for ``ProfileStore.create_alerts``: the
+    rows whose matched rules raise an alert (``offset``: the first row's index in ``declaration_ids``,
+    for a batch passing a chunk's decision)."""
+    rules = decision.rules if isinstance(decision, Decision) else decision
+    rows = np.flatnonzero(rules.alert)
+    if not len(rows):
+        return []
+    alerting = {(r.kind, r.id, r.version) for r in rules.matches.rules if r.action.alert}
+    out = []
+    for i in rows.tolist():
+        for h in rules.rule_hits[i]:
+            if (h.kind, h.id, h.version) in alerting:
+                out.append({"declaration_id": str(declaration_ids[offset + i]), "kind": h.kind, "rule_id": h.id,
+                            "version": h.version, "criterion": h.criterion, "risk_score": float(rules.risk[i]),
+                            "lane": str(rules.lane[i]), "source": source})
+    return out
 
 
 def no_matches(n: int, rules: RuleSet) -> ProfileMatches:

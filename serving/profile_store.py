@@ -36,7 +36,7 @@ from profiles import (
     profile_stats,
     validate_profiles,
 )
-from serving.store import _reachable, audit_events, audit_items, audit_rule_hits, metadata, outcomes
+from serving.store import _CHUNK, _reachable, audit_events, audit_items, audit_rule_hits, metadata, outcomes
 
 profile_versions = sa.Table(
     "profile_versions", metadata,
@@ -303,13 +303,14 @@ class ProfileStore:
         """Insert alerts not already raised for the same declaration and rule version; returns how many."""
         if not rows:
             return 0
-        keys = {(r["declaration_id"], r["kind"], r["rule_id"], int(r["version"])) for r in rows}
         now = _now()
         with self.engine.begin() as conn:
-            ids = sorted({k[0] for k in keys})
-            have = {(r.declaration_id, r.kind, r.rule_id, r.version) for r in conn.execute(
-                sa.select(alerts.c.declaration_id, alerts.c.kind, alerts.c.rule_id, alerts.c.version)
-                .where(alerts.c.declaration_id.in_(ids)))}
+            ids = sorted({r["declaration_id"] for r in rows})
+            have: set[tuple[str, str, str, int]] = set()
+            for start in range(0, len(ids), _CHUNK):  # bounded look-ups however many a batch alerts on
+                have |= {(r.declaration_id, r.kind, r.rule_id, r.version) for r in conn.execute(
+                    sa.select(alerts.c.declaration_id, alerts.c.kind, alerts.c.rule_id, alerts.c.version)
+                    .where(alerts.c.declaration_id.in_(ids[start:start + _CHUNK])))}
             new, seen = [], set()
             for r in rows:
                 k = (r["declaration_id"], r["kind"], r["rule_id"], int(r["version"]))

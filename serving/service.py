@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from profiles import RuleSet
-from profiles.decide import Decision, decide
+from profiles.decide import Decision, alert_records, decide
 from scoring import LaneThresholds, capacity_count, score_table
 from scoring.registry import LoadedModel
 from serving.errors import FieldProblem, InputError, ModelNotFound, ModelRejected, NoModelLoaded, UnknownModel
@@ -278,12 +278,9 @@ class ScoringService:
                       ids=np.asarray(table.declaration_id, dtype=object))
 
     def _raise_alerts(self, decision: Decision, items: Sequence[dict[str, Any]], source: str) -> None:
-        if not decision.alert.any():
-            return
-        rows = [{**h, "rule_id": h["id"], "declaration_id": r["declaration_id"], "risk_score": r["risk_score"],
-                 "lane": r["lane"], "source": source}
-                for i, r in enumerate(items) for h in decision.alert_hits(i)]
-        self.profiles.create_alerts(rows)
+        if decision.alert.any():
+            ids = np.array([r["declaration_id"] for r in items], dtype=object)
+            self.profiles.create_alerts(alert_records(decision, ids, source))
 
     # ---- scoring -------------------------------------------------------------------------------
     def score(self, records: Sequence[dict[str, Any]], principal: Principal, model: str | None = None) -> dict[str, Any]:

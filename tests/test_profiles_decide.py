@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from profiles import compile_rules, validate_profiles
-from profiles.decide import decide, decide_rules, select_decided
+from profiles.decide import alert_records, decide, decide_rules, select_decided
 from scoring.ranking import rank_order, select_for_inspection
 from tests.factories import make_declarations
 
@@ -78,10 +78,16 @@ def test_rules_select_first_raise_lanes_and_never_touch_the_score(manifest, rule
     assert np.array_equal(d.alert, tools)
     assert np.array_equal(d.risk, risk) and not d.risk.flags.writeable
     assert not any(h.id == "P-DRAFT" for hs in d.rule_hits for h in hs)
-    i = int(np.flatnonzero(tools)[0])
-    assert d.alert_hits(i) == [{"kind": "profile", "id": "P-TOOLS", "version": 1, "criterion": "hand tools from TR"}]
+    ids = frame["declaration_id"].to_numpy(dtype=object)
+    alerted = alert_records(d, ids, "batch")
+    assert [a["declaration_id"] for a in alerted] == list(ids[tools])
+    assert {(a["rule_id"], a["version"], a["criterion"], a["lane"]) for a in alerted} == {
+        ("P-TOOLS", 1, "hand tools from TR", "red")}
+    # a chunk's decision names its rows by their place in the whole manifest
+    part = decide_rules(frame.iloc[100:].reset_index(drop=True), risk[100:], lane[100:], rules)
+    assert alert_records(part, ids, "batch", offset=100) == [a for a in alerted if a["declaration_id"] >= ids[100]]
     j = int(np.flatnonzero(watched & ~tools)[0])
-    assert d.alert_hits(j) == [] and d.hits_json(j)[-1]["criterion"] == "under investigation: tip-off"
+    assert d.hits_json(j)[-1]["criterion"] == "under investigation: tip-off"
 
 
 def test_without_rules_the_selection_is_the_model_policy(manifest) -> None:
