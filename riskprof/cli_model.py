@@ -20,9 +20,10 @@ def _friendly_errors():
     from features.contracts import ContractError
     from features.io import LoadError
     from features.mapping import MappingError
+    from scoring.registry import ModelLoadError
     from training.data import TrainingError
 
-    return (ContractError, LoadError, MappingError, TrainingError)
+    return (ContractError, LoadError, MappingError, ModelLoadError, TrainingError)
 
 
 def train(

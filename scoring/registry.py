@@ -114,6 +114,10 @@ def _example_frame(example: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+class ModelLoadError(RuntimeError):
+    """A registered version whose artifact does not load (corrupt or incompatible): never served or promoted."""
+
+
 @dataclass
 class LoadedModel:
     model: RiskModel
@@ -152,8 +156,13 @@ def load_risk_model(model_uri: str) -> LoadedModel:
     mlflow = configure_mlflow()
     name, version, alias = resolve_version(model_uri)
     pinned = f"models:/{name}/{version}"
-    # suppress_warnings: skips a scan of installed packages against the logged requirements (0.4 s)
-    pyfunc = mlflow.pyfunc.load_model(pinned, suppress_warnings=True)
-    risk_model = pyfunc.unwrap_python_model().risk_model
+    try:
+        # suppress_warnings: skips a scan of installed packages against the logged requirements (0.4 s)
+        pyfunc = mlflow.pyfunc.load_model(pinned, suppress_warnings=True)
+        risk_model = pyfunc.unwrap_python_model().risk_model
+    except Exception as exc:  # a truncated or foreign pickle raises anything (EOFError, ValueError, ...)
+        raise ModelLoadError(f"{name}{'@' + alias if alias else ''} (version {version}) cannot be loaded: its "
+                             f"artifact is corrupt or incompatible ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
     mv = mlflow.MlflowClient().get_model_version(name, version)
     return LoadedModel(risk_model, name, version, alias, pinned, mv.run_id)
