@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 from urllib.parse import urlencode
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -15,7 +16,7 @@ from starlette.datastructures import UploadFile
 from serving.errors import ConflictError, InputError, ServiceError
 from serving.parsing import validate_object, validate_records
 from serving.schemas import RankParams
-from serving.store import outcomes_frame
+from serving.store import outcomes
 from serving.web.manifests import (
     ManifestProblem,
     RankedManifest,
@@ -212,9 +213,11 @@ def _case_file(request: Request, who: Officer, manifest_id: str, declaration_id:
 
 
 def _stored_outcome(request: Request, declaration_id: str) -> dict[str, Any] | None:
-    frame = outcomes_frame(request.app.state.store)
-    found = frame[frame["declaration_id"] == declaration_id] if len(frame) else frame
-    return {str(k): v for k, v in found.iloc[0].to_dict().items()} if len(found) else None
+    """The outcome recorded for this declaration, if any (one indexed read)."""
+    q = sa.select(outcomes).where(outcomes.c.declaration_id == declaration_id)
+    with request.app.state.store.engine.connect() as conn:
+        row = conn.execute(q).mappings().first()
+    return dict(row) if row is not None else None
 
 
 @router.post("/manifests/{manifest_id}/declarations/{declaration_id}/outcome")

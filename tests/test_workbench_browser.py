@@ -1,0 +1,339 @@
+"""The targeting workbench in a real browser: Debian's Chromium (Playwright, no browser download) against a
+real uvicorn process serving the suite's tiny model (tests/api_process.py).
+
+Screenshots of the main pages are written to docs/screenshots/ (linked from docs/workbench.md).
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from serving.store import audit_events, outcomes_frame
+from tests.api_process import ApiProcess
+from tests.factories import make_declarations
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+AXE = REPO / "serving" / "web" / "static" / "vendor" / "axe.min.js"
+SHOTS = REPO / "docs" / "screenshots"
+SEIZURES = REPO / "tests" / "data" / "reports" / "seizures_small.csv"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+N_ROWS = 300
+SCRIPT = "<script>window.__pwned = 1</script><b>bold</b> hand tools"
+PROFILE_HS = "930190"  # only the rows given this code match the profile created below
+
+
+@pytest.fixture(scope="module")
+def manifest_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    frame = make_declarations(np.random.default_rng(7), N_ROWS, start="2023-06-01", days=20, prefix="W")
+    frame.loc[3, "goods_description"] = SCRIPT
+    frame.loc[[10, 20], "hs_code"] = PROFILE_HS
+    path = tmp_path_factory.mktemp("manifest") / "manifest.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    from serving import Store
+    from serving.roles import Role
+
+    folder = tmp_path_factory.mktemp("workbench")
+    url = f"sqlite:///{folder / 'serving.db'}"
+    store = Store.from_url(url)
+    keys = {role.value: store.create_api_key(f"web-{role.value}", role) for role in Role}
+    keys["revoked"] = store.create_api_key("web-revoked", Role.officer)
+    model = folder / "model.pkl"
+    model.write_bytes(pickle.dumps(tiny_model.model))
+    api = ApiProcess(model, {"RISKPROF_DATABASE_URL": url, "RISKPROF_SEIZURES_PATH": str(SEIZURES),
+                             "RISKPROF_KEY_CACHE_SECONDS": "0"}, folder / "api.log").start()
+    try:
+        yield {"url": api.url, "keys": keys, "store": store, "api": api}
+    finally:
+        api.stop()
+        store.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: dict[str, Any]) -> Iterator[Any]:
+    # bypass_csp only so that the test can inject axe-core; the pages themselves run under their CSP
+    context = browser.new_context(base_url=server["url"], bypass_csp=True, viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    context.close()
+    assert not errors, errors
+
+
+def sign_in(page: Any, key: str, next_path: str = "/app/manifests") -> None:
+    page.goto(next_path)
+    assert "/app/sign-in" in page.url
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+
+
+def upload(page: Any, path: Path, capacity: str = "5%", random_share: str = "0.1") -> None:
+    page.goto("/app/manifests")
+    page.get_by_label("Manifest file").set_input_files(str(path))
+    page.get_by_label("Inspection capacity").fill(capacity)
+    page.get_by_label("Random share").fill(random_share)
+    page.get_by_role("button", name="Rank the manifest").click()
+    page.wait_for_load_state()
+
+
+def axe_violations(page: Any) -> list[dict[str, Any]]:
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+        .map(v => ({id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map(n => n.target.join(' '))}))""")
+    return [v for v in found if v["impact"] in ("serious", "critical")]
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+
+
+def table_rows(page: Any) -> list[dict[str, str]]:
+    heads = page.locator("#ranked thead th").all_inner_texts()
+    out = []
+    for row in page.locator("#ranked tbody tr").all():
+        out.append(dict(zip(heads, row.locator("td").all_inner_texts(), strict=True)))
+    return out
+
+
+# ---- sign-in ------------------------------------------------------------------------------------
+def test_a_wrong_key_is_refused_on_the_page_and_the_right_one_signs_in(page: Any, server: dict[str, Any]) -> None:
+    sign_in(page, "rp_not_a_key")
+    assert "/app/sign-in" in page.url
+    summary = page.locator(".error-summary")
+    assert "not valid" in summary.inner_text()
+    assert summary.get_by_role("link").get_attribute("href") == "#api_key"
+    assert not axe_violations(page)
+    shot(page, "sign-in-error")
+    page.get_by_label("API key").fill(server["keys"]["officer"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+    assert page.url.endswith("/app/manifests")
+    assert "web-officer (officer)" in page.locator("header").inner_text()
+    cookie = next(c for c in page.context.cookies() if c["name"] == "riskprof_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert server["keys"]["officer"] not in cookie["value"]  # only a signed session id travels
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_load_state()
+    page.goto("/app/manifests")
+    assert "/app/sign-in" in page.url
+
+
+def test_a_revoked_key_ends_the_session_at_the_next_page(page: Any, server: dict[str, Any]) -> None:
+    sign_in(page, server["keys"]["revoked"])
+    assert page.url.endswith("/app/manifests")
+    assert server["store"].revoke_key("web-revoked")
+    page.goto("/app/alerts")
+    assert "/app/sign-in" in page.url
+
+
+# ---- manifests ----------------------------------------------------------------------------------
+def test_an_uploaded_manifest_is_ranked_with_lanes_in_words_and_filters(page: Any, server: dict[str, Any],
+                                                                        manifest_file: Path) -> None:
+    sign_in(page, server["keys"]["officer"])
+    upload(page, manifest_file)
+    assert re.search(r"/app/manifests/[\w-]+$", page.url), page.url
+    assert page.locator("#total").inner_text() == str(N_ROWS)
+    rows = table_rows(page)
+    assert len(rows) == 50  # the first page of 300
+    assert [int(r["Rank"]) for r in rows] == list(range(1, 51))
+    assert all(r["Lane"].lower() in ("red", "yellow", "green") for r in rows)  # the lane is a word, not a colour
+    risks = [float(r["Risk"]) for r in rows]
+    assert sum(1 for r in rows if r["Selected"] != "–") >= 1
+    assert all(r["Top reasons"] for r in rows)
+    assert not axe_violations(page)
+    shot(page, "manifest-ranked")
+    # the model's order: among the model's own picks, risk never increases down the list
+    model_picks = [float(r["Risk"]) for r in rows if r["Selected"] == "model"]
+    assert model_picks == sorted(model_picks, reverse=True) and max(risks) == max(model_picks)
+
+    page.get_by_label("Lane").select_option("red")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_load_state()
+    red = table_rows(page)
+    n_red = int(page.locator("#total").inner_text())
+    assert 0 < n_red < N_ROWS and len(red) == min(n_red, 50)
+    assert {r["Lane"].lower() for r in red} == {"red"}
+    assert "lane=red" in page.url
+
+    with page.expect_download() as dl:
+        page.get_by_role("link", name="Download these as CSV").click()
+    csv = pd.read_csv(dl.value.path(), dtype={"hs_code": str})
+    assert len(csv) == n_red and set(csv["lane"]) == {"red"}
+    assert list(csv["rank"]) == sorted(csv["rank"])
+
+    page.goto(page.url.split("?")[0] + "?page=6")
+    assert [int(r["Rank"]) for r in table_rows(page)] == list(range(251, 301))
+
+
+def test_a_script_in_the_goods_description_is_shown_as_text(page: Any, server: dict[str, Any],
+                                                           manifest_file: Path) -> None:
+    sign_in(page, server["keys"]["officer"])
+    upload(page, manifest_file)
+    page.goto(page.url + "/declarations/W000003")
+    assert SCRIPT in page.locator(".summary-list").inner_text()
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("main b").count() == 0
+
+
+def test_a_bad_file_names_the_row_and_column_on_the_page(page: Any, server: dict[str, Any],
+                                                         tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("declaration_id,declaration_date,hs_code\nB1,2023-06-01,940360\nB2,2023-13-45,12\n")
+    sign_in(page, server["keys"]["officer"])
+    upload(page, bad)
+    problem = page.locator("#file-problem").inner_text()
+    assert "row 2, column declaration_date" in problem and "row 2, column hs_code" in problem
+    assert "Traceback" not in page.content()
+    assert not axe_violations(page)
+    shot(page, "manifest-bad-file")
+    not_a_table = tmp_path / "notes.txt"
+    not_a_table.write_text("hello")
+    upload(page, not_a_table)
+    assert "choose a .csv" in page.locator("#file-problem").inner_text()
+
+
+# ---- case file and outcome ----------------------------------------------------------------------
+def test_an_outcome_recorded_on_the_case_file_is_stored_and_audited(page: Any, server: dict[str, Any],
+                                                                    manifest_file: Path) -> None:
+    sign_in(page, server["keys"]["officer"])
+    upload(page, manifest_file)
+    first = page.locator("#ranked tbody tr").first.get_by_role("link")
+    declaration_id = first.inner_text()
+    first.click()
+    page.wait_for_load_state()
+    assert page.locator("h1").inner_text() == f"Declaration {declaration_id}"
+    assert page.locator(".bar").count() >= 3  # the reasons as bars
+    assert page.locator(".summary-list").first.inner_text().count("\n") >= 10  # every field of the declaration
+    assert not axe_violations(page)
+    shot(page, "declaration")
+
+    page.get_by_role("button", name="Record the outcome").click()  # nothing chosen
+    page.wait_for_load_state()
+    assert "Choose whether" in page.locator(".error-summary").inner_text()
+    page.get_by_label("Hit: something was found").check()
+    page.get_by_label("Date of the inspection").fill("2023-06-25")
+    page.get_by_label("What was found").fill("two pistols in a machine part")
+    page.get_by_label("Linked seizure case").fill("C2023-000777")
+    page.get_by_role("button", name="Record the outcome").click()
+    page.wait_for_load_state()
+    assert "The outcome is recorded" in page.locator(".notice").inner_text()
+    assert "C2023-000777" in page.locator("#stored-outcome").inner_text()
+
+    stored = outcomes_frame(server["store"]).set_index("declaration_id").loc[declaration_id]
+    assert bool(stored["hit"]) and bool(stored["inspected"]) and stored["case_id"] == "C2023-000777"
+    assert str(stored["inspected_date"])[:10] == "2023-06-25"
+    assert "web-officer" in page.locator("#stored-outcome").inner_text()  # recorded_by, read back from the store
+    with server["store"].engine.connect() as conn:
+        params = conn.execute(sa.select(audit_events.c.params).where(audit_events.c.endpoint == "web/outcome")).scalars().all()
+    assert {"declaration_id": declaration_id, "hit": True, "found": "two pistols in a machine part",
+            "case_id": "C2023-000777"} in params
+
+
+def test_a_post_without_the_csrf_token_is_refused(page: Any, server: dict[str, Any], manifest_file: Path) -> None:
+    sign_in(page, server["keys"]["officer"])
+    upload(page, manifest_file)
+    target = page.url + "/declarations/W000005/outcome"
+    resp = page.request.post(target, form={"result": "hit", "inspected_date": "2023-06-25"})
+    assert resp.status == 403 and "security token" in resp.text()
+    resp = page.request.post(target, form={"result": "hit", "inspected_date": "2023-06-25", "csrf_token": "forged"})
+    assert resp.status == 403
+    assert "W000005" not in set(outcomes_frame(server["store"])["declaration_id"])
+
+
+# ---- roles, alerts, analysts --------------------------------------------------------------------
+def test_an_officer_cannot_reach_the_analyst_pages(page: Any, server: dict[str, Any]) -> None:
+    sign_in(page, server["keys"]["officer"])
+    assert page.get_by_role("link", name="Model").count() == 0
+    for path in ("/app/model", "/app/trends", "/app/trends/report"):
+        resp = page.goto(path)
+        assert resp.status == 403 and "needs the analyst role" in page.locator("main").inner_text(), path
+    assert not axe_violations(page)
+
+
+def test_a_profile_raises_an_alert_that_an_officer_acknowledges(page: Any, server: dict[str, Any],
+                                                                 manifest_file: Path) -> None:
+    import httpx
+
+    profile = {"id": "P-WEB", "name": "firearms parts", "criterion": "HS 9301 in a cargo manifest",
+               "conditions": [{"field": "hs_code", "op": "prefix", "values": ["9301"]}],
+               "action": {"lane": "red", "select": True, "alert": True}, "valid_from": "2023-01-01",
+               "status": "active", "owner": "analyst1"}
+    r = httpx.post(f"{server['url']}/v1/profiles", json=profile, headers={"X-API-Key": server["keys"]["analyst"]})
+    assert r.status_code in (201, 409), r.text
+    sign_in(page, server["keys"]["officer"])
+    upload(page, manifest_file)
+    page.get_by_label("Profile hit").select_option("P-WEB")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_load_state()
+    hits = table_rows(page)
+    assert sorted(r["Declaration"] for r in hits) == ["W000010", "W000020"]
+    assert all(r["Lane"].lower() == "red" and r["Selected"] == "rule" for r in hits)
+    page.goto("/app/alerts?status=open")
+    alerts = page.locator("#alerts tbody tr")
+    assert {"W000010", "W000020"} <= set(page.locator("#alerts tbody tr td:nth-child(2)").all_inner_texts())
+    assert not axe_violations(page)
+    shot(page, "alerts")
+    before = alerts.count()
+    alerts.first.get_by_role("button", name=re.compile("Acknowledge")).click()
+    page.wait_for_load_state()
+    page.goto("/app/alerts?status=open")
+    assert page.locator("#alerts tbody tr").count() == before - 1
+
+
+def test_the_analyst_pages_render_without_accessibility_faults(page: Any, server: dict[str, Any]) -> None:
+    sign_in(page, server["keys"]["analyst"], "/app/model")
+    assert page.url.endswith("/app/model")
+    assert "version\n1" in page.locator("#model-info").inner_text().lower()
+    assert page.locator("#metrics").count() == 1
+    assert not axe_violations(page)
+    shot(page, "model")
+    page.goto("/app/trends?years=2023")
+    frame = page.frame_locator("iframe.report")
+    frame.locator("body").wait_for()
+    assert "2023" in frame.locator("body").inner_text()
+    assert not axe_violations(page)
+    shot(page, "trends")
+
+
+def test_the_pages_without_javascript_still_rank_and_filter(browser: Any, server: dict[str, Any],
+                                                           manifest_file: Path) -> None:
+    context = browser.new_context(base_url=server["url"], java_script_enabled=False)
+    try:
+        pg = context.new_page()
+        sign_in(pg, server["keys"]["officer"])
+        upload(pg, manifest_file)
+        pg.get_by_label("Lane").select_option("green")
+        pg.get_by_role("button", name="Filter").click()
+        pg.wait_for_load_state()
+        assert {r["Lane"].lower() for r in table_rows(pg)} == {"green"}
+    finally:
+        context.close()
