@@ -43,8 +43,11 @@ test: setup browser postgres ## lint, type-check and run the whole test suite (w
 test-fast: setup ## the quick tier (< 30 s): no model training, no servers, no browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not integration"; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests ran"; exit 1; fi; exit $$rc
 
+reliability: setup postgres ## the reliability figures: fuzzing, access matrix, short load run, crash/fault tests
+	$(BIN)/python benchmarks/reliability.py
+
 mlflow-ui: setup ## browse the local MLflow store on http://127.0.0.1:5000
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --workers 1 --host 127.0.0.1 --port 5000 \
 	  --backend-store-uri sqlite:///$(abspath models/mlflow.db) --default-artifact-root $(abspath models/artifacts)
 
-.PHONY: help setup browser postgres demo lint test test-fast mlflow-ui
+.PHONY: help setup browser postgres demo lint test test-fast mlflow-ui reliability

@@ -8,7 +8,10 @@ and neither (nor a 5xx) to that role and the ones above; a route that needs none
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -100,6 +103,10 @@ def test_every_route_answers_each_caller_as_its_role_says(api: Any) -> None:
             row[caller] = outcome(_call(api, method, path, headers))
         wanted[(method, path)] = {caller: expected(needed, caller) for caller in CALLERS}
     mismatches = {route: (table[route], wanted[route]) for route in table if table[route] != wanted[route]}
+    if os.environ.get("RISKPROF_MATRIX_REPORT"):  # read by benchmarks/reliability.py
+        Path(os.environ["RISKPROF_MATRIX_REPORT"]).write_text(json.dumps(
+            {"routes": len(table), "cells": len(table) * len(CALLERS),
+             "as_expected": sum(table[r][c] == wanted[r][c] for r in table for c in CALLERS)}))
     assert not mismatches, "\n".join(f"{m} {p}: got {got}, want {want}" for (m, p), (got, want) in mismatches.items())
     # the declared requirements are what the design says: some routes for each role and the health pages open
     needs = {needed_role(r) for _, _, r in routes}
