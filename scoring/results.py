@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -23,6 +23,8 @@ class ScoreTable:
     lane: np.ndarray
     reasons: list[list[Reason] | None]
     unseen: list[dict[str, list]]
+    # the canonical columns the model scored: risk profiles match on these, so one conversion serves both
+    columns: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.risk_score)
@@ -63,7 +65,7 @@ def score_table(model: RiskModel, data: pd.DataFrame | Sequence[Mapping[str, Any
         reasons[int(i)] = explained[r]
     unseen = model.unseen(scored) if with_unseen else [{} for _ in range(len(risk))]
     return ScoreTable(np.asarray(scored.cols["declaration_id"], dtype=object), risk, model.percentile(risk), lanes,
-                      reasons, unseen)
+                      reasons, unseen, scored.cols)
 
 
 def _reasons(reasons: list[Reason] | None) -> list[dict[str, Any]] | None:

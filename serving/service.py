@@ -22,7 +22,7 @@ import numpy as np
 
 from profiles import RuleSet
 from profiles.decide import Decision, alert_records, decide
-from scoring import LaneThresholds, capacity_count, score_table
+from scoring import LaneThresholds, ScoreTable, capacity_count, score_table
 from scoring.registry import LoadedModel
 from serving.errors import FieldProblem, InputError, ModelNotFound, ModelRejected, NoModelLoaded, UnknownModel
 from serving.profile_store import ProfileStore
@@ -265,12 +265,12 @@ class ScoringService:
             self._rules = dataclasses.replace(cached, local=local, checked=now)
             return cached.rules
 
-    def _decide(self, served: ServedModel, records: Sequence[dict[str, Any]], table: Any,
+    def _decide(self, records: Sequence[dict[str, Any]], table: ScoreTable,
                 capacity: str | float | None = None, random_share: float = 0.0, seed: int = 0) -> Decision:
         rules = self.rules()
         cols: dict[str, Any] = {}
         if rules.rules:
-            cols = dict(served.loaded.model.pipeline.columns(records))
+            cols = dict(table.columns)
             for name in rules.kinds:  # mapped extra columns a profile names but the model does not use
                 if name not in cols and any(name in r for r in records):
                     cols[name] = np.array([r.get(name) for r in records], dtype=object)
@@ -287,7 +287,7 @@ class ScoringService:
         served = self.check_model(model)
         table = score_table(served.loaded.model, records, served.thresholds, reasons_for="all",
                             top_k=self.settings.reasons_top_k)
-        decision = self._decide(served, records, table)
+        decision = self._decide(records, table)
         results = table.records()
         for i, r in enumerate(results):
             r["percentile"] = _round(r["percentile"], 3)
@@ -307,7 +307,7 @@ class ScoringService:
                                                        f"such as '5%')", value=capacity, has_value=True)]) from None
         table = score_table(served.loaded.model, records, served.thresholds, reasons_for=reasons,  # type: ignore[arg-type]
                             top_k=self.settings.reasons_top_k)
-        decision = self._decide(served, records, table, capacity, random_share, seed)
+        decision = self._decide(records, table, capacity, random_share, seed)
         assert decision.rank is not None and decision.probability is not None
         names = decision.selection_names
         base = table.records()
