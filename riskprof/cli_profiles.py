@@ -144,12 +144,16 @@ def profiles_export(out: Path | None = OUT_OPTION, url: str | None = URL_OPTION)
 @profiles_app.command("retire")
 def profiles_retire(profile_id: str = typer.Argument(..., help="The profile id."), url: str | None = URL_OPTION) -> None:
     """A new version with status ``retired``: it stops firing, its earlier versions stay."""
-    from serving.profile_store import Actor, NotFound
+    from profiles import ProfileError
+    from serving.profile_store import Actor, NotFound, VersionConflict
 
     try:
         saved = _store(url).retire(profile_id, Actor.cli())
     except NotFound as exc:
         fail(str(exc).strip("'\""))
+        return
+    except (ProfileError, VersionConflict) as exc:
+        _refuse(exc)
         return
     if saved.profiles:
         typer.echo(f"profile {profile_id}: retired as version {saved.profiles[0].version}")

@@ -178,3 +178,20 @@ def test_watch_lists_show_and_list(tmp_path: Path, url: str) -> None:
                                                                              "1 entries"]
     assert "value: IMP000123" in run("watchlists", "show", "importers", "--url", url).stdout
     assert run("watchlists", "show", "nope", "--url", url).exit_code == 2
+
+
+def test_mapped_extra_columns_come_from_the_environment(tmp_path: Path, url: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "sellers.yaml"
+    src.write_text(PROFILES_YAML.replace("field: importer_id\n    op: in_watch_list", "field: seller_id\n    op: "
+                                         "in_watch_list").replace("field: importer_id\n  description",
+                                                                  "field: seller_id\n  description"), encoding="utf-8")
+    refused = run("profiles", "import", str(src), "--url", url)
+    assert refused.exit_code == 2 and "seller_id" in refused.output
+    monkeypatch.setenv("RISKPROF_PROFILE_EXTRA_COLUMNS", "seller_id")
+    assert run("profiles", "import", str(src), "--url", url).exit_code == 0
+    monkeypatch.delenv("RISKPROF_PROFILE_EXTRA_COLUMNS")
+    # the mapping no longer has the column: a new version would break the contract, so nothing is stored
+    result = run("profiles", "retire", "P-TOOLS", "--url", url)
+    assert result.exit_code == 2 and "seller_id" in result.output and "nothing was stored" in result.output
+    assert [p.status for p in stored(url).profile_history("P-TOOLS")] == ["active"]
