@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from profiles import (
     add_versions,
     compile_rules,
     describe_pins,
+    field_kinds,
     latest_versions,
     pinned_profiles,
     profile_stats,
@@ -93,6 +95,8 @@ alerts = sa.Table(
     # one alert per declaration and rule version, however often it is scored again
     sa.UniqueConstraint("declaration_id", "kind", "rule_id", "version", name="uq_alerts_declaration_rule"),
 )
+
+log = logging.getLogger("riskprof.serving")
 
 PROFILE_TABLES = ("profile_versions", "watch_list_versions", "profile_changes", "alerts")
 ALERT_FIELDS = ("id", "created_at", "declaration_id", "kind", "rule_id", "version", "criterion", "risk_score",
@@ -205,9 +209,23 @@ class ProfileStore:
 
     def ruleset(self, on: dt.date | None = None) -> tuple[RuleSet, list[Profile], list[WatchList]]:
         """The pinned set: the latest version of each active profile and of each watch list, compiled."""
-        pinned = pinned_profiles(self.profile_history(), on)
-        lists = self.watchlists()
+        pinned, lists = self._usable(pinned_profiles(self.profile_history(), on), self.watchlists())
         return compile_rules(pinned, lists, self.extra_columns), pinned, lists
+
+    def _usable(self, pinned: list[Profile], lists: list[WatchList]) -> tuple[list[Profile], list[WatchList]]:
+        """Leave out (with a warning) what names a column the mapping no longer has: it cannot match,
+        and it must not stop every declaration from being scored."""
+        kinds = field_kinds(self.extra_columns).kinds
+        lists_ok = [w for w in lists if w.field in kinds]
+        names = {w.name for w in lists_ok}
+        ok = [p for p in pinned if all(c.field in kinds and (c.watch_list is None or c.watch_list in names)
+                                       for c in p.conditions)]
+        dropped = [f"profile {p.id} v{p.version}" for p in pinned if p not in ok] + [
+            f"watch list {w.name} v{w.version}" for w in lists if w not in lists_ok]
+        if dropped:
+            log.warning("not applied, they name columns the mapping lacks (RISKPROF_PROFILE_EXTRA_COLUMNS): %s",
+                        ", ".join(dropped))
+        return ok, lists_ok
 
     def pins(self, on: dt.date | None = None) -> dict[str, list[dict[str, Any]]]:
         """The versions a batch run pins at its start, as its ``.meta.json`` records them."""

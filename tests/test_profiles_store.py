@@ -104,6 +104,19 @@ def test_a_resumed_run_rebuilds_the_set_its_start_pinned_whatever_changed_since(
         profiles.ruleset_of({"profiles": [{"id": "P-C", "version": 1}]})
 
 
+def test_rules_on_a_column_the_mapping_lost_are_left_out_not_an_error(store: Store,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    with_seller = ProfileStore(store.engine, extra_columns={"seller_id": "string"})
+    wl = {"name": "sellers", "field": "seller_id", "action": {"select": True},
+          "entries": [{"value": "S1", "reason": "tip", "added_by": "a"}]}
+    on_seller = profile("P-S", conditions=[{"field": "seller_id", "op": "in", "values": ["S9"]}])
+    with_seller.save([profile("P-A"), on_seller], [wl], ANALYST)
+    assert [r.id for r in with_seller.ruleset()[0].rules] == ["P-A", "P-S", "sellers"]
+    rules, pinned, lists = ProfileStore(store.engine, extra_columns={}).ruleset()
+    assert [r.id for r in rules.rules] == ["P-A"] and lists == []
+    assert "profile P-S v1, watch list sellers v1" in caplog.text
+
+
 def test_an_alert_is_raised_once_per_declaration_and_rule_version(profiles: ProfileStore) -> None:
     row = {"declaration_id": "D1", "kind": "profile", "rule_id": "P-A", "version": 1, "criterion": "c",
            "risk_score": 0.2, "lane": "red", "source": "score"}
