@@ -544,5 +544,7 @@ class AuditWriter:
                 delay = min(delay * 2, 5.0)
 
 
-# the profile tables (serving.profile_store) belong to this metadata: migrations and checks see them
+# the profile tables (serving.profile_store) and the workbench's case tables (serving.case_store) belong
+# to this metadata: migrations and checks see them
+import serving.case_store  # noqa: E402,F401
 import serving.profile_store  # noqa: E402,F401

@@ -199,7 +199,7 @@ def test_a_script_in_the_goods_description_is_shown_as_text(page: Any, server: d
     sign_in(page, server["keys"]["officer"])
     upload(page, manifest_file)
     page.goto(page.url + "/declarations/W000003")
-    assert SCRIPT in page.locator(".summary-list").inner_text()
+    assert SCRIPT in page.locator("#declaration-fields").inner_text()
     assert page.evaluate("window.__pwned") is None
     assert page.locator("main b").count() == 0
 
@@ -232,7 +232,7 @@ def test_an_outcome_recorded_on_the_case_file_is_stored_and_audited(page: Any, s
     page.wait_for_load_state()
     assert page.locator("h1").inner_text() == f"Declaration {declaration_id}"
     assert page.locator(".bar").count() >= 3  # the reasons as bars
-    assert page.locator(".summary-list").first.inner_text().count("\n") >= 10  # every field of the declaration
+    assert page.locator("#declaration-fields dt").count() >= 10  # every field of the declaration
     assert not axe_violations(page)
     shot(page, "declaration")
 
@@ -256,6 +256,51 @@ def test_an_outcome_recorded_on_the_case_file_is_stored_and_audited(page: Any, s
         params = conn.execute(sa.select(audit_events.c.params).where(audit_events.c.endpoint == "web/outcome")).scalars().all()
     assert {"declaration_id": declaration_id, "hit": True, "found": "two pistols in a machine part",
             "case_id": "C2023-000777"} in params
+
+
+def test_the_case_workflow_assigns_changes_status_and_keeps_notes(page: Any, server: dict[str, Any],
+                                                                  manifest_file: Path) -> None:
+    from serving.case_store import CaseStore
+
+    sign_in(page, server["keys"]["officer"])
+    upload(page, manifest_file)
+    page.goto(page.url + "/declarations/W000007")
+    state = page.locator("#case-state")
+    assert "new" in state.inner_text() and "nobody" in state.inner_text()
+    page.get_by_role("button", name="Assign to me").click()
+    page.wait_for_load_state()
+    assert "web-officer" in page.locator("#case-state").inner_text()
+    assert page.get_by_role("button", name="Assign to me").count() == 0
+    page.get_by_label("Status").select_option("referred for examination")
+    page.get_by_role("button", name="Change status").click()
+    page.wait_for_load_state()
+    page.get_by_role("button", name="Add the note").click()  # empty: refused beside the field
+    page.wait_for_load_state()
+    assert "Enter the note" in page.locator(".error-message").inner_text()
+    page.get_by_label("Add a note").fill("driver nervous; <script>window.__pwned = 1</script>")
+    page.get_by_role("button", name="Add the note").click()
+    page.wait_for_load_state()
+    assert "<script>" in page.locator("#notes").inner_text() and page.evaluate("window.__pwned") is None
+    assert not axe_violations(page)
+    shot(page, "case-workflow")
+
+    case = CaseStore(server["store"].engine).case("W000007")
+    assert (case["assignee"], case["status"]) == ("web-officer", "referred for examination")
+    assert [(n["author"], n["text"]) for n in case["notes"]] == [
+        ("web-officer", "driver nervous; <script>window.__pwned = 1</script>")]
+    with server["store"].engine.connect() as conn:
+        done = conn.execute(sa.select(audit_events.c.endpoint, audit_events.c.params)
+                            .where(audit_events.c.endpoint.like("web/case-%"))).all()
+    assert ("web/case-status", {"declaration_id": "W000007", "value": "referred for examination"}) in done
+    assert ("web/case-assign", {"declaration_id": "W000007"}) in done
+    assert sum(1 for e, _ in done if e == "web/case-note") == 1  # the refused empty note is not audited
+
+
+def test_axe_in_these_tests_does_report_a_serious_fault(page: Any, server: dict[str, Any]) -> None:
+    """Guard: the accessibility checks above can fail (an unlabelled field is a critical violation)."""
+    sign_in(page, server["keys"]["officer"])
+    page.evaluate("document.querySelector('main').insertAdjacentHTML('beforeend', '<input type=text>')")
+    assert any(v["id"] == "label" for v in axe_violations(page))
 
 
 def test_a_post_without_the_csrf_token_is_refused(page: Any, server: dict[str, Any], manifest_file: Path) -> None:

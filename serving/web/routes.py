@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from serving.case_store import STATUSES, CaseProblem, CaseStore
 from serving.errors import ConflictError, InputError, ServiceError
 from serving.parsing import validate_object, validate_records
 from serving.schemas import RankParams
@@ -209,7 +210,8 @@ def _case_file(request: Request, who: Officer, manifest_id: str, declaration_id:
     bars = [{**r, "width": round(100 * abs(r["contribution"]) / scale, 1)} for r in reasons]
     return render(request, "declaration.html", {
         "m": manifest, "row": row, "decl": row["declaration"], "bars": bars, "errors": errors, "values": values,
-        "outcome": _stored_outcome(request, declaration_id), "notice": notice}, status=status, officer=who)
+        "outcome": _stored_outcome(request, declaration_id), "notice": notice, "statuses": STATUSES,
+        "case": CaseStore(request.app.state.store.engine).case(declaration_id)}, status=status, officer=who)
 
 
 def _stored_outcome(request: Request, declaration_id: str) -> dict[str, Any] | None:
@@ -249,6 +251,33 @@ async def record_outcome(request: Request, manifest_id: str, declaration_id: str
     audit(request, who.principal, "outcome", {"declaration_id": declaration_id, "hit": record["hit"],
                                               "found": values["found"][:2000], "case_id": record["case_id"]})
     return redirect(f"/app/manifests/{manifest_id}/declarations/{declaration_id}?recorded=true")
+
+
+@router.post("/manifests/{manifest_id}/declarations/{declaration_id}/workflow")
+async def update_case(request: Request, manifest_id: str, declaration_id: str,
+                      who: Officer = OfficerPage) -> Response:
+    """Assign to me, change the status, or add a note (one form each; every change audited)."""
+    form = await checked_form(request, who.session)
+    if declaration_id not in _manifest(who, manifest_id).by_id:
+        raise PageError(404, "Declaration not found", f"{declaration_id!r} is not in this manifest.")
+    cases, name = CaseStore(request.app.state.store.engine), who.principal.name
+    action = str(form.get("action") or "")
+    value = str(form.get("status") or form.get("note") or "")
+    try:
+        if action == "assign":
+            cases.update(declaration_id, name, assignee=name)
+        elif action == "status":
+            cases.update(declaration_id, name, status=value)
+        elif action == "note":
+            cases.add_note(declaration_id, name, value)
+        else:
+            raise PageError(400, "Unknown action", "This form asked for an action the workbench does not know.")
+    except CaseProblem as exc:
+        return _case_file(request, who, manifest_id, declaration_id, {exc.field: exc.message},
+                          {"inspected_date": today(), "note": value}, status=422)
+    audit(request, who.principal, f"case-{action}", {"declaration_id": declaration_id,
+                                                     **({"value": value[:4000]} if action != "assign" else {})})
+    return redirect(f"/app/manifests/{manifest_id}/declarations/{declaration_id}#workflow")
 
 
 # ---- alerts -------------------------------------------------------------------------------------
