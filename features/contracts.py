@@ -115,14 +115,16 @@ MAX_TRANSIT_COUNTRIES = 50
 class RowRule:
     """A rule across the fields of one record, named by the field it blames.
 
-    ``violated`` takes the record's columns (canonical dtypes, as the file validator makes them) and
-    returns True where a row breaks the rule; the API checks each body item with the same function.
+    ``violated`` takes the columns it ``needs`` as NumPy arrays (numbers as float with NaN for missing,
+    anything else as objects with None; see :func:`_rule_columns`) and returns a boolean array, True
+    where a row breaks the rule. The file validator passes whole columns; the API all items of a
+    request at once (plain arrays, so one outcome costs microseconds, not a DataFrame).
     """
 
     field: str
     expected: str
     needs: tuple[str, ...]
-    violated: Callable[[pd.DataFrame], pd.Series]
+    violated: Callable[[Mapping[str, np.ndarray]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -208,19 +210,13 @@ DECLARATION = Contract(
     ),
 )
 
-def _is(s: pd.Series, value: bool) -> pd.Series:
-    return (s.astype("boolean") == value).fillna(False).astype(bool)
+def _hit_without_inspection(t: Mapping[str, np.ndarray]) -> np.ndarray:
+    return np.equal(t["inspected"], False) & np.equal(t["hit"], True)
 
 
-def _hit_without_inspection(t: pd.DataFrame) -> pd.Series:
-    return _is(t["inspected"], False) & _is(t["hit"], True)
-
-
-def _random_never_drawn(t: pd.DataFrame) -> pd.Series:
+def _random_never_drawn(t: Mapping[str, np.ndarray]) -> np.ndarray:
     # a random draw with probability 0 cannot have happened, and would divide by zero when reweighted
-    source = t["selection_source"].astype("string")
-    prob = pd.to_numeric(t["selection_probability"], errors="coerce")
-    return ((source == "random") & (prob <= 0)).fillna(False).astype(bool)
+    return np.equal(t["selection_source"], "random") & (np.nan_to_num(t["selection_probability"], nan=1.0) <= 0)
 
 
 OUTCOME = Contract(
@@ -388,7 +384,8 @@ def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
         check.record(dup, contract.key, out[contract.key], "a unique key (duplicate)")
     for rule in contract.rules:
         if all(c in out.columns for c in rule.needs):
-            check.record(rule.violated(out), rule.field, out[rule.field], rule.expected)
+            broken = rule.violated(_rule_columns(contract, rule.needs, lambda c: out[c]))
+            check.record(pd.Series(broken, index=out.index), rule.field, out[rule.field], rule.expected)
     _derive_columns(out, contract)
     if contract.extra_allowed:
         report.extra_columns = [c for c in df.columns if c not in contract.columns]
@@ -797,8 +794,23 @@ def rule_violations(contract: Contract, records: Sequence[Mapping[str, Any]]) ->
     """
     if not contract.rules or not records:
         return []
-    needed = dict.fromkeys(c for rule in contract.rules for c in rule.needs)
-    frame = pd.DataFrame({c: [r.get(c) for r in records] for c in needed})
-    found = [(int(i), rule) for rule in contract.rules
-             for i in np.flatnonzero(rule.violated(frame).to_numpy(dtype=bool))]
+    found = [(int(i), rule) for rule in contract.rules for i in np.flatnonzero(
+        rule.violated(_rule_columns(contract, rule.needs, lambda c: [r.get(c) for r in records])))]
     return sorted(found, key=lambda x: x[0])
+
+
+def _rule_columns(contract: Contract, names: Sequence[str],
+                  column: Callable[[str], pd.Series | list[Any]]) -> dict[str, np.ndarray]:
+    """The columns a rule needs as arrays: numbers float (NaN = missing), the rest objects (None = missing)."""
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        values = column(name)
+        numeric = contract.spec(name).kind in ("int", "float")
+        if isinstance(values, pd.Series) and numeric:
+            out[name] = values.to_numpy(dtype=float, na_value=np.nan)
+        elif isinstance(values, pd.Series):
+            out[name] = values.to_numpy(dtype=object)
+            out[name][values.isna().to_numpy()] = None
+        else:
+            out[name] = np.array(values, dtype=float if numeric else object)
+    return out
