@@ -1,0 +1,122 @@
+"""The workbench's sessions, CSRF and settings through the app in-process (the browser tests drive the pages)."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from tests.conftest import Api
+from tests.factories import make_declarations
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF.search(html)
+    assert found, html[:500]
+    return found.group(1)
+
+
+def signed_in(api: Api, role: str = "officer") -> str:
+    """Sign the client in; the CSRF token of the new session."""
+    token = csrf_of(api.client.get("/app/sign-in").text)
+    r = api.client.post("/app/sign-in", data={"csrf_token": token, "api_key": api.keys[role]}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return csrf_of(api.client.get("/app/manifests").text)
+
+
+@pytest.fixture
+def api(make_api: Callable[..., Api], monkeypatch: pytest.MonkeyPatch) -> Api:
+    monkeypatch.delenv("RISKPROF_SESSION_SECRET", raising=False)
+    return make_api()
+
+
+def test_pages_redirect_to_sign_in_and_are_not_in_the_openapi_schema(api: Api) -> None:
+    r = api.client.get("/app/manifests/x?lane=red", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/app/sign-in?next=/app/manifests/x%3Flane%3Dred"
+    assert not [p for p in api.client.get("/openapi.json").json()["paths"] if p.startswith("/app")]
+
+
+def test_sign_in_without_the_csrf_token_is_refused_and_signs_nobody_in(api: Api) -> None:
+    api.client.get("/app/sign-in")
+    r = api.client.post("/app/sign-in", data={"api_key": api.keys["officer"]}, follow_redirects=False)
+    assert r.status_code == 403 and "security token" in r.text
+    assert api.client.get("/app/manifests", follow_redirects=False).status_code == 303
+
+
+def test_sign_in_issues_a_new_session_id_and_follows_only_local_paths(api: Api) -> None:
+    token = csrf_of(api.client.get("/app/sign-in").text)
+    before = api.client.cookies.get("riskprof_session")
+    r = api.client.post("/app/sign-in", data={"csrf_token": token, "api_key": api.keys["officer"],
+                                              "next": "//evil.example/app/"}, follow_redirects=False)
+    assert r.headers["location"] == "/app/manifests"
+    assert api.client.cookies.get("riskprof_session") != before
+    assert "SameSite=strict" in r.headers["set-cookie"] and "HttpOnly" in r.headers["set-cookie"]
+    assert "Secure" not in r.headers["set-cookie"]  # plain HTTP here; Secure over HTTPS
+
+
+def test_a_tampered_cookie_is_no_session(api: Api) -> None:
+    signed_in(api)
+    value = api.client.cookies.get("riskprof_session")
+    api.client.cookies.set("riskprof_session", value[:-2] + ("AA" if not value.endswith("AA") else "BB"), path="/app")
+    assert api.client.get("/app/manifests", follow_redirects=False).status_code == 303
+
+
+def test_pages_carry_a_content_security_policy(api: Api) -> None:
+    signed_in(api)
+    csp = api.client.get("/app/manifests").headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+def test_prod_without_a_session_secret_refuses_the_pages_but_serves_the_api(make_api: Callable[..., Api],
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RISKPROF_SESSION_SECRET", raising=False)
+    prod = make_api(env="prod")
+    r = prod.client.get("/app/sign-in")
+    assert r.status_code == 503 and "RISKPROF_SESSION_SECRET" in r.text
+    assert prod.get("/v1/model", role="admin").status_code == 200
+    monkeypatch.setenv("RISKPROF_SESSION_SECRET", "short")
+    assert make_api(env="prod").client.get("/app/sign-in").status_code == 503
+    monkeypatch.setenv("RISKPROF_SESSION_SECRET", "s" * 40)
+    assert make_api(env="prod").client.get("/app/sign-in").status_code == 200
+
+
+def test_a_capacity_that_is_not_a_number_is_named_beside_its_field(api: Api) -> None:
+    token = signed_in(api)
+    r = api.client.post("/app/manifests", data={"csrf_token": token, "capacity": "lots", "random_share": "2"},
+                        files={"manifest": ("m.csv", b"declaration_id\n", "text/csv")})
+    assert r.status_code == 422
+    assert 'href="#random_share"' in r.text and 'id="random_share-error"' in r.text
+
+
+@pytest.mark.slow
+def test_a_ten_thousand_row_manifest_is_ranked_once_and_each_page_answers_within_a_second(
+        make_api: Callable[..., Api], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RISKPROF_SESSION_SECRET", raising=False)
+    api = make_api(max_items=10_000, max_body_bytes=64 * 1024 * 1024)
+    token = signed_in(api)
+    frame = make_declarations(np.random.default_rng(11), 10_000, start="2023-06-01", days=20, prefix="K")
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    r = api.client.post("/app/manifests", data={"csrf_token": token, "capacity": "2%", "random_share": "0.1"},
+                        files={"manifest": ("big.parquet", buf.getvalue(), "application/octet-stream")},
+                        follow_redirects=False)
+    assert r.status_code == 303, r.text[:2000]
+    url = r.headers["location"]
+    timings: dict[str, float] = {}
+    for name, query in (("first", ""), ("last", "?page=200"), ("filtered", "?lane=yellow&office=O2&page=3")):
+        start = time.perf_counter()
+        page = api.client.get(url + query)
+        timings[name] = time.perf_counter() - start
+        assert page.status_code == 200 and page.text.count("<tr>") == 51, name  # header + 50 rows
+    print("page timings (s):", {k: round(v, 3) for k, v in timings.items()})
+    assert max(timings.values()) < 1.0, timings
+    ranks = [int(x) for x in re.findall(r'<td class="num">(\d+)</td>', api.client.get(url + "?page=200").text)]
+    assert ranks[:50] == list(range(9951, 10_001))
+    events = api.audit()
+    assert (events["endpoint"] == "rank").sum() == 10_000  # ranked once, by the API's service, audited
