@@ -25,6 +25,10 @@ def test_mlflow_tracking_and_registry_on_postgres(pg: PgCluster, tmp_path: Path,
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)  # nothing may land in the working directory by accident
     mlflow.set_tracking_uri(uri)
+    # riskprof's configure_mlflow (run by earlier tests in the session) sets the registry URI
+    # process-wide: point it here too, or the model would be registered in that other store
+    previous_registry = mlflow.get_registry_uri()
+    mlflow.set_registry_uri(uri)
     try:
         client = mlflow.MlflowClient()
         exp = client.create_experiment("pg-check", artifact_location=(tmp_path / "artifacts").as_uri())
@@ -54,3 +58,4 @@ def test_mlflow_tracking_and_registry_on_postgres(pg: PgCluster, tmp_path: Path,
         assert not list(tmp_path.glob("*.db")) and not (tmp_path / "mlruns").exists()
     finally:
         mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(previous_registry)
