@@ -24,21 +24,12 @@ def _date(value: str | None, option: str) -> Any:
 
 def _store_frames(url: str) -> tuple[Any, Any]:
     """Outcomes and audit-log selections from the serving store (empty when it holds none yet)."""
-    import sqlalchemy as sa
-
-    from monitoring import selections_from_audit
-    from serving.store import Store, outcomes_frame
+    from serving.monitoring import store_frames
+    from serving.store import Store
 
     store = Store.from_url(url, create=False)
     try:
-        if not sa.inspect(store.engine).has_table("audit_items"):
-            import pandas as pd
-
-            audit = pd.DataFrame(columns=["declaration_id", "created_at", "risk_score", "lane", "selection",
-                                          "selection_probability"])
-        else:
-            audit = store.audit_frame()
-        return outcomes_frame(store), selections_from_audit(audit)
+        return store_frames(store)
     finally:
         store.dispose()
 

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from serving import schemas
 from serving.auth import Admin, Analyst, Officer
 from serving.errors import FieldProblem, InputError
+from serving.monitoring import DATE_PATTERN, monitoring_from_store, parse_since
 from serving.parsing import parse_json, validate_object, validate_records
 from serving.service import ScoringService
 from serving.settings import ServingSettings
@@ -201,6 +202,20 @@ def reload_model(_who: Admin, service: ServiceDep) -> dict[str, Any]:
 def trends(_who: Analyst, trend_service: TrendsDep, years: YearsQuery = None) -> dict[str, Any]:
     """The report's tables (totals, by region, by country, weapon types, routes, ...) for the years asked."""
     return trend_service.trends_json(parse_years(years))
+
+
+SinceQuery = Annotated[str | None, Query(description="first day reported, YYYY-MM-DD (default: all recorded)",
+                                         examples=["2024-03-01"], json_schema_extra={"pattern": DATE_PATTERN})]
+
+
+@v1.get("/monitoring", tags=["monitoring"], summary="Weekly hit rates, IPW estimate, precision, calibration, lanes",
+        responses={**_AUTH_ERRORS, 422: _ERRORS[422]})
+def monitoring(_who: Analyst, service: ServiceDep, since: SinceQuery = None) -> dict[str, Any]:
+    """From the recorded selections (audit log) joined to the recorded outcomes, week by week: hit rate
+    of model-, rule-, random- and officer-selected items with 95 % intervals, the random stratum's
+    inverse-propensity-weighted overall hit rate, precision at the inspection rate, calibration (ECE)
+    and lane volumes; ``warnings`` lists what crossed its band. The same figures as ``riskprof monitor``."""
+    return monitoring_from_store(service.store, parse_since(since))
 
 
 pages = APIRouter()
