@@ -185,13 +185,15 @@ def _output_table(part: pa.Table, gi: np.ndarray, sel: Any, schema: pa.Schema, s
 
 
 def _alerts(part: pa.Table, alerting: frozenset[tuple[str, str, int]]) -> list[dict[str, Any]]:
-    """One alert per item and alerting rule version it matched (the rows the store deduplicates)."""
+    """One alert per item and alerting rule version it matched, as ``profiles.decide.alert_records``
+    gives them for the API (which needs the chunk's decision; here the written part is read instead, so
+    a duplicate id rejected in pass 2 raises no alert)."""
     flagged = np.flatnonzero(part.column("rule_alert").to_numpy(zero_copy_only=False))
     if not len(flagged):
         return []
     t = part.take(pa.array(flagged)).select(["declaration_id", "risk_score", "lane", "rule_hits"]).to_pylist()
-    return [{**h, "rule_id": h["id"], "declaration_id": r["declaration_id"], "risk_score": r["risk_score"],
-             "lane": r["lane"], "source": "batch"}
+    return [{"declaration_id": r["declaration_id"], "kind": h["kind"], "rule_id": h["id"], "version": h["version"],
+             "criterion": h["criterion"], "risk_score": r["risk_score"], "lane": r["lane"], "source": "batch"}
             for r in t for h in r["rule_hits"] if (h["kind"], h["id"], h["version"]) in alerting]
 
 

@@ -149,7 +149,10 @@ def score(
                                                    "export` writes) to apply instead of the serving store's."),
     no_profiles: bool = typer.Option(False, "--no-profiles", help="Apply no risk profiles: the model alone."),
 ) -> None:
-    """Score a manifest: risk score, rank, lane, selection and reasons per item, resumable after a crash."""
+    """Score a manifest: risk score, rank, lane, selection and reasons per item, resumable after a crash.
+
+    The serving store's active risk profiles and watch lists apply as in the API (pinned at the start;
+    rule selections fill the capacity first; rule_hits per item; alerts raised once)."""
     from batch import BatchOptions
     from scoring import LaneSettings, ReasonsFor
     from settings import get_settings

@@ -207,6 +207,19 @@ def test_batch_alerts_are_raised_once_per_declaration_and_rule_version(tiny_mode
     assert sorted(a["declaration_id"] for a in summary.counts.alerts) == sorted(tools)  # LAMPS does not alert
     assert {(a["kind"], a["rule_id"], a["version"], a["source"]) for a in summary.counts.alerts} == {
         ("profile", "P-TOOLS", 1, "batch")}
+    # the same records as the API's alert_records on the decision over the whole manifest
+    from profiles.decide import alert_records, decide_rules
+
+    frame = manifest["frame"]
+    scored = pd.read_parquet(out).set_index("declaration_id").loc[frame["declaration_id"]]
+    decided = decide_rules(frame, scored["risk_score"].to_numpy(), scored["lane"].to_numpy(dtype=object),
+                           _pins(TOOLS, LAMPS).ruleset)
+    expected = alert_records(decided, frame["declaration_id"].to_numpy(), "batch")
+
+    def key(a: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(sorted(a.items()))
+
+    assert sorted(map(key, summary.counts.alerts)) == sorted(map(key, expected))
     store = Store.from_url(f"sqlite:///{tmp_path / 'serving.db'}")
     try:
         profiles = ProfileStore(store.engine)
