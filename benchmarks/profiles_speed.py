@@ -1,7 +1,7 @@
 """Risk profiles at batch scale: 1,000 active profiles and 100,000 watch-list entries matched against
 synthetic declarations, against the feature pipeline's transform of the same rows in the same run.
 
-The issue's budget: batch throughput falls by at most 15 % with profiles (here: profile time over
+The budget: batch throughput falls by at most 15 % with profiles (here: profile time over
 feature time, a conservative bound since a batch also spends time in LightGBM), and an API
 declaration's p99 rises by at most 1 ms (one row matched against every profile).
 

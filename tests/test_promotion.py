@@ -62,7 +62,7 @@ def _full(data: dict[str, Path]):
 
 
 def test_two_models_trained_on_the_same_files_compare_two_held_out_figures(data: dict[str, Path]):
-    """The issue's example: v1 refitted on every labelled row, v2 on the same files with another seed
+    """A data scientist after make demo: v1 refitted on every labelled row, v2 on the same files with another seed
     and no selection. v1 must not be scored on its own test period (it learned it)."""
     from training.lifecycle import promote
 
