@@ -40,7 +40,8 @@ def _pyfunc_class() -> type:
     import mlflow.pyfunc
 
     class RiskPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
-        """Declarations (plain-typed columns) → risk_score; the whole fitted RiskModel inside."""
+        """Declarations (the contract's columns, dates as datetimes or ISO strings) → risk_score; the whole
+        fitted RiskModel inside."""
 
         def load_context(self, context: Any) -> None:
             self.risk_model: RiskModel = joblib.load(context.artifacts[ARTIFACT_KEY])
@@ -58,20 +59,48 @@ def _pyfunc_class() -> type:
     return RiskPyfunc
 
 
+# contract kind → MLflow column type: dates are datetimes (a pandas frame read from Parquet carries
+# datetime64), numbers doubles, everything else (ids, codes, countries, categories) strings
+_MLFLOW_TYPES = {"date": "datetime", "int": "double", "float": "double", "bool": "boolean"}
+
+
+def model_signature(model: RiskModel) -> Any:
+    """The pyfunc's signature, from the declaration contract: each field with its type and whether the
+    contract requires it, plus the extra columns the model's mapping kept as features (optional), so
+    MLflow passes them through to ``predict``; out come ``declaration_id`` and ``risk_score``."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema, TensorSpec
+
+    from features.contracts import DECLARATION
+
+    inputs: list[ColSpec | TensorSpec] = [ColSpec(_MLFLOW_TYPES.get(f.kind, "string"), f.name, required=f.required)
+              for f in DECLARATION.fields]
+    known = set(DECLARATION.columns)
+    inputs += [ColSpec("double", c, required=False) for c in model.pipeline.extra_numeric if c not in known]
+    inputs += [ColSpec("string", c, required=False) for c in model.pipeline.extra_categorical if c not in known]
+    outputs = Schema([ColSpec("string", "declaration_id"), ColSpec("double", "risk_score")])
+    return ModelSignature(inputs=Schema(inputs), outputs=outputs)
+
+
 def plain_input_example(frame: pd.DataFrame, n: int = 3) -> pd.DataFrame:
-    """A few rows with plain types (str, float), as MLflow's schema inference wants them."""
+    """A few rows in the signature's types: dates as datetimes, numbers as floats, text as str (None
+    where missing); label columns dropped. ``log_risk_model`` keeps the signature's columns."""
+    from features.contracts import DECLARATION
+
     ex = frame.head(n).copy()
     for c in ex.columns:
+        kind = DECLARATION.spec(c).kind if c in DECLARATION.columns else None
         if c.startswith("label_"):
             ex = ex.drop(columns=c)
-        elif pd.api.types.is_datetime64_any_dtype(ex[c]):
-            ex[c] = ex[c].dt.strftime("%Y-%m-%d").astype(object)
+        elif kind == "date" or pd.api.types.is_datetime64_any_dtype(ex[c]):
+            ex[c] = pd.to_datetime(ex[c], errors="coerce").astype("datetime64[ns]")
         elif pd.api.types.is_bool_dtype(ex[c]):
             ex[c] = ex[c].astype(float)
-        elif pd.api.types.is_numeric_dtype(ex[c]):
-            ex[c] = ex[c].astype("float64")
+        elif kind in ("int", "float") or (kind is None and pd.api.types.is_numeric_dtype(ex[c])):
+            ex[c] = pd.to_numeric(ex[c], errors="coerce").astype("float64")
         else:
             ex[c] = ex[c].astype(object).where(ex[c].notna(), None)
+            ex[c] = ex[c].map(lambda v: v if v is None else str(v)).astype(object)
     return ex
 
 
@@ -81,15 +110,14 @@ def log_risk_model(model: RiskModel, input_example: pd.DataFrame, name: str = "m
     import mlflow
     import numpy
     import sklearn
-    from mlflow.models import infer_signature
 
+    signature = model_signature(model)
+    # in the signature's types whatever the caller passed (records with ISO dates, a validated frame)
+    example = plain_input_example(input_example, n=len(input_example))
+    example = example[[c for c in signature.inputs.input_names() if c in example.columns]]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / ARTIFACT_FILE
         joblib.dump(model, path)
-        example = input_example
-        sig_out = pd.DataFrame({"declaration_id": example["declaration_id"].astype(str),
-                                "risk_score": model.predict(_example_frame(example))})
-        signature = infer_signature(example, sig_out)
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=_pyfunc_class()(),
@@ -105,13 +133,6 @@ def log_risk_model(model: RiskModel, input_example: pd.DataFrame, name: str = "m
                 "riskprof",
             ],
         )
-
-
-def _example_frame(example: pd.DataFrame) -> pd.DataFrame:
-    from features.contracts import DECLARATION, normalize_table
-
-    frame, _ = normalize_table(example, DECLARATION)
-    return frame
 
 
 class ModelLoadError(RuntimeError):
