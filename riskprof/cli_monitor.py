@@ -78,19 +78,38 @@ def monitor(
                                                  help="Rate for precision (default: RISKPROF_INSPECTION_RATE)."),
 ) -> None:
     """Weekly hit rates by selection source, IPW overall rate, precision, calibration, drift and lanes."""
+    from monitoring import build_monitoring, write_monitoring
+
+    start = _date(since, "--since")
+    ref_until = _date(reference_until, "--reference-until") if reference_until else start
+    if declarations and ref_until is None:
+        fail("--declarations needs --reference-until or --since: the day the training period ends")
+    selections, outcome_frame, reference, recent = _gather_inputs(
+        outcomes, batch, from_store, database_url, declarations, mapping, ref_until)
+    result = build_monitoring(selections, outcome_frame, reference, recent, since=start, inspection_rate=inspection_rate)
+    paths = write_monitoring(result, out)
+    for line in result["warnings"]:
+        console.print(line, highlight=False, markup=False)
+    o = result["overall"]
+    ipw = o["ipw_overall"]["estimate"]
+    console.print(f"{len(result['weeks'])} week(s), {o['inspections']:,} outcomes, {o['hits']:,} hits; overall rate "
+                  f"(IPW) {'–' if ipw is None else f'{ipw:.4f}'}; wrote {paths['html']} and {paths['json']}",
+                  highlight=False)
+
+
+def _gather_inputs(outcomes: list[Path], batch: list[Path], from_store: bool, database_url: str | None,
+                   declarations: list[Path], mapping: Path | None, ref_until: Any) -> tuple[Any, Any, Any, Any]:
+    """(selections or None, outcomes, reference features, recent features) from files and the store
+    (the store only if ``from_store``); every input problem is a message and a non-zero exit."""
     import pandas as pd
     from sqlalchemy.exc import SQLAlchemyError
 
     from features.contracts import OUTCOME, ContractError
     from features.io import LoadError, load_table
     from features.mapping import MappingError
-    from monitoring import build_monitoring, selections_from_batch, write_monitoring
+    from monitoring import selections_from_batch
     from serving.store import StoreUnavailable
 
-    start = _date(since, "--since")
-    ref_until = _date(reference_until, "--reference-until") if reference_until else start
-    if declarations and ref_until is None:
-        fail("--declarations needs --reference-until or --since: the day the training period ends")
     try:
         out_frames = [load_table(p, OUTCOME).frame for p in outcomes]
         selections = [selections_from_batch(_batch_files(batch))] if batch else []
@@ -104,27 +123,15 @@ def monitor(
     except ContractError as exc:
         console.print(exc.report.summary(limit=30), highlight=False, markup=False)
         fail("problems in the outcome or declaration input; nothing written", code=1)
-        return
     except (LoadError, MappingError, ValueError, StoreUnavailable) as exc:
         fail(str(exc))
-        return
     except SQLAlchemyError as exc:
         fail(f"cannot read the serving store: {str(exc).splitlines()[0]}")
-        return
     if not out_frames:
         fail("no outcomes: give --outcomes files or read the serving store (--from-store)")
     outcome_frame = pd.concat(out_frames, ignore_index=True).drop_duplicates("declaration_id", keep="first")
-    sel_frame = pd.concat([s for s in selections if len(s)], ignore_index=True) if any(len(s) for s in selections) \
-        else None
-    result = build_monitoring(sel_frame, outcome_frame, reference, recent, since=start, inspection_rate=inspection_rate)
-    paths = write_monitoring(result, out)
-    for line in result["warnings"]:
-        console.print(line, highlight=False, markup=False)
-    o = result["overall"]
-    ipw = o["ipw_overall"]["estimate"]
-    console.print(f"{len(result['weeks'])} week(s), {o['inspections']:,} outcomes, {o['hits']:,} hits; overall rate "
-                  f"(IPW) {'–' if ipw is None else f'{ipw:.4f}'}; wrote {paths['html']} and {paths['json']}",
-                  highlight=False)
+    kept = [s for s in selections if len(s)]
+    return (pd.concat(kept, ignore_index=True) if kept else None), outcome_frame, reference, recent
 
 
 def simulate(
