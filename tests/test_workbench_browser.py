@@ -369,6 +369,54 @@ def test_the_analyst_pages_render_without_accessibility_faults(page: Any, server
     shot(page, "trends")
 
 
+def test_an_analyst_creates_a_profile_on_the_page_and_it_fires_on_the_next_upload(page: Any, server: dict[str, Any],
+                                                                               manifest_file: Path) -> None:
+    sign_in(page, server["keys"]["analyst"], "/app/profiles/new")
+    page.get_by_label("Profile id").fill("P-PAGE")
+    page.get_by_label("Name").fill("ammunition by post")
+    page.get_by_label("Criterion").fill("HS 9301 declared by post")
+    page.get_by_label("Field").fill("hs_code")
+    page.get_by_label("Test").select_option("prefix")
+    page.get_by_label("Values").fill("93x")  # not an HS prefix: refused beside the field, nothing stored
+    page.get_by_label("Valid from").fill("2023-01-01")
+    page.get_by_role("button", name="Create the profile").click()
+    page.wait_for_load_state()
+    assert page.locator(".error-summary").count() == 1
+    assert "HS prefix" in page.locator("#values-error").inner_text()  # beside the field it is about
+    assert page.locator(".error-message").count() == 1
+    assert page.get_by_label("Name").input_value() == "ammunition by post"  # what was typed is kept
+    assert not axe_violations(page)
+    shot(page, "profile-form-error")
+    page.get_by_label("Values").fill("9301")
+    page.get_by_role("button", name="Create the profile").click()
+    page.wait_for_load_state()
+    assert page.url.endswith("/app/profiles/P-PAGE")
+    assert "HS 9301 declared by post" in page.locator("#profile-fields").inner_text()
+    upload(page, manifest_file)
+    page.get_by_label("Profile hit").select_option("P-PAGE")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_load_state()
+    assert sorted(r["Declaration"] for r in table_rows(page)) == ["W000010", "W000020"]
+    page.goto("/app/profiles/P-PAGE")
+    assert "matches" in page.locator("#profile-stats").inner_text()
+    assert not axe_violations(page)
+    shot(page, "profile")
+    page.get_by_role("button", name="Retire this profile").click()
+    page.wait_for_load_state()
+    assert "retired" in page.locator("#profile-fields").inner_text()
+
+
+def test_an_officer_reads_profiles_but_cannot_create_or_retire(page: Any, server: dict[str, Any]) -> None:
+    sign_in(page, server["keys"]["officer"], "/app/profiles")
+    assert page.get_by_role("link", name="Create a profile").count() == 0
+    assert not axe_violations(page)
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    resp = page.goto("/app/profiles/new")
+    assert resp.status == 403
+    resp = page.request.post("/app/profiles", form={"csrf_token": token, "id": "P-OFFICER", "name": "x"})
+    assert resp.status == 403 and "analyst role" in resp.text()
+
+
 def test_the_pages_without_javascript_still_rank_and_filter(browser: Any, server: dict[str, Any],
                                                            manifest_file: Path) -> None:
     context = browser.new_context(base_url=server["url"], java_script_enabled=False)

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from serving.settings import ServingSettings
 from serving.web.pages import PageError, SignInNeeded, redirect, render
+from serving.web.profile_pages import router as profiles_router
 from serving.web.routes import router
 from serving.web.session import SessionStore, WebSettings, WorkbenchConfigError, signing_secret
 
@@ -38,6 +39,7 @@ def install_workbench(app: FastAPI, settings: ServingSettings, web: WebSettings 
         app.state.web_refusal = str(exc)
     app.mount("/app/static", StaticFiles(directory=STATIC), name="workbench-static")
     app.include_router(router)
+    app.include_router(profiles_router)
 
     @app.exception_handler(PageError)
     async def page_error(request: Request, exc: PageError) -> Response:
