@@ -321,6 +321,7 @@ def test_an_officer_cannot_reach_the_analyst_pages(page: Any, server: dict[str, 
     for path in ("/app/model", "/app/trends", "/app/trends/report"):
         resp = page.goto(path)
         assert resp.status == 403 and "needs the analyst role" in page.locator("main").inner_text(), path
+        assert page.get_by_role("button", name="Sign out").count() == 1  # still signed in, with the menu
     assert not axe_violations(page)
 
 
@@ -415,6 +416,18 @@ def test_an_officer_reads_profiles_but_cannot_create_or_retire(page: Any, server
     assert resp.status == 403
     resp = page.request.post("/app/profiles", form={"csrf_token": token, "id": "P-OFFICER", "name": "x"})
     assert resp.status == 403 and "analyst role" in resp.text()
+
+
+def test_with_javascript_a_filter_change_updates_the_table_in_place(page: Any, server: dict[str, Any],
+                                                                   manifest_file: Path) -> None:
+    sign_in(page, server["keys"]["officer"])
+    upload(page, manifest_file)
+    page.evaluate("window.__same_document = true")
+    page.get_by_label("Lane").select_option("yellow")  # htmx: no button, no page load
+    page.wait_for_function("document.querySelector('#total').textContent !== '300'")
+    assert page.evaluate("window.__same_document") is True
+    assert {r["Lane"].lower() for r in table_rows(page)} == {"yellow"}
+    assert "lane=yellow" in page.url  # the address still says what is shown
 
 
 def test_the_pages_without_javascript_still_rank_and_filter(browser: Any, server: dict[str, Any],

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from serving.settings import ServingSettings
-from serving.web.pages import PageError, SignInNeeded, redirect, render
+from serving.web.pages import Officer, PageError, SignInNeeded, redirect, render
 from serving.web.profile_pages import router as profiles_router
 from serving.web.routes import router
 from serving.web.session import SessionStore, WebSettings, WorkbenchConfigError, signing_secret
@@ -46,8 +46,10 @@ def install_workbench(app: FastAPI, settings: ServingSettings, web: WebSettings 
         from serving.web.pages import current_session
 
         session = current_session(request) if app.state.web_sessions is not None else None
+        principal = app.state.keys.verify(session.api_key) if session is not None and session.api_key else None
+        officer = Officer(session, principal) if session is not None and principal is not None else None
         return render(request, "error.html", {"title": exc.title, "message": exc.message}, status=exc.status,
-                      session=session)
+                      session=session, officer=officer)
 
     @app.exception_handler(SignInNeeded)
     async def sign_in_needed(request: Request, exc: SignInNeeded) -> Response:
