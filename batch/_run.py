@@ -246,10 +246,10 @@ def _load_pinned_model(ckpt: Checkpoint, fingerprint: dict[str, Any], model_uri:
 
 def _pinned_profiles(ckpt: Checkpoint, given: PinnedRules | None, notes: list[str]) -> PinnedRules | None:
     """A resumed run applies the profile versions pinned at its start, not the ones current now."""
-    state = ckpt.read_state() or {}
-    if given is None or not state.get("profiles"):
+    doc = ckpt.read_profiles() if given is not None else None
+    if given is None or doc is None:
         return given
-    pinned = PinnedRules.from_state(state["profiles"])
+    pinned = PinnedRules.from_state(doc)
     if pinned.describe() != given.describe():
         notes.append(f"the profiles changed since the run started; it keeps the {len(pinned.profiles)} profile "
                      "version(s) pinned at its start")
