@@ -99,6 +99,8 @@ def report(r: dict[str, Any]) -> bool:
     if "crash" in r:
         c = r["crash"]
         print(f"crash and fault trials: {c['trials_passed']} of {c['trials']} passed")
+        for test, status in c["tests"].items():
+            print(f"  {status:<7} {test}")
         ok = ok and _ok(c["tests"])
     failed = {t: s for part in ("fuzz", "matrix", "crash") for t, s in r.get(part, {}).get("tests", {}).items()
               if s not in ("PASSED", "SKIPPED")}
