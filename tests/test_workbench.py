@@ -6,6 +6,7 @@ import io
 import re
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -120,3 +121,39 @@ def test_a_ten_thousand_row_manifest_is_ranked_once_and_each_page_answers_within
     assert ranks[:50] == list(range(9951, 10_001))
     events = api.audit()
     assert (events["endpoint"] == "rank").sum() == 10_000  # ranked once, by the API's service, audited
+
+
+def test_the_model_page_without_a_registry_says_so(api: Api, monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Any) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'none.db'}")
+    signed_in(api, "analyst")
+    page = api.client.get("/app/model")
+    assert page.status_code == 200 and "no MLflow registry at" in page.text
+    assert not (tmp_path / "none.db").exists()  # looked at, never created
+
+
+@pytest.mark.slow
+def test_the_model_page_shows_champion_and_challenger_with_their_run_metrics(
+        api: Api, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """A real MLflow registry in tmp_path: two versions of the served model's name, one run each."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = mlflow.MlflowClient(uri, uri)
+    experiment = client.create_experiment("workbench-test")
+    client.create_registered_model("tiny")
+    for version, p5 in (("1", 0.61), ("2", 0.66)):
+        run = client.create_run(experiment)
+        for key, value in (("test_precision_at_5", p5), ("test_auc", 0.8), ("train_loss", 0.1)):
+            client.log_metric(run.info.run_id, key, value)
+        client.set_terminated(run.info.run_id)
+        client.create_model_version("tiny", str(tmp_path), run_id=run.info.run_id)
+        client.set_registered_model_alias("tiny", "champion" if version == "1" else "challenger", version)
+    signed_in(api, "analyst")
+    page = api.client.get("/app/model").text
+    table = page[page.index('id="aliases"'):]
+    rows = re.findall(r"<tr><td>(\w+)</td><td>(\d+)</td>", table)
+    assert rows == [("champion", "1"), ("challenger", "2")]
+    assert "test_precision_at_5: 0.61" in table and "test_precision_at_5: 0.66" in table
+    assert "train_loss" not in table  # the test metrics only

@@ -57,7 +57,10 @@ def server(tiny_model: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     model = folder / "model.pkl"
     model.write_bytes(pickle.dumps(tiny_model.model))
     api = ApiProcess(model, {"RISKPROF_DATABASE_URL": url, "RISKPROF_SEIZURES_PATH": str(SEIZURES),
-                             "RISKPROF_KEY_CACHE_SECONDS": "0"}, folder / "api.log").start()
+                             "RISKPROF_KEY_CACHE_SECONDS": "0",
+                             # the model page looks at the registry: none here (tests/test_workbench.py has one)
+                             "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'no-mlflow.db'}"},
+                     folder / "api.log").start()
     try:
         yield {"url": api.url, "keys": keys, "store": store, "api": api}
     finally:
@@ -360,6 +363,7 @@ def test_the_analyst_pages_render_without_accessibility_faults(page: Any, server
     assert page.url.endswith("/app/model")
     assert "version\n1" in page.locator("#model-info").inner_text().lower()
     assert page.locator("#metrics").count() == 1
+    assert "no MLflow registry" in page.locator("#registry-note").inner_text()
     assert not axe_violations(page)
     shot(page, "model")
     page.goto("/app/trends?years=2023")

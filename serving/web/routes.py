@@ -26,6 +26,7 @@ from serving.web.manifests import (
     selection_csv,
     top_reasons,
 )
+from serving.web.model_view import registry_aliases
 from serving.web.pages import (
     AnalystPage,
     Officer,
@@ -302,13 +303,15 @@ async def ack_alert(request: Request, alert_id: int, who: Officer = OfficerPage)
 
 # ---- analysts -----------------------------------------------------------------------------------
 @router.get("/model")
-def model_page(request: Request, who: Officer = AnalystPage) -> Response:
+async def model_page(request: Request, who: Officer = AnalystPage) -> Response:
     try:
         info = request.app.state.service.describe()
     except ServiceError as exc:
         raise PageError(exc.status_code, "No model", exc.message) from None
     mlflow_ui = request.app.state.web_settings.mlflow_ui_url
-    return render(request, "model.html", {"info": info, "mlflow_ui": mlflow_ui}, officer=who)
+    versions, registry = await run_in_threadpool(registry_aliases, request.app.state.settings.model_name)
+    return render(request, "model.html", {"info": info, "mlflow_ui": mlflow_ui, "versions": versions,
+                                          "registry": registry}, officer=who)
 
 
 @router.get("/trends")
