@@ -157,3 +157,43 @@ def test_the_model_page_shows_champion_and_challenger_with_their_run_metrics(
     assert rows == [("champion", "1"), ("challenger", "2")]
     assert "test_precision_at_5: 0.61" in table and "test_precision_at_5: 0.66" in table
     assert "train_loss" not in table  # the test metrics only
+
+
+def _pages() -> list[tuple[str, str, str]]:
+    """(method, path with sample parameters, the role its dependency asks for or '') of every workbench page."""
+    from fastapi.routing import APIRoute
+
+    from serving.web.profile_pages import router as profiles_router
+    from serving.web.routes import router
+
+    def role(route: APIRoute) -> str:
+        names = {d.call.__name__ for d in route.dependant.dependencies if d.call is not None}
+        return next((n.removeprefix("page_") for n in names if n.startswith("page_")), "")
+
+    out = []
+    for route in [*router.routes, *profiles_router.routes]:
+        assert isinstance(route, APIRoute)
+        path = re.sub(r"\{(\w+)\}", lambda m: "1" if m.group(1) == "alert_id" else "x", route.path)
+        out.extend((m, path, role(route)) for m in sorted(route.methods - {"HEAD"}))
+    return out
+
+
+def test_every_page_but_sign_in_asks_for_a_role_and_refuses_callers_without_it(api: Api) -> None:
+    pages = _pages()
+    assert {p for _, p, r in pages if not r} == {"/app/", "/app/sign-in"}
+    assert len(pages) >= 18
+    assert {(m, p) for m, p, r in pages if r == "analyst"} == {
+        ("GET", "/app/model"), ("GET", "/app/trends"), ("GET", "/app/trends/report"), ("GET", "/app/profiles/new"),
+        ("POST", "/app/profiles"), ("POST", "/app/profiles/x/retire")}
+    for method, path, _ in pages:  # signed out: GET goes to sign-in, POST is refused
+        if path in ("/app/", "/app/sign-in"):
+            continue
+        r = api.client.request(method, path, follow_redirects=False)
+        assert (r.status_code, r.headers.get("location", "")[:13]) == ((303, "/app/sign-in?") if method == "GET"
+                                                                      else (403, "")), (method, path)
+    token = signed_in(api, "officer")
+    for method, path, role in pages:
+        if role != "analyst":
+            continue
+        r = api.client.request(method, path, data={"csrf_token": token} if method == "POST" else None)
+        assert r.status_code == 403 and "analyst role" in r.text, (method, path)
