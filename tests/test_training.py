@@ -54,7 +54,7 @@ def test_logged_model_is_one_pyfunc_with_signature_and_scores_plain_input(traine
     pyfunc = mlflow.pyfunc.load_model(trained_model.uri)
     assert pyfunc.metadata.signature is not None
     decl = pd.read_parquet(trained_model.data["declarations"]).head(20)
-    plain = decl.assign(declaration_date=decl["declaration_date"].dt.strftime("%Y-%m-%d"))
+    plain = decl.assign(declaration_date=decl["declaration_date"].dt.date)  # Python dates (datetime in the signature)
     out = pyfunc.predict(plain.astype(object).where(plain.notna(), None))
     assert list(out.columns) == ["declaration_id", "risk_score"]
     assert out["risk_score"].between(0, 1).all()
