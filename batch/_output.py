@@ -238,6 +238,23 @@ class _Writers:
             raise errors[0]
 
 
+def _reject_duplicates(part: pa.Table, rejects: pa.Table, keep: np.ndarray, codes: np.ndarray, rows: np.ndarray,
+                       src: str, first: dict[int, tuple[str, int]],
+                       counts: OutputCounts) -> tuple[pa.Table, pa.Table]:
+    """Rows whose declaration id came earlier in the manifest leave the part for the rejects file."""
+    rejects = pa.concat_tables([rejects, _duplicate_rejects(part, keep, codes, rows, src, first)])
+    n_dup = int((~keep).sum())
+    counts.duplicates += n_dup
+    counts.rows_rejected += n_dup
+    counts.problems += n_dup
+    return part.filter(pa.array(keep)), rejects
+
+
+def _count_rule_hits(part: pa.Table, alerting: frozenset[tuple[str, str, int]], counts: OutputCounts) -> None:
+    counts.rule_hit_items += int(pc.sum(pc.greater(pc.list_value_length(part.column("rule_hits")), 0)).as_py() or 0)
+    counts.alerts += _alerts(part, alerting)
+
+
 def write_outputs(ckpt: Checkpoint, parts: list[tuple[int, int]], files: list[InputFile], paths: OutputPaths,
                   *, capacity: str | int | float, random_share: float, seed: int, with_reasons: bool,
                   write_csv: bool, metadata: dict[str, Any],
@@ -274,20 +291,13 @@ def write_outputs(ckpt: Checkpoint, parts: list[tuple[int, int]], files: list[In
                     if k[i]:
                         dup_code_first[int(pcodes[i])] = (src, int(rows[i]))
             if not k.all():
-                rejects = pa.concat_tables([rejects, _duplicate_rejects(part, k, pcodes, rows, src, dup_code_first)])
-                n_dup = int((~k).sum())
-                counts.duplicates += n_dup
-                counts.rows_rejected += n_dup
-                counts.problems += n_dup
-                part = part.filter(pa.array(k))
+                part, rejects = _reject_duplicates(part, rejects, k, pcodes, rows, src, dup_code_first, counts)
             gi = np.arange(off, off + n) if r.kept_index is None else r.kept_index[off:off + n][k]
             writers.write(_output_table(part, gi, r.sel, schema, src, with_reasons), rejects)
             if with_reasons:
                 counts.reasons_given += part.num_rows - part.column("reasons").null_count
             if alerting is not None:
-                counts.rule_hit_items += int(pc.sum(pc.greater(pc.list_value_length(part.column("rule_hits")), 0))
-                                             .as_py() or 0)
-                counts.alerts += _alerts(part, alerting)
+                _count_rule_hits(part, alerting, counts)
             lanes.update({str(v["values"]): int(v["counts"]) for v in pc.value_counts(part.column("lane")).to_pylist()})
             counts.rows_scored += part.num_rows
             off += n

@@ -153,8 +153,7 @@ def score(
 
     The serving store's active risk profiles and watch lists apply as in the API (pinned at the start;
     rule selections fill the capacity first; rule_hits per item; alerts raised once)."""
-    from batch import BatchOptions
-    from scoring import LaneSettings, ReasonsFor
+    from scoring import ReasonsFor
     from settings import get_settings
 
     if engine not in ("local", "spark"):
@@ -163,22 +162,30 @@ def score(
     _check_output(out)
     check_model(model_uri)
     reasons_for: ReasonsFor = "all" if all_reasons else ("flagged" if reasons else "none")
-    try:
-        lanes = LaneSettings().lanes  # the API's lane policy, from the same environment variables
-        options = BatchOptions(capacity=capacity, random_share=random_share, seed=seed, reasons_for=reasons_for,
-                               thresholds=lanes.fixed, lane_shares=lanes.shares, chunk_rows=chunk_rows,
-                               engine=engine,  # type: ignore[arg-type]
-                               write_csv=csv, num_threads=get_settings().num_threads, workers=workers,
-                               pipelined=pipeline, encoding=encoding,
-                               delimiter="\t" if delimiter in ("tab", "\\t") else delimiter)
-        options.check()
-    except ValueError as exc:
-        fail(str(exc))
-        return
+    options = _batch_options(capacity=capacity, random_share=random_share, seed=seed, reasons_for=reasons_for,
+                             chunk_rows=chunk_rows, engine=engine, write_csv=csv, workers=workers,
+                             pipelined=pipeline, encoding=encoding,
+                             delimiter="\t" if delimiter in ("tab", "\\t") else delimiter)
     pinned, store, notes = _load_profiles(profiles_file, no_profiles)
     for note in notes:
         console.print(f"note: {note}", highlight=False, markup=False)
     _run_and_report(manifest, out, model_uri, options, mapping, pinned, store)
+
+
+def _batch_options(**given: Any) -> Any:
+    """The run's options with the API's lane policy (the same environment variables); a bad value exits 2."""
+    from batch import BatchOptions
+    from scoring import LaneSettings
+    from settings import get_settings
+
+    try:
+        lanes = LaneSettings().lanes
+        options = BatchOptions(thresholds=lanes.fixed, lane_shares=lanes.shares,
+                               num_threads=get_settings().num_threads, **given)
+        options.check()
+    except ValueError as exc:
+        fail(str(exc))
+    return options
 
 
 def _run_and_report(manifest: list[Path], out: Path, model_uri: str, options: Any,
