@@ -60,8 +60,8 @@ def train_small_model(tmp: Path, n_declarations: int) -> tuple[str, Path]:
     import mlflow
 
     import synthetic
+    from training import train_and_log
     from training.data import load_training_set
-    from training.train import train_and_log
 
     data = synthetic.generate(tmp / "data", seed=0, n_declarations=n_declarations)
     ts = load_training_set([data["declarations"]], seizures=data["seizures"], outcomes=data["outcomes"])

@@ -58,8 +58,8 @@ def setup(work: Path, n_declarations: int, trees: int, leaves: int) -> tuple[str
     """
     os.environ.update({k: v for k, v in _env(work).items() if k in ("MLFLOW_TRACKING_URI", "RISKPROF_MODELS_DIR")})
     from synthetic import generate
+    from training import train_and_log
     from training.data import load_training_set
-    from training.train import train_and_log
 
     paths = generate(work / "data", seed=0, n_declarations=n_declarations)
     ts = load_training_set([paths["declarations"]], seizures=paths["seizures"], outcomes=paths["outcomes"])

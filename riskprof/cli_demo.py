@@ -47,8 +47,8 @@ def _generate_data(data_dir: Path, seed: int, declarations: int) -> dict[str, Pa
 
 
 def _train_and_register(paths: dict[str, Path], settings: Settings, seed: int) -> None:
+    from training import train_and_log
     from training.data import load_training_set
-    from training.train import train_and_log
 
     console.rule("2. training (time split, MLflow tracking, registry)")
     with console.status("training LightGBM and baselines…"):

@@ -51,8 +51,8 @@ def train(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from settings import get_settings
+    from training import train_and_log
     from training.data import load_training_set
-    from training.train import train_and_log
 
     settings = get_settings()
     model_name = name or settings.model_name

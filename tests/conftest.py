@@ -42,7 +42,7 @@ class TrainedModel:
     version: str
     run_id: str
     data: dict[str, Path]
-    result: object  # training.train.TrainResult
+    result: object  # training.TrainResult
 
     @property
     def uri(self) -> str:
@@ -79,8 +79,8 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def trained_model(synthetic_data: dict[str, Path], mlflow_store) -> TrainedModel:
+    from training import train_and_log
     from training.data import load_training_set
-    from training.train import train_and_log
 
     uri, models_dir = mlflow_store
     ts = load_training_set([synthetic_data["declarations"]], seizures=synthetic_data["seizures"],

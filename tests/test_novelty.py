@@ -71,8 +71,8 @@ def test_split_metrics_ranks_each_part_on_its_own_with_its_share():
 def early_model(tmp_path_factory: pytest.TempPathFactory, mlflow_store) -> dict:
     """A tiny real model trained on the declarations up to 2023-06-30 of a small synthetic set."""
     from synthetic import generate
+    from training import train_and_log
     from training.data import load_training_set
-    from training.train import train_and_log
 
     folder = tmp_path_factory.mktemp("novelty")
     paths = generate(folder, seed=3, n_declarations=20_000)

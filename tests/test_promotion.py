@@ -42,8 +42,8 @@ def data(tmp_path_factory: pytest.TempPathFactory, mlflow_store) -> dict[str, Pa
 def _train(data: dict[str, Path], name: str, declarations: str = "declarations", seed: int = 0,
            shuffled: bool = False, **kwargs):
     """A tiny model; ``shuffled``: trained on permuted labels, so it knows nothing."""
+    from training import train_and_log
     from training.data import load_training_set
-    from training.train import train_and_log
 
     ts = load_training_set([data[declarations]], seizures=data["seizures"], outcomes=data["outcomes"])
     if shuffled:

@@ -22,20 +22,27 @@ if TYPE_CHECKING:
     )
     from training.early_stopping import ValidationFit, early_stop_on_periods
     from training.fit import DEFAULT_PARAMS, TrainResult, fit_model
+    from training.lifecycle import evaluate_model, refresh_features
     from training.metrics import calibration_curve, ipw_hit_rate, ranking_metrics, top_k, weighted_auc
+    from training.novelty import novelty, seen_mask, split_metrics
+    from training.promotion import PromotionDecision, preview_promotion, promote, promotion_gate
+    from training.retrain import RetrainResult, holdout_split, load_retraining_set, retrain
     from training.selection import select_feature_groups
     from training.tracking import train_and_log
 
 __all__ = [
-    "DEFAULT_PARAMS", "TimeSplit", "TrainResult", "TrainingError", "TrainingSet", "ValidationFit",
-    "baseline_metrics", "calibration_curve", "early_stop_on_periods", "fit_model", "ipw_hit_rate",
-    "load_training_set", "ranking_metrics", "rule_score", "select_feature_groups", "temporal_split", "top_k",
+    "DEFAULT_PARAMS", "PromotionDecision", "RetrainResult", "TimeSplit", "TrainResult", "TrainingError",
+    "TrainingSet", "ValidationFit", "baseline_metrics", "calibration_curve", "early_stop_on_periods",
+    "evaluate_model", "fit_model", "holdout_split", "ipw_hit_rate", "load_retraining_set", "load_training_set",
+    "novelty", "preview_promotion", "promote", "promotion_gate", "ranking_metrics", "refresh_features",
+    "retrain", "rule_score", "seen_mask", "select_feature_groups", "split_metrics", "temporal_split", "top_k",
     "train_and_log", "validation_folds", "weighted_auc",
 ]
 
 # where the names live, light modules first: loading data never imports LightGBM or MLflow
-_MODULES = ("training.data", "training.metrics", "training.early_stopping", "training.selection",
-            "training.baselines", "training.fit", "training.tracking")
+_MODULES = ("training.data", "training.metrics", "training.novelty", "training.early_stopping",
+            "training.selection", "training.baselines", "training.fit", "training.tracking", "training.lifecycle",
+            "training.promotion", "training.retrain")
 _MISSING = object()
 
 
