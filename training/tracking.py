@@ -95,8 +95,11 @@ def log_evaluation(mlflow: Any, result: TrainResult) -> None:
         result.importance.to_csv(tmpd / "feature_importance.csv", index=False)
         (tmpd / "feature_selection.json").write_text(json.dumps(result.metrics["feature_selection"], indent=1))
         mlflow.log_artifacts(str(tmpd), artifact_path="evaluation")
+    import matplotlib.pyplot as plt
+
     for fname, fig in plots(result).items():
         mlflow.log_figure(fig, f"plots/{fname}")
+        plt.close(fig)  # a long process (tests, retrain, the simulator) would otherwise keep every figure open
 
 
 def register_challenger(mlflow: Any, ts: TrainingSet, result: TrainResult, model_name: str) -> str:
