@@ -7,7 +7,6 @@ exactly where the first run did.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,12 +17,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.io import LoadError, expand_paths
+from features.io import LoadError, csv_format, expand_paths
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
-DELIMITERS = (",", ";", "\t", "|")  # what a header is sniffed for when no delimiter is given
-_SAMPLE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -87,10 +84,7 @@ def inspect_manifest(paths: str | Path | list[str | Path] | list[Path], encoding
             if kind == "parquet":
                 rows = pq.ParquetFile(path).metadata.num_rows
             else:
-                header = _csv_header(path, enc, explicit=encoding is not None)
-                sep = delimiter or _sniff_delimiter(header)
-                columns = pd.read_csv(path, dtype=str, nrows=0, encoding=enc, sep=sep).columns
-                _check_delimiter(path, header, sep, len(columns))
+                enc, sep = csv_format(path, encoding, delimiter)
         except LoadError:
             raise
         except Exception as exc:  # pyarrow/pandas raise many types for corrupt files
@@ -99,49 +93,6 @@ def inspect_manifest(paths: str | Path | list[str | Path] | list[Path], encoding
         est = rows if rows is not None else _estimate_csv_rows(path, size)
         out.append(InputFile(i, path, kind, size, sha256_file(path), rows, est, enc, sep))
     return out
-
-
-def _open_bytes(path: Path) -> Any:
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
-
-
-def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError, data: bytes, explicit: bool) -> LoadError:
-    """Name the first byte that is not ``encoding`` text, by line and column, and say what to pass."""
-    line = data.count(b"\n", 0, exc.start) + 1
-    column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-    byte = data[exc.start]
-    hint = ("check --encoding" if explicit
-            else "pass its encoding, e.g. --encoding latin-1 (ISO-8859-1) or --encoding cp1252")
-    return LoadError(f"{path}: is not {encoding} text: byte 0x{byte:02x} at line {line}, column {column} "
-                     f"({exc.reason}); {hint}")
-
-
-def _csv_header(path: Path, encoding: str, explicit: bool) -> str:
-    """The header line, after checking that the file's first MiB decodes as ``encoding``."""
-    with _open_bytes(path) as f:
-        data = f.read(_SAMPLE_BYTES)
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        if exc.start < len(data) - 4 or len(data) < _SAMPLE_BYTES:  # not a character cut by the sample's end
-            raise _not_text(path, encoding, exc, data, explicit) from exc
-        text = data[:exc.start].decode(encoding)
-    return text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
-
-
-def _check_delimiter(path: Path, header: str, sep: str, n_columns: int) -> None:
-    """A header read as one column that holds another delimiter was split with the wrong one."""
-    others = [d for d in DELIMITERS if d != sep and d in header]
-    if n_columns == 1 and others:
-        raise LoadError(f"{path}: with columns separated by {sep!r} its header is one column, but it contains "
-                        f"{others[0]!r}: pass --delimiter {others[0]!r} (or leave --delimiter out to detect it)")
-
-
-def _sniff_delimiter(header: str) -> str:
-    """The candidate found most often in the header; a comma when none is (a one-column file)."""
-    counts = {d: header.count(d) for d in DELIMITERS}
-    best = max(DELIMITERS, key=lambda d: counts[d])  # ties: the first candidate, comma first
-    return best if counts[best] else ","
 
 
 def _estimate_csv_rows(path: Path, size: int, sample: int = 2000) -> int | None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
+import gzip
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -12,6 +15,8 @@ from features.contracts import Contract, ContractError, ValidationReport, normal
 from features.mapping import ColumnMapping
 
 SUFFIXES = (".csv", ".parquet", ".pq", ".csv.gz")
+DELIMITERS = (",", ";", "\t", "|")  # what a header is sniffed for when no delimiter is given
+SAMPLE_BYTES = 1 << 20  # how much of a CSV is checked to decode before it is read
 
 
 class LoadError(ValueError):
@@ -37,13 +42,99 @@ def expand_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def read_raw(path: Path) -> pd.DataFrame:
-    """One file as it is (CSV cells as strings so codes keep leading zeros)."""
+def open_bytes(path: Path) -> Any:
+    """A CSV's bytes, gunzipped when its name ends in ``.gz``."""
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+
+
+def not_text_error(path: Path, encoding: str, exc: UnicodeDecodeError, data: bytes, explicit: bool) -> LoadError:
+    """Name the first byte that is not ``encoding`` text, by line and column, and say what to pass."""
+    line = data.count(b"\n", 0, exc.start) + 1
+    column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+    byte = data[exc.start]
+    hint = ("check --encoding" if explicit
+            else "pass its encoding, e.g. --encoding latin-1 (ISO-8859-1) or --encoding cp1252")
+    return LoadError(f"{path}: is not {encoding} text: byte 0x{byte:02x} at line {line}, column {column} "
+                     f"({exc.reason}); {hint}")
+
+
+def csv_header(path: Path, encoding: str, explicit: bool) -> str:
+    """The header line, after checking that the file's first MiB decodes as ``encoding``.
+
+    ``explicit`` says the encoding was chosen by the user (the hint then says to check it).
+    """
+    with open_bytes(path) as f:
+        data = f.read(SAMPLE_BYTES)
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        if exc.start < len(data) - 4 or len(data) < SAMPLE_BYTES:  # not a character cut by the sample's end
+            raise not_text_error(path, encoding, exc, data, explicit) from exc
+        text = data[:exc.start].decode(encoding)
+    return text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+
+
+def check_delimiter(path: Path, header: str, sep: str, n_columns: int) -> None:
+    """A header read as one column that holds another delimiter was split with the wrong one."""
+    others = [d for d in DELIMITERS if d != sep and d in header]
+    if n_columns == 1 and others:
+        raise LoadError(f"{path}: with columns separated by {sep!r} its header is one column, but it contains "
+                        f"{others[0]!r}: pass --delimiter {others[0]!r} (or leave --delimiter out to detect it)")
+
+
+def sniff_delimiter(header: str) -> str:
+    """The candidate found most often in the header; a comma when none is (a one-column file)."""
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])  # ties: the first candidate, comma first
+    return best if counts[best] else ","
+
+
+def parse_delimiter(value: str | None) -> str | None:
+    """A ``--delimiter`` option: one character, or the words ``tab``/``\\t`` for a tab."""
+    if value is None or value == "":
+        return None
+    if value.lower() in ("tab", "\\t"):
+        return "\t"
+    if len(value) != 1:
+        raise LoadError(f"--delimiter must be one character or 'tab', got {value!r}")
+    return value
+
+
+def csv_format(path: Path, encoding: str | None = None, delimiter: str | None = None) -> tuple[str, str]:
+    """``(encoding, delimiter)`` to read the CSV ``path`` with: UTF-8 and the sniffed delimiter by default.
+
+    Raises :class:`LoadError` naming the first byte that is not ``encoding`` text, or the delimiter the
+    header holds when it splits into one column with ``delimiter``; pandas errors (an empty file) pass.
+    """
+    enc = encoding or "utf-8"
+    try:
+        codecs.lookup(enc)
+    except LookupError:
+        raise LoadError(f"unknown encoding {enc!r} (--encoding; e.g. utf-8, latin-1, cp1252)") from None
+    header = csv_header(path, enc, explicit=encoding is not None)
+    sep = delimiter or sniff_delimiter(header)
+    columns = pd.read_csv(path, dtype=str, nrows=0, encoding=enc, sep=sep).columns
+    check_delimiter(path, header, sep, len(columns))
+    return enc, sep
+
+
+def read_raw(path: Path, encoding: str | None = None, delimiter: str | None = None) -> pd.DataFrame:
+    """One file as it is (CSV cells as strings so codes keep leading zeros).
+
+    CSV files are read as ``encoding`` (default UTF-8) with ``delimiter`` (default: sniffed from the
+    header among ``, ; tab |``), see :func:`csv_format`.
+    """
     try:
         if path.name.endswith((".parquet", ".pq")):
             return pd.read_parquet(path)
         if path.name.endswith((".csv", ".csv.gz")):
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+            enc, sep = csv_format(path, encoding, delimiter)
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding=enc, sep=sep)
+    except LoadError:
+        raise
+    except UnicodeDecodeError as exc:  # past the part csv_format checks
+        raise LoadError(f"{path}: is not {encoding or 'utf-8'} text past its first MiB "
+                        f"({str(exc)[:300]}); pass its encoding with --encoding") from exc
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise LoadError(f"{path}: cannot be read ({type(exc).__name__}: {str(exc)[:300]})") from exc
     except Exception as exc:  # pyarrow raises its own types for corrupt files
@@ -65,8 +156,9 @@ class LoadedTable:
 
 
 def load_table(paths: str | Path | Iterable[str | Path], contract: Contract,
-               mapping: ColumnMapping | None = None, strict: bool = True) -> LoadedTable:
-    """Load, map and validate one or more files as one table.
+               mapping: ColumnMapping | None = None, strict: bool = True, encoding: str | None = None,
+               delimiter: str | None = None) -> LoadedTable:
+    """Load, map and validate one or more files as one table (CSV ``encoding``/``delimiter``: :func:`read_raw`).
 
     With ``strict`` a :class:`ContractError` listing every problem of every file is raised;
     otherwise problems stay in the reports for the caller to act on.
@@ -74,7 +166,7 @@ def load_table(paths: str | Path | Iterable[str | Path], contract: Contract,
     frames: list[pd.DataFrame] = []
     reports: list[ValidationReport] = []
     for path in expand_paths(paths):
-        raw = read_raw(path)
+        raw = read_raw(path, encoding, delimiter)
         if mapping is not None:
             raw = mapping.apply(raw)
         labels = [c for c in raw.columns if c.startswith("label_")]

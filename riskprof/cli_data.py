@@ -65,21 +65,28 @@ def validate(
                                  help="Contract to check against: seizure, declaration or outcome."),
     mapping: Path | None = typer.Option(None, "--mapping", "-m", help="Column mapping YAML (bring your own data)."),
     limit: int = typer.Option(50, "--limit", help="Problems to print per file (all are counted)."),
+    encoding: str | None = typer.Option(None, "--encoding",
+                                        help="Text encoding of CSV files (default UTF-8), e.g. latin-1 or cp1252."),
+    delimiter: str | None = typer.Option(None, "--delimiter",
+                                         help="CSV column separator: one character or 'tab' (default: detected "
+                                              "from the header among , ; tab |)."),
 ) -> None:
     """Check files against a data contract and report every problem (row, column, value, expected)."""
     from features.contracts import CONTRACTS
-    from features.io import LoadError, load_table
+    from features.io import LoadError, load_table, parse_delimiter
     from features.mapping import MappingError, load_mapping
 
     try:
+        sep = parse_delimiter(delimiter)
         m = load_mapping(mapping) if mapping else None
         if m is not None:
             contract = m.contract.name
         if contract not in CONTRACTS:
             fail(f"--contract must be one of {sorted(CONTRACTS)}, got {contract!r}")
         if m is not None:
-            _print_mapping_coverage(m, files)
-        loaded = load_table(files, CONTRACTS[contract], m, strict=False)
+            _print_mapping_coverage(m, files, encoding, sep)
+        loaded = load_table(files, CONTRACTS[contract], m, strict=False, encoding=encoding, delimiter=sep)
+        _print_csv_formats(files, encoding, sep)
     except (LoadError, MappingError) as exc:
         fail(str(exc))
         return
@@ -95,11 +102,22 @@ def validate(
     console.print(f"[green]ok[/]: {len(loaded.frame)} rows satisfy the {contract} contract")
 
 
-def _print_mapping_coverage(m, files: list[Path]) -> None:
+def _print_csv_formats(files: list[Path], encoding: str | None, delimiter: str | None) -> None:
+    """Say how CSV files other than UTF-8 with commas were read, so a detected delimiter is visible."""
+    from features.io import csv_format, expand_paths
+
+    for path in expand_paths(files):
+        if path.name.lower().endswith((".csv", ".csv.gz")):
+            enc, sep = csv_format(path, encoding, delimiter)
+            if (enc, sep) != ("utf-8", ","):
+                console.print(f"{path}: read as {enc}, columns separated by {sep!r}", highlight=False, markup=False)
+
+
+def _print_mapping_coverage(m, files: list[Path], encoding: str | None = None, delimiter: str | None = None) -> None:
     from features.io import expand_paths, read_raw
 
     first = expand_paths(files)[0]
-    available = list(read_raw(first).columns)
+    available = list(read_raw(first, encoding, delimiter).columns)
     console.print(f"mapping {m.source} → {m.contract.name} contract", highlight=False)
     for target, src in m.columns.items():
         mark = "ok " if src in available else "MISSING"
