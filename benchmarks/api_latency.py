@@ -11,6 +11,9 @@ same validated records), as a ratio. Goals, so that a look-up adds nothing an of
 clearance step and HTTP costs little beside the scoring itself: single p99 ≤ 5 ms at concurrency 1,
 ≥ 500 requests/s at concurrency 8 on 2 cores, a 1,000-item batch within 3× its in-process cost.
 
+Each server runs once per audit mode (``--audit-modes sync,background``): ``sync``, the default,
+commits a call's audit rows before answering it; the printed ratios are what that durability costs.
+
 Without ``--model-uri`` it trains a small model on generated data into a temporary MLflow store.
 
     .venv/bin/python benchmarks/api_latency.py [--model-uri models:/riskprof@champion] [--workers 1,2]
@@ -237,6 +240,42 @@ def ms(xs: list[float]) -> dict[str, float]:
             "mean_ms": round(1000 * statistics.fmean(xs), 3), "n": len(xs)}
 
 
+def measure_server(url: str, pid: int, key: str, single_bodies: list[bytes], batch_body: bytes, n_single: int,
+                   n_batches: int) -> dict[str, Any]:
+    """Single calls at concurrency 1 and 8, then 1,000-item batches, with the server's CPU per request."""
+    res: dict[str, Any] = {}
+    with client_for(url, key) as client:
+        timed_posts(client, single_bodies[:100])  # warm up
+        cpu0 = cpu_seconds(pid)
+        c1 = timed_posts(client, [single_bodies[i % len(single_bodies)] for i in range(n_single)])
+        cpu1 = cpu_seconds(pid)
+        res["single_c1"] = {**ms(c1), "server_cpu_ms_per_request": round(1000 * (cpu1 - cpu0) / len(c1), 3)}
+        c8, wall = run_concurrent(url, key, [single_bodies[i % len(single_bodies)] for i in range(n_single)], 8)
+        cpu2 = cpu_seconds(pid)
+        res["single_c8"] = {**ms(c8), "requests_per_s": round(len(c8) / wall, 1),
+                            "server_cpu_ms_per_request": round(1000 * (cpu2 - cpu1) / len(c8), 3)}
+        timed_posts(client, [batch_body])
+        cpu3 = cpu_seconds(pid)
+        b = timed_posts(client, [batch_body] * n_batches)
+        cpu4 = cpu_seconds(pid)
+        res["batch"] = {**ms(b), "server_cpu_ms_per_request": round(1000 * (cpu4 - cpu3) / len(b), 3)}
+    return res
+
+
+def print_audit_cost(report: dict[str, Any]) -> None:
+    """What the durable default (sync: committed before the answer) costs against background writes."""
+    servers = report["server"]
+    for label, sync in servers.items():
+        other = servers.get(label.replace("audit=sync", "audit=background"))
+        if "audit=sync" not in label or other is None:
+            continue
+        print(f"{label.split()[0]}: audit sync / background — single c1 p50 ×"
+              f"{sync['single_c1']['p50_ms'] / other['single_c1']['p50_ms']:.2f}, c8 throughput ×"
+              f"{sync['single_c8']['requests_per_s'] / other['single_c8']['requests_per_s']:.2f}, server CPU per "
+              f"request ×{sync['single_c1']['server_cpu_ms_per_request'] / other['single_c1']['server_cpu_ms_per_request']:.2f}, "
+              f"batch p50 ×{sync['batch']['p50_ms'] / other['batch']['p50_ms']:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model-uri", default=None, help="models:/NAME@alias in the configured MLflow store "
@@ -247,6 +286,8 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=20, help="1,000-item batch requests")
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--workers", default="1,2", help="uvicorn worker counts to measure, e.g. 1,2")
+    ap.add_argument("--audit-modes", default="sync,background",
+                    help="audit modes to measure, e.g. sync (the default, durable) and background (batched)")
     ap.add_argument("--workdir", default=None, help="keep the generated data, store and model here and reuse "
                                                     "them on the next run (default: a temporary folder)")
     ap.add_argument("--json", default=None, help="also write the results here")
@@ -289,27 +330,12 @@ def main() -> None:
         report: dict[str, Any] = {"model_uri": model_uri, "cpus": os.cpu_count(),
                                   "in_process": {k: ms(v) for k, v in local.items()}, "server": {}}
         for workers in [int(w) for w in args.workers.split(",") if w]:
-            with uvicorn_server(env, workers) as (url, pid):
-                res: dict[str, Any] = {}
-                with client_for(url, key) as client:
-                    timed_posts(client, single_bodies[:100])  # warm up
-                    cpu0 = cpu_seconds(pid)
-                    c1 = timed_posts(client, [single_bodies[i % len(single_bodies)] for i in range(args.single)])
-                    cpu1 = cpu_seconds(pid)
-                    res["single_c1"] = {**ms(c1), "server_cpu_ms_per_request": round(1000 * (cpu1 - cpu0) / len(c1), 3)}
-                    c8, wall = run_concurrent(url, key, [single_bodies[i % len(single_bodies)]
-                                                         for i in range(args.single)], 8)
-                    cpu2 = cpu_seconds(pid)
-                    res["single_c8"] = {**ms(c8), "requests_per_s": round(len(c8) / wall, 1),
-                                        "server_cpu_ms_per_request": round(1000 * (cpu2 - cpu1) / len(c8), 3)}
-                    timed_posts(client, [batch_body])
-                    cpu3 = cpu_seconds(pid)
-                    b = timed_posts(client, [batch_body] * args.batches)
-                    cpu4 = cpu_seconds(pid)
-                    res["batch"] = {**ms(b), "server_cpu_ms_per_request": round(1000 * (cpu4 - cpu3) / len(b), 3)}
-                res["single_ratio_p50"] = round(pct(c1, 50) / pct(local["single"], 50), 2)
-                res["batch_ratio_p50"] = round(pct(b, 50) / pct(local["batch"], 50), 2)
-                report["server"][f"workers={workers}"] = res
+            for mode in [m for m in args.audit_modes.split(",") if m]:
+                with uvicorn_server({**env, "RISKPROF_AUDIT_MODE": mode}, workers) as (url, pid):
+                    res = measure_server(url, pid, key, single_bodies, batch_body, args.single, args.batches)
+                res["single_ratio_p50"] = round(res["single_c1"]["p50_ms"] / ms(local["single"])["p50_ms"], 2)
+                res["batch_ratio_p50"] = round(res["batch"]["p50_ms"] / ms(local["batch"])["p50_ms"], 2)
+                report["server"][f"workers={workers} audit={mode}"] = res
 
     print(json.dumps(report, indent=2))
     ip = report["in_process"]
@@ -322,6 +348,7 @@ def main() -> None:
               f"(p50 {res['single_c8']['p50_ms']} / p99 {res['single_c8']['p99_ms']} ms); batch p50 "
               f"{res['batch']['p50_ms']} ms / p99 {res['batch']['p99_ms']} ms (×{res['batch_ratio_p50']}); "
               f"server CPU per single request {res['single_c1']['server_cpu_ms_per_request']} ms")
+    print_audit_cost(report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
 
