@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -166,51 +164,33 @@ def test_non_finite_numbers_are_row_errors_in_files(value: str) -> None:
     assert file_problems(OUTCOME, "revenue", value) == [(2, "revenue", "a finite number")]
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 @pytest.mark.integration
 def test_keep_alive_connection_survives_a_refused_overflow(tiny_model: TinyModel, tmp_path: Path) -> None:
     """A real uvicorn server: after each 422 the next request on the same connection is answered."""
-    import uvicorn
-
     from serving import ServingSettings, Store, create_app
+    from tests.api_process import app_in_thread
 
     registry = TinyRegistry("tiny", tiny_model.model)
     settings = ServingSettings(model_name="tiny", database_url=f"sqlite:///{tmp_path / 'serving.db'}",
                                seizures_path=tmp_path / "none.parquet")
     store = Store.from_url(settings.resolved_database_url)
     key = store.create_api_key("keepalive", "officer")
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(settings, loader=registry.load, resolver=registry.resolve),
-                                        host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=srv.run, name="uvicorn-keepalive", daemon=True)
-    thread.start()
+    app = create_app(settings, loader=registry.load, resolver=registry.resolve)
     try:
-        deadline = time.monotonic() + 60
-        while not srv.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        headers = {"X-API-Key": key, "content-type": "application/json"}
-        client_ports = set()
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as http:
-            for path, body, field in OVERFLOWS:
-                bad = http.post(path, content=body)
-                assert bad.status_code == 422 and field in fields_of(bad)[-1], bad.text
-                good = http.post("/v1/score", json=DECL)
-                assert good.status_code == 200, good.text
-                for resp in (bad, good):
-                    client_ports.add(resp.extensions["network_stream"].get_extra_info("client_addr")[1])
+        with app_in_thread(app, "uvicorn-keepalive") as url:
+            headers = {"X-API-Key": key, "content-type": "application/json"}
+            client_ports = set()
+            with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+                for path, body, field in OVERFLOWS:
+                    bad = http.post(path, content=body)
+                    assert bad.status_code == 422 and field in fields_of(bad)[-1], bad.text
+                    good = http.post("/v1/score", json=DECL)
+                    assert good.status_code == 200, good.text
+                    for resp in (bad, good):
+                        client_ports.add(resp.extensions["network_stream"].get_extra_info("client_addr")[1])
         assert len(client_ports) == 1  # one keep-alive connection served every request
     finally:
-        srv.should_exit = True
-        thread.join(timeout=30)
         store.dispose()
 
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.api_process import app_in_thread
+
 DECL: dict[str, Any] = {
     "declaration_id": "I-0001", "declaration_date": "2023-06-01", "importer_id": "IMP000123",
     "origin_country": "CN", "departure_country": "CN", "transit_countries": ["AE"], "destination_country": "YE",
@@ -21,16 +20,9 @@ DECL: dict[str, Any] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(trained_model, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     import mlflow
-    import uvicorn
 
     from serving import ServingSettings, Store, create_app
 
@@ -41,25 +33,12 @@ def server(trained_model, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     store = Store.from_url(settings.resolved_database_url)
     keys = {"officer": store.create_api_key("it-officer", "officer"),
             "admin": store.create_api_key("it-admin", "admin")}
-    port = free_port()
     app = create_app(settings)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                        access_log=False))
-    thread = threading.Thread(target=srv.run, name="uvicorn-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not srv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
     try:
-        yield {"url": f"http://127.0.0.1:{port}", "keys": keys, "store": store, "model": trained_model,
-               "app": app}
+        with app_in_thread(app, start_timeout=120) as url:
+            yield {"url": url, "keys": keys, "store": store, "model": trained_model, "app": app}
     finally:
-        srv.should_exit = True
-        thread.join(timeout=30)
         store.dispose()
-    assert not thread.is_alive()
 
 
 @pytest.mark.slow
@@ -117,33 +96,19 @@ def test_docs_render_in_a_browser_without_internet(tiny_model, tmp_path: Path) -
     """Swagger UI at /docs draws every operation in headless Chromium with every host but 127.0.0.1 unresolvable."""
     import subprocess
 
-    import uvicorn
-
     from serving import ServingSettings, create_app
     from tests.conftest import TinyRegistry
     from tests.test_reports_browser import chromium
 
     registry = TinyRegistry("tiny", tiny_model.model)
     settings = ServingSettings(model_name="tiny", database_url=f"sqlite:///{tmp_path / 'serving.db'}")
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(settings, loader=registry.load, resolver=registry.resolve),
-                                        host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=srv.run, name="uvicorn-docs", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not srv.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
+    with app_in_thread(create_app(settings, loader=registry.load, resolver=registry.resolve), "uvicorn-docs") as url:
         cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--virtual-time-budget=15000",
-               "--dump-dom", f"http://127.0.0.1:{port}/docs"]
+               "--dump-dom", f"{url}/docs"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=30)
     assert proc.returncode == 0, proc.stderr[-2000:]
     dom = proc.stdout
     assert "riskprof scoring service" in dom
