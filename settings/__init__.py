@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     home: Path = Path.cwd()
     models_dir: Path | None = None  # default: <home>/models
     data_dir: Path | None = None  # default: <home>/data
+    batch_output_dir: Path | None = None  # default: <home>/out (where `riskprof demo` scores its manifest)
     mlflow_tracking_uri: str | None = None  # MLFLOW_TRACKING_URI wins when set
     model_name: str = "riskprof"  # the registered model: training registers it, the API and batch load it
     num_threads: int = 2
@@ -34,6 +35,11 @@ class Settings(BaseSettings):
     @property
     def data_path(self) -> Path:
         return (self.data_dir or self.home / "data").resolve()
+
+    @property
+    def batch_output_path(self) -> Path:
+        """The folder of nightly batch outputs the workbench lists and opens (never outside it)."""
+        return (self.batch_output_dir or self.home / "out").resolve()
 
     @property
     def tracking_uri(self) -> str:

@@ -18,7 +18,8 @@ ALLOWED = {
     "training": {"features", "scoring", "settings"},
     "batch": {"features", "scoring", "profiles", "settings"},
     "monitoring": {"features", "scoring", "settings", "synthetic", "training"},
-    "serving": {"features", "scoring", "profiles", "reports", "settings", "training", "monitoring"},
+    # serving reads batch outputs (batch.read_output: the workbench opens a nightly run as written)
+    "serving": {"features", "scoring", "profiles", "reports", "settings", "training", "monitoring", "batch"},
     "riskprof": {"features", "scoring", "profiles", "reports", "settings", "training", "monitoring", "serving",
                  "batch", "synthetic"},
 }

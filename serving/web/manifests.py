@@ -4,6 +4,10 @@ Reading goes through ``features`` (``read_raw``, a column mapping, ``normalize_t
 input path), and the records through the API's own validation and ``ScoringService.rank``, so the
 page ranks exactly what ``POST /v1/manifests/rank`` would. The ranked result stays in the session;
 filters and pages are list slices of it (no query per row).
+
+A nightly batch output is opened into the same :class:`RankedManifest` without scoring again: its
+items are read as the run wrote them (``batch.read_output``), so the pages do not care where a
+ranking came from.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from batch import OutputListing, OutputReadError, list_outputs, read_output, resolve_output
 from features.contracts import DECLARATION, TRANSIT_SEP, normalize_table
 from features.io import LoadError, read_raw
 from features.mapping import ColumnMapping, MappingError, load_mapping
@@ -38,10 +43,13 @@ CSV_COLUMNS = ("rank", "declaration_id", "risk_score", "percentile", "lane", "se
 class ManifestProblem(ValueError):
     """A manifest the page cannot rank; ``lines`` name row and column for the officer."""
 
-    def __init__(self, message: str, lines: Sequence[str] = ()):
+    def __init__(self, message: str, lines: Sequence[str] = (), title: str = "The file could not be ranked",
+                 status: int = 422):
         super().__init__(message)
         self.message = message
         self.lines = list(lines)
+        self.title = title
+        self.status = status
 
 
 def mapping_choices() -> dict[str, Path]:
@@ -137,6 +145,9 @@ class RankedManifest:
     summary: dict[str, Any]
     rows: list[dict[str, Any]]
     by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
+    origin: str = "upload"  # "upload" (ranked here) | "batch" (a batch output, read as written)
+    notes: list[str] = field(default_factory=list)  # what the page should say about the source
+    source_key: str = ""  # a batch output's file and publication time: opened again, the same ranking
 
     @classmethod
     def build(cls, manifest_id: str, filename: str, records: Sequence[dict[str, Any]],
@@ -172,6 +183,60 @@ class RankedManifest:
         if selected:
             rows = (r for r in rows if r.get("selection") not in (None, "none"))
         return list(rows)
+
+
+def recent_batch_outputs(folder: Path, limit: int = 20) -> list[OutputListing]:
+    """The newest finished batch outputs of the configured folder (none if it cannot be listed)."""
+    try:
+        return list_outputs(folder, limit)
+    except OSError:
+        return []
+
+
+def open_batch_output(folder: Path, name: str, manifest_id: str, max_rows: int) -> RankedManifest:
+    """A batch output of ``folder`` as a ranked manifest, as the run wrote it (nothing scored again).
+
+    Only an output directly inside ``folder`` opens; a bad name or an unreadable output is a
+    :class:`ManifestProblem` the page shows."""
+    title = "The batch output could not be opened"
+    try:
+        path = resolve_output(folder, name)
+    except OutputReadError as exc:
+        raise ManifestProblem(str(exc), title=title, status=404) from None
+    try:
+        out = read_output(path, max_rows=max_rows)
+    except OutputReadError as exc:
+        raise ManifestProblem(str(exc), title=title) from None
+    meta = out.metadata
+    model = meta.get("model") or {}
+    options = meta.get("options") or {}
+    counts = {s: sum(1 for it in out.items if it["selection"] == s) for s in ("model", "random", "rule")}
+    ranked = {"model": {"name": model.get("name") or "?", "version": model.get("version") or "?"},
+              "count": len(out.items), "capacity": sum(counts.values()), "selected_model": counts["model"],
+              "selected_random": counts["random"], "selected_rule": counts["rule"],
+              "random_share": options.get("random_share"), "scored": str(meta.get("finished") or ""),
+              "items": out.items}
+    records = frame_records(out.declarations)
+    manifest = RankedManifest.build(manifest_id, name, records, ranked)
+    manifest.origin = "batch"
+    manifest.notes = list(out.notes)
+    manifest.source_key = batch_source_key(path)
+    return manifest
+
+
+def batch_source_key(path: Path) -> str:
+    """A batch output as it is now (a run writing it again publishes a new file)."""
+    st = path.stat()
+    return f"batch:{path.name}:{st.st_mtime_ns}:{st.st_size}"
+
+
+def opened_batch_output(manifests: Iterable[RankedManifest], folder: Path, name: str) -> RankedManifest | None:
+    """The session's ranking of this batch output if it was opened already and has not changed since."""
+    try:
+        key = batch_source_key(resolve_output(folder, name))
+    except (OutputReadError, OSError):
+        return None
+    return next((m for m in manifests if m.source_key == key), None)
 
 
 def top_reasons(row: dict[str, Any], n: int = 3) -> list[str]:

@@ -18,15 +18,19 @@ from serving.errors import ConflictError, InputError, ServiceError
 from serving.parsing import validate_object, validate_records
 from serving.schemas import RankParams
 from serving.store import outcomes
+from serving.web.case_history import served_case_history
 from serving.web.manifests import (
     ManifestProblem,
     RankedManifest,
     mapping_choices,
+    open_batch_output,
+    opened_batch_output,
     read_manifest,
+    recent_batch_outputs,
     selection_csv,
     top_reasons,
 )
-from serving.web.model_view import registry_aliases
+from serving.web.model_view import outcome_figures, registry_aliases
 from serving.web.pages import (
     AnalystPage,
     Officer,
@@ -105,8 +109,10 @@ def manifests_page(request: Request, who: Officer = OfficerPage) -> Response:
 def _upload_form(request: Request, who: Officer, errors: dict[str, str], values: dict[str, Any],
                  problem: ManifestProblem | None = None, status: int = 200) -> Response:
     recent = list(reversed(who.session.manifests.values()))
+    folder = request.app.state.settings.batch_output_path
     return render(request, "manifests.html", {"errors": errors, "values": values, "problem": problem,
-                                              "mappings": sorted(mapping_choices()), "recent": recent},
+                                              "mappings": sorted(mapping_choices()), "recent": recent,
+                                              "batch_outputs": recent_batch_outputs(folder), "batch_folder": folder},
                   status=status, officer=who)
 
 
@@ -135,7 +141,7 @@ async def upload_manifest(request: Request, who: Officer = OfficerPage) -> Respo
         ranked = await run_in_threadpool(request.app.state.service.rank, records, params.capacity,  # type: ignore[attr-defined]
                                          params.random_share, 0, "all", who.principal)  # type: ignore[attr-defined]
     except ManifestProblem as exc:
-        return _upload_form(request, who, {}, values, problem=exc, status=422)
+        return _upload_form(request, who, {}, values, problem=exc, status=exc.status)
     except InputError as exc:  # e.g. a capacity larger than the manifest
         return _upload_form(request, who, {p.field: p.message for p in exc.problems}, values, status=422)
     except ServiceError as exc:
@@ -143,6 +149,25 @@ async def upload_manifest(request: Request, who: Officer = OfficerPage) -> Respo
     manifest_id = secrets.token_urlsafe(8)
     manifest = RankedManifest.build(manifest_id, filename, records, ranked)
     sessions(request).keep_manifest(who.session, manifest_id, manifest)
+    return redirect(f"/app/manifests/{manifest_id}")
+
+
+@router.get("/batch-outputs/open")
+async def open_batch(request: Request, file: str = "", who: Officer = OfficerPage) -> Response:
+    """A nightly batch output of the configured folder on the ranked manifest page, as written (not re-scored)."""
+    settings = request.app.state.settings
+    folder = settings.batch_output_path
+    found = opened_batch_output(who.session.manifests.values(), folder, file)
+    if found is not None:
+        return redirect(f"/app/manifests/{found.id}")
+    manifest_id = secrets.token_urlsafe(8)
+    try:
+        manifest = await run_in_threadpool(open_batch_output, folder, file, manifest_id, settings.max_items)
+    except ManifestProblem as exc:
+        return _upload_form(request, who, {}, {"capacity": "5%", "random_share": "0.1"}, problem=exc,
+                            status=exc.status)
+    sessions(request).keep_manifest(who.session, manifest_id, manifest)
+    audit(request, who.principal, "batch-output-open", {"file": file[:200], "model": manifest.summary["model"]})
     return redirect(f"/app/manifests/{manifest_id}")
 
 
@@ -212,7 +237,8 @@ def _case_file(request: Request, who: Officer, manifest_id: str, declaration_id:
     return render(request, "declaration.html", {
         "m": manifest, "row": row, "decl": row["declaration"], "bars": bars, "errors": errors, "values": values,
         "outcome": _stored_outcome(request, declaration_id), "notice": notice, "statuses": STATUSES,
-        "case": CaseStore(request.app.state.store.engine).case(declaration_id)}, status=status, officer=who)
+        "case": CaseStore(request.app.state.store.engine).case(declaration_id),
+        "history": served_case_history(request.app.state.service, row["declaration"])}, status=status, officer=who)
 
 
 def _stored_outcome(request: Request, declaration_id: str) -> dict[str, Any] | None:
@@ -310,8 +336,9 @@ async def model_page(request: Request, who: Officer = AnalystPage) -> Response:
         raise PageError(exc.status_code, "No model", exc.message) from None
     mlflow_ui = request.app.state.web_settings.mlflow_ui_url
     versions, registry = await run_in_threadpool(registry_aliases, request.app.state.settings.model_name)
+    outcomes_seen = await run_in_threadpool(outcome_figures, request.app.state.store)
     return render(request, "model.html", {"info": info, "mlflow_ui": mlflow_ui, "versions": versions,
-                                          "registry": registry}, officer=who)
+                                          "registry": registry, "outcomes_seen": outcomes_seen}, officer=who)
 
 
 @router.get("/trends")
