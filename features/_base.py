@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from itertools import repeat
 from typing import ClassVar
@@ -16,6 +17,9 @@ from features.history import History
 
 Columns = Mapping[str, np.ndarray]
 SMOOTHING = 20.0
+#: while set (by :meth:`FeaturePipeline.outcome_counts`), each :class:`OutcomeFeatures` look-up also
+#: leaves the past inspections and hits it read here, under its prefix
+OUTCOME_COUNTS: ContextVar[dict[str, dict[str, np.ndarray]] | None] = ContextVar("outcome_counts", default=None)
 
 
 class CategoryCodes:
@@ -176,6 +180,10 @@ class OutcomeFeatures:
     def compute(self, table: AsOfTable, keys: np.ndarray | Factorized, day: np.ndarray,
                 prior: np.ndarray) -> dict[str, np.ndarray]:
         stats = outcome_stats(table, keys, day, prior, self.stats)
+        counts = OUTCOME_COUNTS.get()
+        if counts is not None:  # the same table, keys and days as the features above
+            h = table.lookup(keys, day)
+            counts[self.prefix] = {"inspections": h["insp"], "hits": h["hit"]}
         return {f"{self.prefix}_{s}": v for s, v in stats.items()}
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from features._base import FamilyParams, FeatureFamily
+from features._base import OUTCOME_COUNTS, FamilyParams, FeatureFamily
 from features._columns import columns_from_frame, columns_from_records
 from features.calendar import CalendarFeatures
 from features.conveyance import ConveyanceOfficeFeatures
@@ -152,6 +152,18 @@ class FeaturePipeline(BaseEstimator):
         """Declarations (DataFrame or records) → feature DataFrame (columns ``feature_names_``)."""
         feats = self.transform_columns(self.columns(data))
         return pd.DataFrame({n: feats[n] for n in self.feature_names_})
+
+    def outcome_counts(self, cols: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+        """The past inspections and hits behind each outcome feature (``<prefix>_inspections``,
+        ``_hit_rate`` …), per row as of its day: ``{prefix: {"inspections": …, "hits": …}}``, read by
+        the features' own look-ups (e.g. ``importer``, ``route``, ``hs6``)."""
+        counts: dict[str, dict[str, np.ndarray]] = {}
+        token = OUTCOME_COUNTS.set(counts)
+        try:
+            self.transform_columns(cols)
+        finally:
+            OUTCOME_COUNTS.reset(token)
+        return counts
 
     def get_feature_names_out(self) -> list[str]:
         check_is_fitted(self, "feature_names_")

@@ -236,6 +236,9 @@ def test_an_outcome_recorded_on_the_case_file_is_stored_and_audited(page: Any, s
     assert page.locator("h1").inner_text() == f"Declaration {declaration_id}"
     assert page.locator(".bar").count() >= 3  # the reasons as bars
     assert page.locator("#declaration-fields dt").count() >= 10  # every field of the declaration
+    history = page.get_by_role("table", name="Past inspections and hits before 2023-06")  # named by its caption
+    assert history.locator("tbody th[scope=row]").all_inner_texts()[:3] == ["Importer", "Declarant",
+                                                                           "Route (departure → transit → destination)"]
     assert not axe_violations(page)
     shot(page, "declaration")
 
@@ -364,6 +367,7 @@ def test_the_analyst_pages_render_without_accessibility_faults(page: Any, server
     assert "version\n1" in page.locator("#model-info").inner_text().lower()
     assert page.locator("#metrics").count() == 1
     assert "no MLflow registry" in page.locator("#registry-note").inner_text()
+    assert "Not enough data" in page.locator("#live-calibration-note").inner_text()  # at most a few outcomes here
     assert not axe_violations(page)
     shot(page, "model")
     page.goto("/app/trends?years=2023")
