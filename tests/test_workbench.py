@@ -163,8 +163,8 @@ def _pages() -> list[tuple[str, str, str]]:
     """(method, path with sample parameters, the role its dependency asks for or '') of every workbench page."""
     from fastapi.routing import APIRoute
 
-    from serving.web.profile_pages import router as profiles_router
     from serving.web.routes import router
+    from serving.web.routes_profiles import router as profiles_router
 
     def role(route: APIRoute) -> str:
         names = {d.call.__name__ for d in route.dependant.dependencies if d.call is not None}
@@ -184,7 +184,9 @@ def test_every_page_but_sign_in_asks_for_a_role_and_refuses_callers_without_it(a
     assert len(pages) >= 18
     assert {(m, p) for m, p, r in pages if r == "analyst"} == {
         ("GET", "/app/model"), ("GET", "/app/trends"), ("GET", "/app/trends/report"), ("GET", "/app/profiles/new"),
-        ("POST", "/app/profiles"), ("POST", "/app/profiles/x/retire")}
+        ("POST", "/app/profiles"), ("POST", "/app/profiles/x/retire"), ("GET", "/app/profiles/x/edit"),
+        ("POST", "/app/profiles/x/edit"), ("GET", "/app/watchlists/new"), ("POST", "/app/watchlists"),
+        ("POST", "/app/watchlists/x/entries"), ("POST", "/app/watchlists/x/entries/remove")}
     for method, path, _ in pages:  # signed out: GET goes to sign-in, POST is refused
         if path in ("/app/", "/app/sign-in"):
             continue

@@ -384,19 +384,21 @@ def test_an_analyst_creates_a_profile_on_the_page_and_it_fires_on_the_next_uploa
     page.get_by_label("Profile id").fill("P-PAGE")
     page.get_by_label("Name").fill("ammunition by post")
     page.get_by_label("Criterion").fill("HS 9301 declared by post")
-    page.get_by_label("Field").fill("hs_code")
-    page.get_by_label("Test").select_option("prefix")
-    page.get_by_label("Values").fill("93x")  # not an HS prefix: refused beside the field, nothing stored
+    first = page.get_by_role("group", name="Condition 1")
+    first.get_by_label("Field").select_option("hs_code")
+    first.get_by_label("Test").select_option("prefix")
+    first.get_by_label("Values").fill("93x")  # not an HS prefix: refused beside the field, nothing stored
     page.get_by_label("Valid from").fill("2023-01-01")
     page.get_by_role("button", name="Create the profile").click()
     page.wait_for_load_state()
     assert page.locator(".error-summary").count() == 1
-    assert "HS prefix" in page.locator("#values-error").inner_text()  # beside the field it is about
+    error = page.locator("#c1_values-error").inner_text()  # beside the field it is about, naming the row
+    assert "Condition 1" in error and "HS prefix" in error
     assert page.locator(".error-message").count() == 1
     assert page.get_by_label("Name").input_value() == "ammunition by post"  # what was typed is kept
     assert not axe_violations(page)
     shot(page, "profile-form-error")
-    page.get_by_label("Values").fill("9301")
+    page.get_by_role("group", name="Condition 1").get_by_label("Values").fill("9301")
     page.get_by_role("button", name="Create the profile").click()
     page.wait_for_load_state()
     assert page.url.endswith("/app/profiles/P-PAGE")
@@ -410,6 +412,17 @@ def test_an_analyst_creates_a_profile_on_the_page_and_it_fires_on_the_next_uploa
     assert "matches" in page.locator("#profile-stats").inner_text()
     assert not axe_violations(page)
     shot(page, "profile")
+    page.get_by_role("link", name="Edit this profile").click()  # a second condition: a new version
+    page.wait_for_load_state()
+    second = page.get_by_role("group", name="Condition 2")
+    second.get_by_label("Field").select_option("conveyance")
+    second.get_by_label("Values").fill("mail, express courier")
+    assert not axe_violations(page)
+    page.get_by_role("button", name="Save a new version").click()
+    page.wait_for_load_state()
+    assert "Saved as version 2" in page.locator(".notice").inner_text()
+    assert "conveyance in mail, express courier" in page.locator("#profile-fields").inner_text()
+    assert page.locator("#profile-versions tbody tr td:first-child").all_inner_texts() == ["2 (shown)", "Version 1"]
     page.get_by_role("button", name="Retire this profile").click()
     page.wait_for_load_state()
     assert "retired" in page.locator("#profile-fields").inner_text()
@@ -424,6 +437,45 @@ def test_an_officer_reads_profiles_but_cannot_create_or_retire(page: Any, server
     assert resp.status == 403
     resp = page.request.post("/app/profiles", form={"csrf_token": token, "id": "P-OFFICER", "name": "x"})
     assert resp.status == 403 and "analyst role" in resp.text()
+
+
+def test_an_analyst_creates_a_watch_list_and_adds_and_removes_an_entry(page: Any, server: dict[str, Any]) -> None:
+    import httpx
+
+    sign_in(page, server["keys"]["analyst"], "/app/watchlists")
+    page.get_by_role("link", name="Create a watch list").click()
+    page.wait_for_load_state()
+    page.get_by_label("Name").fill("WL-WEB")
+    page.get_by_label("Field").select_option("importer_id")
+    page.get_by_label("Description").fill("importers named in tip-offs")  # no action: it serves profiles only
+    page.get_by_role("button", name="Create the watch list").click()
+    page.wait_for_load_state()
+    assert page.url.endswith("/app/watchlists/WL-WEB")
+    page.get_by_label("Value").fill("IMP-WEB-1")
+    page.get_by_role("button", name="Add the entry").click()  # no reason: refused beside the field
+    page.wait_for_load_state()
+    assert "Enter the reason" in page.locator("#reason-error").inner_text()
+    assert page.get_by_label("Value").input_value() == "IMP-WEB-1"
+    assert not axe_violations(page)
+    page.get_by_label("Reason").fill("tip-off <script>window.__pwned = 1</script>")
+    page.get_by_label("Expires").fill("2030-12-31")
+    page.get_by_role("button", name="Add the entry").click()
+    page.wait_for_load_state()
+    row = page.locator("#watchlist-entries tbody tr").first.locator("td").all_inner_texts()
+    assert row[:4] == ["IMP-WEB-1", "tip-off <script>window.__pwned = 1</script>", "web-analyst", "2030-12-31"]
+    assert page.evaluate("window.__pwned") is None
+    assert not axe_violations(page)
+    page.goto("/app/watchlists/WL-WEB")
+    shot(page, "watchlist")
+    stored = httpx.get(f"{server['url']}/v1/watchlists/WL-WEB", headers={"X-API-Key": server["keys"]["officer"]}).json()
+    assert [e["value"] for e in stored["entries"]] == ["IMP-WEB-1"] and stored["versions"] == [1, 2]
+    page.get_by_role("button", name="Remove IMP-WEB-1").click()
+    page.wait_for_load_state()
+    assert page.locator("#watchlist-entries").count() == 0 and "No entries yet" in page.locator("main").inner_text()
+    page.get_by_role("link", name="Watch lists", exact=True).click()
+    page.wait_for_load_state()
+    assert "WL-WEB" in page.locator("#watchlists").inner_text()
+    assert not axe_violations(page)
 
 
 def test_with_javascript_a_filter_change_updates_the_table_in_place(page: Any, server: dict[str, Any],

@@ -15,8 +15,8 @@ from fastapi.staticfiles import StaticFiles
 
 from serving.settings import ServingSettings
 from serving.web.pages import Officer, PageError, SignInNeeded, redirect, render
-from serving.web.profile_pages import router as profiles_router
 from serving.web.routes import router
+from serving.web.routes_profiles import router as profiles_router
 from serving.web.session import SessionStore, WebSettings, WorkbenchConfigError, signing_secret
 
 __all__ = ["WebSettings", "WorkbenchConfigError", "install_workbench", "router"]

@@ -1,121 +1,244 @@
-"""Risk profile pages: officers read (list, a profile, its effectiveness); analysts create and retire.
+"""Risk profile and watch-list forms of the workbench: form fields → the documents ``POST``/``PUT``
+``/v1/profiles`` and ``/v1/watchlists`` receive, and the store's validation problems → the form field
+each is about (the handlers are in :mod:`serving.web.routes_profiles`).
 
-Profiles are saved through the scoring service's :class:`serving.profile_store.ProfileStore`, as by
-``POST /v1/profiles``: the same validation, whose problems are shown beside the form's fields.
+Nothing is decided here: the profile or list is checked by the scoring service's
+:class:`serving.profile_store.ProfileStore` as through the API. The form only says what the store
+cannot name (values typed into a condition row whose field was left blank).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+import pandas as pd
 
-from profiles import ProfileError
-from profiles.model import OPERATORS, STATUSES
-from serving.profile_store import Actor, NotFound, ProfileStore
-from serving.web.pages import (
-    AnalystPage,
-    Officer,
-    OfficerPage,
-    PageError,
-    audit,
-    checked_form,
-    redirect,
-    render,
-)
+from profiles import ProfileError, ProfileProblem
+from profiles.model import Profile, WatchList
 
-router = APIRouter(prefix="/app/profiles", include_in_schema=False)
-FORM_FIELDS = ("id", "name", "criterion", "field", "op", "values", "lane", "select", "alert", "valid_from",
-               "status")
+MIN_ROWS = 3  # condition rows on a new profile's form; "Add a condition" adds one more, up to MAX_ROWS
+MAX_ROWS = 20
+HARD_ROWS = 200  # a profile written through the API may hold more than MAX_ROWS: its edit form keeps them all
+PROFILE_FIELDS = ("id", "name", "criterion", "lane", "select", "alert", "valid_from", "valid_to", "status",
+                  "base_version")
+CONDITION_PARTS = ("field", "op", "values", "watch_list")
+LIST_FIELDS = ("name", "field", "description", "lane", "select", "alert", "base_version")
+ENTRY_FIELDS = ("value", "reason", "expires")
 STAT_FIELDS = ("matches", "inspections", "hits", "hit_rate", "model_inspections", "model_hits", "model_hit_rate")
+_LABELS = {"id": "a profile id", "name": "a name", "criterion": "the criterion officers will read",
+           "valid_from": "the date it is valid from", "reason": "the reason the value is on the list",
+           "value": "the value"}
 
 
-def _store(request: Request) -> ProfileStore:
-    return request.app.state.service.profiles
+def cell(row: int, part: str) -> str:
+    """The form name (and element id) of one part of condition row ``row`` (1-based)."""
+    return f"c{row}_{part}"
 
 
-@router.get("")
-def profiles_page(request: Request, who: Officer = OfficerPage) -> Response:
-    return render(request, "profiles.html", {"profiles": _store(request).profiles()}, officer=who)
+def _text(form: Mapping[str, Any], name: str) -> str:
+    v = form.get(name)
+    return v.strip() if isinstance(v, str) else ""
 
 
-@router.get("/new")
-def new_profile_page(request: Request, who: Officer = AnalystPage) -> Response:
-    values = {"op": "prefix", "lane": "red", "select": "on", "alert": "on", "status": "active"}
-    return _form(request, who, {}, values)
+def _action(v: Mapping[str, str]) -> dict[str, Any]:
+    return {"lane": v["lane"] or None, "select": v["select"] == "on", "alert": v["alert"] == "on"}
 
 
-def _form(request: Request, who: Officer, errors: dict[str, str], values: dict[str, str],
-          status: int = 200) -> Response:
-    return render(request, "profile_form.html", {"errors": errors, "values": values, "operators": OPERATORS,
-                                                 "statuses": STATUSES}, status=status, officer=who)
+def _action_values(action: Any) -> dict[str, str]:
+    if action is None:
+        return {"lane": "", "select": "", "alert": ""}
+    return {"lane": action.lane or "", "select": "on" if action.select else "", "alert": "on" if action.alert else ""}
 
 
-@router.post("")
-async def create_profile(request: Request, who: Officer = AnalystPage) -> Response:
-    form = await checked_form(request, who.session)
-    values = {k: str(form.get(k) or "").strip() for k in FORM_FIELDS}
-    store = _store(request)
-    if values["id"] and values["id"] in {p.id for p in store.profiles()}:
-        return _form(request, who, {"id": f"A profile {values['id']} exists already: choose another id"}, values,
-                     status=422)
-    try:
-        store.save([_profile_doc(values, who.principal.name)], [], Actor(who.principal.name,
-                                                                        who.principal.role.value))
-    except ProfileError as exc:
-        return _form(request, who, _field_errors(exc), values, status=422)
-    audit(request, who.principal, "profile-create", {"profile_id": values["id"]})
-    return redirect(f"/app/profiles/{values['id']}")
+def _shown_value(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
 
 
-def _profile_doc(v: dict[str, str], owner: str) -> dict[str, Any]:
-    """The form → a profile document as ``POST /v1/profiles`` receives it (one condition)."""
-    items = [x.strip() for x in v["values"].split(",") if x.strip()]
-    condition: dict[str, Any] = {"field": v["field"], "op": v["op"], "values": items}
-    if v["op"] == "in_watch_list":
-        condition = {"field": v["field"], "op": v["op"], "watch_list": v["values"]}
-    action = {"lane": v["lane"] or None, "select": v["select"] == "on", "alert": v["alert"] == "on"}
-    return {"id": v["id"], "name": v["name"], "criterion": v["criterion"], "conditions": [condition],
-            "action": action, "valid_from": v["valid_from"] or None, "status": v["status"] or "draft",
-            "owner": owner}
+@dataclass
+class ProfileForm:
+    """What the profile form holds: the profile's own fields and its condition rows (blank rows ignored)."""
+
+    values: dict[str, str]
+    rows: list[dict[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def blank(cls) -> ProfileForm:
+        values = dict.fromkeys(PROFILE_FIELDS, "")
+        values.update({"lane": "red", "select": "on", "alert": "on", "status": "active"})
+        return cls(values, [_blank_row() for _ in range(MIN_ROWS)])
+
+    @classmethod
+    def of(cls, p: Profile) -> ProfileForm:
+        """An existing profile on its edit form, with one blank row to add a condition."""
+        values = {"id": p.id, "name": p.name, "criterion": p.criterion, **_action_values(p.action),
+                  "valid_from": p.valid_from.isoformat(), "valid_to": p.valid_to.isoformat() if p.valid_to else "",
+                  "status": p.status, "base_version": str(p.version)}
+        rows = [{"field": c.field, "op": c.op, "values": ", ".join(_shown_value(x) for x in c.values),
+                 "watch_list": c.watch_list or ""} for c in p.conditions]
+        rows += [_blank_row() for _ in range(max(1 if len(rows) < MAX_ROWS else 0, MIN_ROWS - len(rows)))]
+        return cls(values, rows)
+
+    @classmethod
+    def parse(cls, form: Mapping[str, Any]) -> ProfileForm:
+        values = {k: _text(form, k) for k in PROFILE_FIELDS}
+        try:
+            n = min(max(int(_text(form, "rows")), 1), HARD_ROWS)
+        except ValueError:
+            n = MIN_ROWS
+        rows = [{part: _text(form, cell(i, part)) for part in CONDITION_PARTS} for i in range(1, n + 1)]
+        return cls(values, rows)
+
+    def add_row(self) -> bool:
+        if len(self.rows) >= MAX_ROWS:
+            return False
+        self.rows.append(_blank_row())
+        return True
+
+    def filled(self) -> list[int]:
+        """0-based indices of the rows that hold a condition (a row with nothing typed is ignored)."""
+        return [i for i, r in enumerate(self.rows) if r["field"] or r["values"] or r["watch_list"]]
+
+    def own_errors(self) -> dict[str, str]:
+        """What the store cannot name: a row with values but no field."""
+        return {cell(i + 1, "field"): f"Condition {i + 1}: choose the field this condition tests"
+                for i in self.filled() if not self.rows[i]["field"]}
+
+    def document(self, owner: str) -> dict[str, Any]:
+        """The profile as ``POST /v1/profiles`` receives it (``PUT /v1/profiles/{id}`` for a new version)."""
+        conditions = [_condition(self.rows[i]) for i in self.filled()]
+        return {"id": self.values["id"], "name": self.values["name"], "criterion": self.values["criterion"],
+                "conditions": conditions, "action": _action(self.values),
+                "valid_from": self.values["valid_from"] or None, "valid_to": self.values["valid_to"] or None,
+                "status": self.values["status"] or "draft", "owner": owner}
+
+    def errors(self, exc: ProfileError) -> dict[str, str]:
+        """Each of the store's problems beside the field it is about; a condition's names its row."""
+        out: dict[str, str] = {}
+        rows = self.filled()
+        for p in exc.problems:
+            if p.condition is not None and 0 <= p.condition < len(rows):
+                row = rows[p.condition] + 1
+                out.setdefault(cell(row, _condition_part(p)), f"Condition {row}: {p.message}")
+                continue
+            name = _profile_part(p)
+            if name == "conditions":  # none at all
+                out.setdefault(cell(1, "field"), "Condition 1: a profile needs at least one condition")
+                continue
+            blank = name in _LABELS and not self.values.get(name)
+            out.setdefault(name, f"Enter {_LABELS[name]}" if blank else p.message)
+        return out
 
 
-def _field_errors(exc: ProfileError) -> dict[str, str]:
-    """Each problem beside the form field it is about (the profile's own fields, or the condition's)."""
-    out: dict[str, str] = {}
-    for p in exc.problems:
-        field = (p.field or "").split(".")
-        if field[0] in FORM_FIELDS:
-            name = field[0]
-        elif field[0] == "action":
-            name = "lane"
-        elif "operator" in p.message:
-            name = "op"
-        elif field[-1] in ("field", "conditions") or "unknown field" in p.message:
-            name = "field"
-        elif p.condition is not None:
-            name = "values"
-        else:
-            name = "id"
-        out.setdefault(name, p.message)
+def _blank_row() -> dict[str, str]:
+    return {"field": "", "op": "in", "values": "", "watch_list": ""}
+
+
+def _condition(row: Mapping[str, str]) -> dict[str, Any]:
+    if row["op"] == "between":  # "low, high": a blank end stays open
+        values: list[Any] = [x.strip() or None for x in row["values"].split(",")] if row["values"] else []
+    else:
+        values = [x.strip() for x in row["values"].split(",") if x.strip()]
+    out: dict[str, Any] = {"field": row["field"], "op": row["op"], "values": values}
+    if row["watch_list"] or row["op"] == "in_watch_list":
+        out["watch_list"] = row["watch_list"] or None
     return out
 
 
-@router.get("/{profile_id}")
-def profile_page(request: Request, profile_id: str, who: Officer = OfficerPage) -> Response:
-    store = _store(request)
-    try:
-        profile = store.profile(profile_id)
-    except NotFound:
-        raise PageError(404, "Profile not found", f"There is no profile {profile_id!r}.") from None
-    table = store.stats(rule_id=profile_id)
-    rows = table[table["kind"] == "profile"].to_dict(orient="records") if len(table) else []
-    stats = {k: _shown(rows[0].get(k)) for k in STAT_FIELDS} if rows else None
-    return render(request, "profile.html", {"p": profile, "stats": stats,
-                                            "versions": [h.version for h in store.profile_history(profile_id)]},
-                  officer=who)
+def _condition_part(p: ProfileProblem) -> str:
+    path = (p.field or "").split(".")
+    if path[0] == "conditions" and len(path) >= 3 and path[2] in CONDITION_PARTS:
+        return path[2]  # the model's own check: conditions.<i>.<part>
+    if "unknown field" in p.message:
+        return "field"
+    if "operator" in p.message:
+        return "op"
+    if "watch list" in p.message or "watch_list" in p.message:
+        return "watch_list"
+    return "values"
+
+
+def _profile_part(p: ProfileProblem) -> str:
+    head = (p.field or "").split(".")[0]
+    if head == "action":
+        return "lane"
+    if head == "conditions":
+        return "conditions"
+    if head in PROFILE_FIELDS:
+        return head
+    if "valid_to" in p.message:
+        return "valid_to"
+    return "id"
+
+
+@dataclass
+class ListForm:
+    """A new watch list: name, field, description and, optionally, an action of its own."""
+
+    values: dict[str, str]
+
+    @classmethod
+    def blank(cls) -> ListForm:
+        return cls(dict.fromkeys(LIST_FIELDS, ""))
+
+    @classmethod
+    def parse(cls, form: Mapping[str, Any]) -> ListForm:
+        return cls({k: _text(form, k) for k in LIST_FIELDS})
+
+    def document(self) -> dict[str, Any]:
+        """The list as ``POST /v1/watchlists`` receives it (no action when no box is ticked: it then only
+        serves the profiles that name it)."""
+        action = _action(self.values)
+        acts = action["lane"] or action["select"] or action["alert"]
+        return {"name": self.values["name"], "field": self.values["field"], "description": self.values["description"],
+                "entries": [], "action": action if acts else None}
+
+    def errors(self, exc: ProfileError) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for p in exc.problems:
+            head = (p.field or "").split(".")[0]
+            name = "name" if head == "name" else "lane" if head == "action" else "field"
+            if head == "name" and not self.values["name"]:
+                out.setdefault(name, "Enter a name for the list")
+            else:
+                out.setdefault(name, p.message)
+        return out
+
+
+def with_entry(w: WatchList, values: Mapping[str, str], added_by: str) -> dict[str, Any]:
+    """The list's document with one more entry (``PUT /v1/watchlists/{name}``)."""
+    entry = {"value": values["value"], "reason": values["reason"], "added_by": added_by,
+             "expires": values["expires"] or None}
+    return {**w.content(), "entries": [*w.content()["entries"], entry]}
+
+
+def without_entry(w: WatchList, value: str) -> dict[str, Any]:
+    content = w.content()
+    return {**content, "entries": [e for e in content["entries"] if e["value"] != value]}
+
+
+def entry_errors(exc: ProfileError, values: Mapping[str, str]) -> dict[str, str]:
+    """The new entry's problems beside its value, reason or expiry (it is the list's last entry)."""
+    out: dict[str, str] = {}
+    for p in exc.problems:
+        path = (p.field or "").split(".")
+        part = path[2] if path[0] == "entries" and len(path) >= 3 and path[2] in ENTRY_FIELDS else "value"
+        blank = part in _LABELS and not values.get(part)
+        message = p.message.split(": ", 1)[1] if p.message.startswith("entry ") and ": " in p.message else p.message
+        out.setdefault(part, f"Enter {_LABELS[part]}" if blank else message)
+    return out
+
+
+def stats_of(table: pd.DataFrame, kind: str) -> dict[str, Any] | None:
+    """The effectiveness figures of one profile (``kind`` ``profile``) or list (``watch_list``) as shown."""
+    rows = table[table["kind"] == kind].to_dict(orient="records") if len(table) else []
+    return {k: _shown(rows[0].get(k)) for k in STAT_FIELDS} if rows else None
 
 
 def _shown(v: Any) -> Any:
@@ -124,14 +247,7 @@ def _shown(v: Any) -> Any:
     return v
 
 
-@router.post("/{profile_id}/retire")
-async def retire_profile(request: Request, profile_id: str, who: Officer = AnalystPage) -> Response:
-    await checked_form(request, who.session)
-    try:
-        _store(request).retire(profile_id, Actor(who.principal.name, who.principal.role.value))
-    except NotFound:
-        raise PageError(404, "Profile not found", f"There is no profile {profile_id!r}.") from None
-    except ProfileError as exc:
-        raise PageError(422, "Cannot retire this profile", "; ".join(str(p) for p in exc.problems)) from None
-    audit(request, who.principal, "profile-retire", {"profile_id": profile_id})
-    return redirect(f"/app/profiles/{profile_id}")
+def version_rows(changes: Sequence[Mapping[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """The change log of one profile or list (newest first): version, what was done, by whom, when."""
+    return [{"version": c["version"], "action": c["action"], "actor": c["actor"],
+             "at": c["created_at"].strftime("%Y-%m-%d %H:%M")} for c in reversed(changes) if c["kind"] == kind]

@@ -1,0 +1,256 @@
+"""Profile and watch-list pages through the app in-process (TestClient): several conditions, editing as a
+new version, watch lists with entries, each through the same ProfileStore as the API and audited."""
+
+from __future__ import annotations
+
+import html as html_text
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from serving.store import audit_events
+from tests.conftest import Api
+from tests.test_profiles_api import decl, outcome, rank
+from tests.test_workbench import csrf_of, signed_in
+
+
+@pytest.fixture
+def api(make_api: Callable[..., Api], monkeypatch: pytest.MonkeyPatch) -> Api:
+    monkeypatch.delenv("RISKPROF_SESSION_SECRET", raising=False)
+    return make_api()
+
+
+def profile_form(token: str, **kw: str) -> dict[str, str]:
+    """A filled-in profile form: three condition rows, the first hs_code prefix 8206, the others empty."""
+    form = {"csrf_token": token, "rows": "3", "id": "P-TWO", "name": "tools by road",
+            "criterion": "hand tools from TR by road", "c1_field": "hs_code", "c1_op": "prefix", "c1_values": "8206",
+            "c2_field": "", "c2_op": "in", "c2_values": "", "c3_field": "", "c3_op": "in", "c3_values": "",
+            "lane": "red", "select": "on", "valid_from": "2023-01-01", "status": "active"}
+    form.update(kw)
+    return form
+
+
+def web_events(api: Api, action: str) -> list[dict[str, Any]]:
+    with api.store.engine.connect() as conn:
+        return list(conn.execute(sa.select(audit_events.c.params).where(audit_events.c.endpoint == f"web/{action}")
+                                 .order_by(audit_events.c.id)).scalars())
+
+
+def error_of(html: str, name: str) -> str:
+    found = re.search(rf'id="{name}-error"><span class="visually-hidden">Error:</span> ([^<]*)</p>', html)
+    assert found, f"no error beside {name}"
+    return html_text.unescape(found.group(1))
+
+
+# ---- profiles ------------------------------------------------------------------------------------
+def test_a_profile_with_several_conditions_is_created_and_blank_rows_are_ignored(api: Api) -> None:
+    token = signed_in(api, "analyst")
+    r = api.client.post("/app/profiles", data=profile_form(token, c3_field="origin_country", c3_op="in",
+                                                           c3_values="tr, DE"), follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/app/profiles/P-TWO"
+    stored = api.get("/v1/profiles/P-TWO", role="officer").json()
+    assert stored["conditions"] == [{"field": "hs_code", "op": "prefix", "values": ["8206"], "watch_list": None},
+                                    {"field": "origin_country", "op": "in", "values": ["TR", "DE"], "watch_list": None}]
+    assert stored["action"] == {"lane": "red", "select": True, "alert": False}
+    assert stored["owner"] == "test-analyst" and stored["valid_to"] is None
+    assert web_events(api, "profile-create") == [{"profile_id": "P-TWO"}]
+
+
+def test_a_bad_condition_is_named_by_its_row_beside_its_field_and_nothing_is_stored(api: Api) -> None:
+    token = signed_in(api, "analyst")
+    r = api.client.post("/app/profiles", data=profile_form(token, c2_field="origin_country", c2_op="prefix",
+                                                           c2_values="TR", valid_to="2022-01-01"))
+    assert r.status_code == 422
+    assert error_of(r.text, "c2_op").startswith("Condition 2: operator 'prefix' does not fit a country field")
+    assert "valid_to 2022-01-01 is before valid_from 2023-01-01" in error_of(r.text, "valid_to")
+    assert 'href="#c2_op"' in r.text and 'href="#valid_to"' in r.text  # the error summary links to the fields
+    assert 'value="tools by road"' in r.text  # what was typed is kept
+    r = api.client.post("/app/profiles", data=profile_form(token, c3_values="9301"))  # values without a field
+    assert error_of(r.text, "c3_field") == "Condition 3: choose the field this condition tests"
+    r = api.client.post("/app/profiles", data=profile_form(token, c1_field="", c1_values="", name=""))
+    assert error_of(r.text, "c1_field") == "Condition 1: a profile needs at least one condition"
+    assert error_of(r.text, "name") == "Enter a name"
+    assert api.get("/v1/profiles", role="officer").json()["count"] == 0
+
+
+def test_add_a_condition_works_without_javascript_and_saves_nothing(api: Api) -> None:
+    token = signed_in(api, "analyst")
+    r = api.client.post("/app/profiles", data={**profile_form(token), "add_condition": "1"})
+    assert r.status_code == 200 and 'name="c4_field"' in r.text and 'name="c5_field"' not in r.text
+    assert 'name="rows" value="4"' in r.text and 'value="8206"' in r.text
+    assert api.get("/v1/profiles", role="officer").json()["count"] == 0
+    r = api.client.post("/app/profiles", data=profile_form(token, rows="4", c4_field="conveyance", c4_op="in",
+                                                           c4_values="vehicle"), follow_redirects=False)
+    assert r.status_code == 303
+    assert [c["field"] for c in api.get("/v1/profiles/P-TWO").json()["conditions"]] == ["hs_code", "conveyance"]
+
+
+def test_editing_saves_a_new_version_and_the_profile_page_lists_the_versions(api: Api) -> None:
+    token = signed_in(api, "analyst")
+    api.client.post("/app/profiles", data=profile_form(token))
+    page = api.client.get("/app/profiles/P-TWO/edit")
+    assert page.status_code == 200 and 'name="base_version" value="1"' in page.text
+    assert 'value="8206"' in page.text and 'name="c2_field"' in page.text  # a free row to add a condition
+    edited = profile_form(token, base_version="1", c2_field="conveyance", c2_op="in", c2_values="vehicle",
+                          status="draft", id="IGNORED")  # the path names the profile, as PUT /v1/profiles/{id}
+    r = api.client.post("/app/profiles/P-TWO/edit", data=edited, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/app/profiles/P-TWO?saved=new"
+    stored = api.get("/v1/profiles/P-TWO", role="officer").json()
+    assert stored["version"] == 2 and stored["versions"] == [1, 2] and stored["status"] == "draft"
+    assert [c["field"] for c in stored["conditions"]] == ["hs_code", "conveyance"]
+    assert api.get("/v1/profiles/P-TWO?version=1").json()["status"] == "active"  # version 1 kept as it was
+    assert web_events(api, "profile-edit") == [{"profile_id": "P-TWO", "version": 2}]
+
+    page = api.client.get("/app/profiles/P-TWO?saved=new").text
+    assert "Saved as version 2." in page
+    versions = page[page.index('id="profile-versions"'):]
+    assert re.findall(r"<td>(create|change)</td>", versions) == ["change", "create"]
+    assert 'href="/app/profiles/P-TWO?version=1"' in versions
+    old = api.client.get("/app/profiles/P-TWO?version=1").text
+    assert "This is version 1" in old and "/edit" not in old  # an old version is read, never edited
+
+    again = {**edited, "base_version": "2"}
+    r = api.client.post("/app/profiles/P-TWO/edit", data=again, follow_redirects=False)
+    assert r.headers["location"] == "/app/profiles/P-TWO?saved=unchanged"  # nothing changed: no version 3
+    assert api.get("/v1/profiles/P-TWO").json()["versions"] == [1, 2]
+    stale = api.client.post("/app/profiles/P-TWO/edit", data={**edited, "base_version": "1", "c2_values": "rail"})
+    assert stale.status_code == 422 and "changed while you edited it (now version 2)" in stale.text
+    bad = api.client.post("/app/profiles/P-TWO/edit", data={**again, "c2_field": "customs_value", "c2_values": "", "c2_op": "between"})
+    assert bad.status_code == 422 and error_of(bad.text, "c2_values").startswith("Condition 2: ")
+    assert api.get("/v1/profiles/P-TWO").json()["versions"] == [1, 2]
+    assert api.client.get("/app/profiles/P-NONE/edit").status_code == 404
+
+
+def test_an_officer_reads_a_profile_without_edit_or_retire(api: Api) -> None:
+    assert api.post("/v1/profiles", role="analyst", json={
+        "id": "P-R", "name": "r", "criterion": "c", "conditions": [{"field": "hs_code", "op": "prefix",
+                                                                    "values": ["93"]}],
+        "action": {"alert": True}, "valid_from": "2023-01-01", "owner": "a"}).status_code == 201
+    signed_in(api, "officer")
+    page = api.client.get("/app/profiles/P-R").text
+    assert "Edit this profile" not in page and "Retire this profile" not in page and "Version 1" not in page
+    assert "/app/watchlists" in page  # the navigation names the watch lists
+
+
+# ---- watch lists ---------------------------------------------------------------------------------
+def test_a_watch_list_is_created_entries_added_and_removed_each_a_new_version(api: Api) -> None:
+    token = signed_in(api, "analyst")
+    r = api.client.post("/app/watchlists", data={"csrf_token": token, "name": "WL-ORIGINS", "field": "origin_country",
+                                                 "description": "origins of recent seizures", "lane": "yellow"},
+                        follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/app/watchlists/WL-ORIGINS"
+    entry = {"csrf_token": token, "base_version": "1", "value": "tr", "reason": "tip-off 42", "expires": "2030-01-01"}
+    r = api.client.post("/app/watchlists/WL-ORIGINS/entries", data=entry, follow_redirects=False)
+    assert r.status_code == 303
+    stored = api.get("/v1/watchlists/WL-ORIGINS", role="officer").json()
+    assert stored["entries"] == [{"value": "TR", "reason": "tip-off 42", "added_by": "test-analyst", "expires": "2030-01-01"}]
+    assert stored["action"] == {"lane": "yellow", "select": False, "alert": False} and stored["versions"] == [1, 2]
+
+    again = api.client.post("/app/watchlists/WL-ORIGINS/entries", data={**entry, "base_version": "2", "value": "TR "})
+    assert again.status_code == 422 and error_of(again.text, "value") == "TR is on this list already"
+    bad = api.client.post("/app/watchlists/WL-ORIGINS/entries", data={**entry, "base_version": "2", "value": "XX"})
+    assert bad.status_code == 422
+    assert error_of(bad.text, "value") == "'XX' is not an ISO 3166 alpha-2 country code"
+    bad = api.client.post("/app/watchlists/WL-ORIGINS/entries",
+                          data={**entry, "base_version": "2", "reason": "", "expires": "soon"})
+    assert error_of(bad.text, "reason") == "Enter the reason the value is on the list"
+    assert "date" in error_of(bad.text, "expires")
+    assert 'value="soon"' in bad.text  # what was typed is kept
+    stale = api.client.post("/app/watchlists/WL-ORIGINS/entries", data={**entry, "value": "DE"})
+    assert stale.status_code == 422 and "now version 2" in stale.text
+    assert api.get("/v1/watchlists/WL-ORIGINS").json()["versions"] == [1, 2]
+
+    page = api.client.get("/app/watchlists/WL-ORIGINS").text
+    entries = page[page.index('id="watchlist-entries"'):page.index("</table>", page.index('id="watchlist-entries"'))]
+    assert re.findall(r"<td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>", entries) == [("TR", "tip-off 42", "test-analyst")]
+    r = api.client.post("/app/watchlists/WL-ORIGINS/entries/remove",
+                        data={"csrf_token": token, "base_version": "2", "value": "TR"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert api.get("/v1/watchlists/WL-ORIGINS").json()["entries"] == []
+    assert web_events(api, "watchlist-create") == [{"name": "WL-ORIGINS"}]
+    assert web_events(api, "watchlist-add") == [{"name": "WL-ORIGINS", "value": "tr", "reason": "tip-off 42"}]
+    assert web_events(api, "watchlist-remove") == [{"name": "WL-ORIGINS", "value": "TR"}]
+    listed = api.client.get("/app/watchlists").text
+    assert re.search(r'WL-ORIGINS</a></td>\s*<td>origin_country</td>\s*<td class="num">0</td>', listed)
+
+
+def test_a_new_watch_list_is_checked_by_the_store_and_its_problems_shown_beside_the_fields(api: Api) -> None:
+    token = signed_in(api, "analyst")
+    form = {"csrf_token": token, "name": "bad name!", "field": "customs_value"}
+    r = api.client.post("/app/watchlists", data=form)
+    assert r.status_code == 422
+    assert "pattern" in error_of(r.text, "name")
+    r = api.client.post("/app/watchlists", data={**form, "name": "WL-V"})
+    assert error_of(r.text, "field") == "a float field cannot hold a watch list"
+    r = api.client.post("/app/watchlists", data={**form, "name": "WL-V", "field": ""})
+    assert error_of(r.text, "field") == "Choose the field whose values the list holds"
+    assert api.get("/v1/watchlists", role="officer").json()["count"] == 0
+    api.client.post("/app/watchlists", data={**form, "name": "WL-V", "field": "importer_id"})
+    r = api.client.post("/app/watchlists", data={**form, "name": "WL-V", "field": "importer_id"})
+    assert r.status_code == 422 and "exists already" in error_of(r.text, "name")
+
+
+def test_a_profile_names_a_watch_list_and_the_list_shows_its_effectiveness(api: Api) -> None:
+    token = signed_in(api, "analyst")
+    api.client.post("/app/watchlists", data={"csrf_token": token, "name": "WL-IMP", "field": "importer_id",
+                                             "lane": "red", "select": "on"})
+    for value in ("IMP000001", "IMP000002"):
+        api.client.post("/app/watchlists/WL-IMP/entries", data={
+            "csrf_token": token, "value": value, "reason": "seizure C-1"})
+    r = api.client.post("/app/profiles", data=profile_form(token, id="P-WL", c1_field="importer_id",
+                                                           c1_op="in_watch_list", c1_values="", c1_watch_list="WL-IMP"),
+                        follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert api.get("/v1/profiles/P-WL").json()["conditions"][0]["watch_list"] == "WL-IMP"
+    missing = api.client.post("/app/profiles", data=profile_form(token, id="P-WL2", c1_field="importer_id",
+                                                                 c1_op="in_watch_list", c1_values=""))
+    assert missing.status_code == 422 and "unknown watch list" in error_of(missing.text, "c1_watch_list")
+
+    ranked = rank(api, [decl(i) for i in range(1, 6)], 2)
+    picked = {it["declaration_id"]: it["selection"] for it in ranked["items"]}
+    assert picked["T-0001"] == picked["T-0002"] == "rule"
+    assert api.post("/v1/outcomes", json=[outcome("T-0001", True, "rule"), outcome("T-0002", False, "rule")],
+                    role="officer").status_code == 200
+    api.audit()
+    page = api.client.get("/app/watchlists/WL-IMP").text
+    assert 'href="/app/profiles/P-WL">P-WL</a>' in page  # used by
+    stats = dict(re.findall(r"<tr><td>([a-z ]+)</td><td class=\"num\">([^<]*)</td></tr>", page))
+    assert (stats["matches"], stats["inspections"], stats["hits"], stats["hit rate"]) == ("2", "2", "1", "0.500")
+    api_stats = api.get("/v1/profiles/P-WL/stats").json()
+    assert (api_stats["matches"], api_stats["hits"]) == (2, 1)  # the profile counts its own matches too
+
+
+def test_an_officer_reads_watch_lists_without_the_analyst_forms(api: Api) -> None:
+    assert api.post("/v1/watchlists", role="analyst", json={
+        "name": "WL-O", "field": "hs_code", "entries": [{"value": "9301", "reason": "arms", "added_by": "a",
+                                                         "expires": "2020-01-01"}]}).status_code == 201
+    token = signed_in(api, "officer")
+    listed = api.client.get("/app/watchlists").text
+    assert "WL-O" in listed and "Create a watch list" not in listed
+    page = api.client.get("/app/watchlists/WL-O").text
+    assert "9301" in page and "expired" in page and "Add the entry" not in page and "Remove" not in page
+    assert "no action of its own" in page
+    assert api.client.get("/app/watchlists/WL-NONE").status_code == 404
+    r = api.client.post("/app/watchlists/WL-O/entries", data={"csrf_token": token, "value": "9302", "reason": "x"})
+    assert r.status_code == 403
+    assert csrf_of(page) == token
+
+
+def test_a_profile_with_more_conditions_than_the_form_adds_keeps_them_all_when_edited(api: Api) -> None:
+    conditions = [{"field": "hs_code", "op": "not_in", "values": [f"{930100 + i}"]} for i in range(22)]
+    assert api.post("/v1/profiles", role="analyst", json={
+        "id": "P-MANY", "name": "many", "criterion": "c", "conditions": conditions, "action": {"alert": True},
+        "valid_from": "2023-01-01", "owner": "a"}).status_code == 201
+    token = signed_in(api, "analyst")
+    page = api.client.get("/app/profiles/P-MANY/edit").text
+    assert 'name="c22_values"' in page and 'name="c23_field"' not in page and "Add a condition" not in page
+    form = dict(re.findall(r'name="(c\d+_values)" type="text" value="([^"]*)"', page))
+    fields = {f"c{i}_{part}": v for i in range(1, 23) for part, v in
+              (("field", "hs_code"), ("op", "not_in"), ("values", form[f"c{i}_values"]))}
+    r = api.client.post("/app/profiles/P-MANY/edit", data={
+        "csrf_token": token, "rows": "22", "base_version": "1", "name": "many", "criterion": "c", "alert": "on",
+        "valid_from": "2023-01-01", "status": "draft", **fields}, follow_redirects=False)
+    assert r.headers["location"] == "/app/profiles/P-MANY?saved=unchanged"  # all 22 came back, nothing lost
