@@ -102,6 +102,27 @@ def test_the_counts_are_those_behind_the_model_features(tiny_model: TinyModel) -
     assert {"route", "conveyance", "heading", "hs6_origin_departure", "same_value", "office"} <= set(counts)
 
 
+def test_without_the_declaration_fields_or_a_model_the_page_is_told_why(hand_model: Any) -> None:
+    from serving.errors import NoModelLoaded
+    from serving.web.case_history import CaseHistory, served_case_history
+
+    class Service:
+        def __init__(self, model: Any) -> None:
+            self.model = model
+
+        @property
+        def served(self) -> Any:
+            if self.model is None:
+                raise NoModelLoaded("no model is loaded")
+            return type("Served", (), {"loaded": type("Loaded", (), {"model": self.model})})()
+
+    # a batch output whose manifest changed since scoring has no declaration fields
+    assert "fields are not available" in str(served_case_history(Service(hand_model), {}))
+    assert "No model is loaded" in str(served_case_history(Service(None), DECLARATION))
+    found = served_case_history(Service(hand_model), DECLARATION)
+    assert isinstance(found, CaseHistory) and found.rows[0].inspections == 3
+
+
 def _upload(api: Api, token: str, records: list[dict[str, Any]]) -> str:
     frame = pd.DataFrame([{**r, "transit_countries": "|".join(r.get("transit_countries") or [])} for r in records])
     buf = io.StringIO()

@@ -96,14 +96,15 @@ def case_history(pipeline: FeaturePipeline, declaration: Declaration) -> CaseHis
                        int(getattr(pipeline, "outcome_delay_days_", 0) or 0), rows, not_used)
 
 
-def served_case_history(service: Any, declaration: Declaration) -> CaseHistory | None:
-    """:func:`case_history` with the served model's pipeline; ``None`` when no model with a feature
-    pipeline is loaded (the page says so)."""
+def served_case_history(service: Any, declaration: Declaration) -> CaseHistory | str:
+    """:func:`case_history` with the served model's pipeline, or why it cannot be shown (the page says so)."""
+    if not declaration.get("declaration_date"):  # e.g. a batch output whose manifest file has changed
+        return "The declaration's fields are not available, so its history cannot be looked up."
     try:
         model = service.served.loaded.model
-    except ServiceError:  # no model loaded
-        return None
+    except ServiceError:
+        return "No model is loaded, so the history its features saw cannot be shown."
     pipeline = getattr(model, "pipeline", None)
     if not isinstance(pipeline, FeaturePipeline):
-        return None
+        return "The served model has no feature pipeline to read the history from."
     return case_history(pipeline, declaration)
