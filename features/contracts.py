@@ -22,6 +22,8 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -331,11 +333,14 @@ def _join_list(v: Any) -> Any:
 def _record(problems: list[Problem], mask: pd.Series, column: str, values: pd.Series, expected: str,
             source: str, row_numbers: np.ndarray) -> None:
     idx = np.flatnonzero(mask.to_numpy(dtype=bool, na_value=False))
-    if not len(idx):
-        return
-    vals = values.to_numpy()
-    for i in idx:
-        v = vals[i]
+    if len(idx):
+        _append_problems(problems, idx, values.to_numpy()[idx], column, expected, source, row_numbers)
+
+
+def _append_problems(problems: list[Problem], idx: np.ndarray, vals: np.ndarray, column: str, expected: str,
+                     source: str, row_numbers: np.ndarray) -> None:
+    """One problem per failing row ``idx`` (positions), quoting ``vals`` (the values at those rows)."""
+    for i, v in zip(idx, vals, strict=True):
         if isinstance(v, str) and len(v) > _SHOWN_CHARS:  # a report quotes a huge value, never copies it
             v = f"{v[:_SHOWN_CHARS]}… ({len(v):,} characters)"
         problems.append(Problem(int(row_numbers[i]), column, None if pd.isna(v) else v, expected, source))
@@ -356,6 +361,25 @@ class _Check:
     def record(self, mask: pd.Series, column: str, values: pd.Series, expected: str) -> None:
         _record(self.report.problems, mask, column, values, expected, self.report.source, self.row_numbers)
 
+    def flag(self, bad: np.ndarray, column: str, values: pd.Series | Callable[[np.ndarray], np.ndarray],
+             expected: str) -> None:
+        """Problems for the rows where ``bad`` (NumPy booleans) holds; only those rows' values are read
+        (``values`` a column, or a function of row positions)."""
+        idx = np.flatnonzero(bad)
+        if not len(idx):
+            return
+        vals = values(idx) if callable(values) else _values_at(values, idx)
+        _append_problems(self.report.problems, idx, vals, column, expected, self.report.source, self.row_numbers)
+
+
+def _values_at(values: pd.Series, idx: np.ndarray) -> np.ndarray:
+    """``values.to_numpy()[idx]`` without converting the whole column where the element types allow:
+    text always gives objects and NumPy columns keep their dtype; other extension types (nullable
+    booleans, categoricals…) pick their NumPy type from the whole column, so they are converted whole."""
+    if isinstance(values.dtype, pd.StringDtype | np.dtype):
+        return values.iloc[idx].to_numpy()
+    return values.to_numpy()[idx]
+
 
 def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
                     max_date: pd.Timestamp | None = None,
@@ -364,36 +388,40 @@ def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
 
     Every problem is collected (none stops the check). Rows with problems stay in the returned
     frame; callers decide to reject them (``report.bad_rows``) or to fail.
+
+    Whole columns are checked in Arrow and NumPy (low-cardinality text once per distinct value, spread
+    back by codes); Python objects are made only for the rows that fail. The result, problems and
+    their order are those of :func:`_reference_normalize_table`, the pandas version this replaced
+    (tests/test_contracts_fast.py compares the two).
     """
     report = ValidationReport(contract.name, source, rows=len(df))
     max_date = max_date if max_date is not None else pd.Timestamp(dt.date.today()) + pd.Timedelta(days=366)
     check = _Check(report, np.arange(1, len(df) + 1) + row_offset, max_date, country_codes())
-    out = pd.DataFrame(index=df.index)
+    columns: dict[str, pd.Series] = {}
     for spec in contract.fields:
         if spec.name in df.columns:
-            out[spec.name] = _parse_column(df[spec.name], spec, check)
+            columns[spec.name] = _parse_column(df[spec.name], spec, check)
         elif spec.required:
             report.problems.append(Problem(None, spec.name, None, f"a column '{spec.name}' ({spec.kind})", source))
         else:
             report.missing_optional.append(spec.name)
-    # optional columns absent from the file are added as empty so downstream code sees one shape
-    for name in report.missing_optional:
-        out[name] = _empty_column(contract.spec(name), len(out), out.index)
+            # optional columns absent from the file are added as empty so downstream code sees one shape
+            columns[spec.name] = _empty_column(spec, len(df), df.index)
+    # built in its final column order (no reordering copy); every column is indexed like df
+    out = pd.DataFrame(columns, index=df.index, copy=False)
     if contract.key in out.columns:
-        dup = out[contract.key].duplicated(keep="first") & out[contract.key].notna()
-        check.record(dup, contract.key, out[contract.key], "a unique key (duplicate)")
+        check.flag(_duplicates(out[contract.key]), contract.key, out[contract.key], "a unique key (duplicate)")
     for rule in contract.rules:
         if all(c in out.columns for c in rule.needs):
             broken = rule.violated(_rule_columns(contract, rule.needs, lambda c: out[c]))
-            check.record(pd.Series(broken, index=out.index), rule.field, out[rule.field], rule.expected)
+            check.flag(np.asarray(broken, dtype=bool), rule.field, out[rule.field], rule.expected)
     _derive_columns(out, contract)
     if contract.extra_allowed:
         report.extra_columns = [c for c in df.columns if c not in contract.columns]
         for c in report.extra_columns:
             out[c] = df[c]
     report.problems.sort(key=lambda p: (p.row if p.row is not None else -1))
-    ordered = [c for c in contract.columns if c in out.columns] + [c for c in out.columns if c not in contract.columns]
-    return out[ordered], report
+    return out, report
 
 
 def _derive_columns(out: pd.DataFrame, contract: Contract) -> None:
@@ -407,121 +435,368 @@ def _derive_columns(out: pd.DataFrame, contract: Contract) -> None:
         out["reported_date"] = out["reported_date"].fillna(out["event_date"])
 
 
+# Arrow helpers: a text column is one large_string array (offsets + bytes), read with NumPy where a
+# check needs no more than lengths and bytes
+
+_TEXT = pa.large_string()
+
+
+def _is_text(s: pd.Series) -> bool:
+    """Whether the reference treats ``s`` as text (blank = missing or only whitespace)."""
+    return s.dtype == object or pd.api.types.is_string_dtype(s.dtype)
+
+
+def _arrow_text(s: pd.Series) -> pa.Array:
+    """``s`` as one Arrow large_string array: no copy when it is Arrow-backed text, else pandas' own
+    ``astype`` (the conversion the reference ran)."""
+    if not (isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow"):
+        s = s.astype(CANONICAL_STRING)
+    arr = s.array.__arrow_array__()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+    return arr if arr.type == _TEXT else arr.cast(_TEXT)
+
+
+def _series(arr: pa.Array, index: pd.Index) -> pd.Series:
+    return pd.Series(pd.array(arr, dtype=CANONICAL_STRING), index=index, copy=False)
+
+
+def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (one more than rows) and the byte buffer of a large_string array, as NumPy views."""
+    bufs = arr.buffers()
+    if bufs[1] is None:
+        return np.zeros(len(arr) + 1, np.int64), np.zeros(0, np.uint8)
+    offsets = np.frombuffer(bufs[1], dtype=np.int64, count=len(arr) + 1, offset=arr.offset * 8)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    return offsets, data
+
+
+def _valid(arr: pa.Array) -> np.ndarray:
+    if arr.null_count == 0:
+        return np.ones(len(arr), bool)
+    return arr.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _may_need_trim(offsets: np.ndarray, data: np.ndarray) -> bool:
+    """False when no value starts or ends with whitespace (ASCII ≤ 32; any non-ASCII byte counts as a
+    maybe, so Unicode spaces still reach Arrow's trim)."""
+    if not len(data):
+        return False
+    first = data[np.minimum(offsets[:-1], len(data) - 1)]
+    last = data[np.maximum(offsets[1:] - 1, 0)]
+    return bool(((first <= 32) | (first >= 128) | (last <= 32) | (last >= 128)).any())
+
+
+def _normalized(arr: pa.Array) -> pa.Array:
+    """The reference's ``_as_str``: whitespace stripped (Arrow's Unicode trim), empty → null."""
+    offsets, data = _buffers(arr)
+    if _may_need_trim(offsets, data):
+        arr = pc.utf8_trim_whitespace(arr)
+        offsets, _ = _buffers(arr)
+    empty = (np.diff(offsets) == 0) & _valid(arr)
+    if empty.any():
+        arr = pc.if_else(pa.array(empty), pa.scalar(None, _TEXT), arr)
+    return arr
+
+
+def _too_long(arr: pa.Array, limit: int | None) -> np.ndarray | None:
+    """Rows of more than ``limit`` characters (None: none); counts characters only where bytes exceed it."""
+    if limit is None or not len(arr):
+        return None
+    offsets, _ = _buffers(arr)
+    if int(np.diff(offsets).max()) <= limit:  # a character is at least one byte
+        return None
+    bad = pc.utf8_length(arr).fill_null(0).to_numpy() > limit
+    return bad if bad.any() else None
+
+
+class _Distinct:
+    """A text column as its distinct values and one code per row (-1: missing).
+
+    Checks and rewrites run once per distinct value, with the reference's own pandas code, and are
+    spread back to rows by the codes.
+    """
+
+    def __init__(self, arr: pa.Array):
+        enc = pc.dictionary_encode(arr)
+        self.source = arr
+        self.indices = enc.indices
+        self.codes = enc.indices.fill_null(-1).to_numpy()
+        self.values = _series(enc.dictionary, pd.RangeIndex(len(enc.dictionary)))
+
+    def rows(self, flags: pd.Series, missing: bool = False) -> np.ndarray:
+        """A per-distinct boolean as a per-row array; ``missing`` for rows with no value."""
+        per_value = flags.to_numpy(dtype=bool, na_value=False) if len(flags) else np.zeros(0, bool)
+        if not per_value.any() and not (missing and self.indices.null_count):
+            return np.zeros(len(self.codes), bool)
+        return np.append(per_value, missing)[self.codes]
+
+    def spread(self, values: pd.Series, index: pd.Index, fill: str | None = None) -> pd.Series:
+        """Per-distinct canonical strings as the row column (rows with no value get ``fill``)."""
+        if values.notna().all() and values.equals(self.values):  # nothing rewritten: the input as it is
+            arr = self.source if fill is None or not self.indices.null_count else pc.fill_null(self.source, fill)
+            return _series(arr, index)
+        arr = _arrow_text(values)
+        if fill is None or self.indices.null_count == 0:
+            return _series(pc.take(arr, self.indices), index)
+        arr = pa.concat_arrays([arr, pa.array([fill], _TEXT)])
+        return _series(pc.take(arr, np.where(self.codes < 0, len(values), self.codes)), index)
+
+    def values_at(self, values: pd.Series, fill: Any = pd.NA) -> Callable[[np.ndarray], np.ndarray]:
+        """What a per-distinct column holds at some rows (the values a problem quotes)."""
+        table = np.append(values.to_numpy(dtype=object), np.array([fill], dtype=object))
+        return lambda idx: table[self.codes[idx]]
+
+
+def _blank_rows(raw: pd.Series, normalized_missing: Callable[[], np.ndarray]) -> np.ndarray:
+    """The reference's ``_blank``: for text, missing after stripping; otherwise missing."""
+    if raw.dtype == bool:
+        return np.zeros(len(raw), bool)
+    return normalized_missing() if _is_text(raw) else raw.isna().to_numpy(dtype=bool)
+
+
 def _parse_column(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
-    """One present column in its canonical type, its problems recorded."""
-    blank = _blank(raw) if raw.dtype != bool else pd.Series(False, index=raw.index)
+    """One present column in its canonical type, its problems recorded (a required column's blanks first)."""
+    return _PARSERS[spec.kind](raw, spec, check)
+
+
+def _require(blank: np.ndarray, raw: pd.Series, spec: FieldSpec, check: _Check) -> None:
     if not spec.nullable:
-        check.record(blank, spec.name, raw, "a value (column is required)")
-    return _PARSERS[spec.kind](raw, spec, ~blank, check)
+        check.flag(blank, spec.name, raw, "a value (column is required)")
 
 
-def _check_length(col: pd.Series, spec: FieldSpec, check: _Check) -> None:
-    limit = spec.max_chars
-    if limit is not None:
-        check.record((col.str.len() > limit).fillna(False).astype(bool), spec.name, col,
-                     f"at most {limit} characters")
+def _parse_text(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
+    col = _normalized(_arrow_text(raw))
+    _require(_blank_rows(raw, lambda: ~_valid(col)), raw, spec, check)
+    out = _series(col, raw.index)
+    bad = _too_long(col, spec.max_chars)
+    if bad is not None:
+        check.flag(bad, spec.name, out, f"at most {spec.max_chars} characters")
+    return out
 
 
-def _parse_text(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
-    col = _as_str(raw)
-    _check_length(col, spec, check)
-    return col
+def _parse_date(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
+    if isinstance(raw.dtype, pd.StringDtype) and raw.dtype.storage == "pyarrow":
+        # dates repeat: parse each distinct text once
+        d = _Distinct(_arrow_text(raw))
+        col = _to_dates(d.values)
+        blank_values = (d.values.str.strip() == "").fillna(True)
+        outside_values = ~blank_values & _outside(col, check.max_date)
+        blank, unparsed, outside = d.rows(blank_values, missing=True), d.rows(col.isna()), d.rows(outside_values)
+        per_value = col.mask(outside_values).to_numpy(dtype="datetime64[ns]")
+        values = pd.Series(np.append(per_value, np.datetime64("NaT", "ns"))[d.codes], index=raw.index)
+    else:
+        col = _to_dates(raw)
+        blank = _blank(raw).to_numpy(dtype=bool)
+        unparsed = col.isna().to_numpy(dtype=bool)
+        outside = ~blank & _outside(col, check.max_date).to_numpy(dtype=bool)
+        values = col.mask(outside).astype("datetime64[ns]")
+    _require(blank, raw, spec, check)
+    check.flag(~blank & unparsed, spec.name, raw, "a date (YYYY-MM-DD)")
+    check.flag(outside, spec.name, raw, f"a date between {MIN_DATE.date()} and {check.max_date.date()}")
+    return values
 
 
-def _parse_date(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+def _to_dates(raw: pd.Series) -> pd.Series:
     col = pd.to_datetime(raw, errors="coerce", format="mixed")
     if getattr(col.dt, "tz", None) is not None:
         col = col.dt.tz_localize(None)
-    check.record(present & col.isna(), spec.name, raw, "a date (YYYY-MM-DD)")
-    out_of_range = present & col.notna() & ((col < MIN_DATE) | (col > check.max_date))
-    check.record(out_of_range, spec.name, raw, f"a date between {MIN_DATE.date()} and {check.max_date.date()}")
-    return col.mask(out_of_range).astype("datetime64[ns]")
-
-
-def _parse_country(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
-    col = _as_str(raw).str.upper()
-    bad = present & ~col.isin(check.codes).fillna(False).astype(bool)
-    check.record(bad, spec.name, raw, "an ISO 3166 alpha-2 country code")
     return col
 
 
-def _parse_countries(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+def _outside(col: pd.Series, max_date: pd.Timestamp) -> pd.Series:
+    return col.notna() & ((col < MIN_DATE) | (col > max_date))
+
+
+def _parse_country(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
+    d = _Distinct(_arrow_text(raw))
+    col = _as_str(d.values).str.upper()
+    blank = _blank_rows(raw, lambda: d.rows(col.isna(), missing=True))
+    _require(blank, raw, spec, check)
+    check.flag(~blank & d.rows(~col.isin(check.codes), missing=True), spec.name, raw,
+               "an ISO 3166 alpha-2 country code")
+    return d.spread(col, raw.index)
+
+
+def _parse_countries(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
+    if not spec.nullable:
+        _require(_blank(raw).to_numpy(dtype=bool) if raw.dtype != bool else np.zeros(len(raw), bool),
+                 raw, spec, check)
     # an object column may hold lists (Parquet list<string>, API bodies): the first value tells
     first = raw.dropna().head(1).tolist() if raw.dtype == object else []
     has_lists = bool(first) and isinstance(first[0], list | tuple | np.ndarray)
-    col = _as_str(raw.map(_join_list) if has_lists else raw).str.upper().fillna("")
-    _check_length(col, spec, check)
-    # other separators (", ; space") become "|"; rows already in canonical form skip the regex,
-    # which runs in Python row by row
+    d = _Distinct(_arrow_text(raw.map(_join_list) if has_lists else raw))
+    col = _as_str(d.values).str.upper().fillna("")
+    too_long = (col.str.len() > spec.max_chars).fillna(False) if spec.max_chars is not None else None
+    if too_long is not None and too_long.any():
+        check.flag(d.rows(too_long), spec.name, d.values_at(col, ""), f"at most {spec.max_chars} characters")
+    # other separators (", ; space") become "|"; values already in canonical form skip the regex
     messy = ~col.str.fullmatch(r"([A-Z]{2}(\|[A-Z]{2})*)?").fillna(True).astype(bool)
     if messy.any():
         fixed = col[messy].str.replace(r"[\s,;]+", TRANSIT_SEP, regex=True).str.strip(TRANSIT_SEP)
         col = col.where(~messy, fixed)
-    # routes repeat: check each distinct list once
-    row_code, distinct = pd.factorize(col)
-    route_ok = np.array([all(c in check.codes for c in v.split(TRANSIT_SEP)) if v else True for v in distinct],
-                        dtype=bool)
-    bad = pd.Series(~route_ok[row_code] if len(distinct) else np.zeros(len(col), bool), index=raw.index)
-    check.record(bad, spec.name, raw, "'|'-separated ISO 3166 alpha-2 codes")
-    return col
+    route_ok = pd.Series([all(c in check.codes for c in v.split(TRANSIT_SEP)) if v else True for v in col],
+                         dtype=bool)
+    check.flag(d.rows(~route_ok), spec.name, raw, "'|'-separated ISO 3166 alpha-2 codes")
+    return d.spread(col, raw.index, fill="")
 
 
-def _parse_hs(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
-    col = _as_str(raw)
-    # literal replaces run in Arrow (the regex forms fell back to Python per row)
-    col = col.str.removesuffix(".0").str.replace(".", "", regex=False).str.replace(" ", "", regex=False)
+def _parse_hs(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
+    arr = _normalized(_arrow_text(raw))
+    blank = _blank_rows(raw, lambda: ~_valid(arr))
+    _require(blank, raw, spec, check)
     lo, hi = spec.digits
-    # [0-9], not \d: Arrow's \d also matches full-width and other Unicode digits
-    ok = col.str.fullmatch(rf"[0-9]{{{lo},{hi}}}").fillna(False).astype(bool)
-    check.record(present & ~ok, spec.name, raw, f"an HS code of {lo} to {hi} digits")
+    offsets, data = _buffers(arr)
+    used = data[offsets[0]:offsets[-1]]
+    if not len(used) or (used.min() >= ord("0") and used.max() <= ord("9")):
+        # digits only: nothing to rewrite, and a code is valid exactly when its length is
+        col = _series(arr, raw.index)
+        lengths = np.diff(offsets)
+        ok = _valid(arr) & (lengths >= lo) & (lengths <= hi)
+    else:  # the reference's rewrites and pattern, as they were
+        col = _series(arr, raw.index)
+        col = col.str.removesuffix(".0").str.replace(".", "", regex=False).str.replace(" ", "", regex=False)
+        # [0-9], not \d: Arrow's \d also matches full-width and other Unicode digits
+        ok = col.str.fullmatch(rf"[0-9]{{{lo},{hi}}}").fillna(False).to_numpy(dtype=bool)
+    check.flag(~blank & ~ok, spec.name, raw, f"an HS code of {lo} to {hi} digits")
     return col
 
 
-def _parse_category(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
-    col = _as_str(raw).str.lower()
-    _check_length(col, spec, check)
+def _parse_category(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
+    d = _Distinct(_arrow_text(raw))
+    col = _as_str(d.values).str.lower()
+    blank = _blank_rows(raw, lambda: d.rows(col.isna(), missing=True))
+    _require(blank, raw, spec, check)
+    if spec.max_chars is not None:
+        too_long = (col.str.len() > spec.max_chars).fillna(False)
+        if too_long.any():
+            check.flag(d.rows(too_long), spec.name, d.values_at(col), f"at most {spec.max_chars} characters")
     if not spec.vocab:
-        return col
+        return d.spread(col, raw.index)
     # case-insensitive match, canonical spelling kept (e.g. "pepper / CS spray")
     canon = {v.lower(): v for v in spec.vocab}
     known = col.isin(list(canon)).fillna(False).astype(bool)
     for low, v in canon.items():
-        if low != v:  # vectorised: only the few mixed-case entries need rewriting
+        if low != v:  # only the few mixed-case entries need rewriting
             col = col.mask((col == low).fillna(False).astype(bool), v)
-    unknown = present & ~known
+    unknown = ~blank & d.rows(~known, missing=True)
+    out = d.spread(col, raw.index)
     if spec.strict:
-        check.record(unknown, spec.name, raw, f"one of {list(spec.vocab)}")
+        check.flag(unknown, spec.name, raw, f"one of {list(spec.vocab)}")
     elif unknown.any():
-        counts = col[unknown].value_counts()
+        counts = out[unknown].value_counts()
         check.report.unknown_values[spec.name] = {str(k): int(v) for k, v in counts.items()}
-    return col
+    return out
 
 
-def _parse_number(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
-    col = pd.to_numeric(raw, errors="coerce").astype("float64")
-    check.record(present & col.isna(), spec.name, raw, "a number")
+def _parse_number(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
+    blank = _blank_rows(raw, lambda: ~_valid(_normalized(_arrow_text(raw))))
+    _require(blank, raw, spec, check)
+    values = pd.to_numeric(raw, errors="coerce").astype("float64").to_numpy()
+    check.flag(~blank & np.isnan(values), spec.name, raw, "a number")
     # "inf" and 1e400 parse as infinity: no quantity or probability is infinite
-    infinite = pd.Series(np.isinf(col.to_numpy()), index=col.index)
-    check.record(infinite, spec.name, raw, "a finite number")
-    finite = present & col.notna() & ~infinite
+    infinite = np.isinf(values)
+    check.flag(infinite, spec.name, raw, "a finite number")
+    finite = ~blank & np.isfinite(values)
     if spec.minimum is not None:
-        check.record(finite & (col < spec.minimum), spec.name, raw, f"a number ≥ {spec.minimum:g}")
+        check.flag(finite & (values < spec.minimum), spec.name, raw, f"a number ≥ {spec.minimum:g}")
     if spec.maximum is not None:
-        check.record(finite & (col > spec.maximum), spec.name, raw, f"a number ≤ {spec.maximum:g}")
-    return col.mask(infinite)
+        check.flag(finite & (values > spec.maximum), spec.name, raw, f"a number ≤ {spec.maximum:g}")
+    if infinite.any():
+        values = np.where(infinite, np.nan, values)
+    return pd.Series(values, index=raw.index)
 
 
-def _parse_bool(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
-    mapped = raw.map(_to_bool)
-    check.record(present & mapped.isna(), spec.name, raw, "true/false (or 1/0)")
+def _parse_bool(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
+    if raw.dtype == bool:
+        return raw.astype("boolean")
+    blank = _blank(raw).to_numpy(dtype=bool)
+    _require(blank, raw, spec, check)
+    if isinstance(raw.dtype, pd.StringDtype) and raw.dtype.storage == "pyarrow":
+        d = _Distinct(_arrow_text(raw))  # a handful of spellings: map each once
+        per_value = d.values.map(_to_bool).to_numpy(dtype=object)
+        mapped = pd.Series(np.append(per_value, np.array([pd.NA], dtype=object))[d.codes], index=raw.index)
+    else:
+        mapped = raw.map(_to_bool)
+    check.flag(~blank & mapped.isna().to_numpy(dtype=bool), spec.name, raw, "true/false (or 1/0)")
     return mapped.astype("boolean")
 
 
-_PARSERS: dict[str, Callable[[pd.Series, FieldSpec, pd.Series, _Check], pd.Series]] = {
+_PARSERS: dict[str, Callable[[pd.Series, FieldSpec, _Check], pd.Series]] = {
     "id": _parse_text, "str": _parse_text, "date": _parse_date, "country": _parse_country,
     "countries": _parse_countries, "hs": _parse_hs, "category": _parse_category, "int": _parse_number,
     "float": _parse_number, "bool": _parse_bool,
 }
+
+
+def _duplicates(key: pd.Series) -> np.ndarray:
+    """pandas' ``duplicated(keep="first")`` over the present keys, without hashing a million strings
+    when the keys are plainly unique (see :func:`_surely_unique`)."""
+    arr = _arrow_text(key)
+    if _surely_unique(arr):
+        return np.zeros(len(key), bool)
+    return (key.duplicated(keep="first") & key.notna()).to_numpy(dtype=bool)
+
+
+_WORD_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _surely_unique(arr: pa.Array) -> bool:
+    """True only when no present value repeats (False: maybe, let pandas decide).
+
+    Values of different byte lengths differ, so each length is checked on its own: its bytes packed
+    into big-endian 64-bit words, unique when the rows are already in strictly increasing order (ids
+    usually are), else after sorting the first word (≤ 8 bytes) or a hash of all words.
+    """
+    offsets, data = _buffers(arr)
+    valid = _valid(arr)
+    lengths = np.diff(offsets)
+    present = lengths[valid]
+    if len(present) < 2:
+        return True
+    one_length = present.min() == present.max()
+    for length in ([int(present[0])] if one_length else np.unique(present).tolist()):
+        rows = np.flatnonzero(valid) if one_length else np.flatnonzero(valid & (lengths == length))
+        if len(rows) < 2:
+            continue
+        words = _packed_words(data, offsets[rows], length)
+        if _strictly_increasing(words):
+            continue
+        keys = words[0] if len(words) == 1 else _hash_words(words)
+        keys.sort()
+        if (keys[1:] == keys[:-1]).any():
+            return False
+    return True
+
+
+def _packed_words(data: np.ndarray, starts: np.ndarray, length: int) -> list[np.ndarray]:
+    """The ``length`` bytes at each start as big-endian uint64 words (zero-padded), first word first."""
+    width = -(-length // 8) * 8
+    if width == 0:
+        return [np.zeros(len(starts), np.uint64)]
+    matrix = np.zeros((len(starts), width), np.uint8)
+    if (np.diff(starts) == length).all():  # rows back to back (no missing values): one slice
+        matrix[:, :length] = data[starts[0]:starts[0] + length * len(starts)].reshape(len(starts), length)
+    else:
+        for j in range(length):
+            matrix[:, j] = data[starts + j]
+    packed = matrix.view(">u8").astype(np.uint64)
+    return [np.ascontiguousarray(packed[:, w]) for w in range(width // 8)]
+
+
+def _strictly_increasing(words: list[np.ndarray]) -> bool:
+    rising = words[-1][1:] > words[-1][:-1]
+    for w in reversed(words[:-1]):
+        rising = (w[1:] > w[:-1]) | ((w[1:] == w[:-1]) & rising)
+    return bool(rising.all())
+
+
+def _hash_words(words: list[np.ndarray]) -> np.ndarray:
+    h = np.zeros(len(words[0]), np.uint64)
+    for w in words:
+        h = (h ^ w) * _WORD_MIX  # wraps modulo 2**64; equal values, equal hashes
+        h ^= h >> np.uint64(29)
+    return h
 
 
 def _empty_column(spec: FieldSpec, n: int, index: pd.Index) -> pd.Series:
@@ -814,3 +1089,165 @@ def _rule_columns(contract: Contract, names: Sequence[str],
         else:
             out[name] = np.array(values, dtype=float if numeric else object)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Reference implementation: the pandas validator that normalize_table replaced, kept as the oracle
+# of tests/test_contracts_fast.py and the baseline of benchmarks/validation_speed.py
+# --------------------------------------------------------------------------------------------
+
+
+def _reference_normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
+                    max_date: pd.Timestamp | None = None,
+                    row_offset: int = 0) -> tuple[pd.DataFrame, ValidationReport]:
+    """Validate ``df`` against ``contract`` and return it in canonical types.
+
+    Every problem is collected (none stops the check). Rows with problems stay in the returned
+    frame; callers decide to reject them (``report.bad_rows``) or to fail.
+    """
+    report = ValidationReport(contract.name, source, rows=len(df))
+    max_date = max_date if max_date is not None else pd.Timestamp(dt.date.today()) + pd.Timedelta(days=366)
+    check = _Check(report, np.arange(1, len(df) + 1) + row_offset, max_date, country_codes())
+    out = pd.DataFrame(index=df.index)
+    for spec in contract.fields:
+        if spec.name in df.columns:
+            out[spec.name] = _ref_parse_column(df[spec.name], spec, check)
+        elif spec.required:
+            report.problems.append(Problem(None, spec.name, None, f"a column '{spec.name}' ({spec.kind})", source))
+        else:
+            report.missing_optional.append(spec.name)
+    # optional columns absent from the file are added as empty so downstream code sees one shape
+    for name in report.missing_optional:
+        out[name] = _empty_column(contract.spec(name), len(out), out.index)
+    if contract.key in out.columns:
+        dup = out[contract.key].duplicated(keep="first") & out[contract.key].notna()
+        check.record(dup, contract.key, out[contract.key], "a unique key (duplicate)")
+    for rule in contract.rules:
+        if all(c in out.columns for c in rule.needs):
+            broken = rule.violated(_rule_columns(contract, rule.needs, lambda c: out[c]))
+            check.record(pd.Series(broken, index=out.index), rule.field, out[rule.field], rule.expected)
+    _derive_columns(out, contract)
+    if contract.extra_allowed:
+        report.extra_columns = [c for c in df.columns if c not in contract.columns]
+        for c in report.extra_columns:
+            out[c] = df[c]
+    report.problems.sort(key=lambda p: (p.row if p.row is not None else -1))
+    ordered = [c for c in contract.columns if c in out.columns] + [c for c in out.columns if c not in contract.columns]
+    return out[ordered], report
+
+
+def _ref_parse_column(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
+    """One present column in its canonical type, its problems recorded."""
+    blank = _blank(raw) if raw.dtype != bool else pd.Series(False, index=raw.index)
+    if not spec.nullable:
+        check.record(blank, spec.name, raw, "a value (column is required)")
+    return _REF_PARSERS[spec.kind](raw, spec, ~blank, check)
+
+
+def _ref_check_length(col: pd.Series, spec: FieldSpec, check: _Check) -> None:
+    limit = spec.max_chars
+    if limit is not None:
+        check.record((col.str.len() > limit).fillna(False).astype(bool), spec.name, col,
+                     f"at most {limit} characters")
+
+
+def _ref_parse_text(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+    col = _as_str(raw)
+    _ref_check_length(col, spec, check)
+    return col
+
+
+def _ref_parse_date(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+    col = pd.to_datetime(raw, errors="coerce", format="mixed")
+    if getattr(col.dt, "tz", None) is not None:
+        col = col.dt.tz_localize(None)
+    check.record(present & col.isna(), spec.name, raw, "a date (YYYY-MM-DD)")
+    out_of_range = present & col.notna() & ((col < MIN_DATE) | (col > check.max_date))
+    check.record(out_of_range, spec.name, raw, f"a date between {MIN_DATE.date()} and {check.max_date.date()}")
+    return col.mask(out_of_range).astype("datetime64[ns]")
+
+
+def _ref_parse_country(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+    col = _as_str(raw).str.upper()
+    bad = present & ~col.isin(check.codes).fillna(False).astype(bool)
+    check.record(bad, spec.name, raw, "an ISO 3166 alpha-2 country code")
+    return col
+
+
+def _ref_parse_countries(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+    # an object column may hold lists (Parquet list<string>, API bodies): the first value tells
+    first = raw.dropna().head(1).tolist() if raw.dtype == object else []
+    has_lists = bool(first) and isinstance(first[0], list | tuple | np.ndarray)
+    col = _as_str(raw.map(_join_list) if has_lists else raw).str.upper().fillna("")
+    _ref_check_length(col, spec, check)
+    # other separators (", ; space") become "|"; rows already in canonical form skip the regex,
+    # which runs in Python row by row
+    messy = ~col.str.fullmatch(r"([A-Z]{2}(\|[A-Z]{2})*)?").fillna(True).astype(bool)
+    if messy.any():
+        fixed = col[messy].str.replace(r"[\s,;]+", TRANSIT_SEP, regex=True).str.strip(TRANSIT_SEP)
+        col = col.where(~messy, fixed)
+    # routes repeat: check each distinct list once
+    row_code, distinct = pd.factorize(col)
+    route_ok = np.array([all(c in check.codes for c in v.split(TRANSIT_SEP)) if v else True for v in distinct],
+                        dtype=bool)
+    bad = pd.Series(~route_ok[row_code] if len(distinct) else np.zeros(len(col), bool), index=raw.index)
+    check.record(bad, spec.name, raw, "'|'-separated ISO 3166 alpha-2 codes")
+    return col
+
+
+def _ref_parse_hs(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+    col = _as_str(raw)
+    # literal replaces run in Arrow (the regex forms fell back to Python per row)
+    col = col.str.removesuffix(".0").str.replace(".", "", regex=False).str.replace(" ", "", regex=False)
+    lo, hi = spec.digits
+    # [0-9], not \d: Arrow's \d also matches full-width and other Unicode digits
+    ok = col.str.fullmatch(rf"[0-9]{{{lo},{hi}}}").fillna(False).astype(bool)
+    check.record(present & ~ok, spec.name, raw, f"an HS code of {lo} to {hi} digits")
+    return col
+
+
+def _ref_parse_category(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+    col = _as_str(raw).str.lower()
+    _ref_check_length(col, spec, check)
+    if not spec.vocab:
+        return col
+    # case-insensitive match, canonical spelling kept (e.g. "pepper / CS spray")
+    canon = {v.lower(): v for v in spec.vocab}
+    known = col.isin(list(canon)).fillna(False).astype(bool)
+    for low, v in canon.items():
+        if low != v:  # vectorised: only the few mixed-case entries need rewriting
+            col = col.mask((col == low).fillna(False).astype(bool), v)
+    unknown = present & ~known
+    if spec.strict:
+        check.record(unknown, spec.name, raw, f"one of {list(spec.vocab)}")
+    elif unknown.any():
+        counts = col[unknown].value_counts()
+        check.report.unknown_values[spec.name] = {str(k): int(v) for k, v in counts.items()}
+    return col
+
+
+def _ref_parse_number(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+    col = pd.to_numeric(raw, errors="coerce").astype("float64")
+    check.record(present & col.isna(), spec.name, raw, "a number")
+    # "inf" and 1e400 parse as infinity: no quantity or probability is infinite
+    infinite = pd.Series(np.isinf(col.to_numpy()), index=col.index)
+    check.record(infinite, spec.name, raw, "a finite number")
+    finite = present & col.notna() & ~infinite
+    if spec.minimum is not None:
+        check.record(finite & (col < spec.minimum), spec.name, raw, f"a number ≥ {spec.minimum:g}")
+    if spec.maximum is not None:
+        check.record(finite & (col > spec.maximum), spec.name, raw, f"a number ≤ {spec.maximum:g}")
+    return col.mask(infinite)
+
+
+def _ref_parse_bool(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+    mapped = raw.map(_to_bool)
+    check.record(present & mapped.isna(), spec.name, raw, "true/false (or 1/0)")
+    return mapped.astype("boolean")
+
+
+_REF_PARSERS: dict[str, Callable[[pd.Series, FieldSpec, pd.Series, _Check], pd.Series]] = {
+    "id": _ref_parse_text, "str": _ref_parse_text, "date": _ref_parse_date, "country": _ref_parse_country,
+    "countries": _ref_parse_countries, "hs": _ref_parse_hs, "category": _ref_parse_category, "int": _ref_parse_number,
+    "float": _ref_parse_number, "bool": _ref_parse_bool,
+}
