@@ -18,6 +18,7 @@ from serving.errors import ConflictError, InputError, ServiceError
 from serving.parsing import validate_object, validate_records
 from serving.schemas import RankParams
 from serving.store import outcomes
+from serving.web.case_history import served_case_history
 from serving.web.manifests import (
     ManifestProblem,
     RankedManifest,
@@ -29,7 +30,7 @@ from serving.web.manifests import (
     selection_csv,
     top_reasons,
 )
-from serving.web.model_view import registry_aliases
+from serving.web.model_view import outcome_figures, registry_aliases
 from serving.web.pages import (
     AnalystPage,
     Officer,
@@ -236,7 +237,8 @@ def _case_file(request: Request, who: Officer, manifest_id: str, declaration_id:
     return render(request, "declaration.html", {
         "m": manifest, "row": row, "decl": row["declaration"], "bars": bars, "errors": errors, "values": values,
         "outcome": _stored_outcome(request, declaration_id), "notice": notice, "statuses": STATUSES,
-        "case": CaseStore(request.app.state.store.engine).case(declaration_id)}, status=status, officer=who)
+        "case": CaseStore(request.app.state.store.engine).case(declaration_id),
+        "history": served_case_history(request.app.state.service, row["declaration"])}, status=status, officer=who)
 
 
 def _stored_outcome(request: Request, declaration_id: str) -> dict[str, Any] | None:
@@ -334,8 +336,9 @@ async def model_page(request: Request, who: Officer = AnalystPage) -> Response:
         raise PageError(exc.status_code, "No model", exc.message) from None
     mlflow_ui = request.app.state.web_settings.mlflow_ui_url
     versions, registry = await run_in_threadpool(registry_aliases, request.app.state.settings.model_name)
+    outcomes_seen = await run_in_threadpool(outcome_figures, request.app.state.store)
     return render(request, "model.html", {"info": info, "mlflow_ui": mlflow_ui, "versions": versions,
-                                          "registry": registry}, officer=who)
+                                          "registry": registry, "outcomes_seen": outcomes_seen}, officer=who)
 
 
 @router.get("/trends")
