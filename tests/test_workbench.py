@@ -186,7 +186,8 @@ def test_every_page_but_sign_in_asks_for_a_role_and_refuses_callers_without_it(a
         ("GET", "/app/model"), ("GET", "/app/trends"), ("GET", "/app/trends/report"), ("GET", "/app/profiles/new"),
         ("POST", "/app/profiles"), ("POST", "/app/profiles/x/retire"), ("GET", "/app/profiles/x/edit"),
         ("POST", "/app/profiles/x/edit"), ("GET", "/app/watchlists/new"), ("POST", "/app/watchlists"),
-        ("POST", "/app/watchlists/x/entries"), ("POST", "/app/watchlists/x/entries/remove")}
+        ("POST", "/app/watchlists/x/entries"), ("POST", "/app/watchlists/x/entries/remove"),
+        ("GET", "/app/watchlists/x/edit"), ("POST", "/app/watchlists/x/edit")}
     for method, path, _ in pages:  # signed out: GET goes to sign-in, POST is refused
         if path in ("/app/", "/app/sign-in"):
             continue

@@ -254,3 +254,26 @@ def test_a_profile_with_more_conditions_than_the_form_adds_keeps_them_all_when_e
         "csrf_token": token, "rows": "22", "base_version": "1", "name": "many", "criterion": "c", "alert": "on",
         "valid_from": "2023-01-01", "status": "draft", **fields}, follow_redirects=False)
     assert r.headers["location"] == "/app/profiles/P-MANY?saved=unchanged"  # all 22 came back, nothing lost
+
+
+def test_editing_a_watch_list_changes_its_action_and_keeps_its_entries(api: Api) -> None:
+    assert api.post("/v1/watchlists", role="analyst", json={
+        "name": "WL-E", "field": "hs_code", "description": "arms",
+        "entries": [{"value": "9301", "reason": "arms", "added_by": "a"}]}).status_code == 201
+    token = signed_in(api, "analyst")
+    page = api.client.get("/app/watchlists/WL-E/edit").text
+    assert 'name="base_version" value="1"' in page and 'value="arms"' in page and 'name="field"' not in page
+    form = {"csrf_token": token, "base_version": "1", "description": "arms and parts", "lane": "red", "alert": "on",
+            "name": "WL-OTHER", "field": "importer_id"}  # name and field are the list's, whatever is posted
+    r = api.client.post("/app/watchlists/WL-E/edit", data=form, follow_redirects=False)
+    assert r.headers["location"] == "/app/watchlists/WL-E?saved=new"
+    stored = api.get("/v1/watchlists/WL-E").json()
+    assert (stored["field"], stored["description"], stored["versions"]) == ("hs_code", "arms and parts", [1, 2])
+    assert stored["action"] == {"lane": "red", "select": False, "alert": True}
+    assert [e["value"] for e in stored["entries"]] == ["9301"]
+    assert api.get("/v1/watchlists", role="officer").json()["count"] == 1
+    r = api.client.post("/app/watchlists/WL-E/edit", data={**form, "base_version": "2"}, follow_redirects=False)
+    assert r.headers["location"] == "/app/watchlists/WL-E?saved=unchanged"
+    stale = api.client.post("/app/watchlists/WL-E/edit", data={**form, "lane": ""})
+    assert stale.status_code == 422 and "now version 2" in stale.text
+    assert web_events(api, "watchlist-edit") == [{"name": "WL-E", "version": 2}]

@@ -188,8 +188,19 @@ class ListForm:
         return cls(dict.fromkeys(LIST_FIELDS, ""))
 
     @classmethod
+    def of(cls, w: WatchList) -> ListForm:
+        """An existing list on its edit form (name and field stay: profiles name the list and its entries
+        are values of that field)."""
+        return cls({"name": w.name, "field": w.field, "description": w.description, **_action_values(w.action),
+                    "base_version": str(w.version)})
+
+    @classmethod
     def parse(cls, form: Mapping[str, Any]) -> ListForm:
         return cls({k: _text(form, k) for k in LIST_FIELDS})
+
+    def edited(self, w: WatchList) -> dict[str, Any]:
+        """``w`` with this form's description and action (``PUT /v1/watchlists/{name}``); entries unchanged."""
+        return {**w.content(), "description": self.values["description"], "action": self.document()["action"]}
 
     def document(self) -> dict[str, Any]:
         """The list as ``POST /v1/watchlists`` receives it (no action when no box is ticked: it then only

@@ -202,11 +202,12 @@ def new_watchlist_page(request: Request, who: Officer = AnalystPage) -> Response
     return _list_form(request, who, ListForm.blank(), {})
 
 
-def _list_form(request: Request, who: Officer, form: ListForm, errors: dict[str, str], status: int = 200) -> Response:
+def _list_form(request: Request, who: Officer, form: ListForm, errors: dict[str, str],
+               editing: WatchList | None = None, status: int = 200) -> Response:
     kinds = field_kinds(_store(request).extra_columns).kinds
     fields = sorted((name, kind) for name, kind in kinds.items() if kind in WATCHABLE_KINDS)
-    return render(request, "watchlist_form.html", {"values": form.values, "errors": errors, "fields": fields},
-                  status=status, officer=who)
+    return render(request, "watchlist_form.html", {"values": form.values, "errors": errors, "fields": fields,
+                                                   "editing": editing}, status=status, officer=who)
 
 
 @router.post("/watchlists")
@@ -235,7 +236,9 @@ async def create_watchlist(request: Request, who: Officer = AnalystPage) -> Resp
 @router.get("/watchlists/{name}")
 def watchlist_page(request: Request, name: str, who: Officer = OfficerPage, saved: str = "") -> Response:
     notice = {"added": "The entry is added (a new version of the list).",
-              "removed": "The entry is removed (a new version of the list)."}.get(saved, "")
+              "removed": "The entry is removed (a new version of the list).",
+              "new": "Saved as a new version of the list.",
+              "unchanged": "Nothing changed, so no new version was saved."}.get(saved, "")
     return _list_page(request, who, name, {}, {}, notice=notice)
 
 
@@ -249,6 +252,36 @@ def _list_page(request: Request, who: Officer, name: str, errors: dict[str, str]
         "w": w, "errors": errors, "values": {**values, "base_version": str(w.version)}, "notice": notice,
         "used_by": used_by, "today": dt.date.today(), "stats": stats_of(store.stats(rule_id=name), "watch_list") if w.action else None,
         "versions": version_rows(store.changes(name), "watch_list")}, status=status, officer=who)
+
+
+@router.get("/watchlists/{name}/edit")
+def edit_watchlist_page(request: Request, name: str, who: Officer = AnalystPage) -> Response:
+    w = _watchlist(_store(request), name)
+    return _list_form(request, who, ListForm.of(w), {}, editing=w)
+
+
+@router.post("/watchlists/{name}/edit")
+async def edit_watchlist(request: Request, name: str, who: Officer = AnalystPage) -> Response:
+    """The description and the action of its own: a new version, as ``PUT /v1/watchlists/{name}``."""
+    form = ListForm.parse(await checked_form(request, who.session))
+    store = _store(request)
+    w = _watchlist(store, name)
+    form.values.update(name=w.name, field=w.field)
+    errors = _stale(form.values["base_version"], w.version, "list")
+    saved = Saved([], [])
+    if not errors:
+        try:
+            saved = store.update_watchlist(name, form.edited(w), _actor(who))
+        except ProfileError as exc:
+            errors = form.errors(exc)
+        except VersionConflict as exc:
+            errors = {"base_version": str(exc)}
+    if errors:
+        return _list_form(request, who, form, errors, editing=w, status=422)
+    if not saved.watchlists:
+        return redirect(f"/app/watchlists/{name}?saved=unchanged")
+    audit(request, who.principal, "watchlist-edit", {"name": name, "version": saved.watchlists[0].version})
+    return redirect(f"/app/watchlists/{name}?saved=new")
 
 
 @router.post("/watchlists/{name}/entries")
