@@ -56,16 +56,31 @@ def server(tiny_model: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     keys["revoked"] = store.create_api_key("web-revoked", Role.officer)
     model = folder / "model.pkl"
     model.write_bytes(pickle.dumps(tiny_model.model))
+    nightly = _nightly_output(tiny_model, folder / "out")
     api = ApiProcess(model, {"RISKPROF_DATABASE_URL": url, "RISKPROF_SEIZURES_PATH": str(SEIZURES),
-                             "RISKPROF_KEY_CACHE_SECONDS": "0",
+                             "RISKPROF_KEY_CACHE_SECONDS": "0", "RISKPROF_BATCH_OUTPUT_DIR": str(nightly.parent),
                              # the model page looks at the registry: none here (tests/test_workbench.py has one)
                              "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'no-mlflow.db'}"},
                      folder / "api.log").start()
     try:
-        yield {"url": api.url, "keys": keys, "store": store, "api": api}
+        yield {"url": api.url, "keys": keys, "store": store, "api": api, "nightly": nightly}
     finally:
         api.stop()
         store.dispose()
+
+
+def _nightly_output(tiny_model: Any, out: Path) -> Path:
+    """A real batch run (``riskprof score``'s library function) of a 40-row manifest into ``out``."""
+    from batch import BatchOptions, score_manifest
+    from tests.conftest import TinyRegistry
+
+    out.mkdir()
+    make_declarations(np.random.default_rng(5), 40, start="2023-06-01", days=20, prefix="B").to_parquet(
+        out / "manifest-0621.parquet", index=False)
+    score_manifest(out / "manifest-0621.parquet", out / "scores-0621.parquet", "models:/tiny/1",
+                   BatchOptions(capacity="4", random_share=0.25, reasons_for="all"),
+                   load_model=TinyRegistry("tiny", tiny_model.model).load)
+    return out / "scores-0621.parquet"
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +210,25 @@ def test_an_uploaded_manifest_is_ranked_with_lanes_in_words_and_filters(page: An
 
     page.goto(page.url.split("?")[0] + "?page=6")
     assert [int(r["Rank"]) for r in table_rows(page)] == list(range(251, 301))
+
+
+def test_a_recent_batch_output_opens_on_the_ranked_page_as_scored(page: Any, server: dict[str, Any]) -> None:
+    sign_in(page, server["keys"]["officer"])
+    listed = page.locator("#batch-outputs tbody tr")
+    assert listed.count() == 1 and "tiny version 1" in listed.inner_text()
+    page.get_by_role("link", name="scores-0621.parquet").click()
+    page.wait_for_load_state()
+    assert "in the nightly batch" in page.locator(".lead").inner_text()
+    written = pd.read_parquet(server["nightly"]).sort_values("rank")
+    rows = table_rows(page)
+    assert [r["Declaration"] for r in rows] == written["declaration_id"].tolist()
+    assert [r["Lane"].strip().lower() for r in rows] == written["lane"].tolist()  # the lane in words, as written
+    assert all(r["Route"] for r in rows)  # the declarations, read again from the manifest the run scored
+    assert not axe_violations(page)
+    shot(page, "batch-output")
+    page.get_by_role("link", name=rows[0]["Declaration"]).click()
+    page.wait_for_load_state()
+    assert page.get_by_role("heading", name=f"Declaration {rows[0]['Declaration']}").count() == 1
 
 
 def test_a_script_in_the_goods_description_is_shown_as_text(page: Any, server: dict[str, Any],
