@@ -452,11 +452,28 @@ def test_an_analyst_creates_a_profile_on_the_page_and_it_fires_on_the_next_uploa
     second.get_by_label("Field").select_option("conveyance")
     second.get_by_label("Values").fill("mail, express courier")
     assert not axe_violations(page)
-    page.get_by_role("button", name="Save a new version").click()
+    page.get_by_label("Name").press("Enter")  # Enter in a field saves (it does not add a condition row)
     page.wait_for_load_state()
     assert "Saved as version 2" in page.locator(".notice").inner_text()
-    assert "conveyance in mail, express courier" in page.locator("#profile-fields").inner_text()
-    assert page.locator("#profile-versions tbody tr td:first-child").all_inner_texts() == ["2 (shown)", "Version 1"]
+    page.get_by_role("link", name="Edit this profile").click()
+    page.wait_for_load_state()
+    page.get_by_role("button", name="Add a condition").click()  # a fourth row, nothing saved
+    page.wait_for_load_state()
+    fourth = page.get_by_role("group", name="Condition 4")
+    fourth.get_by_label("Field").select_option("origin_country")
+    fourth.get_by_label("Test").select_option("not_in")
+    fourth.get_by_label("Values").fill("ZZ")
+    page.get_by_role("button", name="Save a new version").click()
+    page.wait_for_load_state()
+    assert "Condition 4: 'ZZ' is not an ISO 3166" in page.locator("#c4_values-error").inner_text()
+    page.get_by_role("group", name="Condition 4").get_by_label("Values").fill("FR")
+    page.get_by_role("button", name="Save a new version").click()
+    page.wait_for_load_state()
+    assert "Saved as version 3" in page.locator(".notice").inner_text()
+    fields = page.locator("#profile-fields").inner_text()
+    assert "conveyance in mail, express courier" in fields and "origin_country not in FR" in fields
+    assert page.locator("#profile-versions tbody tr td:first-child").all_inner_texts() == [
+        "3 (shown)", "Version 2", "Version 1"]
     page.get_by_role("button", name="Retire this profile").click()
     page.wait_for_load_state()
     assert "retired" in page.locator("#profile-fields").inner_text()

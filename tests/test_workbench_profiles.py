@@ -68,6 +68,12 @@ def test_a_bad_condition_is_named_by_its_row_beside_its_field_and_nothing_is_sto
     assert "valid_to 2022-01-01 is before valid_from 2023-01-01" in error_of(r.text, "valid_to")
     assert 'href="#c2_op"' in r.text and 'href="#valid_to"' in r.text  # the error summary links to the fields
     assert 'value="tools by road"' in r.text  # what was typed is kept
+    r = api.client.post("/app/profiles", data=profile_form(token, c2_field="importer_id", c2_op="in_watch_list",
+                                                           c2_values="IMP1", c2_watch_list="WL-NONE"))
+    assert error_of(r.text, "c2_watch_list") == "Condition 2: unknown watch list 'WL-NONE'"
+    r = api.client.post("/app/profiles", data=profile_form(token, c2_field="importer_id", c2_op="is_null",
+                                                           c2_values="IMP1"))
+    assert error_of(r.text, "c2_values") == "Condition 2: is_null takes no values"
     r = api.client.post("/app/profiles", data=profile_form(token, c3_values="9301"))  # values without a field
     assert error_of(r.text, "c3_field") == "Condition 3: choose the field this condition tests"
     r = api.client.post("/app/profiles", data=profile_form(token, c1_field="", c1_values="", name=""))

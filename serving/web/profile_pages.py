@@ -159,6 +159,8 @@ def _condition_part(p: ProfileProblem) -> str:
         return "field"
     if "operator" in p.message:
         return "op"
+    if "takes no values" in p.message or "needs at least one value" in p.message:
+        return "values"
     if "watch list" in p.message or "watch_list" in p.message:
         return "watch_list"
     return "values"
