@@ -238,3 +238,16 @@ def test_no_output_folder_lists_nothing(web: Callable[..., Api], tmp_path: Path)
     page = api.client.get("/app/manifests")
     assert page.status_code == 200 and 'id="no-batch-outputs"' in page.text
     assert _open(api, "scores.parquet").status_code == 404
+
+
+def test_a_csv_manifest_is_read_again_as_the_run_read_it(tiny_model: TinyModel, tmp_path: Path) -> None:
+    frame = make_declarations(np.random.default_rng(9), 20, start="2023-06-01", days=30)
+    frame["goods_description"] = "pièces détachées " + frame["goods_description"]
+    src = tmp_path / "manifest.csv"
+    frame.to_csv(src, index=False, sep=";", encoding="latin-1", date_format="%Y-%m-%d")
+    score_manifest(src, tmp_path / "scores.parquet", "models:/tiny/1",
+                   BatchOptions(capacity="3", encoding="latin-1", delimiter=";", chunk_rows=7),
+                   load_model=TinyRegistry("tiny", tiny_model.model).load)
+    out = read_output(tmp_path / "scores.parquet")
+    got = out.declarations.set_index("declaration_id").loc[frame["declaration_id"], "goods_description"]
+    assert out.notes == [] and got.tolist() == frame["goods_description"].tolist()
