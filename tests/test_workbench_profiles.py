@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -225,6 +226,8 @@ def test_a_profile_names_a_watch_list_and_the_list_shows_its_effectiveness(api: 
     assert 'href="/app/profiles/P-WL">P-WL</a>' in page  # used by
     stats = dict(re.findall(r"<tr><td>([a-z ]+)</td><td class=\"num\">([^<]*)</td></tr>", page))
     assert (stats["matches"], stats["inspections"], stats["hits"], stats["hit rate"]) == ("2", "2", "1", "0.500")
+    assert "<td>hit rate, 95 % interval</td><td class=\"num\">0.095 to 0.905</td>" in page  # Wilson, 1 in 2
+    assert stats["candidate for retirement"] == "no"
     api_stats = api.get("/v1/profiles/P-WL/stats").json()
     assert (api_stats["matches"], api_stats["hits"]) == (2, 1)  # the profile counts its own matches too
 
@@ -283,3 +286,18 @@ def test_editing_a_watch_list_changes_its_action_and_keeps_its_entries(api: Api)
     stale = api.client.post("/app/watchlists/WL-E/edit", data={**form, "lane": ""})
     assert stale.status_code == 422 and "now version 2" in stale.text
     assert web_events(api, "watchlist-edit") == [{"name": "WL-E", "version": 2}]
+
+
+def test_the_effectiveness_table_shows_intervals_and_flags_a_profile_that_finds_nothing() -> None:
+    from serving.web.profile_pages import stats_of
+
+    row = {"kind": "profile", "rule_id": "P-X", "versions": [1], "matches": 40, "inspections": 30, "hits": 0,
+           "hit_rate": 0.0, "hit_rate_low": 0.0, "hit_rate_high": 0.11352, "model_inspections": 0, "model_hits": 0,
+           "model_hit_rate": float("nan"), "model_hit_rate_low": float("nan"), "model_hit_rate_high": float("nan"),
+           "candidate_for_retirement": True}
+    shown = stats_of(pd.DataFrame([row]), "profile")
+    assert shown is not None
+    assert (shown["hit rate"], shown["hit rate, 95 % interval"]) == ("0.000", "0.000 to 0.114")
+    assert (shown["model hit rate"], shown["model hit rate, 95 % interval"]) == ("–", "–")  # no model inspections
+    assert shown["candidate for retirement"] == "yes: 30 or more inspections, no hit"
+    assert stats_of(pd.DataFrame([row]), "watch_list") is None  # a list of the same name is another rule

@@ -18,6 +18,7 @@ import pandas as pd
 
 from profiles import ProfileError, ProfileProblem
 from profiles.model import Profile, WatchList
+from profiles.stats import RETIRE_AFTER
 
 MIN_ROWS = 3  # condition rows on a new profile's form; "Add a condition" adds one more, up to MAX_ROWS
 MAX_ROWS = 20
@@ -249,9 +250,21 @@ def entry_errors(exc: ProfileError, values: Mapping[str, str]) -> dict[str, str]
 
 
 def stats_of(table: pd.DataFrame, kind: str) -> dict[str, Any] | None:
-    """The effectiveness figures of one profile (``kind`` ``profile``) or list (``watch_list``) as shown."""
+    """The effectiveness figures of one profile (``kind`` ``profile``) or list (``watch_list``) as shown,
+    as ``GET /v1/profiles/{id}/stats`` gives them: label → value (the 95 % Wilson intervals beside the rates)."""
     rows = table[table["kind"] == kind].to_dict(orient="records") if len(table) else []
-    return {k: _shown(rows[0].get(k)) for k in STAT_FIELDS} if rows else None
+    if not rows:
+        return None
+    row = rows[0]
+    out: dict[str, Any] = {}
+    for k in STAT_FIELDS:
+        out[k.replace("_", " ")] = _shown(row.get(k))
+        if k.endswith("hit_rate"):
+            low, high = _shown(row.get(f"{k}_low")), _shown(row.get(f"{k}_high"))
+            out[f"{k.replace('_', ' ')}, 95 % interval"] = "–" if "–" in (low, high) else f"{low} to {high}"
+    flagged = bool(row.get("candidate_for_retirement"))
+    out["candidate for retirement"] = f"yes: {RETIRE_AFTER} or more inspections, no hit" if flagged else "no"
+    return out
 
 
 def _shown(v: Any) -> Any:
