@@ -107,6 +107,7 @@ def test_outputs_are_listed_newest_first_and_inputs_are_not_outputs(folder: Path
     assert [o.name for o in listed] == ["scores.parquet", "scores-old.parquet"]
     assert (listed[0].rows, listed[0].model_name, listed[0].model_version) == (N, "tiny", "1")
     assert listed[1].rows == 12 and listed[0].finished
+    assert [o.name for o in list_outputs(folder, limit=1)] == ["scores.parquet"]
 
 
 def test_an_output_opens_on_the_ranked_pages_as_scored_without_ranking_again(web: Callable[..., Api],
