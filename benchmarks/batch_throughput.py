@@ -14,7 +14,15 @@ Steps (all under ``--work``, a temporary folder by default):
    and time ``booster.predict`` alone on it, with the same threads.
 5. ``reasons``: the same end-to-end run with reasons for red/yellow items (default) on the first
    ``--reasons-rows`` rows, to price TreeSHAP separately.
-6. ``--profile``: cProfile of one chunk's scoring path (where the time goes), top functions.
+6. ``--profile``: where the time of one chunk goes, stage by stage (read, validation, column
+   arrays, features per family, matrix, predict, the rest of the chunk: lanes, percentiles, part
+   table), then cProfile's top functions.
+7. ``training``: the features of every labelled row of the training data, as training builds them
+   (rows dated inside the history: the as-of path), rows/s.
+
+``--asof-path`` repeats the end-to-end run (and the stage profile) with the snapshot join off
+(``features._asof.SNAPSHOT_JOIN = False``: every point-in-time look-up by binary search, as before
+the join), so the two are compared in the same run.
 
 The goal is end to end ≥ 0.6 × raw predict with reasons off (reading, validating, features, ranking
 and writing together may take at most two thirds of the model's own time), and RSS bounded by the chunk size
@@ -71,14 +79,28 @@ def setup(work: Path, n_declarations: int, trees: int, leaves: int) -> tuple[str
     return f"models:/{MODEL_NAME}@challenger", paths["declarations"]
 
 
-def build_manifest(declarations: Path, rows: int, out: Path, slice_rows: int = 250_000) -> None:
-    """``rows`` rows: the declarations repeated with fresh ids (``B<n>``), written slice by slice."""
+def build_manifest(declarations: Path, rows: int, out: Path, slice_rows: int = 250_000, dates: str = "after") -> None:
+    """``rows`` rows: the declarations repeated with fresh ids (``B<n>``), written slice by slice.
+
+    ``dates="after"`` (a nightly manifest): every row dated in the week after the snapshot's cut-off
+    (the last declaration, inspection or seizure report of the data the model was trained on), so every
+    point-in-time look-up reads the snapshot's latest values; ``"inside"``: the declarations' own
+    dates (every look-up a binary search, as the figures before the snapshot join were measured).
+    """
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     base = pq.read_table(declarations)
     base = base.drop_columns([c for c in base.column_names if c.startswith("label_")])
+    date_type = base.schema.field("declaration_date").type
+    cutoff = pc.max(base["declaration_date"]).as_py()
+    for name, column in (("outcomes.parquet", "inspected_date"), ("seizures.parquet", "reported_date")):
+        if declarations.with_name(name).exists():  # the history the benchmark's model was trained on
+            known = pq.read_table(declarations.with_name(name), columns=[column])[column]
+            cutoff = max(cutoff, pc.max(known).as_py())
+    first_night = np.datetime64(cutoff, "D") + 1
     n = base.num_rows
     writer = None
     done = 0
@@ -88,6 +110,10 @@ def build_manifest(declarations: Path, rows: int, out: Path, slice_rows: int = 2
         t = base.take(pa.array(idx))
         ids = pa.array([f"B{i:09d}" for i in range(done, done + k)], pa.string())
         t = t.set_column(t.column_names.index("declaration_id"), "declaration_id", ids)
+        if dates == "after":
+            night = first_night + (np.arange(done, done + k) % 7).astype("timedelta64[D]")
+            t = t.set_column(t.column_names.index("declaration_date"), "declaration_date",
+                             pa.array(night).cast(date_type))
         if writer is None:
             writer = pq.ParquetWriter(out, t.schema, compression="zstd")
         writer.write_table(t, row_group_size=100_000)
@@ -144,6 +170,12 @@ class TreeRss:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+def _set_snapshot_join(on: bool) -> None:
+    import features._asof
+
+    features._asof.SNAPSHOT_JOIN = on
+
 
 def phase_e2e(manifest: Path, out: Path, model: str, chunk_rows: int, reasons: str, limit_rows: int | None,
               workers: int = 1, pipelined: bool = True) -> dict:
@@ -226,6 +258,78 @@ def phase_rank(rows: int) -> dict:
             "peak_rss_mib": _vm_hwm_mib()}
 
 
+def stage_times(manifest: Path, model, chunk_rows: int, repeats: int = 3) -> dict[str, float]:
+    """Seconds per stage of one chunk (the least of ``repeats`` runs, after a warm-up that also builds
+    the snapshot's latest tables): read, validation, columns, features per family, matrix, predict,
+    and the rest of ``score_chunk`` (lanes, percentiles, the part table)."""
+    import pyarrow.parquet as pq
+
+    from batch._chunk import ChunkSettings, score_chunk
+    from features.contracts import DECLARATION, normalize_table
+    from scoring import LaneThresholds
+
+    pipe = model.pipeline
+    settings = ChunkSettings(LaneThresholds(), "none")
+    best: dict[str, float] = {}
+    for rep in range(repeats + 1):
+        t: dict[str, float] = {}
+        t0 = time.perf_counter()
+        raw = next(pq.ParquetFile(manifest).iter_batches(batch_size=chunk_rows)).to_pandas()
+        t["read"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        frame, _ = normalize_table(raw, DECLARATION)
+        t["validation"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        cols = pipe.columns(frame)
+        t["columns"] = time.perf_counter() - t0
+        feats: dict = {}
+        for fam in pipe.families_:
+            t0 = time.perf_counter()
+            feats.update(fam.transform(cols))
+            t[f"features: {fam.name}"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        X = pipe.matrix(feats)
+        t["matrix"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model.predict_raw(X)
+        t["predict"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        score_chunk(raw, model=model, settings=settings, file_index=0, source="p", row_offset=0)
+        whole = time.perf_counter() - t0
+        t["rest of the chunk"] = max(whole - sum(v for k, v in t.items() if k != "read"), 0.0)
+        if rep:  # the first run warms up
+            best = {k: min(v, best.get(k, v)) for k, v in t.items()}
+    return best
+
+
+def phase_stages(manifest: Path, model_uri: str, chunk_rows: int, snapshot_join: bool) -> dict:
+    from scoring.registry import load_risk_model
+
+    _set_snapshot_join(snapshot_join)
+    model = load_risk_model(model_uri).model
+    model.num_threads = 2
+    return {"rows": chunk_rows, "snapshot_join": snapshot_join, "stages": stage_times(manifest, model, chunk_rows)}
+
+
+def phase_training(declarations: Path, snapshot_join: bool) -> dict:
+    """Training's features: every labelled row, rows dated inside the history (the as-of path)."""
+    from features.pipeline import FeaturePipeline
+    from training.data import load_training_set
+
+    _set_snapshot_join(snapshot_join)
+    data = declarations.parent
+    ts = load_training_set([declarations], seizures=data / "seizures.parquet", outcomes=data / "outcomes.parquet")
+    pipe = FeaturePipeline().fit(ts.history, ts.labelled)
+    pipe.transform_columns(pipe.columns(ts.labelled.head(5000)))  # warm-up (lazy tables)
+    best = float("inf")
+    for _ in range(2):
+        t0 = time.perf_counter()
+        pipe.matrix(pipe.transform_columns(pipe.columns(ts.labelled)))
+        best = min(best, time.perf_counter() - t0)
+    rows = len(ts.labelled)
+    return {"rows": rows, "seconds": best, "rows_per_second": rows / best}
+
+
 def phase_profile(manifest: Path, model_uri: str, chunk_rows: int, top: int = 25) -> dict:
     import cProfile
     import pstats
@@ -241,7 +345,7 @@ def phase_profile(manifest: Path, model_uri: str, chunk_rows: int, top: int = 25
     batch = next(pq.ParquetFile(manifest).iter_batches(batch_size=chunk_rows))
     raw = batch.to_pandas()
     settings = ChunkSettings(LaneThresholds(), "none")
-    score_chunk(raw.head(1000), model=model, settings=settings, file_index=0, source="p", row_offset=0)
+    score_chunk(raw, model=model, settings=settings, file_index=0, source="p", row_offset=0)  # warm-up
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()
@@ -273,13 +377,20 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="use this registered model (skip training)")
     ap.add_argument("--source", type=Path, default=None, help="canonical declarations Parquet to replicate")
     ap.add_argument("--profile", action="store_true")
-    ap.add_argument("--skip", default="", help="comma-separated phases to skip: sequential,workers,reasons,rank")
+    ap.add_argument("--skip", default="",
+                    help="comma-separated phases to skip: sequential,workers,reasons,rank,training")
+    ap.add_argument("--manifest-dates", choices=("after", "inside"), default="after",
+                    help="after: a nightly manifest dated after the snapshot's cut-off (default); inside: the "
+                         "training declarations' own dates")
+    ap.add_argument("--asof-path", action="store_true",
+                    help="also run end to end (and the stage profile) with the snapshot join off")
     ap.add_argument("--phase", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--args", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
 
     if a.phase:  # child
         p = json.loads(a.args)
+        _set_snapshot_join(p.get("snapshot_join", True))
         if a.phase == "e2e":
             res = phase_e2e(Path(p["manifest"]), Path(p["out"]), p["model"], p["chunk_rows"], p["reasons"],
                             p.get("limit_rows"), p.get("workers", 1), p.get("pipelined", True))
@@ -287,6 +398,10 @@ def main() -> None:
             res = phase_rank(p["rank_rows"])
         elif a.phase == "raw":
             res = phase_raw(Path(p["manifest"]), p["model"], p["chunk_rows"])
+        elif a.phase == "stages":
+            res = phase_stages(Path(p["manifest"]), p["model"], p["chunk_rows"], p.get("snapshot_join", True))
+        elif a.phase == "training":
+            res = phase_training(Path(p["source"]), p.get("snapshot_join", True))
         else:
             res = phase_profile(Path(p["manifest"]), p["model"], p["chunk_rows"])
         print(json.dumps(res))
@@ -303,10 +418,10 @@ def main() -> None:
     else:
         model, source = setup(work, a.declarations, a.trees, a.leaves)
     print(f"setup: {time.perf_counter() - t0:.1f} s (model {model})", file=sys.stderr)
-    manifest = work / f"manifest-{a.rows}.parquet"
+    manifest = work / f"manifest-{a.rows}-{a.manifest_dates}.parquet"
     if not manifest.exists():
         t0 = time.perf_counter()
-        build_manifest(Path(source), a.rows, manifest)
+        build_manifest(Path(source), a.rows, manifest, dates=a.manifest_dates)
         print(f"manifest: {a.rows:,} rows, {manifest.stat().st_size / 2**20:.0f} MiB, "
               f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
     common = {"manifest": str(manifest), "model": model, "chunk_rows": a.chunk_rows}
@@ -320,6 +435,10 @@ def main() -> None:
     print(f"raw predict: {raw['rows_per_second']:,.0f} rows/s ({raw['n_trees']} trees, "
           f"{raw['n_features']} features, 2 threads)", file=sys.stderr)
     if a.profile:
+        modes = (True, False) if a.asof_path else (True,)
+        stages = {on: child("stages", snapshot_join=on)["stages"] for on in modes}
+        results["stages"] = {("snapshot_join" if on else "asof_path"): st for on, st in stages.items()}
+        _print_stages(stages, a.chunk_rows)
         prof = child("profile")
         results["profile"] = prof
         print(f"profile of one {prof['rows']:,}-row chunk ({prof['seconds']:.2f} s), top by own time:",
@@ -336,7 +455,19 @@ def main() -> None:
     results["ratio_end_to_end_vs_raw_predict"] = e2e["rows_per_second"] / raw["rows_per_second"]
     print(f"end to end (reasons off): {e2e['rows_per_second']:,.0f} rows/s, peak RSS {e2e['peak_rss_mib']:,.0f} MiB"
           f" → {results['ratio_end_to_end_vs_raw_predict']:.2f}× raw predict", file=sys.stderr)
+    if a.asof_path:
+        old = child("e2e", out=str(work / "out-asof" / "scores.parquet"), reasons="none", snapshot_join=False)
+        results["end_to_end_asof_path"] = old
+        results["ratio_end_to_end_asof_path_vs_raw_predict"] = old["rows_per_second"] / raw["rows_per_second"]
+        print(f"end to end, snapshot join off (every look-up a binary search): {old['rows_per_second']:,.0f} rows/s,"
+              f" peak RSS {old['peak_rss_mib']:,.0f} MiB → {results['ratio_end_to_end_asof_path_vs_raw_predict']:.2f}×"
+              " raw predict", file=sys.stderr)
     skip = set(filter(None, a.skip.split(",")))
+    if "training" not in skip:
+        tr = child("training", source=str(source))
+        results["training_features"] = tr
+        print(f"training features (as-of path, {tr['rows']:,} labelled rows): {tr['rows_per_second']:,.0f} rows/s",
+              file=sys.stderr)
     if "sequential" not in skip:
         seq = child("e2e", out=str(work / "out-seq" / "scores.parquet"), reasons="none", pipelined=False)
         results["end_to_end_one_chunk_at_a_time"] = seq
@@ -359,6 +490,16 @@ def main() -> None:
         print(f"pass 2 ranking of {rk['rows']:,} rows in memory: {rk['seconds']:.1f} s, peak RSS "
               f"{rk['peak_rss_mib']:,.0f} MiB (baseline {rk['baseline_rss_mib']:,.0f} MiB)", file=sys.stderr)
     print(json.dumps(results, indent=2))
+
+
+def _print_stages(stages: dict[bool, dict[str, float]], rows: int) -> None:
+    """Where the time of one chunk goes, µs per row, snapshot join beside the as-of path."""
+    names = list(next(iter(stages.values())))
+    head = "  ".join(f"{'snapshot join' if on else 'as-of path':>14}" for on in stages)
+    print(f"one {rows:,}-row chunk, µs per row (least of 3 runs):\n  {'stage':<34}{head}", file=sys.stderr)
+    for n in [*names, "total"]:
+        vals = [sum(st.values()) if n == "total" else st[n] for st in stages.values()]
+        print(f"  {n:<34}" + "  ".join(f"{1e6 * v / rows:14.2f}" for v in vals), file=sys.stderr)
 
 
 def _reasons(child, work: Path, a: argparse.Namespace, e2e: dict, results: dict) -> None:

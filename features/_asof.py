@@ -4,21 +4,33 @@ An :class:`AsOfTable` is built once from events ``(key, day, values...)``. ``loo
 returns, for each query, the sums over events of the same key with ``event day < query day``.
 The same vectorised code answers one row (the API) and millions (training, batch), so the
 training path and the serving path cannot disagree.
+
+A query dated after the table's last event (every row of a nightly manifest scored with a snapshot
+cut before it) sees all of its key's events: the answer is the key's *latest* sums, a static table
+indexed by key code (:meth:`AsOfTable.latest`), read with one ``take`` instead of a binary search.
+Rows dated on or before the last event keep the binary search; a mixed batch is split by day.
+``SNAPSHOT_JOIN = False`` forces the binary search everywhere (benchmarks compare the two).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 Columns = Mapping[str, np.ndarray]
 
 _SHIFT = np.int64(1) << np.int64(32)
 _DAY0 = np.int64(1) << np.int64(30)  # days are offset so they stay positive inside the composite key
 NO_DAY = -(10**9)
+
+#: read rows dated after a table's last event from its latest sums per key (``False``: always the
+#: binary search; the results are identical, ``tests/test_features_snapshot.py``)
+SNAPSHOT_JOIN = True
 
 
 class KeyEncoder:
@@ -42,6 +54,9 @@ class Factorized:
     """A key column as distinct values + row codes (missing → -1), shared by the look-ups that
     read the same keys: each table then maps only the distinct keys to its own codes."""
 
+    #: the distinct values as Arrow strings, when the column was read from Arrow (:meth:`prefix`)
+    arrow_uniques: pa.Array | None = None
+
     def __init__(self, keys: np.ndarray):
         arr = np.asarray(keys)
         codes, uniques = pd.factorize(arr if arr.dtype.kind in "iu" else np.asarray(keys, dtype=object),
@@ -63,12 +78,85 @@ class Factorized:
         c = self.codes[i]
         return self.uniques[c] if c >= 0 else None
 
+    def values(self) -> np.ndarray:
+        """The column as an object array (``None`` where missing): one take, no string built."""
+        return self.spread(self.uniques, None)
+
+    @classmethod
+    def from_codes(cls, codes: np.ndarray, uniques: np.ndarray) -> Factorized:
+        f = cls.__new__(cls)
+        f.codes = codes
+        f.uniques = uniques
+        return f
+
+    @classmethod
+    def from_arrow(cls, arr: pa.Array | pa.ChunkedArray, blank_is_missing: bool = True) -> Factorized:
+        """A string column read from Arrow: dictionary-encoded in C++, each distinct value decoded
+        to a Python string once (nulls, and blanks if ``blank_is_missing``, are missing)."""
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+        enc = arr if pa.types.is_dictionary(arr.type) else pc.dictionary_encode(arr)
+        codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.intp)
+        uniques = np.asarray(enc.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+        if blank_is_missing:
+            blank = np.flatnonzero(uniques == "")
+            if len(blank):
+                uniques = uniques.copy()
+                uniques[blank] = None
+        missing = np.flatnonzero(np.array([u is None for u in uniques], dtype=bool))
+        if len(missing):  # the missing value has code -1, whatever spelled it
+            remap = np.arange(len(uniques) + 1, dtype=np.intp)
+            remap[missing] = -1
+            remap[-1] = -1
+            codes = remap[codes]
+        f = cls.from_codes(codes, uniques)
+        f.arrow_uniques = enc.dictionary
+        return f
+
+    def prefix(self, length: int) -> Factorized:
+        """Each key cut to its first ``length`` characters (``None`` for a missing or empty key):
+        Arrow cuts the distinct values, which are then factorized again, so a column of 40,000
+        distinct HS codes becomes a few hundred subheadings without a Python string per value."""
+        arrow = getattr(self, "arrow_uniques", None)
+        if arrow is None:
+            arrow = pa.array(self.uniques, pa.large_string())
+        inner = Factorized.from_arrow(pc.utf8_slice_codeunits(arrow, 0, length))
+        codes = np.append(inner.codes, -1)[self.codes]
+        return Factorized.from_codes(codes, inner.uniques)
+
+    @classmethod
+    def combine(cls, parts: Sequence[Factorized], fn: Callable[..., np.ndarray]) -> Factorized:
+        """A key derived from several columns by ``fn`` (arrays of values → array of keys), called
+        once on the distinct combinations of their values (a ``None`` result is a missing key)."""
+        n = len(parts[0])
+        key = parts[0].codes.astype(np.int64) + 1
+        for p in parts[1:]:
+            key = key * (len(p.uniques) + 1) + (p.codes + 1)
+            key = pd.factorize(key)[0].astype(np.int64)  # dense again: the product never overflows
+        codes, uniq = pd.factorize(key)
+        first = np.empty(len(uniq), dtype=np.intp)
+        first[codes[::-1]] = np.arange(n - 1, -1, -1)  # a row of each combination (its first)
+        cols = [_with_missing(p.uniques)[p.codes[first]] for p in parts]
+        uniques = np.empty(len(uniq), dtype=object)
+        uniques[:] = fn(*cols)
+        missing = np.array([u is None for u in uniques], dtype=bool)
+        if missing.any():
+            codes = np.where(missing[codes], -1, codes)
+        return cls.from_codes(codes.astype(np.intp), uniques)
+
     @classmethod
     def constant(cls, key: object, n: int) -> Factorized:
         f = cls.__new__(cls)
         f.codes = np.zeros(n, dtype=np.intp)
         f.uniques = np.array([key], dtype=object)
         return f
+
+
+def _with_missing(uniques: np.ndarray) -> np.ndarray:
+    """``uniques`` and a ``None`` after them, read by code -1."""
+    out = np.empty(len(uniques) + 1, dtype=object)
+    out[:-1] = uniques
+    return out
 
 
 FACTORIZE_MIN_ROWS = 4096
@@ -97,12 +185,12 @@ class CompositeKey:
         if size >= 2**62:
             raise ValueError(f"{size} combinations do not fit one integer key")
 
-    def codes(self, parts: Sequence[np.ndarray]) -> np.ndarray:
+    def codes(self, parts: Sequence[np.ndarray | Factorized]) -> np.ndarray:
         key = np.zeros(len(parts[0]), dtype=np.int64)
         unseen = np.zeros(len(key), dtype=bool)
         for p, vocab in zip(parts, self.vocabs_, strict=True):
-            if len(key) >= FACTORIZE_MIN_ROWS:
-                f = Factorized(p)
+            if isinstance(p, Factorized) or len(key) >= FACTORIZE_MIN_ROWS:
+                f = p if isinstance(p, Factorized) else Factorized(p)
                 c = f.spread(np.fromiter((vocab.get(u, -1) for u in f.uniques), np.int64, len(f.uniques)), 0)
             else:
                 c = np.fromiter((vocab.get(v, -1) for v in p), np.int64, len(p))
@@ -155,7 +243,21 @@ class AsOfTable:
         if len(keys) == 1:
             return self._lookup_one(keys.key(0) if isinstance(keys, Factorized) else keys[0], int(days[0]))
         codes = self.encoder_.encode(keys if isinstance(keys, Factorized) else np.asarray(keys, dtype=object))
-        q = codes * _SHIFT + (np.asarray(days, dtype=np.int64) + _DAY0)
+        days = np.asarray(days, dtype=np.int64)
+        after = self.after_last_event(days)
+        if after.all():
+            return self.latest_at(codes)
+        if not after.any():
+            return self._search(codes, days)
+        out = self.latest_at(codes)  # then the rows dated inside the snapshot's period, searched
+        inside = np.flatnonzero(~after)
+        for n, v in self._search(codes[inside], days[inside]).items():
+            out[n][inside] = v
+        return out
+
+    def _search(self, codes: np.ndarray, days: np.ndarray) -> dict[str, np.ndarray]:
+        """The as-of look-up proper: a binary search per row on (key code, day)."""
+        q = codes * _SHIFT + (days + _DAY0)
         idx = np.searchsorted(self.composite_, q, side="left") - 1
         safe = np.minimum(np.maximum(idx, 0), max(len(self.composite_) - 1, 0))
         hit = (idx >= 0) & (codes >= 0)
@@ -168,6 +270,54 @@ class AsOfTable:
             ld = self.last_day_[safe] if len(self.last_day_) else np.zeros(len(q), np.int64)
             out["last_day"] = np.where(hit, ld, NO_DAY).astype(np.float64)
         return out
+
+    # ---- the snapshot join: rows dated after the last event ------------------------------------
+    def last_event_day(self) -> int:
+        """The day of the table's last event (``NO_DAY`` when it has none)."""
+        return self._snapshot()[0]
+
+    def after_last_event(self, days: np.ndarray) -> np.ndarray:
+        """Rows dated after the last event (they read :meth:`latest`); none if ``SNAPSHOT_JOIN`` is off."""
+        if not SNAPSHOT_JOIN:
+            return np.zeros(len(days), dtype=bool)
+        return np.asarray(days) > self.last_event_day()
+
+    def latest(self) -> dict[str, np.ndarray]:
+        """Per key code, the sums over all of its events (what a query dated after the last event
+        reads); one more element at the end, read by code -1 (unknown key): zeros, ``NO_DAY``."""
+        return self._snapshot()[1]
+
+    def latest_at(self, codes: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`latest` read at key codes (-1: unknown key), one take per value column."""
+        return {n: v.take(codes) for n, v in self.latest().items()}
+
+    def _snapshot(self) -> tuple[int, dict[str, np.ndarray]]:
+        # built on first use and kept on the table, never pickled (``__getstate__``): a model file
+        # stays what it was, and two chunks in flight at most build it twice, identically
+        snap = self.__dict__.get("_snapshot_cache")
+        if snap is None:
+            snap = self._build_snapshot()
+            self.__dict__["_snapshot_cache"] = snap
+        return snap
+
+    def _build_snapshot(self) -> tuple[int, dict[str, np.ndarray]]:
+        comp = self.composite_
+        n_codes = len(self.encoder_)
+        if not len(comp):
+            last_day, idx = NO_DAY, np.zeros(0, np.intp)
+        else:
+            last_day = int((comp % _SHIFT).max() - _DAY0)
+            group = comp // _SHIFT
+            idx = np.flatnonzero(np.r_[group[1:] != group[:-1], True])  # each code's last entry
+            if len(idx) != n_codes or not np.array_equal(group[idx], np.arange(n_codes)):
+                raise AssertionError("every key of the vocabulary has events")
+        latest = {n: np.r_[c[idx], 0.0].astype(np.float64) for n, c in self.cum_.items()}
+        if self.last_day_ is not None:
+            latest["last_day"] = np.r_[self.last_day_[idx], NO_DAY].astype(np.float64)
+        return last_day, latest
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_snapshot_cache"}
 
     def _lookup_one(self, key: object, day: int) -> dict[str, np.ndarray]:
         """The same look-up for one row with scalar arithmetic (the API's hot path: ~10× less overhead

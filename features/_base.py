@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from itertools import repeat
@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from features._asof import NO_DAY, AsOfTable, Factorized
+from features._columns import per_unique
 from features.history import History
 
 Columns = Mapping[str, np.ndarray]
@@ -125,6 +126,45 @@ class FeatureFamily(BaseEstimator):
     def reason(self, cols: Columns, feats: Mapping[str, np.ndarray], i: int) -> str:
         """Plain-language reason for row ``i``, from its raw values and feature values."""
         return self.label
+
+
+def token_max(table: AsOfTable, keys: np.ndarray | Factorized, tokens_of: Callable[[object], Iterable[str]],
+              day: np.ndarray, value: str = "n") -> np.ndarray:
+    """Per row, the largest ``value`` of the table among the tokens of the row's key (e.g. the
+    countries of a transit path), as of the row's day; 0 for a key without tokens.
+
+    Rows dated after the table's last event read its latest values, once per distinct key; the
+    others look up each of their tokens on their own day.
+    """
+    out = np.zeros(len(day))
+    after = table.after_last_event(day)
+    if after.any():
+        latest, vocab = table.latest()[value], table.encoder_.vocab_
+
+        def per_key(ks: np.ndarray) -> np.ndarray:
+            return np.fromiter((max((latest[vocab.get(t, -1)] for t in tokens_of(k)), default=0.0) for k in ks),
+                               dtype=np.float64, count=len(ks))
+
+        out = keys.spread(per_key(keys.uniques), 0.0) if isinstance(keys, Factorized) else per_key(keys)
+        if after.all():
+            return out
+        out[~after] = 0.0
+    inside = np.flatnonzero(~after)
+    values = keys.values() if isinstance(keys, Factorized) else np.asarray(keys, dtype=object)
+    row_tokens = per_unique(values[inside], lambda k: tuple(tokens_of(k)))
+    counts = np.fromiter(map(len, row_tokens), dtype=np.int64, count=len(row_tokens))
+    if counts.sum():
+        owner = np.repeat(inside, counts)
+        tk = np.fromiter((t for ts in row_tokens for t in ts), dtype=object, count=int(counts.sum()))
+        np.maximum.at(out, owner, table.lookup(tk, day[owner])[value])
+    return out
+
+
+def is_missing(keys: np.ndarray | Factorized) -> np.ndarray:
+    """Rows whose key is missing, as 1.0 / 0.0."""
+    if isinstance(keys, Factorized):
+        return (keys.codes < 0).astype(np.float64)
+    return np.array([k is None for k in keys], dtype=np.float64)
 
 
 def outcome_table(keys: np.ndarray, events: Mapping[str, np.ndarray], last_day_of: str | None = None) -> AsOfTable:

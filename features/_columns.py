@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from features._asof import Factorized, to_days
+import features._asof as _asof
+from features._asof import Factorized, factorized, to_days
 from features.contracts import CANONICAL_STRING, TRANSIT_SEP
 
 STRING_COLUMNS = (
@@ -21,6 +23,8 @@ STRING_COLUMNS = (
     "origin_country", "departure_country", "transit_countries", "destination_country", "conveyance",
     "hs_code", "goods_description", "currency",
 )
+#: string columns whose every value is its own (nothing to gain from factorizing them)
+UNIQUE_COLUMNS = ("declaration_id",)
 NUMERIC_COLUMNS = ("quantity", "gross_weight_kg", "customs_value")
 DATE_COLUMN = "declaration_date"
 
@@ -48,13 +52,88 @@ def clean_strings(s: pd.Series) -> np.ndarray:
     return arr
 
 
+class ColumnSet(dict):
+    """Canonical columns, a plain dict to every reader, that also keep key columns in factorized
+    form (:class:`~features._asof.Factorized`) and the keys derived from them, so the look-ups of a
+    batch map each distinct value once and build no Python string per row (:func:`keys_of`,
+    :func:`derived`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.factorized_: dict[str, Factorized] = {}
+        self.derived_: dict[str, np.ndarray | Factorized] = {}
+
+
+def keys_of(cols: Mapping[str, np.ndarray], name: str) -> np.ndarray | Factorized:
+    """A key column of ``cols`` as the look-ups read it: factorized once per batch where that pays
+    (``features._asof.factorized``), reusing the factorization a :class:`ColumnSet` keeps."""
+    if isinstance(cols, ColumnSet):
+        f = cols.factorized_.get(name)
+        if f is None:
+            got = factorized(cols[name])
+            if isinstance(got, Factorized):
+                cols.factorized_[name] = got
+            return got
+        return f
+    return factorized(cols[name])
+
+
+def derived(cols: Mapping[str, np.ndarray], name: str, fn: Callable[..., np.ndarray],
+            parts: Sequence[str]) -> np.ndarray | Factorized:
+    """The key ``fn(*columns parts)`` (arrays in, one key per row out), e.g. the route of each
+    declaration: called on the distinct combinations only when the parts are factorized, else on
+    the rows (the same keys), and kept on a :class:`ColumnSet` under ``name`` for the other
+    families that read it."""
+    if isinstance(cols, ColumnSet) and name in cols.derived_:
+        return cols.derived_[name]
+    keys = [keys_of(cols, p) for p in parts]
+    out: np.ndarray | Factorized
+    if all(isinstance(k, Factorized) for k in keys):
+        out = Factorized.combine(keys, fn)  # type: ignore[arg-type]
+    else:
+        out = np.asarray(fn(*(cols[p] for p in parts)), dtype=object)
+    if isinstance(cols, ColumnSet):
+        cols.derived_[name] = out
+    return out
+
+
+def prefix_keys(cols: Mapping[str, np.ndarray], column: str, length: int) -> np.ndarray | Factorized:
+    """The first ``length`` characters of a string column (``None`` where missing), e.g. the HS
+    heading of each row: sliced in Arrow once per distinct value when the column is factorized, else
+    :func:`heading` row by row (the same keys); kept on a :class:`ColumnSet`."""
+    name = f"{column}[:{length}]"
+    if isinstance(cols, ColumnSet) and name in cols.derived_:
+        return cols.derived_[name]
+    keys = keys_of(cols, column)
+    out = keys.prefix(length) if isinstance(keys, Factorized) else heading(cols[column], length)
+    if isinstance(cols, ColumnSet):
+        cols.derived_[name] = out
+    return out
+
+
+def _factorized_column(s: pd.Series, transit: bool) -> Factorized:
+    f = Factorized.from_arrow(pa.array(s.array))
+    if transit:  # no transit is "" in the columns, a value of its own rather than a missing key
+        codes = np.where(f.codes < 0, len(f.uniques), f.codes)
+        uniques = np.append(f.uniques, np.array([""], dtype=object))
+        f = Factorized.from_codes(codes, uniques)
+    return f
+
+
 def columns_from_frame(df: pd.DataFrame, numeric_extras: Sequence[str] = (),
                        string_extras: Sequence[str] = ()) -> dict[str, np.ndarray]:
-    cols: dict[str, np.ndarray] = {}
+    cols = ColumnSet()
     n = len(df)
     for c in (*STRING_COLUMNS, *string_extras):
         if c not in df.columns:
             cols[c] = np.full(n, None, dtype=object)
+        elif (c in STRING_COLUMNS and df[c].dtype == CANONICAL_STRING and c not in UNIQUE_COLUMNS
+              and n >= _factorize_min_rows()):
+            # a validated contract column (clean already) read from Arrow: dictionary-encoded there,
+            # each distinct value made a Python string once and the object column one take
+            f = _factorized_column(df[c], c == "transit_countries")
+            cols.factorized_[c] = f
+            cols[c] = f.values()
         elif c in STRING_COLUMNS and df[c].dtype == CANONICAL_STRING:
             # a validated contract column is clean already: skip a second strip (a tenth of batch features)
             arr = df[c].to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
@@ -62,7 +141,7 @@ def columns_from_frame(df: pd.DataFrame, numeric_extras: Sequence[str] = (),
             cols[c] = arr
         else:
             cols[c] = clean_strings(df[c])
-    if "transit_countries" in df.columns:
+    if "transit_countries" in df.columns and "transit_countries" not in cols.factorized_:
         cols["transit_countries"] = np.array([v if v is not None else "" for v in cols["transit_countries"]],
                                              dtype=object)
     for c in (*NUMERIC_COLUMNS, *numeric_extras):
@@ -91,12 +170,19 @@ def columns_from_records(records: Sequence[Mapping[str, Any]], numeric_extras: S
     return cols
 
 
-def per_unique(values: np.ndarray, fn: Callable[[Any], Any], dtype: Any = object) -> np.ndarray:
+def _factorize_min_rows() -> int:  # read at call time: tests raise it to compare both paths
+    return _asof.FACTORIZE_MIN_ROWS
+
+
+def per_unique(values: np.ndarray | Factorized, fn: Callable[[Any], Any], dtype: Any = object) -> np.ndarray:
     """``fn`` applied to each distinct value once, spread back to every row (codes, countries and
     descriptions repeat heavily, so this turns row loops into short loops over distinct values)."""
-    if len(values) < 64:
+    if isinstance(values, Factorized):
+        f = values
+    elif len(values) < 64:
         return np.array([fn(v) for v in values], dtype=dtype)
-    f = Factorized(values)
+    else:
+        f = Factorized(values)
     # fromiter: each result is one element, even a tuple (np.array would stack equal-length tuples)
     return f.spread(np.fromiter((fn(u) for u in f.uniques), dtype=dtype, count=len(f.uniques)), fn(None))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features._asof import AsOfTable, factorized
+from features._asof import AsOfTable
 from features._base import (
     CategoryCodes,
     Columns,
@@ -14,12 +14,16 @@ from features._base import (
     global_rate,
     outcome_table,
 )
-from features._columns import pair
+from features._columns import derived, keys_of, pair
 from features.history import History
 
 _CODED = ("conveyance", "office_type", "direction", "office_id")
 _OFFICE = OutcomeFeatures("office", ("hit_rate",))
 _CONVEYANCE = OutcomeFeatures("conveyance", ("hit_rate", "hit_ratio"))
+
+
+def _at(conveyance: np.ndarray, location: np.ndarray) -> np.ndarray:
+    return pair(conveyance, location, "@")
 
 
 class ConveyanceOfficeFeatures(FeatureFamily):
@@ -41,7 +45,7 @@ class ConveyanceOfficeFeatures(FeatureFamily):
         cases = history.case_events()
         ones = np.ones(len(cases["day"]))
         self.conv_cases_ = AsOfTable(cases["conveyance"], cases["day"], {"n": ones})
-        self.conv_loc_cases_ = AsOfTable(pair(cases["conveyance"], cases["detection_location"], "@"), cases["day"],
+        self.conv_loc_cases_ = AsOfTable(_at(cases["conveyance"], cases["detection_location"]), cases["day"],
                                          {"n": ones})
         out = history.outcome_events()
         self.office_hits_ = outcome_table(out["office_id"], out)
@@ -50,13 +54,13 @@ class ConveyanceOfficeFeatures(FeatureFamily):
 
     def transform(self, cols: Columns) -> dict[str, np.ndarray]:
         day = cols["day"]
-        conv = factorized(cols["conveyance"])  # read by a code and two tables
-        f = {c: enc.encode(conv if c == "conveyance" else cols[c]) for c, enc in self.codes_.items()}
+        conv = keys_of(cols, "conveyance")  # read by a code and two tables
+        f = {c: enc.encode(keys_of(cols, c)) for c, enc in self.codes_.items()}
         f["conveyance_seizure_cases"] = self.conv_cases_.lookup(conv, day)["n"]
         f["conveyance_location_seizure_cases"] = self.conv_loc_cases_.lookup(
-            pair(cols["conveyance"], cols["office_type"], "@"), day)["n"]
+            derived(cols, "conveyance@office_type", _at, ("conveyance", "office_type")), day)["n"]
         prior = self.global_.at(day)
-        f |= _OFFICE.compute(self.office_hits_, factorized(cols["office_id"]), day, prior)
+        f |= _OFFICE.compute(self.office_hits_, keys_of(cols, "office_id"), day, prior)
         f |= _CONVEYANCE.compute(self.conv_hits_, conv, day, prior)
         return f
 

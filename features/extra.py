@@ -19,6 +19,7 @@ from features._base import (
     outcome_stats,
     outcome_table,
 )
+from features._columns import keys_of
 from features.history import History
 
 #: a categorical extra column with at least this many distinct values in the training rows names
@@ -130,12 +131,13 @@ class ExtraColumnFeatures(FeatureFamily):
 
     def transform(self, cols: Columns) -> dict[str, np.ndarray]:
         f = {f"x_{c}": np.asarray(cols[c], dtype=np.float64) for c in self.numeric}
-        f.update({f"x_{c}": enc.encode(cols[c]) for c, enc in self.codes_.items()})
+        f.update({f"x_{c}": enc.encode(keys_of(cols, c)) for c, enc in self.codes_.items()})
         if self.entity_ and self.global_ is not None:
             day = cols["day"]
             prior = self.global_.at(day)
             for c in self.entity_:
-                f[f"x_{c}"] = outcome_stats(self.entity_tables_[c], cols[c], day, prior, ("hit_rate",))["hit_rate"]
+                f[f"x_{c}"] = outcome_stats(self.entity_tables_[c], keys_of(cols, c), day, prior,
+                                            ("hit_rate",))["hit_rate"]
         return {n: f[n] for n in self.feature_names_}
 
     def reason(self, cols: Columns, feats, i: int) -> str:

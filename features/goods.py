@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from features._asof import AsOfTable, CompositeKey, factorized
+from features._asof import AsOfTable, CompositeKey, Factorized, factorized
 from features._base import (
     CategoryCodes,
     Columns,
@@ -15,8 +15,9 @@ from features._base import (
     OutcomeFeatures,
     global_rate,
     outcome_table,
+    token_max,
 )
-from features._columns import heading, per_unique
+from features._columns import heading, keys_of, per_unique, prefix_keys
 from features.history import History
 from features.reference import heading_name
 
@@ -27,10 +28,20 @@ def tokens(text: str | None) -> set[str]:
     return set(_TOKEN.findall(text.lower())) if text else set()
 
 
+def _sorted_tokens(text: object) -> list[str]:
+    return sorted(tokens(text)) if isinstance(text, str) else []
+
+
 def goods_from(cols: Columns) -> list[np.ndarray]:
     """The key parts of declared goods by where they come from: HS subheading, origin, departure
     country (a commodity from one country is a classic risk indicator)."""
     return [heading(cols["hs_code"], 6), cols["origin_country"], cols["departure_country"]]
+
+
+def goods_keys(cols: Columns) -> list[np.ndarray | Factorized]:
+    """:func:`goods_from` as the look-ups read it (factorized where the batch is)."""
+    return [prefix_keys(cols, "hs_code", 6), keys_of(cols, "origin_country"),
+            keys_of(cols, "departure_country")]
 
 
 _HEADING = OutcomeFeatures("heading", ("inspections", "hit_rate", "hit_ratio"))
@@ -70,9 +81,8 @@ class GoodsCoverFeatures(FeatureFamily):
 
     def transform(self, cols: Columns) -> dict[str, np.ndarray]:
         day = cols["day"]
-        hs = cols["hs_code"]
-        head = heading(hs)
-        fhead = factorized(head)  # read by a code and two tables
+        hs = prefix_keys(cols, "hs_code", 6)  # the features of the code read its first six digits only
+        fhead = prefix_keys(cols, "hs_code", 4)  # read by a code and two tables
         f = {
             "hs_chapter": per_unique(hs, lambda h: float(h[:2]) if h else np.nan, np.float64),
             "hs_heading": self.heading_codes_.encode(fhead),
@@ -81,18 +91,11 @@ class GoodsCoverFeatures(FeatureFamily):
             "chapter_93": per_unique(hs, lambda h: 1.0 if h and h.startswith("93") else 0.0, np.float64),
             "cover_seizure_cases": self.cover_cases_.lookup(fhead, day)["n"],
         }
-        desc = np.zeros(len(day))
-        row_tokens = per_unique(cols["goods_description"], lambda t: tuple(sorted(tokens(t))))
-        counts = np.fromiter(map(len, row_tokens), dtype=np.int64, count=len(row_tokens))
-        if counts.sum():
-            owner = np.repeat(np.arange(len(day)), counts)
-            tk = np.fromiter((t for ts in row_tokens for t in ts), dtype=object, count=int(counts.sum()))
-            vals = self.desc_cases_.lookup(tk, day[owner])["n"]
-            np.maximum.at(desc, owner, vals)
-        f["description_seizure_cases"] = desc
+        f["description_seizure_cases"] = token_max(self.desc_cases_, keys_of(cols, "goods_description"),
+                                                   _sorted_tokens, day)
         prior = self.global_.at(day)
         f |= _HEADING.compute(self.heading_hits_, fhead, day, prior)
-        f |= _HS6.compute(self.hs6_hits_, heading(hs, 6), day, prior)
+        f |= _HS6.compute(self.hs6_hits_, hs, day, prior)
         return f
 
     def unseen_values(self, cols: Columns) -> dict[str, np.ndarray]:
@@ -154,7 +157,7 @@ class GoodsOriginFeatures(FeatureFamily):
     def transform(self, cols: Columns) -> dict[str, np.ndarray]:
         day = cols["day"]
         prior = self.global_.at(day)
-        goods = self.key_.codes(goods_from(cols))  # -1 (no history) where a part was never seen
+        goods = self.key_.codes(goods_keys(cols))  # -1 (no history) where a part was never seen
         valued = self.value_key_.codes([goods, value_level(cols["customs_value"])])
         return (_GOODS.compute(self.hits_, factorized(goods), day, prior)
                 | _SAME_VALUE.compute(self.value_hits_, factorized(valued), day, prior))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features._asof import AsOfTable, factorized
+from features._asof import AsOfTable
 from features._base import (
     CategoryCodes,
     Columns,
@@ -12,9 +12,11 @@ from features._base import (
     FeatureFamily,
     OutcomeFeatures,
     global_rate,
+    is_missing,
     outcome_table,
+    token_max,
 )
-from features._columns import per_unique
+from features._columns import derived, keys_of, pair, per_unique
 from features.history import History, explode_transits, route_key
 from features.reference import region_of
 
@@ -23,6 +25,10 @@ _REGIONS = ("departure_region_code", "destination_region_code")
 _REGION_CODES = {r: float(i) for i, r in enumerate(
     ("NAM", "WE", "ECE", "CIS", "ME", "AP", "SA", "CAR", "CAM", "WA", "WCA", "ESA", "NA", "UNK"))}
 _ROUTE = OutcomeFeatures("route", ("inspections", "hit_rate", "hit_ratio"))
+
+
+def _transit_countries(transit: object) -> list[str]:
+    return transit.split("|") if isinstance(transit, str) and transit else []
 
 
 class RouteFeatures(FeatureFamily):
@@ -59,34 +65,24 @@ class RouteFeatures(FeatureFamily):
 
     def transform(self, cols: Columns) -> dict[str, np.ndarray]:
         day = cols["day"]
-        dep, dest, transit = cols["departure_country"], cols["destination_country"], cols["transit_countries"]
-        f = {c: self.codes_[c].encode(cols[c]) for c in self.codes_}
+        dep, dest = keys_of(cols, "departure_country"), keys_of(cols, "destination_country")
+        transit = keys_of(cols, "transit_countries")
+        f = {c: self.codes_[c].encode(keys_of(cols, c)) for c in self.codes_}
         def region_code(c: object) -> float:
             return _REGION_CODES[region_of(c)]
 
         f["departure_region_code"] = per_unique(dep, region_code, np.float64)
         f["destination_region_code"] = per_unique(dest, region_code, np.float64)
         f["n_transit"] = per_unique(transit, lambda t: t.count("|") + 1 if t else 0, np.float64)
-        f["unknown_departure"] = np.array([d is None for d in dep], dtype=np.float64)
-        f["unknown_destination"] = np.array([d is None for d in dest], dtype=np.float64)
-        pair = np.array([f"{d or '?'}>{x or '?'}" for d, x in zip(dep, dest, strict=True)], dtype=object)
-        f["route_seizure_cases"] = self.pair_cases_.lookup(factorized(pair), day)["n"]
+        f["unknown_departure"] = is_missing(dep)
+        f["unknown_destination"] = is_missing(dest)
+        pairs = derived(cols, "route_pair", pair, ("departure_country", "destination_country"))
+        f["route_seizure_cases"] = self.pair_cases_.lookup(pairs, day)["n"]
         f["departure_seizure_cases"] = self.dep_cases_.lookup(dep, day)["n"]
         f["destination_seizure_cases"] = self.dest_cases_.lookup(dest, day)["n"]
-        tmax = np.zeros(len(day))
-        tk, td = [], []
-        owner = []
-        for i, t in enumerate(transit):
-            if t:
-                for c in t.split("|"):
-                    tk.append(c)
-                    td.append(day[i])
-                    owner.append(i)
-        if tk:
-            vals = self.transit_cases_.lookup(np.array(tk, dtype=object), np.array(td, dtype=np.int64))["n"]
-            np.maximum.at(tmax, np.array(owner), vals)
-        f["transit_seizure_cases"] = tmax
-        route = factorized(route_key(dep, transit, dest))  # read by two tables
+        f["transit_seizure_cases"] = token_max(self.transit_cases_, transit, _transit_countries, day)
+        # read by two tables
+        route = derived(cols, "route", route_key, ("departure_country", "transit_countries", "destination_country"))
         f["route_declarations"] = self.route_decls_.lookup(route, day)["n"]
         f |= _ROUTE.compute(self.route_hits_, route, day, self.global_.at(day))
         return f

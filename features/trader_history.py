@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from features._asof import AsOfTable, factorized
+from features._asof import AsOfTable
 from features._base import Columns, FeatureFamily, OutcomeFeatures, global_rate, outcome_table
+from features._columns import keys_of
 from features.history import History
 
 ROLES = ("importer", "declarant")
@@ -39,7 +40,7 @@ class TraderHistoryFeatures(FeatureFamily):
         prior = self.global_.at(day)
         f: dict[str, np.ndarray] = {}
         for r in self.roles:
-            ids = factorized(cols[f"{r}_id"])  # read by two tables
+            ids = keys_of(cols, f"{r}_id")  # read by two tables
             f[f"{r}_declarations"] = self.decls_[r].lookup(ids, day)["n"]
             f |= _outcomes(r).compute(self.hits_[r], ids, day, prior)
         return f

@@ -6,7 +6,7 @@ import numpy as np
 
 from features._asof import AsOfTable
 from features._base import Columns, FeatureFamily
-from features._columns import heading
+from features._columns import prefix_keys
 from features.history import History
 
 MIN_PEERS = 5
@@ -41,7 +41,7 @@ class ValueAnomalyFeatures(FeatureFamily):
         f["log_value_per_kg"] = _log_ratio(v, w)
         f["log_value_per_unit"] = _log_ratio(v, q)
         f["log_kg_per_unit"] = _log_ratio(w, q)
-        p = self.peers_.lookup(heading(cols["hs_code"]), cols["day"])
+        p = self.peers_.lookup(prefix_keys(cols, "hs_code", 4), cols["day"])
         n = p["n"]
         with np.errstate(divide="ignore", invalid="ignore"):
             mean = p["s"] / n

@@ -129,14 +129,27 @@ def _days(s: pd.Series) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_history_features_match_slow_loops(world):
-    decl, outc, seiz, _, feats = world
+@pytest.mark.parametrize("dated", ["inside", "after"])
+def test_history_features_match_slow_loops(world, dated):
+    decl, outc, seiz, pipe, feats = world
     d_day = _days(decl["declaration_date"])
     o = outc.merge(decl, on="declaration_id")
     o_day = _days(o["inspected_date"])
     o_hit = o["hit"].to_numpy(dtype=bool)
     cases = seiz.sort_values(["case_id", "seizure_id"]).drop_duplicates("case_id")
     c_day = _days(cases["reported_date"])
+    q_day = d_day  # the day each declaration is scored as of
+    if dated == "after":
+        # a nightly manifest: the same declarations dated after every event of the history, scored
+        # in one batch over the factorizing threshold (Arrow keys, the snapshot join's latest sums)
+        import features._asof as asof
+
+        q_day = max(d_day.max(), o_day.max(), c_day.max()) + 1 + np.arange(len(decl)) % 3
+        late = pd.concat([decl.assign(declaration_date=pd.to_datetime(q_day.astype("datetime64[D]")).astype(
+            decl["declaration_date"].dtype))] * 8, ignore_index=True)
+        late["declaration_id"] = [f"L{i}" for i in range(len(late))]
+        assert len(late) >= asof.FACTORIZE_MIN_ROWS
+        feats = pipe.transform(late).iloc[:len(decl)]
     first_hs = seiz.dropna(subset=["declared_hs_code"]).drop_duplicates("case_id").set_index("case_id")[
         "declared_hs_code"]
     # a case's cover heading: what it was declared as, unless declared as arms (chapter 93)
@@ -157,7 +170,7 @@ def test_history_features_match_slow_loops(world):
     o_routes = np.array([route(r) for _, r in o.iterrows()], dtype=object)
     for i in rng.choice(len(decl), 80, replace=False):
         row = decl.iloc[i]
-        t = d_day[i]
+        t = q_day[i]
         known_o = o_day < t
         prior = (o_hit[known_o].sum() + 1.0) / (known_o.sum() + 50.0)
         dep, dest = norm(row["departure_country"]), norm(row["destination_country"])

@@ -1,0 +1,207 @@
+"""The snapshot join: rows dated after a table's last event read its latest sums per key (one take),
+rows dated on or before it the binary search; both, and the columnar key encoding (Arrow
+dictionaries, keys derived once per distinct combination), give exactly the features of the as-of
+path they replace."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import features._asof as asof
+from features._asof import AsOfTable, Factorized, to_days
+from features.history import History
+from features.pipeline import FeaturePipeline
+from tests.factories import make_declarations, make_outcomes, make_seizures
+
+
+@contextmanager
+def as_before() -> Iterator[None]:
+    """The path before the snapshot join: every look-up a binary search, no key factorized (no Arrow
+    dictionaries, no keys derived per distinct combination)."""
+    saved = asof.SNAPSHOT_JOIN, asof.FACTORIZE_MIN_ROWS
+    asof.SNAPSHOT_JOIN, asof.FACTORIZE_MIN_ROWS = False, 10**9
+    try:
+        yield
+    finally:
+        asof.SNAPSHOT_JOIN, asof.FACTORIZE_MIN_ROWS = saved
+
+
+@contextmanager
+def factorizing_from(rows: int) -> Iterator[None]:
+    saved = asof.FACTORIZE_MIN_ROWS
+    asof.FACTORIZE_MIN_ROWS = rows
+    try:
+        yield
+    finally:
+        asof.FACTORIZE_MIN_ROWS = saved
+
+
+def tables_of(pipe: FeaturePipeline) -> list[AsOfTable]:
+    """Every point-in-time table of a fitted pipeline."""
+    found: list[AsOfTable] = []
+    for fam in pipe.families_:
+        for v in vars(fam).values():
+            for t in (v.values() if isinstance(v, dict) else [v]):
+                if isinstance(t, AsOfTable):
+                    found.append(t)
+                elif hasattr(t, "table_") and isinstance(t.table_, AsOfTable):  # GlobalRate
+                    found.append(t.table_)
+    return found
+
+
+# ---- one table ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), n_events=st.integers(0, 60), n_keys=st.integers(1, 6),
+       around=st.integers(0, 4))
+def test_latest_sums_equal_the_binary_search_before_on_and_after_the_last_event(seed, n_events, n_keys, around):
+    rng = np.random.default_rng(seed)
+    pool = np.array([f"k{i}" for i in range(n_keys)] + [None], dtype=object)
+    keys, days = rng.choice(pool, n_events), rng.integers(0, 20, n_events)
+    table = AsOfTable(keys, days, {"n": np.ones(n_events), "hit": (rng.random(n_events) < 0.4) * 1.0},
+                      last_day_of="hit")
+    last = int(days[[k is not None for k in keys]].max()) if any(k is not None for k in keys) else 0
+    assert table.last_event_day() == (last if any(k is not None for k in keys) else asof.NO_DAY)
+    # queries just before, on and just after the last event, with unknown and missing keys
+    q_keys = rng.choice(np.append(pool, "unseen"), 300)
+    q_days = last + rng.integers(-around - 1, around + 2, 300)
+    with as_before():
+        expected = table.lookup(q_keys, q_days)
+    for keys_in in (q_keys, Factorized(q_keys), Factorized.from_arrow(pa.array(list(q_keys), pa.string()))):
+        got = table.lookup(keys_in, q_days)
+        assert got.keys() == expected.keys()
+        for name in expected:
+            assert np.array_equal(got[name], expected[name]), name
+    after = q_days > last
+    if after.any():  # the rows after the last event read the latest sums
+        assert np.array_equal(table.lookup(q_keys[after], q_days[after])["n"],
+                              table.latest_at(table.encoder_.encode(q_keys[after]))["n"])
+
+
+def test_a_table_without_events_reads_zeros_and_no_last_day():
+    table = AsOfTable(np.array([None], dtype=object), np.array([3]), {"n": np.ones(1)}, last_day_of="n")
+    got = table.lookup(np.array(["a", None], dtype=object), np.array([1, 10**5]))
+    assert got["n"].tolist() == [0.0, 0.0] and got["last_day"].tolist() == [asof.NO_DAY, asof.NO_DAY]
+
+
+def test_arrow_keys_decode_each_distinct_value_once_and_keep_missing_and_blank_apart():
+    f = Factorized.from_arrow(pa.chunked_array([pa.array(["b", None, "a"]), pa.array(["", "b", "a"])]))
+    assert f.values().tolist() == ["b", None, "a", None, "b", "a"]
+    assert len(f.uniques) == 3 and (f.codes[[1, 3]] == -1).all()
+    assert f.prefix(1).values().tolist() == ["b", None, "a", None, "b", "a"]
+    route = Factorized.combine([f, f], lambda a, b: np.array([f"{x or '?'}>{y or '?'}"
+                                                              for x, y in zip(a, b, strict=True)]))
+    assert route.values().tolist() == ["b>b", "?>?", "a>a", "?>?", "b>b", "a>a"]
+    assert len(route.uniques) == 3  # one string per distinct combination
+
+
+# ---- the whole pipeline ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def world():
+    rng = np.random.default_rng(11)
+    decl = make_declarations(rng, 700)
+    outc = make_outcomes(rng, decl)
+    seiz = make_seizures(rng, 150)
+    decl["seller"] = rng.choice([f"S{i}" for i in range(40)], len(decl))  # an identifier extra column
+    pipe = FeaturePipeline(extra_categorical=("seller",), min_count=1, entity_min_levels=10).fit(
+        History(decl, outc, seiz), decl)
+    return decl, pipe
+
+
+def manifest(decl: pd.DataFrame, days: np.ndarray, copies: int = 1) -> pd.DataFrame:
+    """The declarations (``copies`` times, fresh ids) dated ``days`` (integer days, cycled)."""
+    m = pd.concat([decl] * copies, ignore_index=True)
+    m["declaration_id"] = [f"M{i:07d}" for i in range(len(m))]
+    m["declaration_date"] = pd.to_datetime(np.resize(days, len(m)).astype("datetime64[D]")).astype(
+        decl["declaration_date"].dtype)
+    return m
+
+
+def assert_same_features(new: pd.DataFrame, old: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(new, old, check_exact=True)
+
+
+def test_the_pipeline_has_a_last_event_day_per_table(world):
+    _, pipe = world
+    last = [t.last_event_day() for t in tables_of(pipe)]
+    assert len(last) >= 15 and len(set(last)) >= 2  # seizures, declarations and outcomes end apart
+
+
+@pytest.mark.parametrize("dated", ["after", "on_the_last_days", "mixed"])
+def test_manifest_features_equal_the_as_of_path(world, dated):
+    decl, pipe = world
+    last = sorted({t.last_event_day() for t in tables_of(pipe) if t.last_event_day() != asof.NO_DAY})
+    if dated == "after":  # a nightly manifest: after every event (the snapshot join only)
+        days = last[-1] + 1 + np.arange(7)
+    elif dated == "on_the_last_days":  # just before, on and just after each table's last event
+        days = np.array([d + k for d in last for k in (-1, 0, 1)])
+    else:  # rows of the history's own period mixed with later ones (the chunk is split by day)
+        days = np.r_[to_days(decl["declaration_date"].to_numpy())[:200], last[-1] + np.arange(1, 30)]
+    m = manifest(decl, days, copies=7)  # 4,900 rows: over the factorizing threshold, the Arrow path
+    assert len(m) >= asof.FACTORIZE_MIN_ROWS
+    with as_before():
+        old = pipe.transform(m)
+    new = pipe.transform(m)
+    assert_same_features(new, old)
+    if dated == "after":
+        assert (new["importer_inspections"] > 0).mean() > 0.5  # the latest sums are real history
+        assert (new["transit_seizure_cases"] > 0).any() and (new["description_seizure_cases"] > 0).any()
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), spread=st.integers(1, 6), factorize_from=st.sampled_from([0, 64, 10**9]))
+def test_features_across_the_cut_off_equal_the_as_of_path(world, seed, spread, factorize_from):
+    """Any mix of rows just before, on and after the tables' last events, any batch size: the same
+    features as the binary search on the raw keys."""
+    decl, pipe = world
+    rng = np.random.default_rng(seed)
+    last = np.array(sorted({t.last_event_day() for t in tables_of(pipe) if t.last_event_day() != asof.NO_DAY}))
+    n = int(rng.integers(1, 400))
+    rows = decl.iloc[rng.choice(len(decl), n)]
+    days = rng.choice(last, n) + rng.integers(-spread, spread + 1, n)
+    m = manifest(rows, days)
+    with as_before():
+        old = pipe.transform(m)
+    with factorizing_from(factorize_from):
+        new = pipe.transform(m)
+    assert_same_features(new, old)
+
+
+def test_api_records_after_the_cut_off_equal_the_batch_rows(world):
+    decl, pipe = world
+    last = max(t.last_event_day() for t in tables_of(pipe))
+    m = manifest(decl, last + 1 + np.arange(3), copies=6)
+    batch = pipe.transform(m)
+    for i in (0, 5, 333, len(m) - 1):
+        r = {k: (None if v is pd.NA or (isinstance(v, float) and np.isnan(v)) else v) for k, v in
+             m.iloc[i].to_dict().items()}
+        r["declaration_date"] = r["declaration_date"].date().isoformat()
+        r["transit_countries"] = r["transit_countries"].split("|") if r["transit_countries"] else []
+        assert_same_features(pipe.transform([r]), batch.iloc[[i]].reset_index(drop=True))
+
+
+def test_the_latest_tables_are_never_pickled_and_a_loaded_pipeline_gives_the_same_features(world):
+    decl, pipe = world
+    fresh = pickle.dumps(pipe)
+    last = max(t.last_event_day() for t in tables_of(pipe))
+    m = manifest(decl, last + 1 + np.arange(3), copies=7)
+    feats = pipe.transform(m)
+    assert all("_snapshot_cache" in vars(t) for t in tables_of(pipe))  # built and kept on the tables
+    used = pickle.dumps(pipe)
+    assert used == fresh  # the model file is what it was before the join
+    loaded = pickle.loads(used)
+    assert not any("_snapshot_cache" in vars(t) for t in tables_of(loaded))
+    assert_same_features(loaded.transform(m), feats)
