@@ -75,8 +75,9 @@ def test_a_bad_condition_is_named_by_its_row_beside_its_field_and_nothing_is_sto
     r = api.client.post("/app/profiles", data=profile_form(token, c2_field="importer_id", c2_op="is_null",
                                                            c2_values="IMP1"))
     assert error_of(r.text, "c2_values") == "Condition 2: is_null takes no values"
-    r = api.client.post("/app/profiles", data=profile_form(token, c3_values="9301"))  # values without a field
-    assert error_of(r.text, "c3_field") == "Condition 3: choose the field this condition tests"
+    r = api.client.post("/app/profiles", data=profile_form(token, c3_values="9301", c1_values="9x"))
+    assert error_of(r.text, "c3_field") == "Condition 3: choose the field this condition tests"  # values, no field
+    assert "HS prefix" in error_of(r.text, "c1_values")  # and the store's problems at the same time
     r = api.client.post("/app/profiles", data=profile_form(token, c1_field="", c1_values="", name=""))
     assert error_of(r.text, "c1_field") == "Condition 1: a profile needs at least one condition"
     assert error_of(r.text, "name") == "Enter a name"
@@ -118,6 +119,8 @@ def test_editing_saves_a_new_version_and_the_profile_page_lists_the_versions(api
     assert 'href="/app/profiles/P-TWO?version=1"' in versions
     old = api.client.get("/app/profiles/P-TWO?version=1").text
     assert "This is version 1" in old and "/edit" not in old  # an old version is read, never edited
+    for version in ("7", "x", "0"):
+        assert api.client.get(f"/app/profiles/P-TWO?version={version}").status_code == 404, version
 
     again = {**edited, "base_version": "2"}
     r = api.client.post("/app/profiles/P-TWO/edit", data=again, follow_redirects=False)

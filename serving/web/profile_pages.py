@@ -106,6 +106,11 @@ class ProfileForm:
         """0-based indices of the rows that hold a condition (a row with nothing typed is ignored)."""
         return [i for i, r in enumerate(self.rows) if r["field"] or r["values"] or r["watch_list"]]
 
+    def used(self) -> list[int]:
+        """The rows that go into the profile: those with a field (one without is named by ``own_errors``, and
+        nothing is saved then; its other rows are still checked, so every problem is shown at once)."""
+        return [i for i in self.filled() if self.rows[i]["field"]]
+
     def own_errors(self) -> dict[str, str]:
         """What the store cannot name: a row with values but no field."""
         return {cell(i + 1, "field"): f"Condition {i + 1}: choose the field this condition tests"
@@ -113,7 +118,7 @@ class ProfileForm:
 
     def document(self, owner: str) -> dict[str, Any]:
         """The profile as ``POST /v1/profiles`` receives it (``PUT /v1/profiles/{id}`` for a new version)."""
-        conditions = [_condition(self.rows[i]) for i in self.filled()]
+        conditions = [_condition(self.rows[i]) for i in self.used()]
         return {"id": self.values["id"], "name": self.values["name"], "criterion": self.values["criterion"],
                 "conditions": conditions, "action": _action(self.values),
                 "valid_from": self.values["valid_from"] or None, "valid_to": self.values["valid_to"] or None,
@@ -122,7 +127,7 @@ class ProfileForm:
     def errors(self, exc: ProfileError) -> dict[str, str]:
         """Each of the store's problems beside the field it is about; a condition's names its row."""
         out: dict[str, str] = {}
-        rows = self.filled()
+        rows = self.used()
         for p in exc.problems:
             if p.condition is not None and 0 <= p.condition < len(rows):
                 row = rows[p.condition] + 1

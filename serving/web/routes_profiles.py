@@ -111,13 +111,15 @@ async def create_profile(request: Request, who: Officer = AnalystPage) -> Respon
     errors = form.own_errors()
     if form.values["id"] and form.values["id"] in {p.id for p in store.profiles()}:
         errors["id"] = f"A profile {form.values['id']} exists already: choose another id (or edit that one)"
-    if not errors:
-        try:
+    try:
+        if errors:  # not saved, but every problem is shown at once
+            store.validate([form.document(who.principal.name)])
+        else:
             store.save([form.document(who.principal.name)], [], _actor(who))
-        except ProfileError as exc:
-            errors = form.errors(exc)
-        except VersionConflict as exc:
-            errors = {"id": str(exc)}
+    except ProfileError as exc:
+        errors = {**form.errors(exc), **errors}
+    except VersionConflict as exc:
+        errors = {"id": str(exc)}
     if errors:
         return _profile_form(request, who, form, errors, status=422)
     audit(request, who.principal, "profile-create", {"profile_id": form.values["id"]})
@@ -133,11 +135,14 @@ def _more_rows(request: Request, who: Officer, form: ProfileForm, editing: Profi
 
 
 @router.get("/profiles/{profile_id}")
-def profile_page(request: Request, profile_id: str, who: Officer = OfficerPage, version: int | None = None,
+def profile_page(request: Request, profile_id: str, who: Officer = OfficerPage, version: str = "",
                  saved: str = "") -> Response:
     store = _store(request)
     latest = _profile(store, profile_id)
-    shown = _profile(store, profile_id, version) if version and version != latest.version else latest
+    if version and not (version.isdigit() and len(version) < 10):
+        raise PageError(404, "Profile version not found", f"{version[:20]!r} is not a version number.")
+    number = int(version) if version else latest.version
+    shown = _profile(store, profile_id, number) if number != latest.version else latest
     notice = {"unchanged": "Nothing changed, so no new version was saved.",
               "new": f"Saved as version {latest.version}."}.get(saved, "")
     return render(request, "profile.html", {
@@ -163,13 +168,15 @@ async def edit_profile(request: Request, profile_id: str, who: Officer = Analyst
         return _more_rows(request, who, form, current)
     errors = {**_stale(form.values["base_version"], current.version, "profile"), **form.own_errors()}
     saved = Saved([], [])
-    if not errors:
-        try:
+    try:
+        if errors:  # not saved, but every problem is shown at once
+            store.validate([form.document(current.owner)])
+        else:
             saved = store.update_profile(profile_id, form.document(current.owner), _actor(who))
-        except ProfileError as exc:
-            errors = form.errors(exc)
-        except VersionConflict as exc:
-            errors = {"base_version": str(exc)}
+    except ProfileError as exc:
+        errors = {**form.errors(exc), **errors}
+    except VersionConflict as exc:
+        errors = {"base_version": str(exc)}
     if errors:
         return _profile_form(request, who, form, errors, editing=current, status=422)
     if not saved.profiles:
