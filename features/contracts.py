@@ -480,11 +480,12 @@ def _valid(arr: pa.Array) -> np.ndarray:
 def _may_need_trim(offsets: np.ndarray, data: np.ndarray) -> bool:
     """False when no value starts or ends with whitespace (ASCII ≤ 32; any non-ASCII byte counts as a
     maybe, so Unicode spaces still reach Arrow's trim)."""
-    if not len(data):
+    if not len(data) or len(offsets) < 2:
         return False
-    first = data[np.minimum(offsets[:-1], len(data) - 1)]
-    last = data[np.maximum(offsets[1:] - 1, 0)]
-    return bool(((first <= 32) | (first >= 128) | (last <= 32) | (last >= 128)).any())
+    first = np.take(data, offsets[:-1], mode="clip")
+    last = np.take(data, offsets[1:] - 1, mode="clip")
+    # printable ASCII is 33..126 (127 too: harmless); uint8 arithmetic wraps the rest above 94
+    return int(np.maximum(first - np.uint8(33), last - np.uint8(33)).max()) > 94
 
 
 def _normalized(arr: pa.Array) -> pa.Array:
@@ -609,13 +610,39 @@ def _outside(col: pd.Series, max_date: pd.Timestamp) -> pd.Series:
 
 
 def _parse_country(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
-    d = _Distinct(_arrow_text(raw))
+    arr = _arrow_text(raw)
+    if _all_country_codes(arr, check.codes):  # the usual file: nothing to strip, rewrite or report
+        _require(_blank_rows(raw, lambda: ~_valid(arr)), raw, spec, check)
+        return _series(arr, raw.index)
+    d = _Distinct(arr)
     col = _as_str(d.values).str.upper()
     blank = _blank_rows(raw, lambda: d.rows(col.isna(), missing=True))
     _require(blank, raw, spec, check)
     check.flag(~blank & d.rows(~col.isin(check.codes), missing=True), spec.name, raw,
                "an ISO 3166 alpha-2 country code")
     return d.spread(col, raw.index)
+
+
+@cache
+def _country_table(codes: frozenset[str]) -> np.ndarray:
+    """65,536 booleans: which two ASCII bytes (first × 256 + second) spell a country code."""
+    table = np.zeros(1 << 16, bool)
+    for c in codes:
+        if len(c) == 2 and c.isascii():
+            table[ord(c[0]) * 256 + ord(c[1])] = True
+    return table
+
+
+def _all_country_codes(arr: pa.Array, codes: Any) -> bool:
+    """True when every present value is already a canonical two-letter code (two bytes, looked up)."""
+    offsets, data = _buffers(arr)
+    valid = _valid(arr)
+    lengths = np.diff(offsets)
+    if not (lengths[valid] == 2).all():
+        return False
+    starts = offsets[:-1][valid] if arr.null_count else offsets[:-1]
+    pairs = data[starts].astype(np.int64) * 256 + data[starts + 1]
+    return bool(_country_table(frozenset(codes))[pairs].all())
 
 
 def _parse_countries(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
@@ -690,21 +717,44 @@ def _parse_category(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series
 
 
 def _parse_number(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
-    blank = _blank_rows(raw, lambda: ~_valid(_normalized(_arrow_text(raw))))
+    text = _arrow_text(raw) if _is_text(raw) else None
+    blank = _blank_rows(raw, lambda: ~_valid(_normalized(text)))  # type: ignore[arg-type]
     _require(blank, raw, spec, check)
-    values = pd.to_numeric(raw, errors="coerce").astype("float64").to_numpy()
-    check.flag(~blank & np.isnan(values), spec.name, raw, "a number")
-    # "inf" and 1e400 parse as infinity: no quantity or probability is infinite
-    infinite = np.isinf(values)
-    check.flag(infinite, spec.name, raw, "a finite number")
-    finite = ~blank & np.isfinite(values)
-    if spec.minimum is not None:
+    values = _numbers(raw, text)
+    finite = np.isfinite(values)
+    if not finite.all():
+        check.flag(~blank & np.isnan(values), spec.name, raw, "a number")
+        # "inf" and 1e400 parse as infinity: no quantity or probability is infinite
+        infinite = np.isinf(values)
+        check.flag(infinite, spec.name, raw, "a finite number")
+        finite &= ~blank
+        if infinite.any():
+            values = np.where(infinite, np.nan, values)
+    if spec.minimum is not None and len(values) and np.nanmin(values, initial=np.inf) < spec.minimum:
         check.flag(finite & (values < spec.minimum), spec.name, raw, f"a number ≥ {spec.minimum:g}")
-    if spec.maximum is not None:
+    if spec.maximum is not None and len(values) and np.nanmax(values, initial=-np.inf) > spec.maximum:
         check.flag(finite & (values > spec.maximum), spec.name, raw, f"a number ≤ {spec.maximum:g}")
-    if infinite.any():
-        values = np.where(infinite, np.nan, values)
     return pd.Series(values, index=raw.index)
+
+
+def _numbers(raw: pd.Series, text: pa.Array | None) -> np.ndarray:
+    """``pd.to_numeric(raw, errors="coerce")`` as float64; plain decimals of text columns are cast by Arrow.
+
+    Only values of at most 15 characters from ``0-9 . -`` take the Arrow cast: at most 15 digits, so
+    both parsers round one exact mantissa by one exact power of ten and agree to the bit. Anything
+    else (exponents, spaces, junk, a negative zero, which pandas makes positive) goes to pandas.
+    """
+    if text is not None and len(text) and text.null_count < len(text):
+        offsets, data = _buffers(text)
+        used = data[offsets[0]:offsets[-1]]
+        if np.diff(offsets).max() <= 15 and len(used) and used.min() >= ord("-") and used.max() <= ord("9"):
+            try:
+                values = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
+            except pa.ArrowInvalid:
+                values = None
+            if values is not None and not (np.signbit(values) & (values == 0)).any():
+                return values
+    return pd.to_numeric(raw, errors="coerce").astype("float64").to_numpy()
 
 
 def _parse_bool(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:

@@ -163,6 +163,23 @@ def test_non_text_dtypes_in_text_fields_match_the_reference() -> None:
     _assert_same(df, DECLARATION)
 
 
+def test_decimal_text_read_by_arrow_matches_pandas_to_the_bit() -> None:
+    """Numbers as text (CSV) within the Arrow cast's charset: every value the same float, bit for bit."""
+    rng = np.random.default_rng(11)
+    mantissa = rng.integers(0, 10**12, 4000)
+    scale = 10.0 ** rng.integers(0, 10, 4000)
+    shapes = [f"{m / s:.{int(np.log10(s))}f}" for m, s in zip(mantissa, scale, strict=True)]
+    shapes += ["0.1", "0.2", "0.3", ".5", "5.", "-.5", "007", "123456789012345", "999999999999999", "0.000000000001"]
+    for extra in ([], ["-0"], ["1-2"], ["1.2.3"], ["1234567890123456"]):
+        values = pd.Series(shapes + extra, dtype="str")
+        df = pd.DataFrame({"declaration_id": [f"D{i}" for i in range(len(values))], "hs_code": "820600",
+                           "declaration_date": "2023-01-01", "quantity": values, "customs_value": values})
+        _assert_same(df, DECLARATION)
+        out, _ = normalize_table(df, DECLARATION)
+        expected = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
+        assert np.array_equal(out["quantity"].to_numpy().view(np.int64), expected.view(np.int64))
+
+
 KIND_SPECS = {kind: Contract(name="one", key="k", date_field="d",
                              fields=(FieldSpec("k", "id"), FieldSpec("v", kind, nullable=nullable, vocab=vocab,
                                                                      strict=strict, minimum=0, maximum=10)))
