@@ -37,6 +37,17 @@ def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts - ends + lengths, lengths) + np.arange(total)
 
 
+def stable_order(keys: np.ndarray, bound: int) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` for integers in [0, bound): numpy sorts 16-bit integers by
+    radix (linear time), so larger keys are sorted by their low then their high 16 bits."""
+    if bound <= 1 << 16:
+        return np.argsort(keys.astype(np.uint16), kind="stable")
+    if bound > 1 << 32:
+        return np.argsort(keys, kind="stable")
+    low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    return low[np.argsort((keys[low] >> 16).astype(np.uint16), kind="stable")]
+
+
 class FieldIndex:
     """One column as sorted distinct values and row codes (missing → -1), with lazy look-ups."""
 
@@ -53,7 +64,7 @@ class FieldIndex:
         self._order: np.ndarray | None = None
         self._starts = np.concatenate(([0], np.cumsum(self.counts)))
         self._lookup: dict[Any, int] | None = None
-        self._prefixes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._arrow_uniques: pa.Array | None = None
         self._tokens: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
@@ -69,13 +80,24 @@ class FieldIndex:
     def row_count(self, codes: np.ndarray) -> int:
         return int(self.counts[codes + 1].sum())
 
+    def span_count(self, start: int, stop: int) -> int:
+        """Rows holding a code in ``start`` ≤ code < ``stop``."""
+        return int(self._starts[stop + 1] - self._starts[start + 1]) if stop > start else 0
+
     def rows(self, codes: np.ndarray) -> np.ndarray:
         """Rows holding any of ``codes`` (unordered)."""
+        return self.order[ranges(self._starts[codes + 1], self.counts[codes + 1])]
+
+    def span_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows holding a code in ``start`` ≤ code < ``stop`` (unordered)."""
+        return self.order[self._starts[start + 1]:self._starts[stop + 1]] if stop > start else self.order[:0]
+
+    @property
+    def order(self) -> np.ndarray:
+        """Rows sorted by code (the inverted index), built on first use."""
         if self._order is None:
-            # numpy sorts 16-bit integers by radix (linear): most fields have that few distinct values
-            small = np.int16 if len(self.uniques) < 2**15 - 1 else np.int64
-            self._order = np.argsort(self.codes.astype(small), kind="stable")
-        return self._order[ranges(self._starts[codes + 1], self.counts[codes + 1])]
+            self._order = stable_order(self.codes + 1, len(self.uniques) + 1)
+        return self._order
 
     def lut(self, codes: np.ndarray) -> np.ndarray:
         """A boolean per code (+1 shifted, so -1 = missing is position 0)."""
@@ -93,28 +115,35 @@ class FieldIndex:
         return found[keep].astype(np.int64), np.flatnonzero(keep)
 
     def prefixed(self, prefixes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(code, position in ``prefixes``) of each value starting with one of ``prefixes``."""
+        """(code, position in ``prefixes``) of each value starting with one of ``prefixes``: per prefix
+        length, the distinct values' first characters hashed against the distinct prefixes (Arrow)."""
         codes, where = [], []
+        prefixes = np.asarray(prefixes, dtype=object)
         lengths = np.fromiter((len(p) for p in prefixes), dtype=np.int64, count=len(prefixes))
-        for length in np.unique(lengths):
-            sorted_keys, order = self._prefix_table(int(length))
+        arr = self._arrow()
+        for length in np.unique(lengths).tolist():
             pos = np.flatnonzero(lengths == length)
-            keys = np.asarray(prefixes, dtype=object)[pos].astype(sorted_keys.dtype)
-            lo = np.searchsorted(sorted_keys, keys, "left")
-            hi = np.searchsorted(sorted_keys, keys, "right")
-            codes.append(order[ranges(lo, hi - lo)])
-            where.append(np.repeat(pos, hi - lo))
+            distinct, inverse = np.unique(prefixes[pos].astype(str), return_inverse=True)
+            heads = pc.utf8_slice_codeunits(arr, 0, int(length))
+            found = pc.index_in(heads, value_set=pa.array(distinct, pa.string())).to_numpy(zero_copy_only=False)
+            hit = np.flatnonzero(~np.isnan(found)) if found.dtype.kind == "f" else np.flatnonzero(found >= 0)
+            which = found[hit].astype(np.int64)  # the distinct prefix of each hit value
+            # every position holding that prefix (the same prefix may come from several conditions)
+            by = np.argsort(inverse, kind="stable")
+            counts = np.bincount(inverse, minlength=len(distinct))
+            starts = np.concatenate(([0], np.cumsum(counts)))[:-1]
+            n = counts[which]
+            codes.append(np.repeat(hit, n))
+            where.append(pos[by[ranges(starts[which], n)]])
         if not codes:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(codes).astype(np.int64), np.concatenate(where)
 
-    def _prefix_table(self, length: int) -> tuple[np.ndarray, np.ndarray]:
-        if length not in self._prefixes:
-            # numpy truncates on a cast to a shorter string type: the first `length` characters
-            keys = self.uniques.astype(str).astype(f"<U{length}")
-            order = np.argsort(keys, kind="stable")
-            self._prefixes[length] = (keys[order], order)
-        return self._prefixes[length]
+    def _arrow(self) -> pa.Array:
+        if self._arrow_uniques is None:
+            self._arrow_uniques = pa.array(self.uniques.astype(str) if self.uniques.dtype != object
+                                           else self.uniques, pa.string())
+        return self._arrow_uniques
 
     def tokens(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(code, position in ``words``) of each value containing one of ``words`` as a whole word

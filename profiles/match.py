@@ -22,12 +22,13 @@ import pandas as pd
 import pyarrow as pa
 
 from profiles._compile import CompiledList, Rule, RuleSet, compile_rules, rules_of
-from profiles._index import FieldIndex, Table, day_number
+from profiles._index import FieldIndex, Table, day_number, ranges, stable_order
 from profiles.model import Condition, Profile, WatchList
 
 __all__ = ["ProfileMatches", "Rule", "RuleHit", "RuleSet", "compile_rules", "match_profiles", "rules_of"]
 
 _BIG = np.iinfo(np.int64).max
+_TABLE_MAX = 1 << 25  # booleans: the largest (condition × value) table built instead of a sort
 ROW_PATH_MAX_ROWS = 16  # up to this many declarations, look values up per row (the API's case)
 _WORD = re.compile(r"\w+")
 
@@ -111,21 +112,75 @@ class ProfileMatches:
 
 class _Codes:
     """The distinct-value codes that satisfy a condition (-1 = missing), with the row count and a
-    per-code look-up made once however many profiles share the condition."""
+    per-code look-up made once however many profiles share the condition. A ``between`` on a sorted
+    numeric field is one range of codes, kept as ``span`` (start, stop) and expanded only on demand."""
 
-    def __init__(self, f: FieldIndex, codes: np.ndarray, entry: np.ndarray | None = None,
-                 expiry: np.ndarray | None = None):
+    def __init__(self, f: FieldIndex, codes: np.ndarray | None, entry: np.ndarray | None = None,
+                 expiry: np.ndarray | None = None, span: tuple[int, int] | None = None):
         self.field = f
-        self.codes = codes
+        self.span = span
+        self._codes = codes
         self.entry = entry  # watch lists: the entry behind each code (+1 shifted, -1 = none)
         self.expiry = expiry  # watch lists: last day of each entry (index -1: never)
-        self.rows = f.row_count(codes)
+        self.rows = f.span_count(*span) if span is not None else f.row_count(self.codes)
         self._lut: np.ndarray | None = None
+
+    @property
+    def codes(self) -> np.ndarray:
+        if self._codes is None:
+            assert self.span is not None
+            self._codes = np.arange(self.span[0], self.span[1], dtype=np.int64)
+        return self._codes
+
+    def row_ids(self) -> np.ndarray:
+        return self.field.span_rows(*self.span) if self.span is not None else self.field.rows(self.codes)
 
     def lut(self) -> np.ndarray:
         if self._lut is None:
             self._lut = self.field.lut(self.codes)
         return self._lut
+
+
+class _FieldCheck:
+    """Whether a row's value on one field satisfies conditions of that field, many (condition, row)
+    pairs at once: a ``between`` is a range of codes; the others share one flat table of
+    (condition, code) → bool, or a sorted array of (condition, code) keys when that table would be large."""
+
+    MAX_TABLE = 1 << 25
+
+    def __init__(self, cids: list[int], sets: list[_Codes]):
+        f = sets[cids[0]].field
+        self.field = f
+        self.width = len(f) + 1
+        self.span_lo = np.full(len(sets), -1, dtype=np.int64)
+        self.span_hi = np.full(len(sets), -1, dtype=np.int64)
+        listed = [c for c in cids if sets[c].span is None]
+        for c in cids:
+            if sets[c].span is not None:
+                self.span_lo[c], self.span_hi[c] = sets[c].span  # type: ignore[misc]
+        self.local = np.full(len(sets), -1, dtype=np.int64)
+        self.local[listed] = np.arange(len(listed))
+        keys = (np.concatenate([self.local[c] * self.width + sets[c].codes + 1 for c in listed]) if listed
+                else np.zeros(0, dtype=np.int64))  # ascending: conditions in order, codes ascending and distinct
+        self.table: np.ndarray | None = None
+        self.keys = keys
+        if len(listed) * self.width <= self.MAX_TABLE:
+            self.table = np.zeros(len(listed) * self.width, dtype=bool)
+            self.table[keys] = True
+
+    def check(self, cond: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        code = self.field.codes[rows]
+        lo = self.span_lo[cond]
+        ok = (code >= lo) & (code < self.span_hi[cond])
+        listed = np.flatnonzero(lo < 0)
+        if len(listed):
+            key = self.local[cond[listed]] * self.width + code[listed] + 1
+            if self.table is not None:
+                ok[listed] = self.table[key]
+            elif len(self.keys):
+                pos = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
+                ok[listed] = self.keys[pos] == key
+        return ok
 
 
 class _Columns:
@@ -136,6 +191,7 @@ class _Columns:
         self.rs = rs
         self._cache: dict[Any, _Codes] = {}
         self._by_id: dict[int, _Codes] = {}
+        self._checks: dict[int, _FieldCheck] = {}
         self.days = (int(table.day.min()), int(table.day.max()))
 
     def codes(self, c: Condition) -> _Codes:
@@ -149,7 +205,7 @@ class _Columns:
         if c.op == "is_null":
             return _Codes(f, f.null_codes())
         if c.op == "between":
-            return _Codes(f, _between(f, c.values))
+            return _Codes(f, None, span=_between(f, c.values))
         if c.op == "in_watch_list":
             return _watch_codes(self.rs.lists[c.watch_list or ""], f)
         if c.op == "prefix":
@@ -160,6 +216,12 @@ class _Columns:
             hit = f.exact(vals)[0]
         hit = np.unique(hit)
         return _Codes(f, _complement(f, hit) if c.op == "not_in" else hit)
+
+    def _field_check(self, j: int, field_of: np.ndarray, sets: list[_Codes]) -> _FieldCheck:
+        got = self._checks.get(j)
+        if got is None:
+            got = self._checks[j] = _FieldCheck([c for c in np.flatnonzero(field_of == j).tolist()], sets)
+        return got
 
     def by_id(self, cid: int) -> _Codes:
         got = self._by_id.get(cid)
@@ -187,44 +249,115 @@ class _Columns:
             lookup = f.tokens if how == "tokens" else f.prefixed if how == "prefix" else f.exact
             codes, pos = lookup(np.array(values, dtype=object))
             width = len(f) + 1
-            pairs = np.unique(owner[pos] * width + codes + 1)  # distinct (condition, code), by condition
+            # distinct (condition, code) pairs, by condition and code: a table when that is small
+            local = np.searchsorted(np.array(cids, dtype=np.int64), owner[pos])
+            keys = local * width + codes + 1
+            if len(cids) * width <= _TABLE_MAX:
+                seen = np.zeros(len(cids) * width, dtype=bool)
+                seen[keys] = True
+                pairs = np.flatnonzero(seen)
+            else:
+                pairs = np.unique(keys)
             cond, code = pairs // width, pairs % width - 1
-            bounds = np.searchsorted(cond, np.array(cids + [_BIG], dtype=np.int64))
+            bounds = np.searchsorted(cond, np.arange(len(cids) + 1))
             for k, cid in enumerate(cids):
                 hit = code[bounds[k]:bounds[k + 1]]
                 if self.rs.conditions[cid].op == "not_in":
                     hit = _complement(f, hit)
                 self._by_id[cid] = _Codes(f, hit)
 
-    def match(self, r: int, as_of: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    def match_all(self, as_of: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rule, row, watch-list entry or -1) of every match, grouped by rule and by row within a rule.
+
+        No Python loop over rules: each rule starts from the rows of its most selective condition
+        (the inverted index of that condition's field, for every rule at once), and the candidate
+        (rule, row) pairs are filtered by the rules' other conditions one field at a time (a sorted
+        look-up of (condition, code) pairs), then by validity windows and watch-list expiries."""
         rs = self.rs
-        lo, hi = int(rs.valid_lo[r]), int(rs.valid_hi[r])
-        when = (as_of, as_of) if as_of is not None else self.days
         empty = np.zeros(0, dtype=np.int64)
-        if lo > when[1] or hi < when[0]:
-            return empty, None
-        sets = [self.by_id(c) for c in rs.rule_conditions[r]]
-        first = min(sets, key=lambda s: s.rows)
-        if not first.rows:
-            return empty, None
-        rows = first.field.rows(first.codes)
-        for s in sets:
-            if s is not first and len(rows):
-                rows = rows[s.lut()[s.field.codes[rows] + 1]]
-        rows = np.sort(rows)
-        day = self.table.day[rows] if as_of is None else np.full(len(rows), as_of, dtype=np.int64)
-        # most rules are valid over the whole batch: no per-row test then
-        keep = None if lo <= when[0] and hi >= when[1] else (day >= lo) & (day <= hi)
-        entry = None
-        for s in sets:
-            if s.entry is not None and s.expiry is not None:  # an entry expired before the day is gone
-                e = s.entry[s.field.codes[rows] + 1]
-                alive = s.expiry[e] >= day
-                keep = alive if keep is None else keep & alive
-                entry = e
-        if keep is None:
-            return rows, entry
-        return rows[keep], (entry[keep] if entry is not None else None)
+        n_cond = len(rs.conditions)
+        sets = [self.by_id(c) for c in range(n_cond)]
+        cond_rows = np.fromiter((s.rows for s in sets), dtype=np.int64, count=n_cond)
+        when = (as_of, as_of) if as_of is not None else self.days
+        live = (rs.valid_lo <= when[1]) & (rs.valid_hi >= when[0])
+        # the anchor of each rule: its condition with the fewest rows
+        pr, pc_ = rs.pair_rule, rs.pair_cond
+        order = np.lexsort((cond_rows[pc_], pr))
+        first = np.searchsorted(pr[order], np.arange(len(rs.rules)))
+        anchor = pc_[order][first]
+        rules = np.flatnonzero(live & (cond_rows[anchor] > 0))
+        if not len(rules):
+            return empty, empty, empty
+        anchors = np.unique(anchor[rules])
+        # rows of each anchor condition, once however many rules share it (one gather per field)
+        seg_start, seg_len = np.zeros(n_cond, np.int64), np.zeros(n_cond, np.int64)
+        pieces, offset = [], 0
+        by_field: dict[int, list[int]] = {}
+        for c in anchors.tolist():
+            by_field.setdefault(id(sets[c].field), []).append(c)
+        for cids in by_field.values():
+            f = sets[cids[0]].field
+            spans = [c for c in cids if sets[c].span is not None]
+            listed = [c for c in cids if sets[c].span is None]
+            for c in spans:
+                got = sets[c].row_ids()
+                pieces.append(got)
+                seg_start[c], seg_len[c] = offset, len(got)
+                offset += len(got)
+            if listed:
+                codes = np.concatenate([sets[c].codes for c in listed])
+                got = f.rows(codes)  # in the order of the codes: condition by condition
+                sizes = np.array([sets[c].rows for c in listed], dtype=np.int64)
+                seg_start[listed] = offset + np.cumsum(sizes) - sizes
+                seg_len[listed] = sizes
+                pieces.append(got)
+                offset += len(got)
+        anchor_rows = np.concatenate(pieces)
+        a = anchor[rules]
+        pick = ranges(seg_start[a], seg_len[a])
+        hit_rule = np.repeat(rules, seg_len[a])
+        hit_row = anchor_rows[pick]
+        # the other conditions: each pair expanded to its rule's non-anchor conditions, checked one
+        # field at a time (a range test, or a look-up of (condition, code)); a pair with a failure goes
+        others = pc_ != anchor[pr]
+        o_rule, o_cond = pr[others], pc_[others]  # by rule (pairs are built rule by rule)
+        o_off = np.searchsorted(o_rule, np.arange(len(rs.rules) + 1))
+        k = o_off[hit_rule + 1] - o_off[hit_rule]
+        pair_of = np.repeat(np.arange(len(hit_row)), k)
+        cond = o_cond[ranges(o_off[hit_rule], k)]
+        fields: dict[int, int] = {}
+        field_of = np.array([fields.setdefault(id(s.field), len(fields)) for s in sets], dtype=np.int16)
+        fid = field_of[cond]
+        by = stable_order(fid, len(fields))
+        bounds = np.searchsorted(fid[by], np.arange(len(fields) + 1))
+        ok = np.ones(len(cond), dtype=bool)
+        for j in np.flatnonzero(np.diff(bounds)).tolist():
+            at = by[bounds[j]:bounds[j + 1]]
+            c = cond[at]
+            ok[at] = self._field_check(j, field_of, sets).check(c, hit_row[pair_of[at]])
+        keep = np.bincount(pair_of[~ok], minlength=len(hit_row)) == 0
+        hit_rule, hit_row = hit_rule[keep], hit_row[keep]
+        day = self.table.day[hit_row] if as_of is None else np.full(len(hit_row), as_of, dtype=np.int64)
+        keep = (day >= rs.valid_lo[hit_rule]) & (day <= rs.valid_hi[hit_rule])
+        entry = np.full(len(hit_row), -1, dtype=np.int64)
+        for c in range(n_cond):  # watch lists (few): an entry that expired before the day is gone
+            s = sets[c]
+            if s.entry is None or s.expiry is None:
+                continue
+            uses = np.zeros(len(rs.rules), dtype=bool)
+            uses[pr[pc_ == c]] = True
+            at = np.flatnonzero(uses[hit_rule])
+            if not len(at):
+                continue
+            e = s.entry[s.field.codes[hit_row[at]] + 1]
+            keep[at] &= s.expiry[e] >= day[at]
+            entry[at] = e
+        hit_rule, hit_row, entry = hit_rule[keep], hit_row[keep], entry[keep]
+        order = np.lexsort((hit_row, hit_rule))
+        hit_rule, hit_row, entry = hit_rule[order], hit_row[order], entry[order]
+        is_list = np.array([r.kind == "watch_list" for r in rs.rules], dtype=bool)
+        entry[~is_list[hit_rule]] = -1
+        return hit_rule, hit_row, entry
 
 
 def _complement(f: FieldIndex, hit: np.ndarray) -> np.ndarray:
@@ -236,14 +369,14 @@ def _complement(f: FieldIndex, hit: np.ndarray) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def _between(f: FieldIndex, bounds: tuple[Any, ...]) -> np.ndarray:
+def _between(f: FieldIndex, bounds: tuple[Any, ...]) -> tuple[int, int]:
     def num(v: Any) -> float:
         return float(day_number(v)) if isinstance(v, dt.date) else float(v)
 
     low, high = bounds
     start = 0 if low is None else int(np.searchsorted(f.uniques, num(low), "left"))
     stop = len(f) if high is None else int(np.searchsorted(f.uniques, num(high), "right"))
-    return np.arange(start, max(start, stop), dtype=np.int64)
+    return start, max(start, stop)
 
 
 def _watch_codes(wl: CompiledList, f: FieldIndex) -> _Codes:
@@ -347,12 +480,7 @@ def match_profiles(data: pd.DataFrame | Mapping[str, np.ndarray], profiles: Sequ
     else:
         columns = _Columns(table, rs)
         columns.evaluate_all()
-        per_rule = [columns.match(r, as_day) for r in range(len(rs.rules))]
-        hit_rule = np.repeat(np.arange(len(rs.rules)), [len(h) for h, _ in per_rule]).astype(np.int64)
-        hit_row = np.concatenate([h for h, _ in per_rule]) if per_rule else np.zeros(0, np.int64)
-        entry = np.concatenate([e if e is not None and rule.kind == "watch_list" else np.full(len(h), -1)
-                                for (h, e), rule in zip(per_rule, rs.rules, strict=True)]
-                               ) if per_rule else np.zeros(0, np.int64)
+        hit_rule, hit_row, entry = columns.match_all(as_day)
     reason = np.full(len(hit_row), None, dtype=object)
     for i in np.flatnonzero(entry >= 0):  # a watch list acting alone gives the reason of the entry matched
         rule = rs.rules[hit_rule[i]]
