@@ -304,3 +304,24 @@ def test_the_effectiveness_table_shows_intervals_and_flags_a_profile_that_finds_
     assert (shown["model hit rate"], shown["model hit rate, 95 % interval"]) == ("–", "–")  # no model inspections
     assert shown["candidate for retirement"] == "yes: 30 or more inspections, no hit"
     assert stats_of(pd.DataFrame([row]), "watch_list") is None  # a list of the same name is another rule
+
+
+def test_a_long_watch_list_is_shown_in_pages_and_searched(api: Api) -> None:
+    entries = [{"value": f"IMP{i:06d}", "reason": "r", "added_by": "a"} for i in range(120)]
+    assert api.post("/v1/watchlists", role="analyst", json={"name": "WL-LONG", "field": "importer_id",
+                                                             "entries": entries}).status_code == 201
+    signed_in(api, "officer")
+
+    def values(html: str) -> list[str]:
+        return re.findall(r"<td>(IMP\d+)</td>", html)
+
+    first = api.client.get("/app/watchlists/WL-LONG").text
+    assert values(first) == [f"IMP{i:06d}" for i in range(50)] and "Page 1 of 3" in first
+    last = api.client.get("/app/watchlists/WL-LONG?page=3").text
+    assert values(last) == [f"IMP{i:06d}" for i in range(100, 120)]
+    assert values(api.client.get("/app/watchlists/WL-LONG?page=99").text) == values(last)  # the last page
+    assert values(api.client.get("/app/watchlists/WL-LONG?page=x").text) == values(first)
+    found = api.client.get("/app/watchlists/WL-LONG?q=imp00011").text
+    assert values(found) == [f"IMP{i:06d}" for i in range(110, 120)]  # case-insensitive, anywhere in the value
+    assert "10 of 120 entries" in found and "Page 1 of" not in found
+    assert "No entry contains" in api.client.get("/app/watchlists/WL-LONG?q=nobody").text

@@ -13,11 +13,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import pandas as pd
 
 from profiles import ProfileError, ProfileProblem
-from profiles.model import Profile, WatchList
+from profiles.model import Profile, WatchEntry, WatchList
 from profiles.stats import RETIRE_AFTER
 
 MIN_ROWS = 3  # condition rows on a new profile's form; "Add a condition" adds one more, up to MAX_ROWS
@@ -230,16 +231,48 @@ class ListForm:
         return out
 
 
-def with_entry(w: WatchList, values: Mapping[str, str], added_by: str) -> dict[str, Any]:
+def new_entry(values: Mapping[str, str], added_by: str) -> dict[str, Any]:
+    return {"value": values["value"], "reason": values["reason"], "added_by": added_by,
+            "expires": values["expires"] or None}
+
+
+def with_entry(w: WatchList, entry: Mapping[str, Any]) -> dict[str, Any]:
     """The list's document with one more entry (``PUT /v1/watchlists/{name}``)."""
-    entry = {"value": values["value"], "reason": values["reason"], "added_by": added_by,
-             "expires": values["expires"] or None}
-    return {**w.content(), "entries": [*w.content()["entries"], entry]}
+    content = w.content()
+    return {**content, "entries": [*content["entries"], dict(entry)]}
+
+
+def only_entry(w: WatchList, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The list with just ``entry``: checking it costs one entry, not the whole list (which may hold 100,000)."""
+    return {**w.model_dump(mode="json", exclude={"version", "entries"}), "entries": [dict(entry)]}
 
 
 def without_entry(w: WatchList, value: str) -> dict[str, Any]:
     content = w.content()
     return {**content, "entries": [e for e in content["entries"] if e["value"] != value]}
+
+
+@dataclass(frozen=True)
+class EntriesPage:
+    """One page of a watch list's entries (a list may hold 100,000), those whose value contains ``q``."""
+
+    entries: list[WatchEntry]
+    total: int
+    page: int
+    pages: int
+    q: str
+
+    @property
+    def query(self) -> str:
+        return urlencode({"q": self.q}) if self.q else ""
+
+
+def entries_page(entries: Sequence[WatchEntry], q: str, page: str, size: int) -> EntriesPage:
+    needle = q.strip().casefold()
+    found = [e for e in entries if needle in e.value.casefold()] if needle else list(entries)
+    pages = max(1, math.ceil(len(found) / size))
+    number = min(max(1, int(page)), pages) if page.isdigit() and len(page) < 10 else 1
+    return EntriesPage(found[(number - 1) * size: number * size], len(found), number, pages, q.strip())
 
 
 def entry_errors(exc: ProfileError, values: Mapping[str, str]) -> dict[str, str]:

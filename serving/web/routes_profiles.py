@@ -34,7 +34,10 @@ from serving.web.profile_pages import (
     ListForm,
     ProfileForm,
     cell,
+    entries_page,
     entry_errors,
+    new_entry,
+    only_entry,
     stats_of,
     version_rows,
     with_entry,
@@ -241,22 +244,25 @@ async def create_watchlist(request: Request, who: Officer = AnalystPage) -> Resp
 
 
 @router.get("/watchlists/{name}")
-def watchlist_page(request: Request, name: str, who: Officer = OfficerPage, saved: str = "") -> Response:
+def watchlist_page(request: Request, name: str, who: Officer = OfficerPage, saved: str = "", q: str = "",
+                   page: str = "1") -> Response:
     notice = {"added": "The entry is added (a new version of the list).",
               "removed": "The entry is removed (a new version of the list).",
               "new": "Saved as a new version of the list.",
               "unchanged": "Nothing changed, so no new version was saved."}.get(saved, "")
-    return _list_page(request, who, name, {}, {}, notice=notice)
+    return _list_page(request, who, name, {}, {}, notice=notice, q=q, page=page)
 
 
 def _list_page(request: Request, who: Officer, name: str, errors: dict[str, str], values: dict[str, str],
-               notice: str = "", status: int = 200) -> Response:
+               notice: str = "", status: int = 200, q: str = "", page: str = "1") -> Response:
     store = _store(request)
     w = _watchlist(store, name)
     used_by = [p for p in store.profiles()
                if p.status != "retired" and any(c.watch_list == name for c in p.conditions)]
+    shown = entries_page(w.entries, q[:200], page, request.app.state.web_settings.page_size)
     return render(request, "watchlist.html", {
-        "w": w, "errors": errors, "values": {**values, "base_version": str(w.version)}, "notice": notice,
+        "w": w, "shown": shown, "errors": errors, "values": {**values, "base_version": str(w.version)},
+        "notice": notice,
         "used_by": used_by, "today": dt.date.today(), "stats": stats_of(store.stats(rule_id=name), "watch_list") if w.action else None,
         "versions": version_rows(store.changes(name), "watch_list")}, status=status, officer=who)
 
@@ -299,14 +305,14 @@ async def add_entry(request: Request, name: str, who: Officer = AnalystPage) -> 
     store = _store(request)
     w = _watchlist(store, name)
     errors = _stale(values["base_version"], w.version, "list")
-    doc = with_entry(w, values, who.principal.name)
+    entry = new_entry(values, who.principal.name)
     if not errors:
-        try:  # checked first, so that a value already on the list is named once written canonically
-            checked = store.validate([], [doc])[1][0]
-            if checked.entries[-1].value in {e.value for e in checked.entries[:-1]}:
-                errors = {"value": f"{checked.entries[-1].value} is on this list already"}
+        try:  # the entry alone first, so that a value already on the list is named once written canonically
+            value = store.validate([], [only_entry(w, entry)])[1][0].entries[0].value
+            if value in {e.value for e in w.entries}:
+                errors = {"value": f"{value} is on this list already"}
             else:
-                store.update_watchlist(name, doc, _actor(who))
+                store.update_watchlist(name, with_entry(w, entry), _actor(who))
         except ProfileError as exc:
             errors = entry_errors(exc, values)
         except VersionConflict as exc:
