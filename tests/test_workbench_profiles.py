@@ -143,6 +143,8 @@ def test_an_officer_reads_a_profile_without_edit_or_retire(api: Api) -> None:
     page = api.client.get("/app/profiles/P-R").text
     assert "Edit this profile" not in page and "Retire this profile" not in page and "Version 1" not in page
     assert "/app/watchlists" in page  # the navigation names the watch lists
+    assert 'href="/app/profiles/P-R"' in api.client.get("/app/profiles?status=draft").text  # a draft by default
+    assert "No active profiles." in api.client.get("/app/profiles?status=active").text
 
 
 # ---- watch lists ---------------------------------------------------------------------------------

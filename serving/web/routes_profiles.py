@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData
 
 from profiles import ProfileError, field_kinds
-from profiles.model import OPERATORS, Profile, WatchList
+from profiles.model import OPERATORS, STATUSES, Profile, WatchList
 from profiles.validate import WATCHABLE_KINDS
 from serving.profile_store import Actor, NotFound, ProfileStore, Saved, VersionConflict
 from serving.web.pages import (
@@ -81,8 +81,11 @@ def _stale(base_version: str, current: int, what: str) -> dict[str, str]:
 
 # ---- profiles ------------------------------------------------------------------------------------
 @router.get("/profiles")
-def profiles_page(request: Request, who: Officer = OfficerPage) -> Response:
-    return render(request, "profiles.html", {"profiles": _store(request).profiles()}, officer=who)
+def profiles_page(request: Request, who: Officer = OfficerPage, status: str = "") -> Response:
+    """The latest version of every profile, or of those with ``status`` (as ``GET /v1/profiles?status=``)."""
+    found = [p for p in _store(request).profiles() if not status or p.status == status]
+    return render(request, "profiles.html", {"profiles": found, "status": status, "statuses": STATUSES},
+                  officer=who)
 
 
 @router.get("/profiles/new")
