@@ -675,22 +675,29 @@ def _parse_hs(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
     lo, hi = spec.digits
     offsets, data = _buffers(arr)
     used = data[offsets[0]:offsets[-1]]
-    if not len(used) or (used.min() >= ord("0") and used.max() <= ord("9")):
-        # digits only: nothing to rewrite, and a code is valid exactly when its length is
-        col = _series(arr, raw.index)
-        lengths = np.diff(offsets)
-        ok = _valid(arr) & (lengths >= lo) & (lengths <= hi)
-    else:  # the reference's rewrites and pattern, as they were
-        col = _series(arr, raw.index)
-        col = col.str.removesuffix(".0").str.replace(".", "", regex=False).str.replace(" ", "", regex=False)
-        # [0-9], not \d: Arrow's \d also matches full-width and other Unicode digits
-        ok = col.str.fullmatch(rf"[0-9]{{{lo},{hi}}}").fillna(False).to_numpy(dtype=bool)
+    lengths = np.diff(offsets)
+    valid = _valid(arr)
+    # a value of ASCII digits only needs no rewrite, and is a code exactly when its length fits
+    ok = valid & (lengths >= lo) & (lengths <= hi)
+    if len(used) and not (used.min() >= ord("0") and used.max() <= ord("9")):
+        odd = valid & ~pc.ascii_is_decimal(arr).fill_null(True).to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(odd)
+        if len(rows):  # the few others: the reference's rewrites and pattern, as they were
+            fixed = _series(arr.take(pa.array(rows)), pd.RangeIndex(len(rows)))
+            fixed = fixed.str.removesuffix(".0").str.replace(".", "", regex=False).str.replace(" ", "", regex=False)
+            # [0-9], not \d: Arrow's \d also matches full-width and other Unicode digits
+            ok[rows] = fixed.str.fullmatch(rf"[0-9]{{{lo},{hi}}}").fillna(False).to_numpy(dtype=bool)
+            arr = pc.replace_with_mask(arr, pa.array(odd), _arrow_text(fixed))
     check.flag(~blank & ~ok, spec.name, raw, f"an HS code of {lo} to {hi} digits")
-    return col
+    return _series(arr, raw.index)
 
 
 def _parse_category(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
-    d = _Distinct(_arrow_text(raw))
+    arr = _arrow_text(raw)
+    if _all_canonical(arr, spec):  # the usual file: every value spelled as the vocabulary spells it
+        _require(_blank_rows(raw, lambda: ~_valid(arr)), raw, spec, check)
+        return _series(arr, raw.index)
+    d = _Distinct(arr)
     col = _as_str(d.values).str.lower()
     blank = _blank_rows(raw, lambda: d.rows(col.isna(), missing=True))
     _require(blank, raw, spec, check)
@@ -714,6 +721,15 @@ def _parse_category(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series
         counts = out[unknown].value_counts()
         check.report.unknown_values[spec.name] = {str(k): int(v) for k, v in counts.items()}
     return out
+
+
+def _all_canonical(arr: pa.Array, spec: FieldSpec) -> bool:
+    """True when every present value is one of the vocabulary's own spellings (nothing to rewrite or report)."""
+    vocab = [v for v in spec.vocab if v == v.strip() and v and (spec.max_chars is None or len(v) <= spec.max_chars)]
+    if not vocab or len(vocab) < len(spec.vocab) or arr.null_count == len(arr):
+        return False
+    found = pc.sum(pc.is_in(arr, value_set=pa.array(vocab, _TEXT))).as_py() or 0
+    return bool(found == len(arr) - arr.null_count)
 
 
 def _parse_number(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
@@ -794,51 +810,54 @@ _WORD_MIX = np.uint64(0x9E3779B97F4A7C15)
 def _surely_unique(arr: pa.Array) -> bool:
     """True only when no present value repeats (False: maybe, let pandas decide).
 
-    Values of different byte lengths differ, so each length is checked on its own: its bytes packed
-    into big-endian 64-bit words, unique when the rows are already in strictly increasing order (ids
-    usually are), else after sorting the first word (≤ 8 bytes) or a hash of all words.
+    Values of different byte lengths differ, so each length is checked on its own, as fixed-width
+    bytes: unique when the rows are already in strictly increasing byte order (ids usually are), else
+    after sorting them packed into a 64-bit word (≤ 8 bytes) or a 64-bit hash of their words.
     """
     offsets, data = _buffers(arr)
-    valid = _valid(arr)
     lengths = np.diff(offsets)
+    if arr.null_count == 0 and len(arr) > 1 and lengths.min() == lengths.max() > 0:
+        # one width, nothing missing: the values lie back to back (the usual key column)
+        return _unique_width(data[offsets[0]:offsets[-1]].reshape(len(arr), int(lengths[0])))
+    valid = _valid(arr)
     present = lengths[valid]
-    if len(present) < 2:
-        return True
-    one_length = present.min() == present.max()
-    for length in ([int(present[0])] if one_length else np.unique(present).tolist()):
-        rows = np.flatnonzero(valid) if one_length else np.flatnonzero(valid & (lengths == length))
+    for length in np.unique(present).tolist():
+        rows = np.flatnonzero(valid & (lengths == length))
         if len(rows) < 2:
             continue
-        words = _packed_words(data, offsets[rows], length)
-        if _strictly_increasing(words):
-            continue
-        keys = words[0] if len(words) == 1 else _hash_words(words)
-        keys.sort()
-        if (keys[1:] == keys[:-1]).any():
-            return False
+        if length == 0 or not _unique_width(_fixed_width(data, offsets[rows], length)):
+            return False  # (two empty strings are a repeat)
     return True
 
 
-def _packed_words(data: np.ndarray, starts: np.ndarray, length: int) -> list[np.ndarray]:
-    """The ``length`` bytes at each start as big-endian uint64 words (zero-padded), first word first."""
+def _unique_width(matrix: np.ndarray) -> bool:
+    """Whether the rows of a byte matrix all differ (False: maybe not)."""
+    # numpy's bytes dtype compares byte by byte (equal widths: equal only when identical)
+    fixed = matrix.reshape(-1).view(f"S{matrix.shape[1]}")
+    if (fixed[1:] > fixed[:-1]).all():
+        return True
+    words = _packed_words(matrix)
+    keys = words[0] if len(words) == 1 else _hash_words(words)
+    keys.sort()
+    return not (keys[1:] == keys[:-1]).any()
+
+
+def _fixed_width(data: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """The ``length`` bytes at each start as rows of a C-contiguous matrix."""
+    matrix = np.empty((len(starts), length), np.uint8)
+    for j in range(length):
+        matrix[:, j] = data[starts + j]
+    return matrix
+
+
+def _packed_words(matrix: np.ndarray) -> list[np.ndarray]:
+    """Each row's bytes as big-endian uint64 words (zero-padded), first word first."""
+    n, length = matrix.shape
     width = -(-length // 8) * 8
-    if width == 0:
-        return [np.zeros(len(starts), np.uint64)]
-    matrix = np.zeros((len(starts), width), np.uint8)
-    if (np.diff(starts) == length).all():  # rows back to back (no missing values): one slice
-        matrix[:, :length] = data[starts[0]:starts[0] + length * len(starts)].reshape(len(starts), length)
-    else:
-        for j in range(length):
-            matrix[:, j] = data[starts + j]
-    packed = matrix.view(">u8").astype(np.uint64)
+    padded = np.zeros((n, width), np.uint8)
+    padded[:, :length] = matrix
+    packed = padded.view(">u8").astype(np.uint64)
     return [np.ascontiguousarray(packed[:, w]) for w in range(width // 8)]
-
-
-def _strictly_increasing(words: list[np.ndarray]) -> bool:
-    rising = words[-1][1:] > words[-1][:-1]
-    for w in reversed(words[:-1]):
-        rising = (w[1:] > w[:-1]) | ((w[1:] == w[:-1]) & rising)
-    return bool(rising.all())
 
 
 def _hash_words(words: list[np.ndarray]) -> np.ndarray:
