@@ -148,6 +148,10 @@ def score(
                                               help="Risk profiles and watch lists (YAML, as `riskprof profiles "
                                                    "export` writes) to apply instead of the serving store's."),
     no_profiles: bool = typer.Option(False, "--no-profiles", help="Apply no risk profiles: the model alone."),
+    audit: bool = typer.Option(True, "--audit/--no-audit",
+                               help="With the serving store's profiles: record every scored item (score, lane, "
+                                    "selection, reasons, rule hits) in its audit log as one event, as the API "
+                                    "records its calls (profile effectiveness and monitoring read it)."),
 ) -> None:
     """Score a manifest: risk score, rank, lane, selection and reasons per item, resumable after a crash.
 
@@ -169,7 +173,7 @@ def score(
     pinned, store, notes = _load_profiles(profiles_file, no_profiles)
     for note in notes:
         console.print(f"note: {note}", highlight=False, markup=False)
-    _run_and_report(manifest, out, model_uri, options, mapping, pinned, store)
+    _run_and_report(manifest, out, model_uri, options, mapping, pinned, store, audit)
 
 
 def _batch_options(**given: Any) -> Any:
@@ -189,7 +193,7 @@ def _batch_options(**given: Any) -> Any:
 
 
 def _run_and_report(manifest: list[Path], out: Path, model_uri: str, options: Any,
-                    mapping: Path | None, pinned: Any = None, store: Any = None) -> None:
+                    mapping: Path | None, pinned: Any = None, store: Any = None, audit: bool = True) -> None:
     """Score, then print the summary and raise the run's alerts in the store (once per declaration and
     rule version, however often it is scored); errors a user can act on end in a message and exit 2."""
     from batch import BatchWriteError, ManifestError, score_manifest
@@ -212,9 +216,22 @@ def _run_and_report(manifest: list[Path], out: Path, model_uri: str, options: An
         created = store.create_alerts(summary.counts.alerts)
         console.print(f"alerts: {created:,} raised ({len(summary.counts.alerts) - created:,} raised before)",
                       highlight=False, markup=False)
+    if store is not None and audit and summary.counts.rows_scored:
+        _record_in_audit_log(store, summary)
     if summary.counts.rows_scored == 0:
         fail(f"nothing was scored: {summary.counts.rows_rejected:,} row(s) rejected "
              f"(see {summary.paths.rejects})", code=1)
+
+
+def _record_in_audit_log(profile_store: Any, summary: Any) -> None:
+    from serving.batch_audit import record_batch_output
+    from serving.profile_store import Actor
+    from serving.store import Store
+
+    d = summary.as_dict()
+    n = record_batch_output(Store(profile_store.engine), summary.paths.out, Actor.cli().name, d["model"],
+                            {"rows_scored": d["rows_scored"], "selection": d["selection"]})
+    console.print(f"audit log: {n:,} item(s) recorded (endpoint batch)", highlight=False, markup=False)
 
 
 def _print_summary(summary: Any) -> None:

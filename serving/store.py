@@ -19,7 +19,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -336,6 +336,35 @@ class Store:
                     for ev in events for i, it in enumerate(ev.items) for h in it.get("rule_hits") or ()]
             if hits:
                 conn.execute(audit_rule_hits.insert(), hits)
+
+    @_reachable
+    def append_audit_stream(self, event: AuditEvent, n_items: int, chunks: Iterable[Sequence[Mapping[str, Any]]]) -> int:
+        """One event of ``n_items`` items arriving in chunks (a nightly batch's million items without
+        holding them all), written in one transaction: the event is in the log with all its items or
+        not at all (the log is append-only, so the count is known first and checked at the end).
+        ``event.items`` is ignored; returns the number of items written."""
+        n = 0
+        with self.engine.begin() as conn:
+            conn.execute(audit_events.insert(), [
+                {"uid": event.uid, "created_at": event.created_at, "key_name": event.key_name, "role": event.role,
+                 "endpoint": event.endpoint, "model_name": event.model_name, "model_version": event.model_version,
+                 "n_items": n_items, "params": event.params}])
+            for items in chunks:
+                rows = [{"event_uid": event.uid, "item": n + i, "declaration_id": it["declaration_id"],
+                         "risk_score": it["risk_score"], "lane": it["lane"], "selection": it.get("selection"),
+                         "selection_probability": it.get("selection_probability"), "reasons": it.get("reasons")}
+                        for i, it in enumerate(items)]
+                if rows:
+                    conn.execute(audit_items.insert(), rows)
+                hits = [{"event_uid": event.uid, "item": n + i, "declaration_id": it["declaration_id"],
+                         "kind": h["kind"], "rule_id": h["id"], "version": h["version"]}
+                        for i, it in enumerate(items) for h in it.get("rule_hits") or ()]
+                if hits:
+                    conn.execute(audit_rule_hits.insert(), hits)
+                n += len(rows)
+            if n != n_items:
+                raise ValueError(f"audit event {event.uid}: {n} items arrived, {n_items} announced (nothing written)")
+        return n
 
     def audit_frame(self) -> pd.DataFrame:
         """The audit log joined per declaration (newest last)."""

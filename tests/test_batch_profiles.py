@@ -293,6 +293,27 @@ def test_cli_applies_the_store_profiles_and_raises_alerts_once(trained_model: An
         assert f"alerts: 0 raised ({len(matching):,} raised before)" in again.output
         assert {a["declaration_id"] for a in profiles.list_alerts(limit=10_000)} == matching
 
+        # both runs are in the audit log (one event each, every item), so effectiveness counts them
+        audit = store.audit_frame()
+        assert (audit["endpoint"] == "batch").sum() == 2 * len(frame)
+        assert "audit log: 600 item(s) recorded (endpoint batch)" in first.output
+        assert set(audit.loc[audit["selection"] == "rule", "declaration_id"]) == matching
+        inspected = sorted(matching)[:6]
+        model_sel = sorted(got.loc[got["selection"] == "model", "declaration_id"])[:4]
+
+        def outcome(did: str, hit: bool, source: str) -> dict[str, Any]:
+            return {"declaration_id": did, "inspected_date": "2024-01-02", "inspected": True,
+                    "selection_source": source, "selection_probability": 1.0, "hit": hit, "case_id": None,
+                    "revenue": None}
+
+        store.record_outcomes([outcome(d, i < 2, "rule") for i, d in enumerate(inspected)]
+                              + [outcome(d, i < 1, "model") for i, d in enumerate(model_sel)], recorded_by="o")
+        stats = profiles.stats().set_index("rule_id")
+        assert stats.loc["P-TOOLS", "matches"] == len(matching)
+        assert stats.loc["P-TOOLS", "inspections"] == 6 and stats.loc["P-TOOLS", "hits"] == 2
+        assert stats.loc["P-TOOLS", "model_inspections"] == len(model_sel)
+        assert stats.loc["P-TOOLS", "model_hits"] == (1 if model_sel else 0)
+
         bare = _score_cli([*args, "--out", str(tmp_path / "c.parquet"), "--no-profiles"])
         assert bare.exit_code == 0, bare.output
         assert "rule_hits" not in pq.read_schema(tmp_path / "c.parquet").names

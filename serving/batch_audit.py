@@ -1,0 +1,39 @@
+"""A batch run's decisions in the audit log: every item of ``riskprof score``'s output (score, lane,
+selection, reasons, rule hits) as one audit event, so profile effectiveness, monitoring and the
+outcome check see nightly selections as they see the API's."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from serving.store import AuditEvent, Store
+
+BATCH_ENDPOINT = "batch"
+CHUNK_ROWS = 50_000
+_COLUMNS = ("declaration_id", "risk_score", "lane", "selection", "selection_probability", "reasons", "rule_hits")
+
+
+def _items(output: Path, chunk_rows: int) -> Iterator[list[dict[str, Any]]]:
+    pf = pq.ParquetFile(output)
+    names = [c for c in _COLUMNS if c in pf.schema_arrow.names]
+    for batch in pf.iter_batches(batch_size=chunk_rows, columns=names):
+        rows = batch.to_pylist()
+        for r in rows:
+            if r.get("reasons") is not None:
+                r["reasons"] = json.loads(r["reasons"])
+        yield rows
+
+
+def record_batch_output(store: Store, output: Path, who: str, model: Mapping[str, Any],
+                        params: Mapping[str, Any] | None = None, chunk_rows: int = CHUNK_ROWS) -> int:
+    """Append the scored items of a finished batch output to the audit log (one event, endpoint
+    ``batch``, role ``cli``); returns the number of items recorded."""
+    event = AuditEvent(dt.datetime.now(dt.UTC), who, "cli", BATCH_ENDPOINT, str(model.get("name") or ""),
+                       str(model.get("version") or ""), (), {"output": str(output), **dict(params or {})})
+    return store.append_audit_stream(event, pq.ParquetFile(output).metadata.num_rows, _items(output, chunk_rows))
