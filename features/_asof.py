@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,9 +46,54 @@ class KeyEncoder:
 
     def encode(self, keys: np.ndarray | Factorized) -> np.ndarray:
         if isinstance(keys, Factorized):  # each distinct key once, spread back to the rows
+            if keys.arrow_uniques is not None and len(keys.uniques) >= ARROW_MIN_UNIQUES:
+                return keys.spread(str_codes(self.vocab_, self.__dict__, keys.arrow_uniques, -1), -1)
             return keys.spread(self.encode(keys.uniques), -1)
+        if keys.dtype.kind in "iu":  # integer keys (composite codes): a binary search, no Python int per row
+            return int_codes(self.vocab_, self.__dict__, keys)
         # map(dict.get) is the fastest public look-up here (None is never a key, so it gets -1)
         return np.fromiter(map(self.vocab_.get, keys, repeat(-1)), dtype=np.int64, count=len(keys))
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_cache")}
+
+
+def int_codes(vocab: Mapping[object, int], cache: dict, keys: np.ndarray) -> np.ndarray:
+    """``vocab.get(k, -1)`` for an integer array ``keys``: the vocabulary's integer keys sorted
+    once (kept in ``cache``, an object's ``__dict__``, under ``_cache_ints``), then searched."""
+    index = cache.get("_cache_ints")
+    if index is None:
+        ints = sorted((k, c) for k, c in vocab.items() if isinstance(k, int | np.integer) and not isinstance(k, bool))
+        index = (np.array([k for k, _ in ints], dtype=np.int64), np.array([c for _, c in ints], dtype=np.int64))
+        cache["_cache_ints"] = index
+    sorted_keys, codes = index
+    if not len(sorted_keys):
+        return np.full(len(keys), -1, dtype=np.int64)
+    rows, distinct = pd.factorize(keys) if len(keys) >= FACTORIZE_MIN_ROWS else (None, keys)
+    pos = np.minimum(np.searchsorted(sorted_keys, distinct), len(sorted_keys) - 1)
+    found = np.where(sorted_keys[pos] == distinct, codes[pos], -1)
+    return found if rows is None else found[rows]
+
+
+def str_codes(vocab: Mapping[Any, float], cache: dict, values: pa.Array, missing: float) -> np.ndarray:
+    """``vocab.get(v, missing)`` for Arrow strings ``values``: a hash look-up in C++ (``index_in``)
+    against the vocabulary's string keys, kept as an Arrow array in ``cache`` (an object's
+    ``__dict__``, under ``_cache_strings``)."""
+    entry = cache.get("_cache_strings")
+    if entry is None:
+        keys = [k for k in vocab if isinstance(k, str)]
+        entry = (pa.array(keys, pa.string()), np.array([vocab[k] for k in keys]))
+        cache["_cache_strings"] = entry
+    value_set, codes = entry
+    pos = pc.fill_null(pc.index_in(values, value_set=value_set), -1).to_numpy(zero_copy_only=False)
+    out = np.empty(len(codes) + 1, dtype=np.float64 if missing != missing else np.int64)  # NaN: float codes
+    out[:-1] = codes
+    out[-1] = missing  # position -1: not in the vocabulary
+    return out[pos]
+
+
+#: distinct values from which a vocabulary is read in Arrow rather than with ``dict.get``
+ARROW_MIN_UNIQUES = 256
 
 
 class Factorized:
@@ -122,27 +168,45 @@ class Factorized:
             arrow = pa.array(self.uniques, pa.large_string())
         inner = Factorized.from_arrow(pc.utf8_slice_codeunits(arrow, 0, length))
         codes = np.append(inner.codes, -1)[self.codes]
-        return Factorized.from_codes(codes, inner.uniques)
+        f = Factorized.from_codes(codes, inner.uniques)
+        f.arrow_uniques = inner.arrow_uniques
+        return f
 
     @classmethod
-    def combine(cls, parts: Sequence[Factorized], fn: Callable[..., np.ndarray]) -> Factorized:
+    def combine(cls, parts: Sequence[Factorized], fn: Callable[..., np.ndarray],
+                arrow_fn: Callable[..., pa.Array] | None = None) -> Factorized:
         """A key derived from several columns by ``fn`` (arrays of values → array of keys), called
-        once on the distinct combinations of their values (a ``None`` result is a missing key)."""
+        once on the distinct combinations of their values (a ``None`` result is a missing key).
+        ``arrow_fn``, the same function on Arrow string arrays (nulls for missing values), is used
+        instead when every part was read from Arrow."""
         n = len(parts[0])
         key = parts[0].codes.astype(np.int64) + 1
+        size = len(parts[0].uniques) + 1
         for p in parts[1:]:
+            if size * (len(p.uniques) + 1) >= 2**62:  # made dense again first: the product never overflows
+                key = pd.factorize(key)[0].astype(np.int64)
+                size = int(key.max()) + 1 if n else 1
             key = key * (len(p.uniques) + 1) + (p.codes + 1)
-            key = pd.factorize(key)[0].astype(np.int64)  # dense again: the product never overflows
+            size *= len(p.uniques) + 1
         codes, uniq = pd.factorize(key)
         first = np.empty(len(uniq), dtype=np.intp)
         first[codes[::-1]] = np.arange(n - 1, -1, -1)  # a row of each combination (its first)
-        cols = [_with_missing(p.uniques)[p.codes[first]] for p in parts]
-        uniques = np.empty(len(uniq), dtype=object)
-        uniques[:] = fn(*cols)
+        arrow = None
+        if arrow_fn is not None and all(p.arrow_uniques is not None for p in parts):
+            picks = [p.codes[first] for p in parts]
+            arrow = arrow_fn(*(p.arrow_uniques.cast(pa.string()).take(pa.array(c, mask=c < 0))  # type: ignore[union-attr]
+                               for p, c in zip(parts, picks, strict=True)))
+            uniques = np.asarray(arrow.to_numpy(zero_copy_only=False), dtype=object)
+        else:
+            cols = [_with_missing(p.uniques)[p.codes[first]] for p in parts]
+            uniques = np.empty(len(uniq), dtype=object)
+            uniques[:] = fn(*cols)
         missing = np.array([u is None for u in uniques], dtype=bool)
         if missing.any():
             codes = np.where(missing[codes], -1, codes)
-        return cls.from_codes(codes.astype(np.intp), uniques)
+        f = cls.from_codes(codes.astype(np.intp), uniques)
+        f.arrow_uniques = arrow
+        return f
 
     @classmethod
     def constant(cls, key: object, n: int) -> Factorized:
@@ -188,8 +252,11 @@ class CompositeKey:
     def codes(self, parts: Sequence[np.ndarray | Factorized]) -> np.ndarray:
         key = np.zeros(len(parts[0]), dtype=np.int64)
         unseen = np.zeros(len(key), dtype=bool)
-        for p, vocab in zip(parts, self.vocabs_, strict=True):
-            if isinstance(p, Factorized) or len(key) >= FACTORIZE_MIN_ROWS:
+        for i, (p, vocab) in enumerate(zip(parts, self.vocabs_, strict=True)):
+            if not isinstance(p, Factorized) and p.dtype.kind in "iu":  # codes of another key: searched
+                ints = self.__dict__.setdefault(f"_cache_part{i}", {})
+                c = int_codes(vocab, ints, p)
+            elif isinstance(p, Factorized) or len(key) >= FACTORIZE_MIN_ROWS:
                 f = p if isinstance(p, Factorized) else Factorized(p)
                 c = f.spread(np.fromiter((vocab.get(u, -1) for u in f.uniques), np.int64, len(f.uniques)), 0)
             else:
@@ -198,6 +265,9 @@ class CompositeKey:
             key = key * len(vocab) + np.maximum(c, 0)
         key[unseen] = -1
         return key
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_cache")}
 
 
 class AsOfTable:
@@ -242,7 +312,10 @@ class AsOfTable:
         """Sums over events with the same key and an earlier day; zeros when none."""
         if len(keys) == 1:
             return self._lookup_one(keys.key(0) if isinstance(keys, Factorized) else keys[0], int(days[0]))
-        codes = self.encoder_.encode(keys if isinstance(keys, Factorized) else np.asarray(keys, dtype=object))
+        if not isinstance(keys, Factorized):
+            keys = np.asarray(keys)
+            keys = keys if keys.dtype.kind in "iu" else keys.astype(object)
+        codes = self.encoder_.encode(keys)
         days = np.asarray(days, dtype=np.int64)
         after = self.after_last_event(days)
         if after.all():

@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from features._asof import NO_DAY, AsOfTable, Factorized
+from features._asof import ARROW_MIN_UNIQUES, NO_DAY, AsOfTable, Factorized, str_codes
 from features._columns import per_unique
 from features.history import History
 
@@ -34,8 +34,13 @@ class CategoryCodes:
 
     def encode(self, values: np.ndarray | Factorized) -> np.ndarray:
         if isinstance(values, Factorized):
+            if values.arrow_uniques is not None and len(values.uniques) >= ARROW_MIN_UNIQUES:
+                return values.spread(str_codes(self.vocab_, self.__dict__, values.arrow_uniques, np.nan), np.nan)
             return values.spread(self.encode(values.uniques), np.nan)
         return np.fromiter(map(self.vocab_.get, values, repeat(np.nan)), dtype=np.float64, count=len(values))
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_cache")}
 
     def unseen_mask(self, values: np.ndarray) -> np.ndarray:
         present = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))

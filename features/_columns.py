@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 import features._asof as _asof
 from features._asof import Factorized, factorized, to_days
@@ -79,7 +80,7 @@ def keys_of(cols: Mapping[str, np.ndarray], name: str) -> np.ndarray | Factorize
 
 
 def derived(cols: Mapping[str, np.ndarray], name: str, fn: Callable[..., np.ndarray],
-            parts: Sequence[str]) -> np.ndarray | Factorized:
+            parts: Sequence[str], arrow_fn: Callable[..., pa.Array] | None = None) -> np.ndarray | Factorized:
     """The key ``fn(*columns parts)`` (arrays in, one key per row out), e.g. the route of each
     declaration: called on the distinct combinations only when the parts are factorized, else on
     the rows (the same keys), and kept on a :class:`ColumnSet` under ``name`` for the other
@@ -89,7 +90,7 @@ def derived(cols: Mapping[str, np.ndarray], name: str, fn: Callable[..., np.ndar
     keys = [keys_of(cols, p) for p in parts]
     out: np.ndarray | Factorized
     if all(isinstance(k, Factorized) for k in keys):
-        out = Factorized.combine(keys, fn)  # type: ignore[arg-type]
+        out = Factorized.combine(keys, fn, arrow_fn)  # type: ignore[arg-type]
     else:
         out = np.asarray(fn(*(cols[p] for p in parts)), dtype=object)
     if isinstance(cols, ColumnSet):
@@ -116,8 +117,22 @@ def _factorized_column(s: pd.Series, transit: bool) -> Factorized:
     if transit:  # no transit is "" in the columns, a value of its own rather than a missing key
         codes = np.where(f.codes < 0, len(f.uniques), f.codes)
         uniques = np.append(f.uniques, np.array([""], dtype=object))
+        arrow = f.arrow_uniques
         f = Factorized.from_codes(codes, uniques)
+        if arrow is not None:
+            f.arrow_uniques = pa.concat_arrays([arrow, pa.array([""], arrow.type)])
     return f
+
+
+def known_arrow(values: pa.Array) -> pa.Array:
+    """``value or '?'`` of each Arrow string."""
+    filled = pc.fill_null(values, "")
+    return pc.if_else(pc.equal(filled, ""), "?", filled)
+
+
+def pair_arrow(a: pa.Array, b: pa.Array, sep: str = ">") -> pa.Array:
+    """:func:`pair` on Arrow strings."""
+    return pc.binary_join_element_wise(known_arrow(a), sep, known_arrow(b), "")
 
 
 def columns_from_frame(df: pd.DataFrame, numeric_extras: Sequence[str] = (),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from features._asof import AsOfTable
 from features._base import (
@@ -14,7 +15,7 @@ from features._base import (
     global_rate,
     outcome_table,
 )
-from features._columns import derived, keys_of, pair
+from features._columns import derived, keys_of, pair, pair_arrow
 from features.history import History
 
 _CODED = ("conveyance", "office_type", "direction", "office_id")
@@ -24,6 +25,10 @@ _CONVEYANCE = OutcomeFeatures("conveyance", ("hit_rate", "hit_ratio"))
 
 def _at(conveyance: np.ndarray, location: np.ndarray) -> np.ndarray:
     return pair(conveyance, location, "@")
+
+
+def _at_arrow(conveyance: pa.Array, location: pa.Array) -> pa.Array:
+    return pair_arrow(conveyance, location, "@")
 
 
 class ConveyanceOfficeFeatures(FeatureFamily):
@@ -58,7 +63,7 @@ class ConveyanceOfficeFeatures(FeatureFamily):
         f = {c: enc.encode(keys_of(cols, c)) for c, enc in self.codes_.items()}
         f["conveyance_seizure_cases"] = self.conv_cases_.lookup(conv, day)["n"]
         f["conveyance_location_seizure_cases"] = self.conv_loc_cases_.lookup(
-            derived(cols, "conveyance@office_type", _at, ("conveyance", "office_type")), day)["n"]
+            derived(cols, "conveyance@office_type", _at, ("conveyance", "office_type"), _at_arrow), day)["n"]
         prior = self.global_.at(day)
         f |= _OFFICE.compute(self.office_hits_, keys_of(cols, "office_id"), day, prior)
         f |= _CONVEYANCE.compute(self.conv_hits_, conv, day, prior)

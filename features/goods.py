@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from features._asof import AsOfTable, CompositeKey, Factorized, factorized
+from features._asof import AsOfTable, CompositeKey, Factorized
 from features._base import (
     CategoryCodes,
     Columns,
@@ -159,8 +159,9 @@ class GoodsOriginFeatures(FeatureFamily):
         prior = self.global_.at(day)
         goods = self.key_.codes(goods_keys(cols))  # -1 (no history) where a part was never seen
         valued = self.value_key_.codes([goods, value_level(cols["customs_value"])])
-        return (_GOODS.compute(self.hits_, factorized(goods), day, prior)
-                | _SAME_VALUE.compute(self.value_hits_, factorized(valued), day, prior))
+        # integer keys: each table finds their codes by a binary search of its sorted vocabulary
+        return (_GOODS.compute(self.hits_, goods, day, prior)
+                | _SAME_VALUE.compute(self.value_hits_, valued, day, prior))
 
     def reason(self, cols: Columns, feats, i: int) -> str:
         hs = (cols["hs_code"][i] or "")[:6] or "unknown goods"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from features._asof import AsOfTable
 from features._base import (
@@ -16,7 +18,7 @@ from features._base import (
     outcome_table,
     token_max,
 )
-from features._columns import derived, keys_of, pair, per_unique
+from features._columns import derived, keys_of, known_arrow, pair, pair_arrow, per_unique
 from features.history import History, explode_transits, route_key
 from features.reference import region_of
 
@@ -25,6 +27,13 @@ _REGIONS = ("departure_region_code", "destination_region_code")
 _REGION_CODES = {r: float(i) for i, r in enumerate(
     ("NAM", "WE", "ECE", "CIS", "ME", "AP", "SA", "CAR", "CAM", "WA", "WCA", "ESA", "NA", "UNK"))}
 _ROUTE = OutcomeFeatures("route", ("inspections", "hit_rate", "hit_ratio"))
+
+
+def _route_arrow(dep: pa.Array, transit: pa.Array, dest: pa.Array) -> pa.Array:
+    """:func:`features.history.route_key` on Arrow strings: ``DEP>[TRANSIT>]DEST``, ``?`` if unknown."""
+    t = pc.fill_null(transit, "")
+    via = pc.if_else(pc.equal(t, ""), "", pc.binary_join_element_wise(t, ">", ""))
+    return pc.binary_join_element_wise(known_arrow(dep), ">", via, known_arrow(dest), "")
 
 
 def _transit_countries(transit: object) -> list[str]:
@@ -76,13 +85,14 @@ class RouteFeatures(FeatureFamily):
         f["n_transit"] = per_unique(transit, lambda t: t.count("|") + 1 if t else 0, np.float64)
         f["unknown_departure"] = is_missing(dep)
         f["unknown_destination"] = is_missing(dest)
-        pairs = derived(cols, "route_pair", pair, ("departure_country", "destination_country"))
+        pairs = derived(cols, "route_pair", pair, ("departure_country", "destination_country"), pair_arrow)
         f["route_seizure_cases"] = self.pair_cases_.lookup(pairs, day)["n"]
         f["departure_seizure_cases"] = self.dep_cases_.lookup(dep, day)["n"]
         f["destination_seizure_cases"] = self.dest_cases_.lookup(dest, day)["n"]
         f["transit_seizure_cases"] = token_max(self.transit_cases_, transit, _transit_countries, day)
         # read by two tables
-        route = derived(cols, "route", route_key, ("departure_country", "transit_countries", "destination_country"))
+        route = derived(cols, "route", route_key, ("departure_country", "transit_countries", "destination_country"),
+                        _route_arrow)
         f["route_declarations"] = self.route_decls_.lookup(route, day)["n"]
         f |= _ROUTE.compute(self.route_hits_, route, day, self.global_.at(day))
         return f

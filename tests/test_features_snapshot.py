@@ -36,13 +36,14 @@ def as_before() -> Iterator[None]:
 
 
 @contextmanager
-def factorizing_from(rows: int) -> Iterator[None]:
-    saved = asof.FACTORIZE_MIN_ROWS
-    asof.FACTORIZE_MIN_ROWS = rows
+def factorizing_from(rows: int, arrow_from: int = asof.ARROW_MIN_UNIQUES) -> Iterator[None]:
+    """Keys factorized from ``rows`` rows, vocabularies read in Arrow from ``arrow_from`` distinct keys."""
+    saved = asof.FACTORIZE_MIN_ROWS, asof.ARROW_MIN_UNIQUES
+    asof.FACTORIZE_MIN_ROWS, asof.ARROW_MIN_UNIQUES = rows, arrow_from
     try:
         yield
     finally:
-        asof.FACTORIZE_MIN_ROWS = saved
+        asof.FACTORIZE_MIN_ROWS, asof.ARROW_MIN_UNIQUES = saved
 
 
 def tables_of(pipe: FeaturePipeline) -> list[AsOfTable]:
@@ -139,8 +140,9 @@ def test_the_pipeline_has_a_last_event_day_per_table(world):
     assert len(last) >= 15 and len(set(last)) >= 2  # seizures, declarations and outcomes end apart
 
 
+@pytest.mark.parametrize("arrow_from", [0, asof.ARROW_MIN_UNIQUES])
 @pytest.mark.parametrize("dated", ["after", "on_the_last_days", "mixed"])
-def test_manifest_features_equal_the_as_of_path(world, dated):
+def test_manifest_features_equal_the_as_of_path(world, dated, arrow_from):
     decl, pipe = world
     last = sorted({t.last_event_day() for t in tables_of(pipe) if t.last_event_day() != asof.NO_DAY})
     if dated == "after":  # a nightly manifest: after every event (the snapshot join only)
@@ -153,7 +155,8 @@ def test_manifest_features_equal_the_as_of_path(world, dated):
     assert len(m) >= asof.FACTORIZE_MIN_ROWS
     with as_before():
         old = pipe.transform(m)
-    new = pipe.transform(m)
+    with factorizing_from(asof.FACTORIZE_MIN_ROWS, arrow_from):
+        new = pipe.transform(m)
     assert_same_features(new, old)
     if dated == "after":
         assert (new["importer_inspections"] > 0).mean() > 0.5  # the latest sums are real history
@@ -162,8 +165,9 @@ def test_manifest_features_equal_the_as_of_path(world, dated):
 
 @pytest.mark.slow
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), spread=st.integers(1, 6), factorize_from=st.sampled_from([0, 64, 10**9]))
-def test_features_across_the_cut_off_equal_the_as_of_path(world, seed, spread, factorize_from):
+@given(seed=st.integers(0, 10_000), spread=st.integers(1, 6), factorize_from=st.sampled_from([0, 64, 10**9]),
+       arrow_from=st.sampled_from([0, 256]))
+def test_features_across_the_cut_off_equal_the_as_of_path(world, seed, spread, factorize_from, arrow_from):
     """Any mix of rows just before, on and after the tables' last events, any batch size: the same
     features as the binary search on the raw keys."""
     decl, pipe = world
@@ -175,7 +179,7 @@ def test_features_across_the_cut_off_equal_the_as_of_path(world, seed, spread, f
     m = manifest(rows, days)
     with as_before():
         old = pipe.transform(m)
-    with factorizing_from(factorize_from):
+    with factorizing_from(factorize_from, arrow_from):
         new = pipe.transform(m)
     assert_same_features(new, old)
 
