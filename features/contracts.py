@@ -7,6 +7,13 @@ that one declaration:
 * a vectorised table validator (files, CLI, batch scoring) that reports *every* problem with its
   row number, column, bad value and what was expected.
 
+The table validator (:func:`normalize_table`) checks whole columns in Arrow and NumPy: text as one
+Arrow array (lengths and bytes read directly, e.g. an HS code of ASCII digits is valid by its
+length alone), low-cardinality text once per distinct value, and Python objects only for the rows
+that fail. Its results are those of :func:`_reference_normalize_table`, the plain pandas version
+it replaced, kept as the oracle of tests/test_contracts_fast.py and the baseline of
+benchmarks/validation_speed.py; a new field kind needs a parser in both.
+
 In tables, ``transit_countries`` is a ``|``-separated string of ISO alpha-2 codes ("" = none);
 Parquet list columns and API lists are converted to that form on entry.
 """
@@ -505,10 +512,16 @@ def _too_long(arr: pa.Array, limit: int | None) -> np.ndarray | None:
     if limit is None or not len(arr):
         return None
     offsets, _ = _buffers(arr)
-    if int(np.diff(offsets).max()) <= limit:  # a character is at least one byte
+    lengths = np.diff(offsets)
+    if int(lengths.max()) <= limit:  # a character is at least one byte
         return None
-    bad = pc.utf8_length(arr).fill_null(0).to_numpy() > limit
-    return bad if bad.any() else None
+    rows = np.flatnonzero(lengths > limit)  # only these can have more characters than the limit
+    chars = pc.utf8_length(arr.take(pa.array(rows))).fill_null(0).to_numpy()
+    if not (chars > limit).any():
+        return None
+    bad = np.zeros(len(arr), bool)
+    bad[rows] = chars > limit
+    return bad
 
 
 class _Distinct:
@@ -611,9 +624,15 @@ def _outside(col: pd.Series, max_date: pd.Timestamp) -> pd.Series:
 
 def _parse_country(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
     arr = _arrow_text(raw)
-    if _all_country_codes(arr, check.codes):  # the usual file: nothing to strip, rewrite or report
-        _require(_blank_rows(raw, lambda: ~_valid(arr)), raw, spec, check)
-        return _series(arr, raw.index)
+    odd = _odd_country_rows(arr, check.codes)
+    if len(odd) <= len(arr) // 20:
+        # the usual file: (almost) every value a canonical code already; the reference's rules for the rest
+        values = _as_str(_series(arr.take(pa.array(odd, pa.int64())), pd.RangeIndex(len(odd)))).str.upper()
+        blank = _blank_rows(raw, lambda: _at_rows(~_valid(arr), odd, values.isna()))
+        _require(blank, raw, spec, check)
+        check.flag(~blank & _at_rows(np.zeros(len(arr), bool), odd, ~values.isin(check.codes)), spec.name, raw,
+                   "an ISO 3166 alpha-2 country code")
+        return _series(_replace_rows(arr, odd, values), raw.index)
     d = _Distinct(arr)
     col = _as_str(d.values).str.upper()
     blank = _blank_rows(raw, lambda: d.rows(col.isna(), missing=True))
@@ -621,6 +640,20 @@ def _parse_country(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
     check.flag(~blank & d.rows(~col.isin(check.codes), missing=True), spec.name, raw,
                "an ISO 3166 alpha-2 country code")
     return d.spread(col, raw.index)
+
+
+def _replace_rows(arr: pa.Array, rows: np.ndarray, values: pd.Series) -> pa.Array:
+    """``arr`` with ``values`` at positions ``rows`` (the same array when they change nothing)."""
+    new = _arrow_text(values)
+    if not len(rows) or new.equals(arr.take(pa.array(rows, pa.int64()))):
+        return arr
+    return pc.replace_with_mask(arr, pa.array(_at_rows(np.zeros(len(arr), bool), rows, True)), new)
+
+
+def _at_rows(base: np.ndarray, rows: np.ndarray, values: Any) -> np.ndarray:
+    """``base`` with ``values`` (per row of ``rows``, or one for all) set at those positions."""
+    base[rows] = values.to_numpy(dtype=bool, na_value=False) if isinstance(values, pd.Series) else values
+    return base
 
 
 @cache
@@ -633,16 +666,16 @@ def _country_table(codes: frozenset[str]) -> np.ndarray:
     return table
 
 
-def _all_country_codes(arr: pa.Array, codes: Any) -> bool:
-    """True when every present value is already a canonical two-letter code (two bytes, looked up)."""
+def _odd_country_rows(arr: pa.Array, codes: Any) -> np.ndarray:
+    """Positions of the present values that are not a canonical two-letter code as they stand."""
     offsets, data = _buffers(arr)
     valid = _valid(arr)
-    lengths = np.diff(offsets)
-    if not (lengths[valid] == 2).all():
-        return False
-    starts = offsets[:-1][valid] if arr.null_count else offsets[:-1]
-    pairs = data[starts].astype(np.int64) * 256 + data[starts + 1]
-    return bool(_country_table(frozenset(codes))[pairs].all())
+    if len(data) < 2:
+        return np.flatnonzero(valid)
+    first = np.minimum(offsets[:-1], len(data) - 2)  # in range for any row; only two-byte rows count
+    pairs = data[first].astype(np.int64) * 256 + data[first + 1]
+    ok = (np.diff(offsets) == 2) & _country_table(frozenset(codes))[pairs]
+    return np.flatnonzero(valid & ~ok)
 
 
 def _parse_countries(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
@@ -683,11 +716,11 @@ def _parse_hs(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
         odd = valid & ~pc.ascii_is_decimal(arr).fill_null(True).to_numpy(zero_copy_only=False)
         rows = np.flatnonzero(odd)
         if len(rows):  # the few others: the reference's rewrites and pattern, as they were
-            fixed = _series(arr.take(pa.array(rows)), pd.RangeIndex(len(rows)))
+            fixed = _series(arr.take(pa.array(rows, pa.int64())), pd.RangeIndex(len(rows)))
             fixed = fixed.str.removesuffix(".0").str.replace(".", "", regex=False).str.replace(" ", "", regex=False)
             # [0-9], not \d: Arrow's \d also matches full-width and other Unicode digits
             ok[rows] = fixed.str.fullmatch(rf"[0-9]{{{lo},{hi}}}").fillna(False).to_numpy(dtype=bool)
-            arr = pc.replace_with_mask(arr, pa.array(odd), _arrow_text(fixed))
+            arr = _replace_rows(arr, rows, fixed)
     check.flag(~blank & ~ok, spec.name, raw, f"an HS code of {lo} to {hi} digits")
     return _series(arr, raw.index)
 
@@ -814,15 +847,18 @@ def _surely_unique(arr: pa.Array) -> bool:
     bytes: unique when the rows are already in strictly increasing byte order (ids usually are), else
     after sorting them packed into a 64-bit word (≤ 8 bytes) or a 64-bit hash of their words.
     """
+    if arr.null_count:
+        arr = pc.drop_null(arr)  # present values only, back to back
+    if len(arr) < 2:
+        return True
     offsets, data = _buffers(arr)
     lengths = np.diff(offsets)
-    if arr.null_count == 0 and len(arr) > 1 and lengths.min() == lengths.max() > 0:
-        # one width, nothing missing: the values lie back to back (the usual key column)
-        return _unique_width(data[offsets[0]:offsets[-1]].reshape(len(arr), int(lengths[0])))
-    valid = _valid(arr)
-    present = lengths[valid]
-    for length in np.unique(present).tolist():
-        rows = np.flatnonzero(valid & (lengths == length))
+    width = int(lengths[0])
+    if width > 0 and lengths.min() == lengths.max() == width:
+        # one width: the values lie back to back (the usual key column)
+        return _unique_width(data[offsets[0]:offsets[-1]].reshape(len(arr), width))
+    for length in np.unique(lengths).tolist():
+        rows = np.flatnonzero(lengths == length)
         if len(rows) < 2:
             continue
         if length == 0 or not _unique_width(_fixed_width(data, offsets[rows], length)):
