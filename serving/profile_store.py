@@ -321,26 +321,8 @@ class ProfileStore:
         """Insert alerts not already raised for the same declaration and rule version; returns how many."""
         if not rows:
             return 0
-        now = _now()
         with self.engine.begin() as conn:
-            ids = sorted({r["declaration_id"] for r in rows})
-            have: set[tuple[str, str, str, int]] = set()
-            for start in range(0, len(ids), _CHUNK):  # bounded look-ups however many a batch alerts on
-                have |= {(r.declaration_id, r.kind, r.rule_id, r.version) for r in conn.execute(
-                    sa.select(alerts.c.declaration_id, alerts.c.kind, alerts.c.rule_id, alerts.c.version)
-                    .where(alerts.c.declaration_id.in_(ids[start:start + _CHUNK])))}
-            new, seen = [], set()
-            for r in rows:
-                k = (r["declaration_id"], r["kind"], r["rule_id"], int(r["version"]))
-                if k in have or k in seen:
-                    continue
-                seen.add(k)
-                new.append({**{f: r.get(f) for f in ("declaration_id", "kind", "rule_id", "version", "criterion",
-                                                      "risk_score", "lane", "source")},
-                            "created_at": now, "status": "open"})
-            if new:
-                conn.execute(_insert_ignoring_duplicates(conn), new)
-        return len(new)
+            return insert_alerts(conn, rows)
 
     @_reachable
     def list_alerts(self, status: str | None = None, limit: int = 100, rule_id: str | None = None
@@ -399,6 +381,32 @@ class ProfileStore:
         if not len(hits):
             return pd.DataFrame(columns=list(STATS_COLUMNS))
         return profile_stats(hits, selections, found, since, until)
+
+
+def insert_alerts(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+    """The alerts of ``rows`` not raised before (same declaration and rule version), inserted within the
+    caller's transaction (the API writes them with the call's audit event: one commit); returns how many."""
+    if not rows:
+        return 0
+    now = _now()
+    ids = sorted({r["declaration_id"] for r in rows})
+    have: set[tuple[str, str, str, int]] = set()
+    for start in range(0, len(ids), _CHUNK):  # bounded look-ups however many a batch alerts on
+        have |= {(r.declaration_id, r.kind, r.rule_id, r.version) for r in conn.execute(
+            sa.select(alerts.c.declaration_id, alerts.c.kind, alerts.c.rule_id, alerts.c.version)
+            .where(alerts.c.declaration_id.in_(ids[start:start + _CHUNK])))}
+    new, seen = [], set()
+    for r in rows:
+        k = (r["declaration_id"], r["kind"], r["rule_id"], int(r["version"]))
+        if k in have or k in seen:
+            continue
+        seen.add(k)
+        new.append({**{f: r.get(f) for f in ("declaration_id", "kind", "rule_id", "version", "criterion",
+                                              "risk_score", "lane", "source")},
+                    "created_at": now, "status": "open"})
+    if new:
+        conn.execute(_insert_ignoring_duplicates(conn), new)
+    return len(new)
 
 
 def _change(now: dt.datetime, actor: Actor, kind: str, rule_id: str, version: int, action: str) -> dict[str, Any]:

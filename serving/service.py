@@ -14,7 +14,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from profiles.decide import Decision, alert_records, decide
 from scoring import LaneThresholds, ScoreTable, capacity_count, score_table
 from scoring.registry import LoadedModel
 from serving.errors import FieldProblem, InputError, ModelNotFound, ModelRejected, NoModelLoaded, UnknownModel
-from serving.profile_store import ProfileStore
+from serving.profile_store import ProfileStore, insert_alerts
 from serving.roles import Principal
 from serving.settings import ServingSettings
 from serving.store import AuditEvent, AuditWriter, Store
@@ -105,9 +105,15 @@ class ScoringService:
         self._rules_lock = threading.Lock()
 
     # ---- audit ---------------------------------------------------------------------------------
-    def _record(self, event: AuditEvent) -> None:
+    def _record(self, event: AuditEvent, alerts: Sequence[Mapping[str, Any]] = ()) -> None:
+        """The call's audit event and the alerts it raises: in one transaction with the durable (sync)
+        audit, so an alerting call commits once; the background writer takes the event alone."""
         if self._audit is not None:
             self._audit.submit(event)
+            if alerts:
+                self.profiles.create_alerts(alerts)
+        elif alerts:
+            self.store.append_audit_events([event], also=lambda conn: insert_alerts(conn, alerts))
         else:
             self.store.append_audit_events([event])
 
@@ -277,10 +283,12 @@ class ScoringService:
         return decide(cols, table.risk_score, table.lane, rules, capacity, random_share, seed,
                       ids=np.asarray(table.declaration_id, dtype=object))
 
-    def _raise_alerts(self, decision: Decision, items: Sequence[dict[str, Any]], source: str) -> None:
-        if decision.alert.any():
-            ids = np.array([r["declaration_id"] for r in items], dtype=object)
-            self.profiles.create_alerts(alert_records(decision, ids, source))
+    @staticmethod
+    def _alerts(decision: Decision, items: Sequence[dict[str, Any]], source: str) -> list[dict[str, Any]]:
+        if not decision.alert.any():
+            return []
+        ids = np.array([r["declaration_id"] for r in items], dtype=object)
+        return alert_records(decision, ids, source)
 
     # ---- scoring -------------------------------------------------------------------------------
     def score(self, records: Sequence[dict[str, Any]], principal: Principal, model: str | None = None) -> dict[str, Any]:
@@ -293,8 +301,8 @@ class ScoringService:
             r["percentile"] = _round(r["percentile"], 3)
             r["lane"] = str(decision.lane[i])
             r["rule_hits"] = decision.hits_json(i)
-        self._record(AuditEvent.of(principal, "score", served.loaded.name, served.loaded.version, results))
-        self._raise_alerts(decision, results, "score")
+        self._record(AuditEvent.of(principal, "score", served.loaded.name, served.loaded.version, results),
+                     self._alerts(decision, results, "score"))
         return {"model": served.ref, "count": len(results), "results": results}
 
     def rank(self, records: Sequence[dict[str, Any]], capacity: str | float, random_share: float, seed: int,
@@ -323,8 +331,8 @@ class ScoringService:
             r["rule_hits"] = decision.hits_json(int(i))
             items.append(r)
         self._record(AuditEvent.of(principal, "rank", served.loaded.name, served.loaded.version, items,
-                                   {"capacity": capacity, "random_share": random_share, "seed": seed}))
-        self._raise_alerts(decision, base, "rank")
+                                   {"capacity": capacity, "random_share": random_share, "seed": seed}),
+                     self._alerts(decision, base, "rank"))
         n_model, n_random, n_rule = (int(np.sum(names == s)) for s in ("model", "random", "rule"))
         return {"model": served.ref, "count": len(items), "capacity": n_model + n_random + n_rule,
                 "selected_model": n_model, "selected_random": n_random, "selected_rule": n_rule,

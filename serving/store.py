@@ -316,8 +316,10 @@ class Store:
         return event.uid
 
     @_reachable
-    def append_audit_events(self, events: Sequence[AuditEvent]) -> None:
-        """Write several calls in one transaction: two multi-row inserts whatever their number."""
+    def append_audit_events(self, events: Sequence[AuditEvent],
+                            also: Callable[[sa.Connection], object] | None = None) -> None:
+        """Write several calls in one transaction: two multi-row inserts whatever their number; ``also``
+        writes more in the same transaction (a call's alerts: one commit per call, not two)."""
         if not events:
             return
         rows = [{"event_uid": ev.uid, "item": i, "declaration_id": it["declaration_id"],
@@ -336,6 +338,8 @@ class Store:
                     for ev in events for i, it in enumerate(ev.items) for h in it.get("rule_hits") or ()]
             if hits:
                 conn.execute(audit_rule_hits.insert(), hits)
+            if also is not None:
+                also(conn)
 
     @_reachable
     def append_audit_stream(self, event: AuditEvent, n_items: int, chunks: Iterable[Sequence[Mapping[str, Any]]]) -> int:
