@@ -92,7 +92,9 @@ def api_runs(env: dict[str, str], tmp: Path, ps: list, ws: list, bodies: list[by
     urls = {}
     keys = {}
     for label in ("without", "with"):
-        url = f"sqlite:///{tmp / f'serving-{label}.db'}"
+        db = tmp / f"serving-{label}.db"
+        db.unlink(missing_ok=True)  # a fresh store each run (--workdir keeps the rest)
+        url = f"sqlite:///{db}"
         store = Store.from_url(url)
         keys[label] = store.create_api_key("benchmark", "officer")
         if label == "with":
