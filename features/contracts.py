@@ -612,10 +612,25 @@ def _parse_date(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
 
 
 def _to_dates(raw: pd.Series) -> pd.Series:
-    col = pd.to_datetime(raw, errors="coerce", format="mixed")
+    """Dates (and date-times) as naive datetimes: a time-zone offset keeps the local wall time (the
+    declaration's own day). Values with different offsets are each read on their own."""
+    try:
+        col = pd.to_datetime(raw, errors="coerce", format="mixed")
+    except ValueError:  # "Mixed timezones detected": the column has several offsets
+        return pd.Series([_one_date(v) for v in raw.tolist()], index=raw.index, dtype="datetime64[ns]")
     if getattr(col.dt, "tz", None) is not None:
         col = col.dt.tz_localize(None)
     return col
+
+
+def _one_date(v: object) -> pd.Timestamp:
+    try:
+        ts = pd.to_datetime(v, errors="coerce")
+    except (ValueError, TypeError):
+        return pd.NaT
+    if ts is pd.NaT or not isinstance(ts, pd.Timestamp):
+        return pd.NaT
+    return ts.tz_localize(None) if ts.tzinfo is not None else ts
 
 
 def _outside(col: pd.Series, max_date: pd.Timestamp) -> pd.Series:
@@ -1263,9 +1278,7 @@ def _ref_parse_text(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: 
 
 
 def _ref_parse_date(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
-    col = pd.to_datetime(raw, errors="coerce", format="mixed")
-    if getattr(col.dt, "tz", None) is not None:
-        col = col.dt.tz_localize(None)
+    col = _to_dates(raw)
     check.record(present & col.isna(), spec.name, raw, "a date (YYYY-MM-DD)")
     out_of_range = present & col.notna() & ((col < MIN_DATE) | (col > check.max_date))
     check.record(out_of_range, spec.name, raw, f"a date between {MIN_DATE.date()} and {check.max_date.date()}")

@@ -385,3 +385,16 @@ def test_a_well_formed_mapping_still_maps_and_pads() -> None:
                            "values": {"conveyance": {"10": "vessel"}}, "formats": {"hs_code": {"zero_pad": 6}}})
     out = m.apply(pd.DataFrame({"ID": ["D1"], "HS": [10121], "Mode": [10]}))
     assert out.loc[0, "hs_code"] == "010121" and out.loc[0, "conveyance"] == "vessel"
+
+
+def test_dates_with_different_time_zone_offsets_keep_their_local_day_and_junk_is_named() -> None:
+    """pandas refuses a column mixing offsets ("Mixed timezones detected"); a file like that used to
+    end in a traceback. Each value keeps its own local wall time; a value that is no date is a problem."""
+    dates = ["2023-06-01T10:00:00+02:00", "2023-06-01", "2023-06-02T23:00:00-05:00", "junk"]
+    for dtype in (object, "string[pyarrow]"):
+        frame = pd.DataFrame([{**DECL, "declaration_id": f"H-{i}", "declaration_date": d}
+                              for i, d in enumerate(dates)]).astype({"declaration_date": dtype})
+        out, report = normalize_table(frame, DECLARATION)
+        assert out["declaration_date"].tolist()[:3] == [pd.Timestamp("2023-06-01 10:00"), pd.Timestamp("2023-06-01"),
+                                                       pd.Timestamp("2023-06-02 23:00")]
+        assert [(p.row, p.column, p.value) for p in report.problems] == [(4, "declaration_date", "junk")]
