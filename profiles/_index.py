@@ -90,7 +90,23 @@ class FieldIndex:
 
     def span_rows(self, start: int, stop: int) -> np.ndarray:
         """Rows holding a code in ``start`` ≤ code < ``stop`` (unordered)."""
-        return self.order[self._starts[start + 1]:self._starts[stop + 1]] if stop > start else self.order[:0]
+        if stop <= start:
+            return np.zeros(0, dtype=np.int64)
+        if self._order is not None:
+            return self._order[self._starts[start + 1]:self._starts[stop + 1]]
+        return np.flatnonzero((self.codes >= start) & (self.codes < stop))
+
+    def rows_of(self, codes: np.ndarray) -> np.ndarray:
+        """``rows(codes)`` (rows code by code, in the order of ``codes``; a code may repeat) without
+        sorting the whole column: only the rows holding one of these codes are put in code order."""
+        if self._order is not None:
+            return self.rows(codes)
+        wanted = self.lut(codes)
+        keys = self.codes + 1
+        sel = np.flatnonzero(wanted[keys])
+        order = sel[stable_order(keys[sel], len(self.uniques) + 1)]
+        starts = np.concatenate(([0], np.cumsum(np.where(wanted, self.counts, 0))))
+        return order[ranges(starts[codes + 1], self.counts[codes + 1])]
 
     @property
     def order(self) -> np.ndarray:

@@ -306,7 +306,7 @@ class _Columns:
                 offset += len(got)
             if listed:
                 codes = np.concatenate([sets[c].codes for c in listed])
-                got = f.rows(codes)  # in the order of the codes: condition by condition
+                got = f.rows_of(codes)  # in the order of the codes: condition by condition
                 sizes = np.array([sets[c].rows for c in listed], dtype=np.int64)
                 seg_start[listed] = offset + np.cumsum(sizes) - sizes
                 seg_len[listed] = sizes
