@@ -623,12 +623,13 @@ def _to_dates(raw: pd.Series) -> pd.Series:
     return col
 
 
-def _one_date(v: object) -> pd.Timestamp:
+def _one_date(v: object) -> Any:
+    """One value as a naive Timestamp (its local wall time), NaT when it is no date."""
     try:
-        ts = pd.to_datetime(v, errors="coerce")
+        ts = pd.to_datetime(v, errors="coerce")  # type: ignore[call-overload]
     except (ValueError, TypeError):
         return pd.NaT
-    if ts is pd.NaT or not isinstance(ts, pd.Timestamp):
+    if not isinstance(ts, pd.Timestamp) or pd.isna(ts):
         return pd.NaT
     return ts.tz_localize(None) if ts.tzinfo is not None else ts
 
