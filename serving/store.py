@@ -170,6 +170,21 @@ def _reachable(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     return wrapper
 
 
+def _item_rows(uid: str, items: Sequence[Mapping[str, Any]], start: int = 0) -> list[dict[str, Any]]:
+    """``audit_items`` rows of an event's items (numbered from ``start``)."""
+    return [{"event_uid": uid, "item": start + i, "declaration_id": it["declaration_id"],
+             "risk_score": it["risk_score"], "lane": it["lane"], "selection": it.get("selection"),
+             "selection_probability": it.get("selection_probability"), "reasons": it.get("reasons")}
+            for i, it in enumerate(items)]
+
+
+def _hit_rows(uid: str, items: Sequence[Mapping[str, Any]], start: int = 0) -> list[dict[str, Any]]:
+    """``audit_rule_hits`` rows: one per rule that matched an item."""
+    return [{"event_uid": uid, "item": start + i, "declaration_id": it["declaration_id"], "kind": h["kind"],
+             "rule_id": h["id"], "version": h["version"]}
+            for i, it in enumerate(items) for h in it.get("rule_hits") or ()]
+
+
 def _hash_key(secret: str, salt: str) -> str:
     return hmac.new(salt.encode(), secret.encode(), hashlib.sha256).hexdigest()
 
@@ -322,10 +337,7 @@ class Store:
         writes more in the same transaction (a call's alerts: one commit per call, not two)."""
         if not events:
             return
-        rows = [{"event_uid": ev.uid, "item": i, "declaration_id": it["declaration_id"],
-                 "risk_score": it["risk_score"], "lane": it["lane"], "selection": it.get("selection"),
-                 "selection_probability": it.get("selection_probability"), "reasons": it.get("reasons")}
-                for ev in events for i, it in enumerate(ev.items)]
+        rows = [r for ev in events for r in _item_rows(ev.uid, ev.items)]
         with self.engine.begin() as conn:
             conn.execute(audit_events.insert(), [
                 {"uid": ev.uid, "created_at": ev.created_at, "key_name": ev.key_name, "role": ev.role,
@@ -333,9 +345,7 @@ class Store:
                  "n_items": len(ev.items), "params": ev.params} for ev in events])
             if rows:
                 conn.execute(audit_items.insert(), rows)
-            hits = [{"event_uid": ev.uid, "item": i, "declaration_id": it["declaration_id"], "kind": h["kind"],
-                     "rule_id": h["id"], "version": h["version"]}
-                    for ev in events for i, it in enumerate(ev.items) for h in it.get("rule_hits") or ()]
+            hits = [h for ev in events for h in _hit_rows(ev.uid, ev.items)]
             if hits:
                 conn.execute(audit_rule_hits.insert(), hits)
             if also is not None:
@@ -354,15 +364,10 @@ class Store:
                  "endpoint": event.endpoint, "model_name": event.model_name, "model_version": event.model_version,
                  "n_items": n_items, "params": event.params}])
             for items in chunks:
-                rows = [{"event_uid": event.uid, "item": n + i, "declaration_id": it["declaration_id"],
-                         "risk_score": it["risk_score"], "lane": it["lane"], "selection": it.get("selection"),
-                         "selection_probability": it.get("selection_probability"), "reasons": it.get("reasons")}
-                        for i, it in enumerate(items)]
+                rows = _item_rows(event.uid, items, n)
                 if rows:
                     conn.execute(audit_items.insert(), rows)
-                hits = [{"event_uid": event.uid, "item": n + i, "declaration_id": it["declaration_id"],
-                         "kind": h["kind"], "rule_id": h["id"], "version": h["version"]}
-                        for i, it in enumerate(items) for h in it.get("rule_hits") or ()]
+                hits = _hit_rows(event.uid, items, n)
                 if hits:
                     conn.execute(audit_rule_hits.insert(), hits)
                 n += len(rows)
