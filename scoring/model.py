@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.pipeline import FeaturePipeline
+from scoring.family_shap import FamilyShapTables, build_tables
 
 
 @dataclass
@@ -108,9 +109,8 @@ class RiskModel:
         rows = np.asarray(rows, dtype=np.int64)
         if not len(rows):
             return []
-        contrib = self.contributions(scored.X[rows])[:, :-1]
-        fam_names, fam_index, member = self._family_matrix()
-        by_family = contrib @ member
+        fam_names, fam_index, _member = self._family_matrix()
+        by_family = self.family_contributions(scored.X[rows])
         out: list[list[Reason]] = []
         for r, i in enumerate(rows):
             order = np.argsort(-by_family[r])
@@ -124,6 +124,28 @@ class RiskModel:
             texts = self.pipeline.reasons(scored.cols, scored.feats, int(i), chosen)
             out.append([Reason(f, by_family[r, fam_index[f]], t) for f, t in zip(chosen, texts, strict=True)])
         return out
+
+    def family_contributions(self, X: np.ndarray) -> np.ndarray:
+        """(rows × families, in ``_family_matrix`` order) each family's Shapley value in log-odds: exact
+        TreeSHAP with the families as players, from tables built once per loaded model
+        (:mod:`scoring.family_shap`, ~4× faster than ``pred_contrib`` on a 300-tree model). A model
+        whose paths split on too many families for the tables falls back to summing ``pred_contrib``
+        over each family's features."""
+        tables = self.__dict__.get("_family_shap_tables")
+        if tables is None:
+            fam_names, _fam_index, member = self._family_matrix()
+            try:
+                tables = build_tables(self.booster, member.argmax(axis=1), len(fam_names))
+            except ValueError:
+                tables = False
+            self.__dict__["_family_shap_tables"] = tables
+        if not isinstance(tables, FamilyShapTables):
+            return self.contributions(X)[:, :-1] @ self._family_matrix()[2]
+        return tables.contributions(X)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the caches built on first use (family tables: megabytes on a large model)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_families_cache", "_family_shap_tables")}
 
     def _family_matrix(self) -> tuple[list[str], dict[str, int], np.ndarray]:
         """Feature → family membership (features × families), built once per loaded model."""
