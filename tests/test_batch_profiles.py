@@ -331,3 +331,15 @@ def test_cli_applies_the_store_profiles_and_raises_alerts_once(trained_model: An
         assert "Traceback" not in bad.output and not (tmp_path / "e.parquet").exists()
     finally:
         store.dispose()
+
+
+def test_the_pinned_state_gives_back_the_same_definitions_and_reads_its_older_form() -> None:
+    lists = ({**IMPORTERS, "entries": [*IMPORTERS["entries"],
+                                       {"value": "I9", "reason": "until June", "added_by": "a1", "expires": "2023-06-30"}]},)
+    pins = _pins(TOOLS, LAMPS, lists=lists)
+    state = json.loads(json.dumps(pins.state()))  # as the checkpoint stores it
+    assert "entries" not in state["watch_lists"][0]  # entries as columns: compact to write
+    back = PinnedRules.from_state(state)
+    assert back == pins and back.describe() == pins.describe()
+    older = {**state, "watch_lists": [w.model_dump(mode="json") for w in pins.watchlists]}  # entries as objects
+    assert PinnedRules.from_state(older) == pins
