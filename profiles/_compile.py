@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -36,18 +38,40 @@ class CompiledList:
 
     def __init__(self, w: WatchList, kind: str):
         self.mode = "prefix" if kind == "hs" else "tokens" if kind == "countries" else "exact"
-        expiry = np.array([NO_EXPIRY if e.expires is None else day_number(e.expires) for e in w.entries],
+        entries = w.entries
+        expiry = np.array([NO_EXPIRY if d is None else day_number(d) for d in map(attrgetter("expires"), entries)],
                           dtype=np.int64)
         self.expiry = np.concatenate((expiry, [_NEVER]))  # index -1: not on the list
-        self.reasons = np.array([e.reason for e in w.entries] + [""], dtype=object)
-        values = np.array([e.value for e in w.entries], dtype=object)
+        self.reasons = np.array(list(map(attrgetter("reason"), entries)) + [""], dtype=object)
+        self._values = np.array(list(map(attrgetter("value"), entries)), dtype=object)
         # per value, the entry that lasts longest speaks for it
-        order = np.lexsort((np.arange(len(values)), -expiry)) if len(values) else np.zeros(0, np.int64)
-        uniq, first = np.unique(values[order].astype(str), return_index=True)
-        self.keys = uniq  # sorted fixed-width strings: numpy searches them in C
-        self.best = order[first]
-        self.lookup: dict[str, int] = dict(zip(uniq.tolist(), self.best.tolist(), strict=True))
-        self.lengths = tuple(sorted({len(k) for k in self.lookup}))
+        self._order = (np.lexsort((np.arange(len(entries)), -expiry)) if len(entries)
+                       else np.zeros(0, np.int64))
+
+    @cached_property
+    def _sorted(self) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, best): the distinct values as sorted fixed-width strings (numpy searches them in C)
+        and the entry behind each; the batch path's form, built on first use."""
+        uniq, first = np.unique(self._values[self._order].astype(str), return_index=True)
+        return uniq, self._order[first]
+
+    @property
+    def keys(self) -> np.ndarray:
+        return self._sorted[0]
+
+    @property
+    def best(self) -> np.ndarray:
+        return self._sorted[1]
+
+    @cached_property
+    def lookup(self) -> dict[str, int]:
+        """Value → its entry, for the single-declaration path (built on first use)."""
+        order = self._order[::-1]  # a dict keeps the last of equal keys: the entry that lasts longest
+        return dict(zip(self._values[order].tolist(), order.tolist(), strict=True))
+
+    @cached_property
+    def lengths(self) -> tuple[int, ...]:
+        return tuple(sorted({len(v) for v in self._values.tolist()}))
 
     def find(self, values: np.ndarray) -> np.ndarray:
         """The entry behind each value (-1 where none); prefixes for HS lists."""
