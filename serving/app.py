@@ -33,6 +33,8 @@ from serving.web import install_workbench
 log = logging.getLogger("riskprof.serving")
 
 SWAGGER_ASSETS = Path(__file__).parent / "static" / "swagger"  # vendored: /docs renders without internet
+# a SQLite store's WAL is checkpointed this often by a thread, not by whichever request's commit fills it
+WAL_CHECKPOINT_SECONDS = 0.5
 
 DESCRIPTION = """Customs risk profiling: score declarations, rank manifests for inspection, record outcomes.
 
@@ -61,7 +63,7 @@ def create_app(settings: ServingSettings | None = None, *, store: Store | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_store = store is None
-        the_store = store or Store.from_url(settings.resolved_database_url)
+        the_store = store or Store.from_url(settings.resolved_database_url, checkpoint_seconds=WAL_CHECKPOINT_SECONDS)
         try:
             check_startup(settings, the_store)
             kwargs: dict[str, Any] = {}

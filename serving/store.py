@@ -113,8 +113,12 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets its folder created, WAL and a busy timeout (several workers)."""
+def make_engine(url: str, *, wal_autocheckpoint: bool = True) -> Engine:
+    """An engine for ``url``; SQLite gets its folder created, WAL and a busy timeout (several workers).
+
+    ``wal_autocheckpoint=False``: SQLite commits never checkpoint the WAL into the database file (its two
+    fsyncs would fall on whichever request commits the 1,000th page); :class:`WalCheckpointer` does it.
+    """
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -134,7 +138,10 @@ def make_engine(url: str) -> Engine:
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
-            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
+            pragmas = ["journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"]
+            if not wal_autocheckpoint:
+                pragmas.append("wal_autocheckpoint=0")
+            for pragma in pragmas:
                 cur.execute(f"PRAGMA {pragma}")
             cur.close()
     return engine
@@ -219,22 +226,77 @@ class KeyInfo:
     revoked_at: dt.datetime | None
 
 
+# built once: building a statement per call costs more than SQLite takes to run it
+_KEY_REVOKED_AT = sa.select(api_keys.c.revoked_at).where(api_keys.c.key_id == sa.bindparam("key_id"))
+_INSERT_EVENTS = audit_events.insert()
+_INSERT_ITEMS = audit_items.insert()
+_INSERT_HITS = audit_rule_hits.insert()
+
+
+class WalCheckpointer:
+    """Checkpoints a SQLite store's WAL from a thread every ``interval`` seconds (``PASSIVE``: never waits
+    for readers or writers), so that no request's commit pays for it. Durability is unchanged: a commit
+    is in the WAL, which a restart replays, whether or not it has been checkpointed yet."""
+
+    def __init__(self, engine: Engine, interval: float):
+        self.engine = engine
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-checkpointer", daemon=True)
+        self._thread.start()
+
+    def checkpoint(self) -> None:
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.checkpoint()
+            except Exception as exc:  # noqa: BLE001 - the WAL only grows until the next try
+                log.warning("WAL checkpoint failed: %s", str(exc).splitlines()[0][:300])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        try:
+            self.checkpoint()
+        except Exception as exc:  # noqa: BLE001 - SQLite also checkpoints when the last connection closes
+            log.warning("final WAL checkpoint failed: %s", str(exc).splitlines()[0][:300])
+
+
+def _is_sqlite_file(url: str) -> bool:
+    return url.startswith("sqlite") and ":///" in url and url.split(":///", 1)[1] not in ("", ":memory:")
+
+
 class Store:
     """Keys, audit log and outcomes over one SQLAlchemy engine."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._checkpointer: WalCheckpointer | None = None
+        # a one-row read outside a transaction: PostgreSQL then needs no BEGIN/ROLLBACK round trips; SQLite
+        # starts no transaction for a read anyway, and switching its isolation level costs more than the read
+        self._read_options: dict[str, Any] = ({} if engine.dialect.name == "sqlite"
+                                              else {"isolation_level": "AUTOCOMMIT"})
 
     @classmethod
-    def from_url(cls, url: str, create: bool = True) -> Store:
-        """Open the store; ``create``: migrate a SQLite file to the code's schema, check any other database."""
-        store = cls(make_engine(url))
+    def from_url(cls, url: str, create: bool = True, checkpoint_seconds: float | None = None) -> Store:
+        """Open the store; ``create``: migrate a SQLite file to the code's schema, check any other database.
+
+        ``checkpoint_seconds``: for a SQLite file, checkpoint its WAL from a thread this often instead of
+        within the commits (a long-running server; :class:`WalCheckpointer`).
+        """
+        interval = checkpoint_seconds if _is_sqlite_file(url) else None
+        store = cls(make_engine(url, wal_autocheckpoint=interval is None))
         if create:
             try:
                 store.prepare()
             except BaseException:
                 store.dispose()
                 raise
+        if interval is not None:
+            store._checkpointer = WalCheckpointer(store.engine, interval)
         return store
 
     def prepare(self) -> None:
@@ -261,6 +323,9 @@ class Store:
             return False
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         self.engine.dispose()
 
     # ---- API keys ------------------------------------------------------------------------------
@@ -297,12 +362,9 @@ class Store:
 
     @_reachable
     def key_active(self, key_id: str) -> bool:
-        """Whether ``key_id`` exists and is not revoked: one indexed look-up, made on every request.
-
-        Read in autocommit: no BEGIN/ROLLBACK round trips around a single-row read.
-        """
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            row = conn.execute(sa.select(api_keys.c.revoked_at).where(api_keys.c.key_id == key_id)).first()
+        """Whether ``key_id`` exists and is not revoked: one indexed look-up, made on every request."""
+        with self.engine.connect().execution_options(**self._read_options) as conn:
+            row = conn.execute(_KEY_REVOKED_AT, {"key_id": key_id}).first()
         return row is not None and row.revoked_at is None
 
     @_reachable
@@ -339,15 +401,15 @@ class Store:
             return
         rows = [r for ev in events for r in _item_rows(ev.uid, ev.items)]
         with self.engine.begin() as conn:
-            conn.execute(audit_events.insert(), [
+            conn.execute(_INSERT_EVENTS, [
                 {"uid": ev.uid, "created_at": ev.created_at, "key_name": ev.key_name, "role": ev.role,
                  "endpoint": ev.endpoint, "model_name": ev.model_name, "model_version": ev.model_version,
                  "n_items": len(ev.items), "params": ev.params} for ev in events])
             if rows:
-                conn.execute(audit_items.insert(), rows)
+                conn.execute(_INSERT_ITEMS, rows)
             hits = [h for ev in events for h in _hit_rows(ev.uid, ev.items)]
             if hits:
-                conn.execute(audit_rule_hits.insert(), hits)
+                conn.execute(_INSERT_HITS, hits)
             if also is not None:
                 also(conn)
 
@@ -359,17 +421,17 @@ class Store:
         ``event.items`` is ignored; returns the number of items written."""
         n = 0
         with self.engine.begin() as conn:
-            conn.execute(audit_events.insert(), [
+            conn.execute(_INSERT_EVENTS, [
                 {"uid": event.uid, "created_at": event.created_at, "key_name": event.key_name, "role": event.role,
                  "endpoint": event.endpoint, "model_name": event.model_name, "model_version": event.model_version,
                  "n_items": n_items, "params": event.params}])
             for items in chunks:
                 rows = _item_rows(event.uid, items, n)
                 if rows:
-                    conn.execute(audit_items.insert(), rows)
+                    conn.execute(_INSERT_ITEMS, rows)
                 hits = _hit_rows(event.uid, items, n)
                 if hits:
-                    conn.execute(audit_rule_hits.insert(), hits)
+                    conn.execute(_INSERT_HITS, hits)
                 n += len(rows)
             if n != n_items:
                 raise ValueError(f"audit event {event.uid}: {n} items arrived, {n_items} announced (nothing written)")
