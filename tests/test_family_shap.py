@@ -11,6 +11,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
+from scoring import family_shap
 from scoring.family_shap import build_tables
 
 
@@ -34,9 +35,11 @@ def _model(zero_as_missing: bool = False, rounds: int = 30) -> lgb.Booster:
     return lgb.train(params, lgb.Dataset(X, y, categorical_feature=[2]), rounds)
 
 
-@pytest.mark.parametrize("zero_as_missing", [False, True])
-def test_one_feature_per_family_equals_pred_contrib(zero_as_missing: bool) -> None:
-    booster = _model(zero_as_missing)
+@pytest.mark.parametrize(("zero_as_missing", "rounds"), [(False, 30), (True, 30), (False, 150)])
+def test_one_feature_per_family_equals_pred_contrib(zero_as_missing: bool, rounds: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(family_shap, "TABLE_BATCH", 1000)  # the tables built in many batches of leaves
+    booster = _model(zero_as_missing, rounds)
     X = _data(400, 7)
     tables = build_tables(booster, list(range(6)), 6)
     expected = np.asarray(booster.predict(X, pred_contrib=True))
