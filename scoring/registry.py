@@ -154,36 +154,69 @@ class LoadedModel:
                 "run_id": self.run_id, **meta}
 
 
-def resolve_version(model_uri: str) -> tuple[str, str, str | None]:
-    """``models:/NAME@alias`` or ``models:/NAME/3`` → (name, version, alias)."""
-    mlflow = configure_mlflow()
-    client = mlflow.MlflowClient()
+def _model_version(client: Any, model_uri: str) -> tuple[str, Any, str | None]:
+    """``models:/NAME@alias`` or ``models:/NAME/3`` → (name, the registry's ModelVersion, alias)."""
     if not model_uri.startswith("models:/"):
         raise ValueError(f"model URI must look like models:/NAME@alias or models:/NAME/VERSION, got {model_uri!r}")
     rest = model_uri.removeprefix("models:/")
     if "@" in rest:
         name, alias = rest.split("@", 1)
-        mv = client.get_model_version_by_alias(name, alias)
-        return name, str(mv.version), alias
+        return name, client.get_model_version_by_alias(name, alias), alias
     name, _, version = rest.partition("/")
     if not version:
         raise ValueError(f"model URI {model_uri!r} names no version or alias")
-    mv = client.get_model_version(name, version)
-    return name, str(mv.version), None
+    return name, client.get_model_version(name, version), None
+
+
+def resolve_version(model_uri: str) -> tuple[str, str, str | None]:
+    """``models:/NAME@alias`` or ``models:/NAME/3`` → (name, version, alias)."""
+    name, mv, alias = _model_version(configure_mlflow().MlflowClient(), model_uri)
+    return name, str(mv.version), alias
+
+
+def _local_artifact(client: Any, name: str, version: str) -> Path | None:
+    """The ``risk_model.joblib`` of a version whose artifacts are on a local disk (the default store),
+    as the pyfunc's ``MLmodel`` names it; None for a remote store (then the pyfunc loader downloads)."""
+    from urllib.parse import unquote, urlparse
+
+    import yaml
+
+    uri = client.get_model_version_download_uri(name, version)
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file") or (parsed.scheme == "file" and parsed.netloc not in ("", "localhost")):
+        return None
+    root = Path(unquote(parsed.path) if parsed.scheme == "file" else uri)
+    mlmodel = root / "MLmodel"
+    if not mlmodel.is_file():
+        return None
+    doc = yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
+    artifact = ((doc.get("flavors") or {}).get("python_function") or {}).get("artifacts", {}).get(ARTIFACT_KEY, {})
+    rel = artifact.get("path") if isinstance(artifact, dict) else None
+    return root / rel if rel else None
 
 
 def load_risk_model(model_uri: str) -> LoadedModel:
-    """Load a registered model, pinned to the version the alias points at *now*."""
+    """Load a registered model, pinned to the version the alias points at *now*.
+
+    One registry client resolves the alias and gives the run; on a local store the pickled
+    :class:`RiskModel` is read straight from the version's artifacts (what the pyfunc's
+    ``load_context`` reads), without building the pyfunc wrapper around it (~0.4 s of start-up)."""
     mlflow = configure_mlflow()
-    name, version, alias = resolve_version(model_uri)
+    client = mlflow.MlflowClient()
+    name, mv, alias = _model_version(client, model_uri)
+    version = str(mv.version)
     pinned = f"models:/{name}/{version}"
     try:
-        # suppress_warnings: skips a scan of installed packages against the logged requirements (0.4 s)
-        pyfunc = mlflow.pyfunc.load_model(pinned, suppress_warnings=True)
-        risk_model = pyfunc.unwrap_python_model().risk_model
+        local = _local_artifact(client, name, version)
+        if local is not None:
+            risk_model = joblib.load(local)
+        else:
+            # suppress_warnings: skips a scan of installed packages against the logged requirements (0.4 s)
+            risk_model = mlflow.pyfunc.load_model(pinned, suppress_warnings=True).unwrap_python_model().risk_model
+        if not isinstance(risk_model, RiskModel):
+            raise TypeError(f"the artifact holds a {type(risk_model).__name__}, not a RiskModel")
     except Exception as exc:  # a truncated or foreign pickle raises anything (EOFError, ValueError, ...)
         raise ModelLoadError(f"{name}{'@' + alias if alias else ''} (version {version}) cannot be loaded: its "
                              f"artifact is corrupt or incompatible ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
-    mv = mlflow.MlflowClient().get_model_version(name, version)
     return LoadedModel(risk_model, name, version, alias, pinned, mv.run_id)
