@@ -51,15 +51,24 @@ def stable_order(keys: np.ndarray, bound: int) -> np.ndarray:
 class FieldIndex:
     """One column as sorted distinct values and row codes (missing → -1), with lazy look-ups."""
 
-    def __init__(self, values: Any, kind: str):
+    def __init__(self, values: Any, kind: str, factorized: Any = None):
         self.kind = kind
-        # numbers and days sorted, so `between` is one range of codes; text needs no order
-        codes, uniques = pd.factorize(values, sort=kind in NUMERIC_KINDS, use_na_sentinel=True)
-        self.codes = np.asarray(codes, dtype=np.int64)
-        if kind in NUMERIC_KINDS:
-            self.uniques = np.asarray(uniques, dtype=np.float64 if kind != "date" else np.int64)
+        if factorized is not None:  # a text column the feature pipeline has factorized (codes, uniques)
+            self.codes = np.asarray(factorized.codes, dtype=np.int64)
+            uniques = np.asarray(factorized.uniques, dtype=object)
+            missing = np.flatnonzero(pd.isna(uniques))
+            if len(missing):  # distinct values no row holds any more (blanks made missing): kept as ""
+                uniques = uniques.copy()
+                uniques[missing] = ""
+            self.uniques = _as_strings(uniques)
         else:
-            self.uniques = _as_strings(np.asarray(uniques, dtype=object))
+            # numbers and days sorted, so `between` is one range of codes; text needs no order
+            codes, uniques = pd.factorize(values, sort=kind in NUMERIC_KINDS, use_na_sentinel=True)
+            self.codes = np.asarray(codes, dtype=np.int64)
+            if kind in NUMERIC_KINDS:
+                self.uniques = np.asarray(uniques, dtype=np.float64 if kind != "date" else np.int64)
+            else:
+                self.uniques = _as_strings(np.asarray(uniques, dtype=object))
         self.counts = np.bincount(self.codes + 1, minlength=len(self.uniques) + 1)
         self._order: np.ndarray | None = None
         self._starts = np.concatenate(([0], np.cumsum(self.counts)))
@@ -83,6 +92,10 @@ class FieldIndex:
     def span_count(self, start: int, stop: int) -> int:
         """Rows holding a code in ``start`` ≤ code < ``stop``."""
         return int(self._starts[stop + 1] - self._starts[start + 1]) if stop > start else 0
+
+    def span_counts(self, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+        """``span_count`` of many spans at once (``stop`` ≥ ``start``)."""
+        return self._starts[stop + 1] - self._starts[start + 1]
 
     def rows(self, codes: np.ndarray) -> np.ndarray:
         """Rows holding any of ``codes`` (unordered)."""
@@ -206,10 +219,14 @@ class Table:
     """The declaration columns matching reads: a validated DataFrame or the canonical column arrays
     of ``features._columns`` (``day`` = days since 1970), indexed lazily per field."""
 
-    def __init__(self, data: pd.DataFrame | Mapping[str, np.ndarray], kinds: Mapping[str, str]):
+    def __init__(self, data: pd.DataFrame | Mapping[str, np.ndarray], kinds: Mapping[str, str],
+                 scored: Mapping[str, Any] | None = None):
         self._data = data
         self._kinds = kinds
         self._fields: dict[str, FieldIndex] = {}
+        # key columns already factorized by the feature pipeline (a ``features`` ColumnSet keeps them),
+        # of ``data`` itself or of the columns the model scored from it (same rows, same values)
+        self._factorized: dict[str, Any] = {**getattr(data, "factorized_", {}), **getattr(scored, "factorized_", {})}
         if isinstance(data, pd.DataFrame):
             self.n = len(data)
             self.day = to_days(data[DECLARATION.date_field].to_numpy())
@@ -231,7 +248,12 @@ class Table:
 
     def field(self, name: str) -> FieldIndex:
         if name not in self._fields:
-            self._fields[name] = FieldIndex(self.column(name), self._kinds[name])
+            kind = self._kinds[name]
+            done = self._factorized.get(name)
+            if done is not None and kind not in NUMERIC_KINDS and name != DECLARATION.date_field:
+                self._fields[name] = FieldIndex(None, kind, done)
+            else:
+                self._fields[name] = FieldIndex(self.column(name), kind)
         return self._fields[name]
 
     def values(self, name: str) -> list[Any]:

@@ -105,11 +105,15 @@ def no_matches(n: int, rules: RuleSet) -> ProfileMatches:
 
 
 def decide_rules(data: pd.DataFrame | Mapping[str, np.ndarray], risk: np.ndarray, model_lane: np.ndarray,
-                 rules: RuleSet, as_of: dt.date | None = None) -> ProfileDecision:
-    """Rule matches and lanes of one set of rows (a batch calls this per chunk: rows are independent)."""
+                 rules: RuleSet, as_of: dt.date | None = None,
+                 scored: Mapping[str, Any] | None = None) -> ProfileDecision:
+    """Rule matches and lanes of one set of rows (a batch calls this per chunk: rows are independent).
+
+    ``scored``: the columns the model scored from ``data`` (``ScoreTable.columns``): the key columns
+    the feature pipeline factorized are reused rather than factorized again."""
     risk = np.asarray(risk, dtype=np.float64)
     model_lane = np.asarray(model_lane, dtype=object)
-    matches = (match_profiles(data, rules, as_of=as_of) if rules.rules and len(risk)
+    matches = (match_profiles(data, rules, as_of=as_of, scored=scored) if rules.rules and len(risk)
                else no_matches(len(risk), rules))
     return apply_profiles(matches, risk, model_lane)
 

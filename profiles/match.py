@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal, NamedTuple
@@ -22,12 +22,11 @@ import pandas as pd
 import pyarrow as pa
 
 from profiles._compile import CompiledList, Rule, RuleSet, compile_rules, rules_of
-from profiles._index import FieldIndex, Table, day_number, ranges, stable_order
-from profiles.model import Condition, Profile, WatchList
+from profiles._index import FieldIndex, Table, day_number, ranges
+from profiles.model import Profile, WatchList
 
 __all__ = ["ProfileMatches", "Rule", "RuleHit", "RuleSet", "compile_rules", "match_profiles", "rules_of"]
 
-_BIG = np.iinfo(np.int64).max
 _TABLE_MAX = 1 << 25  # booleans: the largest (condition × value) table built instead of a sort
 ROW_PATH_MAX_ROWS = 16  # up to this many declarations, look values up per row (the API's case)
 _WORD = re.compile(r"\w+")
@@ -110,247 +109,229 @@ class ProfileMatches:
         return out
 
 
-class _Codes:
-    """The distinct-value codes that satisfy a condition (-1 = missing), with the row count and a
-    per-code look-up made once however many profiles share the condition. A ``between`` on a sorted
-    numeric field is one range of codes, kept as ``span`` (start, stop) and expanded only on demand."""
-
-    def __init__(self, f: FieldIndex, codes: np.ndarray | None, entry: np.ndarray | None = None,
-                 expiry: np.ndarray | None = None, span: tuple[int, int] | None = None):
-        self.field = f
-        self.span = span
-        self._codes = codes
-        self.entry = entry  # watch lists: the entry behind each code (+1 shifted, -1 = none)
-        self.expiry = expiry  # watch lists: last day of each entry (index -1: never)
-        self.rows = f.span_count(*span) if span is not None else f.row_count(self.codes)
-        self._lut: np.ndarray | None = None
-
-    @property
-    def codes(self) -> np.ndarray:
-        if self._codes is None:
-            assert self.span is not None
-            self._codes = np.arange(self.span[0], self.span[1], dtype=np.int64)
-        return self._codes
-
-    def row_ids(self) -> np.ndarray:
-        return self.field.span_rows(*self.span) if self.span is not None else self.field.rows(self.codes)
-
-    def lut(self) -> np.ndarray:
-        if self._lut is None:
-            self._lut = self.field.lut(self.codes)
-        return self._lut
-
-
-class _FieldCheck:
-    """Whether a row's value on one field satisfies conditions of that field, many (condition, row)
-    pairs at once: a ``between`` is a range of codes; the others share one flat table of
-    (condition, code) → bool, or a sorted array of (condition, code) keys when that table would be large."""
-
-    MAX_TABLE = 1 << 25
-
-    def __init__(self, cids: list[int], sets: list[_Codes]):
-        f = sets[cids[0]].field
-        self.field = f
-        self.width = len(f) + 1
-        self.span_lo = np.full(len(sets), -1, dtype=np.int64)
-        self.span_hi = np.full(len(sets), -1, dtype=np.int64)
-        listed = [c for c in cids if sets[c].span is None]
-        for c in cids:
-            if sets[c].span is not None:
-                self.span_lo[c], self.span_hi[c] = sets[c].span  # type: ignore[misc]
-        self.local = np.full(len(sets), -1, dtype=np.int64)
-        self.local[listed] = np.arange(len(listed))
-        keys = (np.concatenate([self.local[c] * self.width + sets[c].codes + 1 for c in listed]) if listed
-                else np.zeros(0, dtype=np.int64))  # ascending: conditions in order, codes ascending and distinct
-        self.table: np.ndarray | None = None
-        self.keys = keys
-        if len(listed) * self.width <= self.MAX_TABLE:
-            self.table = np.zeros(len(listed) * self.width, dtype=bool)
-            self.table[keys] = True
-
-    def check(self, cond: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        code = self.field.codes[rows]
-        lo = self.span_lo[cond]
-        ok = (code >= lo) & (code < self.span_hi[cond])
-        listed = np.flatnonzero(lo < 0)
-        if len(listed):
-            key = self.local[cond[listed]] * self.width + code[listed] + 1
-            if self.table is not None:
-                ok[listed] = self.table[key]
-            elif len(self.keys):
-                pos = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
-                ok[listed] = self.keys[pos] == key
-        return ok
-
-
 class _Columns:
-    """The batch path."""
+    """The batch path. Every condition becomes a set of distinct-value codes of its field (a
+    ``between`` on a sorted numeric field a range of codes), stored flat: ``codes[start:start + len]``
+    per condition, with the rows holding them counted once."""
 
     def __init__(self, table: Table, rs: RuleSet):
         self.table = table
         self.rs = rs
-        self._cache: dict[Any, _Codes] = {}
-        self._by_id: dict[int, _Codes] = {}
-        self._checks: dict[int, _FieldCheck] = {}
         self.days = (int(table.day.min()), int(table.day.max()))
+        n_cond = len(rs.conditions)
+        self.fields: list[FieldIndex] = []
+        ids: dict[str, int] = {}
+        for c in rs.conditions:
+            if c.field not in ids:
+                ids[c.field] = len(self.fields)
+                self.fields.append(table.field(c.field))
+        self.field_of = np.array([ids[c.field] for c in rs.conditions], dtype=np.int64)
+        self.span_lo = np.full(n_cond, -1, dtype=np.int64)  # a ``between``: codes span_lo <= code < span_hi
+        self.span_hi = np.full(n_cond, -1, dtype=np.int64)
+        self.start = np.zeros(n_cond, dtype=np.int64)
+        self.size = np.zeros(n_cond, dtype=np.int64)
+        self.rows = np.zeros(n_cond, dtype=np.int64)  # rows satisfying each condition
+        self.watch: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # watch lists: (entry by code + 1, expiry)
+        self._blocks: list[np.ndarray] = []
+        self._stored = 0
+        self._codes: np.ndarray | None = None
 
-    def codes(self, c: Condition) -> _Codes:
-        key = (c.field, c.op, c.values, c.watch_list)
-        if key not in self._cache:
-            self._cache[key] = self._evaluate(c, self.table.field(c.field))
-        return self._cache[key]
+    def _store(self, cids: np.ndarray, local: np.ndarray, codes: np.ndarray) -> None:
+        """Codes of conditions ``cids`` given as (index into ``cids``, code) pairs sorted by both."""
+        f = self.fields[self.field_of[cids[0]]]
+        sizes = np.bincount(local, minlength=len(cids))
+        self.start[cids] = self._stored + np.cumsum(sizes) - sizes
+        self.size[cids] = sizes
+        self.rows[cids] = np.bincount(local, weights=f.counts[codes + 1], minlength=len(cids)).astype(np.int64)
+        self._blocks.append(codes.astype(np.int64, copy=False))
+        self._stored += len(codes)
 
-    def _evaluate(self, c: Condition, f: FieldIndex) -> _Codes:
-        vals = np.array(c.values, dtype=object)
-        if c.op == "is_null":
-            return _Codes(f, f.null_codes())
-        if c.op == "between":
-            return _Codes(f, None, span=_between(f, c.values))
-        if c.op == "in_watch_list":
-            return _watch_codes(self.rs.lists[c.watch_list or ""], f)
-        if c.op == "prefix":
-            hit = f.prefixed(vals)[0]
-        elif c.op == "contains_any" or f.kind == "countries":
-            hit = f.tokens(vals)[0]
-        else:
-            hit = f.exact(vals)[0]
-        hit = np.unique(hit)
-        return _Codes(f, _complement(f, hit) if c.op == "not_in" else hit)
+    def _store_one(self, cid: int, codes: np.ndarray) -> None:
+        self._store(np.array([cid], dtype=np.int64), np.zeros(len(codes), dtype=np.int64), codes)
 
-    def _field_check(self, j: int, field_of: np.ndarray, sets: list[_Codes]) -> _FieldCheck:
-        got = self._checks.get(j)
-        if got is None:
-            got = self._checks[j] = _FieldCheck([c for c in np.flatnonzero(field_of == j).tolist()], sets)
-        return got
+    @property
+    def codes(self) -> np.ndarray:
+        if self._codes is None:
+            self._codes = np.concatenate(self._blocks) if self._blocks else np.zeros(0, dtype=np.int64)
+        return self._codes
 
-    def by_id(self, cid: int) -> _Codes:
-        got = self._by_id.get(cid)
-        if got is None:
-            got = self._by_id[cid] = self.codes(self.rs.conditions[cid])
-        return got
+    def cond_codes(self, cids: np.ndarray) -> np.ndarray:
+        """The codes of conditions ``cids``, condition by condition."""
+        return self.codes[ranges(self.start[cids], self.size[cids])]
 
     def evaluate_all(self) -> None:
-        """Every value-list condition evaluated in one look-up per field and kind of look-up (all
-        ``in`` values of a field at once, all HS prefixes at once...), then split by condition:
-        a thousand profiles cost a few array operations per field, not a few per profile."""
-        groups: dict[tuple[str, str], list[int]] = {}
-        for cid, c in enumerate(self.rs.conditions):
-            kind = self.rs.kinds[c.field]
+        """Every condition evaluated: value lists in one look-up per field and kind of look-up (all
+        ``in`` values of a field at once, all HS prefixes at once...), ``between`` by one search per
+        field; a thousand profiles cost a few array operations per field, not a few per profile."""
+        rs = self.rs
+        groups: dict[tuple[int, str], list[int]] = {}
+        spans: dict[int, list[int]] = {}
+        for cid, c in enumerate(rs.conditions):
+            kind = rs.kinds[c.field]
+            j = int(self.field_of[cid])
             if c.op == "contains_any" or (c.op in ("in", "not_in") and kind == "countries"):
-                groups.setdefault((c.field, "tokens"), []).append(cid)
+                groups.setdefault((j, "tokens"), []).append(cid)
             elif c.op == "prefix":
-                groups.setdefault((c.field, "prefix"), []).append(cid)
+                groups.setdefault((j, "prefix"), []).append(cid)
             elif c.op in ("in", "not_in"):
-                groups.setdefault((c.field, "exact"), []).append(cid)
-        for (name, how), cids in groups.items():
-            f = self.table.field(name)
-            values = [v for cid in cids for v in self.rs.conditions[cid].values]
-            owner = np.repeat(np.array(cids, dtype=np.int64), [len(self.rs.conditions[c].values) for c in cids])
-            lookup = f.tokens if how == "tokens" else f.prefixed if how == "prefix" else f.exact
-            codes, pos = lookup(np.array(values, dtype=object))
-            width = len(f) + 1
-            # distinct (condition, code) pairs, by condition and code: a table when that is small
-            local = np.searchsorted(np.array(cids, dtype=np.int64), owner[pos])
-            keys = local * width + codes + 1
-            if len(cids) * width <= _TABLE_MAX:
-                seen = np.zeros(len(cids) * width, dtype=bool)
-                seen[keys] = True
-                pairs = np.flatnonzero(seen)
+                groups.setdefault((j, "exact"), []).append(cid)
+            elif c.op == "between":
+                spans.setdefault(j, []).append(cid)
+            elif c.op == "is_null":
+                self._store_one(cid, self.fields[j].null_codes())
             else:
-                pairs = np.unique(keys)
-            cond, code = pairs // width, pairs % width - 1
-            bounds = np.searchsorted(cond, np.arange(len(cids) + 1))
-            for k, cid in enumerate(cids):
-                hit = code[bounds[k]:bounds[k + 1]]
-                if self.rs.conditions[cid].op == "not_in":
-                    hit = _complement(f, hit)
-                self._by_id[cid] = _Codes(f, hit)
+                entry, expiry = _watch_entries(rs.lists[c.watch_list or ""], self.fields[j])
+                self._store_one(cid, np.flatnonzero(entry[1:] >= 0))
+                self.watch[cid] = (entry, expiry)
+        for (j, how), cids in groups.items():
+            self._evaluate_group(self.fields[j], how, cids)
+        for j, cids in spans.items():
+            f = self.fields[j]
+            low, high = np.array([_bounds(rs.conditions[c].values) for c in cids], dtype=np.float64).T
+            start = np.searchsorted(f.uniques, low, "left")
+            stop = np.maximum(start, np.searchsorted(f.uniques, high, "right"))
+            self.span_lo[cids], self.span_hi[cids] = start, stop
+            self.rows[cids] = f.span_counts(start, stop)
+
+    def _evaluate_group(self, f: FieldIndex, how: str, cids: list[int]) -> None:
+        conds = self.rs.conditions
+        values = [v for cid in cids for v in conds[cid].values]
+        owner = np.repeat(np.arange(len(cids), dtype=np.int64), [len(conds[c].values) for c in cids])
+        lookup = f.tokens if how == "tokens" else f.prefixed if how == "prefix" else f.exact
+        codes, pos = lookup(np.array(values, dtype=object))
+        width = len(f) + 1
+        # distinct (condition, code) pairs, by condition and code: a table when that is small
+        keys = owner[pos] * width + codes + 1
+        if len(cids) * width <= _TABLE_MAX:
+            seen = np.zeros(len(cids) * width, dtype=bool)
+            seen[keys] = True
+            pairs = np.flatnonzero(seen)
+        else:
+            pairs = np.unique(keys)
+        local, code = pairs // width, pairs % width - 1
+        ids = np.array(cids, dtype=np.int64)
+        negated = np.array([conds[c].op == "not_in" for c in cids], dtype=bool)
+        if not negated.any():
+            self._store(ids, local, code)
+            return
+        plain = ~negated[local]
+        if not negated.all():
+            self._store(ids[~negated], np.cumsum(~negated)[local[plain]] - 1, code[plain])
+        for k in np.flatnonzero(negated).tolist():
+            self._store_one(cids[k], _complement(f, code[local == k]))
+
+    def _checker(self, cids: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """``check(cond, rows)``: whether each row satisfies its condition (one of ``cids``), any field:
+        a range test for a ``between``, else a look-up in one flat (condition, code) table, or in the
+        sorted (condition, code) keys when that table would be large."""
+        n = self.table.n
+        wanted = np.unique(self.field_of[cids])  # the fields' row codes side by side: one gather for any field
+        flat = np.concatenate([self.fields[j].codes for j in wanted.tolist()])
+        at = np.zeros(len(self.fields), dtype=np.int64)
+        at[wanted] = np.arange(len(wanted)) * n
+        listed = cids[self.span_lo[cids] < 0]
+        width = np.array([len(f) + 1 for f in self.fields], dtype=np.int64)[self.field_of[listed]]
+        base = np.zeros(len(self.rs.conditions), dtype=np.int64)
+        base[listed] = np.cumsum(width) - width
+        keys = np.repeat(base[listed], self.size[listed]) + self.cond_codes(listed) + 1  # ascending
+        total = int(width.sum())
+        table: np.ndarray | None = None
+        if total <= _TABLE_MAX:
+            table = np.zeros(max(total, 1), dtype=bool)
+            table[keys] = True
+
+        def check(cond: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            code = flat[at[self.field_of[cond]] + rows]
+            lo = self.span_lo[cond]
+            span = lo >= 0
+            key = np.where(span, 0, base[cond] + code + 1)  # a between's row is tested below
+            if table is not None:
+                ok = table[key]
+            elif len(keys):
+                ok = keys[np.minimum(np.searchsorted(keys, key), len(keys) - 1)] == key
+            else:
+                ok = np.zeros(len(key), dtype=bool)
+            if span.any():
+                ok = np.where(span, (code >= lo) & (code < self.span_hi[cond]), ok)
+            return ok
+
+        return check
 
     def match_all(self, as_of: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rule, row, watch-list entry or -1) of every match, grouped by rule and by row within a rule.
 
         No Python loop over rules: each rule starts from the rows of its most selective condition
-        (the inverted index of that condition's field, for every rule at once), and the candidate
-        (rule, row) pairs are filtered by the rules' other conditions one field at a time (a sorted
-        look-up of (condition, code) pairs), then by validity windows and watch-list expiries."""
+        (the inverted index of that condition's field, for every rule at once); the candidate
+        (rule, row) pairs are then filtered by the rules' other conditions, most selective first, one
+        condition per pair and round (a range test or a table look-up whatever the field), so a pair
+        that fails is not tested again; then by validity windows and watch-list expiries."""
         rs = self.rs
         empty = np.zeros(0, dtype=np.int64)
-        n_cond = len(rs.conditions)
-        sets = [self.by_id(c) for c in range(n_cond)]
-        cond_rows = np.fromiter((s.rows for s in sets), dtype=np.int64, count=n_cond)
+        cond_rows = self.rows
         when = (as_of, as_of) if as_of is not None else self.days
         live = (rs.valid_lo <= when[1]) & (rs.valid_hi >= when[0])
-        # the anchor of each rule: its condition with the fewest rows
+        # each rule's conditions, fewest rows first: the first is its anchor
         pr, pc_ = rs.pair_rule, rs.pair_cond
         order = np.lexsort((cond_rows[pc_], pr))
-        first = np.searchsorted(pr[order], np.arange(len(rs.rules)))
-        anchor = pc_[order][first]
+        sr, sc = pr[order], pc_[order]
+        first = np.searchsorted(sr, np.arange(len(rs.rules)))
+        anchor = sc[first]
         rules = np.flatnonzero(live & (cond_rows[anchor] > 0))
         if not len(rules):
             return empty, empty, empty
         anchors = np.unique(anchor[rules])
         # rows of each anchor condition, once however many rules share it (one gather per field)
-        seg_start, seg_len = np.zeros(n_cond, np.int64), np.zeros(n_cond, np.int64)
+        seg_start, seg_len = np.zeros(len(cond_rows), np.int64), np.zeros(len(cond_rows), np.int64)
         pieces, offset = [], 0
-        by_field: dict[int, list[int]] = {}
-        for c in anchors.tolist():
-            by_field.setdefault(id(sets[c].field), []).append(c)
-        for cids in by_field.values():
-            f = sets[cids[0]].field
-            spans = [c for c in cids if sets[c].span is not None]
-            listed = [c for c in cids if sets[c].span is None]
-            for c in spans:
-                got = sets[c].row_ids()
+        fid = self.field_of[anchors]
+        for j in np.unique(fid).tolist():
+            f = self.fields[j]
+            mine = anchors[fid == j]
+            for c in mine[self.span_lo[mine] >= 0].tolist():
+                got = f.span_rows(int(self.span_lo[c]), int(self.span_hi[c]))
                 pieces.append(got)
                 seg_start[c], seg_len[c] = offset, len(got)
                 offset += len(got)
-            if listed:
-                codes = np.concatenate([sets[c].codes for c in listed])
-                got = f.rows_of(codes)  # in the order of the codes: condition by condition
-                sizes = np.array([sets[c].rows for c in listed], dtype=np.int64)
+            listed = mine[self.span_lo[mine] < 0]
+            if len(listed):
+                got = f.rows_of(self.cond_codes(listed))  # in the order of the codes: condition by condition
+                sizes = cond_rows[listed]
                 seg_start[listed] = offset + np.cumsum(sizes) - sizes
                 seg_len[listed] = sizes
                 pieces.append(got)
                 offset += len(got)
         anchor_rows = np.concatenate(pieces)
         a = anchor[rules]
-        pick = ranges(seg_start[a], seg_len[a])
         hit_rule = np.repeat(rules, seg_len[a])
-        hit_row = anchor_rows[pick]
-        # the other conditions: each pair expanded to its rule's non-anchor conditions, checked one
-        # field at a time (a range test, or a look-up of (condition, code)); a pair with a failure goes
-        others = pc_ != anchor[pr]
-        o_rule, o_cond = pr[others], pc_[others]  # by rule (pairs are built rule by rule)
-        o_off = np.searchsorted(o_rule, np.arange(len(rs.rules) + 1))
-        k = o_off[hit_rule + 1] - o_off[hit_rule]
-        pair_of = np.repeat(np.arange(len(hit_row)), k)
-        cond = o_cond[ranges(o_off[hit_rule], k)]
-        fields: dict[int, int] = {}
-        field_of = np.array([fields.setdefault(id(s.field), len(fields)) for s in sets], dtype=np.int16)
-        fid = field_of[cond]
-        by = stable_order(fid, len(fields))
-        bounds = np.searchsorted(fid[by], np.arange(len(fields) + 1))
-        ok = np.ones(len(cond), dtype=bool)
-        for j in np.flatnonzero(np.diff(bounds)).tolist():
-            at = by[bounds[j]:bounds[j + 1]]
-            c = cond[at]
-            ok[at] = self._field_check(j, field_of, sets).check(c, hit_row[pair_of[at]])
-        keep = np.bincount(pair_of[~ok], minlength=len(hit_row)) == 0
-        hit_rule, hit_row = hit_rule[keep], hit_row[keep]
+        hit_row = anchor_rows[ranges(seg_start[a], seg_len[a])]
+        # the other conditions of each rule, fewest rows first, as a (rule, round) matrix (-1: none)
+        rank = np.arange(len(sr)) - first[sr]
+        more = rank > 0
+        rounds = int(rank.max()) if len(rank) else 0
+        then = np.full((len(rs.rules), max(rounds, 1)), -1, dtype=np.int64)
+        then[sr[more], rank[more] - 1] = sc[more]
+        if rounds:
+            used = np.unique(then[rules])
+            check = self._checker(used[used >= 0])
+        for k in range(rounds):
+            cond = then[hit_rule, k]
+            pending = np.flatnonzero(cond >= 0)
+            if not len(pending):
+                break
+            ok = np.ones(len(hit_row), dtype=bool)
+            ok[pending] = check(cond[pending], hit_row[pending])
+            hit_rule, hit_row = hit_rule[ok], hit_row[ok]
         day = self.table.day[hit_row] if as_of is None else np.full(len(hit_row), as_of, dtype=np.int64)
         keep = (day >= rs.valid_lo[hit_rule]) & (day <= rs.valid_hi[hit_rule])
         entry = np.full(len(hit_row), -1, dtype=np.int64)
-        for c in range(n_cond):  # watch lists (few): an entry that expired before the day is gone
-            s = sets[c]
-            if s.entry is None or s.expiry is None:
-                continue
+        for c, (entries, expiry) in sorted(self.watch.items()):  # watch lists (few): an entry that expired before the day is gone
             uses = np.zeros(len(rs.rules), dtype=bool)
             uses[pr[pc_ == c]] = True
             at = np.flatnonzero(uses[hit_rule])
             if not len(at):
                 continue
-            e = s.entry[s.field.codes[hit_row[at]] + 1]
-            keep[at] &= s.expiry[e] >= day[at]
+            e = entries[self.fields[self.field_of[c]].codes[hit_row[at]] + 1]
+            keep[at] &= expiry[e] >= day[at]
             entry[at] = e
         hit_rule, hit_row, entry = hit_rule[keep], hit_row[keep], entry[keep]
         order = np.lexsort((hit_row, hit_rule))
@@ -369,17 +350,14 @@ def _complement(f: FieldIndex, hit: np.ndarray) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def _between(f: FieldIndex, bounds: tuple[Any, ...]) -> tuple[int, int]:
-    def num(v: Any) -> float:
-        return float(day_number(v)) if isinstance(v, dt.date) else float(v)
-
-    low, high = bounds
-    start = 0 if low is None else int(np.searchsorted(f.uniques, num(low), "left"))
-    stop = len(f) if high is None else int(np.searchsorted(f.uniques, num(high), "right"))
-    return start, max(start, stop)
+def _bounds(values: tuple[Any, ...]) -> tuple[float, float]:
+    """A ``between``'s ends as numbers (dates as day numbers); an open end is infinite."""
+    low, high = (None if v is None else float(day_number(v)) if isinstance(v, dt.date) else float(v) for v in values)
+    return (-np.inf if low is None else low, np.inf if high is None else high)
 
 
-def _watch_codes(wl: CompiledList, f: FieldIndex) -> _Codes:
+def _watch_entries(wl: CompiledList, f: FieldIndex) -> tuple[np.ndarray, np.ndarray]:
+    """(the entry behind each code, +1 shifted, -1 = none; the entries' last days)."""
     if wl.mode == "tokens":  # a list of countries against "|"-joined lists: any country on it
         codes, pos = f.tokens(wl.keys)
         cand = wl.best[pos]
@@ -392,7 +370,7 @@ def _watch_codes(wl: CompiledList, f: FieldIndex) -> _Codes:
         best = found[codes]
     entry = np.full(len(f) + 1, -1, dtype=np.int64)
     entry[codes + 1] = best
-    return _Codes(f, codes, entry, wl.expiry)
+    return entry, wl.expiry
 
 
 class _Rows:
@@ -454,7 +432,8 @@ class _Rows:
 def match_profiles(data: pd.DataFrame | Mapping[str, np.ndarray], profiles: Sequence[Profile] | RuleSet,
                    watchlists: Sequence[WatchList] = (), as_of: dt.date | None = None,
                    extra_columns: Mapping[str, str] | Sequence[str] = (),
-                   method: Literal["auto", "columns", "rows"] = "auto") -> ProfileMatches:
+                   method: Literal["auto", "columns", "rows"] = "auto",
+                   scored: Mapping[str, Any] | None = None) -> ProfileMatches:
     """Which declarations each rule matches.
 
     ``data`` is a validated declaration frame or the canonical column arrays (``features._columns``);
@@ -465,9 +444,11 @@ def match_profiles(data: pd.DataFrame | Mapping[str, np.ndarray], profiles: Sequ
     matching after its expiry. ``as_of`` judges validity and expiry at one date for every row
     instead. Draft and retired profiles never fire. ``method`` picks the batch or the per-row path
     (``auto``: per row up to ``ROW_PATH_MAX_ROWS`` declarations); both give the same result.
+    ``scored``: the canonical columns the model scored from ``data`` (``ScoreTable.columns``), whose
+    key columns the feature pipeline has factorized already: those are not factorized again.
     """
     rs = profiles if isinstance(profiles, RuleSet) else compile_rules(profiles, watchlists, extra_columns)
-    table = Table(data, rs.kinds)
+    table = Table(data, rs.kinds, scored)
     as_day = day_number(as_of) if as_of is not None else None
     by_rows = method == "rows" or (method == "auto" and table.n <= ROW_PATH_MAX_ROWS)
     if not table.n:
@@ -482,7 +463,12 @@ def match_profiles(data: pd.DataFrame | Mapping[str, np.ndarray], profiles: Sequ
         columns.evaluate_all()
         hit_rule, hit_row, entry = columns.match_all(as_day)
     reason = np.full(len(hit_row), None, dtype=object)
-    for i in np.flatnonzero(entry >= 0):  # a watch list acting alone gives the reason of the entry matched
-        rule = rs.rules[hit_rule[i]]
-        reason[i] = f"{rule.criterion}: {rs.lists[rule.id].reasons[entry[i]]}"
+    at = np.flatnonzero(entry >= 0)  # a watch list acting alone gives the reason of the entry matched
+    if len(at):  # each distinct (rule, entry) worded once
+        width = int(entry[at].max()) + 1
+        distinct, inverse = np.unique(hit_rule[at] * width + entry[at], return_inverse=True)
+        rule_of, entry_of = np.divmod(distinct, width)
+        texts = np.array([f"{rs.rules[r].criterion}: {rs.lists[rs.rules[r].id].reasons[e]}"
+                          for r, e in zip(rule_of.tolist(), entry_of.tolist(), strict=True)], dtype=object)
+        reason[at] = texts[inverse.reshape(-1)]
     return ProfileMatches(table.n, rs.rules, hit_rule, hit_row.astype(np.int64), reason, rs)

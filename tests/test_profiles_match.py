@@ -133,6 +133,26 @@ def test_frame_and_column_arrays_match_the_same_rows(table, method):
     assert [r.tolist() for r in by_frame.rows] == [r.tolist() for r in by_columns.rows]
 
 
+def test_the_columns_the_model_scored_give_the_same_matches_with_their_factorized_keys(table, monkeypatch):
+    import features._asof as asof
+
+    monkeypatch.setattr(asof, "FACTORIZE_MIN_ROWS", 0)  # key columns factorized however few the rows
+    rng = np.random.default_rng(3)
+    decl, _ = normalize_table(make_declarations(rng, 400), DECLARATION)
+    for frame, (ps, ws) in ((table, validate_profiles([profile([c], pid=f"P{i}") for i, (c, _) in
+                                                       enumerate(SEMANTICS)], WATCHLISTS)),
+                            (decl, validate_profiles(*_random_profiles(rng, 80)))):
+        rs = compile_rules(ps, ws)
+        scored = columns_from_frame(frame)
+        assert {"hs_code", "importer_id", "transit_countries"} <= set(scored.factorized_)
+        want = match_profiles(frame, rs, method="columns")
+        assert len(want.hit_row) > 0
+        for got in (match_profiles(frame, rs, method="columns", scored=scored),
+                    match_profiles(scored, rs, method="columns")):
+            assert got.hit_rule.tolist() == want.hit_rule.tolist() and got.hit_row.tolist() == want.hit_row.tolist()
+            assert got.hit_reason.tolist() == want.hit_reason.tolist()
+
+
 def test_extra_columns_match_as_text_even_when_read_as_numbers(table, method):
     frame = table.assign(seller_id=[101, 102, None, 101, 7.0])
     lists = [{"name": "sellers", "field": "seller_id",
