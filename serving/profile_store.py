@@ -10,6 +10,7 @@ anything is written: a batch with one bad profile stores nothing.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import getpass
 import logging
 import os
@@ -97,6 +98,8 @@ alerts = sa.Table(
 )
 
 log = logging.getLogger("riskprof.serving")
+
+_REVISION = sa.select(sa.func.coalesce(sa.func.max(profile_changes.c.id), 0))
 
 PROFILE_TABLES = ("profile_versions", "watch_list_versions", "profile_changes", "alerts")
 ALERT_FIELDS = ("id", "created_at", "declaration_id", "kind", "rule_id", "version", "criterion", "risk_score",
@@ -204,8 +207,10 @@ class ProfileStore:
     @_reachable
     def revision(self) -> int:
         """Grows with every stored change (any process): one indexed read, cheap enough per request."""
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(profile_changes.c.id), 0))).scalar_one())
+        # outside a transaction on PostgreSQL (no BEGIN/ROLLBACK round trips); SQLite starts none for a read
+        options = {} if self.engine.dialect.name == "sqlite" else {"isolation_level": "AUTOCOMMIT"}
+        with self.engine.connect().execution_options(**options) as conn:
+            return int(conn.execute(_REVISION).scalar_one())
 
     def ruleset(self, on: dt.date | None = None) -> tuple[RuleSet, list[Profile], list[WatchList]]:
         """The pinned set: the latest version of each active profile and of each watch list, compiled."""
@@ -422,11 +427,16 @@ def _action_of(p: Profile) -> str:
 
 def _insert_ignoring_duplicates(conn: sa.Connection) -> Any:
     """Two processes alerting on the same declaration at once: the second insert is skipped, not an error."""
-    if conn.dialect.name == "sqlite":
+    return _alerts_insert(conn.dialect.name)
+
+
+@functools.cache  # built once per dialect: an alerting API call inserts with it
+def _alerts_insert(dialect: str) -> Any:
+    if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert(alerts).on_conflict_do_nothing()
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         return pg_insert(alerts).on_conflict_do_nothing()

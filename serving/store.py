@@ -10,6 +10,7 @@ docs/postgres.md). A database that cannot be reached surfaces as :class:`StoreUn
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -19,7 +20,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -233,6 +234,48 @@ _INSERT_ITEMS = audit_items.insert()
 _INSERT_HITS = audit_rule_hits.insert()
 
 
+class _DriverInsert:
+    """``table``'s INSERT run on a SQLite connection's own cursor: SQLAlchemy's compiled SQL and its own bind
+    processors (the stored values are exactly a Core insert's) without its per-statement machinery, which
+    costs more than SQLite takes to insert a scoring call's rows."""
+
+    def __init__(self, table: sa.Table, dialect: sa.Dialect):
+        keys = [c.key for c in table.c if not c.primary_key]
+        compiled = table.insert().compile(dialect=dialect, column_keys=keys)
+        if compiled.positiontup is None:
+            raise ValueError(f"{dialect.name}: not a positional paramstyle")
+        self.sql = str(compiled)
+        self._convert = [(k, table.c[k].type.dialect_impl(dialect).bind_processor(dialect))
+                         for k in compiled.positiontup]
+
+    def run(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+        params = [tuple(r[k] if f is None else f(r[k]) for k, f in self._convert) for r in rows]
+        if len(params) == 1:
+            cursor.execute(self.sql, params[0])
+        else:
+            cursor.executemany(self.sql, params)
+
+
+class _SqliteAudit:
+    """The per-request statements of a SQLite store on the driver's connection (see :class:`_DriverInsert`)."""
+
+    def __init__(self, dialect: sa.Dialect):
+        self.dialect = dialect
+        self.events = _DriverInsert(audit_events, dialect)
+        self.items = _DriverInsert(audit_items, dialect)
+        self.hits = _DriverInsert(audit_rule_hits, dialect)
+        self.key_sql = str(_KEY_REVOKED_AT.compile(dialect=dialect))
+
+    @contextlib.contextmanager
+    def errors(self, sql: str) -> Iterator[None]:
+        """Driver errors as SQLAlchemy's (a locked or unreachable file is then a 503, as on the Core path)."""
+        dbapi = self.dialect.loaded_dbapi
+        try:
+            yield
+        except dbapi.Error as exc:
+            raise sa.exc.DBAPIError.instance(sql, None, exc, dbapi.Error, dialect=self.dialect) from exc
+
+
 class WalCheckpointer:
     """Checkpoints a SQLite store's WAL from a thread every ``interval`` seconds (``PASSIVE``: never waits
     for readers or writers), so that no request's commit pays for it. Durability is unchanged: a commit
@@ -279,6 +322,7 @@ class Store:
         # starts no transaction for a read anyway, and switching its isolation level costs more than the read
         self._read_options: dict[str, Any] = ({} if engine.dialect.name == "sqlite"
                                               else {"isolation_level": "AUTOCOMMIT"})
+        self._sqlite = _SqliteAudit(engine.dialect) if engine.dialect.name == "sqlite" else None
 
     @classmethod
     def from_url(cls, url: str, create: bool = True, checkpoint_seconds: float | None = None) -> Store:
@@ -363,8 +407,17 @@ class Store:
     @_reachable
     def key_active(self, key_id: str) -> bool:
         """Whether ``key_id`` exists and is not revoked: one indexed look-up, made on every request."""
-        with self.engine.connect().execution_options(**self._read_options) as conn:
-            row = conn.execute(_KEY_REVOKED_AT, {"key_id": key_id}).first()
+        if self._sqlite is not None:
+            conn = self.engine.raw_connection()
+            try:
+                with self._sqlite.errors(self._sqlite.key_sql):
+                    found = conn.driver_connection.execute(  # type: ignore[union-attr]
+                        self._sqlite.key_sql, (key_id,)).fetchone()
+            finally:
+                conn.close()
+            return found is not None and found[0] is None
+        with self.engine.connect().execution_options(**self._read_options) as c:
+            row = c.execute(_KEY_REVOKED_AT, {"key_id": key_id}).first()
         return row is not None and row.revoked_at is None
 
     @_reachable
@@ -399,17 +452,28 @@ class Store:
         writes more in the same transaction (a call's alerts: one commit per call, not two)."""
         if not events:
             return
+        heads = [{"uid": ev.uid, "created_at": ev.created_at, "key_name": ev.key_name, "role": ev.role,
+                  "endpoint": ev.endpoint, "model_name": ev.model_name, "model_version": ev.model_version,
+                  "n_items": len(ev.items), "params": ev.params} for ev in events]
         rows = [r for ev in events for r in _item_rows(ev.uid, ev.items)]
+        hits = [h for ev in events for h in _hit_rows(ev.uid, ev.items)]
         with self.engine.begin() as conn:
-            conn.execute(_INSERT_EVENTS, [
-                {"uid": ev.uid, "created_at": ev.created_at, "key_name": ev.key_name, "role": ev.role,
-                 "endpoint": ev.endpoint, "model_name": ev.model_name, "model_version": ev.model_version,
-                 "n_items": len(ev.items), "params": ev.params} for ev in events])
-            if rows:
-                conn.execute(_INSERT_ITEMS, rows)
-            hits = [h for ev in events for h in _hit_rows(ev.uid, ev.items)]
-            if hits:
-                conn.execute(_INSERT_HITS, hits)
+            if self._sqlite is not None:
+                q = self._sqlite
+                cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    for insert, values in ((q.events, heads), (q.items, rows), (q.hits, hits)):
+                        if values:
+                            with q.errors(insert.sql):
+                                insert.run(cursor, values)
+                finally:
+                    cursor.close()
+            else:
+                conn.execute(_INSERT_EVENTS, heads)
+                if rows:
+                    conn.execute(_INSERT_ITEMS, rows)
+                if hits:
+                    conn.execute(_INSERT_HITS, hits)
             if also is not None:
                 also(conn)
 

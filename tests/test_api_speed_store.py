@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from serving.roles import Principal, Role
-from serving.store import AuditEvent, Store
+from serving.store import AuditEvent, Store, StoreUnavailable
 
 
 def _event(uid_seed: int) -> AuditEvent:
@@ -68,3 +70,59 @@ def test_revocation_by_another_store_is_seen_by_the_next_read(tmp_path: Path) ->
     finally:
         server.dispose()
         cli.dispose()
+
+
+def _stored(url: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every audit row as SQLite holds it: each value with its storage class (text, real, null, ...)."""
+    import sqlite3
+
+    out = {}
+    with contextlib.closing(sqlite3.connect(url.split(":///", 1)[1])) as db:
+        for table in ("audit_events", "audit_items", "audit_rule_hits"):
+            cols = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
+            select = ", ".join(f"{c}, typeof({c})" for c in cols)
+            out[table] = db.execute(f"SELECT {select} FROM {table} ORDER BY id").fetchall()
+    return out
+
+
+def test_the_sqlite_driver_path_stores_exactly_what_a_core_insert_stores(tmp_path: Path) -> None:
+    items = [
+        {"declaration_id": "D-1", "risk_score": 0.25, "lane": "red", "selection": "rule", "selection_probability": 1,
+         "reasons": [{"family": "route", "contribution": 0.1, "text": "route CN → YE"}],
+         "rule_hits": [{"kind": "profile", "id": "P-1", "version": 2}, {"kind": "watchlist", "id": "W", "version": 1}]},
+        {"declaration_id": "D-2", "risk_score": 0.5, "lane": "green", "reasons": None, "rule_hits": []},
+        {"declaration_id": "D-3", "risk_score": 1, "lane": "yellow"},
+    ]
+    one = AuditEvent.of(Principal("k", Role.officer), "score", "m", "1", items[:1])
+    many = AuditEvent.of(Principal("a", Role.analyst), "rank", "m", "2", items, {"capacity": "5%", "seed": 1})
+    plain = _event(7)
+    urls = {}
+    for path in ("driver", "core"):
+        urls[path] = f"sqlite:///{tmp_path / f'{path}.db'}"
+        store = Store.from_url(urls[path], checkpoint_seconds=3600)
+        if path == "core":
+            store._sqlite = None  # the SQLAlchemy Core statements every other database uses
+        try:
+            store.append_audit_events([one])
+            store.append_audit_events([many, plain])
+        finally:
+            store.dispose()
+    driver, core = _stored(urls["driver"]), _stored(urls["core"])
+    assert len(driver["audit_items"]) == 5 and len(driver["audit_rule_hits"]) == 4
+    assert driver == core
+
+
+def test_driver_errors_surface_as_store_unavailable_like_core_errors(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'serving.db'}"
+    store = Store.from_url(url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE audit_items RENAME TO audit_items_gone"))
+        with pytest.raises(StoreUnavailable):
+            store.append_audit_events([_event(1)])
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE api_keys RENAME TO api_keys_gone"))
+        with pytest.raises(StoreUnavailable):
+            store.key_active("x")
+    finally:
+        store.dispose()
