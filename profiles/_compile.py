@@ -11,6 +11,8 @@ from operator import attrgetter
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from profiles._index import NO_EXPIRY, day_number
 from profiles.model import Action, Condition, Profile, WatchList
@@ -73,19 +75,34 @@ class CompiledList:
     def lengths(self) -> tuple[int, ...]:
         return tuple(sorted({len(v) for v in self._values.tolist()}))
 
-    def find(self, values: np.ndarray) -> np.ndarray:
-        """The entry behind each value (-1 where none); prefixes for HS lists."""
+    def find(self, values: np.ndarray, arrow: pa.Array | None = None) -> np.ndarray:
+        """The entry behind each value (-1 where none); prefixes for HS lists. Exact values are looked
+        up in a dict; prefixes are hashed by Arrow, one value set per prefix length (``arrow``: the
+        values as Arrow strings, when the caller has them)."""
         out = np.full(len(values), -1, dtype=np.int64)
-        if not len(self.keys) or not len(values):
+        if not len(self._values) or not len(values):
             return out
-        strings = np.asarray(values).astype(str)
-        for length in self.lengths if self.mode == "prefix" else (None,):
-            probe = strings if length is None else strings.astype(f"<U{length}")
-            pos = np.minimum(np.searchsorted(self.keys, probe), len(self.keys) - 1)
-            hit = self.keys[pos] == probe  # a key equal to the value's first characters is its prefix
-            cand = np.where(hit, self.best[pos], -1)
+        if self.mode != "prefix":
+            get = self.lookup.get
+            return np.fromiter((get(v, -1) for v in np.asarray(values, dtype=object).tolist()), dtype=np.int64,
+                               count=len(values))
+        arr = arrow if arrow is not None else pa.array(np.asarray(values).astype(str), pa.string())
+        for length, (keys, best) in self._by_length.items():
+            found = pc.index_in(pc.utf8_slice_codeunits(arr, 0, length), value_set=keys)
+            hit = np.flatnonzero(pc.is_valid(found).to_numpy(zero_copy_only=False))
+            cand = np.full(len(values), -1, dtype=np.int64)
+            cand[hit] = best[pc.take(found, pa.array(hit)).to_numpy().astype(np.int64)]
             better = self.expiry[cand] > self.expiry[out]
             out = np.where(better, cand, out)
+        return out
+
+    @cached_property
+    def _by_length(self) -> dict[int, tuple[pa.Array, np.ndarray]]:
+        """Per key length (ascending), the keys of that length as an Arrow value set and their entries."""
+        out = {}
+        for length in self.lengths:
+            pairs = [(k, e) for k, e in self.lookup.items() if len(k) == length]
+            out[length] = (pa.array([k for k, _ in pairs], pa.string()), np.array([e for _, e in pairs], dtype=np.int64))
         return out
 
     def find_one(self, value: str) -> int:
@@ -145,6 +162,73 @@ class FieldConditions:
 
 
 @dataclass(frozen=True)
+class LookupGroup:
+    """The value-list conditions of one field answered by one look-up (all ``in`` values of the
+    field at once, all its HS prefixes at once...)."""
+
+    field: int  # index into ``BatchPlan.fields``
+    how: str  # "exact" | "prefix" | "tokens"
+    cids: np.ndarray
+    values: np.ndarray  # every value of every condition, condition by condition (objects)
+    owner: np.ndarray  # the position in ``cids`` of each value's condition
+    negated: np.ndarray  # per condition: a ``not_in``
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """How the batch path evaluates a rule set's conditions, worked out once per set, not per chunk."""
+
+    fields: tuple[str, ...]
+    field_of: np.ndarray  # per condition, its field (index into ``fields``)
+    groups: tuple[LookupGroup, ...]
+    spans: tuple[tuple[int, np.ndarray, np.ndarray, np.ndarray], ...]  # between: (field, cids, low, high)
+    nulls: tuple[tuple[int, int], ...]  # is_null: (cid, field)
+    watch: tuple[tuple[int, int, str], ...]  # in_watch_list: (cid, field, list name)
+    is_list: np.ndarray  # per rule: a watch list acting on its own
+
+
+def batch_plan(conditions: Sequence[Condition], kinds: Mapping[str, str], rules: Sequence[Rule]) -> BatchPlan:
+    fields: dict[str, int] = {}
+    field_of = np.array([fields.setdefault(c.field, len(fields)) for c in conditions], dtype=np.int64)
+    groups: dict[tuple[int, str], list[int]] = {}
+    spans: dict[int, list[int]] = {}
+    nulls, watch = [], []
+    for cid, c in enumerate(conditions):
+        j = int(field_of[cid])
+        if c.op == "contains_any" or (c.op in ("in", "not_in") and kinds[c.field] == "countries"):
+            groups.setdefault((j, "tokens"), []).append(cid)
+        elif c.op == "prefix":
+            groups.setdefault((j, "prefix"), []).append(cid)
+        elif c.op in ("in", "not_in"):
+            groups.setdefault((j, "exact"), []).append(cid)
+        elif c.op == "between":
+            spans.setdefault(j, []).append(cid)
+        elif c.op == "is_null":
+            nulls.append((cid, j))
+        else:
+            watch.append((cid, j, c.watch_list or ""))
+    looks = []
+    for (j, how), cids in groups.items():
+        values = np.empty(sum(len(conditions[c].values) for c in cids), dtype=object)
+        values[:] = [v for c in cids for v in conditions[c].values]
+        looks.append(LookupGroup(j, how, np.array(cids, dtype=np.int64), values,
+                                 np.repeat(np.arange(len(cids), dtype=np.int64), [len(conditions[c].values) for c in cids]),
+                                 np.array([conditions[c].op == "not_in" for c in cids], dtype=bool)))
+    bounds = {j: np.array([_bounds(conditions[c].values) for c in cids], dtype=np.float64).reshape(-1, 2)
+              for j, cids in spans.items()}
+    return BatchPlan(tuple(fields), field_of, tuple(looks),
+                     tuple((j, np.array(cids, dtype=np.int64), bounds[j][:, 0], bounds[j][:, 1])
+                           for j, cids in spans.items()),
+                     tuple(nulls), tuple(watch), np.array([r.kind == "watch_list" for r in rules], dtype=bool))
+
+
+def _bounds(values: tuple[Any, ...]) -> tuple[float, float]:
+    """A ``between``'s ends as numbers (dates as day numbers); an open end is infinite."""
+    low, high = (None if v is None else float(day_number(v)) if isinstance(v, dt.date) else float(v) for v in values)
+    return (-np.inf if low is None else low, np.inf if high is None else high)
+
+
+@dataclass(frozen=True)
 class RuleSet:
     """Active rules, their distinct conditions and compiled watch lists: build once with
     :func:`compile_rules`, match many batches."""
@@ -166,6 +250,11 @@ class RuleSet:
     lane_of: np.ndarray
     select_of: np.ndarray
     alert_of: np.ndarray
+
+    @cached_property
+    def plan(self) -> BatchPlan:
+        """The batch path's grouping of the conditions (built on first use)."""
+        return batch_plan(self.conditions, self.kinds, self.rules)
 
 
 def rules_of(profiles: Sequence[Profile], watchlists: Sequence[WatchList] = ()) -> list[Rule]:

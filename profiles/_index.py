@@ -168,6 +168,10 @@ class FieldIndex:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(codes).astype(np.int64), np.concatenate(where)
 
+    def arrow_uniques(self) -> pa.Array:
+        """The distinct values as Arrow strings (built once)."""
+        return self._arrow()
+
     def _arrow(self) -> pa.Array:
         if self._arrow_uniques is None:
             self._arrow_uniques = pa.array(self.uniques.astype(str) if self.uniques.dtype != object

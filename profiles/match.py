@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from profiles._compile import CompiledList, Rule, RuleSet, compile_rules, rules_of
+from profiles._compile import CompiledList, LookupGroup, Rule, RuleSet, compile_rules, rules_of
 from profiles._index import FieldIndex, Table, day_number, ranges
 from profiles.model import Profile, WatchList
 
@@ -117,15 +117,11 @@ class _Columns:
     def __init__(self, table: Table, rs: RuleSet):
         self.table = table
         self.rs = rs
+        self.plan = rs.plan
         self.days = (int(table.day.min()), int(table.day.max()))
         n_cond = len(rs.conditions)
-        self.fields: list[FieldIndex] = []
-        ids: dict[str, int] = {}
-        for c in rs.conditions:
-            if c.field not in ids:
-                ids[c.field] = len(self.fields)
-                self.fields.append(table.field(c.field))
-        self.field_of = np.array([ids[c.field] for c in rs.conditions], dtype=np.int64)
+        self.fields = [table.field(name) for name in self.plan.fields]
+        self.field_of = self.plan.field_of
         self.span_lo = np.full(n_cond, -1, dtype=np.int64)  # a ``between``: codes span_lo <= code < span_hi
         self.span_hi = np.full(n_cond, -1, dtype=np.int64)
         self.start = np.zeros(n_cond, dtype=np.int64)
@@ -163,96 +159,82 @@ class _Columns:
         """Every condition evaluated: value lists in one look-up per field and kind of look-up (all
         ``in`` values of a field at once, all HS prefixes at once...), ``between`` by one search per
         field; a thousand profiles cost a few array operations per field, not a few per profile."""
-        rs = self.rs
-        groups: dict[tuple[int, str], list[int]] = {}
-        spans: dict[int, list[int]] = {}
-        for cid, c in enumerate(rs.conditions):
-            kind = rs.kinds[c.field]
-            j = int(self.field_of[cid])
-            if c.op == "contains_any" or (c.op in ("in", "not_in") and kind == "countries"):
-                groups.setdefault((j, "tokens"), []).append(cid)
-            elif c.op == "prefix":
-                groups.setdefault((j, "prefix"), []).append(cid)
-            elif c.op in ("in", "not_in"):
-                groups.setdefault((j, "exact"), []).append(cid)
-            elif c.op == "between":
-                spans.setdefault(j, []).append(cid)
-            elif c.op == "is_null":
-                self._store_one(cid, self.fields[j].null_codes())
-            else:
-                entry, expiry = _watch_entries(rs.lists[c.watch_list or ""], self.fields[j])
-                self._store_one(cid, np.flatnonzero(entry[1:] >= 0))
-                self.watch[cid] = (entry, expiry)
-        for (j, how), cids in groups.items():
-            self._evaluate_group(self.fields[j], how, cids)
-        for j, cids in spans.items():
+        plan = self.plan
+        for cid, j in plan.nulls:
+            self._store_one(cid, self.fields[j].null_codes())
+        for cid, j, name in plan.watch:
+            entry, expiry = _watch_entries(self.rs.lists[name], self.fields[j])
+            self._store_one(cid, np.flatnonzero(entry[1:] >= 0))
+            self.watch[cid] = (entry, expiry)
+        for group in plan.groups:
+            self._evaluate_group(group)
+        for j, cids, low, high in plan.spans:
             f = self.fields[j]
-            low, high = np.array([_bounds(rs.conditions[c].values) for c in cids], dtype=np.float64).T
             start = np.searchsorted(f.uniques, low, "left")
             stop = np.maximum(start, np.searchsorted(f.uniques, high, "right"))
             self.span_lo[cids], self.span_hi[cids] = start, stop
             self.rows[cids] = f.span_counts(start, stop)
 
-    def _evaluate_group(self, f: FieldIndex, how: str, cids: list[int]) -> None:
-        conds = self.rs.conditions
-        values = [v for cid in cids for v in conds[cid].values]
-        owner = np.repeat(np.arange(len(cids), dtype=np.int64), [len(conds[c].values) for c in cids])
-        lookup = f.tokens if how == "tokens" else f.prefixed if how == "prefix" else f.exact
-        codes, pos = lookup(np.array(values, dtype=object))
+    def _evaluate_group(self, g: LookupGroup) -> None:
+        f = self.fields[g.field]
+        lookup = f.tokens if g.how == "tokens" else f.prefixed if g.how == "prefix" else f.exact
+        codes, pos = lookup(g.values)
         width = len(f) + 1
         # distinct (condition, code) pairs, by condition and code: a table when that is small
-        keys = owner[pos] * width + codes + 1
-        if len(cids) * width <= _TABLE_MAX:
-            seen = np.zeros(len(cids) * width, dtype=bool)
+        keys = g.owner[pos] * width + codes + 1
+        if len(g.cids) * width <= _TABLE_MAX:
+            seen = np.zeros(len(g.cids) * width, dtype=bool)
             seen[keys] = True
             pairs = np.flatnonzero(seen)
         else:
             pairs = np.unique(keys)
         local, code = pairs // width, pairs % width - 1
-        ids = np.array(cids, dtype=np.int64)
-        negated = np.array([conds[c].op == "not_in" for c in cids], dtype=bool)
-        if not negated.any():
-            self._store(ids, local, code)
+        if not g.negated.any():
+            self._store(g.cids, local, code)
             return
-        plain = ~negated[local]
-        if not negated.all():
-            self._store(ids[~negated], np.cumsum(~negated)[local[plain]] - 1, code[plain])
-        for k in np.flatnonzero(negated).tolist():
-            self._store_one(cids[k], _complement(f, code[local == k]))
+        plain = ~g.negated[local]
+        if not g.negated.all():
+            self._store(g.cids[~g.negated], np.cumsum(~g.negated)[local[plain]] - 1, code[plain])
+        for k in np.flatnonzero(g.negated).tolist():
+            self._store_one(int(g.cids[k]), _complement(f, code[local == k]))
 
     def _checker(self, cids: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         """``check(cond, rows)``: whether each row satisfies its condition (one of ``cids``), any field:
-        a range test for a ``between``, else a look-up in one flat (condition, code) table, or in the
-        sorted (condition, code) keys when that table would be large."""
+        a look-up in one flat (condition, code) table (or in the sorted (condition, code) keys when
+        that table would be large), a range test for a ``between``."""
         n = self.table.n
         wanted = np.unique(self.field_of[cids])  # the fields' row codes side by side: one gather for any field
         flat = np.concatenate([self.fields[j].codes for j in wanted.tolist()])
         at = np.zeros(len(self.fields), dtype=np.int64)
         at[wanted] = np.arange(len(wanted)) * n
+        offset = at[self.field_of]  # per condition: where its field's codes start in ``flat``
+        widths = np.array([len(f) + 1 for f in self.fields], dtype=np.int64)
         listed = cids[self.span_lo[cids] < 0]
-        width = np.array([len(f) + 1 for f in self.fields], dtype=np.int64)[self.field_of[listed]]
+        width = widths[self.field_of[listed]]
         base = np.zeros(len(self.rs.conditions), dtype=np.int64)
         base[listed] = np.cumsum(width) - width
         keys = np.repeat(base[listed], self.size[listed]) + self.cond_codes(listed) + 1  # ascending
         total = int(width.sum())
         table: np.ndarray | None = None
-        if total <= _TABLE_MAX:
-            table = np.zeros(max(total, 1), dtype=bool)
+        if total + int(widths.max(initial=0)) <= _TABLE_MAX:
+            # room past the end: a ``between``'s key (base 0) lands anywhere and is answered below
+            table = np.zeros(total + int(widths.max(initial=0)) + 1, dtype=bool)
             table[keys] = True
+        spans = bool((self.span_lo[cids] >= 0).any())
 
         def check(cond: np.ndarray, rows: np.ndarray) -> np.ndarray:
-            code = flat[at[self.field_of[cond]] + rows]
-            lo = self.span_lo[cond]
-            span = lo >= 0
-            key = np.where(span, 0, base[cond] + code + 1)  # a between's row is tested below
+            code = flat[offset[cond] + rows]
+            key = base[cond] + code + 1
             if table is not None:
                 ok = table[key]
             elif len(keys):
                 ok = keys[np.minimum(np.searchsorted(keys, key), len(keys) - 1)] == key
             else:
                 ok = np.zeros(len(key), dtype=bool)
-            if span.any():
-                ok = np.where(span, (code >= lo) & (code < self.span_hi[cond]), ok)
+            if spans:
+                lo = self.span_lo[cond]
+                at = np.flatnonzero(lo >= 0)
+                ok[at] = (code[at] >= lo[at]) & (code[at] < self.span_hi[cond[at]])
             return ok
 
         return check
@@ -263,7 +245,7 @@ class _Columns:
         No Python loop over rules: each rule starts from the rows of its most selective condition
         (the inverted index of that condition's field, for every rule at once); the candidate
         (rule, row) pairs are then filtered by the rules' other conditions, most selective first, one
-        condition per pair and round (a range test or a table look-up whatever the field), so a pair
+        condition per pair and round (a table look-up or a range test whatever the field), so a pair
         that fails is not tested again; then by validity windows and watch-list expiries."""
         rs = self.rs
         empty = np.zeros(0, dtype=np.int64)
@@ -315,11 +297,10 @@ class _Columns:
             check = self._checker(used[used >= 0])
         for k in range(rounds):
             cond = then[hit_rule, k]
-            pending = np.flatnonzero(cond >= 0)
-            if not len(pending):
+            done = cond < 0  # the rule has no condition left
+            if done.all():
                 break
-            ok = np.ones(len(hit_row), dtype=bool)
-            ok[pending] = check(cond[pending], hit_row[pending])
+            ok = check(np.maximum(cond, 0), hit_row) | done
             hit_rule, hit_row = hit_rule[ok], hit_row[ok]
         day = self.table.day[hit_row] if as_of is None else np.full(len(hit_row), as_of, dtype=np.int64)
         keep = (day >= rs.valid_lo[hit_rule]) & (day <= rs.valid_hi[hit_rule])
@@ -336,8 +317,7 @@ class _Columns:
         hit_rule, hit_row, entry = hit_rule[keep], hit_row[keep], entry[keep]
         order = np.lexsort((hit_row, hit_rule))
         hit_rule, hit_row, entry = hit_rule[order], hit_row[order], entry[order]
-        is_list = np.array([r.kind == "watch_list" for r in rs.rules], dtype=bool)
-        entry[~is_list[hit_rule]] = -1
+        entry[~self.plan.is_list[hit_rule]] = -1
         return hit_rule, hit_row, entry
 
 
@@ -350,12 +330,6 @@ def _complement(f: FieldIndex, hit: np.ndarray) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def _bounds(values: tuple[Any, ...]) -> tuple[float, float]:
-    """A ``between``'s ends as numbers (dates as day numbers); an open end is infinite."""
-    low, high = (None if v is None else float(day_number(v)) if isinstance(v, dt.date) else float(v) for v in values)
-    return (-np.inf if low is None else low, np.inf if high is None else high)
-
-
 def _watch_entries(wl: CompiledList, f: FieldIndex) -> tuple[np.ndarray, np.ndarray]:
     """(the entry behind each code, +1 shifted, -1 = none; the entries' last days)."""
     if wl.mode == "tokens":  # a list of countries against "|"-joined lists: any country on it
@@ -365,7 +339,7 @@ def _watch_entries(wl: CompiledList, f: FieldIndex) -> tuple[np.ndarray, np.ndar
         codes, first = np.unique(codes[order], return_index=True)
         best = cand[order][first]
     else:
-        found = wl.find(f.uniques)
+        found = wl.find(f.uniques, f.arrow_uniques() if wl.mode == "prefix" else None)
         codes = np.flatnonzero(found >= 0)
         best = found[codes]
     entry = np.full(len(f) + 1, -1, dtype=np.int64)
