@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Generator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from batch._checkpoint import Checkpoint
+from batch._checkpoint import Checkpoint, dictionary_columns
 from batch._chunk import REJECT_SCHEMA, RULE_HIT_TYPE
 from batch._input import InputFile
 from batch._rank import first_occurrence, id_codes, select_manifest
@@ -161,23 +163,25 @@ def _duplicate_rejects(part: pa.Table, k: np.ndarray, pcodes: np.ndarray, rows: 
     }, schema=REJECT_SCHEMA)
 
 
+_SELECTION_NAMES = pa.array(RULE_SELECTION_NAMES, pa.string())  # by selection code (a prefix: SELECTION_NAMES)
+
+
 def _output_table(part: pa.Table, gi: np.ndarray, sel: Any, schema: pa.Schema, src: str,
                   with_reasons: bool) -> pa.Table:
     """A part's kept rows with their manifest-wide rank and selection (``gi``: their kept positions)."""
-    sel_names = np.asarray(RULE_SELECTION_NAMES, dtype=object)[sel.selection[gi]]
     cols: dict[str, Any] = {
         "declaration_id": part.column("declaration_id"),
         "risk_score": part.column("risk_score"),
         "rank": pa.array(sel.rank[gi]),
         "lane": part.column("lane"),
-        "selection": pa.array(sel_names, pa.string()),
+        "selection": _SELECTION_NAMES.take(pa.array(sel.selection[gi])),
         "selection_probability": pa.array(sel.probability[gi]),
         "percentile": part.column("percentile"),
         "manifest_percentile": pa.array(sel.manifest_percentile[gi]),
     }
     if with_reasons:
         cols["reasons"] = part.column("reasons")
-    cols["source_file"] = pa.array([src] * part.num_rows, pa.string())
+    cols["source_file"] = pa.repeat(pa.scalar(src, pa.string()), part.num_rows)
     cols["source_row"] = part.column("_row")
     if "rule_hits" in schema.names:
         cols["rule_hits"] = part.column("rule_hits")
@@ -205,8 +209,13 @@ class _Writers:
         self.parquet: pq.ParquetWriter | None = None
         self.csv_writer: pacsv.CSVWriter | None = None
         self.rej_writer: pacsv.CSVWriter | None = None
+        # writes run on a thread (Arrow encodes and compresses without the GIL) while the next part is
+        # read and ranked; at most one is pending, so one more part stays in memory
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="riskprof-write")
+        self._pending: Future[None] | None = None
         try:  # each writer writes its header at once: on a full disk, opening fails too
-            self.parquet = pq.ParquetWriter(self.out, schema, compression="zstd")
+            self.parquet = pq.ParquetWriter(self.out, schema, compression="zstd",
+                                            use_dictionary=dictionary_columns(schema))
             self.csv_writer = pacsv.CSVWriter(self.csv, schema.remove_metadata()) if write_csv else None
             self.rej_writer = pacsv.CSVWriter(self.rejects, REJECT_SCHEMA)
         except BaseException:
@@ -214,6 +223,11 @@ class _Writers:
             raise
 
     def write(self, table: pa.Table, rejects: pa.Table) -> None:
+        """Queue a part's rows and rejects (a failure of the previous write is raised here, or by ``close``)."""
+        self._wait()
+        self._pending = self._pool.submit(self._write, table, rejects)
+
+    def _write(self, table: pa.Table, rejects: pa.Table) -> None:
         assert self.parquet is not None and self.rej_writer is not None
         if rejects.num_rows:
             self.rej_writer.write_table(rejects)
@@ -221,9 +235,26 @@ class _Writers:
         if self.csv_writer is not None:
             self.csv_writer.write_table(table.replace_schema_metadata(None))
 
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
     def close(self, failed: bool) -> None:
-        """Close every writer (closing flushes, so it too may fail); after a failure the temporaries
-        go: a full disk must not stay full of them."""
+        """Finish the pending write, then close every writer (closing flushes, so it too may fail);
+        after a failure the temporaries go: a full disk must not stay full of them."""
+        try:
+            self._wait()
+        except BaseException:
+            self._pool.shutdown()
+            self._close_writers(failed=True)
+            if failed:  # the error that failed the run is on its way already
+                return
+            raise
+        self._pool.shutdown()
+        self._close_writers(failed)
+
+    def _close_writers(self, failed: bool) -> None:
         errors: list[OSError] = []
         for w in (self.parquet, self.rej_writer, self.csv_writer):
             if w is not None:
@@ -255,6 +286,21 @@ def _count_rule_hits(part: pa.Table, alerting: frozenset[tuple[str, str, int]], 
     counts.alerts += _alerts(part, alerting)
 
 
+def _read_ahead(ckpt: Checkpoint, parts: list[tuple[int, int]]) -> Generator[tuple[pa.Table, pa.Table], None, None]:
+    """Each part with its rejects, the next one read on a thread while this one is written (Arrow
+    reads and writes without the GIL): one more part in memory."""
+    def read(f: int, c: int) -> tuple[pa.Table, pa.Table]:
+        return pq.read_table(ckpt.part_path(f, c)), pq.read_table(ckpt.rejects_path(f, c))
+
+    with ThreadPoolExecutor(1, thread_name_prefix="riskprof-read") as pool:
+        ahead = pool.submit(read, *parts[0]) if parts else None
+        for i in range(len(parts)):
+            assert ahead is not None
+            got = ahead.result()
+            ahead = pool.submit(read, *parts[i + 1]) if i + 1 < len(parts) else None
+            yield got
+
+
 def write_outputs(ckpt: Checkpoint, parts: list[tuple[int, int]], files: list[InputFile], paths: OutputPaths,
                   *, capacity: str | int | float, random_share: float, seed: int, with_reasons: bool,
                   write_csv: bool, metadata: dict[str, Any],
@@ -275,15 +321,14 @@ def write_outputs(ckpt: Checkpoint, parts: list[tuple[int, int]], files: list[In
     lanes: Counter[str] = Counter()
     dup_code_first: dict[int, tuple[str, int]] = {}  # code → (source, row) of its first occurrence
     writers = _Writers(ckpt, paths, schema, write_csv)
+    reader = _read_ahead(ckpt, parts)
     failed = True
     try:
         off = 0
-        for (f, c), n in zip(parts, r.lengths, strict=True):
-            part = pq.read_table(ckpt.part_path(f, c))
+        for (f, _c), n, (part, rejects) in zip(parts, r.lengths, reader, strict=True):
             k, pcodes = r.keep[off:off + n], r.codes[off:off + n]
-            rejects = pq.read_table(ckpt.rejects_path(f, c))
             counts.problems += rejects.num_rows
-            counts.rows_rejected += ckpt.chunk_stats(f, c)["rejected"]
+            counts.rows_rejected += json.loads((part.schema.metadata or {})[b"riskprof.chunk"])["rejected"]
             src = sources[f]
             rows = part.column("_row").to_numpy()
             if r.dup_codes:
@@ -303,6 +348,7 @@ def write_outputs(ckpt: Checkpoint, parts: list[tuple[int, int]], files: list[In
             off += n
         failed = False
     finally:
+        reader.close()
         writers.close(failed)
     counts.lanes = {lane: lanes.get(lane, 0) for lane in ("red", "yellow", "green")}
     names = RULE_SELECTION_NAMES if with_rules else SELECTION_NAMES
