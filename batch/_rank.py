@@ -58,8 +58,26 @@ def select_manifest(risk: np.ndarray, codes: np.ndarray, capacity: str | int | f
         rank, selection, prob = select_in_order(order, capacity, random_share, seed)
     else:
         rank, selection, prob = select_decided(forced, order, capacity, random_share, seed)
+    pct = manifest_percentile(risk, order)
     del order
-    n = len(risk)
-    sorted_risk = np.sort(risk)
-    pct = 100.0 * np.searchsorted(sorted_risk, risk, side="right") / max(n, 1)
     return ManifestSelection(rank, selection, prob, pct)
+
+
+def manifest_percentile(risk: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Share (0-100) of the items with a risk ≤ each item's, from ``order`` (riskiest first, equal
+    risks adjacent): n minus the position where the item's risk starts in that order. The same values
+    as searching every risk in the sorted risks, without 10 M random binary searches (0.3 s per 1 M)."""
+    n = len(risk)
+    if not n or np.isnan(risk).any():  # NaN sorts apart from the rest: the plain search
+        return 100.0 * np.searchsorted(np.sort(risk), risk, side="right") / max(n, 1)
+    desc = risk[order]
+    starts = np.empty(n, dtype=np.int64)
+    starts[0] = 0
+    new = desc[1:] != desc[:-1]
+    del desc
+    starts[1:] = np.where(new, np.arange(1, n, dtype=np.int64), 0)
+    del new
+    np.maximum.accumulate(starts, out=starts)
+    pct = np.empty(n)
+    pct[order] = 100.0 * (n - starts) / n
+    return pct
