@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ class ScoreTable:
     percentile: np.ndarray
     lane: np.ndarray
     reasons: list[list[Reason] | None]
-    unseen: list[dict[str, list]]
+    unseen: Sequence[dict[str, list]]
     # the canonical columns the model scored: risk profiles match on these, so one conversion serves both
     columns: Mapping[str, np.ndarray] = field(default_factory=dict)
 
@@ -63,9 +63,32 @@ def score_table(model: RiskModel, data: pd.DataFrame | Sequence[Mapping[str, Any
     reasons: list[list[Reason] | None] = [None] * len(risk)
     for r, i in enumerate(rows):
         reasons[int(i)] = explained[r]
-    unseen = model.unseen(scored) if with_unseen else [{} for _ in range(len(risk))]
+    unseen = model.unseen(scored) if with_unseen else NoUnseen(len(risk))
     return ScoreTable(np.asarray(scored.cols["declaration_id"], dtype=object), risk, model.percentile(risk), lanes,
                       reasons, unseen, scored.cols)
+
+
+class NoUnseen(Sequence[dict[str, list]]):
+    """``with_unseen=False`` (batch): an empty dict for every row, without one built per row (12 ms per 100k)."""
+
+    def __init__(self, n: int):
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> dict[str, list]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[dict[str, list]]: ...
+
+    def __getitem__(self, i: int | slice) -> dict[str, list] | list[dict[str, list]]:
+        if isinstance(i, slice):
+            return [{} for _ in range(*i.indices(self._n))]
+        if not -self._n <= i < self._n:
+            raise IndexError(i)
+        return {}
 
 
 def _reasons(reasons: list[Reason] | None) -> list[dict[str, Any]] | None:
