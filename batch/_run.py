@@ -10,6 +10,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -171,11 +172,12 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
     t0 = time.perf_counter()
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     paths_in = [manifest] if isinstance(manifest, str | Path) else list(manifest)
+    paths = OutputPaths(Path(out))
+    ckpt = Checkpoint(paths.checkpoint)
+    load_model = _ModelAhead(load_model, _likely_model_uri(ckpt, model_uri))
     files = inspect_manifest(paths_in, encoding=options.encoding, delimiter=options.delimiter)
     col_map = load_mapping(mapping) if mapping is not None else None
-    paths = OutputPaths(Path(out))
     notes = _prepare_output_folder(paths) + _reading_notes(files)
-    ckpt = Checkpoint(paths.checkpoint)
     settings = ChunkSettings(options.thresholds, options.reasons_for, options.top_k)
     fingerprint = _fingerprint(files, mapping, model_uri, options, settings)
     fingerprint["profiles"] = profiles.source if profiles is not None else None
@@ -196,6 +198,32 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
     _publish(ckpt, paths, summary, started)
     ckpt.discard()
     return summary
+
+
+class _ModelAhead:
+    """``load_model`` started on a thread for the URI the run will most likely load, so the model
+    (``import mlflow``, the registry, the unpickling: ~1.5 s) loads while the input files are
+    checked and digested; any other URI is loaded when asked. A load that fails raises when the
+    model is asked for, as before."""
+
+    def __init__(self, load_model: Callable[[str], Any], uri: str):
+        self._load = load_model
+        self.uri = uri
+        pool = ThreadPoolExecutor(1, thread_name_prefix="riskprof-model")
+        self._future = pool.submit(load_model, uri)
+        pool.shutdown(wait=False)
+
+    def __call__(self, uri: str) -> Any:
+        return self._future.result() if uri == self.uri else self._load(uri)
+
+
+def _likely_model_uri(ckpt: Checkpoint, model_uri: str) -> str:
+    """The version pinned by a checkpoint of a run with this ``model_uri`` (likely resumed), else ``model_uri``."""
+    state = ckpt.read_state() or {}
+    fingerprint, pinned = state.get("fingerprint"), state.get("model")
+    if isinstance(fingerprint, dict) and fingerprint.get("model_uri") == model_uri and isinstance(pinned, dict):
+        return str(pinned.get("uri") or model_uri)
+    return model_uri
 
 
 def _prepare_output_folder(paths: OutputPaths) -> list[str]:
