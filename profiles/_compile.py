@@ -252,6 +252,13 @@ class RuleSet:
     alert_of: np.ndarray
 
     @cached_property
+    def arrow_rules(self) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+        """Kind, id, version and criterion of every rule as Arrow columns (a batch's ``rule_hits``)."""
+        return (pa.array([r.kind for r in self.rules], pa.string()), pa.array([r.id for r in self.rules], pa.string()),
+                pa.array([r.version for r in self.rules], pa.int64()),
+                pa.array([r.criterion for r in self.rules], pa.string()))
+
+    @cached_property
     def plan(self) -> BatchPlan:
         """The batch path's grouping of the conditions (built on first use)."""
         return batch_plan(self.conditions, self.kinds, self.rules)

@@ -20,9 +20,10 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from profiles._compile import CompiledList, LookupGroup, Rule, RuleSet, compile_rules, rules_of
-from profiles._index import FieldIndex, Table, day_number, ranges
+from profiles._index import FieldIndex, Table, day_number, ranges, stable_order
 from profiles.model import Profile, WatchList
 
 __all__ = ["ProfileMatches", "Rule", "RuleHit", "RuleSet", "compile_rules", "match_profiles", "rules_of"]
@@ -69,25 +70,21 @@ class ProfileMatches:
     def hits_csr(self) -> tuple[np.ndarray, np.ndarray]:
         """Hits grouped by row: (offsets of length rows + 1, hit indices in row order, rules in
         order within a row); for columnar output such as Arrow list columns."""
-        order = np.lexsort((self.hit_rule, self.hit_row))
+        order = stable_order(self.hit_row, self.n_rows)  # hits come by rule: a stable sort keeps rules in order
         offsets = np.concatenate(([0], np.cumsum(np.bincount(self.hit_row, minlength=self.n_rows))))
         return offsets, order
 
     def rule_hits_arrow(self) -> pa.ListArray:
         """Per row, a list of ``{kind, id, version, criterion}`` structs (rules in order) as an Arrow
-        column, built without a Python object per hit: what a batch writes to Parquet."""
+        column, built without a Python object per hit (each rule's fields taken by Arrow from the
+        rule set's own columns): what a batch writes to Parquet."""
         offsets, order = self.hits_csr()
-        rule = self.hit_rule[order]
-        criterion = np.array([r.criterion for r in self.rules], dtype=object)[rule]
+        rule = pa.array(self.hit_rule[order])
+        kind, rid, version, criterion = (pc.take(col, rule) for col in self.ruleset.arrow_rules)
         reason = self.hit_reason[order]
-        own = np.flatnonzero(reason != None)  # noqa: E711 - elementwise on an object array
-        criterion[own] = reason[own]
-        structs = pa.StructArray.from_arrays([
-            pa.array(np.array([r.kind for r in self.rules], dtype=object)[rule], pa.string()),
-            pa.array(np.array([r.id for r in self.rules], dtype=object)[rule], pa.string()),
-            pa.array(np.array([r.version for r in self.rules], dtype=np.int64)[rule], pa.int64()),
-            pa.array(criterion, pa.string()),
-        ], names=list(RuleHit._fields))
+        if (reason != None).any():  # noqa: E711 - elementwise on an object array
+            criterion = pc.coalesce(pa.array(reason, pa.string()), criterion)  # a watch-list entry's own reason
+        structs = pa.StructArray.from_arrays([kind, rid, version, criterion], names=list(RuleHit._fields))
         return pa.ListArray.from_arrays(pa.array(offsets, pa.int64()), structs)
 
     def rule_hits(self) -> np.ndarray:
