@@ -71,13 +71,16 @@ def manifest_percentile(risk: np.ndarray, order: np.ndarray) -> np.ndarray:
     if not n or np.isnan(risk).any():  # NaN sorts apart from the rest: the plain search
         return 100.0 * np.searchsorted(np.sort(risk), risk, side="right") / max(n, 1)
     desc = risk[order]
-    starts = np.empty(n, dtype=np.int64)
-    starts[0] = 0
-    new = desc[1:] != desc[:-1]
+    same = desc[1:] == desc[:-1]  # the item's risk equals the one ranked just above it
     del desc
-    starts[1:] = np.where(new, np.arange(1, n, dtype=np.int64), 0)
-    del new
-    np.maximum.accumulate(starts, out=starts)
+    at_or_below = np.arange(n, dtype=np.int64)
+    at_or_below[1:][same] = 0
+    del same
+    np.maximum.accumulate(at_or_below, out=at_or_below)  # where each item's run of equal risks starts
+    np.subtract(n, at_or_below, out=at_or_below)  # items with a risk ≤ this one's
+    share = at_or_below * 100.0
+    del at_or_below
+    share /= n
     pct = np.empty(n)
-    pct[order] = 100.0 * (n - starts) / n
+    pct[order] = share
     return pct
