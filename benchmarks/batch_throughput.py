@@ -377,6 +377,8 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="use this registered model (skip training)")
     ap.add_argument("--source", type=Path, default=None, help="canonical declarations Parquet to replicate")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run raw predict and end to end this many times, alternated, and compare the best of each")
     ap.add_argument("--skip", default="",
                     help="comma-separated phases to skip: sequential,workers,reasons,rank,training")
     ap.add_argument("--manifest-dates", choices=("after", "inside"), default="after",
@@ -451,6 +453,17 @@ def main() -> None:
             print(f"  {100 * r['cumtime'] / prof['seconds']:5.1f}%  {r['cumtime']:6.2f} s  {r['function']}",
                   file=sys.stderr)
     e2e = child("e2e", out=str(work / "out" / "scores.parquet"), reasons="none")
+    if a.repeat > 1:  # alternated, the best of each kept: on a shared machine other jobs come and go
+        runs = {"raw_predict": [raw], "end_to_end": [e2e]}
+        for _ in range(a.repeat - 1):
+            runs["raw_predict"].append(child("raw"))
+            runs["end_to_end"].append(child("e2e", out=str(work / "out" / "scores.parquet"), reasons="none"))
+        results["runs_rows_per_second"] = {k: [round(r["rows_per_second"]) for r in v] for k, v in runs.items()}
+        raw = results["raw_predict"] = max(runs["raw_predict"], key=lambda r: r["rows_per_second"])
+        e2e = max(runs["end_to_end"], key=lambda r: r["rows_per_second"])
+        print(f"best of {a.repeat} alternated runs: raw predict {raw['rows_per_second']:,.0f} rows/s "
+              f"(runs: {results['runs_rows_per_second']['raw_predict']}), end to end "
+              f"{results['runs_rows_per_second']['end_to_end']}", file=sys.stderr)
     results["end_to_end"] = e2e
     results["ratio_end_to_end_vs_raw_predict"] = e2e["rows_per_second"] / raw["rows_per_second"]
     print(f"end to end (reasons off): {e2e['rows_per_second']:,.0f} rows/s, peak RSS {e2e['peak_rss_mib']:,.0f} MiB"
