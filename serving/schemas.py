@@ -89,7 +89,9 @@ class ModelRef(BaseModel):
 
 class ReasonOut(BaseModel):
     family: str = Field(description="feature family: route, goods_cover, trader_history, ...")
-    contribution: float = Field(description="TreeSHAP contribution of the family, log-odds (> 0 raises risk)")
+    contribution: float = Field(description="the family's Shapley value in TreeSHAP's game with the feature families "
+                                "as players, log-odds (> 0 raises risk; all families add up to the log-odds "
+                                "minus the model's expected value)")
     text: str = Field(description="the reason in plain language")
 
 
