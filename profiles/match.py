@@ -201,10 +201,11 @@ class _Columns:
         that table would be large), a range test for a ``between``."""
         n = self.table.n
         wanted = np.unique(self.field_of[cids])  # the fields' row codes side by side: one gather for any field
-        flat = np.concatenate([self.fields[j].codes for j in wanted.tolist()])
+        flat = np.concatenate([self.fields[j].codes for j in wanted.tolist()]).astype(np.int32)
         at = np.zeros(len(self.fields), dtype=np.int64)
         at[wanted] = np.arange(len(wanted)) * n
         offset = at[self.field_of]  # per condition: where its field's codes start in ``flat``
+        small = len(flat) < 1 << 31  # then 32-bit positions
         widths = np.array([len(f) + 1 for f in self.fields], dtype=np.int64)
         listed = cids[self.span_lo[cids] < 0]
         width = widths[self.field_of[listed]]
@@ -212,6 +213,8 @@ class _Columns:
         base[listed] = np.cumsum(width) - width
         keys = np.repeat(base[listed], self.size[listed]) + self.cond_codes(listed) + 1  # ascending
         total = int(width.sum())
+        if small and total + int(widths.max(initial=0)) < 1 << 31:
+            offset, base = offset.astype(np.int32), base.astype(np.int32)
         table: np.ndarray | None = None
         if total + int(widths.max(initial=0)) <= _TABLE_MAX:
             # room past the end: a ``between``'s key (base 0) lands anywhere and is answered below
@@ -279,15 +282,16 @@ class _Columns:
                 seg_len[listed] = sizes
                 pieces.append(got)
                 offset += len(got)
-        anchor_rows = np.concatenate(pieces)
+        # candidates as 32-bit integers: half the memory traffic over the hundreds of thousands of pairs
+        anchor_rows = np.concatenate(pieces).astype(np.int32)
         a = anchor[rules]
-        hit_rule = np.repeat(rules, seg_len[a])
+        hit_rule = np.repeat(rules.astype(np.int32), seg_len[a])
         hit_row = anchor_rows[ranges(seg_start[a], seg_len[a])]
         # the other conditions of each rule, fewest rows first, as a (rule, round) matrix (-1: none)
         rank = np.arange(len(sr)) - first[sr]
         more = rank > 0
         rounds = int(rank.max()) if len(rank) else 0
-        then = np.full((len(rs.rules), max(rounds, 1)), -1, dtype=np.int64)
+        then = np.full((len(rs.rules), max(rounds, 1)), -1, dtype=np.int32)
         then[sr[more], rank[more] - 1] = sc[more]
         if rounds:
             used = np.unique(then[rules])
@@ -311,7 +315,7 @@ class _Columns:
             e = entries[self.fields[self.field_of[c]].codes[hit_row[at]] + 1]
             keep[at] &= expiry[e] >= day[at]
             entry[at] = e
-        hit_rule, hit_row, entry = hit_rule[keep], hit_row[keep], entry[keep]
+        hit_rule, hit_row, entry = hit_rule[keep].astype(np.int64), hit_row[keep].astype(np.int64), entry[keep]
         order = np.lexsort((hit_row, hit_rule))
         hit_rule, hit_row, entry = hit_rule[order], hit_row[order], entry[order]
         entry[~self.plan.is_list[hit_rule]] = -1
