@@ -10,6 +10,7 @@ import numpy as np
 from profiles.match import ProfileMatches
 
 LANE_SEVERITY = ("green", "yellow", "red")  # a rule can only raise a lane
+_LANES = np.array(LANE_SEVERITY)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ def apply_profiles(matches: ProfileMatches, risk: np.ndarray, model_lane: np.nda
     n = matches.n_rows
     if len(risk) != n or len(model_lane) != n:
         raise ValueError(f"risk ({len(risk)}) and lanes ({len(model_lane)}) must have one value per row ({n})")
+    model_lane = np.asarray(model_lane)
     severity = np.asarray(model_lane == "yellow", dtype=np.int8) + 2 * np.asarray(model_lane == "red", dtype=np.int8)
     select = np.zeros(n, dtype=bool)
     alert = np.zeros(n, dtype=bool)
@@ -44,7 +46,7 @@ def apply_profiles(matches: ProfileMatches, risk: np.ndarray, model_lane: np.nda
     np.maximum.at(severity, rows, rs.lane_of[rule])
     select[rows[rs.select_of[rule]]] = True
     alert[rows[rs.alert_of[rule]]] = True
-    lane = np.array(LANE_SEVERITY, dtype=object)[severity]
+    lane = _LANES[severity]  # fixed-width text (not objects): a batch compares and converts it in C
     frozen = risk.view()
     frozen.flags.writeable = False
     return ProfileDecision(frozen, lane, select, alert, matches)

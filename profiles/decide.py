@@ -112,7 +112,7 @@ def decide_rules(data: pd.DataFrame | Mapping[str, np.ndarray], risk: np.ndarray
     ``scored``: the columns the model scored from ``data`` (``ScoreTable.columns``): the key columns
     the feature pipeline factorized are reused rather than factorized again."""
     risk = np.asarray(risk, dtype=np.float64)
-    model_lane = np.asarray(model_lane, dtype=object)
+    model_lane = np.asarray(model_lane)  # fixed-width text as the model gives it compares in C; objects work too
     matches = (match_profiles(data, rules, as_of=as_of, scored=scored) if rules.rules and len(risk)
                else no_matches(len(risk), rules))
     return apply_profiles(matches, risk, model_lane)
