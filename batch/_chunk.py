@@ -144,7 +144,9 @@ def score_chunk(raw: pd.DataFrame, *, model: RiskModel, settings: ChunkSettings,
         "reasons": reasons if isinstance(reasons, pa.Array) else pa.array(reasons, pa.string()),
     }
     if rules is not None:
-        decided = decide_rules(good, np.asarray(risk, dtype=np.float64), np.asarray(lane, dtype=object), rules)
+        # the columns the model scored: their key columns are factorized once, for the features and the rules
+        decided = decide_rules(good, np.asarray(risk, dtype=np.float64), np.asarray(lane), rules,
+                               scored=st.columns if len(good) else None)
         cols["lane"] = lane_array(decided.lane)
         cols["rule_select"] = pa.array(decided.select, pa.bool_())
         cols["rule_alert"] = pa.array(decided.alert, pa.bool_())
