@@ -113,13 +113,13 @@ def _shapley_of_products(b: np.ndarray) -> np.ndarray:
     patterns = ((np.arange(2 ** k)[:, None] >> np.arange(k)[None, :]) & 1).astype(np.float64)  # (2^k × k)
     x, w = np.polynomial.legendre.leggauss(max(1, -(-k // 2)))
     u, w = (x + 1.0) / 2.0, w / 2.0
-    a = patterns[None, :, :, None]
-    bb = b[:, None, :, None]
-    f = u * a + (1.0 - u) * bb  # (leaves × 2^k × k × points)
-    ones = np.ones(f.shape[:2] + (1,) + f.shape[3:])
-    before = np.cumprod(np.concatenate([ones, f[:, :, :-1]], axis=2), axis=2)
-    after = np.cumprod(np.concatenate([ones, f[:, :, :0:-1]], axis=2), axis=2)[:, :, ::-1]
-    return (patterns[None] - b[:, None, :]) * ((before * after) @ w)
+    # players first: each cumulative product runs over whole contiguous (leaves × patterns × points) blocks
+    f = u * patterns.T[:, None, :, None] + (1.0 - u) * b.T[:, :, None, None]  # (k × leaves × 2^k × points)
+    ones = np.ones((1,) + f.shape[1:])
+    before = np.cumprod(np.concatenate([ones, f[:-1]]), axis=0)
+    after = np.cumprod(np.concatenate([ones, f[:0:-1]]), axis=0)[::-1]
+    integral = (before * after) @ w  # (k × leaves × 2^k): ∫ Π_{i≠j} over u
+    return (patterns[None] - b[:, None, :]) * integral.transpose(1, 2, 0)
 
 
 def _trees(booster: lgb.Booster) -> list[dict[str, str]]:
