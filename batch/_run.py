@@ -29,7 +29,7 @@ from scoring.ranking import thresholds_at_shares
 Engine = Literal["local", "spark"]
 
 REASONS_NOTE = {
-    "flagged": "reasons computed only for red and yellow items (TreeSHAP is ~200x a prediction); "
+    "flagged": "reasons computed only for red and yellow items (TreeSHAP costs ~50-100x a prediction); "
                "green items have reasons = null",
     "all": "reasons computed for every item",
     "none": "reasons not computed",

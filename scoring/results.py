@@ -48,7 +48,7 @@ def score_table(model: RiskModel, data: pd.DataFrame | Sequence[Mapping[str, Any
     """Score declarations: calibrated risk, percentile among recent traffic, lane, reasons.
 
     ``reasons_for="flagged"`` computes TreeSHAP reasons only for red/yellow items (TreeSHAP costs
-    ~200× a plain prediction).
+    ~50–100× a plain prediction, from the family tables of :mod:`scoring.family_shap`).
     """
     scored = model.score_batch(data)
     risk = scored.risk
