@@ -19,6 +19,7 @@ from batch._input import InputFile, iter_chunks
 from features.mapping import ColumnMapping
 from profiles import RuleSet
 from scoring import RiskModel
+from scoring.model import ThreadShare
 
 
 @dataclass
@@ -112,17 +113,35 @@ def _feed(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile], limit: int,
 def run_local_pipelined(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile],
                         on_chunk: Callable[[int, int], None] | None = None, in_flight: int = 2) -> None:
     """Chunks scored on ``in_flight`` threads of this process, ``num_threads // in_flight`` LightGBM
-    threads each.
+    threads each while they are all busy; a chunk left alone (the last of a run) predicts its
+    remaining rows with all of them (:class:`scoring.model.ThreadShare`).
 
     LightGBM's ``predict`` releases the GIL, so while one thread predicts a chunk the other builds
     the features of the next (Python and numpy): both cores stay busy without the pickling and the
     per-process model load of ``--workers``. Reading stays in this thread, so at most
     ``in_flight + 1`` chunks are in memory.
     """
-    with _threads_shared_by(work.model, in_flight), \
+    share = ThreadShare(work.model.num_threads)
+
+    def score(frame: pd.DataFrame, file: InputFile, c: int, offset: int) -> tuple[int, int]:
+        with share.scoring():
+            return score_and_save(work, ckpt, frame, file.index, str(file.path), c, offset)
+
+    with _threads_shared_by(work.model, in_flight), _sharing(work.model, share), \
             ThreadPoolExecutor(in_flight, thread_name_prefix="riskprof-chunk") as pool:
-        _feed(work, ckpt, files, in_flight, lambda frame, file, c, offset: pool.submit(
-            score_and_save, work, ckpt, frame, file.index, str(file.path), c, offset), on_chunk)
+        _feed(work, ckpt, files, in_flight, lambda frame, file, c, offset: pool.submit(score, frame, file, c, offset),
+              on_chunk)
+
+
+@contextmanager
+def _sharing(model: RiskModel, share: ThreadShare) -> Iterator[None]:
+    """``model.predict_raw`` asks ``share`` for its threads block by block (the last chunk in flight
+    gets them all)."""
+    model.__dict__["_thread_share"] = share
+    try:
+        yield
+    finally:
+        model.__dict__.pop("_thread_share", None)
 
 
 # ---- several worker processes --------------------------------------------------------------------

@@ -6,7 +6,9 @@ is pure: no I/O, no FastAPI, no MLflow.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +61,34 @@ class Scored:
     risk: np.ndarray
 
 
+PREDICT_BLOCK = 16_384  # rows a predict call takes when chunks share the threads (ThreadShare)
+
+
+class ThreadShare:
+    """LightGBM threads shared by the chunks one process scores at once on threads (batch's pipelined
+    engine): a chunk asks before each block of rows how many threads are its share *now*, so when one
+    chunk is left in flight it predicts with all of them instead of leaving a core idle."""
+
+    def __init__(self, total: int):
+        self.total = max(1, int(total))
+        self.busy = 0
+        self._lock = threading.Lock()
+
+    def threads(self) -> int:
+        return max(1, self.total // max(self.busy, 1))
+
+    @contextmanager
+    def scoring(self) -> Iterator[None]:
+        """One chunk being scored for the duration of the block."""
+        with self._lock:
+            self.busy += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.busy -= 1
+
+
 @dataclass
 class RiskModel:
     pipeline: FeaturePipeline
@@ -86,7 +116,15 @@ class RiskModel:
     def predict_raw(self, X: np.ndarray) -> np.ndarray:
         if not len(X):
             return np.zeros(0)
-        return np.asarray(self.booster.predict(X, num_threads=self.num_threads), dtype=np.float64)
+        share = self.__dict__.get("_thread_share")
+        if share is None or len(X) <= PREDICT_BLOCK:
+            return np.asarray(self.booster.predict(X, num_threads=self.num_threads), dtype=np.float64)
+        # chunks scored on several threads at once: each block of rows takes this chunk's share of the
+        # threads as it is now, so the last chunk in flight gets them all (rows are independent)
+        out = np.empty(len(X))
+        for s in range(0, len(X), PREDICT_BLOCK):
+            out[s:s + PREDICT_BLOCK] = self.booster.predict(X[s:s + PREDICT_BLOCK], num_threads=share.threads())
+        return out
 
     def predict(self, data: pd.DataFrame | Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Calibrated probability of a hit for each declaration."""
@@ -145,7 +183,8 @@ class RiskModel:
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without the caches built on first use (family tables: megabytes on a large model)."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("_families_cache", "_family_shap_tables")}
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("_families_cache", "_family_shap_tables", "_thread_share")}
 
     def _family_matrix(self) -> tuple[list[str], dict[str, int], np.ndarray]:
         """Feature → family membership (features × families), built once per loaded model."""

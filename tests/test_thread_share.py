@@ -1,0 +1,97 @@
+"""LightGBM threads shared between the chunks batch scores at once: the last chunk in flight predicts
+with every thread, and the scores do not depend on how the threads were shared."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from batch import BatchOptions, score_manifest
+from scoring import model as scoring_model
+from scoring.model import ThreadShare
+from scoring.registry import LoadedModel
+
+
+def test_a_share_is_the_total_over_the_chunks_being_scored() -> None:
+    share = ThreadShare(2)
+    assert share.threads() == 2
+    with share.scoring():
+        assert share.threads() == 2
+        with share.scoring():
+            assert share.threads() == 1
+        assert share.threads() == 2
+    assert share.busy == 0
+    assert ThreadShare(0).threads() == 1
+
+
+def _recording(model) -> list[int]:
+    """Record the threads of every LightGBM predict call (the real booster still predicts)."""
+    used: list[int] = []
+    real = model.booster.predict
+    lock = threading.Lock()
+
+    def predict(X, *args, **kw):
+        with lock:
+            used.append(int(kw.get("num_threads", 0)))
+        return real(X, *args, **kw)
+
+    model.booster.predict = predict
+    return used
+
+
+def test_predict_in_blocks_equals_one_call_and_asks_the_share(tiny_model, monkeypatch) -> None:
+    model = tiny_model.model
+    scored = model.score_batch(tiny_model.traffic[:300])
+    whole = model.predict_raw(scored.X)
+    monkeypatch.setattr(scoring_model, "PREDICT_BLOCK", 64)
+    share = ThreadShare(2)
+    model.__dict__["_thread_share"] = share
+    try:
+        used = _recording(model)
+        with share.scoring(), share.scoring():
+            busy_two = model.predict_raw(scored.X)
+        n_busy = len(used)
+        with share.scoring():
+            alone = model.predict_raw(scored.X)
+    finally:
+        model.__dict__.pop("_thread_share", None)
+        del model.booster.predict  # back to the class's method
+    assert np.array_equal(busy_two, whole) and np.array_equal(alone, whole)
+    assert used[:n_busy] == [1] * 5 and used[n_busy:] == [2] * 5  # 300 rows in blocks of 64
+
+
+def test_pipelined_batch_gives_the_last_chunk_every_thread_and_the_same_scores(tiny_model, tmp_path,
+                                                                               monkeypatch) -> None:
+    model = tiny_model.model
+    manifest = tmp_path / "manifest.parquet"
+    pd.DataFrame(tiny_model.traffic).to_parquet(manifest, index=False)
+    loaded = LoadedModel(model, "tiny", "1", None, "models:/tiny/1", None)
+    monkeypatch.setattr(scoring_model, "PREDICT_BLOCK", 50)
+    used = _recording(model)
+    threads = model.num_threads
+    try:
+        runs = {}
+        for pipelined in (True, False):
+            out = tmp_path / f"out-{pipelined}" / "scores.parquet"
+            opts = BatchOptions(chunk_rows=250, reasons_for="none", num_threads=2, pipelined=pipelined)
+            score_manifest(manifest, out, "models:/tiny/1", opts, load_model=lambda uri: loaded)
+            runs[pipelined] = pq.read_table(out).select(["declaration_id", "risk_score", "rank", "lane"])
+            if pipelined:
+                shared = list(used)
+    finally:
+        del model.booster.predict
+        model.num_threads = threads  # the session's tiny model, as other tests expect it
+    assert runs[True].equals(runs[False])
+    assert 1 in shared and 2 in shared  # two chunks in flight shared the threads; one alone took both
+    assert "_thread_share" not in model.__dict__
+
+
+@pytest.mark.parametrize("busy", [0, 1, 2, 3])
+def test_threads_never_below_one(busy: int) -> None:
+    share = ThreadShare(2)
+    share.busy = busy
+    assert share.threads() >= 1
