@@ -5,6 +5,7 @@ Layout of ``<out>.ckpt/``::
     state.json                      fingerprint of the run + the model version pinned at its start
     profiles.json                   the risk profiles and watch lists pinned at its start (if any)
     rejects-FFFFF-CCCCCC.parquet    rows of chunk CCCCCC of file FFFFF that broke the contract
+    hits-FFFFF-CCCCCC.parquet       with risk profiles: the chunk's ``rule_hits``, one row per hit
     part-FFFFF-CCCCCC.parquet       the chunk's scores; written last, so its presence means "done"
     pass1.json                      every chunk is done (pass 2 may start without re-reading input)
 
@@ -23,11 +24,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 STATE_VERSION = 1
 _PART = re.compile(r"^part-(\d{5})-(\d{6})\.parquet$")
+
+#: a part's list column kept in a file of its own, flat: one row per element (the part's row, then the
+#: element's fields). Most items match no risk profile, and Parquet writes a nested list of (mostly
+#: empty) lists at ~14 ms per 100k rows where the flat hits take ~3.5 ms (and read in half the time);
+#: :meth:`Checkpoint.read_part` rebuilds the column as it was (empty lists included)
+SPLIT_COLUMN = "rule_hits"
+_HIT_ROW = "_hit_row"
+
+
+def split_list_column(table: pa.Table, name: str) -> tuple[pa.Table, pa.Table]:
+    """``table`` without its list-of-struct column ``name``, and that column flat (one row per element)."""
+    col = table.column(name).combine_chunks()
+    flat = pc.list_flatten(col)
+    elements = {f.name: flat.field(i) for i, f in enumerate(col.type.value_type)}
+    rows = pc.cast(pc.list_parent_indices(col), pa.int32())
+    return table.drop_columns([name]), pa.table({_HIT_ROW: rows, **elements})
+
+
+def join_list_column(table: pa.Table, flat: pa.Table, name: str) -> pa.Table:
+    """The inverse of :func:`split_list_column`: the column (empty lists where no element) appended."""
+    rows = flat.column(_HIT_ROW).to_numpy()
+    if len(rows) > 1 and (np.diff(rows) < 0).any():
+        raise ValueError(f"{name}: elements out of row order")
+    offsets = np.zeros(table.num_rows + 1, dtype=np.int32)
+    np.cumsum(np.bincount(rows, minlength=table.num_rows), out=offsets[1:])
+    fields = [f for f in flat.schema if f.name != _HIT_ROW]
+    values = pa.StructArray.from_arrays([flat.column(f.name).combine_chunks() for f in fields], fields=fields)
+    return table.append_column(name, pa.ListArray.from_arrays(pa.array(offsets), values))
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -102,6 +133,9 @@ class Checkpoint:
     def rejects_path(self, file_index: int, chunk: int) -> Path:
         return self.root / f"rejects-{file_index:05d}-{chunk:06d}.parquet"
 
+    def hits_path(self, file_index: int, chunk: int) -> Path:
+        return self.root / f"hits-{file_index:05d}-{chunk:06d}.parquet"
+
     # ---- state -----------------------------------------------------------------------------
     def read_state(self) -> dict[str, Any] | None:
         try:
@@ -160,10 +194,22 @@ class Checkpoint:
 
     def save_chunk(self, file_index: int, chunk: int, scored: pa.Table, rejects: pa.Table,
                    stats: dict[str, int]) -> None:
-        """Rejects first, scores last: a part file on disk means its rejects are on disk too."""
+        """Rejects (and rule hits) first, scores last: a part file on disk means the others are on disk too."""
         meta = {"riskprof.chunk": json.dumps(stats, sort_keys=True)}
         write_parquet(self.rejects_path(file_index, chunk), rejects)
+        if SPLIT_COLUMN in scored.column_names:
+            scored, hits = split_list_column(scored, SPLIT_COLUMN)
+            write_parquet(self.hits_path(file_index, chunk), hits)
         write_parquet(self.part_path(file_index, chunk), scored, meta)
+
+    def read_part(self, file_index: int, chunk: int) -> pa.Table:
+        """A part as :meth:`save_chunk` was given it (its rule hits joined back; a part written whole,
+        by an older version, is read as it is)."""
+        part = pq.read_table(self.part_path(file_index, chunk))
+        hits = self.hits_path(file_index, chunk)
+        if SPLIT_COLUMN in part.column_names or not hits.exists():
+            return part
+        return join_list_column(part, pq.read_table(hits), SPLIT_COLUMN)
 
     def chunk_stats(self, file_index: int, chunk: int) -> dict[str, int]:
         md = pq.read_schema(self.part_path(file_index, chunk)).metadata or {}

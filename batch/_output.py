@@ -188,17 +188,35 @@ def _output_table(part: pa.Table, gi: np.ndarray, sel: Any, schema: pa.Schema, s
     return pa.table(cols, schema=schema)
 
 
-def _alerts(part: pa.Table, alerting: frozenset[tuple[str, str, int]]) -> list[dict[str, Any]]:
-    """One alert per item and alerting rule version it matched, as ``profiles.decide.alert_records``
-    gives them for the API (which needs the chunk's decision; here the written part is read instead, so
-    a duplicate id rejected in pass 2 raises no alert)."""
-    flagged = np.flatnonzero(part.column("rule_alert").to_numpy(zero_copy_only=False))
-    if not len(flagged):
+_KEY_SEP = "\x1f"  # between kind, id and version in a rule version's key (kinds are plain words)
+
+
+def alerting_keys(alerting: frozenset[tuple[str, str, int]]) -> pa.Array:
+    """The alerting rule versions as text keys, for :func:`_alerts`' ``is_in``."""
+    return pa.array(sorted(_KEY_SEP.join((k, i, str(v))) for k, i, v in alerting), pa.string())
+
+
+
+def _alerts(part: pa.Table, keys: pa.Array) -> list[dict[str, Any]]:
+    """One alert per item and alerting rule version it matched (``keys``: :func:`alerting_keys`), items
+    and their hits in order, as ``profiles.decide.alert_records`` gives them for the API (which needs
+    the chunk's decision; here the written part is read instead, so a duplicate id rejected in pass 2
+    raises no alert). The flagged items' hits are flattened and filtered by Arrow; only the records
+    themselves are Python dicts (9.6 → ~3 ms per 100k-row part with ~5,000 alerts)."""
+    flagged = part.select(["declaration_id", "risk_score", "lane", "rule_hits"]).filter(part.column("rule_alert"))
+    if not flagged.num_rows:
         return []
-    t = part.take(pa.array(flagged)).select(["declaration_id", "risk_score", "lane", "rule_hits"]).to_pylist()
-    return [{"declaration_id": r["declaration_id"], "kind": h["kind"], "rule_id": h["id"], "version": h["version"],
-             "criterion": h["criterion"], "risk_score": r["risk_score"], "lane": r["lane"], "source": "batch"}
-            for r in t for h in r["rule_hits"] if (h["kind"], h["id"], h["version"]) in alerting]
+    hits = flagged.column("rule_hits").combine_chunks()
+    flat = pc.list_flatten(hits)
+    kind, rid, version, criterion = (flat.field(n) for n in ("kind", "id", "version", "criterion"))
+    key = pc.binary_join_element_wise(kind, rid, pc.cast(version, pa.string()), _KEY_SEP)
+    hit = pc.is_in(key, value_set=keys)
+    rows = pc.filter(pc.list_parent_indices(hits), hit)
+    cols = [flagged.column("declaration_id").take(rows), pc.filter(kind, hit), pc.filter(rid, hit),
+            pc.filter(version, hit), pc.filter(criterion, hit), flagged.column("risk_score").take(rows),
+            flagged.column("lane").take(rows)]
+    return [{"declaration_id": d, "kind": k, "rule_id": i, "version": v, "criterion": c, "risk_score": r,
+             "lane": ln, "source": "batch"} for d, k, i, v, c, r, ln in zip(*(c.to_pylist() for c in cols), strict=True)]
 
 
 class _Writers:
@@ -281,16 +299,16 @@ def _reject_duplicates(part: pa.Table, rejects: pa.Table, keep: np.ndarray, code
     return part.filter(pa.array(keep)), rejects
 
 
-def _count_rule_hits(part: pa.Table, alerting: frozenset[tuple[str, str, int]], counts: OutputCounts) -> None:
+def _count_rule_hits(part: pa.Table, keys: pa.Array, counts: OutputCounts) -> None:
     counts.rule_hit_items += int(pc.sum(pc.greater(pc.list_value_length(part.column("rule_hits")), 0)).as_py() or 0)
-    counts.alerts += _alerts(part, alerting)
+    counts.alerts += _alerts(part, keys)
 
 
 def _read_ahead(ckpt: Checkpoint, parts: list[tuple[int, int]]) -> Generator[tuple[pa.Table, pa.Table], None, None]:
     """Each part with its rejects, the next one read on a thread while this one is written (Arrow
     reads and writes without the GIL): one more part in memory."""
     def read(f: int, c: int) -> tuple[pa.Table, pa.Table]:
-        return pq.read_table(ckpt.part_path(f, c)), pq.read_table(ckpt.rejects_path(f, c))
+        return ckpt.read_part(f, c), pq.read_table(ckpt.rejects_path(f, c))
 
     with ThreadPoolExecutor(1, thread_name_prefix="riskprof-read") as pool:
         ahead = pool.submit(read, *parts[0]) if parts else None
@@ -313,6 +331,7 @@ def write_outputs(ckpt: Checkpoint, parts: list[tuple[int, int]], files: list[In
     until every file is whole.
     """
     with_rules = alerting is not None
+    keys = alerting_keys(alerting) if alerting is not None else None
     r = _rank_manifest(ckpt, parts, capacity, random_share, seed, with_rules)
     schema = output_schema(with_reasons, with_rules).with_metadata(
         {METADATA_KEY: json.dumps(metadata, sort_keys=True, default=str)})
@@ -341,8 +360,8 @@ def write_outputs(ckpt: Checkpoint, parts: list[tuple[int, int]], files: list[In
             writers.write(_output_table(part, gi, r.sel, schema, src, with_reasons), rejects)
             if with_reasons:
                 counts.reasons_given += part.num_rows - part.column("reasons").null_count
-            if alerting is not None:
-                _count_rule_hits(part, alerting, counts)
+            if keys is not None:
+                _count_rule_hits(part, keys, counts)
             lanes.update({str(v["values"]): int(v["counts"]) for v in pc.value_counts(part.column("lane")).to_pylist()})
             counts.rows_scored += part.num_rows
             off += n

@@ -1,0 +1,102 @@
+"""Risk-profile columns in the checkpoint's parts: ``rule_hits`` kept flat in a file of its own and
+rebuilt as it was; pass 2's alerts built by Arrow, the same records as one dict per hit."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from batch._checkpoint import Checkpoint
+from batch._chunk import RULE_HIT_TYPE, part_schema
+from batch._output import _alerts, alerting_keys
+
+KINDS = ("profile", "watch_list")
+
+
+def _part(n: int, seed: int, hit_share: float = 0.3, alert_share: float = 0.5) -> pa.Table:
+    rnd = random.Random(seed)
+    hits: list[list[dict[str, Any]]] = []
+    for _ in range(n):
+        k = rnd.choice([1, 1, 2, 3]) if rnd.random() < hit_share else 0
+        hits.append([{"kind": rnd.choice(KINDS), "id": rnd.choice(["P-1", "P-2", "W 3", "x\x1fy", "é"]),
+                      "version": rnd.choice([1, 2, 12]), "criterion": rnd.choice(["a", "on list 'b'", None])}
+                     for _ in range(k)])
+    alert = [None if rnd.random() < 0.05 else (bool(h) and rnd.random() < alert_share) for h in hits]
+    cols = {
+        "_file": pa.array([0] * n, pa.int32()), "_row": pa.array(range(1, n + 1), pa.int64()),
+        "declaration_id": pa.array([f"D{i:05d}" for i in range(n)], pa.string()),
+        "risk_score": pa.array([rnd.random() for _ in range(n)], pa.float64()),
+        "percentile": pa.array([rnd.random() for _ in range(n)], pa.float64()),
+        "lane": pa.array([rnd.choice(["red", "yellow", "green"]) for _ in range(n)], pa.string()),
+        "reasons": pa.nulls(n, pa.string()),
+        "rule_select": pa.array([bool(h) and rnd.random() < 0.2 for h in hits], pa.bool_()),
+        "rule_alert": pa.array(alert, pa.bool_()),
+        "rule_hits": pa.array(hits, RULE_HIT_TYPE),
+    }
+    return pa.table(cols, schema=part_schema(True))
+
+
+@pytest.mark.parametrize(("n", "hit_share"), [(0, 0.3), (1, 0.0), (1, 1.0), (50, 0.0), (500, 0.3), (300, 1.0)])
+def test_rule_hits_kept_apart_and_read_back_as_written(tmp_path: Path, n: int, hit_share: float) -> None:
+    ckpt = Checkpoint(tmp_path / "ckpt")
+    ckpt.root.mkdir()
+    part = _part(n, seed=n, hit_share=hit_share)
+    rejects = pa.table({"source": pa.array([], pa.string())})
+    ckpt.save_chunk(0, 3, part, rejects, {"rows": n, "rejected": 0})
+    on_disk = pq.read_table(ckpt.part_path(0, 3))
+    assert "rule_hits" not in on_disk.column_names and ckpt.hits_path(0, 3).exists()
+    assert pq.read_table(ckpt.hits_path(0, 3)).num_rows == sum(len(h) for h in part.column("rule_hits").to_pylist())
+    back = ckpt.read_part(0, 3)
+    assert back.schema.equals(part_schema(True))  # the column's type and place as before, empty lists kept
+    assert json.loads(back.schema.metadata[b"riskprof.chunk"]) == {"rows": n, "rejected": 0}
+    assert back.replace_schema_metadata(None).equals(part)
+    assert back.column("rule_hits").null_count == 0
+    assert ckpt.parts() == [(0, 3)] and ckpt.chunk_stats(0, 3)["rows"] == n
+
+
+def test_part_written_whole_is_read_as_it_is(tmp_path: Path) -> None:
+    """A checkpoint left by an earlier version (``rule_hits`` inside the part) resumes as before."""
+    ckpt = Checkpoint(tmp_path / "ckpt")
+    ckpt.root.mkdir()
+    part = _part(200, seed=7)
+    pq.write_table(part, ckpt.part_path(0, 0))
+    assert ckpt.read_part(0, 0).column("rule_hits").to_pylist() == part.column("rule_hits").to_pylist()
+
+
+def test_parts_without_rules_have_no_hits_file(tmp_path: Path) -> None:
+    ckpt = Checkpoint(tmp_path / "ckpt")
+    ckpt.root.mkdir()
+    part = _part(20, seed=1).select(part_schema(False).names)
+    ckpt.save_chunk(0, 0, part, pa.table({"source": pa.array([], pa.string())}), {"rows": 20})
+    assert not ckpt.hits_path(0, 0).exists()
+    assert ckpt.read_part(0, 0).replace_schema_metadata(None).equals(part)
+
+
+def _reference_alerts(part: pa.Table, alerting: frozenset[tuple[str, str, int]]) -> list[dict[str, Any]]:
+    """Pass 2's alerts as they were built before: one dict per flagged row, then per alerting hit."""
+    rows = part.select(["declaration_id", "risk_score", "lane", "rule_alert", "rule_hits"]).to_pylist()
+    return [{"declaration_id": r["declaration_id"], "kind": h["kind"], "rule_id": h["id"], "version": h["version"],
+             "criterion": h["criterion"], "risk_score": r["risk_score"], "lane": r["lane"], "source": "batch"}
+            for r in rows if r["rule_alert"] for h in r["rule_hits"] if (h["kind"], h["id"], h["version"]) in alerting]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_alerts_are_the_records_of_one_dict_per_hit(seed: int) -> None:
+    rnd = random.Random(seed)
+    part = _part(400, seed=seed, alert_share=rnd.choice([0.0, 0.5, 1.0]))
+    every = sorted({(h["kind"], h["id"], h["version"]) for hs in part.column("rule_hits").to_pylist() for h in hs})
+    chunked = pa.concat_tables([part.slice(0, 150), part.slice(150, 100), part.slice(250)])  # as read: chunks
+    filtered = part.filter(pa.array([rnd.random() < 0.8 for _ in range(part.num_rows)]))  # duplicates dropped
+    for t in (part, chunked, filtered):
+        for alerting in (frozenset(), frozenset(every), frozenset(rnd.sample(every, len(every) // 3)),
+                         frozenset({("profile", "nope", 1), ("watch_list", "x", 99)})):
+            got, want = _alerts(t, alerting_keys(alerting)), _reference_alerts(t, alerting)
+            assert got == want
+            assert [list(r) for r in got] == [list(r) for r in want]  # same fields in the same order
+            assert all(type(a[f]) is type(b[f]) for a, b in zip(got, want, strict=True) for f in a)
