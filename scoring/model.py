@@ -181,10 +181,15 @@ class RiskModel:
             return self.contributions(X)[:, :-1] @ self._family_matrix()[2]
         return tables.contributions(X)
 
+    def prepare_reasons(self) -> None:
+        """Build the family TreeSHAP tables now (training does, before logging the model: a loaded model
+        then explains its first item at once, in the API, a batch run, a worker or a Spark task)."""
+        self.family_contributions(np.zeros((1, len(self.pipeline.feature_names_))))
+
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled without the caches built on first use (family tables: megabytes on a large model)."""
-        return {k: v for k, v in self.__dict__.items()
-                if k not in ("_families_cache", "_family_shap_tables", "_thread_share")}
+        """Pickled with the family tables if they were built (:meth:`prepare_reasons`), without the
+        rest of what is attached while scoring (a batch run's thread share holds a lock)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_families_cache", "_thread_share")}
 
     def _family_matrix(self) -> tuple[list[str], dict[str, int], np.ndarray]:
         """Feature → family membership (features × families), built once per loaded model."""

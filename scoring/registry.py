@@ -117,6 +117,7 @@ def log_risk_model(model: RiskModel, input_example: pd.DataFrame, name: str = "m
     example = example[[c for c in signature.inputs.input_names() if c in example.columns]]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / ARTIFACT_FILE
+        model.prepare_reasons()  # the family TreeSHAP tables travel in the artifact (built once, here)
         joblib.dump(model, path)
         return mlflow.pyfunc.log_model(
             name=name,

@@ -127,7 +127,7 @@ def test_a_model_without_splits() -> None:
     assert tables.expected_value == pytest.approx(np.asarray(booster.predict(X[:1], pred_contrib=True))[0, -1])
 
 
-def test_risk_model_reasons_use_the_tables_and_do_not_pickle_them(tiny_model) -> None:
+def test_risk_model_reasons_use_the_tables_and_a_pickled_model_keeps_them(tiny_model) -> None:
     model = tiny_model.model
     scored = model.score_batch(tiny_model.traffic[:50])
     rows = np.arange(20)
@@ -139,7 +139,17 @@ def test_risk_model_reasons_use_the_tables_and_do_not_pickle_them(tiny_model) ->
     for r, item in enumerate(reasons):
         for reason in item:
             assert reason.contribution == pytest.approx(phi[r, fam_names.index(reason.family)])
-    assert "_family_shap_tables" in model.__dict__
     clone = pickle.loads(pickle.dumps(model))
-    assert "_family_shap_tables" not in clone.__dict__
+    assert isinstance(clone.__dict__.get("_family_shap_tables"), family_shap.FamilyShapTables)
     np.testing.assert_allclose(clone.family_contributions(scored.X[rows]), phi)
+    fresh = pickle.loads(pickle.dumps(model))
+    del fresh.__dict__["_family_shap_tables"]
+    fresh.prepare_reasons()
+    assert isinstance(fresh.__dict__.get("_family_shap_tables"), family_shap.FamilyShapTables)
+
+
+def test_a_logged_model_carries_its_tables(trained_model) -> None:
+    from scoring.registry import load_risk_model
+
+    loaded = load_risk_model(trained_model.uri).model
+    assert isinstance(loaded.__dict__.get("_family_shap_tables"), family_shap.FamilyShapTables)
