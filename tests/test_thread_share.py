@@ -57,11 +57,12 @@ def test_predict_in_blocks_equals_one_call_and_asks_the_share(tiny_model, monkey
         n_busy = len(used)
         with share.scoring():
             alone = model.predict_raw(scored.X)
+            model.predict_raw(scored.X[:10])  # smaller than a block: one call, still the share's threads
     finally:
         model.__dict__.pop("_thread_share", None)
         del model.booster.predict  # back to the class's method
     assert np.array_equal(busy_two, whole) and np.array_equal(alone, whole)
-    assert used[:n_busy] == [1] * 5 and used[n_busy:] == [2] * 5  # 300 rows in blocks of 64
+    assert used[:n_busy] == [1] * 5 and used[n_busy:] == [2] * 6  # 300 rows in blocks of 64, then 10 rows
 
 
 def test_pipelined_batch_shares_the_threads_and_gives_the_same_scores(tiny_model, tmp_path, monkeypatch) -> None:
