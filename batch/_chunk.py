@@ -18,6 +18,7 @@ from features.mapping import ColumnMapping
 from profiles import RuleSet
 from profiles.decide import decide_rules
 from scoring import LaneThresholds, ReasonsFor, RiskModel, score_table
+from scoring.ranking import LANES
 
 
 class ManifestError(ValueError):
@@ -81,8 +82,7 @@ def _text(v: Any) -> str | None:
     return str(v)
 
 
-_LANES = ("red", "yellow", "green")
-_LANE_ARRAY = pa.array(_LANES, pa.string())
+_LANE_ARRAY = pa.array(LANES, pa.string())
 
 
 def lane_array(lane: Any) -> pa.Array:
@@ -90,7 +90,7 @@ def lane_array(lane: Any) -> pa.Array:
     Python string per row (14 → 3 ms per 100k rows); anything else is converted as it is."""
     lane = np.asarray(lane)
     codes = np.full(len(lane), -1, dtype=np.int8)
-    for i, name in enumerate(_LANES):
+    for i, name in enumerate(LANES):
         codes[lane == name] = i
     if (codes < 0).any():
         return pa.array(np.asarray(lane, dtype=object), pa.string())

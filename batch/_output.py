@@ -21,7 +21,7 @@ from batch._checkpoint import Checkpoint, dictionary_columns
 from batch._chunk import REJECT_SCHEMA, RULE_HIT_TYPE
 from batch._input import InputFile
 from batch._rank import first_occurrence, id_codes, select_manifest
-from scoring.ranking import RULE_SELECTION_NAMES, SELECTION_NAMES
+from scoring.ranking import LANES, RULE_SELECTION_NAMES, SELECTION_NAMES
 
 METADATA_KEY = "riskprof"
 
@@ -369,7 +369,7 @@ def write_outputs(ckpt: Checkpoint, parts: list[tuple[int, int]], files: list[In
     finally:
         reader.close()
         writers.close(failed)
-    counts.lanes = {lane: lanes.get(lane, 0) for lane in ("red", "yellow", "green")}
+    counts.lanes = {lane: lanes.get(lane, 0) for lane in LANES}
     names = RULE_SELECTION_NAMES if with_rules else SELECTION_NAMES
     counts.selection = {name: int((r.sel.selection == i).sum()) for i, name in enumerate(names)}
     pending = [(writers.rejects, paths.rejects), (writers.out, paths.out)]
