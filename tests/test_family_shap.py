@@ -153,3 +153,16 @@ def test_a_logged_model_carries_its_tables(trained_model) -> None:
 
     loaded = load_risk_model(trained_model.uri).model
     assert isinstance(loaded.__dict__.get("_family_shap_tables"), family_shap.FamilyShapTables)
+
+
+def test_a_model_too_wide_for_the_tables_falls_back_to_summed_pred_contrib(tiny_model, monkeypatch) -> None:
+    import copy
+
+    model = copy.copy(tiny_model.model)  # its own caches, same booster and pipeline
+    model.__dict__.pop("_family_shap_tables", None)
+    monkeypatch.setattr(family_shap, "MAX_FAMILIES_ON_A_PATH", 0)
+    scored = model.score_batch(tiny_model.traffic[:30])
+    _, _, member = model._family_matrix()
+    got = model.family_contributions(scored.X)
+    assert model.__dict__["_family_shap_tables"] is False
+    np.testing.assert_allclose(got, model.contributions(scored.X)[:, :-1] @ member)
