@@ -4,13 +4,19 @@ Layout of ``<out>.ckpt/``::
 
     state.json                      fingerprint of the run + the model version pinned at its start
     profiles.json                   the risk profiles and watch lists pinned at its start (if any)
-    rejects-FFFFF-CCCCCC.parquet    rows of chunk CCCCCC of file FFFFF that broke the contract
-    hits-FFFFF-CCCCCC.parquet       with risk profiles: the chunk's ``rule_hits``, one row per hit
-    part-FFFFF-CCCCCC.parquet       the chunk's scores; written last, so its presence means "done"
+    rejects-FFFFF-CCCCCC.arrow      rows of chunk CCCCCC of file FFFFF that broke the contract
+    hits-FFFFF-CCCCCC.arrow         with risk profiles: the chunk's ``rule_hits``, one row per hit
+    part-FFFFF-CCCCCC.arrow         the chunk's scores; written last, so its presence means "done"
     pass1.json                      every chunk is done (pass 2 may start without re-reading input)
 
 Every file is written to a temporary name, flushed to disk and renamed, so a run killed at any
 instant leaves only whole files behind (and temporaries, which the next run removes).
+
+The chunk files are Arrow IPC files, uncompressed: they live for one run and are read once by pass
+2, so encoding them is wasted work. A 100k-row part is written in ~2 ms and read in ~1 ms, where
+Parquet with zstd took ~16 and ~10 ms (at 1 M rows with the product's model, ~0.15 s of a ~3.5 s
+run); they take ~3 MiB per 100k rows on disk instead of ~1.2 MiB. A checkpoint of the Parquet
+layout (state version 1) is not resumed: the run starts afresh and says so.
 """
 
 from __future__ import annotations
@@ -27,10 +33,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-STATE_VERSION = 1
-_PART = re.compile(r"^part-(\d{5})-(\d{6})\.parquet$")
+STATE_VERSION = 2  # 1: Parquet chunk files
+_PART = re.compile(r"^part-(\d{5})-(\d{6})\.arrow$")
 
 #: a part's list column kept in a file of its own, flat: one row per element (the part's row, then the
 #: element's fields). Most items match no risk profile, and Parquet writes a nested list of (mostly
@@ -112,11 +117,24 @@ def dictionary_columns(schema: pa.Schema, unique: tuple[str, ...] = UNIQUE_COLUM
     return out
 
 
-def write_parquet(path: Path, table: pa.Table, metadata: dict[str, str] | None = None) -> None:
+def write_arrow(path: Path, table: pa.Table, metadata: dict[str, str] | None = None) -> None:
+    """``table`` as an uncompressed Arrow IPC file, atomically (the checkpoint's chunk files)."""
     if metadata:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-    atomic_write(path, lambda p: pq.write_table(table, p, compression="zstd",
-                                                use_dictionary=dictionary_columns(table.schema)))
+
+    def write(p: Path) -> None:
+        with pa.OSFile(str(p), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+
+    atomic_write(path, write)
+
+
+def read_arrow(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """An Arrow IPC file written by :func:`write_arrow` (only ``columns``, when given)."""
+    with pa.memory_map(str(path), "r") as source:
+        table = pa.ipc.open_file(source).read_all()
+        # copied out of the mapping: the checkpoint folder is removed while tables may still live
+        return (table.select(columns) if columns is not None else table).combine_chunks()
 
 
 @dataclass
@@ -128,13 +146,13 @@ class Checkpoint:
         return self.root / "state.json"
 
     def part_path(self, file_index: int, chunk: int) -> Path:
-        return self.root / f"part-{file_index:05d}-{chunk:06d}.parquet"
+        return self.root / f"part-{file_index:05d}-{chunk:06d}.arrow"
 
     def rejects_path(self, file_index: int, chunk: int) -> Path:
-        return self.root / f"rejects-{file_index:05d}-{chunk:06d}.parquet"
+        return self.root / f"rejects-{file_index:05d}-{chunk:06d}.arrow"
 
     def hits_path(self, file_index: int, chunk: int) -> Path:
-        return self.root / f"hits-{file_index:05d}-{chunk:06d}.parquet"
+        return self.root / f"hits-{file_index:05d}-{chunk:06d}.arrow"
 
     # ---- state -----------------------------------------------------------------------------
     def read_state(self) -> dict[str, Any] | None:
@@ -176,7 +194,11 @@ class Checkpoint:
             p.unlink(missing_ok=True)
 
     def discard(self) -> None:
+        """Remove the checkpoint. The state goes first: a run killed halfway through the removal leaves
+        a folder without state, which the next run discards whole, never a state beside a part whose
+        rejects are already gone."""
         if self.root.exists():
+            self.state_path.unlink(missing_ok=True)
             shutil.rmtree(self.root)
 
     # ---- parts -----------------------------------------------------------------------------
@@ -196,23 +218,30 @@ class Checkpoint:
                    stats: dict[str, int]) -> None:
         """Rejects (and rule hits) first, scores last: a part file on disk means the others are on disk too."""
         meta = {"riskprof.chunk": json.dumps(stats, sort_keys=True)}
-        write_parquet(self.rejects_path(file_index, chunk), rejects)
+        write_arrow(self.rejects_path(file_index, chunk), rejects)
         if SPLIT_COLUMN in scored.column_names:
             scored, hits = split_list_column(scored, SPLIT_COLUMN)
-            write_parquet(self.hits_path(file_index, chunk), hits)
-        write_parquet(self.part_path(file_index, chunk), scored, meta)
+            write_arrow(self.hits_path(file_index, chunk), hits)
+        write_arrow(self.part_path(file_index, chunk), scored, meta)
 
     def read_part(self, file_index: int, chunk: int) -> pa.Table:
         """A part as :meth:`save_chunk` was given it (its rule hits joined back; a part written whole,
         by an older version, is read as it is)."""
-        part = pq.read_table(self.part_path(file_index, chunk))
+        part = read_arrow(self.part_path(file_index, chunk))
         hits = self.hits_path(file_index, chunk)
         if SPLIT_COLUMN in part.column_names or not hits.exists():
             return part
-        return join_list_column(part, pq.read_table(hits), SPLIT_COLUMN)
+        return join_list_column(part, read_arrow(hits), SPLIT_COLUMN)
+
+    def read_part_columns(self, file_index: int, chunk: int, columns: list[str]) -> pa.Table:
+        return read_arrow(self.part_path(file_index, chunk), columns)
+
+    def read_rejects(self, file_index: int, chunk: int) -> pa.Table:
+        return read_arrow(self.rejects_path(file_index, chunk))
 
     def chunk_stats(self, file_index: int, chunk: int) -> dict[str, int]:
-        md = pq.read_schema(self.part_path(file_index, chunk)).metadata or {}
+        with pa.memory_map(str(self.part_path(file_index, chunk)), "r") as source:
+            md = pa.ipc.open_file(source).schema.metadata or {}
         return json.loads(md[b"riskprof.chunk"])
 
     @property

@@ -121,8 +121,7 @@ def _rank_manifest(ckpt: Checkpoint, parts: list[tuple[int, int]], capacity: str
     forced_chunks: list[np.ndarray] = []
     lengths: list[int] = []
     for f, c in parts:
-        t = pq.read_table(ckpt.part_path(f, c),
-                          columns=["declaration_id", "risk_score"] + (["rule_select"] if with_rules else []))
+        t = ckpt.read_part_columns(f, c, ["declaration_id", "risk_score"] + (["rule_select"] if with_rules else []))
         id_chunks.append(t.column("declaration_id").cast(pa.large_string()))
         risk_chunks.append(t.column("risk_score").to_numpy())
         if with_rules:
@@ -308,7 +307,7 @@ def _read_ahead(ckpt: Checkpoint, parts: list[tuple[int, int]]) -> Generator[tup
     """Each part with its rejects, the next one read on a thread while this one is written (Arrow
     reads and writes without the GIL): one more part in memory."""
     def read(f: int, c: int) -> tuple[pa.Table, pa.Table]:
-        return ckpt.read_part(f, c), pq.read_table(ckpt.rejects_path(f, c))
+        return ckpt.read_part(f, c), ckpt.read_rejects(f, c)
 
     with ThreadPoolExecutor(1, thread_name_prefix="riskprof-read") as pool:
         ahead = pool.submit(read, *parts[0]) if parts else None

@@ -269,7 +269,7 @@ def _finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
 def _kill_after(proc: subprocess.Popen, ckpt: Path, parts: int, delay: float = 0.0, timeout: float = 300) -> int:
     """SIGKILL ``proc`` ``delay`` seconds after its checkpoint holds ``parts`` part files."""
     deadline = time.monotonic() + timeout
-    while len(list(ckpt.glob("part-*.parquet"))) < parts:
+    while len(list(ckpt.glob("part-*.arrow"))) < parts:
         if proc.poll() is not None:
             raise AssertionError(f"the run ended before {parts} parts: {proc.communicate()[1]}")
         if time.monotonic() > deadline:
@@ -293,7 +293,7 @@ def test_resume_after_sigkill_equals_a_clean_run(manifest, trained_model, tmp_pa
     out = tmp_path / "crashed" / "scores.parquet"
     ckpt = OutputPaths(out).checkpoint
     assert _kill_after(_score_process(manifest["csv"], out, trained_model.uri), ckpt, parts=3) == -signal.SIGKILL
-    assert len(list(ckpt.glob("part-*.parquet"))) >= 3
+    assert len(list(ckpt.glob("part-*.arrow"))) >= 3
     assert not out.exists() and (ckpt / "state.json").exists()
 
     # the alias moves while the run is down: the resumed run keeps the version pinned at its start

@@ -180,7 +180,7 @@ def test_a_resumed_run_keeps_the_profiles_pinned_at_its_start(tiny_model: TinyMo
         score_manifest(manifest["path"], out, MODEL_URI, _options(), load_model=_loader(tiny_model),
                        profiles=original, progress=_StopAfter(2))
     ckpt = OutputPaths(out).checkpoint
-    assert len(list(ckpt.glob("part-*.parquet"))) == 2 and not out.exists()
+    assert len(list(ckpt.glob("part-*.arrow"))) == 2 and not out.exists()
     summary = _batch(manifest, tiny_model, out, changed)  # the store changed while the run was down
     assert summary.chunks_resumed == 2
     assert any("pinned at its start" in n for n in summary.notes)

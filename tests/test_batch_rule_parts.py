@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from batch._checkpoint import Checkpoint
+from batch._checkpoint import Checkpoint, read_arrow, write_arrow
 from batch._chunk import RULE_HIT_TYPE, part_schema
 from batch._output import _alerts, alerting_keys
 
@@ -49,9 +48,9 @@ def test_rule_hits_kept_apart_and_read_back_as_written(tmp_path: Path, n: int, h
     part = _part(n, seed=n, hit_share=hit_share)
     rejects = pa.table({"source": pa.array([], pa.string())})
     ckpt.save_chunk(0, 3, part, rejects, {"rows": n, "rejected": 0})
-    on_disk = pq.read_table(ckpt.part_path(0, 3))
+    on_disk = read_arrow(ckpt.part_path(0, 3))
     assert "rule_hits" not in on_disk.column_names and ckpt.hits_path(0, 3).exists()
-    assert pq.read_table(ckpt.hits_path(0, 3)).num_rows == sum(len(h) for h in part.column("rule_hits").to_pylist())
+    assert read_arrow(ckpt.hits_path(0, 3)).num_rows == sum(len(h) for h in part.column("rule_hits").to_pylist())
     back = ckpt.read_part(0, 3)
     assert back.schema.equals(part_schema(True))  # the column's type and place as before, empty lists kept
     assert json.loads(back.schema.metadata[b"riskprof.chunk"]) == {"rows": n, "rejected": 0}
@@ -65,7 +64,7 @@ def test_part_written_whole_is_read_as_it_is(tmp_path: Path) -> None:
     ckpt = Checkpoint(tmp_path / "ckpt")
     ckpt.root.mkdir()
     part = _part(200, seed=7)
-    pq.write_table(part, ckpt.part_path(0, 0))
+    write_arrow(ckpt.part_path(0, 0), part)
     assert ckpt.read_part(0, 0).column("rule_hits").to_pylist() == part.column("rule_hits").to_pylist()
 
 
@@ -100,3 +99,22 @@ def test_alerts_are_the_records_of_one_dict_per_hit(seed: int) -> None:
             assert got == want
             assert [list(r) for r in got] == [list(r) for r in want]  # same fields in the same order
             assert all(type(a[f]) is type(b[f]) for a, b in zip(got, want, strict=True) for f in a)
+
+
+def test_a_removal_killed_halfway_leaves_no_state_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The end of a run removes its checkpoint; killed during that removal, it must not leave a state
+    beside parts whose rejects are already gone (the next run would resume from them and fail)."""
+    import shutil
+
+    ckpt = Checkpoint(tmp_path / "ckpt")
+    ckpt.start({"inputs": []}, {"uri": "models:/m/1"})
+    ckpt.save_chunk(0, 0, _part(20, seed=1), pa.table({"source": pa.array([], pa.string())}), {"rows": 20})
+    assert ckpt.read_state() is not None
+
+    def killed(path: Any, *a: Any, **k: Any) -> None:
+        raise KeyboardInterrupt  # the process dies before anything else is removed
+
+    monkeypatch.setattr(shutil, "rmtree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.discard()
+    assert ckpt.read_state() is None and ckpt.part_path(0, 0).exists()
