@@ -48,11 +48,12 @@ def score_file_chunks(work: ChunkWork, ckpt: Checkpoint, file: InputFile, skip: 
                       last_chunk: int | None = None) -> int:
     """Score the chunks of one file not in ``skip``; returns the number of parts written."""
     written = 0
-    for c, offset, frame in iter_chunks(file, work.chunk_rows, skip, first_chunk, last_chunk):
-        rows, rejected = score_and_save(work, ckpt, frame, file.index, str(file.path), c, offset)
-        written += 1
-        if on_chunk is not None:
-            on_chunk(rows, rejected)
+    with work.model.reusing_matrices():
+        for c, offset, frame in iter_chunks(file, work.chunk_rows, skip, first_chunk, last_chunk):
+            rows, rejected = score_and_save(work, ckpt, frame, file.index, str(file.path), c, offset)
+            written += 1
+            if on_chunk is not None:
+                on_chunk(rows, rejected)
     return written
 
 
@@ -127,7 +128,7 @@ def run_local_pipelined(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile
         with share.scoring():
             return score_and_save(work, ckpt, frame, file.index, str(file.path), c, offset)
 
-    with _threads_shared_by(work.model, in_flight), _sharing(work.model, share), \
+    with _threads_shared_by(work.model, in_flight), _sharing(work.model, share), work.model.reusing_matrices(), \
             ThreadPoolExecutor(in_flight, thread_name_prefix="riskprof-chunk") as pool:
         _feed(work, ckpt, files, in_flight, lambda frame, file, c, offset: pool.submit(score, frame, file, c, offset),
               on_chunk)
@@ -150,7 +151,9 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(blob: bytes, ckpt_root: str) -> None:
-    _WORKER["work"] = pickle.loads(blob)
+    _WORKER["work"] = work = pickle.loads(blob)
+    _WORKER["matrices"] = reuse = work.model.reusing_matrices()  # for the worker's life
+    reuse.__enter__()
     _WORKER["ckpt"] = Checkpoint(Path(ckpt_root))
 
 

@@ -141,15 +141,23 @@ class FeaturePipeline(BaseEstimator):
             out.update(fam.transform(cols))
         return out
 
-    def matrix(self, feats: Mapping[str, np.ndarray]) -> np.ndarray:
+    def matrix(self, feats: Mapping[str, np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
         """The features as one float matrix (columns ``feature_names_``), what LightGBM reads.
 
         Column-major (Fortran order): each feature is one contiguous copy, 2x faster to build than
         a row-major matrix at 100k rows, and LightGBM reads either layout without a copy (same
         predictions, its predict is no slower). Row selections (``X[rows]``) come out row-major.
+
+        ``out``: a flat float64 buffer of at least rows × features values to build the matrix in (a
+        batch run reuses one per thread: a fresh 48 MB matrix per 100k-row chunk is mapped anew and
+        page-faulted, ~35 ms of the chunk's ~250 ms; the returned matrix is a view of it).
         """
         n = len(next(iter(feats.values()))) if feats else 0
-        mat = np.empty((n, len(self.feature_names_)), dtype=np.float64, order="F")
+        k = len(self.feature_names_)
+        if out is not None and out.dtype == np.float64 and out.ndim == 1 and out.size >= n * k:
+            mat = out[: n * k].reshape((n, k), order="F")
+        else:
+            mat = np.empty((n, k), dtype=np.float64, order="F")
         for j, name in enumerate(self.feature_names_):
             mat[:, j] = feats[name]
         return mat

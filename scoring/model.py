@@ -109,9 +109,34 @@ class RiskModel:
     def score_batch(self, data: pd.DataFrame | Sequence[Mapping[str, Any]]) -> Scored:
         cols = self.pipeline.columns(data)
         feats = self.pipeline.transform_columns(cols)
-        X = self.pipeline.matrix(feats)
+        X = self.pipeline.matrix(feats, self._matrix_buffer(feats))
         raw = self.predict_raw(X)
         return Scored(cols, feats, X, raw, self.calibrator(raw))
+
+    def _matrix_buffer(self, feats: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        """This thread's matrix buffer while a batch run reuses them (:meth:`reusing_matrices`), else None."""
+        pool = self.__dict__.get("_matrix_buffers")
+        if pool is None or not feats:
+            return None
+        need = len(next(iter(feats.values()))) * len(self.pipeline.feature_names_)
+        buf = getattr(pool, "buf", None)
+        if buf is None or buf.size < need:
+            buf = pool.buf = np.empty(need, dtype=np.float64)
+        return buf
+
+    @contextmanager
+    def reusing_matrices(self) -> Iterator[None]:
+        """Within: each thread builds its feature matrices in one buffer of its own, reused from one
+        :meth:`score_batch` to the next. Only for callers done with a :class:`Scored` (its ``X``)
+        before they score again on the same thread: a batch chunk is (the API is not, and does not)."""
+        if "_matrix_buffers" in self.__dict__:  # already within
+            yield
+            return
+        self.__dict__["_matrix_buffers"] = threading.local()
+        try:
+            yield
+        finally:
+            self.__dict__.pop("_matrix_buffers", None)
 
     def predict_raw(self, X: np.ndarray) -> np.ndarray:
         if not len(X):
@@ -190,7 +215,8 @@ class RiskModel:
     def __getstate__(self) -> dict[str, Any]:
         """Pickled with the family tables if they were built (:meth:`prepare_reasons`), without the
         rest of what is attached while scoring (a batch run's thread share holds a lock)."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("_families_cache", "_thread_share")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_families_cache", "_thread_share",
+                                                                 "_matrix_buffers")}
 
     def _family_matrix(self) -> tuple[list[str], dict[str, int], np.ndarray]:
         """Feature → family membership (features × families), built once per loaded model."""

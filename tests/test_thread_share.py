@@ -98,3 +98,36 @@ def test_threads_never_below_one(busy: int) -> None:
     share = ThreadShare(2)
     share.busy = busy
     assert share.threads() >= 1
+
+
+def test_reused_matrices_score_as_fresh_ones_and_stay_per_thread(tiny_model) -> None:
+    """A batch run builds each thread's feature matrices in one buffer of its own (no fresh 48 MB
+    mapping per chunk): chunks of any size score exactly as with fresh matrices, the buffer is reused
+    from one chunk to the next, and two threads never share one."""
+    model = tiny_model.model
+    frame = pd.DataFrame.from_records(tiny_model.traffic)
+    frame["declaration_date"] = pd.to_datetime(frame["declaration_date"])
+    sizes = [len(frame), 17, len(frame) // 2, 1]
+    fresh = [model.score_batch(frame.iloc[:n]).risk for n in sizes]
+    assert "_matrix_buffers" not in model.__dict__
+    with model.reusing_matrices():
+        buffers = []
+        for n, want in zip(sizes, fresh, strict=True):
+            got = model.score_batch(frame.iloc[:n])
+            np.testing.assert_array_equal(got.risk, want)
+            assert np.shares_memory(got.X, model.__dict__["_matrix_buffers"].buf)
+            buffers.append(model.__dict__["_matrix_buffers"].buf)
+        assert all(b is buffers[0] for b in buffers)  # the first (largest) chunk's buffer serves the others
+        seen: list[np.ndarray] = []
+        t = threading.Thread(target=lambda: seen.append(model.score_batch(frame.iloc[:5]).X))
+        t.start()
+        t.join()
+        assert not np.shares_memory(seen[0], buffers[0])
+        with model.reusing_matrices():  # nested (a pipelined run's chunk loop): the same buffers
+            assert model.__dict__["_matrix_buffers"].buf is buffers[0]
+        assert "_matrix_buffers" in model.__dict__
+    assert "_matrix_buffers" not in model.__dict__
+    import pickle
+
+    with model.reusing_matrices():
+        assert "_matrix_buffers" not in pickle.loads(pickle.dumps(model)).__dict__
