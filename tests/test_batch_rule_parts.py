@@ -118,3 +118,18 @@ def test_a_removal_killed_halfway_leaves_no_state_to_resume(tmp_path: Path, monk
     with pytest.raises(KeyboardInterrupt):
         ckpt.discard()
     assert ckpt.read_state() is None and ckpt.part_path(0, 0).exists()
+
+
+@pytest.mark.parametrize("doc", [
+    {}, {"a": 1}, {"b": {"x": [1, 2, {"q": 1}], "a": {"deep": {"z": 1}}}, "a": "é", "e": {}, "n": None},
+    {"summary": {"lanes": {"red": 3, "green": 5}, "notes": ["x"]}, "profiles": {"profiles": [{"id": "p", "version": 2}]}},
+])
+def test_run_files_are_json_indented_two_levels_deep(doc: dict[str, Any]) -> None:
+    from batch._checkpoint import shallow_json
+
+    text = shallow_json(doc)
+    assert json.loads(text) == doc
+    for line in text.splitlines():  # nothing below the second level starts a line of its own
+        assert len(line) - len(line.lstrip(" ")) <= 4
+    if doc:
+        assert text.splitlines()[1].startswith('  "')
