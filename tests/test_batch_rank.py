@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from batch._rank import first_occurrence, id_codes, select_manifest
+from batch._rank import first_occurrence, id_codes, risk_order, select_manifest
 from scoring import select_for_inspection
 from scoring.ranking import SELECTION_NAMES
 
@@ -49,3 +49,24 @@ def test_manifest_percentile_counts_items_at_or_below():
     risk = np.array([0.1, 0.5, 0.5, 0.9])
     sel = select_manifest(risk, np.arange(4), "0%")
     assert sel.manifest_percentile.tolist() == [25.0, 75.0, 75.0, 100.0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_risk_order_equals_lexsort_with_or_without_duplicate_ids(seed: int) -> None:
+    """The scatter-then-stable-sort order (every id distinct) and the lexsort (otherwise) give
+    ``np.lexsort((codes, -risk))``: ties, NaN risks, one row, duplicates, codes with gaps."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    risk = np.round(rng.random(n), 1)
+    risk[rng.random(n) < 0.05] = np.nan
+    cases = [rng.permutation(n) + 1,  # distinct: the fast path
+             rng.integers(1, max(2, n // 2), n),  # duplicate ids
+             rng.permutation(n) + 3,  # distinct but not 1..n
+             np.where(np.arange(n) == 0, n, rng.permutation(n) + 1)]  # 1..n's range with a repeat
+    for codes in cases:
+        np.testing.assert_array_equal(risk_order(risk, codes), np.lexsort((codes, -risk)))
+        keep = first_occurrence(codes)
+        first = {}
+        for i, c in enumerate(codes.tolist()):
+            first.setdefault(c, i)
+        assert np.flatnonzero(keep).tolist() == sorted(first.values())
