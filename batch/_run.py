@@ -202,8 +202,9 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
 
 class _ModelAhead:
     """``load_model`` started on a thread for the URI the run will most likely load, so the model
-    (``import mlflow``, the registry, the unpickling: ~1.5 s) loads while the input files are
-    checked and digested; any other URI is loaded when asked. A load that fails raises when the
+    (the unpickling, ~0.1 s, from a local store; ``import mlflow`` and its registry first, ~1.5 s
+    more, from any other) loads while the input files are checked and digested; any other URI is
+    loaded when asked. A load that fails raises when the
     model is asked for, as before."""
 
     def __init__(self, load_model: Callable[[str], Any], uri: str):
