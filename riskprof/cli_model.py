@@ -46,10 +46,16 @@ def train(
                                      "validation AUC (paired bootstrap); the decision is logged to MLflow."),
     refit: str = typer.Option("all", "--refit", help="Deployed model fitted on: all | train+valid | none "
                               "(test metrics always come from a model that did not see the test period)."),
+    encoding: str | None = typer.Option(None, "--encoding",
+                                        help="Text encoding of CSV inputs (default UTF-8), e.g. latin-1 or cp1252."),
+    delimiter: str | None = typer.Option(None, "--delimiter",
+                                         help="Column separator of CSV inputs, e.g. ';' or 'tab' (default: "
+                                              "detected from each header among , ; tab |)."),
 ) -> None:
     """Train on a time split, log to MLflow, register the model and alias it `challenger`."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from features.io import parse_delimiter
     from settings import get_settings
     from training import train_and_log
     from training.data import load_training_set
@@ -62,7 +68,8 @@ def train(
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                       transient=True) as progress:
             task = progress.add_task("loading and validating data", total=None)
-            ts = load_training_set(declarations, seizures=seizures, outcomes=outcomes, mapping=mapping, label=label)
+            ts = load_training_set(declarations, seizures=seizures, outcomes=outcomes, mapping=mapping, label=label,
+                                   encoding=encoding, delimiter=parse_delimiter(delimiter))
             ts.outcome_delay_days = outcome_delay
             progress.update(task, description=f"training on {len(ts.labelled):,} labelled rows")
             result = train_and_log(ts, model_name, seed=seed, num_threads=num_threads or settings.num_threads,
@@ -118,16 +125,23 @@ def evaluate(
     label: str | None = typer.Option(None, "--label", help="A label defined by the mapping."),
     outcomes: Path | None = typer.Option(None, "--outcomes", help="Outcomes file (labels) when there is no mapping."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the metrics as JSON here."),
+    encoding: str | None = typer.Option(None, "--encoding",
+                                        help="Text encoding of CSV inputs (default UTF-8), e.g. latin-1 or cp1252."),
+    delimiter: str | None = typer.Option(None, "--delimiter",
+                                         help="Column separator of CSV inputs, e.g. ';' or 'tab' (default: "
+                                              "detected from each header among , ; tab |)."),
 ) -> None:
     """Score a labelled file with a registered model and report precision/recall at 1, 2, 5, 10 %: of all rows,
     of rows whose consignment profile occurs in the model's training rows (seen) and of the others (novel)."""
+    from features.io import parse_delimiter
     from scoring.registry import load_risk_model
     from training.data import load_training_set
     from training.lifecycle import evaluate_model
 
     check_model(model)
     try:
-        ts = load_training_set(declarations, outcomes=outcomes, mapping=mapping, label=label)
+        ts = load_training_set(declarations, outcomes=outcomes, mapping=mapping, label=label, encoding=encoding,
+                               delimiter=parse_delimiter(delimiter))
         loaded = load_risk_model(model)
         metrics = evaluate_model(loaded, ts)
     except _friendly_errors() as exc:

@@ -259,3 +259,32 @@ def test_train_cli_outcome_delay_is_recorded_and_kept_by_the_model(trained_model
     assert loaded.model.metadata["outcome_delay_days"] == 30
     assert loaded.model.pipeline.outcome_delay_days_ == 30
     assert _client().get_run(loaded.run_id).data.params["outcome_delay_days"] == "30"
+
+
+def test_evaluate_reads_csv_in_another_encoding_and_delimiter(trained_model: TrainedModel, tmp_path: Path):
+    """``train``/``evaluate`` take ``--encoding``/``--delimiter`` as ``validate`` and ``score`` do: a
+    latin-1, semicolon-separated export gives the metrics of the same rows read from Parquet."""
+    d = trained_model.data
+    decl = pd.read_parquet(d["declarations"])
+    decl.loc[:4, "goods_description"] = "pièces détachées"  # not ASCII: latin-1 bytes differ from UTF-8
+    decl_parquet = tmp_path / "declarations.parquet"
+    decl.to_parquet(decl_parquet)
+    csv_decl, csv_out = tmp_path / "declarations.csv", tmp_path / "outcomes.csv"
+    decl.to_csv(csv_decl, sep=";", index=False, encoding="latin-1")
+    pd.read_parquet(d["outcomes"]).to_csv(csv_out, sep=";", index=False, encoding="latin-1")
+    metrics = {}
+    for key, args in {"parquet": ["--declarations", str(decl_parquet), "--outcomes", str(d["outcomes"])],
+                      "csv": ["--declarations", str(csv_decl), "--outcomes", str(csv_out), "--encoding", "latin-1",
+                              "--delimiter", ";"]}.items():
+        out = tmp_path / f"{key}.json"
+        result = runner.invoke(app, ["evaluate", "--model", trained_model.uri, *args, "--json", str(out)])
+        assert result.exit_code == 0, result.output
+        metrics[key] = json.loads(out.read_text())
+    for k in ("auc", "average_precision", "brier", "precision_at", "recall_at"):
+        assert metrics["csv"][k] == metrics["parquet"][k], k
+    bad = runner.invoke(app, ["evaluate", "--model", trained_model.uri, "--declarations", str(csv_decl),
+                              "--outcomes", str(csv_out), "--delimiter", ";"])
+    assert bad.exit_code == 2 and "--encoding" in bad.output and "Traceback" not in bad.output
+    bad = runner.invoke(app, ["train", "--declarations", str(csv_decl), "--outcomes", str(csv_out),
+                              "--encoding", "latin-1", "--delimiter", "semicolon"])
+    assert bad.exit_code == 2 and "--delimiter must be one character" in bad.output

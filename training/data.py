@@ -38,10 +38,14 @@ class TrainingSet:
 
 def load_training_set(declarations: Sequence[str | Path], seizures: str | Path | None = None,
                       outcomes: str | Path | None = None, mapping: str | Path | ColumnMapping | None = None,
-                      label: str | None = None) -> TrainingSet:
+                      label: str | None = None, encoding: str | None = None,
+                      delimiter: str | None = None) -> TrainingSet:
+    """Declarations (with seizures for the history, and outcomes or a mapping's label) loaded,
+    validated and labelled. ``encoding``/``delimiter``: of every CSV file read (default UTF-8 and
+    the delimiter detected from each header), as ``riskprof validate`` and ``riskprof score`` take them."""
     m = load_mapping(mapping) if isinstance(mapping, str | Path) else mapping
-    decl = load_table(declarations, DECLARATION, m).frame
-    seiz = load_table(seizures, SEIZURE).frame if seizures else None
+    decl = load_table(declarations, DECLARATION, m, encoding=encoding, delimiter=delimiter).frame
+    seiz = load_table(seizures, SEIZURE, encoding=encoding, delimiter=delimiter).frame if seizures else None
     extra = tuple(m.extra_columns) if m is not None else tuple(
         c for c in decl.columns if c not in DECLARATION.columns and not c.startswith(LABEL_PREFIX))
     sources = {"declarations": [str(Path(p).resolve()) for p in declarations]}
@@ -70,7 +74,7 @@ def load_training_set(declarations: Sequence[str | Path], seizures: str | Path |
             if m is not None and m.labels:
                 raise TrainingError(f"--label is required with this mapping (labels: {sorted(m.labels)})")
             raise TrainingError("no labels: pass --outcomes FILE (or a --mapping that defines labels and --label)")
-        outc = load_table(outcomes, OUTCOME).frame
+        outc = load_table(outcomes, OUTCOME, encoding=encoding, delimiter=delimiter).frame
         sources["outcomes"] = [str(Path(outcomes).resolve())]
         labelled = labelled_from_outcomes(decl, outc)
         label = "hit"
