@@ -155,17 +155,25 @@ class LoadedModel:
                 "run_id": self.run_id, **meta}
 
 
-def _model_version(client: Any, model_uri: str) -> tuple[str, Any, str | None]:
-    """``models:/NAME@alias`` or ``models:/NAME/3`` → (name, the registry's ModelVersion, alias)."""
+def _parse_model_uri(model_uri: str) -> tuple[str, str | None, str | None]:
+    """``models:/NAME@alias`` → (name, alias, None); ``models:/NAME/3`` → (name, None, "3")."""
     if not model_uri.startswith("models:/"):
         raise ValueError(f"model URI must look like models:/NAME@alias or models:/NAME/VERSION, got {model_uri!r}")
     rest = model_uri.removeprefix("models:/")
     if "@" in rest:
         name, alias = rest.split("@", 1)
-        return name, client.get_model_version_by_alias(name, alias), alias
+        return name, alias, None
     name, _, version = rest.partition("/")
     if not version:
         raise ValueError(f"model URI {model_uri!r} names no version or alias")
+    return name, None, version
+
+
+def _model_version(client: Any, model_uri: str) -> tuple[str, Any, str | None]:
+    """``models:/NAME@alias`` or ``models:/NAME/3`` → (name, the registry's ModelVersion, alias)."""
+    name, alias, version = _parse_model_uri(model_uri)
+    if alias is not None:
+        return name, client.get_model_version_by_alias(name, alias), alias
     return name, client.get_model_version(name, version), None
 
 
@@ -207,7 +215,13 @@ def _sqlite_version(model_uri: str) -> _VersionRow | None:
 
     from settings import get_settings
 
-    if not model_uri.startswith("models:/") or os.environ.get("MLFLOW_WORKSPACE"):
+    if os.environ.get("MLFLOW_WORKSPACE"):
+        return None
+    try:
+        name, alias, version = _parse_model_uri(model_uri)
+    except ValueError:  # MLflow's path raises it, with the same message
+        return None
+    if version is not None and not version.isdigit():
         return None
     uri = get_settings().tracking_uri  # also the registry's (configure_mlflow), unless set apart
     if not uri.startswith("sqlite:///") or os.environ.get("MLFLOW_REGISTRY_URI", uri) != uri:
@@ -215,15 +229,6 @@ def _sqlite_version(model_uri: str) -> _VersionRow | None:
     db = Path(uri.removeprefix("sqlite:///"))
     if not db.is_file():
         return None
-    rest = model_uri.removeprefix("models:/")
-    alias: str | None = None
-    if "@" in rest:
-        name, alias = rest.split("@", 1)
-        version = None
-    else:
-        name, _, version = rest.partition("/")
-        if not version.isdigit():
-            return None
     try:
         con = sqlite3.connect(f"file:{quote(str(db.resolve()))}?mode=ro", uri=True, timeout=5)
     except sqlite3.Error:
