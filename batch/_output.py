@@ -139,9 +139,10 @@ def _rank_manifest(ckpt: Checkpoint, parts: list[tuple[int, int]], capacity: str
     keep = first_occurrence(codes)
     all_kept = bool(keep.all())
     # without duplicates (the usual case) no filtered copies: at 10 M rows that saves ~250 MiB
-    sel = (select_manifest(risk, codes, capacity, random_share, seed, forced) if all_kept
+    # the kept rows' dense id codes are 1..k, one each: no need to check that again
+    sel = (select_manifest(risk, codes, capacity, random_share, seed, forced, distinct_codes=True) if all_kept
            else select_manifest(risk[keep], codes[keep], capacity, random_share, seed,
-                                None if forced is None else forced[keep]))
+                                None if forced is None else forced[keep], distinct_codes=True))
     return _ManifestRanking(lengths, codes, keep, None if all_kept else np.cumsum(keep) - 1,
                             set(codes[~keep].tolist()), sel)
 

@@ -63,6 +63,7 @@ def test_risk_order_equals_lexsort_with_or_without_duplicate_ids(seed: int) -> N
              rng.integers(1, max(2, n // 2), n),  # duplicate ids
              rng.permutation(n) + 3,  # distinct but not 1..n
              np.where(np.arange(n) == 0, n, rng.permutation(n) + 1)]  # 1..n's range with a repeat
+    np.testing.assert_array_equal(risk_order(risk, cases[0], distinct=True), np.lexsort((cases[0], -risk)))
     for codes in cases:
         np.testing.assert_array_equal(risk_order(risk, codes), np.lexsort((codes, -risk)))
         keep = first_occurrence(codes)
