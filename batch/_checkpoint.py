@@ -143,11 +143,17 @@ def write_arrow(path: Path, table: pa.Table, metadata: dict[str, str] | None = N
 
 
 def read_arrow(path: Path, columns: list[str] | None = None) -> pa.Table:
-    """An Arrow IPC file written by :func:`write_arrow` (only ``columns``, when given)."""
-    with pa.memory_map(str(path), "r") as source:
+    """An Arrow IPC file written by :func:`write_arrow` (only ``columns``, when given), read into
+    memory of its own: the checkpoint folder is removed while its tables may still live."""
+    with pa.OSFile(str(path), "rb") as source:
         table = pa.ipc.open_file(source).read_all()
-        # copied out of the mapping: the checkpoint folder is removed while tables may still live
-        return (table.select(columns) if columns is not None else table).combine_chunks()
+    return (table.select(columns) if columns is not None else table).combine_chunks()
+
+
+def read_arrow_schema(path: Path) -> pa.Schema:
+    """The schema (and its metadata) of an Arrow IPC file, without reading its rows."""
+    with pa.OSFile(str(path), "rb") as source:
+        return pa.ipc.open_file(source).schema
 
 
 @dataclass
@@ -253,8 +259,7 @@ class Checkpoint:
         return read_arrow(self.rejects_path(file_index, chunk))
 
     def chunk_stats(self, file_index: int, chunk: int) -> dict[str, int]:
-        with pa.memory_map(str(self.part_path(file_index, chunk)), "r") as source:
-            md = pa.ipc.open_file(source).schema.metadata or {}
+        md = read_arrow_schema(self.part_path(file_index, chunk)).metadata or {}
         return json.loads(md[b"riskprof.chunk"])
 
     @property
