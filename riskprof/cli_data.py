@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 
 console = Console(stderr=True, soft_wrap=True)
+
+
+def encoding_option() -> Any:
+    """``--encoding`` of every command that reads CSV files."""
+    return typer.Option(None, "--encoding", help="Text encoding of CSV inputs (default UTF-8), e.g. latin-1 or cp1252.")
+
+
+def delimiter_option() -> Any:
+    """``--delimiter`` of every command that reads CSV files (parsed by ``features.io.parse_delimiter``)."""
+    return typer.Option(None, "--delimiter", help="Column separator of CSV inputs: one character, e.g. ';', or "
+                                                  "'tab' (default: detected from each header among , ; tab |).")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -65,11 +77,8 @@ def validate(
                                  help="Contract to check against: seizure, declaration or outcome."),
     mapping: Path | None = typer.Option(None, "--mapping", "-m", help="Column mapping YAML (bring your own data)."),
     limit: int = typer.Option(50, "--limit", help="Problems to print per file (all are counted)."),
-    encoding: str | None = typer.Option(None, "--encoding",
-                                        help="Text encoding of CSV files (default UTF-8), e.g. latin-1 or cp1252."),
-    delimiter: str | None = typer.Option(None, "--delimiter",
-                                         help="CSV column separator: one character or 'tab' (default: detected "
-                                              "from the header among , ; tab |)."),
+    encoding: str | None = encoding_option(),
+    delimiter: str | None = delimiter_option(),
 ) -> None:
     """Check files against a data contract and report every problem (row, column, value, expected)."""
     from features.contracts import CONTRACTS

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from riskprof.cli_data import check_model, fail
+from riskprof.cli_data import check_model, delimiter_option, encoding_option, fail
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -46,11 +46,8 @@ def train(
                                      "validation AUC (paired bootstrap); the decision is logged to MLflow."),
     refit: str = typer.Option("all", "--refit", help="Deployed model fitted on: all | train+valid | none "
                               "(test metrics always come from a model that did not see the test period)."),
-    encoding: str | None = typer.Option(None, "--encoding",
-                                        help="Text encoding of CSV inputs (default UTF-8), e.g. latin-1 or cp1252."),
-    delimiter: str | None = typer.Option(None, "--delimiter",
-                                         help="Column separator of CSV inputs, e.g. ';' or 'tab' (default: "
-                                              "detected from each header among , ; tab |)."),
+    encoding: str | None = encoding_option(),
+    delimiter: str | None = delimiter_option(),
 ) -> None:
     """Train on a time split, log to MLflow, register the model and alias it `challenger`."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -125,11 +122,8 @@ def evaluate(
     label: str | None = typer.Option(None, "--label", help="A label defined by the mapping."),
     outcomes: Path | None = typer.Option(None, "--outcomes", help="Outcomes file (labels) when there is no mapping."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the metrics as JSON here."),
-    encoding: str | None = typer.Option(None, "--encoding",
-                                        help="Text encoding of CSV inputs (default UTF-8), e.g. latin-1 or cp1252."),
-    delimiter: str | None = typer.Option(None, "--delimiter",
-                                         help="Column separator of CSV inputs, e.g. ';' or 'tab' (default: "
-                                              "detected from each header among , ; tab |)."),
+    encoding: str | None = encoding_option(),
+    delimiter: str | None = delimiter_option(),
 ) -> None:
     """Score a labelled file with a registered model and report precision/recall at 1, 2, 5, 10 %: of all rows,
     of rows whose consignment profile occurs in the model's training rows (seen) and of the others (novel)."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from riskprof.cli_data import check_model, console, fail
+from riskprof.cli_data import check_model, console, delimiter_option, encoding_option, fail
 
 
 class _RichProgress:
@@ -139,11 +139,8 @@ def score(
     pipeline: bool = typer.Option(True, "--pipeline/--no-pipeline",
                                   help="Local engine, one process: score two chunks at once on threads (one "
                                        "builds features while the other is in LightGBM). Same output."),
-    encoding: str | None = typer.Option(None, "--encoding",
-                                        help="Text encoding of CSV inputs (default UTF-8), e.g. latin-1 or cp1252."),
-    delimiter: str | None = typer.Option(None, "--delimiter",
-                                         help="Column separator of CSV inputs, e.g. ';' or 'tab' (default: "
-                                              "detected from each header among , ; tab |)."),
+    encoding: str | None = encoding_option(),
+    delimiter: str | None = delimiter_option(),
     profiles_file: Path | None = typer.Option(None, "--profiles",
                                               help="Risk profiles and watch lists (YAML, as `riskprof profiles "
                                                    "export` writes) to apply instead of the serving store's."),
