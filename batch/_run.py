@@ -204,8 +204,7 @@ class _ModelAhead:
     """``load_model`` started on a thread for the URI the run will most likely load, so the model
     (the unpickling, ~0.1 s, from a local store; ``import mlflow`` and its registry first, ~1.5 s
     more, from any other) loads while the input files are checked and digested; any other URI is
-    loaded when asked. A load that fails raises when the
-    model is asked for, as before."""
+    loaded when asked. A load that fails raises when the model is asked for, as before."""
 
     def __init__(self, load_model: Callable[[str], Any], uri: str):
         self._load = load_model
