@@ -45,7 +45,7 @@ class PinnedRules:
     @cached_property
     def alerting(self) -> frozenset[tuple[str, str, int]]:
         """(kind, id, version) of the rules that raise an alert."""
-        return frozenset((r.kind, r.id, r.version) for r in self.ruleset.rules if r.action.alert)
+        return self.ruleset.alerting
 
     def describe(self) -> dict[str, Any]:
         """What ``.meta.json`` records: where the set came from, and the versions pinned."""

@@ -259,6 +259,22 @@ class RuleSet:
                 pa.array([r.criterion for r in self.rules], pa.string()))
 
     @cached_property
+    def hit_objects(self) -> np.ndarray:
+        """Per rule, its ``RuleHit(kind, id, version, criterion)`` as an object array, built once per set:
+        every match of the rule shares it (the API's single declaration would otherwise build one per
+        rule, a thousand objects, on every call)."""
+        from profiles.match import RuleHit
+
+        out = np.empty(len(self.rules), dtype=object)
+        out[:] = [RuleHit(r.kind, r.id, r.version, r.criterion) for r in self.rules]
+        return out
+
+    @cached_property
+    def alerting(self) -> frozenset[tuple[str, str, int]]:
+        """(kind, id, version) of the rules that raise an alert."""
+        return frozenset((r.kind, r.id, r.version) for r in self.rules if r.action.alert)
+
+    @cached_property
     def plan(self) -> BatchPlan:
         """The batch path's grouping of the conditions (built on first use)."""
         return batch_plan(self.conditions, self.kinds, self.rules)

@@ -87,7 +87,7 @@ def alert_records(decision: ProfileDecision | Decision, declaration_ids: np.ndar
     rows = np.flatnonzero(rules.alert)
     if not len(rows):
         return []
-    alerting = {(r.kind, r.id, r.version) for r in rules.matches.rules if r.action.alert}
+    alerting = rules.matches.ruleset.alerting
     out = []
     for i in rows.tolist():
         for h in rules.rule_hits[i]:

@@ -94,9 +94,7 @@ class ProfileMatches:
         if not len(self.hit_row):
             return out
         offsets, order = self.hits_csr()
-        shared = np.empty(len(self.rules), dtype=object)
-        shared[:] = [RuleHit(r.kind, r.id, r.version, r.criterion) for r in self.rules]
-        hits = shared[self.hit_rule]
+        hits = self.ruleset.hit_objects[self.hit_rule]
         for i in np.flatnonzero(self.hit_reason != None):  # noqa: E711 - elementwise on an object array
             r = self.rules[self.hit_rule[i]]
             hits[i] = RuleHit(r.kind, r.id, r.version, self.hit_reason[i])
@@ -357,34 +355,43 @@ class _Rows:
         self.day = table.day
 
     def satisfied(self, i: int, day: int) -> tuple[np.ndarray, dict[int, int]]:
-        sat = np.zeros(len(self.rs.conditions), dtype=bool)
+        """Row ``i``'s satisfied conditions: their ids gathered in a list, then set in one assignment
+        (a NumPy assignment per look-up cost more than the look-ups)."""
+        hit: list[int] = []
+        add = hit.extend
         entries: dict[int, int] = {}
         for name, fc in self.rs.by_field.items():
             v = self.values[name][i]
             if v is None:
-                sat[fc.null] = True
+                add(fc.null)
                 continue
-            keys = v.split("|") if fc.kind == "countries" else [v]
-            failing: set[int] = set()
+            keys = v.split("|") if fc.kind == "countries" else (v,)
             for k in keys:
-                sat[fc.exact.get(k, [])] = True
-                failing.update(fc.failing.get(k, ()))
-            sat[[c for c in fc.not_in if c not in failing]] = True
+                add(fc.exact.get(k, ()))
+            if fc.not_in:
+                failing: set[int] = set()
+                for k in keys:
+                    failing.update(fc.failing.get(k, ()))
+                add(c for c in fc.not_in if c not in failing)
             if fc.prefix:
+                get = fc.prefix.get
                 for n in range(2, min(len(v), 10) + 1):
-                    sat[fc.prefix.get(v[:n], [])] = True
+                    add(get(v[:n], ()))
             if fc.words:
+                get = fc.words.get
                 for w in set(_WORD.findall(v.lower())):
-                    sat[fc.words.get(w, [])] = True
+                    add(get(w, ()))
             if fc.between_arrays is not None:
                 low, high, ids = fc.between_arrays
-                sat[ids[(low <= v) & (v <= high)]] = True
+                add(ids[(low <= v) & (v <= high)].tolist())
             for cid, name_ in fc.watch:
                 wl = self.rs.lists[name_]
                 e = wl.find_one(v)
                 if e >= 0 and wl.expiry[e] >= day:
-                    sat[cid] = True
+                    hit.append(cid)
                     entries[cid] = e
+        sat = np.zeros(len(self.rs.conditions), dtype=bool)
+        sat[hit] = True
         return sat, entries
 
     def match(self, as_of: int | None) -> tuple[list[int], list[int], list[int]]:

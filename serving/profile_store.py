@@ -39,7 +39,17 @@ from profiles import (
     profile_stats,
     validate_profiles,
 )
-from serving.store import _CHUNK, _reachable, audit_events, audit_items, audit_rule_hits, metadata, outcomes
+from serving.store import (
+    _CHUNK,
+    _DriverInsert,
+    _reachable,
+    audit_events,
+    audit_items,
+    audit_rule_hits,
+    driver_errors,
+    metadata,
+    outcomes,
+)
 
 profile_versions = sa.Table(
     "profile_versions", metadata,
@@ -388,12 +398,17 @@ class ProfileStore:
         return profile_stats(hits, selections, found, since, until)
 
 
+_ALERT_COLUMNS = ("declaration_id", "kind", "rule_id", "version", "criterion", "risk_score", "lane", "source")
+
+
 def insert_alerts(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> int:
     """The alerts of ``rows`` not raised before (same declaration and rule version), inserted within the
     caller's transaction (the API writes them with the call's audit event: one commit); returns how many."""
     if not rows:
         return 0
     now = _now()
+    if conn.dialect.name == "sqlite":  # one driver insert, duplicates skipped by the unique constraint
+        return _insert_alerts_sqlite(conn, rows, now)
     ids = sorted({r["declaration_id"] for r in rows})
     have: set[tuple[str, str, str, int]] = set()
     for start in range(0, len(ids), _CHUNK):  # bounded look-ups however many a batch alerts on
@@ -406,12 +421,32 @@ def insert_alerts(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> int
         if k in have or k in seen:
             continue
         seen.add(k)
-        new.append({**{f: r.get(f) for f in ("declaration_id", "kind", "rule_id", "version", "criterion",
-                                              "risk_score", "lane", "source")},
-                    "created_at": now, "status": "open"})
+        new.append({**{f: r.get(f) for f in _ALERT_COLUMNS}, "created_at": now, "status": "open"})
     if new:
         conn.execute(_insert_ignoring_duplicates(conn), new)
     return len(new)
+
+
+def _insert_alerts_sqlite(conn: sa.Connection, rows: Sequence[Mapping[str, Any]], now: dt.datetime) -> int:
+    """SQLite: ``INSERT ... ON CONFLICT DO NOTHING`` on the driver's cursor, within the caller's
+    transaction; the unique constraint skips an alert raised before (or twice in ``rows``), so no
+    look-up goes first. An alerting API call paid ~0.9 ms for the look-up and SQLAlchemy's insert."""
+    insert = _sqlite_alerts_insert(conn.dialect)
+    values = [{**{f: r.get(f) for f in _ALERT_COLUMNS}, "version": int(r["version"]), "created_at": now,
+               "status": "open", "acked_at": None, "acked_by": None} for r in rows]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with driver_errors(conn.dialect, insert.sql):
+            return insert.run(cursor, values)
+    finally:
+        cursor.close()
+
+
+@functools.cache  # per engine dialect: compiled once
+def _sqlite_alerts_insert(dialect: sa.Dialect) -> _DriverInsert:
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return _DriverInsert(alerts, dialect, sqlite_insert(alerts).on_conflict_do_nothing())
 
 
 def _change(now: dt.datetime, actor: Actor, kind: str, rule_id: str, version: int, action: str) -> dict[str, Any]:

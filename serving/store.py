@@ -239,21 +239,23 @@ class _DriverInsert:
     processors (the stored values are exactly a Core insert's) without its per-statement machinery, which
     costs more than SQLite takes to insert a scoring call's rows."""
 
-    def __init__(self, table: sa.Table, dialect: sa.Dialect):
+    def __init__(self, table: sa.Table, dialect: sa.Dialect, statement: Any = None):
         keys = [c.key for c in table.c if not c.primary_key]
-        compiled = table.insert().compile(dialect=dialect, column_keys=keys)
+        compiled = (table.insert() if statement is None else statement).compile(dialect=dialect, column_keys=keys)
         if compiled.positiontup is None:
             raise ValueError(f"{dialect.name}: not a positional paramstyle")
         self.sql = str(compiled)
         self._convert = [(k, table.c[k].type.dialect_impl(dialect).bind_processor(dialect))
                          for k in compiled.positiontup]
 
-    def run(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    def run(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert ``rows``; returns the rows inserted (an ``ON CONFLICT DO NOTHING`` skips count none)."""
         params = [tuple(r[k] if f is None else f(r[k]) for k, f in self._convert) for r in rows]
         if len(params) == 1:
             cursor.execute(self.sql, params[0])
         else:
             cursor.executemany(self.sql, params)
+        return int(cursor.rowcount)
 
 
 class _SqliteAudit:
@@ -266,14 +268,18 @@ class _SqliteAudit:
         self.hits = _DriverInsert(audit_rule_hits, dialect)
         self.key_sql = str(_KEY_REVOKED_AT.compile(dialect=dialect))
 
-    @contextlib.contextmanager
-    def errors(self, sql: str) -> Iterator[None]:
-        """Driver errors as SQLAlchemy's (a locked or unreachable file is then a 503, as on the Core path)."""
-        dbapi = self.dialect.loaded_dbapi
-        try:
-            yield
-        except dbapi.Error as exc:
-            raise sa.exc.DBAPIError.instance(sql, None, exc, dbapi.Error, dialect=self.dialect) from exc
+    def errors(self, sql: str) -> contextlib.AbstractContextManager[None]:
+        return driver_errors(self.dialect, sql)
+
+
+@contextlib.contextmanager
+def driver_errors(dialect: sa.Dialect, sql: str) -> Iterator[None]:
+    """Driver errors as SQLAlchemy's (a locked or unreachable file is then a 503, as on the Core path)."""
+    dbapi = dialect.loaded_dbapi
+    try:
+        yield
+    except dbapi.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, None, exc, dbapi.Error, dialect=dialect) from exc
 
 
 class WalCheckpointer:
