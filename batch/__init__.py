@@ -13,13 +13,21 @@ from batch._reader import (
     read_output,
     resolve_output,
 )
-from batch._run import BatchOptions, BatchSummary, BatchWriteError, ProgressHook, score_manifest
+from batch._run import (
+    BatchOptions,
+    BatchSummary,
+    BatchWriteError,
+    CheckpointError,
+    ProgressHook,
+    score_manifest,
+)
 
 __all__ = [
     "BatchOptions",
     "BatchOutput",
     "BatchSummary",
     "BatchWriteError",
+    "CheckpointError",
     "ManifestError",
     "OutputListing",
     "OutputPaths",

@@ -1,16 +1,18 @@
 """The risk profiles a batch run pins at its start, kept in its checkpoint so a resumed run uses them.
 
 The caller (``riskprof score``) reads the active profile versions and watch lists from the serving
-store or a YAML file; batch only sees their definitions (it never imports serving). The definitions
-themselves go into the checkpoint state, not only their ids: a profile changed or retired while a
-run is down must not change what the resumed run applies.
+store or a YAML file; batch only sees their definitions (it never imports serving). A profile changed
+or retired while a run is down must not change what the resumed run applies, so the checkpoint keeps
+either the definitions themselves (a file, which may change) or, when the caller gives a ``reload``
+(the serving store, whose versions never change once stored), only the pinned ids and versions: a
+resumed run reads those versions back instead of every run copying 100,000 watch-list entries.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from operator import attrgetter
 from typing import Any
@@ -27,11 +29,15 @@ class PinnedRules:
     watchlists: tuple[WatchList, ...] = ()
     extra_columns: Mapping[str, str] = field(default_factory=dict)
     source: str = "store"
+    # the same versions read back from where they came, given ``pins()``: set when the source keeps
+    # every version unchanged (the serving store); the checkpoint then records the pins only
+    reload: Callable[[Mapping[str, Any]], PinnedRules] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, profiles: Sequence[Profile], watchlists: Sequence[WatchList] = (),
-           extra_columns: Mapping[str, str] | None = None, source: str = "store") -> PinnedRules:
-        return cls(tuple(profiles), tuple(watchlists), dict(extra_columns or {}), source)
+           extra_columns: Mapping[str, str] | None = None, source: str = "store",
+           reload: Callable[[Mapping[str, Any]], PinnedRules] | None = None) -> PinnedRules:
+        return cls(tuple(profiles), tuple(watchlists), dict(extra_columns or {}), source, reload)
 
     @cached_property
     def ruleset(self) -> RuleSet:
@@ -47,25 +53,39 @@ class PinnedRules:
         """(kind, id, version) of the rules that raise an alert."""
         return self.ruleset.alerting
 
+    def pins(self) -> dict[str, Any]:
+        """The versions pinned: profile ids and watch-list names with their versions, in order."""
+        return {"profiles": describe_pins(self.profiles),
+                "watch_lists": [{"name": w.name, "version": w.version} for w in self.watchlists]}
+
     def describe(self) -> dict[str, Any]:
         """What ``.meta.json`` records: where the set came from, and the versions pinned."""
-        return {"source": self.source, "profiles": describe_pins(self.profiles),
-                "watch_lists": [{"name": w.name, "version": w.version} for w in self.watchlists],
-                "rules": len(self.ruleset.rules)}
+        return {"source": self.source, **self.pins(), "rules": len(self.ruleset.rules)}
 
     def state(self) -> dict[str, Any]:
-        """The full definitions, as JSON, for the checkpoint state. A watch list's entries are kept as
-        columns (one list per attribute): 100,000 entries then cost a few list comprehensions and
-        some long JSON arrays instead of a dict each (125 ms of CPU to dump and encode, against 50 ms)."""
-        return {"source": self.source, "extra_columns": dict(self.extra_columns),
-                "profiles": [p.model_dump(mode="json") for p in self.profiles],
+        """What the checkpoint keeps: the pins when the set can be read back (``reload``), else the full
+        definitions as JSON. A watch list's entries are then kept as columns (one list per attribute):
+        100,000 entries cost a few list comprehensions and some long JSON arrays instead of a dict
+        each (125 ms of CPU to dump and encode, against 50 ms)."""
+        head = {"source": self.source, "extra_columns": dict(self.extra_columns)}
+        if self.reload is not None:
+            return {**head, "pins": self.pins()}
+        return {**head, "profiles": [p.model_dump(mode="json") for p in self.profiles],
                 "watch_lists": [_list_state(w) for w in self.watchlists]}
 
     @classmethod
-    def from_state(cls, doc: Mapping[str, Any]) -> PinnedRules:
+    def from_state(cls, doc: Mapping[str, Any], given: PinnedRules | None = None) -> PinnedRules:
+        """The set a checkpoint pinned; ``given``: the set the resumed run was started with, whose
+        ``reload`` reads pinned versions back (``LookupError`` when its source no longer has them)."""
+        extra = doc.get("extra_columns") or {}
+        if "pins" in doc:
+            if given is None or given.reload is None:
+                raise LookupError(f"the checkpoint pinned profile versions of {doc['source']}, which this run "
+                                  "cannot read back")
+            return replace(given.reload(doc["pins"]), extra_columns=dict(extra))
         return cls.of([Profile.model_validate(p) for p in doc["profiles"]],
                       [WatchList.model_validate(_list_doc(w)) for w in doc["watch_lists"]],
-                      doc.get("extra_columns") or {}, str(doc["source"]))
+                      extra, str(doc["source"]))
 
 
 _ENTRY_COLUMNS = tuple(WatchEntry.model_fields)

@@ -56,6 +56,10 @@ class BatchWriteError(RuntimeError):
     """Writing failed (a full disk, a quota): nothing was published, the checkpoint is kept to resume."""
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be resumed (the profile versions it pinned are gone from the store)."""
+
+
 class ProgressHook(Protocol):
     def start(self, total: int | None, completed: int) -> None: ...
 
@@ -277,7 +281,11 @@ def _pinned_profiles(ckpt: Checkpoint, given: PinnedRules | None, notes: list[st
     doc = ckpt.read_profiles() if given is not None else None
     if given is None or doc is None:
         return given
-    pinned = PinnedRules.from_state(doc)
+    try:
+        pinned = PinnedRules.from_state(doc, given)
+    except LookupError as exc:
+        raise CheckpointError(f"cannot resume from checkpoint {ckpt.root}: {exc}; remove it to start the run "
+                              "afresh") from None
     if pinned.describe() != given.describe():
         notes.append(f"the profiles changed since the run started; it keeps the {len(pinned.profiles)} profile "
                      "version(s) pinned at its start")

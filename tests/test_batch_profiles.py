@@ -192,6 +192,71 @@ def test_a_resumed_run_keeps_the_profiles_pinned_at_its_start(tiny_model: TinyMo
     assert other.read_bytes() != clean.read_bytes()
 
 
+def test_a_run_pinned_from_the_store_checkpoints_the_pins_and_resumes_with_those_versions(
+        tiny_model: TinyModel, manifest: dict[str, Any], tmp_path: Path) -> None:
+    """The store keeps every version, so the checkpoint holds ids and versions, not definitions; a
+    resumed run reads the pinned versions back although newer ones are active by then."""
+    from batch import CheckpointError
+    from riskprof.cli_score import pinned_from_store
+    from serving.profile_store import Actor, ProfileStore
+    from serving.store import Store
+
+    def store_at(path: Path) -> tuple[Store, ProfileStore]:
+        store = Store.from_url(f"sqlite:///{path}")
+        return store, ProfileStore(store.engine, extra_columns={})
+
+    actor = Actor("analyst1", "cli")
+    store, profiles = store_at(tmp_path / "serving.db")
+    try:
+        profiles.save([Profile.model_validate(TOOLS), Profile.model_validate(LAMPS)],
+                      [WatchList.model_validate(IMPORTERS)], actor)
+        original = pinned_from_store(profiles)
+        clean = tmp_path / "clean.parquet"
+        _batch(manifest, tiny_model, clean, original)
+
+        out = tmp_path / "resumed" / "scores.parquet"
+        out.parent.mkdir()
+        with pytest.raises(_Interrupted):
+            score_manifest(manifest["path"], out, MODEL_URI, _options(), load_model=_loader(tiny_model),
+                           profiles=original, progress=_StopAfter(2))
+        ckpt = OutputPaths(out).checkpoint
+        state = json.loads((ckpt / "profiles.json").read_text())
+        assert state["pins"] == original.pins() and "profiles" not in state and "watch_lists" not in state
+        # the store changes while the run is down: a new version of each profile, one more importer
+        profiles.update_profile("P-TOOLS", {**TOOLS, "conditions": [
+            {"field": "hs_code", "op": "prefix", "values": ["9403"]}]}, actor)
+        profiles.retire("P-LAMPS", actor)
+        profiles.update_watchlist("importers", {**IMPORTERS, "entries": [
+            *IMPORTERS["entries"], {"value": "I1", "reason": "new tip-off", "added_by": "analyst1"}]}, actor)
+        changed = pinned_from_store(profiles)
+        assert changed.pins() != original.pins()
+        summary = _batch(manifest, tiny_model, out, changed)
+        assert summary.chunks_resumed == 2
+        assert any("pinned at its start" in n for n in summary.notes)
+        assert out.read_bytes() == clean.read_bytes()
+        assert json.loads(OutputPaths(out).meta.read_text())["profiles"] == original.describe()
+        other = tmp_path / "other.parquet"  # the changed set gives another output: the test above can fail
+        _batch(manifest, tiny_model, other, changed)
+        assert other.read_bytes() != clean.read_bytes()
+
+        # a checkpoint whose pinned versions the store does not hold: a clear error, nothing published
+        out2 = tmp_path / "gone" / "scores.parquet"
+        out2.parent.mkdir()
+        with pytest.raises(_Interrupted):
+            score_manifest(manifest["path"], out2, MODEL_URI, _options(), load_model=_loader(tiny_model),
+                           profiles=original, progress=_StopAfter(1))
+    finally:
+        store.dispose()
+    other_store, fresh = store_at(tmp_path / "other-serving.db")
+    try:
+        fresh.save([Profile.model_validate(TOOLS)], [], actor)
+        with pytest.raises(CheckpointError, match=r"remove it to start the run afresh") as err:
+            _batch(manifest, tiny_model, out2, pinned_from_store(fresh))
+        assert "P-LAMPS" in str(err.value) and not out2.exists()
+    finally:
+        other_store.dispose()
+
+
 # ---- alerts ------------------------------------------------------------------------------------
 
 def test_batch_alerts_are_raised_once_per_declaration_and_rule_version(tiny_model: TinyModel,

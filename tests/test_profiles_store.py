@@ -171,3 +171,32 @@ def test_the_change_log_and_recorded_rule_hits_are_append_only(store: Store, pro
     for table in (profile_changes, audit_rule_hits):
         with pytest.raises(sa.exc.DatabaseError, match="append-only"), store.engine.begin() as conn:
             conn.execute(table.delete())
+
+
+def test_latest_versions_and_pinned_versions_are_read_alone_in_order(profiles: ProfileStore) -> None:
+    """``profiles()``/``watchlists()`` read each one's newest version (not the history) in the order
+    ``latest_versions`` of the history gives; ``versions(pins)`` reads exactly the pinned versions, in
+    the pins' order, older ones included."""
+    from profiles import latest_versions
+    from serving.profile_store import NotFound
+
+    def wl(name: str, *values: str) -> dict[str, Any]:
+        return {"name": name, "field": "importer_id", "entries": [
+            {"value": v, "reason": f"tip-off on {v}", "added_by": "ana"} for v in values]}
+
+    profiles.save([profile("P-B"), profile("P-A")], [wl("L2", "I1"), wl("L1", "I2")], ANALYST)
+    profiles.update_profile("P-B", profile("P-B", criterion="second"), ANALYST)
+    profiles.update_profile("P-B", profile("P-B", criterion="third"), ANALYST)
+    profiles.update_watchlist("L2", wl("L2", "I1", "I3"), ANALYST)
+    assert profiles.profiles() == latest_versions(profiles.profile_history())
+    assert [(p.id, p.version, p.criterion) for p in profiles.profiles()] == [("P-B", 3, "third"), ("P-A", 1, "criterion of P-A")]
+    assert profiles.watchlists() == latest_versions(profiles.watchlist_history())
+    assert [(w.name, w.version, len(w.entries)) for w in profiles.watchlists()] == [("L2", 2, 2), ("L1", 1, 1)]
+
+    pins = {"profiles": [{"id": "P-A", "version": 1}, {"id": "P-B", "version": 2}],
+            "watch_lists": [{"name": "L1", "version": 1}, {"name": "L2", "version": 1}]}
+    got_p, got_w = profiles.versions(pins)
+    assert [(p.id, p.version, p.criterion) for p in got_p] == [("P-A", 1, "criterion of P-A"), ("P-B", 2, "second")]
+    assert [(w.name, w.version, len(w.entries)) for w in got_w] == [("L1", 1, 1), ("L2", 1, 1)]
+    with pytest.raises(NotFound, match=r"\('P-B', 4\)"):
+        profiles.versions({"profiles": [{"id": "P-B", "version": 4}], "watch_lists": []})
