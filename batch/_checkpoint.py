@@ -3,10 +3,11 @@
 Layout of ``<out>.ckpt/``::
 
     state.json                      fingerprint of the run + the model version pinned at its start
-    profiles.json                   the risk profiles and watch lists pinned at its start (if any)
+    profiles.json                   the risk profiles and watch lists pinned at its start (if any): their
+                                    definitions, or their ids and versions when the serving store keeps them
     rejects-FFFFF-CCCCCC.arrow      rows of chunk CCCCCC of file FFFFF that broke the contract
-    hits-FFFFF-CCCCCC.arrow         with risk profiles: the chunk's ``rule_hits``, one row per hit
-    part-FFFFF-CCCCCC.arrow         the chunk's scores; written last, so its presence means "done"
+    part-FFFFF-CCCCCC.arrow         the chunk's scores (with risk profiles, its rule hits too); written
+                                    last, so its presence means "done"
     pass1.json                      every chunk is done (pass 2 may start without re-reading input)
 
 Every file is written to a temporary name, flushed to disk and renamed, so a run killed at any
@@ -16,7 +17,8 @@ The chunk files are Arrow IPC files, uncompressed: they live for one run and are
 2, so encoding them is wasted work. A 100k-row part is written in ~2 ms and read in ~1 ms, where
 Parquet with zstd took ~16 and ~10 ms (at 1 M rows with the product's model, ~0.15 s of a ~3.5 s
 run); they take ~3 MiB per 100k rows on disk instead of ~1.2 MiB. A checkpoint of the Parquet
-layout (state version 1) is not resumed: the run starts afresh and says so.
+layout (state version 1), or of rule hits kept in files of their own (2), is not resumed: the run
+starts afresh and says so.
 """
 
 from __future__ import annotations
@@ -30,42 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-STATE_VERSION = 2  # 1: Parquet chunk files
+STATE_VERSION = 3  # 1: Parquet chunk files; 2: rule hits in a file of their own
 _PART = re.compile(r"^part-(\d{5})-(\d{6})\.arrow$")
 
 #: a part's list column kept in a file of its own, flat: one row per element (the part's row, then the
 #: element's fields). Most items match no risk profile, and Parquet writes a nested list of (mostly
 #: empty) lists at ~14 ms per 100k rows where the flat hits take ~3.5 ms (and read in half the time);
 #: :meth:`Checkpoint.read_part` rebuilds the column as it was (empty lists included)
-SPLIT_COLUMN = "rule_hits"
-_HIT_ROW = "_hit_row"
-
-
-def split_list_column(table: pa.Table, name: str) -> tuple[pa.Table, pa.Table]:
-    """``table`` without its list-of-struct column ``name``, and that column flat (one row per element)."""
-    col = table.column(name).combine_chunks()
-    flat = pc.list_flatten(col)
-    elements = {f.name: flat.field(i) for i, f in enumerate(col.type.value_type)}
-    rows = pc.cast(pc.list_parent_indices(col), pa.int32())
-    return table.drop_columns([name]), pa.table({_HIT_ROW: rows, **elements})
-
-
-def join_list_column(table: pa.Table, flat: pa.Table, name: str) -> pa.Table:
-    """The inverse of :func:`split_list_column`: the column (empty lists where no element) appended."""
-    rows = flat.column(_HIT_ROW).to_numpy()
-    if len(rows) > 1 and (np.diff(rows) < 0).any():
-        raise ValueError(f"{name}: elements out of row order")
-    offsets = np.zeros(table.num_rows + 1, dtype=np.int32)
-    np.cumsum(np.bincount(rows, minlength=table.num_rows), out=offsets[1:])
-    fields = [f for f in flat.schema if f.name != _HIT_ROW]
-    values = pa.StructArray.from_arrays([flat.column(f.name).combine_chunks() for f in fields], fields=fields)
-    return table.append_column(name, pa.ListArray.from_arrays(pa.array(offsets), values))
-
-
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """``write(tmp)`` then fsync and rename over ``path``: readers see the old file or the new one."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -170,9 +145,6 @@ class Checkpoint:
     def rejects_path(self, file_index: int, chunk: int) -> Path:
         return self.root / f"rejects-{file_index:05d}-{chunk:06d}.arrow"
 
-    def hits_path(self, file_index: int, chunk: int) -> Path:
-        return self.root / f"hits-{file_index:05d}-{chunk:06d}.arrow"
-
     # ---- state -----------------------------------------------------------------------------
     def read_state(self) -> dict[str, Any] | None:
         try:
@@ -235,22 +207,15 @@ class Checkpoint:
 
     def save_chunk(self, file_index: int, chunk: int, scored: pa.Table, rejects: pa.Table,
                    stats: dict[str, int]) -> None:
-        """Rejects (and rule hits) first, scores last: a part file on disk means the others are on disk too."""
+        """Rejects first, scores last: a part file on disk means its rejects are on disk too. The rule
+        hits stay inside the part: in Arrow IPC a nested column is its buffers as they are (a file of
+        their own, flat, paid for Parquet's nesting and cost a third file and fsync per chunk)."""
         meta = {"riskprof.chunk": json.dumps(stats, sort_keys=True)}
         write_arrow(self.rejects_path(file_index, chunk), rejects)
-        if SPLIT_COLUMN in scored.column_names:
-            scored, hits = split_list_column(scored, SPLIT_COLUMN)
-            write_arrow(self.hits_path(file_index, chunk), hits)
         write_arrow(self.part_path(file_index, chunk), scored, meta)
 
     def read_part(self, file_index: int, chunk: int) -> pa.Table:
-        """A part as :meth:`save_chunk` was given it (its rule hits joined back; a part written whole,
-        by an older version, is read as it is)."""
-        part = read_arrow(self.part_path(file_index, chunk))
-        hits = self.hits_path(file_index, chunk)
-        if SPLIT_COLUMN in part.column_names or not hits.exists():
-            return part
-        return join_list_column(part, read_arrow(hits), SPLIT_COLUMN)
+        return read_arrow(self.part_path(file_index, chunk))
 
     def read_part_columns(self, file_index: int, chunk: int, columns: list[str]) -> pa.Table:
         return read_arrow(self.part_path(file_index, chunk), columns)

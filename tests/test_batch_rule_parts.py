@@ -1,5 +1,5 @@
-"""Risk-profile columns in the checkpoint's parts: ``rule_hits`` kept flat in a file of its own and
-rebuilt as it was; pass 2's alerts built by Arrow, the same records as one dict per hit."""
+"""Risk-profile columns in the checkpoint's parts: ``rule_hits`` kept inside the part and read back as
+written; pass 2's alerts built by Arrow, the same records as one dict per hit."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from batch._checkpoint import Checkpoint, read_arrow, write_arrow
+from batch._checkpoint import Checkpoint
 from batch._chunk import RULE_HIT_TYPE, part_schema
 from batch._output import _alerts, alerting_keys
 
@@ -42,38 +42,29 @@ def _part(n: int, seed: int, hit_share: float = 0.3, alert_share: float = 0.5) -
 
 
 @pytest.mark.parametrize(("n", "hit_share"), [(0, 0.3), (1, 0.0), (1, 1.0), (50, 0.0), (500, 0.3), (300, 1.0)])
-def test_rule_hits_kept_apart_and_read_back_as_written(tmp_path: Path, n: int, hit_share: float) -> None:
+def test_rule_hits_are_read_back_as_written(tmp_path: Path, n: int, hit_share: float) -> None:
     ckpt = Checkpoint(tmp_path / "ckpt")
     ckpt.root.mkdir()
     part = _part(n, seed=n, hit_share=hit_share)
     rejects = pa.table({"source": pa.array([], pa.string())})
     ckpt.save_chunk(0, 3, part, rejects, {"rows": n, "rejected": 0})
-    on_disk = read_arrow(ckpt.part_path(0, 3))
-    assert "rule_hits" not in on_disk.column_names and ckpt.hits_path(0, 3).exists()
-    assert read_arrow(ckpt.hits_path(0, 3)).num_rows == sum(len(h) for h in part.column("rule_hits").to_pylist())
+    assert sorted(p.name for p in ckpt.root.iterdir()) == ["part-00000-000003.arrow", "rejects-00000-000003.arrow"]
     back = ckpt.read_part(0, 3)
     assert back.schema.equals(part_schema(True))  # the column's type and place as before, empty lists kept
     assert json.loads(back.schema.metadata[b"riskprof.chunk"]) == {"rows": n, "rejected": 0}
     assert back.replace_schema_metadata(None).equals(part)
     assert back.column("rule_hits").null_count == 0
+    assert back.column("rule_hits").to_pylist() == part.column("rule_hits").to_pylist()
     assert ckpt.parts() == [(0, 3)] and ckpt.chunk_stats(0, 3)["rows"] == n
+    ranked = ckpt.read_part_columns(0, 3, ["_row", "risk_score"])  # pass 2 reads what ranking needs
+    assert ranked.column_names == ["_row", "risk_score"] and ranked.num_rows == n
 
 
-def test_part_written_whole_is_read_as_it_is(tmp_path: Path) -> None:
-    """A checkpoint left by an earlier version (``rule_hits`` inside the part) resumes as before."""
-    ckpt = Checkpoint(tmp_path / "ckpt")
-    ckpt.root.mkdir()
-    part = _part(200, seed=7)
-    write_arrow(ckpt.part_path(0, 0), part)
-    assert ckpt.read_part(0, 0).column("rule_hits").to_pylist() == part.column("rule_hits").to_pylist()
-
-
-def test_parts_without_rules_have_no_hits_file(tmp_path: Path) -> None:
+def test_parts_without_rules_are_read_back_as_written(tmp_path: Path) -> None:
     ckpt = Checkpoint(tmp_path / "ckpt")
     ckpt.root.mkdir()
     part = _part(20, seed=1).select(part_schema(False).names)
     ckpt.save_chunk(0, 0, part, pa.table({"source": pa.array([], pa.string())}), {"rows": 20})
-    assert not ckpt.hits_path(0, 0).exists()
     assert ckpt.read_part(0, 0).replace_schema_metadata(None).equals(part)
 
 
