@@ -140,7 +140,7 @@ class BatchSummary:
             "reasons_given": c.reasons_given, "model": self.model, "input_sha256": self.input_sha256,
             "seconds": round(self.seconds, 3), "rows_per_second": round(self.rows_per_second, 1),
             "chunks_total": self.chunks_total, "chunks_resumed": self.chunks_resumed, "notes": self.notes,
-            **({"profiles": self.profiles.describe(), "rule_hit_items": c.rule_hit_items, "alerts": len(c.alerts)}
+            **({"profiles": self.profiles.describe(), "rule_hit_items": c.rule_hit_items, "alerts": c.alert_table.num_rows}
                if self.profiles is not None else {}),
         }
 

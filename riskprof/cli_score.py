@@ -233,9 +233,10 @@ def _run_and_report(manifest: list[Path], out: Path, model_uri: str, options: An
             fail(f"cannot load model {model_uri}: {str(exc).splitlines()[0]}")
         raise
     _print_summary(summary)
-    if store is not None and summary.counts.alerts:
-        created = store.create_alerts(summary.counts.alerts)
-        console.print(f"alerts: {created:,} raised ({len(summary.counts.alerts) - created:,} raised before)",
+    alerts = summary.counts.alert_table
+    if store is not None and alerts.num_rows:
+        created = store.create_alerts(alerts)
+        console.print(f"alerts: {created:,} raised ({alerts.num_rows - created:,} raised before)",
                       highlight=False, markup=False)
     if store is not None and audit and summary.counts.rows_scored:
         _record_in_audit_log(store, summary)

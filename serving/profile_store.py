@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -357,9 +358,10 @@ class ProfileStore:
 
     # ---- alerts --------------------------------------------------------------------------------
     @_reachable
-    def create_alerts(self, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Insert alerts not already raised for the same declaration and rule version; returns how many."""
-        if not rows:
+    def create_alerts(self, rows: Sequence[Mapping[str, Any]] | pa.Table) -> int:
+        """Insert alerts not already raised for the same declaration and rule version; returns how many.
+        ``rows``: records, or a batch's alerts as an Arrow table of the same columns."""
+        if not len(rows):
             return 0
         with self.engine.begin() as conn:
             return insert_alerts(conn, rows)
@@ -448,14 +450,17 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def insert_alerts(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> int:
-    """The alerts of ``rows`` not raised before (same declaration and rule version), inserted within the
-    caller's transaction (the API writes them with the call's audit event: one commit); returns how many."""
-    if not rows:
+def insert_alerts(conn: sa.Connection, rows: Sequence[Mapping[str, Any]] | pa.Table) -> int:
+    """The alerts of ``rows`` (records, or an Arrow table of their columns) not raised before (same
+    declaration and rule version), inserted within the caller's transaction (the API writes them with
+    the call's audit event: one commit); returns how many."""
+    if not len(rows):
         return 0
     now = _now()
     if conn.dialect.name == "sqlite":  # one driver insert, duplicates skipped by the unique constraint
         return _insert_alerts_sqlite(conn, rows, now)
+    if isinstance(rows, pa.Table):
+        rows = rows.to_pylist()
     ids = sorted({r["declaration_id"] for r in rows})
     have: set[tuple[str, str, str, int]] = set()
     for start in range(0, len(ids), _CHUNK):  # bounded look-ups however many a batch alerts on
@@ -474,17 +479,24 @@ def insert_alerts(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> int
     return len(new)
 
 
-def _insert_alerts_sqlite(conn: sa.Connection, rows: Sequence[Mapping[str, Any]], now: dt.datetime) -> int:
+def _insert_alerts_sqlite(conn: sa.Connection, rows: Sequence[Mapping[str, Any]] | pa.Table,
+                          now: dt.datetime) -> int:
     """SQLite: ``INSERT ... ON CONFLICT DO NOTHING`` on the driver's cursor, within the caller's
     transaction; the unique constraint skips an alert raised before (or twice in ``rows``), so no
-    look-up goes first. An alerting API call paid ~0.9 ms for the look-up and SQLAlchemy's insert."""
+    look-up goes first (an alerting API call paid ~0.9 ms for the look-up and SQLAlchemy's insert). A
+    table's columns go to the driver as they are, without a record per alert."""
     insert = _sqlite_alerts_insert(conn.dialect)
-    values = [{**{f: r.get(f) for f in _ALERT_COLUMNS}, "version": int(r["version"]), "created_at": now,
-               "status": "open", "acked_at": None, "acked_by": None} for r in rows]
+    n = len(rows)
+    if isinstance(rows, pa.Table):
+        columns: dict[str, Any] = {f: rows.column(f).to_pylist() for f in _ALERT_COLUMNS}
+    else:
+        columns = {f: [r.get(f) for r in rows] for f in _ALERT_COLUMNS}
+        columns["version"] = [int(v) for v in columns["version"]]
+    columns.update({"created_at": [now] * n, "status": ["open"] * n, "acked_at": [None] * n, "acked_by": [None] * n})
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         with driver_errors(conn.dialect, insert.sql):
-            return insert.run(cursor, values)
+            return insert.run_columns(cursor, columns)
     finally:
         cursor.close()
 

@@ -251,6 +251,15 @@ class _DriverInsert:
     def run(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> int:
         """Insert ``rows``; returns the rows inserted (an ``ON CONFLICT DO NOTHING`` skips count none)."""
         params = [tuple(r[k] if f is None else f(r[k]) for k, f in self._convert) for r in rows]
+        return self._execute(cursor, params)
+
+    def run_columns(self, cursor: Any, columns: Mapping[str, Sequence[Any]]) -> int:
+        """:meth:`run` on columns (one list per column, all of one length) instead of records."""
+        params = list(zip(*(columns[k] if f is None else list(map(f, columns[k])) for k, f in self._convert),
+                          strict=True))
+        return self._execute(cursor, params)
+
+    def _execute(self, cursor: Any, params: list[tuple[Any, ...]]) -> int:
         if len(params) == 1:
             cursor.execute(self.sql, params[0])
         else:

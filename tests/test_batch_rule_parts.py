@@ -13,7 +13,7 @@ import pytest
 
 from batch._checkpoint import Checkpoint
 from batch._chunk import RULE_HIT_TYPE, part_schema
-from batch._output import _alerts, alerting_keys
+from batch._output import ALERT_SCHEMA, _alerts, alerting_keys
 
 KINDS = ("profile", "watch_list")
 
@@ -86,7 +86,9 @@ def test_alerts_are_the_records_of_one_dict_per_hit(seed: int) -> None:
     for t in (part, chunked, filtered):
         for alerting in (frozenset(), frozenset(every), frozenset(rnd.sample(every, len(every) // 3)),
                          frozenset({("profile", "nope", 1), ("watch_list", "x", 99)})):
-            got, want = _alerts(t, alerting_keys(alerting)), _reference_alerts(t, alerting)
+            table = _alerts(t, alerting_keys(alerting))
+            assert table.schema.equals(ALERT_SCHEMA)
+            got, want = table.to_pylist(), _reference_alerts(t, alerting)
             assert got == want
             assert [list(r) for r in got] == [list(r) for r in want]  # same fields in the same order
             assert all(type(a[f]) is type(b[f]) for a, b in zip(got, want, strict=True) for f in a)

@@ -200,3 +200,29 @@ def test_latest_versions_and_pinned_versions_are_read_alone_in_order(profiles: P
     assert [(w.name, w.version, len(w.entries)) for w in got_w] == [("L1", 1, 1), ("L2", 1, 1)]
     with pytest.raises(NotFound, match=r"\('P-B', 4\)"):
         profiles.versions({"profiles": [{"id": "P-B", "version": 4}], "watch_lists": []})
+
+
+def test_a_batch_alert_table_is_stored_as_its_records_would_be(store: Store) -> None:
+    """A batch hands its alerts over as an Arrow table (``OutputCounts.alert_table``): stored with the
+    same values as the same alerts given as records, duplicates skipped alike."""
+    import pyarrow as pa
+
+    from batch._output import ALERT_SCHEMA
+
+    rows = [{"declaration_id": f"D{i}", "kind": "profile" if i % 2 else "watch_list", "rule_id": f"R{i % 3}",
+             "version": 1 + i % 2, "criterion": f"reason é {i}", "risk_score": None if i == 4 else i / 10,
+             "lane": "red", "source": "batch"} for i in range(6)]
+    by_records = ProfileStore(store.engine, extra_columns={})
+    assert by_records.create_alerts(rows + rows[:2]) == 6
+
+    def stored() -> list[tuple[Any, ...]]:
+        return sorted((a["declaration_id"], a["kind"], a["rule_id"], a["version"], a["criterion"], a["risk_score"],
+                       a["lane"], a["source"], a["status"]) for a in by_records.list_alerts(limit=100))
+
+    first = stored()
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM alerts"))
+    table = pa.Table.from_pylist(rows + rows[:2], schema=ALERT_SCHEMA)
+    assert by_records.create_alerts(table) == 6
+    assert stored() == first
+    assert by_records.create_alerts(table.slice(0, 3)) == 0
