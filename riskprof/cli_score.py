@@ -72,7 +72,8 @@ def pinned_from_store(store: Any) -> Any:
     from profiles import pinned_profiles
 
     def reload(pins: Any) -> Any:
-        return PinnedRules.of(*store.versions(pins), store.extra_columns, "store", reload)
+        profiles, lists = store.versions(pins)
+        return PinnedRules.of(profiles, lists, store.extra_columns, "store", reload)
 
     return PinnedRules.of(pinned_profiles(store.profiles()), store.watchlists(), store.extra_columns, "store", reload)
 
