@@ -183,14 +183,14 @@ class ProfileStore:
     # ---- reading -------------------------------------------------------------------------------
     @_reachable
     def profile_history(self, profile_id: str | None = None) -> list[Profile]:
-        q = sa.select(profile_versions.c.definition).order_by(profile_versions.c.id)
+        q = sa.select(_text(profile_versions)).order_by(profile_versions.c.id)
         if profile_id is not None:
             q = q.where(profile_versions.c.profile_id == profile_id)
         return _read(self.engine, q, Profile)
 
     @_reachable
     def watchlist_history(self, name: str | None = None) -> list[WatchList]:
-        q = sa.select(watch_list_versions.c.definition).order_by(watch_list_versions.c.id)
+        q = sa.select(_text(watch_list_versions)).order_by(watch_list_versions.c.id)
         if name is not None:
             q = q.where(watch_list_versions.c.name == name)
         return _read(self.engine, q, WatchList)
@@ -210,7 +210,7 @@ class ProfileStore:
         (as ``latest_versions`` of the history gives them)."""
         top = (sa.select(table.c[key], sa.func.max(table.c.version).label("top"), sa.func.min(table.c.id).label("first"))
                .group_by(table.c[key]).subquery())
-        q = (sa.select(table.c.definition).join(top, sa.and_(table.c[key] == top.c[key], table.c.version == top.c.top))
+        q = (sa.select(_text(table)).join(top, sa.and_(table.c[key] == top.c[key], table.c.version == top.c.top))
              .order_by(top.c.first))
         return _read(self.engine, q, model)
 
@@ -231,7 +231,7 @@ class ProfileStore:
     def _versions(self, table: sa.Table, key: str, pairs: Sequence[tuple[str, int]], model: type[M]) -> list[M]:
         out: list[M] = []
         for start in range(0, len(pairs), _CHUNK):
-            out += _read(self.engine, sa.select(table.c.definition).where(
+            out += _read(self.engine, sa.select(_text(table)).where(
                 sa.tuple_(table.c[key], table.c.version).in_(pairs[start:start + _CHUNK])), model)
         return out
 
@@ -431,12 +431,19 @@ _ALERT_COLUMNS = ("declaration_id", "kind", "rule_id", "version", "criterion", "
 M = TypeVar("M", Profile, WatchList)
 
 
+def _text(table: sa.Table) -> Any:
+    """A definition as the JSON text stored (``_read`` validates it in one step)."""
+    return sa.cast(table.c.definition, sa.Text).label("definition")
+
+
 def _read(engine: Engine, q: sa.Select[Any], model: type[M]) -> list[M]:
-    """The definitions ``q`` selects, as models. The cyclic garbage collector is paused meanwhile: a
-    100,000-entry watch list makes half a million objects, whose allocation set off full collections
-    that took 0.45 of the 0.7 s its read took (none of them can be garbage)."""
+    """The definitions ``q`` selects (:func:`_text`), as models: validated from their JSON text by
+    pydantic in one step (a 100,000-entry list: 0.10 s against 0.18 s through ``json.loads`` and
+    Python dicts). The cyclic garbage collector is paused meanwhile: such a list makes some 300,000
+    tracked objects, whose allocation set off full collections that took 0.45 of the 0.7 s its read
+    took (none of them can be garbage)."""
     with gc_paused(), engine.connect() as conn:
-        return [model.model_validate(d) for d in conn.execute(q).scalars()]
+        return [model.model_validate_json(d) for d in conn.execute(q).scalars()]
 
 
 @contextlib.contextmanager
