@@ -37,7 +37,6 @@ from profiles import (
     compile_rules,
     describe_pins,
     field_kinds,
-    latest_versions,
     pinned_profiles,
     profile_stats,
     validate_profiles,
@@ -205,11 +204,13 @@ class ProfileStore:
         return self._latest(watch_list_versions, "name", WatchList)
 
     @_reachable
-    def _latest(self, table: sa.Table, key: str, model: type[M]) -> list[M]:
+    def _latest(self, table: sa.Table, key: str, model: type[M], only: str | None = None) -> list[M]:
         """The definitions of each ``key``'s highest version, in the order of each key's first version
-        (as ``latest_versions`` of the history gives them)."""
-        top = (sa.select(table.c[key], sa.func.max(table.c.version).label("top"), sa.func.min(table.c.id).label("first"))
-               .group_by(table.c[key]).subquery())
+        (as ``latest_versions`` of the history gives them); ``only``: that key's alone."""
+        top_q = sa.select(table.c[key], sa.func.max(table.c.version).label("top"), sa.func.min(table.c.id).label("first"))
+        if only is not None:
+            top_q = top_q.where(table.c[key] == only)
+        top = top_q.group_by(table.c[key]).subquery()
         q = (sa.select(_text(table)).join(top, sa.and_(table.c[key] == top.c[key], table.c.version == top.c.top))
              .order_by(top.c.first))
         return _read(self.engine, q, model)
@@ -243,7 +244,7 @@ class ProfileStore:
         return max(found, key=lambda p: p.version)
 
     def watchlist(self, name: str) -> WatchList:
-        found = latest_versions(self.watchlist_history(name))
+        found = self._latest(watch_list_versions, "name", WatchList, only=name)
         if not found:
             raise NotFound(f"no watch list {name!r}")
         return found[0]
@@ -304,10 +305,12 @@ class ProfileStore:
     def save(self, profiles: Sequence[Profile | Mapping[str, Any]],
              watchlists: Sequence[WatchList | Mapping[str, Any]], actor: Actor) -> Saved:
         """Validate, then store the versions that changed (unchanged definitions add nothing)."""
-        checked, lists = self.validate(profiles, watchlists)
-        _, new_lists = add_versions(self.watchlist_history(), lists)
-        _, new_profiles = add_versions(self.profile_history(), checked)
-        self._insert(new_profiles, new_lists, actor)
+        with gc_paused():  # a 100,000-entry list is validated, compared and dumped: no cycles among them
+            stored = self.watchlists()  # each one's latest version (every version holds all its entries)
+            checked, lists = validate_profiles(profiles, watchlists, self.extra_columns, stored)
+            _, new_lists = add_versions(stored, lists)
+            _, new_profiles = add_versions(self.profiles() if checked else [], checked)
+            self._insert(new_profiles, new_lists, actor)
         return Saved(new_profiles, new_lists)
 
     def update_profile(self, profile_id: str, body: Mapping[str, Any], actor: Actor) -> Saved:

@@ -192,6 +192,14 @@ def test_latest_versions_and_pinned_versions_are_read_alone_in_order(profiles: P
     assert [(p.id, p.version, p.criterion) for p in profiles.profiles()] == [("P-B", 3, "third"), ("P-A", 1, "criterion of P-A")]
     assert profiles.watchlists() == latest_versions(profiles.watchlist_history())
     assert [(w.name, w.version, len(w.entries)) for w in profiles.watchlists()] == [("L2", 2, 2), ("L1", 1, 1)]
+    assert (profiles.watchlist("L2").version, len(profiles.watchlist("L2").entries)) == (2, 2)
+    assert profiles.watchlist("L1") == profiles.watchlists()[1]
+    with pytest.raises(NotFound):
+        profiles.watchlist("L3")
+    # a change is numbered after the latest version; the same content again adds nothing
+    assert [w.version for w in profiles.update_watchlist("L2", wl("L2", "I1"), ANALYST).watchlists] == [3]
+    assert profiles.update_watchlist("L2", wl("L2", "I1"), ANALYST).watchlists == []
+    assert [w.version for w in profiles.watchlist_history("L2")] == [1, 2, 3]
 
     pins = {"profiles": [{"id": "P-A", "version": 1}, {"id": "P-B", "version": 2}],
             "watch_lists": [{"name": "L1", "version": 1}, {"name": "L2", "version": 1}]}
