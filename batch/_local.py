@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from batch._checkpoint import Checkpoint
-from batch._chunk import ChunkSettings, score_chunk
+from batch._chunk import ChunkSettings, score_chunk, use_system_arrow_pool
 from batch._input import InputFile, iter_chunks
 from features.mapping import ColumnMapping
 from profiles import RuleSet
@@ -151,6 +151,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(blob: bytes, ckpt_root: str) -> None:
+    use_system_arrow_pool()
     _WORKER["work"] = work = pickle.loads(blob)
     _WORKER["matrices"] = reuse = work.model.reusing_matrices()  # for the worker's life
     reuse.__enter__()

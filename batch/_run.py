@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from batch._checkpoint import Checkpoint, write_json
-from batch._chunk import ChunkSettings, ManifestError
+from batch._chunk import ChunkSettings, ManifestError, use_system_arrow_pool
 from batch._input import InputFile, inspect_manifest, manifest_digest
 from batch._local import ChunkWork, run_local, run_local_parallel, run_local_pipelined
 from batch._output import OutputCounts, OutputPaths, publish_outputs, temp_path, write_outputs
@@ -173,6 +173,7 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
     """
     options = options or BatchOptions()
     options.check()
+    use_system_arrow_pool()
     t0 = time.perf_counter()
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     paths_in = [manifest] if isinstance(manifest, str | Path) else list(manifest)

@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from batch._checkpoint import Checkpoint
+from batch._chunk import use_system_arrow_pool
 from batch._input import InputFile
 from batch._local import ChunkWork, score_file_chunks
 
@@ -92,6 +93,7 @@ class _TaskRunner:
         return work
 
     def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        use_system_arrow_pool()
         work = self.work()
         ckpt = Checkpoint(Path(self.ckpt_root))
         for batch in batches:
