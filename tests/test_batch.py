@@ -251,9 +251,10 @@ def test_mapping_input_korean_slice(kr_dir, trained_model, tmp_path):
 # The process is killed from outside (SIGKILL, nothing cleaned up) once its checkpoint shows the
 # progress wanted: the code under test carries no hook of its own.
 
-def _score_process(manifest_path: Path, out: Path, model_uri: str, chunk_rows: int = 600) -> subprocess.Popen:
+def _score_process(manifest_path: Path, out: Path, model_uri: str, chunk_rows: int = 600,
+                   env_extra: dict[str, str] | None = None) -> subprocess.Popen:
     out.parent.mkdir(parents=True, exist_ok=True)  # riskprof score writes into an existing folder only
-    env = dict(os.environ)
+    env = {**os.environ, **(env_extra or {})}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     cmd = [sys.executable, "-m", "riskprof.cli", "score", "--manifest", str(manifest_path), "--out", str(out),
            "--model", model_uri, "--capacity", CAPACITY, "--random-share", "0.3", "--seed", "3",
@@ -338,6 +339,42 @@ def test_kill_9_at_ten_random_points_then_resume_equals_a_clean_run(manifest, tr
         _same_output(out, clean)
         assert not ckpt.exists()
         assert not list(out.parent.glob(".*.tmp-*")), "temporaries left next to the output"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_resumed_run_whose_pinned_profiles_left_the_store_exits_2(manifest, trained_model, tmp_path):
+    """``riskprof score`` pinned from the serving store checkpoints the pins only; resumed against a
+    store without those versions it stops with a message naming them and the checkpoint (exit 2)."""
+    from profiles import Profile
+    from serving.profile_store import Actor, ProfileStore
+    from serving.store import Store
+
+    def profile(pid: str) -> Profile:
+        return Profile.model_validate({
+            "id": pid, "name": pid, "criterion": f"criterion of {pid}", "owner": "ana", "status": "active",
+            "conditions": [{"field": "hs_code", "op": "prefix", "values": ["84"]}], "action": {"lane": "yellow"},
+            "valid_from": "2000-01-01"})
+
+    urls = {}
+    for name, pid in (("first", "P-1"), ("other", "P-2")):
+        urls[name] = f"sqlite:///{tmp_path / name}.db"
+        store = Store.from_url(urls[name])
+        ProfileStore(store.engine, extra_columns={}).save([profile(pid)], [], Actor("ana", "cli"))
+        store.dispose()
+    out = tmp_path / "run" / "scores.parquet"
+    ckpt = OutputPaths(out).checkpoint
+    proc = _score_process(manifest["csv"], out, trained_model.uri, env_extra={"RISKPROF_DATABASE_URL": urls["first"]})
+    assert _kill_after(proc, ckpt, parts=2) == -signal.SIGKILL
+    pinned = json.loads((ckpt / "profiles.json").read_text())
+    assert pinned["pins"]["profiles"] == [{"id": "P-1", "version": 1}] and "profiles" not in pinned
+
+    again = _score_process(manifest["csv"], out, trained_model.uri, env_extra={"RISKPROF_DATABASE_URL": urls["other"]})
+    stdout, stderr = again.communicate(timeout=600)
+    said = " ".join((stdout + stderr).split())
+    assert again.returncode == 2, said
+    assert "('P-1', 1)" in said and "remove it to start the run afresh" in said and "Traceback" not in said
+    assert not out.exists() and ckpt.exists()  # nothing published; the checkpoint is left to the user
 
 
 # ---- failures leave nothing misleading -----------------------------------------------------------
