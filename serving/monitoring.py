@@ -25,7 +25,7 @@ def store_frames(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
     from monitoring import selections_from_audit
 
     if sa.inspect(store.engine).has_table("audit_items"):
-        audit = store.audit_frame()
+        audit = store.selections_frame()  # the six columns monitoring reads, not the whole audit log
     else:
         audit = pd.DataFrame(columns=AUDIT_COLUMNS)
     return outcomes_frame(store), selections_from_audit(audit)

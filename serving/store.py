@@ -516,6 +516,20 @@ class Store:
                 raise ValueError(f"audit event {event.uid}: {n} items arrived, {n_items} announced (nothing written)")
         return n
 
+    @_reachable
+    def selections_frame(self) -> pd.DataFrame:
+        """What monitoring reads of the audit log: per scored item ``declaration_id``, ``created_at``,
+        ``risk_score``, ``lane``, ``selection``, ``selection_probability`` (newest last), the rows of
+        :meth:`audit_frame` without its other columns (the reasons' JSON above all) and built from
+        tuples rather than a dict per row: the monitoring page reads every item ever scored."""
+        q = (sa.select(audit_items.c.declaration_id, audit_events.c.created_at, audit_items.c.risk_score,
+                       audit_items.c.lane, audit_items.c.selection, audit_items.c.selection_probability)
+             .select_from(audit_events.join(audit_items, audit_items.c.event_uid == audit_events.c.uid))
+             .order_by(audit_events.c.id, audit_items.c.item))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return pd.DataFrame.from_records(rows, columns=list(q.selected_columns.keys()), coerce_float=False)
+
     def audit_frame(self) -> pd.DataFrame:
         """The audit log joined per declaration (newest last)."""
         q = (sa.select(audit_events.c.uid.label("event_uid"), audit_events.c.created_at, audit_events.c.key_name,

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -181,6 +182,19 @@ def test_audit_roundtrip(store: Store) -> None:
     assert list(frame["declaration_id"]) == ["D-0", "D-1", "D-2", "D-0", "D-1"]
     assert frame["reasons"].iloc[0] == [{"feature": "x"}]
     assert frame["created_at"].notna().all()
+
+
+def test_the_selections_monitoring_reads_are_the_audit_logs_columns(store: Store) -> None:
+    store.append_audit_events([_event(3), _event(2, "other"), _event(0)])
+    cols = ["declaration_id", "created_at", "risk_score", "lane", "selection", "selection_probability"]
+    got = store.selections_frame()
+    assert list(got.columns) == cols and len(got) == 5
+    pd.testing.assert_frame_equal(got, store.audit_frame()[cols].reset_index(drop=True))
+    empty = Store.from_url(f"sqlite:///{store.engine.url.database}-empty") if store.engine.dialect.name == "sqlite" \
+        else None
+    if empty is not None:
+        assert list(empty.selections_frame().columns) == cols and empty.selections_frame().empty
+        empty.dispose()
 
 
 @pytest.mark.parametrize("statement", ["UPDATE audit_items SET lane = 'green'", "DELETE FROM audit_items",
