@@ -178,6 +178,7 @@ def score(
 
     The serving store's active risk profiles and watch lists apply as in the API (pinned at the start;
     rule selections fill the capacity first; rule_hits per item; alerts raised once)."""
+    from features.io import LoadError, parse_delimiter
     from scoring import ReasonsFor
     from settings import get_settings
 
@@ -187,10 +188,13 @@ def score(
     _check_output(out)
     check_model(model_uri)
     reasons_for: ReasonsFor = "all" if all_reasons else ("flagged" if reasons else "none")
+    try:  # the same parsing as validate, train and evaluate
+        sep = parse_delimiter(delimiter)
+    except LoadError as exc:
+        fail(str(exc))
     options = _batch_options(capacity=capacity, random_share=random_share, seed=seed, reasons_for=reasons_for,
                              chunk_rows=chunk_rows, engine=engine, write_csv=csv, workers=workers,
-                             pipelined=pipeline, encoding=encoding,
-                             delimiter="\t" if delimiter in ("tab", "\\t") else delimiter)
+                             pipelined=pipeline, encoding=encoding, delimiter=sep)
     with frozen_heap():
         pinned, store, notes = _load_profiles(profiles_file, no_profiles)
     for note in notes:

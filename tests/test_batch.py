@@ -447,7 +447,7 @@ def test_a_latin1_csv_is_named_as_such_and_scored_with_encoding(accented, traine
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(("sep", "option"), [(";", None), ("\t", None), (";", ";"), ("\t", "tab")])
+@pytest.mark.parametrize(("sep", "option"), [(";", None), ("\t", None), (";", ";"), ("\t", "tab"), ("\t", "TAB")])
 def test_a_semicolon_or_tab_separated_csv_is_read(accented, trained_model, tmp_path, sep, option):
     comma, other = tmp_path / "comma.csv", tmp_path / "other.csv"
     accented.to_csv(comma, index=False, date_format="%Y-%m-%d")
@@ -469,6 +469,10 @@ def test_a_wrong_delimiter_is_named(accented, trained_model, tmp_path):
                 trained_model.uri, "--delimiter", ","])
     assert res.exit_code != 0 and "Traceback" not in res.output
     assert "separated by ','" in res.output and "--delimiter" in res.output
+    two = _cli(["score", "--manifest", str(path), "--out", str(tmp_path / "o.parquet"), "--model",
+                trained_model.uri, "--delimiter", ";;"])
+    assert two.exit_code == 2 and "Traceback" not in two.output
+    assert "--delimiter must be one character or 'tab', got ';;'" in " ".join(two.output.split())
 
 
 # ---- a full disk ---------------------------------------------------------------------------------
