@@ -165,6 +165,18 @@ class _StopAfter:
     def stop(self) -> None: ...
 
 
+def _interrupted(manifest: dict[str, Any], tiny_model: TinyModel, out: Path, pins: PinnedRules,
+                 chunks: int) -> Path:
+    """A run of ``pins`` stopped (as by a crash) after ``chunks`` chunks; returns its checkpoint folder."""
+    out.parent.mkdir(exist_ok=True)
+    with pytest.raises(_Interrupted):
+        score_manifest(manifest["path"], out, MODEL_URI, _options(), load_model=_loader(tiny_model),
+                       profiles=pins, progress=_StopAfter(chunks))
+    ckpt = OutputPaths(out).checkpoint
+    assert len(list(ckpt.glob("part-*.arrow"))) == chunks and not out.exists()
+    return ckpt
+
+
 def test_a_resumed_run_keeps_the_profiles_pinned_at_its_start(tiny_model: TinyModel, manifest: dict[str, Any],
                                                               tmp_path: Path) -> None:
     original = _pins(TOOLS, LAMPS, lists=(IMPORTERS,))
@@ -175,12 +187,7 @@ def test_a_resumed_run_keeps_the_profiles_pinned_at_its_start(tiny_model: TinyMo
     _batch(manifest, tiny_model, clean, original)
 
     out = tmp_path / "resumed" / "scores.parquet"
-    out.parent.mkdir()
-    with pytest.raises(_Interrupted):
-        score_manifest(manifest["path"], out, MODEL_URI, _options(), load_model=_loader(tiny_model),
-                       profiles=original, progress=_StopAfter(2))
-    ckpt = OutputPaths(out).checkpoint
-    assert len(list(ckpt.glob("part-*.arrow"))) == 2 and not out.exists()
+    _interrupted(manifest, tiny_model, out, original, chunks=2)
     summary = _batch(manifest, tiny_model, out, changed)  # the store changed while the run was down
     assert summary.chunks_resumed == 2
     assert any("pinned at its start" in n for n in summary.notes)
@@ -215,11 +222,7 @@ def test_a_run_pinned_from_the_store_checkpoints_the_pins_and_resumes_with_those
         _batch(manifest, tiny_model, clean, original)
 
         out = tmp_path / "resumed" / "scores.parquet"
-        out.parent.mkdir()
-        with pytest.raises(_Interrupted):
-            score_manifest(manifest["path"], out, MODEL_URI, _options(), load_model=_loader(tiny_model),
-                           profiles=original, progress=_StopAfter(2))
-        ckpt = OutputPaths(out).checkpoint
+        ckpt = _interrupted(manifest, tiny_model, out, original, chunks=2)
         state = json.loads((ckpt / "profiles.json").read_text())
         assert state["pins"] == original.pins() and "profiles" not in state and "watch_lists" not in state
         # the store changes while the run is down: a new version of each profile, one more importer
@@ -241,10 +244,7 @@ def test_a_run_pinned_from_the_store_checkpoints_the_pins_and_resumes_with_those
 
         # a checkpoint whose pinned versions the store does not hold: a clear error, nothing published
         out2 = tmp_path / "gone" / "scores.parquet"
-        out2.parent.mkdir()
-        with pytest.raises(_Interrupted):
-            score_manifest(manifest["path"], out2, MODEL_URI, _options(), load_model=_loader(tiny_model),
-                           profiles=original, progress=_StopAfter(1))
+        _interrupted(manifest, tiny_model, out2, original, chunks=1)
     finally:
         store.dispose()
     other_store, fresh = store_at(tmp_path / "other-serving.db")
