@@ -213,6 +213,11 @@ def main() -> None:
             med = {k: float(np.median(v)) for k, v in rates.items()}
             print(f"  medians: without {med['without']:,.0f}, with {med['with']:,.0f} rows/s "
                   f"(falls by {1 - med['with'] / med['without']:.1%})")
+            # each run with profiles against the run without just before it
+            paired = [1 - w / o for w, o in zip(rates["with"], rates["without"], strict=True)]
+            report["batch"]["paired_falls"] = paired  # type: ignore[index]
+            report["batch"]["paired_fall_median"] = float(np.median(paired))  # type: ignore[index]
+            print(f"  paired runs: falls {', '.join(f'{x:.1%}' for x in paired)}; median {np.median(paired):.1%}")
             # the store read: once per run, so its share shrinks with the manifest; where it alone is 15 %
             read = min(reads)
             whole = args.rows / (args.rows / best["with"] + read)

@@ -92,7 +92,9 @@ def rows_profiles(d: dict[str, Any]) -> list[list[str]]:
         what = f"{b['profiles']:,} profiles, {b['watch_list_entries']:,} watch-list entries"
         out.append([f"`riskprof score` with {what}, {b['rows']:,} rows (best of {len(b['rows_per_s']['with'])})",
                     _rate(b["best"]["with"]), f"without profiles {_rate(b['best']['without'])}",
-                    f"**{_change(-b['fall'])}** (medians {_change(b['median']['with'] / b['median']['without'] - 1)})",
+                    f"**{_change(-b['fall'])}** (medians {_change(b['median']['with'] / b['median']['without'] - 1)}"
+                    + (f"; paired runs: median {_change(-b['paired_fall_median'])}" if "paired_fall_median" in b
+                       else "") + ")",
                     "≥ −15 %"])
         within = b.get("rows_within_budget_with_store_read")
         out.append([f"… counting the store read before the run ({b['store_read_best_s']:.2f} s, once per run)",
