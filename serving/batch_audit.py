@@ -19,15 +19,16 @@ CHUNK_ROWS = 50_000
 _COLUMNS = ("declaration_id", "risk_score", "lane", "selection", "selection_probability", "reasons", "rule_hits")
 
 
-def _items(output: Path, chunk_rows: int) -> Iterator[list[dict[str, Any]]]:
+def _item_columns(output: Path, chunk_rows: int) -> Iterator[dict[str, list[Any]]]:
+    """The output's items, ``chunk_rows`` at a time, as columns (Arrow converts each whole column;
+    only the reasons given are parsed)."""
     pf = pq.ParquetFile(output)
     names = [c for c in _COLUMNS if c in pf.schema_arrow.names]
     for batch in pf.iter_batches(batch_size=chunk_rows, columns=names):
-        rows = batch.to_pylist()
-        for r in rows:
-            if r.get("reasons") is not None:
-                r["reasons"] = json.loads(r["reasons"])
-        yield rows
+        columns = {name: batch.column(name).to_pylist() for name in names}
+        if "reasons" in columns:
+            columns["reasons"] = [None if r is None else json.loads(r) for r in columns["reasons"]]
+        yield columns
 
 
 def record_batch_output(store: Store, output: Path, who: str, model: Mapping[str, Any],
@@ -36,4 +37,4 @@ def record_batch_output(store: Store, output: Path, who: str, model: Mapping[str
     ``batch``, role ``cli``); returns the number of items recorded."""
     event = AuditEvent(dt.datetime.now(dt.UTC), who, "cli", BATCH_ENDPOINT, str(model.get("name") or ""),
                        str(model.get("version") or ""), (), {"output": str(output), **dict(params or {})})
-    return store.append_audit_stream(event, pq.ParquetFile(output).metadata.num_rows, _items(output, chunk_rows))
+    return store.append_audit_columns(event, pq.ParquetFile(output).metadata.num_rows, _item_columns(output, chunk_rows))
