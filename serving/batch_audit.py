@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from serving.store import AuditEvent, Store
@@ -21,13 +22,19 @@ _COLUMNS = ("declaration_id", "risk_score", "lane", "selection", "selection_prob
 
 def _item_columns(output: Path, chunk_rows: int) -> Iterator[dict[str, list[Any]]]:
     """The output's items, ``chunk_rows`` at a time, as columns (Arrow converts each whole column;
-    only the reasons given are parsed)."""
+    only the reasons given are parsed), and their rule hits flat (``Store.append_audit_columns``)."""
     pf = pq.ParquetFile(output)
     names = [c for c in _COLUMNS if c in pf.schema_arrow.names]
     for batch in pf.iter_batches(batch_size=chunk_rows, columns=names):
-        columns = {name: batch.column(name).to_pylist() for name in names}
+        columns = {name: batch.column(name).to_pylist() for name in names if name != "rule_hits"}
         if "reasons" in columns:
             columns["reasons"] = [None if r is None else json.loads(r) for r in columns["reasons"]]
+        if "rule_hits" in names:
+            hits = batch.column("rule_hits")
+            flat = pc.list_flatten(hits)
+            columns["hit_item"] = pc.list_parent_indices(hits).to_pylist()
+            for key, field in (("hit_kind", "kind"), ("hit_id", "id"), ("hit_version", "version")):
+                columns[key] = pc.struct_field(flat, field).to_pylist()
         yield columns
 
 

@@ -203,13 +203,14 @@ def _item_columns(uid: str, columns: Mapping[str, Sequence[Any]], start: int = 0
 
 
 def _hit_columns(uid: str, columns: Mapping[str, Sequence[Any]], start: int = 0) -> list[dict[str, Any]]:
-    """``audit_rule_hits`` rows of items given as columns (only the items with hits are visited)."""
-    hits = columns.get("rule_hits")
-    if hits is None:
+    """``audit_rule_hits`` rows of a chunk's hits given flat: ``hit_item`` (the item's position in
+    the chunk), ``hit_kind``, ``hit_id``, ``hit_version``, one entry per hit in item order."""
+    items = columns.get("hit_item")
+    if not items:
         return []
     ids = columns["declaration_id"]
-    return [{"event_uid": uid, "item": start + i, "declaration_id": ids[i], "kind": h["kind"], "rule_id": h["id"],
-             "version": h["version"]} for i, hs in enumerate(hits) if hs for h in hs]
+    return [{"event_uid": uid, "item": start + i, "declaration_id": ids[i], "kind": k, "rule_id": r, "version": v}
+            for i, k, r, v in zip(items, columns["hit_kind"], columns["hit_id"], columns["hit_version"], strict=True)]
 
 
 def _hit_rows(uid: str, items: Sequence[Mapping[str, Any]], start: int = 0) -> list[dict[str, Any]]:
@@ -542,8 +543,9 @@ class Store:
         ``event.items`` is ignored; returns the number of items written.
 
         Each chunk holds its items as columns (``declaration_id``, ``risk_score``, ``lane``,
-        ``selection``, ``selection_probability``, ``reasons``, optionally ``rule_hits``), as a batch
-        output is read; on SQLite they reach the driver without a dict per item."""
+        ``selection``, ``selection_probability``, ``reasons``) and its rule hits flat (``hit_item``,
+        ``hit_kind``, ``hit_id``, ``hit_version``; optional), as a batch output is read; on SQLite
+        they reach the driver without a dict per item."""
         n = 0
         with self.engine.begin() as conn:
             self._insert_audit(conn, [_event_row(event, n_items)], (), ())
