@@ -16,6 +16,7 @@ PROBE = ("import pyarrow as pa; from batch._chunk import use_system_arrow_pool; 
          "print(before, pa.default_memory_pool().backend_name)")
 
 
+@pytest.mark.slow  # two fresh interpreters (~2 s each): kept out of the quick tier
 @pytest.mark.parametrize(("env", "expected"), [(None, "system"), ("mimalloc", "mimalloc")])
 def test_the_system_pool_unless_the_environment_chooses(env: str | None, expected: str) -> None:
     environ = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
