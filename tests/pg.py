@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL cluster started by the test suite (pytest plugin; fixtures ``pg`` and ``pg_url``).
+"""A throwaway PostgreSQL cluster started by the test suite (pytest plugin; fixtures ``pg``, ``pg_url``
+and ``serving_store``: a migrated serving store on SQLite and, in the slow tier, on PostgreSQL).
 
 Debian's PostgreSQL 15 binaries (``/usr/lib/postgresql/15/bin``, or ``RISKPROF_PG_BIN``) run
 ``initdb`` and ``pg_ctl`` on a temporary folder; both refuse to run as root, so as root they run as
@@ -20,6 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,3 +115,19 @@ def pg() -> Iterator[PgCluster]:
 def pg_url(pg: PgCluster) -> str:
     """The URL of a fresh, empty database in the session's cluster."""
     return pg.url(pg.create_database())
+
+
+# PostgreSQL runs start a throwaway cluster (a server): not for the fast tier
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.slow, pytest.mark.integration])])
+def serving_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A fresh serving store (``serving.store.Store``), migrated: SQLite in ``tmp_path``, or PostgreSQL."""
+    from serving import migrations
+    from serving.store import Store, make_engine
+
+    if request.param == "sqlite":
+        s = Store.from_url(f"sqlite:///{tmp_path / 'serving.db'}")
+    else:
+        s = Store(make_engine(request.getfixturevalue("pg_url")))
+        migrations.upgrade(s.engine)
+    yield s
+    s.dispose()

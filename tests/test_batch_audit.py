@@ -5,7 +5,6 @@ stored as the API's items are (SQLite through its driver, PostgreSQL through SQL
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from batch._chunk import RULE_HIT_TYPE
-from serving import migrations
 from serving.batch_audit import record_batch_output
-from serving.store import Store, audit_events, audit_rule_hits, make_engine
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.slow, pytest.mark.integration])])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        s = Store.from_url(f"sqlite:///{tmp_path / 'serving.db'}")
-    else:
-        s = Store(make_engine(request.getfixturevalue("pg_url")))
-        migrations.upgrade(s.engine)
-    yield s
-    s.dispose()
+from serving.store import Store, audit_events, audit_rule_hits
 
 
 def _output(path: Path, n: int) -> list[dict[str, Any]]:
@@ -48,7 +35,8 @@ def _output(path: Path, n: int) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("chunk_rows", [4, 1000])
-def test_every_item_of_the_output_is_recorded_as_it_is(store: Store, tmp_path: Path, chunk_rows: int) -> None:
+def test_every_item_of_the_output_is_recorded_as_it_is(serving_store: Store, tmp_path: Path, chunk_rows: int) -> None:
+    store = serving_store
     rows = _output(tmp_path / "scores.parquet", 23)
     n = record_batch_output(store, tmp_path / "scores.parquet", "nightly", {"name": "m", "version": "3"},
                             {"rows_scored": 23}, chunk_rows=chunk_rows)

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from profiles import ProfileError
-from serving import migrations
 from serving.profile_store import Actor, ProfileStore, profile_changes
 from serving.roles import Principal, Role
-from serving.store import Store, audit_rule_hits, make_engine
+from serving.store import Store, audit_rule_hits
 
 ANALYST = Actor("ana", "analyst")
 
@@ -28,16 +25,9 @@ def profile(pid: str, **kw: Any) -> dict[str, Any]:
     return doc
 
 
-# PostgreSQL runs start a throwaway cluster (a server): not for the fast tier
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.slow, pytest.mark.integration])])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        s = Store.from_url(f"sqlite:///{tmp_path / 'serving.db'}")
-    else:
-        s = Store(make_engine(request.getfixturevalue("pg_url")))
-        migrations.upgrade(s.engine)
-    yield s
-    s.dispose()
+@pytest.fixture
+def store(serving_store: Store) -> Store:
+    return serving_store
 
 
 @pytest.fixture
