@@ -84,14 +84,11 @@ def frozen_heap() -> Iterator[None]:
     object alive moved out of its reach. 100,000 watch-list entries are some 300,000 objects it tracks,
     none of them garbage: it would walk them all again as they age (~0.1 s of a run). For a one-shot
     command: frozen objects are never collected."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    from serving.profile_store import gc_paused
+
+    with gc_paused():
         yield
         gc.freeze()
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _sqlite_file_missing(url: str) -> bool:

@@ -451,6 +451,7 @@ def _read(engine: Engine, q: sa.Select[Any], model: type[M]) -> list[M]:
 
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block (as it was before, after it)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
