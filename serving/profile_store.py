@@ -48,7 +48,6 @@ from serving.store import (
     audit_events,
     audit_items,
     audit_rule_hits,
-    driver_errors,
     metadata,
     outcomes,
 )
@@ -504,12 +503,7 @@ def _insert_alerts_sqlite(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]
         columns = {f: [r.get(f) for r in rows] for f in _ALERT_COLUMNS}
         columns["version"] = [int(v) for v in columns["version"]]
     columns.update({"created_at": [now] * n, "status": ["open"] * n, "acked_at": [None] * n, "acked_by": [None] * n})
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        with driver_errors(conn.dialect, insert.sql):
-            return insert.run_columns(cursor, columns)
-    finally:
-        cursor.close()
+    return insert.run_columns(conn, columns)
 
 
 @functools.cache  # per engine dialect: compiled once

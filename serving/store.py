@@ -280,6 +280,7 @@ class _DriverInsert:
     costs more than SQLite takes to insert a scoring call's rows."""
 
     def __init__(self, table: sa.Table, dialect: sa.Dialect, statement: Any = None):
+        self.dialect = dialect
         keys = [c.key for c in table.c if not c.primary_key]
         compiled = (table.insert() if statement is None else statement).compile(dialect=dialect, column_keys=keys)
         if compiled.positiontup is None:
@@ -288,23 +289,31 @@ class _DriverInsert:
         self._convert = [(k, _none_aware(table.c[k].type.dialect_impl(dialect).bind_processor(dialect)))
                          for k in compiled.positiontup]
 
-    def run(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Insert ``rows``; returns the rows inserted (an ``ON CONFLICT DO NOTHING`` skips count none)."""
+    def run(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert ``rows`` within ``conn``'s transaction; returns the rows inserted (an ``ON CONFLICT DO
+        NOTHING`` skips count none)."""
         params = [tuple(r[k] if f is None else f(r[k]) for k, f in self._convert) for r in rows]
-        return self._execute(cursor, params)
+        return self._execute(conn, params)
 
-    def run_columns(self, cursor: Any, columns: Mapping[str, Sequence[Any]]) -> int:
+    def run_columns(self, conn: sa.Connection, columns: Mapping[str, Sequence[Any]]) -> int:
         """:meth:`run` on columns (one list per column, all of one length) instead of records."""
         params = list(zip(*(columns[k] if f is None else list(map(f, columns[k])) for k, f in self._convert),
                           strict=True))
-        return self._execute(cursor, params)
+        return self._execute(conn, params)
 
-    def _execute(self, cursor: Any, params: list[tuple[Any, ...]]) -> int:
-        if len(params) == 1:
-            cursor.execute(self.sql, params[0])
-        else:
-            cursor.executemany(self.sql, params)
-        return int(cursor.rowcount)
+    def _execute(self, conn: sa.Connection, params: list[tuple[Any, ...]]) -> int:
+        if not params:
+            return 0
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            with driver_errors(self.dialect, self.sql):
+                if len(params) == 1:
+                    cursor.execute(self.sql, params[0])
+                else:
+                    cursor.executemany(self.sql, params)
+                return int(cursor.rowcount)
+        finally:
+            cursor.close()
 
 
 class _SqliteAudit:
@@ -521,14 +530,8 @@ class Store:
         (:class:`_DriverInsert`), elsewhere SQLAlchemy's multi-row inserts."""
         if self._sqlite is not None:
             q = self._sqlite
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
-                for insert, values in ((q.events, heads), (q.items, rows), (q.hits, hits)):
-                    if values:
-                        with q.errors(insert.sql):
-                            insert.run(cursor, values)
-            finally:
-                cursor.close()
+            for insert, values in ((q.events, heads), (q.items, rows), (q.hits, hits)):
+                insert.run(conn, values)
             return
         for statement, values in ((_INSERT_EVENTS, heads), (_INSERT_ITEMS, rows), (_INSERT_HITS, hits)):
             if values:
@@ -553,12 +556,7 @@ class Store:
                 items = _item_columns(event.uid, columns, n)
                 hits = _hit_columns(event.uid, columns, n)
                 if self._sqlite is not None:
-                    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-                    try:
-                        with self._sqlite.errors(self._sqlite.items.sql):
-                            self._sqlite.items.run_columns(cursor, items)
-                    finally:
-                        cursor.close()
+                    self._sqlite.items.run_columns(conn, items)
                     self._insert_audit(conn, (), (), hits)
                 else:
                     rows = [dict(zip(items, values, strict=True)) for values in zip(*items.values(), strict=True)]
