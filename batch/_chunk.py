@@ -82,7 +82,8 @@ def use_system_arrow_pool() -> None:
     pyarrow's default (mimalloc) hands each chunk's freed pages back to the system and faults them in
     again for the next: per 1 M rows, 1.1 s of system time against 0.5 s, a run 4 % longer and 110 MiB
     more at its peak (five alternating runs each; jemalloc measured like the system's). Process-wide
-    and idempotent (every engine calls it: the run, each worker process, each Spark task); buffers allocated before are still freed by their own pool."""
+    and idempotent (every engine calls it: the run, each worker process, each Spark task); buffers
+    allocated before are still freed by their own pool."""
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ and pa.default_memory_pool().backend_name != "system":
         pa.set_memory_pool(pa.system_memory_pool())
 

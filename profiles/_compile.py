@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +19,15 @@ from profiles.model import Action, Condition, Profile, WatchList
 from profiles.validate import field_kinds
 
 _NEVER = np.iinfo(np.int64).min
+
+
+class RuleHit(NamedTuple):
+    """One reason on one declaration: which rule (and version) matched, and why."""
+
+    kind: str
+    id: str
+    version: int
+    criterion: str
 
 
 @dataclass(frozen=True)
@@ -263,8 +272,6 @@ class RuleSet:
         """Per rule, its ``RuleHit(kind, id, version, criterion)`` as an object array, built once per set:
         every match of the rule shares it (the API's single declaration would otherwise build one per
         rule, a thousand objects, on every call)."""
-        from profiles.match import RuleHit
-
         out = np.empty(len(self.rules), dtype=object)
         out[:] = [RuleHit(r.kind, r.id, r.version, r.criterion) for r in self.rules]
         return out

@@ -15,14 +15,14 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from profiles._compile import CompiledList, LookupGroup, Rule, RuleSet, compile_rules, rules_of
+from profiles._compile import CompiledList, LookupGroup, Rule, RuleHit, RuleSet, compile_rules, rules_of
 from profiles._index import FieldIndex, Table, day_number, ranges, stable_order
 from profiles.model import Profile, WatchList
 
@@ -31,15 +31,6 @@ __all__ = ["ProfileMatches", "Rule", "RuleHit", "RuleSet", "compile_rules", "mat
 _TABLE_MAX = 1 << 25  # booleans: the largest (condition × value) table built instead of a sort
 ROW_PATH_MAX_ROWS = 16  # up to this many declarations, look values up per row (the API's case)
 _WORD = re.compile(r"\w+")
-
-
-class RuleHit(NamedTuple):
-    """One reason on one declaration: which rule (and version) matched, and why."""
-
-    kind: str
-    id: str
-    version: int
-    criterion: str
 
 
 @dataclass(frozen=True)
