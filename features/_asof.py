@@ -46,7 +46,7 @@ class KeyEncoder:
 
     def encode(self, keys: np.ndarray | Factorized) -> np.ndarray:
         if isinstance(keys, Factorized):  # each distinct key once, spread back to the rows
-            if keys.arrow_uniques is not None and len(keys.uniques) >= ARROW_MIN_UNIQUES:
+            if keys.arrow_uniques is not None and keys.n_uniques >= ARROW_MIN_UNIQUES:
                 return keys.spread(str_codes(self.vocab_, self.__dict__, keys.arrow_uniques, -1), -1)
             return keys.spread(self.encode(keys.uniques), -1)
         if keys.dtype.kind in "iu":  # integer keys (composite codes): a binary search, no Python int per row
@@ -69,10 +69,24 @@ def int_codes(vocab: Mapping[object, int], cache: dict, keys: np.ndarray) -> np.
     sorted_keys, codes = index
     if not len(sorted_keys):
         return np.full(len(keys), -1, dtype=np.int64)
-    rows, distinct = pd.factorize(keys) if len(keys) >= FACTORIZE_MIN_ROWS else (None, keys)
-    pos = np.minimum(np.searchsorted(sorted_keys, distinct), len(sorted_keys) - 1)
-    found = np.where(sorted_keys[pos] == distinct, codes[pos], -1)
-    return found if rows is None else found[rows]
+    if len(keys) >= FACTORIZE_MIN_ROWS:
+        # a batch: one hash look-up per row in the vocabulary's own table (built once, then shared by
+        # the chunks in flight), 2-3x faster than factorizing the keys and searching the distinct ones
+        pos = _int_index(cache, sorted_keys).get_indexer(keys)  # type: ignore[arg-type]  # (an array is fine)
+        return np.where(pos >= 0, codes[np.maximum(pos, 0)], -1)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return np.where(sorted_keys[pos] == keys, codes[pos], -1)
+
+
+def _int_index(cache: dict, sorted_keys: np.ndarray) -> pd.Index:
+    """The vocabulary's integer keys as a pandas Index whose hash table is filled before it is kept in
+    ``cache`` (under ``_cache_int_index``), so a thread never sees it half built."""
+    index = cache.get("_cache_int_index")
+    if index is None:
+        index = pd.Index(sorted_keys)
+        index.get_indexer(sorted_keys[:1])  # fills the hash table
+        cache["_cache_int_index"] = index
+    return index
 
 
 def str_codes(vocab: Mapping[Any, float], cache: dict, values: pa.Array, missing: float) -> np.ndarray:
@@ -102,6 +116,7 @@ class Factorized:
 
     #: the distinct values as Arrow strings, when the column was read from Arrow (:meth:`prefix`)
     arrow_uniques: pa.Array | None = None
+    _uniques: np.ndarray | None = None
 
     def __init__(self, keys: np.ndarray):
         arr = np.asarray(keys)
@@ -109,6 +124,28 @@ class Factorized:
                                       use_na_sentinel=True)
         self.codes = codes
         self.uniques = np.asarray(uniques, dtype=object)
+
+    @property
+    def uniques(self) -> np.ndarray:
+        """The distinct values as Python objects (``None`` for a missing one). A column read from Arrow
+        makes them on first use: a batch's look-ups read the Arrow values instead, so a column of
+        40,000 distinct HS codes builds no Python string unless something asks for one."""
+        if self._uniques is None:
+            arrow = self.arrow_uniques
+            self._uniques = (np.zeros(0, dtype=object) if arrow is None else
+                             np.asarray(arrow.to_numpy(zero_copy_only=False), dtype=object))
+        return self._uniques
+
+    @uniques.setter
+    def uniques(self, values: np.ndarray | None) -> None:
+        self._uniques = values
+
+    @property
+    def n_uniques(self) -> int:
+        """``len(self.uniques)``, without making the Python values."""
+        if self._uniques is not None:
+            return len(self._uniques)
+        return len(self.arrow_uniques) if self.arrow_uniques is not None else 0
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -129,7 +166,7 @@ class Factorized:
         return self.spread(self.uniques, None)
 
     @classmethod
-    def from_codes(cls, codes: np.ndarray, uniques: np.ndarray) -> Factorized:
+    def from_codes(cls, codes: np.ndarray, uniques: np.ndarray | None) -> Factorized:
         f = cls.__new__(cls)
         f.codes = codes
         f.uniques = uniques
@@ -143,20 +180,21 @@ class Factorized:
             arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
         enc = arr if pa.types.is_dictionary(arr.type) else pc.dictionary_encode(arr)
         codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.intp)
-        uniques = np.asarray(enc.dictionary.to_numpy(zero_copy_only=False), dtype=object)
-        if blank_is_missing:
-            blank = np.flatnonzero(uniques == "")
-            if len(blank):
-                uniques = uniques.copy()
-                uniques[blank] = None
-        missing = np.flatnonzero(np.array([u is None for u in uniques], dtype=bool))
+        dictionary = enc.dictionary
+        # the missing values among the distinct ones, found in Arrow: a null, or a blank if
+        # ``blank_is_missing`` (the Python values are made only if asked for, :attr:`uniques`)
+        absent = dictionary.is_null()
+        if blank_is_missing and (pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type)):
+            absent = pc.fill_null(pc.or_kleene(absent, pc.equal(dictionary, "")), False)
+        missing = np.flatnonzero(absent.to_numpy(zero_copy_only=False))
         if len(missing):  # the missing value has code -1, whatever spelled it
-            remap = np.arange(len(uniques) + 1, dtype=np.intp)
+            remap = np.arange(len(dictionary) + 1, dtype=np.intp)
             remap[missing] = -1
             remap[-1] = -1
             codes = remap[codes]
-        f = cls.from_codes(codes, uniques)
-        f.arrow_uniques = enc.dictionary
+            dictionary = pc.if_else(absent, pa.scalar(None, dictionary.type), dictionary)
+        f = cls.from_codes(codes, None)
+        f.arrow_uniques = dictionary
         return f
 
     def prefix(self, length: int) -> Factorized:
@@ -181,13 +219,13 @@ class Factorized:
         instead when every part was read from Arrow."""
         n = len(parts[0])
         key = parts[0].codes.astype(np.int64) + 1
-        size = len(parts[0].uniques) + 1
+        size = parts[0].n_uniques + 1
         for p in parts[1:]:
-            if size * (len(p.uniques) + 1) >= 2**62:  # made dense again first: the product never overflows
+            if size * (p.n_uniques + 1) >= 2**62:  # made dense again first: the product never overflows
                 key = pd.factorize(key)[0].astype(np.int64)
                 size = int(key.max()) + 1 if n else 1
-            key = key * (len(p.uniques) + 1) + (p.codes + 1)
-            size *= len(p.uniques) + 1
+            key = key * (p.n_uniques + 1) + (p.codes + 1)
+            size *= p.n_uniques + 1
         codes, uniq = pd.factorize(key)
         first = np.empty(len(uniq), dtype=np.intp)
         first[codes[::-1]] = np.arange(n - 1, -1, -1)  # a row of each combination (its first)
@@ -196,12 +234,13 @@ class Factorized:
             picks = [p.codes[first] for p in parts]
             arrow = arrow_fn(*(p.arrow_uniques.cast(pa.string()).take(pa.array(c, mask=c < 0))  # type: ignore[union-attr]
                                for p, c in zip(parts, picks, strict=True)))
-            uniques = np.asarray(arrow.to_numpy(zero_copy_only=False), dtype=object)
+            uniques = None  # made from ``arrow`` if asked for (:attr:`uniques`)
+            missing = arrow.is_null().to_numpy(zero_copy_only=False)
         else:
             cols = [_with_missing(p.uniques)[p.codes[first]] for p in parts]
             uniques = np.empty(len(uniq), dtype=object)
             uniques[:] = fn(*cols)
-        missing = np.array([u is None for u in uniques], dtype=bool)
+            missing = np.array([u is None for u in uniques], dtype=bool)
         if missing.any():
             codes = np.where(missing[codes], -1, codes)
         f = cls.from_codes(codes.astype(np.intp), uniques)
@@ -256,6 +295,9 @@ class CompositeKey:
             if not isinstance(p, Factorized) and p.dtype.kind in "iu":  # codes of another key: searched
                 ints = self.__dict__.setdefault(f"_cache_part{i}", {})
                 c = int_codes(vocab, ints, p)
+            elif isinstance(p, Factorized) and p.arrow_uniques is not None and p.n_uniques >= ARROW_MIN_UNIQUES:
+                strs = self.__dict__.setdefault(f"_cache_strpart{i}", {})
+                c = p.spread(str_codes(vocab, strs, p.arrow_uniques, -1), 0)
             elif isinstance(p, Factorized) or len(key) >= FACTORIZE_MIN_ROWS:
                 f = p if isinstance(p, Factorized) else Factorized(p)
                 c = f.spread(np.fromiter((vocab.get(u, -1) for u in f.uniques), np.int64, len(f.uniques)), 0)

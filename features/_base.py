@@ -34,7 +34,7 @@ class CategoryCodes:
 
     def encode(self, values: np.ndarray | Factorized) -> np.ndarray:
         if isinstance(values, Factorized):
-            if values.arrow_uniques is not None and len(values.uniques) >= ARROW_MIN_UNIQUES:
+            if values.arrow_uniques is not None and values.n_uniques >= ARROW_MIN_UNIQUES:
                 return values.spread(str_codes(self.vocab_, self.__dict__, values.arrow_uniques, np.nan), np.nan)
             return values.spread(self.encode(values.uniques), np.nan)
         return np.fromiter(map(self.vocab_.get, values, repeat(np.nan)), dtype=np.float64, count=len(values))

@@ -106,6 +106,58 @@ def test_arrow_keys_decode_each_distinct_value_once_and_keep_missing_and_blank_a
     assert len(route.uniques) == 3  # one string per distinct combination
 
 
+def test_arrow_read_keys_decode_python_values_only_when_asked_and_code_like_object_keys():
+    rng = np.random.default_rng(21)
+    pool = np.array([f"{i:06d}" for i in range(600)] + ["", None], dtype=object)
+    hs = rng.choice(pool, 5000)
+    f = Factorized.from_arrow(pa.array(list(hs), pa.large_string()))
+    assert f._uniques is None and f.n_uniques == len(f.arrow_uniques)  # nothing decoded yet
+    # composite keys from Arrow-read parts (over ARROW_MIN_UNIQUES distinct values: coded in Arrow)
+    # equal those of the same values as objects, blanks and missing values included
+    country = rng.choice(np.array(["CN", "US", "NEW", None], dtype=object), 5000)
+    key = asof.CompositeKey([rng.choice(pool[:500], 2000), rng.choice(np.array(["CN", "US", None], dtype=object), 2000)])
+    as_objects = np.array([v if v else None for v in hs], dtype=object)
+    got = key.codes([f, Factorized.from_arrow(pa.array(list(country), pa.large_string()))])
+    assert f.n_uniques >= asof.ARROW_MIN_UNIQUES and f._uniques is None
+    assert np.array_equal(got, key.codes([as_objects, country]))
+    assert f.values().tolist() == as_objects.tolist()  # decoded on demand: blanks are missing
+
+
+def test_integer_keys_of_a_batch_get_the_codes_of_single_rows():
+    rng = np.random.default_rng(22)
+    known = rng.choice(10**12, 3000, replace=False)
+    vocab = {int(k): i for i, k in enumerate(known)}
+    keys = rng.permutation(np.concatenate([rng.choice(known, 6000), rng.integers(0, 10**12, 2000)]))
+    assert len(keys) >= asof.FACTORIZE_MIN_ROWS  # the batch's hash look-up
+    cache: dict = {}
+    batch = asof.int_codes(vocab, cache, keys)
+    assert batch.tolist() == [vocab.get(int(k), -1) for k in keys]
+    assert np.array_equal(batch, np.concatenate([asof.int_codes(vocab, cache, keys[i:i + 500])
+                                                 for i in range(0, len(keys), 500)]))  # small: searched
+
+
+def test_column_sets_make_object_columns_only_when_read_and_every_reading_gives_them(world):
+    import features._columns as fc
+    from features.contracts import DECLARATION, normalize_table
+
+    decl, _ = world
+    frame, _ = normalize_table(manifest(decl, np.array([19_000]), copies=7), DECLARATION)
+    assert len(frame) >= asof.FACTORIZE_MIN_ROWS
+    cols = fc.columns_from_frame(frame)
+    lazy = [k for k in cols.factorized_ if dict.__getitem__(cols, k) is fc._LAZY]
+    assert "hs_code" in lazy and "origin_country" in lazy
+    with as_before():
+        eager = fc.columns_from_frame(frame)  # no factorized column: every one an object array
+    readings = {"[]": lambda c: {k: c[k] for k in c}, "get": lambda c: {k: c.get(k) for k in c},
+                "dict()": dict, "{**}": lambda c: {**c}, "items": lambda c: dict(c.items()),
+                "values": lambda c: dict(zip(list(c), list(c.values()), strict=True)), "copy": lambda c: c.copy()}
+    for how, read in readings.items():
+        got = read(fc.columns_from_frame(frame))
+        assert list(got) == list(eager), how
+        for k, v in eager.items():
+            assert pd.Series(got[k]).equals(pd.Series(v)), (how, k)
+
+
 # ---- the whole pipeline ------------------------------------------------------------------------
 
 
