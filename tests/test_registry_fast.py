@@ -97,3 +97,41 @@ def test_loading_a_model_from_the_local_store_does_not_import_mlflow(trained_mod
     assert got == {"mlflow": False, "version": trained_model.version, "run_id": trained_model.run_id,
                    "uri": f"models:/{trained_model.name}/{trained_model.version}",
                    "trees": trained_model.result.model.booster.num_trees()}
+
+
+def test_versions_logged_with_the_older_joblib_artifact_still_load_and_score_alike(trained_model) -> None:
+    """New versions carry a plain pickle (``risk_model.pkl``, read by the C unpickler); a version logged
+    before that carries ``risk_model.joblib``: both loaders (the fast local one and MLflow's pyfunc) read
+    it, and it scores exactly as the model it holds."""
+    import tempfile
+
+    import joblib
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    client = _client(trained_model)
+    new = registry.load_risk_model(trained_model.uri)
+    assert registry._local_joblib(registry._sqlite_version(trained_model.uri).storage_location).name == \
+        registry.ARTIFACT_FILE == "risk_model.pkl"
+    mlflow.set_experiment("riskprof")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / registry.LEGACY_ARTIFACT_FILE
+        joblib.dump(new.model, path)
+        with mlflow.start_run(run_name="legacy-artifact"):
+            info = mlflow.pyfunc.log_model(name="model", python_model=registry._pyfunc_class()(),
+                                           artifacts={registry.ARTIFACT_KEY: str(path)}, pip_requirements=["riskprof"])
+    legacy = "riskprof-legacy-artifact"  # a model of its own: the session's model keeps its versions
+    version = str(mlflow.register_model(info.model_uri, legacy).version)
+    client.set_registered_model_alias(legacy, "legacy-probe", version)
+    try:
+        uri = f"models:/{legacy}@legacy-probe"
+        old = registry.load_risk_model(uri)
+        assert old.version == version
+        assert registry._local_joblib(registry._sqlite_version(uri).storage_location).suffix == ".joblib"
+        frame = pd.read_parquet(trained_model.data["declarations"]).head(300)
+        assert np.array_equal(old.model.predict(frame), new.model.predict(frame))
+        via_pyfunc = mlflow.pyfunc.load_model(f"models:/{legacy}/{version}").unwrap_python_model()
+        assert np.array_equal(via_pyfunc.risk_model.predict(frame), new.model.predict(frame))
+    finally:
+        client.delete_registered_model_alias(legacy, "legacy-probe")

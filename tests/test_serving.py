@@ -769,18 +769,17 @@ def champion(trained_model):
 
 def _log_version(name: str, risk_model: Any | None, corrupt: bool = False) -> str:
     """Register a new version of ``name`` holding ``risk_model`` (or a corrupt artifact)."""
-    import joblib
     import mlflow
 
-    from scoring.registry import ARTIFACT_FILE, ARTIFACT_KEY, _pyfunc_class
+    from scoring.registry import ARTIFACT_FILE, ARTIFACT_KEY, _pyfunc_class, write_artifact
 
     mlflow.set_experiment("riskprof")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / ARTIFACT_FILE
         if corrupt:
-            path.write_bytes(b"this is not a joblib file")
+            path.write_bytes(b"this is not a model artifact")
         else:
-            joblib.dump(risk_model, path)
+            write_artifact(risk_model, path)
         with mlflow.start_run(run_name="serving-test-version"):
             info = mlflow.pyfunc.log_model(name="model", python_model=_pyfunc_class()(),
                                            artifacts={ARTIFACT_KEY: str(path)}, pip_requirements=["riskprof"])
