@@ -71,3 +71,25 @@ def test_risk_order_equals_lexsort_with_or_without_duplicate_ids(seed: int) -> N
         for i, c in enumerate(codes.tolist()):
             first.setdefault(c, i)
         assert np.flatnonzero(keep).tolist() == sorted(first.values())
+
+
+@pytest.mark.parametrize("n", [1, 7, 1000, 250_001])
+def test_the_two_threaded_stable_sort_equals_numpys_stable_sort(n: int, monkeypatch) -> None:
+    """Halves sorted on two threads and merged give NumPy's own stable order: ties (few distinct
+    values) keep their row order across the halves, and NaN goes last."""
+    import batch._rank as rank
+
+    rng = np.random.default_rng(n)
+    key = np.round(rng.random(n), 2)
+    key[rng.random(n) < 0.01] = np.nan
+    if n < 1000:
+        monkeypatch.setattr(rank, "PARALLEL_SORT_MIN", 2)
+    np.testing.assert_array_equal(rank.stable_argsort(key), np.argsort(key, kind="stable"))
+    np.testing.assert_array_equal(rank.stable_argsort(-key), np.argsort(-key, kind="stable"))
+
+
+def test_rows_already_in_id_order_rank_as_any_other_order() -> None:
+    rng = np.random.default_rng(9)
+    risk = np.round(rng.random(300_000), 3)
+    codes = np.arange(1, len(risk) + 1)
+    np.testing.assert_array_equal(risk_order(risk, codes, distinct=True), np.lexsort((codes, -risk)))
