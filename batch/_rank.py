@@ -21,8 +21,13 @@ from scoring.ranking import select_in_order
 
 def id_codes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Dense rank of each id in ascending string order (equal ids share a code)."""
-    if len(ids) == 0:
+    n = len(ids)
+    if n == 0:
         return np.zeros(0, dtype=np.int64)
+    if n > 1 and ids.null_count == 0 and pc.all(pc.less(ids.slice(0, n - 1), ids.slice(1))).as_py():
+        # already strictly increasing (sequential ids, the usual manifest): the codes are the positions,
+        # found by one comparison pass (3 ms per 1 M ids) instead of a sort (45-95 ms)
+        return np.arange(1, n + 1, dtype=np.int64)
     return np.asarray(pc.rank(ids, sort_keys="ascending", tiebreaker="dense")).astype(np.int64)
 
 

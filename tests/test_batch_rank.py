@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from batch._rank import first_occurrence, id_codes, risk_order, select_manifest
@@ -93,3 +94,17 @@ def test_rows_already_in_id_order_rank_as_any_other_order() -> None:
     risk = np.round(rng.random(300_000), 3)
     codes = np.arange(1, len(risk) + 1)
     np.testing.assert_array_equal(risk_order(risk, codes, distinct=True), np.lexsort((codes, -risk)))
+
+
+@pytest.mark.parametrize("ids", [["a", "b", "c"], ["a", "b", "b", "c"], ["b", "a"], ["a"], ["é", "z", "ä"],
+                                 ["A1", "A10", "A2"], ["x", None, "y"], ["x", "y", None]])
+def test_ids_already_in_order_get_the_codes_of_the_sort(ids: list) -> None:
+    """Strictly increasing ids take the shortcut (codes = positions); ties, disorder and missing ids
+    go through the sort; both give the dense ranks of Python's string order."""
+    arr = pa.array(ids, pa.large_string())
+    expected = np.asarray(pc.rank(arr, sort_keys="ascending", tiebreaker="dense")).astype(np.int64)
+    np.testing.assert_array_equal(id_codes(arr), expected)
+    present = [i for i in ids if i is not None]
+    if len(present) == len(ids):
+        order = {v: k + 1 for k, v in enumerate(sorted(set(ids)))}
+        assert id_codes(arr).tolist() == [order[i] for i in ids]
