@@ -141,15 +141,15 @@ def score_chunk(raw: pd.DataFrame, *, model: RiskModel, settings: ChunkSettings,
         reasons = (pa.nulls(len(st), pa.string()) if settings.reasons_for == "none" else
                    [None if r is None else json.dumps([x.as_dict() for x in r], ensure_ascii=False)
                     for r in st.reasons])
-        ids = st.declaration_id
+        ids = st.ids_arrow()
         risk, pct, lane = st.risk_score, st.percentile, st.lane
     else:
-        reasons, ids = [], np.zeros(0, object)
+        reasons, ids = [], pa.array([], pa.string())
         risk, pct, lane = np.zeros(0), np.zeros(0), np.zeros(0, dtype=object)
     cols: dict[str, Any] = {
         "_file": pa.array(np.full(len(good), file_index, dtype=np.int32)),
         "_row": pa.array(row_numbers[~bad]),
-        "declaration_id": pa.array(ids, pa.string()),
+        "declaration_id": ids,
         "risk_score": pa.array(np.asarray(risk, dtype=np.float64)),
         "percentile": pa.array(np.asarray(pct, dtype=np.float64)),
         "lane": lane_array(lane),

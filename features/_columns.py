@@ -8,6 +8,7 @@ object arrays with ``None`` for missing; numbers float64 with NaN; dates int64 d
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -63,17 +64,26 @@ class ColumnSet(dict):
         super().__init__(*args, **kwargs)
         self.factorized_: dict[str, Factorized] = {}
         self.derived_: dict[str, np.ndarray | Factorized] = {}
+        #: text columns as read from Arrow (large_string, missing = null or ""), when they were
+        self.arrow_: dict[str, pa.Array] = {}
+        self._make: dict[str, Callable[[], np.ndarray]] = {}
+
+    def set_lazy(self, name: str, make: Callable[[], np.ndarray]) -> None:
+        """Column ``name`` is ``make()``, called on its first read (a batch's features read the factorized
+        form of key columns, and the output takes the ids from Arrow: 13 object columns and the ids of a
+        100k-row chunk cost ~20 ms and 15 MB that nothing reads)."""
+        self._make[name] = make
+        dict.__setitem__(self, name, _LAZY)
 
     def set_factorized(self, name: str, f: Factorized) -> None:
-        """Keep column ``name`` factorized; its object array is made on first read (a batch's features
-        read the factorized form only: 13 object columns of a 100k-row chunk cost ~6 ms and 10 MB)."""
+        """Keep column ``name`` factorized; its object array is made on first read."""
         self.factorized_[name] = f
-        dict.__setitem__(self, name, _LAZY)
+        self.set_lazy(name, f.values)
 
     def __getitem__(self, key: str) -> np.ndarray:
         value = dict.__getitem__(self, key)
         if value is _LAZY:
-            value = self.factorized_[key].values()
+            value = self._make.pop(key)()
             dict.__setitem__(self, key, value)
         return value
 
@@ -163,6 +173,25 @@ def _factorized_column(s: pd.Series, transit: bool) -> Factorized:
     return f
 
 
+def _validated_objects(s: pd.Series) -> np.ndarray:
+    arr = s.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
+    arr[arr == ""] = None
+    return arr
+
+
+def arrow_strings(cols: Mapping[str, np.ndarray], name: str) -> pa.Array:
+    """Text column ``name`` as Arrow strings (null where missing): taken from the Arrow column a
+    :class:`ColumnSet` kept (no Python string per row), else converted from its objects."""
+    arrow = cols.arrow_.get(name) if isinstance(cols, ColumnSet) else None
+    if arrow is None:
+        return pa.array(np.asarray(cols[name], dtype=object), pa.string())
+    if isinstance(arrow, pa.ChunkedArray):
+        arrow = arrow.combine_chunks()
+    arrow = arrow.cast(pa.string())
+    blank = pc.equal(arrow, "")
+    return pc.if_else(blank, pa.scalar(None, pa.string()), arrow) if pc.any(blank).as_py() else arrow
+
+
 def known_arrow(values: pa.Array) -> pa.Array:
     """``value or '?'`` of each Arrow string."""
     filled = pc.fill_null(values, "")
@@ -188,9 +217,11 @@ def columns_from_frame(df: pd.DataFrame, numeric_extras: Sequence[str] = (),
             cols.set_factorized(c, _factorized_column(df[c], c == "transit_countries"))
         elif c in STRING_COLUMNS and df[c].dtype == CANONICAL_STRING:
             # a validated contract column is clean already: skip a second strip (a tenth of batch features)
-            arr = df[c].to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
-            arr[arr == ""] = None
-            cols[c] = arr
+            if n >= _factorize_min_rows():  # a batch: kept in Arrow, objects made only if read
+                cols.arrow_[c] = pa.array(df[c].array)
+                cols.set_lazy(c, partial(_validated_objects, df[c]))
+            else:
+                cols[c] = _validated_objects(df[c])
         else:
             cols[c] = clean_strings(df[c])
     if "transit_countries" in df.columns and "transit_countries" not in cols.factorized_:

@@ -8,7 +8,9 @@ from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from features import arrow_strings
 from scoring.model import Reason, RiskModel
 from scoring.ranking import LaneThresholds, assign_lanes
 
@@ -17,7 +19,6 @@ ReasonsFor = Literal["all", "flagged", "none"]
 
 @dataclass
 class ScoreTable:
-    declaration_id: np.ndarray
     risk_score: np.ndarray
     percentile: np.ndarray
     lane: np.ndarray
@@ -25,6 +26,15 @@ class ScoreTable:
     unseen: Sequence[dict[str, list]]
     # the canonical columns the model scored: risk profiles match on these, so one conversion serves both
     columns: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def declaration_id(self) -> np.ndarray:
+        """The ids as objects (made on first use: a batch chunk takes them from Arrow, :meth:`ids_arrow`)."""
+        return np.asarray(self.columns["declaration_id"], dtype=object)
+
+    def ids_arrow(self) -> pa.Array:
+        """The ids as Arrow strings (null where missing), without a Python string per row in a batch."""
+        return arrow_strings(self.columns, "declaration_id")
 
     def __len__(self) -> int:
         return len(self.risk_score)
@@ -64,8 +74,7 @@ def score_table(model: RiskModel, data: pd.DataFrame | Sequence[Mapping[str, Any
     for r, i in enumerate(rows):
         reasons[int(i)] = explained[r]
     unseen = model.unseen(scored) if with_unseen else NoUnseen(len(risk))
-    return ScoreTable(np.asarray(scored.cols["declaration_id"], dtype=object), risk, model.percentile(risk), lanes,
-                      reasons, unseen, scored.cols)
+    return ScoreTable(risk, model.percentile(risk), lanes, reasons, unseen, scored.cols)
 
 
 class NoUnseen(Sequence[dict[str, list]]):

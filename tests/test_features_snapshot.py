@@ -158,6 +158,27 @@ def test_column_sets_make_object_columns_only_when_read_and_every_reading_gives_
             assert pd.Series(got[k]).equals(pd.Series(v)), (how, k)
 
 
+def test_ids_kept_in_arrow_equal_the_object_ids_blank_and_missing_included(world):
+    import features._columns as fc
+    from features.contracts import CANONICAL_STRING
+
+    decl, _ = world
+    frame = manifest(decl, np.array([19_000]), copies=7)
+    ids = frame["declaration_id"].astype(object).to_numpy().copy()
+    ids[[3, 10]] = ""
+    ids[[5]] = None
+    frame["declaration_id"] = pd.Series(ids, dtype=CANONICAL_STRING)
+    cols = fc.columns_from_frame(frame)
+    assert dict.__getitem__(cols, "declaration_id") is fc._LAZY  # no Python string made yet
+    got = fc.arrow_strings(cols, "declaration_id")
+    with as_before():
+        plain = fc.columns_from_frame(frame)
+    assert not isinstance(plain, fc.ColumnSet) or not plain.arrow_
+    assert got.equals(fc.arrow_strings(plain, "declaration_id"))
+    assert got.to_pylist() == [i if i else None for i in ids]
+    assert cols["declaration_id"].tolist() == plain["declaration_id"].tolist()
+
+
 # ---- the whole pipeline ------------------------------------------------------------------------
 
 
