@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from features import carry_dictionaries
 from features.contracts import DECLARATION, normalize_table
 from features.mapping import ColumnMapping
 from profiles import RuleSet
@@ -135,6 +136,7 @@ def score_chunk(raw: pd.DataFrame, *, model: RiskModel, settings: ChunkSettings,
         "reason": pa.array([f"expected {p.expected}" for p in report.problems], pa.string()),
     }, schema=REJECT_SCHEMA)
     good = frame.loc[~bad] if bad.any() else frame
+    carry_dictionaries(raw, good)  # the reader's Parquet dictionaries, used where a column is unchanged
     if len(good):
         st = score_table(model, good, settings.thresholds, reasons_for=settings.reasons_for,
                          top_k=settings.top_k, with_unseen=False)

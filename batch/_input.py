@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features import DICTIONARY_COLUMNS, keep_dictionaries
 from features.io import LoadError, csv_format, expand_paths
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -158,7 +159,12 @@ def _iter_csv(file: InputFile, chunk_rows: int, skip: set[int] | frozenset[int],
 
 def _iter_parquet(file: InputFile, chunk_rows: int, skip: set[int] | frozenset[int], first_chunk: int,
                   last_chunk: int | None) -> Iterator[tuple[int, int, pd.DataFrame]]:
-    pf = pq.ParquetFile(file.path)
+    # the key text columns come as Parquet's own dictionaries (no hashing of the values here, nor again
+    # in the features, which keep them: features.keep_dictionaries); the frame gets them decoded
+    schema = pq.read_schema(file.path)
+    dictionary = [f.name for f in schema if f.name in DICTIONARY_COLUMNS
+                  and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
+    pf = pq.ParquetFile(file.path, read_dictionary=dictionary or None)
     meta = pf.metadata
     n = meta.num_rows
     n_chunks = -(-n // chunk_rows)
@@ -195,10 +201,27 @@ def _iter_parquet(file: InputFile, chunk_rows: int, skip: set[int] | frozenset[i
                 break
             table = pa.Table.from_batches(buf)
             if c in want:
-                frame = table.slice(c_start - buf_start, c_end - c_start).to_pandas()
-                yield c, c_start, frame
+                yield c, c_start, _decoded_frame(table.slice(c_start - buf_start, c_end - c_start), schema)
             rest = table.slice(c_end - buf_start)
             buf = rest.to_batches()
             buf_start, buf_rows = c_end, rest.num_rows
         if buf_start >= end_row:
             return
+
+
+def _decoded_frame(table: pa.Table, schema: pa.Schema) -> pd.DataFrame:
+    """The chunk as a frame with the file's own column types: dictionary-read text columns decoded, and
+    each dictionary kept for the frame's life (a chunk spanning two row groups has two dictionaries:
+    decoded alike, none kept)."""
+    decoded: dict[str, tuple[pa.Array, pa.DictionaryArray]] = {}
+    for i, field in enumerate(table.schema):
+        if not pa.types.is_dictionary(field.type):
+            continue
+        column = table.column(i)
+        dense = column.cast(schema.field(field.name).type)
+        if column.num_chunks == 1:
+            decoded[field.name] = (dense.chunk(0), column.chunk(0))
+        table = table.set_column(i, schema.field(field.name), dense)
+    frame = table.to_pandas()
+    keep_dictionaries(frame, decoded)
+    return frame

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from features._asof import to_days
     from features._base import FamilyParams, FeatureFamily
-    from features._columns import arrow_strings, object_array
+    from features._columns import (
+        DICTIONARY_COLUMNS,
+        arrow_strings,
+        carry_dictionaries,
+        keep_dictionaries,
+        object_array,
+    )
     from features.contracts import (
         CONTRACTS,
         DECLARATION,
@@ -40,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONTRACTS", "DECLARATION", "FAMILIES", "LABEL_PREFIX", "OUTCOME", "SEIZURE", "TRANSIT_SEP", "UNKNOWN",
-    "WEAPON_TYPES", "arrow_strings", "ColumnMapping", "Contract", "ContractError", "FamilyParams", "FeatureFamily", "FeaturePipeline",
+    "WEAPON_TYPES", "DICTIONARY_COLUMNS", "arrow_strings", "carry_dictionaries", "keep_dictionaries", "ColumnMapping", "Contract", "ContractError", "FamilyParams", "FeatureFamily", "FeaturePipeline",
     "FieldSpec", "History", "LoadError", "MappingError", "Problem", "ValidationReport", "countries",
     "country_name_to_code", "expand_paths", "hs_headings", "load_mapping", "load_table", "mapping_from_dict",
     "normalize_table", "object_array", "outcomes_from_labels", "pydantic_model", "read_raw", "region_of",

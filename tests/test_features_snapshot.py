@@ -282,3 +282,46 @@ def test_the_latest_tables_are_never_pickled_and_a_loaded_pipeline_gives_the_sam
     loaded = pickle.loads(used)
     assert not any("_snapshot_cache" in vars(t) for t in tables_of(loaded))
     assert_same_features(loaded.transform(m), feats)
+
+
+@pytest.mark.parametrize("chunk_rows", [5000, 7000])  # row groups of 5,000 rows: chunks on them, and across them
+def test_manifest_chunks_read_with_parquets_dictionaries_give_the_frames_and_features_of_a_plain_read(
+        world, tmp_path, chunk_rows, monkeypatch):
+    """The batch reader decodes the key text columns from Parquet's own dictionaries and keeps them for
+    the features; frames, validation and features are those of a plain read, blanks and missing values
+    included, and the kept dictionaries are used where a chunk sits on one row group."""
+    import pyarrow.parquet as pq
+
+    import features._columns as fc
+    from batch._input import inspect_manifest, iter_chunks
+    from features.contracts import CANONICAL_STRING, DECLARATION, normalize_table
+
+    decl, pipe = world
+    last = max(t.last_event_day() for t in tables_of(pipe))
+    m = manifest(decl, last + 1 + np.arange(7), copies=15)
+    rng = np.random.default_rng(3)
+    for c in ("hs_code", "importer_id", "transit_countries", "origin_country"):
+        values = m[c].astype(object).to_numpy().copy()
+        values[rng.random(len(m)) < 0.03] = None
+        values[rng.random(len(m)) < 0.03] = ""
+        m[c] = pd.Series(values, dtype=CANONICAL_STRING)
+    path = tmp_path / "manifest.parquet"
+    pq.write_table(pa.Table.from_pandas(m, preserve_index=False), path, row_group_size=5000)
+    plain = pq.read_table(path).to_pandas()
+    used = []
+    kept = fc._kept_dictionary
+    monkeypatch.setattr(fc, "_kept_dictionary", lambda df, c, arr: used.append(kept(df, c, arr)) or used[-1])
+    [file] = inspect_manifest(path)
+    for _c, offset, frame in iter_chunks(file, chunk_rows):
+        want = plain.iloc[offset:offset + len(frame)].reset_index(drop=True)
+        pd.testing.assert_frame_equal(frame, want)
+        got_frame, got_report = normalize_table(frame, DECLARATION, row_offset=offset)
+        want_frame, want_report = normalize_table(want, DECLARATION, row_offset=offset)
+        assert [str(p) for p in got_report.problems] == [str(p) for p in want_report.problems]
+        fc.carry_dictionaries(frame, got_frame)
+        got = pipe.matrix(pipe.transform_columns(pipe.columns(got_frame)))
+        want_x = pipe.matrix(pipe.transform_columns(pipe.columns(want_frame)))
+        np.testing.assert_array_equal(got, want_x)
+    hits = [u for u in used if u is not None]
+    if chunk_rows == 5000:  # the two full chunks sit on a row group each: their unchanged columns use it
+        assert len(hits) >= 2 * 8
