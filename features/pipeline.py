@@ -162,6 +162,21 @@ class FeaturePipeline(BaseEstimator):
             mat[:, j] = feats[name]
         return mat
 
+    def matrix_blocks(self, feats: Mapping[str, np.ndarray], rows: int, out: np.ndarray | None = None) -> list[np.ndarray]:
+        """:meth:`matrix` as consecutive blocks of ``rows`` rows, each its own column-major matrix (in
+        ``out`` one after the other when it is large enough): the same values, block by block."""
+        n = len(next(iter(feats.values()))) if feats else 0
+        k = len(self.feature_names_)
+        if out is None or out.dtype != np.float64 or out.ndim != 1 or out.size < n * k:
+            out = np.empty(n * k, dtype=np.float64)
+        blocks = [out[s * k:min(s + rows, n) * k].reshape((min(s + rows, n) - s, k), order="F")
+                  for s in range(0, n, rows)]
+        for j, name in enumerate(self.feature_names_):
+            values = feats[name]
+            for b, s in zip(blocks, range(0, n, rows), strict=True):
+                b[:, j] = values[s:s + len(b)]
+        return blocks
+
     def transform(self, data: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         """Declarations (DataFrame or records) → feature DataFrame (columns ``feature_names_``)."""
         feats = self.transform_columns(self.columns(data))

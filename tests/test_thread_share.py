@@ -131,3 +131,38 @@ def test_reused_matrices_score_as_fresh_ones_and_stay_per_thread(tiny_model) -> 
 
     with model.reusing_matrices():
         assert "_matrix_buffers" not in pickle.loads(pickle.dumps(model)).__dict__
+
+
+def test_row_blocks_hold_the_matrix_and_predict_without_copies(tiny_model, monkeypatch) -> None:
+    """With shared threads and reused buffers (a pipelined batch) the matrix is built as row blocks,
+    each column-major and contiguous (LightGBM reads them without a copy): the same values, the same
+    scores and reasons as one matrix, and rows read back as from the whole matrix."""
+    model = tiny_model.model
+    frame = pd.DataFrame.from_records(tiny_model.traffic[:300])
+    frame["declaration_date"] = pd.to_datetime(frame["declaration_date"])
+    plain = model.score_batch(frame)
+    monkeypatch.setattr(scoring_model, "PREDICT_BLOCK", 64)
+    share = ThreadShare(2)
+    model.__dict__["_thread_share"] = share
+    used = _recording(model)
+    copies: list[bool] = []
+    real = model.booster.predict
+    model.booster.predict = lambda X, *a, **kw: copies.append(X.flags.f_contiguous) or real(X, *a, **kw)
+    try:
+        with model.reusing_matrices(), share.scoring():
+            blocked = model.score_batch(frame)
+            assert isinstance(blocked.X, scoring_model.RowBlocks)
+            assert np.shares_memory(blocked.X.blocks[0], model.__dict__["_matrix_buffers"].buf)
+            rows = np.array([299, 0, 64, 63, 128, 5, 5])
+            np.testing.assert_array_equal(blocked.X[rows], np.asarray(plain.X)[rows])
+            np.testing.assert_array_equal(np.asarray(blocked.X), plain.X)
+            assert [len(b) for b in blocked.X.blocks] == [64, 64, 64, 64, 44]
+            assert all(b.flags.f_contiguous for b in blocked.X.blocks)
+            reasons_blocked = model.explain(blocked, rows[:3])
+    finally:
+        model.__dict__.pop("_thread_share", None)
+        del model.booster.predict
+    np.testing.assert_array_equal(blocked.risk, plain.risk)
+    assert copies == [True] * 5 and used == [2] * 5  # one call per block, each contiguous
+    assert [[r.as_dict() for r in x] for x in reasons_blocked] == \
+        [[r.as_dict() for r in x] for x in model.explain(plain, rows[:3])]
