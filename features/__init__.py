@@ -14,13 +14,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from features._asof import to_days
     from features._base import FamilyParams, FeatureFamily
-    from features._columns import (
-        DICTIONARY_COLUMNS,
-        arrow_strings,
-        carry_dictionaries,
-        keep_dictionaries,
-        object_array,
-    )
+    from features._columns import DICTIONARY_COLUMNS, arrow_strings, object_array
+    from features._kept import carry_dictionaries, keep_dictionaries
     from features.contracts import (
         CONTRACTS,
         DECLARATION,
@@ -55,7 +50,7 @@ __all__ = [
 
 # where the names live, light modules first: a contract or a mapping never loads the families
 _MODULES = ("features.contracts", "features.io", "features.mapping", "features.reference", "features.history",
-            "features._asof", "features._columns", "features.pipeline", "features._base", "features.extra")
+            "features._asof", "features._columns", "features._kept", "features.pipeline", "features._base", "features.extra")
 _MISSING = object()
 
 

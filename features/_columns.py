@@ -7,8 +7,6 @@ object arrays with ``None`` for missing; numbers float64 with NaN; dates int64 d
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -20,6 +18,7 @@ import pyarrow.compute as pc
 
 import features._asof as _asof
 from features._asof import Factorized, factorized, to_days
+from features._kept import kept_dictionary
 from features.contracts import CANONICAL_STRING, TRANSIT_SEP
 
 STRING_COLUMNS = (
@@ -164,60 +163,8 @@ def prefix_keys(cols: Mapping[str, np.ndarray], column: str, length: int) -> np.
 
 
 #: text columns a batch factorizes: a reader may decode them from Parquet's own dictionaries and keep
-#: those (:func:`keep_dictionaries`), so they are not hashed again here
+#: those (:func:`features._kept.keep_dictionaries`), so they are not hashed again here
 DICTIONARY_COLUMNS = tuple(c for c in STRING_COLUMNS if c not in UNIQUE_COLUMNS)
-
-_DICTIONARIES: dict[int, dict[str, tuple[pa.Array, pa.DictionaryArray]]] = {}  # by id of a live frame
-_DICTIONARIES_LOCK = threading.Lock()
-
-
-def keep_dictionaries(frame: pd.DataFrame, decoded: Mapping[str, tuple[pa.Array, pa.DictionaryArray]]) -> None:
-    """Remember for ``frame``'s life the dictionary arrays its text columns were decoded from
-    (column → (the decoded array, the dictionary array)). :func:`columns_from_frame` uses one only
-    while the frame's column still holds that very decoded array (same buffers): a column the
-    contract rewrote, a filtered or copied frame simply factorize their values as before."""
-    if not decoded:
-        return
-    key = id(frame)
-    with _DICTIONARIES_LOCK:
-        _DICTIONARIES[key] = dict(decoded)
-    weakref.finalize(frame, _forget_dictionaries, key)  # runs before the id can be reused
-
-
-def carry_dictionaries(source: pd.DataFrame, frame: pd.DataFrame) -> None:
-    """``frame`` (e.g. the validated ``source``) may use ``source``'s dictionaries where it holds its arrays."""
-    decoded = _DICTIONARIES.get(id(source))
-    if decoded and frame is not source:
-        keep_dictionaries(frame, decoded)
-
-
-def _forget_dictionaries(key: int) -> None:
-    with _DICTIONARIES_LOCK:
-        _DICTIONARIES.pop(key, None)
-
-
-def _single(arr: pa.Array | pa.ChunkedArray) -> pa.Array | None:
-    if isinstance(arr, pa.ChunkedArray):
-        return arr.chunk(0) if arr.num_chunks == 1 else None
-    return arr
-
-
-def _same_array(a: pa.Array, b: pa.Array) -> bool:
-    """The same values because the same immutable buffers, offset and length."""
-    def where(x: pa.Array) -> list[int]:
-        return [0 if buf is None else buf.address for buf in x.buffers()]
-
-    return a.type == b.type and len(a) == len(b) and a.offset == b.offset and where(a) == where(b)
-
-
-def _kept_dictionary(df: pd.DataFrame, name: str, arr: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray | None:
-    decoded = _DICTIONARIES.get(id(df))
-    hint = decoded.get(name) if decoded else None
-    one = _single(arr) if hint is not None else None
-    if hint is None or one is None or not _same_array(hint[0], one):
-        return None
-    return hint[1]
-
 
 def _factorized_column(s: pd.Series, transit: bool, dictionary: pa.DictionaryArray | None = None) -> Factorized:
     f = Factorized.from_arrow(dictionary if dictionary is not None else pa.array(s.array))
@@ -273,7 +220,7 @@ def columns_from_frame(df: pd.DataFrame, numeric_extras: Sequence[str] = (),
             # a validated contract column (clean already) read from Arrow: dictionary-encoded there,
             # each distinct value made a Python string once and the object column one take
             arr = pa.array(df[c].array)
-            cols.set_factorized(c, _factorized_column(df[c], c == "transit_countries", _kept_dictionary(df, c, arr)))
+            cols.set_factorized(c, _factorized_column(df[c], c == "transit_countries", kept_dictionary(df, c, arr)))
         elif c in STRING_COLUMNS and df[c].dtype == CANONICAL_STRING:
             # a validated contract column is clean already: skip a second strip (a tenth of batch features)
             if n >= _factorize_min_rows():  # a batch: kept in Arrow, objects made only if read

@@ -43,6 +43,7 @@ from pydantic import (
 from pydantic import Field as PydField
 from pydantic_core import PydanticCustomError
 
+from features._kept import kept_dictionary
 from features.reference import country_codes
 
 Kind = Literal["id", "str", "date", "country", "countries", "hs", "category", "int", "float", "bool"]
@@ -407,7 +408,8 @@ def normalize_table(df: pd.DataFrame, contract: Contract, source: str = "",
     columns: dict[str, pd.Series] = {}
     for spec in contract.fields:
         if spec.name in df.columns:
-            columns[spec.name] = _parse_column(df[spec.name], spec, check)
+            known = _by_dictionary(df, spec, check) if spec.kind in _PER_VALUE_KINDS else None
+            columns[spec.name] = known if known is not None else _parse_column(df[spec.name], spec, check)
         elif spec.required:
             report.problems.append(Problem(None, spec.name, None, f"a column '{spec.name}' ({spec.kind})", source))
         else:
@@ -572,6 +574,39 @@ def _blank_rows(raw: pd.Series, normalized_missing: Callable[[], np.ndarray]) ->
 def _parse_column(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
     """One present column in its canonical type, its problems recorded (a required column's blanks first)."""
     return _PARSERS[spec.kind](raw, spec, check)
+
+
+#: kinds whose check and canonical form of a value depend on that value alone
+_PER_VALUE_KINDS = frozenset({"id", "str", "country", "countries", "hs", "category"})
+
+
+def _by_dictionary(df: pd.DataFrame, spec: FieldSpec, check: _Check) -> pd.Series | None:
+    """A text column the batch reader decoded from Parquet's dictionary (``features._kept``), checked
+    through its distinct values: when every one passes as it is (no problem, nothing rewritten, no
+    unknown value to count) and no row is missing, the column is valid and canonical as it stands, as
+    the row-by-row check would find. Otherwise None: the column is checked row by row."""
+    raw = df[spec.name]
+    if not (isinstance(raw.dtype, pd.StringDtype) and raw.dtype.storage == "pyarrow"):
+        return None
+    dictionary = kept_dictionary(df, spec.name, raw.array.__arrow_array__())
+    if dictionary is None or dictionary.indices.null_count or len(dictionary.dictionary) * 4 > len(raw):
+        return None
+    values = dictionary.dictionary.cast(_TEXT)
+    passed = _PASSED.get(spec)
+    if passed is None or not passed.equals(values):  # row groups of a file mostly share their values
+        sub = _series(values, pd.RangeIndex(len(values)))
+        report = ValidationReport(check.report.contract, check.report.source, rows=len(values))
+        out = _PARSERS[spec.kind](sub, spec, _Check(report, np.arange(1, len(values) + 1), check.max_date,
+                                                    check.codes))
+        if report.problems or report.unknown_values or not _arrow_text(out).equals(values):
+            return None
+        _PASSED[spec] = values
+    return _series(_arrow_text(raw), raw.index)
+
+
+#: per field, the last distinct values found to pass as they are: the next chunk with the same values
+#: needs no check of them (one entry per field of the contracts)
+_PASSED: dict[FieldSpec, pa.Array] = {}
 
 
 def _require(blank: np.ndarray, raw: pd.Series, spec: FieldSpec, check: _Check) -> None:

@@ -302,26 +302,42 @@ def test_manifest_chunks_read_with_parquets_dictionaries_give_the_frames_and_fea
     rng = np.random.default_rng(3)
     for c in ("hs_code", "importer_id", "transit_countries", "origin_country"):
         values = m[c].astype(object).to_numpy().copy()
-        values[rng.random(len(m)) < 0.03] = None
-        values[rng.random(len(m)) < 0.03] = ""
+        at = rng.random(len(m))
+        values[(at < 0.03) & (np.arange(len(m)) >= 5000)] = None  # blanks and missing values after row 5,000
+        values[(at > 0.97) & (np.arange(len(m)) >= 5000)] = ""
         m[c] = pd.Series(values, dtype=CANONICAL_STRING)
+    # rewritten or refused values in the second row group only: the first is checked value by value
+    m.loc[5100, "departure_country"] = "cn"
+    m.loc[5200, "destination_country"] = "XX"
+    m.loc[6000, "conveyance"] = "Sea"
+    m.loc[6100, "office_type"] = "no such type"
     path = tmp_path / "manifest.parquet"
     pq.write_table(pa.Table.from_pandas(m, preserve_index=False), path, row_group_size=5000)
     plain = pq.read_table(path).to_pandas()
-    used = []
-    kept = fc._kept_dictionary
-    monkeypatch.setattr(fc, "_kept_dictionary", lambda df, c, arr: used.append(kept(df, c, arr)) or used[-1])
+    import features.contracts as contracts
+    from features import carry_dictionaries
+
+    used, checked = [], []
+    kept = fc.kept_dictionary
+    monkeypatch.setattr(fc, "kept_dictionary", lambda df, c, arr: used.append(kept(df, c, arr)) or used[-1])
+    by_dictionary = contracts._by_dictionary
+    monkeypatch.setattr(contracts, "_by_dictionary",
+                        lambda df, spec, check: checked.append(by_dictionary(df, spec, check)) or checked[-1])
     [file] = inspect_manifest(path)
     for _c, offset, frame in iter_chunks(file, chunk_rows):
         want = plain.iloc[offset:offset + len(frame)].reset_index(drop=True)
         pd.testing.assert_frame_equal(frame, want)
         got_frame, got_report = normalize_table(frame, DECLARATION, row_offset=offset)
         want_frame, want_report = normalize_table(want, DECLARATION, row_offset=offset)
+        pd.testing.assert_frame_equal(got_frame, want_frame)
         assert [str(p) for p in got_report.problems] == [str(p) for p in want_report.problems]
-        fc.carry_dictionaries(frame, got_frame)
+        assert got_report.unknown_values == want_report.unknown_values
+        carry_dictionaries(frame, got_frame)
         got = pipe.matrix(pipe.transform_columns(pipe.columns(got_frame)))
         want_x = pipe.matrix(pipe.transform_columns(pipe.columns(want_frame)))
         np.testing.assert_array_equal(got, want_x)
     hits = [u for u in used if u is not None]
-    if chunk_rows == 5000:  # the two full chunks sit on a row group each: their unchanged columns use it
-        assert len(hits) >= 2 * 8
+    if chunk_rows == 5000:  # the full chunks sit on a row group each: their unchanged columns use it
+        assert len(hits) >= 8
+        assert sum(c is not None for c in checked) >= 8  # the first chunk's columns checked by value
+        assert any(c is None for c in checked)  # the faults' columns, row by row
