@@ -82,7 +82,10 @@ def stable_argsort(key: np.ndarray) -> np.ndarray:
     with ThreadPoolExecutor(1, thread_name_prefix="riskprof-sort") as pool:
         upper = pool.submit(np.argsort, key[h:], kind="stable")
         runs = np.concatenate([np.argsort(key[:h], kind="stable"), upper.result() + h])
-    return runs[np.argsort(key[runs], kind="stable")]
+    in_runs = key[runs]
+    merged = np.argsort(in_runs, kind="stable")
+    del in_runs  # (at 10 M rows 80 MB less at the peak)
+    return runs[merged]
 
 
 @dataclass
