@@ -262,9 +262,9 @@ def phase_rank(rows: int) -> dict:
 def _first_chunk(manifest: Path, chunk_rows: int):
     """The manifest's first chunk as the batch run reads it (``batch._input``: the key text columns
     decoded from Parquet's dictionaries, which the contract check and the features then use)."""
-    from batch._input import inspect_manifest, iter_chunks
+    from batch._input import InputFile, iter_chunks
 
-    [file] = inspect_manifest(manifest)
+    file = InputFile(0, manifest, "parquet", manifest.stat().st_size, "", None)  # not hashed: reading only
     return next(iter_chunks(file, chunk_rows, last_chunk=0))[2]
 
 
