@@ -11,6 +11,7 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -44,6 +45,9 @@ class Rule:
     valid_to: dt.date | None = None
 
 
+_INDEX_MIN = 256  # distinct values from which a list is searched through its pandas Index
+
+
 class CompiledList:
     """A watch list as sorted distinct values, each with its longest-lasting entry."""
 
@@ -75,6 +79,18 @@ class CompiledList:
         return self._sorted[1]
 
     @cached_property
+    def _index(self) -> tuple[pd.Index, np.ndarray] | None:
+        """:attr:`lookup` as a pandas Index (its hash table filled before it is kept, so a thread never
+        reads it half built) and the entry at each position: a batch's thousands of distinct values
+        are looked up in C (16,000 importer ids: ~7 → ~1.5 ms). None unless every value is text."""
+        keys = list(self.lookup)
+        if not all(isinstance(k, str) for k in keys):
+            return None
+        index = pd.Index(keys, dtype=object)
+        index.get_indexer(keys[:1])  # type: ignore[arg-type]  # (a list or an array is fine)
+        return index, np.fromiter(self.lookup.values(), dtype=np.int64, count=len(keys))
+
+    @cached_property
     def lookup(self) -> dict[str, int]:
         """Value → its entry, for the single-declaration path (built on first use)."""
         order = self._order[::-1]  # a dict keeps the last of equal keys: the entry that lasts longest
@@ -92,6 +108,10 @@ class CompiledList:
         if not len(self._values) or not len(values):
             return out
         if self.mode != "prefix":
+            if len(values) >= _INDEX_MIN and self._index is not None:  # a batch's distinct values
+                index, entries = self._index
+                pos = index.get_indexer(np.asarray(values, dtype=object))  # type: ignore[arg-type]
+                return np.where(pos >= 0, entries[np.maximum(pos, 0)], -1)
             get = self.lookup.get
             return np.fromiter((get(v, -1) for v in np.asarray(values, dtype=object).tolist()), dtype=np.int64,
                                count=len(values))

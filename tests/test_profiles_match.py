@@ -298,3 +298,25 @@ def test_rule_hits_as_an_arrow_column_equal_the_python_tuples(table, method):
     as_dicts = [[h._asdict() for h in hits] for hits in m.rule_hits()]
     assert m.rule_hits_arrow().to_pylist() == as_dicts
     assert any(h["kind"] == "watch_list" and h["criterion"].endswith(": tip-off") for row in as_dicts for h in row)
+
+
+def test_a_batchs_distinct_values_find_the_entries_the_dict_finds() -> None:
+    """From 256 distinct values a list is searched through its pandas Index: the same entry behind
+    each value (the longest-lasting of repeated ones), -1 for values off the list and missing ones."""
+    import datetime as dt
+
+    import numpy as np
+
+    from profiles._compile import CompiledList
+    from profiles.model import WatchEntry, WatchList
+
+    entries = [WatchEntry(value=f"IMP{i % 700:05d}", reason="r", added_by="o",
+                          expires=None if i % 3 else dt.date(2030, 1, 1 + i % 27)) for i in range(1000)]
+    wl = CompiledList(WatchList(name="importers", field="importer_id", entries=tuple(entries)), "id")
+    rng = np.random.default_rng(5)
+    values = np.array([f"IMP{int(i):05d}" for i in rng.integers(0, 1400, 3000)] + [None, "", "imp00001"],
+                      dtype=object)
+    found = wl.find(values)
+    assert wl._index is not None and len(values) >= 256
+    assert found.tolist() == [wl.lookup.get(v, -1) for v in values]
+    assert (found >= 0).any() and (found == -1).any()
