@@ -154,7 +154,7 @@ def score_chunk(raw: pd.DataFrame, *, model: RiskModel, settings: ChunkSettings,
         "declaration_id": ids,
         "risk_score": pa.array(np.asarray(risk, dtype=np.float64)),
         "percentile": pa.array(np.asarray(pct, dtype=np.float64)),
-        "lane": lane_array(lane),
+        "lane": lane_array(lane) if rules is None else None,  # with rules: the lanes after them, below
         "reasons": reasons if isinstance(reasons, pa.Array) else pa.array(reasons, pa.string()),
     }
     if rules is not None:

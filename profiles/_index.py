@@ -70,11 +70,20 @@ class FieldIndex:
             else:
                 self.uniques = _as_strings(np.asarray(uniques, dtype=object))
         self.counts = np.bincount(self.codes + 1, minlength=len(self.uniques) + 1)
+        self._keys: np.ndarray | None = None
         self._order: np.ndarray | None = None
         self._starts = np.concatenate(([0], np.cumsum(self.counts)))
         self._lookup: dict[Any, int] | None = None
         self._arrow_uniques: pa.Array | None = None
         self._tokens: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None
+
+    @property
+    def keys(self) -> np.ndarray:
+        """The codes +1 shifted (0 = missing) as 32-bit integers, what look-up tables and sorts are
+        indexed by (built on first use: most fields of a chunk are only looked up by distinct value)."""
+        if self._keys is None:
+            self._keys = (self.codes + 1).astype(np.int32)
+        return self._keys
 
     def __len__(self) -> int:
         return len(self.uniques)
@@ -115,7 +124,7 @@ class FieldIndex:
         if self._order is not None:
             return self.rows(codes)
         wanted = self.lut(codes)
-        keys = self.codes + 1
+        keys = self.keys
         sel = np.flatnonzero(wanted[keys])
         order = sel[stable_order(keys[sel], len(self.uniques) + 1)]
         starts = np.concatenate(([0], np.cumsum(np.where(wanted, self.counts, 0))))
@@ -125,7 +134,7 @@ class FieldIndex:
     def order(self) -> np.ndarray:
         """Rows sorted by code (the inverted index), built on first use."""
         if self._order is None:
-            self._order = stable_order(self.codes + 1, len(self.uniques) + 1)
+            self._order = stable_order(self.keys, len(self.uniques) + 1)
         return self._order
 
     def lut(self, codes: np.ndarray) -> np.ndarray:

@@ -190,7 +190,7 @@ class _Columns:
         that table would be large), a range test for a ``between``."""
         n = self.table.n
         wanted = np.unique(self.field_of[cids])  # the fields' row codes side by side: one gather for any field
-        flat = np.concatenate([self.fields[j].codes for j in wanted.tolist()]).astype(np.int32)
+        flat = np.concatenate([self.fields[j].keys for j in wanted.tolist()])  # codes + 1, 32-bit
         at = np.zeros(len(self.fields), dtype=np.int64)
         at[wanted] = np.arange(len(wanted)) * n
         offset = at[self.field_of]  # per condition: where its field's codes start in ``flat``
@@ -212,8 +212,8 @@ class _Columns:
         spans = bool((self.span_lo[cids] >= 0).any())
 
         def check(cond: np.ndarray, rows: np.ndarray) -> np.ndarray:
-            code = flat[offset[cond] + rows]
-            key = base[cond] + code + 1
+            code = flat[offset[cond] + rows]  # +1 shifted: 0 = missing
+            key = base[cond] + code
             if table is not None:
                 ok = table[key]
             elif len(keys):
@@ -223,7 +223,7 @@ class _Columns:
             if spans:
                 lo = self.span_lo[cond]
                 at = np.flatnonzero(lo >= 0)
-                ok[at] = (code[at] >= lo[at]) & (code[at] < self.span_hi[cond[at]])
+                ok[at] = (code[at] > lo[at]) & (code[at] <= self.span_hi[cond[at]])
             return ok
 
         return check
@@ -301,11 +301,12 @@ class _Columns:
             at = np.flatnonzero(uses[hit_rule])
             if not len(at):
                 continue
-            e = entries[self.fields[self.field_of[c]].codes[hit_row[at]] + 1]
+            e = entries[self.fields[self.field_of[c]].keys[hit_row[at]]]
             keep[at] &= expiry[e] >= day[at]
             entry[at] = e
         hit_rule, hit_row, entry = hit_rule[keep].astype(np.int64), hit_row[keep].astype(np.int64), entry[keep]
-        order = np.lexsort((hit_row, hit_rule))
+        # by rule, then by row: one radix sort of the combined key (the pairs are distinct)
+        order = stable_order(hit_rule * self.table.n + hit_row, len(rs.rules) * self.table.n)
         hit_rule, hit_row, entry = hit_rule[order], hit_row[order], entry[order]
         entry[~self.plan.is_list[hit_rule]] = -1
         return hit_rule, hit_row, entry
