@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from features._asof import to_days
+    from features._asof import filled_index, to_days
     from features._base import FamilyParams, FeatureFamily
     from features._columns import DICTIONARY_COLUMNS, arrow_strings, object_array
     from features._kept import carry_dictionaries, keep_dictionaries
@@ -43,7 +43,7 @@ __all__ = [
     "CONTRACTS", "DECLARATION", "FAMILIES", "LABEL_PREFIX", "OUTCOME", "SEIZURE", "TRANSIT_SEP", "UNKNOWN",
     "WEAPON_TYPES", "DICTIONARY_COLUMNS", "arrow_strings", "carry_dictionaries", "keep_dictionaries", "ColumnMapping", "Contract", "ContractError", "FamilyParams", "FeatureFamily", "FeaturePipeline",
     "FieldSpec", "History", "LoadError", "MappingError", "Problem", "ValidationReport", "countries",
-    "country_name_to_code", "expand_paths", "hs_headings", "load_mapping", "load_table", "mapping_from_dict",
+    "country_name_to_code", "expand_paths", "filled_index", "hs_headings", "load_mapping", "load_table", "mapping_from_dict",
     "normalize_table", "object_array", "outcomes_from_labels", "pydantic_model", "read_raw", "region_of",
     "split_extras", "to_days", "validate_table",
 ]

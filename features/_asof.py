@@ -78,14 +78,21 @@ def int_codes(vocab: Mapping[object, int], cache: dict, keys: np.ndarray) -> np.
     return np.where(sorted_keys[pos] == keys, codes[pos], -1)
 
 
+def filled_index(keys: Any, dtype: Any = None) -> pd.Index:
+    """``keys`` as a pandas Index whose hash table is already filled: safe to keep and share between
+    threads (one built lazily could be read half built by another thread), and its ``get_indexer``
+    looks a batch of values up in C."""
+    index = pd.Index(keys, dtype=dtype)
+    index.get_indexer(index[:1])  # fills the hash table
+    return index
+
+
 def _int_index(cache: dict, sorted_keys: np.ndarray) -> pd.Index:
-    """The vocabulary's integer keys as a pandas Index whose hash table is filled before it is kept in
-    ``cache`` (under ``_cache_int_index``), so a thread never sees it half built."""
+    """The vocabulary's integer keys as a :func:`filled_index`, kept in ``cache`` (under
+    ``_cache_int_index``)."""
     index = cache.get("_cache_int_index")
     if index is None:
-        index = pd.Index(sorted_keys)
-        index.get_indexer(sorted_keys[:1])  # fills the hash table
-        cache["_cache_int_index"] = index
+        index = cache["_cache_int_index"] = filled_index(sorted_keys)
     return index
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from features import filled_index
 from profiles._index import NO_EXPIRY, day_number
 from profiles.model import Action, Condition, Profile, WatchList
 from profiles.validate import field_kinds
@@ -48,17 +49,32 @@ class Rule:
 _INDEX_MIN = 256  # distinct values from which a list is searched through its pandas Index
 
 
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
+def _days_or_never(dates: list[dt.date | None]) -> np.ndarray:
+    """``day_number`` of each date, ``NO_EXPIRY`` for None: the dates' ordinals read by ``map`` (no
+    Python frame per entry; 100,000 entries in ~3 ms rather than ~20)."""
+    arr = np.empty(len(dates), dtype=object)
+    arr[:] = dates
+    given = np.flatnonzero(arr != None)  # noqa: E711 - elementwise on an object array
+    out = np.full(len(dates), NO_EXPIRY, dtype=np.int64)
+    out[given] = np.fromiter(map(dt.date.toordinal, arr[given].tolist()), dtype=np.int64, count=len(given))
+    out[given] -= _EPOCH_ORDINAL
+    return out
+
+
 class CompiledList:
     """A watch list as sorted distinct values, each with its longest-lasting entry."""
 
     def __init__(self, w: WatchList, kind: str):
         self.mode = "prefix" if kind == "hs" else "tokens" if kind == "countries" else "exact"
         entries = w.entries
-        expiry = np.array([NO_EXPIRY if d is None else day_number(d) for d in map(attrgetter("expires"), entries)],
-                          dtype=np.int64)
+        expiry = _days_or_never(list(map(attrgetter("expires"), entries)))
         self.expiry = np.concatenate((expiry, [_NEVER]))  # index -1: not on the list
         self.reasons = np.array(list(map(attrgetter("reason"), entries)) + [""], dtype=object)
-        self._values = np.array(list(map(attrgetter("value"), entries)), dtype=object)
+        self._values = np.empty(len(entries), dtype=object)
+        self._values[:] = list(map(attrgetter("value"), entries))
         # per value, the entry that lasts longest speaks for it
         self._order = (np.lexsort((np.arange(len(entries)), -expiry)) if len(entries)
                        else np.zeros(0, np.int64))
@@ -79,26 +95,34 @@ class CompiledList:
         return self._sorted[1]
 
     @cached_property
+    def _distinct(self) -> tuple[np.ndarray, np.ndarray]:
+        """(values, entry): each distinct value once, with the entry that lasts longest (the first in
+        ``_order``), hashed in C rather than through a dict of every entry."""
+        ordered = self._values[self._order]
+        codes, uniq = pd.factorize(ordered)
+        first = np.empty(len(uniq), dtype=np.int64)
+        first[codes[::-1]] = np.arange(len(ordered) - 1, -1, -1)  # the lowest position of each value wins
+        return np.asarray(uniq, dtype=object), self._order[first]
+
+    @cached_property
     def _index(self) -> tuple[pd.Index, np.ndarray] | None:
-        """:attr:`lookup` as a pandas Index (its hash table filled before it is kept, so a thread never
-        reads it half built) and the entry at each position: a batch's thousands of distinct values
-        are looked up in C (16,000 importer ids: ~7 → ~1.5 ms). None unless every value is text."""
-        keys = list(self.lookup)
-        if not all(isinstance(k, str) for k in keys):
+        """The distinct values as a pandas Index (its hash table filled before it is kept, so a thread
+        never reads it half built) and the entry at each position: a batch's thousands of distinct
+        values are looked up in C (16,000 importer ids: ~7 → ~1.5 ms). None unless every value is text."""
+        values, entry = self._distinct
+        if pd.api.types.infer_dtype(values, skipna=False) != "string":
             return None
-        index = pd.Index(keys, dtype=object)
-        index.get_indexer(keys[:1])  # type: ignore[arg-type]  # (a list or an array is fine)
-        return index, np.fromiter(self.lookup.values(), dtype=np.int64, count=len(keys))
+        return filled_index(values, dtype=object), entry
 
     @cached_property
     def lookup(self) -> dict[str, int]:
         """Value → its entry, for the single-declaration path (built on first use)."""
-        order = self._order[::-1]  # a dict keeps the last of equal keys: the entry that lasts longest
-        return dict(zip(self._values[order].tolist(), order.tolist(), strict=True))
+        values, entry = self._distinct
+        return dict(zip(values.tolist(), entry.tolist(), strict=True))
 
     @cached_property
     def lengths(self) -> tuple[int, ...]:
-        return tuple(sorted({len(v) for v in self._values.tolist()}))
+        return tuple(sorted(set(map(len, self._distinct[0].tolist()))))
 
     def find(self, values: np.ndarray, arrow: pa.Array | None = None) -> np.ndarray:
         """The entry behind each value (-1 where none); prefixes for HS lists. Exact values are looked
@@ -128,10 +152,12 @@ class CompiledList:
     @cached_property
     def _by_length(self) -> dict[int, tuple[pa.Array, np.ndarray]]:
         """Per key length (ascending), the keys of that length as an Arrow value set and their entries."""
+        values, entry = self._distinct
+        size = np.fromiter(map(len, values.tolist()), dtype=np.int64, count=len(values))
         out = {}
         for length in self.lengths:
-            pairs = [(k, e) for k, e in self.lookup.items() if len(k) == length]
-            out[length] = (pa.array([k for k, _ in pairs], pa.string()), np.array([e for _, e in pairs], dtype=np.int64))
+            at = np.flatnonzero(size == length)
+            out[length] = (pa.array(values[at], pa.string()), entry[at])
         return out
 
     def find_one(self, value: str) -> int:

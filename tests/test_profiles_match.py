@@ -320,3 +320,11 @@ def test_a_batchs_distinct_values_find_the_entries_the_dict_finds() -> None:
     assert wl._index is not None and len(values) >= 256
     assert found.tolist() == [wl.lookup.get(v, -1) for v in values]
     assert (found >= 0).any() and (found == -1).any()
+    # the entry each value gets, worked out by hand: the latest expiry (none = never), the first on ties
+    best: dict[str, tuple[tuple[float, int], int]] = {}
+    for i, e in enumerate(entries):
+        key = (float("inf") if e.expires is None else e.expires.toordinal(), -i)
+        if e.value not in best or key > best[e.value][0]:
+            best[e.value] = (key, i)
+    assert wl.lookup == {v: i for v, (_, i) in best.items()}
+    assert found.tolist() == [best[v][1] if v in best else -1 for v in values]
