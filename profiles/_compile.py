@@ -99,7 +99,7 @@ class CompiledList:
         """(values, entry): each distinct value once, with the entry that lasts longest (the first in
         ``_order``), hashed in C rather than through a dict of every entry."""
         ordered = self._values[self._order]
-        codes, uniq = pd.factorize(ordered)
+        codes, uniq = pd.factorize(ordered, use_na_sentinel=False)
         first = np.empty(len(uniq), dtype=np.int64)
         first[codes[::-1]] = np.arange(len(ordered) - 1, -1, -1)  # the lowest position of each value wins
         return np.asarray(uniq, dtype=object), self._order[first]
