@@ -274,14 +274,14 @@ def measure_server(url: str, pid: int, key: str, single_bodies: list[bytes], bat
     with client_for(url, key) as client:
         timed_posts(client, single_bodies[:100])  # warm up
         cpu0 = cpu_seconds(pid)
-        c1 = timed_posts(client, [single_bodies[i % len(single_bodies)] for i in range(n_single)])
+        calls = [single_bodies[i % len(single_bodies)] for i in range(n_single)]
+        c1 = timed_posts(client, calls)
         cpu1 = cpu_seconds(pid)
         res["single_c1"] = {**ms(c1), "server_cpu_ms_per_request": round(1000 * (cpu1 - cpu0) / len(c1), 3)}
-        calls = [single_bodies[i % len(single_bodies)] for i in range(n_single)]
         lean_posts(url, key, calls[:100])  # warm up
         res["single_c1_lean"] = ms(lean_posts(url, key, calls))
         cpu1 = cpu_seconds(pid)
-        c8, wall = run_concurrent(url, key, [single_bodies[i % len(single_bodies)] for i in range(n_single)], 8)
+        c8, wall = run_concurrent(url, key, calls, 8)
         cpu2 = cpu_seconds(pid)
         res["single_c8"] = {**ms(c8), "requests_per_s": round(len(c8) / wall, 1),
                             "server_cpu_ms_per_request": round(1000 * (cpu2 - cpu1) / len(c8), 3)}
