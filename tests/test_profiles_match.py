@@ -125,6 +125,20 @@ def test_a_watch_list_with_an_action_acts_on_its_own_with_the_entry_as_reason(ta
     assert [len(h) for h in hits] == [1, 0, 0, 0, 0]
 
 
+def test_a_list_of_countries_matches_any_transit_country_with_its_longest_lasting_entry(table, method):
+    """A watch list on ``transit_countries``: a row matches when any of its transit countries is listed
+    and unexpired on its day; a country listed twice speaks through the entry that lasts longest."""
+    lists = [{"name": "hubs", "field": "transit_countries", "action": {"alert": True}, "description": "hubs",
+              "entries": [{"value": "TR", "reason": "old note", "added_by": "a", "expires": "2023-03-01"},
+                          {"value": "TR", "reason": "standing", "added_by": "a"},
+                          {"value": "BG", "reason": "bg", "added_by": "a", "expires": "2023-06-30"}]}]
+    _, ws = validate_profiles([], lists)
+    m = match_profiles(table, [], ws, method=method)
+    hits = m.rule_hits()
+    assert [len(h) for h in hits] == [0, 1, 0, 0, 0]  # D2 via AE|TR; D4's BG expired the day before
+    assert hits[1][0].criterion == "hubs: standing"
+
+
 def test_frame_and_column_arrays_match_the_same_rows(table, method):
     profiles = [profile([c], pid=f"P{i}") for i, (c, _) in enumerate(SEMANTICS)]
     ps, ws = validate_profiles(profiles, WATCHLISTS)
