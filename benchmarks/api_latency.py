@@ -171,15 +171,24 @@ def uvicorn_server(env: dict[str, str], workers: int) -> Iterator[tuple[str, int
 # ---- load ----------------------------------------------------------------------------------------
 
 
-def timed_posts(client: httpx.Client, bodies: list[bytes]) -> list[float]:
+def _timed(send: Any, bodies: list[bytes]) -> list[float]:
+    """Seconds of each ``send(body)`` (returning status and text), in turn; a non-200 answer stops the run."""
     out = []
     for body in bodies:
         t0 = time.perf_counter()
-        r = client.post("/v1/score", content=body)
+        status, text = send(body)
         out.append(time.perf_counter() - t0)
-        if r.status_code != 200:
-            raise RuntimeError(f"{r.status_code}: {r.text[:300]}")
+        if status != 200:
+            raise RuntimeError(f"{status}: {text[:300]!r}")
     return out
+
+
+def timed_posts(client: httpx.Client, bodies: list[bytes]) -> list[float]:
+    def send(body: bytes) -> tuple[int, str]:
+        r = client.post("/v1/score", content=body)
+        return r.status_code, r.text
+
+    return _timed(send, bodies)
 
 
 def lean_posts(url: str, key: str, bodies: list[bytes]) -> list[float]:
@@ -188,19 +197,16 @@ def lean_posts(url: str, key: str, bodies: list[bytes]) -> list[float]:
     host, port = url.removeprefix("http://").rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=60)
     headers = {"X-API-Key": key, "Content-Type": "application/json"}
-    out = []
+
+    def send(body: bytes) -> tuple[int, bytes]:
+        conn.request("POST", "/v1/score", body=body, headers=headers)
+        r = conn.getresponse()
+        return r.status, r.read()
+
     try:
-        for body in bodies:
-            t0 = time.perf_counter()
-            conn.request("POST", "/v1/score", body=body, headers=headers)
-            r = conn.getresponse()
-            text = r.read()
-            out.append(time.perf_counter() - t0)
-            if r.status != 200:
-                raise RuntimeError(f"{r.status}: {text[:300]!r}")
+        return _timed(send, bodies)
     finally:
         conn.close()
-    return out
 
 
 def client_for(url: str, key: str) -> httpx.Client:
