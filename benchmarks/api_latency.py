@@ -16,6 +16,12 @@ clearance step and HTTP costs little beside the scoring itself: single p99 ≤ 3
 in-process cost. On a shared machine the latencies follow the load; the server's CPU per request does not
 much, so compare that first.
 
+At concurrency 1 the server sleeps between two calls (the client's turn). The in-process single call is
+therefore also timed after a 2 ms pause, asleep or spinning (in blocks of calls): on the virtual machines
+this was built on, the same call takes ~1.5× longer after the thread slept than after it spun (a platform
+effect: the spinning blocks show the code is the same), and that is much of the gap between the
+in-process and the server figures.
+
 Each server runs once per audit mode (``--audit-modes sync,background``): ``sync``, the default,
 commits a call's audit rows before answering it; the printed ratios are what that durability costs.
 
@@ -241,6 +247,19 @@ def run_concurrent(url: str, key: str, bodies: list[bytes], concurrency: int) ->
 # ---- in process ----------------------------------------------------------------------------------
 
 
+PAUSE_S = 0.002  # a pause like the one between two calls at concurrency 1 (the client's turn, HTTP)
+
+
+def _pause(seconds: float, idle: bool) -> None:
+    """Wait ``seconds``: asleep (the CPU may idle) or spinning (it stays busy)."""
+    if idle:
+        time.sleep(seconds)
+        return
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
 def in_process(model_uri: str, single: list[dict[str, Any]], batch: list[dict[str, Any]], n_single: int,
                n_batch: int) -> dict[str, list[float]]:
     """The same feature building + predict + reasons on the same validated records, no HTTP."""
@@ -260,6 +279,17 @@ def in_process(model_uri: str, single: list[dict[str, Any]], batch: list[dict[st
         t0 = time.perf_counter()
         score_table(model, r, th, reasons_for="all")
         out["single"].append(time.perf_counter() - t0)
+    # the same calls, each after a pause: idle (the thread sleeps, as a server between two calls) or
+    # busy (spinning); in blocks, busy, idle, busy, idle, so that both see the same minutes of the machine
+    # (not alternately: what an idle pause does to the next call outlasts a 2 ms spin)
+    block = max(n_single // 8, 100)
+    for i in range(4 * block):
+        r = recs_single[i % len(recs_single)]
+        idle = (i // block) % 2 == 1
+        _pause(PAUSE_S, idle)
+        t0 = time.perf_counter()
+        score_table(model, r, th, reasons_for="all")
+        out.setdefault("single_after_idle" if idle else "single_after_busy", []).append(time.perf_counter() - t0)
     score_table(model, recs_batch, th, reasons_for="all")
     for _ in range(n_batch):
         t0 = time.perf_counter()
@@ -378,6 +408,10 @@ def main() -> None:
     ip = report["in_process"]
     print(f"\nin process: single p50 {ip['single']['p50_ms']} ms / p99 {ip['single']['p99_ms']} ms; "
           f"batch of {args.batch_size} p50 {ip['batch']['p50_ms']} ms")
+    idle, busy = ip["single_after_idle"], ip["single_after_busy"]
+    print(f"in process, one declaration after a {PAUSE_S * 1e3:g} ms pause: idle (asleep) p50 {idle['p50_ms']} / p99 "
+          f"{idle['p99_ms']} ms, busy (spinning) p50 {busy['p50_ms']} / p99 {busy['p99_ms']} ms: idling costs "
+          f"×{idle['p50_ms'] / busy['p50_ms']:.2f} at p50 (each call at concurrency 1 follows such a pause)")
     print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for label, res in report["server"].items():
         print(f"{label}: single c1 p50 {res['single_c1']['p50_ms']} ms / p99 {res['single_c1']['p99_ms']} ms "

@@ -73,6 +73,11 @@ def rows_reasons(r: dict[str, Any]) -> list[list[str]]:
 def rows_api(a: dict[str, Any]) -> list[list[str]]:
     out = []
     ip = a["in_process"]["single"]
+    idle, busy = a["in_process"].get("single_after_idle"), a["in_process"].get("single_after_busy")
+    if idle and busy:  # what a call costs after the CPU idled, as between two calls at concurrency 1
+        out.append(["in process, one declaration after a 2 ms pause with the CPU idle (asleep): p50 / p99",
+                    f"{idle['p50_ms']} / {idle['p99_ms']} ms", f"after the same pause spinning {busy['p50_ms']} / "
+                    f"{busy['p99_ms']} ms", f"×{idle['p50_ms'] / busy['p50_ms']:.2f} (p50)", ""])
     for label, res in a["server"].items():
         c1, c8 = res["single_c1"], res["single_c8"]
         out.append([f"`POST /v1/score`, one declaration with reasons, concurrency 1 ({label}): p50 / p99",
