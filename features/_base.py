@@ -6,7 +6,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from itertools import repeat
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -131,6 +131,18 @@ class FeatureFamily(BaseEstimator):
     def reason(self, cols: Columns, feats: Mapping[str, np.ndarray], i: int) -> str:
         """Plain-language reason for row ``i``, from its raw values and feature values."""
         return self.label
+
+
+class CodedFamily(FeatureFamily):
+    """A family whose only parameter is its category vocabularies' ``min_count``: a value seen fewer
+    times in the training rows is coded as missing."""
+
+    def __init__(self, min_count: int = 5):
+        self.min_count = min_count
+
+    @classmethod
+    def configured(cls, params: FamilyParams) -> Self:
+        return cls(params.min_count)
 
 
 def token_max(table: AsOfTable, keys: np.ndarray | Factorized, tokens_of: Callable[[object], Iterable[str]],

@@ -8,9 +8,8 @@ import pyarrow as pa
 from features._asof import AsOfTable
 from features._base import (
     CategoryCodes,
+    CodedFamily,
     Columns,
-    FamilyParams,
-    FeatureFamily,
     OutcomeFeatures,
     global_rate,
     outcome_table,
@@ -31,19 +30,12 @@ def _at_arrow(conveyance: pa.Array, location: pa.Array) -> pa.Array:
     return pair_arrow(conveyance, location, "@")
 
 
-class ConveyanceOfficeFeatures(FeatureFamily):
+class ConveyanceOfficeFeatures(CodedFamily):
     name = "conveyance_office"
     label = "conveyance and office"
     features = (*_CODED, "conveyance_seizure_cases", "conveyance_location_seizure_cases", *_OFFICE.names,
                 *_CONVEYANCE.names)
     categorical_features = _CODED
-
-    def __init__(self, min_count: int = 5):
-        self.min_count = min_count
-
-    @classmethod
-    def configured(cls, params: FamilyParams) -> ConveyanceOfficeFeatures:
-        return cls(params.min_count)
 
     def _fit(self, history: History, train: Columns) -> None:
         self.codes_ = {c: CategoryCodes(train[c], self.min_count) for c in _CODED}

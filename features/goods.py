@@ -9,8 +9,8 @@ import numpy as np
 from features._asof import AsOfTable, CompositeKey, Factorized
 from features._base import (
     CategoryCodes,
+    CodedFamily,
     Columns,
-    FamilyParams,
     FeatureFamily,
     OutcomeFeatures,
     global_rate,
@@ -48,19 +48,12 @@ _HEADING = OutcomeFeatures("heading", ("inspections", "hit_rate", "hit_ratio"))
 _HS6 = OutcomeFeatures("hs6", ("inspections", "hits", "hit_rate"))
 
 
-class GoodsCoverFeatures(FeatureFamily):
+class GoodsCoverFeatures(CodedFamily):
     name = "goods_cover"
     label = "declared goods"
     features = ("hs_chapter", "hs_heading", "hs6_number", "chapter_93", "cover_seizure_cases",
                 "description_seizure_cases", *_HEADING.names, *_HS6.names)
     categorical_features = ("hs_heading",)
-
-    def __init__(self, min_count: int = 5):
-        self.min_count = min_count
-
-    @classmethod
-    def configured(cls, params: FamilyParams) -> GoodsCoverFeatures:
-        return cls(params.min_count)
 
     def _fit(self, history: History, train: Columns) -> None:
         self.heading_codes_ = CategoryCodes(heading(train["hs_code"]), self.min_count)

@@ -9,9 +9,8 @@ import pyarrow.compute as pc
 from features._asof import AsOfTable
 from features._base import (
     CategoryCodes,
+    CodedFamily,
     Columns,
-    FamilyParams,
-    FeatureFamily,
     OutcomeFeatures,
     global_rate,
     is_missing,
@@ -40,7 +39,7 @@ def _transit_countries(transit: object) -> list[str]:
     return transit.split("|") if isinstance(transit, str) and transit else []
 
 
-class RouteFeatures(FeatureFamily):
+class RouteFeatures(CodedFamily):
     name = "route"
     label = "route"
     features = (
@@ -49,13 +48,6 @@ class RouteFeatures(FeatureFamily):
         "transit_seizure_cases", "route_declarations", *_ROUTE.names,
     )
     categorical_features = (*_COUNTRIES, *_REGIONS)
-
-    def __init__(self, min_count: int = 5):
-        self.min_count = min_count
-
-    @classmethod
-    def configured(cls, params: FamilyParams) -> RouteFeatures:
-        return cls(params.min_count)
 
     def _fit(self, history: History, train: Columns) -> None:
         self.codes_ = {c: CategoryCodes(train[c], self.min_count) for c in _COUNTRIES}
