@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +15,7 @@ from typer.testing import CliRunner
 
 from riskprof.cli import app
 from tests.factories import make_declarations, make_outcomes
+from tests.test_promotion import assert_no_open_figures
 
 runner = CliRunner()
 HOLDOUT_WEEKS = 8  # ~290 labelled rows and 13 positives in the 30,000-declaration synthetic set
@@ -185,7 +185,7 @@ def _champion(ts: Any, name: str) -> Any:
 
     trained, _ = holdout_split(ts, HOLDOUT_WEEKS)
     result = train_and_log(trained, name, seed=0, num_threads=1, num_boost_round=ROUNDS, select=False)
-    plt.close("all")
+    assert_no_open_figures()
     assert promote(name, ts=ts).promoted
     return result
 
@@ -221,7 +221,7 @@ def test_retrain_promotes_a_better_challenger_using_outcomes_from_the_store(
                                  "--seizures", str(synthetic["seizures"]), "--outcomes", str(older),
                                  "--holdout-weeks", str(HOLDOUT_WEEKS), "--rounds", str(ROUNDS), "--no-select",
                                  "--num-threads", "1", "--fail-on-refusal"])
-    plt.close("all")
+    assert_no_open_figures()
     assert result.exit_code == 0, result.output
     text = _text(result)
     client = _client()
@@ -273,7 +273,7 @@ def test_retrain_refuses_a_worse_challenger_and_a_dry_run_promotes_nothing(synth
     # a dry run with the real labels: the gate's comparison says it would promote, and nothing moves
     dry = retrain(full, name, holdout_weeks=HOLDOUT_WEEKS, num_threads=1, num_boost_round=ROUNDS, select=False,
                   apply=False)
-    plt.close("all")
+    assert_no_open_figures()
     assert dry.decision.promoted and dry.outcome == "would be promoted (dry run)"
     _assert_compared_on_rows_neither_trained_on(dry.decision, dry.holdout)
     assert str(client.get_model_version_by_alias(name, "champion").version) == champion.version

@@ -169,7 +169,6 @@ def retrain(ts: TrainingSet, model_name: str, *, holdout_weeks: int = DEFAULT_HO
 
     trained_ts, holdout = holdout_split(ts, holdout_weeks)
     result = train_and_log(trained_ts, model_name, seed=seed, num_threads=num_threads, **fit_kwargs)
-    _close_figures()
     if apply:
         decision = promote(model_name, rate=rate, ts=ts)
         if decision.challenger_version != result.version:
@@ -183,13 +182,6 @@ def retrain(ts: TrainingSet, model_name: str, *, holdout_weeks: int = DEFAULT_HO
     out = RetrainResult(result, holdout, decision, apply, data)
     out.run_id = record_retrain(model_name, out)
     return out
-
-
-def _close_figures() -> None:
-    # train_and_log leaves its pyplot figures open; a weekly job in one process should not keep them
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
 
 
 def record_retrain(name: str, r: RetrainResult) -> str:
