@@ -13,8 +13,8 @@ beside the in-process cost of the same feature building + predict + reasons (``s
 same validated records), as a ratio. Goals, so that a look-up adds nothing an officer notices at the
 clearance step and HTTP costs little beside the scoring itself: single p99 ≤ 3 ms at concurrency 1
 (issue 16; it was 5 ms), ≥ 500 requests/s at concurrency 8 on 2 cores, a 1,000-item batch within 3× its
-in-process cost. On a shared machine the latencies follow the load; the server's CPU per request does not
-much, so compare that first.
+in-process cost. On a shared machine the latencies follow the load; the server's CPU per request follows it
+less, so compare that first (but see below: it grows too when the machine makes an idle CPU slow to resume).
 
 At concurrency 1 the server sleeps between two calls (the client's turn). The in-process single call is
 therefore also timed after a 2 ms pause, asleep or spinning (in blocks of calls): on the virtual machines
