@@ -33,16 +33,17 @@ def load_profiles(source: str | Path, extra_columns: Mapping[str, str] | Iterabl
     """Profiles and watch lists from a YAML file or text, validated (``ProfileError`` lists every
     problem; nothing is returned unless all are valid)."""
     text = Path(source).read_text(encoding="utf-8") if isinstance(source, Path) else source
+    name = str(source) if isinstance(source, Path) else "<file>"  # a problem names the file it is in
     try:
         doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ProfileError([ProfileProblem("<file>", f"not valid YAML: {exc}", kind="file")]) from exc
+        raise ProfileError([ProfileProblem(name, f"not valid YAML: {exc}", kind="file")]) from exc
     if not isinstance(doc, dict) or set(doc) - set(_KEYS):
         unknown = sorted(set(doc) - set(_KEYS)) if isinstance(doc, dict) else type(doc).__name__
-        raise ProfileError([ProfileProblem("<file>", f"expected the keys {list(_KEYS)}, got {unknown}", kind="file")])
+        raise ProfileError([ProfileProblem(name, f"expected the keys {list(_KEYS)}, got {unknown}", kind="file")])
     profiles, lists = doc.get("profiles") or [], doc.get("watch_lists") or []
     if not isinstance(profiles, list) or not isinstance(lists, list):
-        raise ProfileError([ProfileProblem("<file>", "profiles and watch_lists must be lists", kind="file")])
+        raise ProfileError([ProfileProblem(name, "profiles and watch_lists must be lists", kind="file")])
     return validate_profiles(profiles, lists, extra_columns, stored_watchlists)
 
 

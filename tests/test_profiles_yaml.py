@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -54,9 +55,14 @@ def test_export_then_import_gives_the_same_profiles_and_watch_lists(tmp_path):
     assert "'0101'" in text  # a prefix with a leading zero stays text
 
 
-def test_a_broken_file_is_refused_with_every_problem():
+def test_a_broken_file_is_refused_with_every_problem(tmp_path: Path):
     with pytest.raises(ProfileError, match="expected the keys"):
         load_profiles("profile: []")
+    path = tmp_path / "lists.csv"  # a file given by mistake: the problem names it
+    path.write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(ProfileError) as named:
+        load_profiles(path)
+    assert str(named.value.problems[0]).startswith(f"file '{path}': expected the keys")
     with pytest.raises(ProfileError, match="not valid YAML"):
         load_profiles("profiles: [")
     text = dump_profiles(*validate_profiles(PROFILES, LISTS)).replace("'8206'", "'82x6'").replace("TR", "T1")
