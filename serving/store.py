@@ -41,11 +41,12 @@ _CHUNK = 500
 
 metadata = sa.MetaData()
 
+KEY_NAME_LENGTH = 200  # characters of a key's name (the column's length)
 api_keys = sa.Table(
     "api_keys", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("key_id", sa.String(32), nullable=False, unique=True),
-    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("name", sa.String(KEY_NAME_LENGTH), nullable=False, unique=True),
     sa.Column("role", sa.String(20), nullable=False),
     sa.Column("salt", sa.String(64), nullable=False),
     sa.Column("key_hash", sa.String(128), nullable=False),
@@ -443,6 +444,11 @@ class Store:
         name = name.strip()
         if not name:
             raise ValueError("a key needs a name")
+        longest = KEY_NAME_LENGTH
+        if len(name) > longest:
+            raise ValueError(f"a key's name has at most {longest} characters, got {len(name)}")
+        if not name.isprintable():  # it is shown in lists and in the audit log, a line each
+            raise ValueError("a key's name is one line of printable text (no tab, line break or control character)")
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_hex(16)

@@ -160,6 +160,17 @@ def test_keys_verify_and_revoke(store: Store) -> None:
         store.create_api_key("desk", "officer")
 
 
+@pytest.mark.parametrize("name, problem", [("a\nb", "one line of printable text"), ("desk\t2", "one line"),
+                                           ("x" * 201, "at most 200 characters, got 201")])
+def test_a_key_name_that_would_break_a_listing_or_the_column_is_refused(store: Store, name: str,
+                                                                        problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        store.create_api_key(name, "officer")
+    assert store.list_keys() == []
+    store.create_api_key("Zoë's desk, Incheon", "officer")  # any printable text is a name
+    assert [k.name for k in store.list_keys()] == ["Zoë's desk, Incheon"]
+
+
 def test_key_verifier_refuses_a_revoked_key_at_once_despite_its_cache(store: Store) -> None:
     from serving.auth import KeyVerifier
 
