@@ -6,7 +6,10 @@ the command bodies so that ``riskprof --help`` stays fast.
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from typer.core import TyperGroup
 
 from riskprof import (
     cli_data,
@@ -21,7 +24,25 @@ from riskprof import (
     cli_serve,
 )
 
+
+class _Commands(TyperGroup):
+    """The root command group: a bad ``RISKPROF_…`` setting, found when a command first reads the
+    settings, ends in one clear line and exit 2, never a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click Context
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            from settings import settings_problem
+
+            problem = settings_problem(exc)
+            if problem is None:
+                raise
+            cli_data.fail(problem)
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="riskprof",
     help="Customs risk profiling: data contracts, synthetic data, training, scoring and reports.",
     no_args_is_help=True,

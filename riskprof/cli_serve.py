@@ -25,15 +25,12 @@ def serve(
 ) -> None:
     """Start the scoring API (model from models:/<RISKPROF_MODEL_NAME>@champion, keys from the store)."""
     import uvicorn
-    from pydantic import ValidationError
 
     from serving.settings import get_serving_settings
+    from serving.web.session import WebSettings
 
-    try:
-        settings = get_serving_settings()
-    except ValidationError as exc:
-        fail(f"bad serving settings: {exc}")
-        return
+    settings = get_serving_settings()  # a bad setting is said in one line by the command group, before
+    WebSettings()  # uvicorn starts (there it would be a traceback in the log)
     _check_keys(settings)
     console.print(f"serving {settings.model_uri} on http://{host}:{port} (docs at /docs)", highlight=False)
     uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers,

@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "get_settings", "settings_problem"]
 
 
 class Settings(BaseSettings):
@@ -58,3 +59,30 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_problem(exc: BaseException) -> str | None:
+    """What is wrong with the environment, in one line per setting, when ``exc`` is a settings class's
+    validation error (``RISKPROF_LANE_RED='abc': Input should be a valid number …``); else None.
+
+    Every settings class of the project is a pydantic ``BaseSettings`` named ``…Settings`` whose fields
+    are read from ``RISKPROF_<FIELD>``: a bad value fails when the class is built, and the command line
+    says which variable and why instead of a traceback."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError) or not exc.title.endswith("Settings"):
+        return None
+    lines = []
+    for err in exc.errors():
+        loc: tuple[Any, ...] = tuple(err.get("loc") or ())
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if loc:
+            given = err.get("input")
+            value = f"={given!r}" if isinstance(given, str) else ""
+            lines.append(f"{_ENV_PREFIX}{str(loc[0]).upper()}{value}: {message}")
+        else:  # a rule over several settings
+            lines.append(message)
+    return "bad setting in the environment: " + "; ".join(lines)
+
+
+_ENV_PREFIX = "RISKPROF_"

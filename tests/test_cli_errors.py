@@ -220,3 +220,27 @@ def test_validate_rejects_a_label_known_column_that_train_rejects(isolated_setti
     good.write_text(f"contract: declaration\ncolumns:\n{columns}\nlabel_known: declaration_date\n")
     ok = runner.invoke(app, ["validate", str(data), "--mapping", str(good)])
     assert ok.exit_code == 0, ok.output
+
+
+@pytest.mark.parametrize("env, args, says", [
+    ({"RISKPROF_LANE_RED": "abc"}, ["keys", "list"], "RISKPROF_LANE_RED='abc': Input should be a valid number"),
+    ({"RISKPROF_LANE_RED": "0.1", "RISKPROF_LANE_YELLOW": "0.5"}, ["keys", "list"],
+     "lane thresholds must satisfy 1 ≥ red ≥ yellow ≥ 0, got red=0.1, yellow=0.5"),
+    ({"RISKPROF_NUM_THREADS": "zero"}, ["keys", "list"], "RISKPROF_NUM_THREADS='zero': Input should be a valid integer"),
+    ({"RISKPROF_MAX_ITEMS": "-5"}, ["serve"], "RISKPROF_MAX_ITEMS='-5': Input should be greater than or equal to 1"),
+    ({"RISKPROF_PAGE_SIZE": "1"}, ["serve"], "RISKPROF_PAGE_SIZE='1': Input should be greater than or equal to 5"),
+])
+def test_a_bad_setting_in_the_environment_is_one_clear_line(isolated_settings: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            env: dict[str, str], args: list[str], says: str) -> None:
+    from serving.settings import get_serving_settings
+    from settings import get_settings
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    get_serving_settings.cache_clear()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)  # a clean exit, not an exception escaping the command
+    assert f"error: bad setting in the environment: {says}" in " ".join(result.output.split())
+    assert "Traceback" not in result.output and "pydantic" not in result.output
