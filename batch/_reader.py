@@ -93,7 +93,8 @@ def resolve_output(folder: str | Path, name: str) -> Path:
     """The output called ``name`` directly inside ``folder``; anything else (another folder, ``..``, a
     link leading out, a file that is not a finished output) is refused with :class:`OutputReadError`."""
     root = Path(folder).resolve()
-    if not name or Path(name).name != name or name in (".", "..") or name.startswith(".") or "\\" in name:
+    if (not name or not name.isprintable() or Path(name).name != name or name in (".", "..") or name.startswith(".")
+            or "\\" in name):  # isprintable: a NUL byte would fail in the file system calls below
         raise OutputReadError(f"{name!r} is not the name of a batch output in the output folder")
     path = (root / name).resolve()
     if path.parent != root or not path.name.lower().endswith(OUTPUT_SUFFIXES):

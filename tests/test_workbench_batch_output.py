@@ -148,7 +148,8 @@ def test_an_output_opens_on_the_ranked_pages_as_scored_without_ranking_again(web
 
 
 NOT_OUTPUTS = ("../outside/scores.parquet", "/etc/passwd", "..", "", ".", "link.parquet", "manifest.parquet",
-               "missing.parquet", "scores.meta.json", "..%2Fscores.parquet", "sub/scores.parquet", "sub\\scores.parquet")
+               "missing.parquet", "scores.meta.json", "..%2Fscores.parquet", "sub/scores.parquet", "sub\\scores.parquet",
+               "scores.parquet\x00", "\x00", "scores\n.parquet")
 
 
 def test_only_outputs_directly_in_the_configured_folder_open(web: Callable[..., Api], folder: Path,
