@@ -116,6 +116,10 @@ class FieldSpec:
         return self.max_length if self.max_length is not None else _MAX_CHARS.get(self.kind)
 
 
+#: no text value holds a NUL character (U+0000): it is never part of real text, and PostgreSQL's text
+#: columns cannot store it (the API's pattern and the file check below say the same)
+NO_NUL_PATTERN = r"^[^\x00]*$"
+NO_NUL_EXPECTED = "text without a NUL (U+0000) character"
 # an id is stored in String(200) columns; the other bounds are generous for real values
 _MAX_CHARS: dict[str, int] = {"id": 200, "str": 200, "category": 100, "country": 20, "countries": 200, "hs": 20}
 MAX_TRANSIT_COUNTRIES = 50
@@ -621,7 +625,19 @@ def _parse_text(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
     bad = _too_long(col, spec.max_chars)
     if bad is not None:
         check.flag(bad, spec.name, out, f"at most {spec.max_chars} characters")
+    nul = _with_nul(col)
+    if nul is not None:
+        check.flag(nul, spec.name, out, NO_NUL_EXPECTED)
     return out
+
+
+def _with_nul(arr: pa.Array) -> np.ndarray | None:
+    """Rows holding a NUL character (None: none), found by one look at the bytes: valid UTF-8 has a zero
+    byte only where the text has U+0000."""
+    offsets, data = _buffers(arr)
+    if not len(arr) or not (data[offsets[0]:offsets[-1]] == 0).any():
+        return None
+    return pc.match_substring(arr, "\x00").fill_null(False).to_numpy(zero_copy_only=False)
 
 
 def _parse_date(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
@@ -1167,6 +1183,7 @@ def _field_constraints(spec: FieldSpec) -> dict[str, Any]:
     if spec.kind in ("id", "str"):
         kwargs["strict"] = True
         kwargs["max_length"] = spec.max_chars
+        kwargs["pattern"] = NO_NUL_PATTERN
     if spec.kind == "id":
         kwargs["min_length"] = 1
     return kwargs

@@ -18,7 +18,7 @@ from typing import Any
 import pydantic_core
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from features.contracts import CONTRACTS, rule_violations
+from features.contracts import CONTRACTS, NO_NUL_EXPECTED, NO_NUL_PATTERN, rule_violations
 from serving import schemas
 from serving.errors import FieldProblem, InputError, MalformedBody, TooManyItems
 
@@ -70,6 +70,8 @@ def problems_from(exc: ValidationError, prefix: tuple[str | int, ...] = (), inde
         parts = [str(p) for p in loc if isinstance(p, int) or ("[" not in str(p) and str(p) not in ("str",))]
         field = ".".join([*map(str, prefix), *parts]) or (item_name if indexed else "body")
         msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "string_pattern_mismatch" and (err.get("ctx") or {}).get("pattern") == NO_NUL_PATTERN:
+            msg = f"expected {NO_NUL_EXPECTED}"
         missing = err["type"] == "missing"
         if missing:
             msg = "field required"

@@ -13,7 +13,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.contracts import DECLARATION, OUTCOME, SEIZURE, Contract, FieldSpec, normalize_table
+from features.contracts import (
+    DECLARATION,
+    NO_NUL_EXPECTED,
+    OUTCOME,
+    SEIZURE,
+    Contract,
+    FieldSpec,
+    normalize_table,
+)
 from features.mapping import MappingError, mapping_from_dict
 from riskprof.cli import app
 from serving import outcomes_frame
@@ -119,6 +127,46 @@ def test_each_text_field_has_a_limit_in_files(contract: Contract, spec: FieldSpe
     assert spec.max_chars is not None
     found = file_problems(contract, spec.name, "A" * (spec.max_chars + 1))
     assert (2, spec.name, f"at most {spec.max_chars} characters") in found, found
+
+
+# ---- 1b. no text holds a NUL character: never real text, and PostgreSQL's text columns refuse it ------
+
+NUL_TEXT = "AB\x00C"
+
+
+@pytest.mark.parametrize(("contract", "spec"), [(c, f) for c in (DECLARATION, OUTCOME, SEIZURE) for f in c.fields
+                                                if f.kind in ("id", "str")], ids=lambda x: x.name)
+def test_a_nul_character_is_a_row_error_in_files(contract: Contract, spec: FieldSpec) -> None:
+    assert (2, spec.name, NO_NUL_EXPECTED) in file_problems(contract, spec.name, NUL_TEXT)
+
+
+@pytest.mark.parametrize(("path", "item", "name"), [("/v1/score", DECL, f.name) for f in DECLARATION.fields
+                                                     if f.kind in ("id", "str")]
+                         + [("/v1/outcomes", OUTCOME_ITEM, "declaration_id"), ("/v1/outcomes", OUTCOME_ITEM, "case_id")])
+def test_a_nul_character_is_422_naming_the_field_in_the_api(api: Api, path: str, item: dict[str, Any],
+                                                           name: str) -> None:
+    resp = api.post(path, json={**item, name: NUL_TEXT})
+    assert resp.status_code == 422, resp.text
+    detail = json.loads(resp.text)["detail"]
+    assert [(p["field"], p["message"], p["value"]) for p in detail] == [(name, f"expected {NO_NUL_EXPECTED}", NUL_TEXT)]
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_nul_character_in_an_id_is_422_on_postgresql_and_nothing_is_stored(
+        tiny_model: TinyModel, tmp_path: Path, pg_url: str) -> None:
+    """On PostgreSQL the audit insert of such an id failed: a 500 (the file and API checks above stop it)."""
+    from serving import migrations
+    from serving.store import make_engine
+
+    engine = make_engine(pg_url)
+    migrations.upgrade(engine)
+    engine.dispose()
+    with running_api(tmp_path, tiny_model.model, database_url=pg_url) as pg_api:
+        assert pg_api.post("/v1/score", json={**DECL, "declaration_id": NUL_TEXT}).status_code == 422
+        assert pg_api.post("/v1/outcomes", json={**OUTCOME_ITEM, "declaration_id": NUL_TEXT}).status_code == 422
+        assert pg_api.post("/v1/score", json=DECL).status_code == 200  # the store itself works
+        assert len(pg_api.audit()) == 1 and outcomes_frame(pg_api.store.engine).empty
 
 
 def test_a_file_report_quotes_a_huge_value_without_copying_it() -> None:
