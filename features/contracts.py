@@ -635,7 +635,8 @@ def _with_nul(arr: pa.Array) -> np.ndarray | None:
     """Rows holding a NUL character (None: none), found by one look at the bytes: valid UTF-8 has a zero
     byte only where the text has U+0000."""
     offsets, data = _buffers(arr)
-    if not len(arr) or not (data[offsets[0]:offsets[-1]] == 0).any():
+    used = data[offsets[0]:offsets[-1]] if len(arr) else data[:0]
+    if not len(used) or used.min() != 0:  # min: ~10 µs a MB, no temporary array
         return None
     return pc.match_substring(arr, "\x00").fill_null(False).to_numpy(zero_copy_only=False)
 
