@@ -1330,6 +1330,7 @@ def _ref_check_length(col: pd.Series, spec: FieldSpec, check: _Check) -> None:
 def _ref_parse_text(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
     col = _as_str(raw)
     _ref_check_length(col, spec, check)
+    check.record(col.str.contains("\x00", regex=False).fillna(False).astype(bool), spec.name, col, NO_NUL_EXPECTED)
     return col
 
 

@@ -32,8 +32,8 @@ MAX_DATE = pd.Timestamp("2025-06-30")
 
 # values a messy file really holds, per field kind (whitespace of every sort, case, separators, junk)
 JUNK: dict[str, list[object]] = {
-    "id": ["", "   ", None, " D1 ", "D1\u00a0", "\u3000D2", "x" * 201, "é" * 150 + "e" * 60, "\tD3\n"],
-    "str": ["", "  ", None, " YE-ADE ", "\u2003x", "é" * 201, "ok\u00a0", "y" * 1001],
+    "id": ["", "   ", None, " D1 ", "D1\u00a0", "\u3000D2", "x" * 201, "é" * 150 + "e" * 60, "\tD3\n", "D\x004"],
+    "str": ["", "  ", None, " YE-ADE ", "\u2003x", "é" * 201, "ok\u00a0", "y" * 1001, "\x00", " a\x00b "],
     "date": ["", " ", None, "2023-13-01", "yesterday", "1989-12-31", "2031-01-01", " 2023-06-01 ",
              "2023/06/01", "01.06.2023", "2023-06-01 10:00"],
     "country": ["", " ", None, "cn", " CN ", "XX", "C N", "\u00a0de", "ÇN", "us\t", "USA", "x" * 30],
@@ -196,7 +196,7 @@ SPACES = " \t\n\u00a0\u2003\u3000\u200b\u0085\ufeff"
 @settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(sorted(KIND_SPECS)), strict=st.booleans(),
        values=st.lists(st.one_of(st.none(), st.text(alphabet=st.sampled_from(list("AaBbCcEeNnZz09|,;.é") +
-                                                                             list(SPACES) + ["８"]), max_size=12),
+                                                                             list(SPACES) + ["８", "\x00"]), max_size=12),
                                  st.sampled_from(["2023-06-01", " cn ", "AE|TR", "820600", "b c", "True", "1e3"])),
                        min_size=1, max_size=25))
 def test_arbitrary_text_per_field_kind_matches_the_reference(kind: str, strict: bool, values: list) -> None:
