@@ -88,6 +88,8 @@ class CaseStore:
             raise CaseProblem("note", "Enter the note")
         if len(text) > MAX_NOTE_CHARS:
             raise CaseProblem("note", f"A note has at most {MAX_NOTE_CHARS:,} characters ({len(text):,} given)")
+        if "\x00" in text:  # never real text, and PostgreSQL's text columns refuse it
+            raise CaseProblem("note", "A note cannot contain a NUL (U+0000) character")
         with self.engine.begin() as conn:
             conn.execute(case_notes.insert().values(declaration_id=declaration_id, created_at=_now(), author=who,
                                                     text=text))

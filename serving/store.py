@@ -16,6 +16,7 @@ import functools
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import threading
 import time
@@ -37,6 +38,7 @@ from serving.roles import Principal, Role
 log = logging.getLogger("riskprof.serving")
 
 KEY_PREFIX = "rpk"
+_KEY_ID = re.compile(r"[0-9a-f]{1,32}")  # a key's id: hex (``secrets.token_hex``), at most the column's length
 _CHUNK = 500
 
 metadata = sa.MetaData()
@@ -463,8 +465,8 @@ class Store:
     @_reachable
     def verify_api_key(self, key: str) -> Principal | None:
         parts = key.strip().split("_", 2)
-        if len(parts) != 3 or parts[0] != KEY_PREFIX:
-            return None
+        if len(parts) != 3 or parts[0] != KEY_PREFIX or not _KEY_ID.fullmatch(parts[1]):
+            return None  # not a key this store makes (and nothing PostgreSQL would refuse, e.g. a NUL, reaches it)
         _, key_id, secret = parts
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).first()

@@ -152,6 +152,8 @@ def test_keys_verify_and_revoke(store: Store) -> None:
     assert principal == Principal("desk", Role.analyst, principal.key_id)
     assert store.key_active(principal.key_id)
     assert store.verify_api_key(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+    for odd in ("rpk_ab\x00cd_secret", "rpk_NOT-HEX_secret", "rpk__secret", f"rpk_{'a' * 33}_secret"):
+        assert store.verify_api_key(odd) is None, odd  # refused before the database sees it (PostgreSQL: no NUL)
     assert store.revoke_key("desk") and not store.revoke_key("desk")
     assert not store.key_active(principal.key_id)
     assert store.verify_api_key(key) is None
