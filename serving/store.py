@@ -446,9 +446,8 @@ class Store:
         name = name.strip()
         if not name:
             raise ValueError("a key needs a name")
-        longest = KEY_NAME_LENGTH
-        if len(name) > longest:
-            raise ValueError(f"a key's name has at most {longest} characters, got {len(name)}")
+        if len(name) > KEY_NAME_LENGTH:
+            raise ValueError(f"a key's name has at most {KEY_NAME_LENGTH} characters, got {len(name)}")
         if not name.isprintable():  # it is shown in lists and in the audit log, a line each
             raise ValueError("a key's name is one line of printable text (no tab, line break or control character)")
         key_id = secrets.token_hex(6)
