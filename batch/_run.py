@@ -8,6 +8,7 @@ import datetime as dt
 import errno
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -181,6 +182,7 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
     ckpt = Checkpoint(paths.checkpoint)
     load_model = _ModelAhead(load_model, _likely_model_uri(ckpt, model_uri))
     files = inspect_manifest(paths_in, encoding=options.encoding, delimiter=options.delimiter)
+    _refuse_output_over_input(paths, files, options.write_csv)
     col_map = load_mapping(mapping) if mapping is not None else None
     notes = _prepare_output_folder(paths) + _reading_notes(files)
     settings = ChunkSettings(options.thresholds, options.reasons_for, options.top_k)
@@ -229,6 +231,19 @@ def _likely_model_uri(ckpt: Checkpoint, model_uri: str) -> str:
     if isinstance(fingerprint, dict) and fingerprint.get("model_uri") == model_uri and isinstance(pinned, dict):
         return str(pinned.get("uri") or model_uri)
     return model_uri
+
+
+def _refuse_output_over_input(paths: OutputPaths, files: Sequence[InputFile], write_csv: bool) -> None:
+    """No file the run writes may be one of the manifest's files: publishing it would destroy the input
+    (``--out manifest.csv``, or ``--out scores.parquet --csv`` beside a manifest ``scores.csv``)."""
+    written = [paths.out, paths.rejects, paths.meta, *([paths.csv] if write_csv else [])]
+    for target in written:
+        if not target.exists():
+            continue
+        same = next((f.path for f in files if os.path.samefile(target, f.path)), None)
+        if same is not None:
+            raise ManifestError(f"the output {target} would overwrite the manifest file {same}: choose another "
+                                "output name (nothing was written)")
 
 
 def _prepare_output_folder(paths: OutputPaths) -> list[str]:

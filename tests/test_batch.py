@@ -410,6 +410,26 @@ def test_a_run_failing_on_its_input_leaves_no_checkpoint(manifest, trained_model
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("out_name, csv", [("manifest.csv", False), ("manifest.parquet", True),
+                                           ("scores.parquet", False)])
+def test_an_output_over_a_manifest_file_is_refused_and_the_manifest_kept(manifest, trained_model, tmp_path,
+                                                                        out_name, csv):
+    """``--out manifest.csv`` wrote the scores over the manifest (exit 0, the input gone); so did
+    ``--csv`` beside a manifest named like the output. The third case: the manifest is called
+    ``scores.rejects.csv``, the rejects file of ``--out scores.parquet``."""
+    name = "scores.rejects.csv" if out_name == "scores.parquet" else "manifest.csv"
+    source = tmp_path / name
+    manifest["frame"].head(200).to_csv(source, index=False)
+    before = source.read_bytes()
+    args = ["score", "--manifest", str(source), "--out", str(tmp_path / out_name), "--model", trained_model.uri]
+    res = _cli(args + (["--csv"] if csv else []))
+    assert res.exit_code == 2, res.output
+    assert f"would overwrite the manifest file {source}" in " ".join(res.output.split())
+    assert source.read_bytes() == before and "Traceback" not in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # nothing written, no checkpoint left
+
+
+@pytest.mark.integration
 def test_the_output_folder_created_is_said(manifest, trained_model, tmp_path):
     out = tmp_path / "new" / "folder" / "o.parquet"
     summary = _run(manifest["parquet"], out, trained_model.uri)
