@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from riskprof.cli_data import check_model, delimiter_option, encoding_option, fail
+from riskprof.cli_data import check_model, delimiter_option, encoding_option, fail, refuse_overwriting
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -132,6 +132,7 @@ def evaluate(
     from training.data import load_training_set
     from training.lifecycle import evaluate_model
 
+    refuse_overwriting(json_out, [*declarations, outcomes, mapping], "--json")
     check_model(model)
     try:
         ts = load_training_set(declarations, outcomes=outcomes, mapping=mapping, label=label, encoding=encoding,

@@ -108,6 +108,19 @@ def test_evaluate_cli_writes_metrics_json(trained_model: TrainedModel, tmp_path:
     assert bad.exit_code == 2 and "cannot load model" in bad.output and "Traceback" not in bad.output
 
 
+def test_evaluate_refuses_to_write_its_metrics_over_an_input(trained_model: TrainedModel, tmp_path: Path):
+    """``--json`` naming an input (a slip of the hand) wrote the metrics over it once the evaluation ran."""
+    d = trained_model.data
+    outcomes = tmp_path / "outcomes.parquet"
+    outcomes.write_bytes(Path(d["outcomes"]).read_bytes())
+    before = outcomes.read_bytes()
+    result = runner.invoke(app, ["evaluate", "--model", trained_model.uri, "--declarations", str(d["declarations"]),
+                                 "--outcomes", str(outcomes), "--json", str(outcomes)])
+    assert result.exit_code == 2, result.output
+    assert f"--json {outcomes} is the input file {outcomes}" in " ".join(result.output.split())
+    assert outcomes.read_bytes() == before
+
+
 def test_promote_then_refuse_a_worse_challenger_then_force(trained_model: TrainedModel):
     from training import load_training_set, train_and_log
     from training.lifecycle import promote
