@@ -34,6 +34,23 @@ def _store_frames(url: str) -> tuple[Any, Any]:
         store.dispose()
 
 
+def _check_sqlite_file_exists(url: str) -> None:
+    """A report reads the store it is given: a SQLite file that is not there is a mistyped URL, not an empty
+    store (opening it would create the file and its folders, and report nothing)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        fail(f"--database-url: {exc}")
+        return
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database)
+        if not path.is_file():
+            fail(f"--database-url: no serving store at {path} (that SQLite file does not exist)")
+
+
 def _batch_files(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for p in paths:
@@ -116,6 +133,8 @@ def _gather_inputs(outcomes: list[Path], batch: list[Path], from_store: bool, da
         if from_store:
             from serving.settings import get_serving_settings
 
+            if database_url:
+                _check_sqlite_file_exists(database_url)
             store_out, store_sel = _store_frames(database_url or get_serving_settings().resolved_database_url)
             out_frames.append(store_out)
             selections.append(store_sel)

@@ -245,6 +245,19 @@ def test_monitor_command_reads_the_serving_store_and_writes_both_files(tmp_path)
     assert "WARNING calibration" in res.output
 
 
+def test_monitor_command_refuses_a_store_url_that_names_no_file_and_creates_nothing(tmp_path) -> None:
+    """A mistyped SQLite URL created the file and its folders and reported an empty store (exit 0)."""
+    from typer.testing import CliRunner
+
+    from riskprof.cli import app
+
+    missing = tmp_path / "typo" / "serving.db"
+    res = CliRunner().invoke(app, ["monitor", "--database-url", f"sqlite:///{missing}", "--out", str(tmp_path / "mon")])
+    assert res.exit_code == 2, res.output
+    assert f"no serving store at {missing}" in " ".join(res.output.split())
+    assert not (tmp_path / "typo").exists() and not (tmp_path / "mon").exists()
+
+
 def test_monitor_command_refuses_a_bad_date_without_a_traceback(tmp_path) -> None:
     from typer.testing import CliRunner
 
