@@ -282,9 +282,12 @@ class _Columns:
         rounds = int(rank.max()) if len(rank) else 0
         then = np.full((len(rs.rules), max(rounds, 1)), -1, dtype=np.int32)
         then[sr[more], rank[more] - 1] = sc[more]
+        used = np.unique(then[rules])
+        used = used[used >= 0]  # none when every rule with candidates has a single condition
+        if not len(used):
+            rounds = 0
         if rounds:
-            used = np.unique(then[rules])
-            check = self._checker(used[used >= 0])
+            check = self._checker(used)
         for k in range(rounds):
             cond = then[hit_rule, k]
             done = cond < 0  # the rule has no condition left

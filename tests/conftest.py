@@ -6,8 +6,15 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+# property tests draw the same examples on every run (deterministic seeds everywhere: a commit's CI
+# result does not depend on the draw); HYPOTHESIS_PROFILE=explore draws new ones, to hunt for cases
+hypothesis_settings.register_profile("riskprof", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", derandomize=False, database=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "riskprof"))
 
 pytest_plugins = ["tests.pg"]  # a throwaway PostgreSQL cluster: fixtures pg, pg_url
 

@@ -95,6 +95,17 @@ def test_all_conditions_must_hold(table, method):
     assert matched_ids(table, method=method, profiles=[profile([SEMANTICS[2][0], SEMANTICS[10][0]])]) == [{"D3"}]
 
 
+def test_rules_of_one_condition_match_beside_a_rule_whose_anchor_matches_no_row(table, method):
+    """Only single-condition rules have candidate rows, while a rule of two conditions matches none
+    (its anchor has no row): the filter rounds had no condition to check and failed (a hypothesis
+    example found it in CI)."""
+    tools = profile([SEMANTICS[2][0]], pid="TOOLS")  # HS 8206…: D1, D3
+    nothing = profile([{"field": "origin_country", "op": "in", "values": ["FR"]}, SEMANTICS[0][0]], pid="NONE")
+    assert matched_ids(table, method=method, profiles=[tools, nothing]) == [{"D1", "D3"}, set()]
+    outside = profile([SEMANTICS[0][0], SEMANTICS[2][0]], pid="OLD", valid_to="2023-01-31")  # not live
+    assert matched_ids(table, method=method, profiles=[tools, outside]) == [{"D1", "D3"}, set()]
+
+
 def test_draft_retired_and_out_of_window_profiles_never_fire(table, method):
     every = {"field": "destination_country", "op": "not_in", "values": ["FR"]}  # all five rows
     out = matched_ids(table, method=method, profiles=[
