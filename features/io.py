@@ -23,6 +23,15 @@ class LoadError(ValueError):
     """A file cannot be read (missing, corrupt, unsupported)."""
 
 
+class NotTextError(LoadError):
+    """A CSV that is not text in the encoding it was read as: ``detail`` says which byte and where,
+    ``hint`` what to do about it on the command line (a page says it its own way)."""
+
+    def __init__(self, detail: str, hint: str):
+        super().__init__(f"{detail}; {hint}")
+        self.detail, self.hint = detail, hint
+
+
 def expand_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
     """Files and folders → sorted list of data files."""
     if isinstance(paths, str | Path):
@@ -47,15 +56,15 @@ def open_bytes(path: Path) -> Any:
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
 
 
-def not_text_error(path: Path, encoding: str, exc: UnicodeDecodeError, data: bytes, explicit: bool) -> LoadError:
+def not_text_error(path: Path, encoding: str, exc: UnicodeDecodeError, data: bytes, explicit: bool) -> NotTextError:
     """Name the first byte that is not ``encoding`` text, by line and column, and say what to pass."""
     line = data.count(b"\n", 0, exc.start) + 1
     column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
     byte = data[exc.start]
     hint = ("check --encoding" if explicit
             else "pass its encoding, e.g. --encoding latin-1 (ISO-8859-1) or --encoding cp1252")
-    return LoadError(f"{path}: is not {encoding} text: byte 0x{byte:02x} at line {line}, column {column} "
-                     f"({exc.reason}); {hint}")
+    return NotTextError(f"{path}: is not {encoding} text: byte 0x{byte:02x} at line {line}, column {column} "
+                        f"({exc.reason})", hint)
 
 
 def csv_header(path: Path, encoding: str, explicit: bool) -> str:
@@ -133,8 +142,8 @@ def read_raw(path: Path, encoding: str | None = None, delimiter: str | None = No
     except LoadError:
         raise
     except UnicodeDecodeError as exc:  # past the part csv_format checks
-        raise LoadError(f"{path}: is not {encoding or 'utf-8'} text past its first MiB "
-                        f"({str(exc)[:300]}); pass its encoding with --encoding") from exc
+        raise NotTextError(f"{path}: is not {encoding or 'utf-8'} text past its first MiB ({str(exc)[:300]})",
+                           "pass its encoding with --encoding") from exc
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise LoadError(f"{path}: cannot be read ({type(exc).__name__}: {str(exc)[:300]})") from exc
     except Exception as exc:  # pyarrow raises its own types for corrupt files

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import io
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -95,8 +95,35 @@ def test_a_capacity_that_is_not_a_number_is_named_beside_its_field(api: Api) -> 
     assert 'href="#random_share"' in r.text and 'id="random_share-error"' in r.text
 
 
+def test_a_csv_in_another_encoding_is_ranked_once_its_encoding_is_chosen_on_the_form(api: Api) -> None:
+    """The page said to pass ``--encoding``, which a page has no way to; the form now offers the choice."""
+    token = signed_in(api)
+    frame = make_declarations(np.random.default_rng(5), 20, start="2023-06-01", days=5, prefix="E")
+    frame["goods_description"] = "pièces détachées"
+    body = frame.to_csv(index=False).encode("cp1252")
+    form = {"csrf_token": token, "capacity": "5%", "random_share": "0.1"}
+
+    def upload(**extra: str) -> Any:
+        return api.client.post("/app/manifests", data={**form, **extra}, follow_redirects=False,
+                               files={"manifest": ("windows.csv", body, "text/csv")})
+
+    r = upload()
+    text = " ".join(html.unescape(r.text).split())
+    assert r.status_code == 422 and "windows.csv: is not utf-8 text: byte 0xe8 at line 2" in text, text[:3000]
+    assert "choose the file's text encoding under “Text encoding”" in text and "--encoding" not in text
+    assert '<option value="cp1252">Windows-1252' in r.text
+    assert upload(encoding="klingon").status_code == 422
+    r = upload(encoding="cp1252")
+    assert r.status_code == 303, r.text[:2000]
+    url = r.headers["location"]
+    first = str(frame["declaration_id"].iloc[0])
+    assert all(str(i) in api.client.get(url).text for i in frame["declaration_id"])  # 20 rows: one page
+    assert "pièces détachées" in html.unescape(api.client.get(f"{url}/declarations/{first}").text)
+    assert '<option value="cp1252" selected>' not in api.client.get("/app/manifests").text  # a fresh form
+
+
 @pytest.mark.slow
-def test_a_ten_thousand_row_manifest_is_ranked_once_and_each_page_answers_within_a_second(
+def test_a_ten_thousand_row_manifest_is_ranked_once_and_paged_without_ranking_again(
         make_api: Callable[..., Api], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RISKPROF_SESSION_SECRET", raising=False)
     api = make_api(max_items=10_000, max_body_bytes=64 * 1024 * 1024)
@@ -109,14 +136,10 @@ def test_a_ten_thousand_row_manifest_is_ranked_once_and_each_page_answers_within
                         follow_redirects=False)
     assert r.status_code == 303, r.text[:2000]
     url = r.headers["location"]
-    timings: dict[str, float] = {}
+    # how fast a page answers is measured by benchmarks/workbench_speed.py (no wall-clock limit in a test)
     for name, query in (("first", ""), ("last", "?page=200"), ("filtered", "?lane=yellow&office=O2&page=3")):
-        start = time.perf_counter()
         page = api.client.get(url + query)
-        timings[name] = time.perf_counter() - start
         assert page.status_code == 200 and page.text.count("<tr>") == 51, name  # header + 50 rows
-    print("page timings (s):", {k: round(v, 3) for k, v in timings.items()})
-    assert max(timings.values()) < 1.0, timings
     ranks = [int(x) for x in re.findall(r'<td class="num">(\d+)</td>', api.client.get(url + "?page=200").text)]
     assert ranks[:50] == list(range(9951, 10_001))
     events = api.audit()

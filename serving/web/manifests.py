@@ -26,7 +26,7 @@ import pandas as pd
 
 from batch import OutputListing, OutputReadError, list_outputs, read_output, resolve_output
 from features.contracts import DECLARATION, TRANSIT_SEP, normalize_table
-from features.io import LoadError, read_raw
+from features.io import LoadError, NotTextError, read_raw
 from features.mapping import ColumnMapping, MappingError, load_mapping
 from serving.errors import InputError
 from serving.parsing import validate_records
@@ -59,19 +59,35 @@ def mapping_choices() -> dict[str, Path]:
     return {p.parent.name: p for p in sorted(EXAMPLES.glob("*/mapping.yaml"))}
 
 
-def read_manifest(data: bytes, filename: str, mapping_name: str | None, max_items: int) -> list[dict[str, Any]]:
-    """Uploaded bytes → validated declaration records (as the API receives them), or ManifestProblem."""
+#: the text encodings a CSV manifest may be uploaded in (the upload form's choices; Parquet needs none)
+ENCODINGS: dict[str, str] = {
+    "utf-8": "UTF-8 (the default)", "cp1252": "Windows-1252 (Western European)", "latin-1": "ISO-8859-1 (Latin-1)",
+    "cp1250": "Windows-1250 (Central European)", "cp1251": "Windows-1251 (Cyrillic)", "cp1256": "Windows-1256 (Arabic)",
+    "gb18030": "GB 18030 (Chinese)", "cp949": "CP949 (Korean)", "shift_jis": "Shift JIS (Japanese)",
+    "utf-16": "UTF-16",
+}
+
+
+def read_manifest(data: bytes, filename: str, mapping_name: str | None, max_items: int,
+                  encoding: str | None = None) -> list[dict[str, Any]]:
+    """Uploaded bytes → validated declaration records (as the API receives them), or ManifestProblem.
+    ``encoding``: one of :data:`ENCODINGS` for a CSV (default UTF-8)."""
     name = Path(filename or "").name.lower()
     if not name.endswith(SUFFIXES):
         raise ManifestProblem(f"{filename or 'the file'}: choose a .csv, .csv.gz or .parquet file")
     if not data:
         raise ManifestProblem(f"{filename}: the file is empty")
+    if encoding and encoding not in ENCODINGS:
+        raise ManifestProblem(f"unknown text encoding {encoding!r}; choose one of the list")
     mapping = _mapping(mapping_name)
     with tempfile.TemporaryDirectory(prefix="riskprof-upload-") as tmp:
         path = Path(tmp) / ("manifest" + name[name.index("."):] if "." in name else "manifest.csv")
         path.write_bytes(data)
         try:
-            raw = read_raw(path)
+            raw = read_raw(path, encoding=encoding or None)
+        except NotTextError as exc:  # the command line's hint (--encoding) is a field of the form here
+            raise ManifestProblem(f"{exc.detail.replace(str(path), filename)}; choose the file's text encoding "
+                                  "under “Text encoding” and upload it again") from None
         except LoadError as exc:
             raise ManifestProblem(str(exc).replace(str(path), filename)) from None
     if len(raw) > max_items:

@@ -20,6 +20,7 @@ from serving.schemas import RankParams
 from serving.store import outcomes
 from serving.web.case_history import served_case_history
 from serving.web.manifests import (
+    ENCODINGS,
     ManifestProblem,
     RankedManifest,
     mapping_choices,
@@ -111,7 +112,8 @@ def _upload_form(request: Request, who: Officer, errors: dict[str, str], values:
     recent = list(reversed(who.session.manifests.values()))
     folder = request.app.state.settings.batch_output_path
     return render(request, "manifests.html", {"errors": errors, "values": values, "problem": problem,
-                                              "mappings": sorted(mapping_choices()), "recent": recent,
+                                              "mappings": sorted(mapping_choices()), "encodings": ENCODINGS,
+                                              "recent": recent,
                                               "batch_outputs": recent_batch_outputs(folder), "batch_folder": folder},
                   status=status, officer=who)
 
@@ -119,7 +121,7 @@ def _upload_form(request: Request, who: Officer, errors: dict[str, str], values:
 @router.post("/manifests")
 async def upload_manifest(request: Request, who: Officer = OfficerPage) -> Response:
     form = await checked_form(request, who.session)
-    values = {k: str(form.get(k) or "").strip() for k in ("capacity", "random_share", "mapping")}
+    values = {k: str(form.get(k) or "").strip() for k in ("capacity", "random_share", "mapping", "encoding")}
     upload = form.get("manifest")
     errors: dict[str, str] = {}
     params = None
@@ -137,7 +139,7 @@ async def upload_manifest(request: Request, who: Officer = OfficerPage) -> Respo
     settings = request.app.state.settings
     try:
         records = await run_in_threadpool(read_manifest, data, filename, values["mapping"] or None,
-                                          settings.max_items)
+                                          settings.max_items, values["encoding"] or None)
         ranked = await run_in_threadpool(request.app.state.service.rank, records, params.capacity,  # type: ignore[attr-defined]
                                          params.random_share, 0, "all", who.principal)  # type: ignore[attr-defined]
     except ManifestProblem as exc:
