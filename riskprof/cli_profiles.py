@@ -115,7 +115,7 @@ def profiles_show(profile_id: str = typer.Argument(..., help="The profile id."),
     try:
         p = store.profile(profile_id, version)
     except NotFound as exc:
-        fail(str(exc).strip("'\""))
+        fail(str(exc))
         return
     typer.echo(dump_profiles([p]), nl=False)
     typer.echo(f"# versions: {[h.version for h in store.profile_history(profile_id)]}")
@@ -150,7 +150,7 @@ def profiles_retire(profile_id: str = typer.Argument(..., help="The profile id."
     try:
         saved = _store(url).retire(profile_id, Actor.cli())
     except NotFound as exc:
-        fail(str(exc).strip("'\""))
+        fail(str(exc))
         return
     except (ProfileError, VersionConflict) as exc:
         _refuse(exc)
@@ -233,7 +233,7 @@ def watchlists_show(name: str = typer.Argument(..., help="The watch list's name.
     try:
         w = _store(url).watchlist(name)
     except NotFound as exc:
-        fail(str(exc).strip("'\""))
+        fail(str(exc))
         return
     typer.echo(dump_profiles([], [w]), nl=False)
 

@@ -121,7 +121,7 @@ def _saving(fn: Any, *args: Any) -> dict[str, Any]:
     except ProfileError as exc:
         raise ProfileInvalid(exc) from None
     except NotFound as exc:
-        raise Missing(str(exc).strip("'\"")) from None
+        raise Missing(str(exc)) from None
     except VersionConflict as exc:
         raise Conflict(str(exc)) from None
     return saved.as_dict()
@@ -131,7 +131,7 @@ def _found(fn: Any, *args: Any) -> Any:
     try:
         return fn(*args)
     except NotFound as exc:
-        raise Missing(str(exc).strip("'\"")) from None
+        raise Missing(str(exc)) from None
 
 
 def _json(v: Any) -> Any:

@@ -96,8 +96,9 @@ def test_posting_an_existing_id_is_409_and_put_of_an_unknown_one_is_404(api: Api
     assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 201
     assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 409
     r = api.client.put("/v1/profiles/P-NONE", headers=api.h("analyst"), json=profile("P-NONE"))
-    assert r.status_code == 404
-    assert api.get("/v1/profiles/P-NONE").status_code == 404
+    assert r.status_code == 404 and r.json()["detail"] == "no profile 'P-NONE'"  # the id quoted whole
+    missing = api.get("/v1/profiles/P-NONE")
+    assert missing.status_code == 404 and missing.json()["detail"] == "no profile 'P-NONE'"
 
 
 # ---- the decision ------------------------------------------------------------------------------

@@ -177,7 +177,8 @@ def test_watch_lists_show_and_list(tmp_path: Path, url: str) -> None:
     assert run("watchlists", "list", "--url", url).stdout.split("\t")[:4] == ["importers", "v1", "importer_id",
                                                                              "1 entries"]
     assert "value: IMP000123" in run("watchlists", "show", "importers", "--url", url).stdout
-    assert run("watchlists", "show", "nope", "--url", url).exit_code == 2
+    nope = run("watchlists", "show", "nope", "--url", url)
+    assert nope.exit_code == 2 and "no watch list 'nope'" in nope.output  # the name quoted whole
 
 
 def test_mapped_extra_columns_come_from_the_environment(tmp_path: Path, url: str,
