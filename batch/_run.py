@@ -8,7 +8,6 @@ import datetime as dt
 import errno
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,7 @@ from batch._input import InputFile, inspect_manifest, manifest_digest
 from batch._local import ChunkWork, run_local, run_local_parallel, run_local_pipelined
 from batch._output import OutputCounts, OutputPaths, publish_outputs, temp_path, write_outputs
 from batch._profiles import PinnedRules
-from features.io import LoadError
+from features.io import LoadError, input_at
 from features.mapping import MappingError, load_mapping
 from scoring import LaneThresholds, ReasonsFor, capacity_count
 from scoring.ranking import thresholds_at_shares
@@ -238,9 +237,7 @@ def _refuse_output_over_input(paths: OutputPaths, files: Sequence[InputFile], wr
     (``--out manifest.csv``, or ``--out scores.parquet --csv`` beside a manifest ``scores.csv``)."""
     written = [paths.out, paths.rejects, paths.meta, *([paths.csv] if write_csv else [])]
     for target in written:
-        if not target.exists():
-            continue
-        same = next((f.path for f in files if os.path.samefile(target, f.path)), None)
+        same = input_at(target, [f.path for f in files])
         if same is not None:
             raise ManifestError(f"the output {target} would overwrite the manifest file {same}: choose another "
                                 "output name (nothing was written)")

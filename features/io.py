@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,25 @@ def expand_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
         else:
             raise LoadError(f"no such file or folder: {p}")
     return out
+
+
+def input_at(target: Path | None, inputs: Iterable[Path | None]) -> Path | None:
+    """The input file that ``target`` (a file about to be written) is, links and hard links followed;
+    None when it is none of them. ``inputs``: files, or folders (their files as :func:`expand_paths`
+    lists them); one that cannot be listed is left to the reading that reports it."""
+    if target is None or not target.is_file():
+        return None
+    for given in inputs:
+        if given is None:
+            continue
+        try:
+            files = expand_paths(given)
+        except LoadError:
+            continue
+        same = next((f for f in files if os.path.samefile(target, f)), None)
+        if same is not None:
+            return same
+    return None
 
 
 def open_bytes(path: Path) -> Any:

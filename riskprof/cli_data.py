@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -35,16 +34,11 @@ def fail(message: str, code: int = 2) -> None:
 def refuse_overwriting(target: Path | None, inputs: Iterable[Path | None], option: str) -> None:
     """Fail (exit 2) before any work when ``target``, a file the command writes, is one of its input
     files (or a file of an input folder): writing it would destroy the input."""
-    if target is None or not target.is_file():
-        return
-    for given in inputs:
-        if given is None:
-            continue
-        files = [f for f in given.iterdir() if f.is_file()] if given.is_dir() else [given]
-        same = next((f for f in files if f.exists() and os.path.samefile(target, f)), None)
-        if same is not None:
-            fail(f"{option} {target} is the input file {same}: writing it would destroy the input; choose another "
-                 "file")
+    from features.io import input_at
+
+    same = input_at(target, inputs)
+    if same is not None:
+        fail(f"{option} {target} is the input file {same}: writing it would destroy the input; choose another file")
 
 
 def check_model(model_uri: str) -> None:
