@@ -18,6 +18,7 @@ import pandas as pd
 
 from features.pipeline import FeaturePipeline
 from scoring.family_shap import FamilyShapTables, build_tables
+from scoring.single_row import SingleRowPredictor
 
 
 @dataclass
@@ -176,6 +177,8 @@ class RiskModel:
         if not len(X):
             return np.zeros(0)
         share = self.__dict__.get("_thread_share")
+        if share is None and len(X) == 1 and isinstance(X, np.ndarray):
+            return np.array([self._single_row().predict(X[0])])  # the API's one declaration
         if share is None:
             return np.asarray(self.booster.predict(X, num_threads=self.num_threads), dtype=np.float64)
         # chunks scored on several threads at once: each block of rows takes this chunk's share of the
@@ -189,6 +192,12 @@ class RiskModel:
         for s in range(0, len(X), PREDICT_BLOCK):
             out[s:s + PREDICT_BLOCK] = self.booster.predict(X[s:s + PREDICT_BLOCK], num_threads=share.threads())
         return out
+
+    def _single_row(self) -> SingleRowPredictor:
+        single = self.__dict__.get("_single_row_predictor")
+        if single is None:
+            single = self.__dict__["_single_row_predictor"] = SingleRowPredictor(self.booster, self.num_threads)
+        return single
 
     def predict(self, data: pd.DataFrame | Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Calibrated probability of a hit for each declaration."""
@@ -254,7 +263,7 @@ class RiskModel:
         """Pickled with the family tables if they were built (:meth:`prepare_reasons`), without the
         rest of what is attached while scoring (a batch run's thread share holds a lock)."""
         return {k: v for k, v in self.__dict__.items() if k not in ("_families_cache", "_thread_share",
-                                                                 "_matrix_buffers")}
+                                                                 "_matrix_buffers", "_single_row_predictor")}
 
     def _family_matrix(self) -> tuple[list[str], dict[str, int], np.ndarray]:
         """Feature → family membership (features × families), built once per loaded model."""
