@@ -137,6 +137,9 @@ class Actor:
         return cls(name, "cli")
 
 
+MAX_ALERT_ID = 2**63 - 1  # alert ids are 64-bit database integers from 1
+
+
 class NotFound(LookupError):
     """No profile, watch list or alert by that id."""
 
@@ -381,6 +384,8 @@ class ProfileStore:
 
     @_reachable
     def ack_alert(self, alert_id: int, actor: Actor) -> dict[str, Any]:
+        if not 1 <= alert_id <= MAX_ALERT_ID:  # no such alert; a database integer cannot even hold some
+            raise NotFound(f"no alert {alert_id}")
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(alerts.c.status).where(alerts.c.id == alert_id)).first()
             if row is None:

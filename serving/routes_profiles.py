@@ -19,7 +19,7 @@ from serving import schemas
 from serving.auth import Analyst, Officer
 from serving.errors import ServiceError
 from serving.parsing import parse_json
-from serving.profile_store import Actor, NotFound, ProfileStore, Saved, VersionConflict
+from serving.profile_store import MAX_ALERT_ID, Actor, NotFound, ProfileStore, Saved, VersionConflict
 from serving.roles import Principal
 from serving.service import ScoringService
 
@@ -263,6 +263,6 @@ def list_alerts(_who: Officer, store: ProfilesDep,
 
 
 @router.post("/alerts/{alert_id}/ack", tags=["alerts"], summary="Acknowledge an alert", responses={**_AUTH, **_404})
-def ack_alert(who: Officer, alert_id: Annotated[int, Path(ge=1, le=2**63 - 1)],  # a database integer
+def ack_alert(who: Officer, alert_id: Annotated[int, Path(ge=1, le=MAX_ALERT_ID)],
               store: ProfilesDep) -> JSONResponse:
     return JSONResponse(_alert_json(_found(store.ack_alert, alert_id, _actor(who))))

@@ -327,3 +327,13 @@ def test_a_long_watch_list_is_shown_in_pages_and_searched(api: Api) -> None:
     assert values(found) == [f"IMP{i:06d}" for i in range(110, 120)]  # case-insensitive, anywhere in the value
     assert "10 of 120 entries" in found and "Page 1 of" not in found
     assert "No entry contains" in api.client.get("/app/watchlists/WL-LONG?q=nobody").text
+
+
+@pytest.mark.parametrize("alert_id", ["999", "9" * 40, "0", "-5"])
+def test_acknowledging_an_alert_that_does_not_exist_is_a_not_found_page(api: Api, alert_id: str) -> None:
+    """Ids past a database integer (found by fuzzing the forms: SQLite's OverflowError was a 500) are no
+    alert either; the API refuses them by its path's bounds."""
+    token = signed_in(api)
+    r = api.client.post(f"/app/alerts/{alert_id}/ack", data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 404 and "Alert not found" in r.text, r.text[:300]
+    assert api.post(f"/v1/alerts/{alert_id}/ack", role="officer").status_code in (404, 422)
