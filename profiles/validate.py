@@ -8,6 +8,7 @@ Validation is all-or-nothing: every problem of every profile is collected into o
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -112,9 +113,17 @@ def _as_number(v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float | str):
         raise _Bad(f"{v!r} is not a number")
     try:
-        return float(v)
-    except ValueError as exc:
-        raise _Bad(f"{v!r} is not a number") from exc
+        x = float(v)
+    except (ValueError, OverflowError) as exc:  # OverflowError: an integer past any float (10**400)
+        raise _Bad(f"{_short_repr(v)} is not a number") from exc
+    if not math.isfinite(x):  # a NaN bound compared false with everything: 'between' matched every row
+        raise _Bad(f"{_short_repr(v)} is not a finite number")
+    return x
+
+
+def _short_repr(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 40 else f"{r[:20]}…({len(r)} characters)"
 
 
 def _as_date(v: Any) -> dt.date:

@@ -74,6 +74,12 @@ def test_valid_profiles_come_back_in_the_contract_spelling():
     ({"field": "customs_value", "op": "between", "values": [5]}, "between takes [low, high]"),
     ({"field": "customs_value", "op": "between", "values": [None, None]}, "at least one end"),
     ({"field": "declaration_date", "op": "between", "values": ["2023-13-01", None]}, "not a date"),
+    # a NaN bound compares false with everything: stored, 'between' matched every declaration
+    ({"field": "customs_value", "op": "between", "values": [float("nan"), float("inf")]}, "not a finite number"),
+    ({"field": "customs_value", "op": "between", "values": ["1e400", None]}, "not a finite number"),
+    ({"field": "customs_value", "op": "between", "values": [None, "-inf"]}, "not a finite number"),
+    ({"field": "customs_value", "op": "in", "values": ["nan"]}, "not a finite number"),
+    ({"field": "customs_value", "op": "between", "values": [10**400, None]}, "is not a number"),
     ({"field": "goods_description", "op": "contains_any", "values": ["hand tools"]}, "single words"),
     ({"field": "importer_id", "op": "in", "values": []}, "at least one value"),
     ({"field": "importer_id", "op": "is_null", "values": ["x"]}, "takes no values"),
