@@ -135,10 +135,14 @@ def profiles_import(file: Path = typer.Argument(..., help="YAML with profiles: (
 
 @profiles_app.command("export")
 def profiles_export(out: Path | None = OUT_OPTION, url: str | None = URL_OPTION) -> None:
-    """The latest version of every profile as YAML (``import`` of it gives the same profiles)."""
+    """The latest version of every profile as YAML, with the watch lists they name (``import`` of it, into
+    this store or another, gives the same profiles)."""
     from profiles import dump_profiles
 
-    _write(dump_profiles(_store(url).profiles()), out)
+    store = _store(url)
+    profiles = store.profiles()
+    named = {c.watch_list for p in profiles for c in p.conditions if c.watch_list}
+    _write(dump_profiles(profiles, [w for w in store.watchlists() if w.name in named]), out)
 
 
 @profiles_app.command("retire")

@@ -102,6 +102,14 @@ def test_export_then_import_gives_the_same_profiles_through_the_store(tmp_path: 
     assert again.read_text() == out.read_text()
     # the original file's values come back in the contract's spelling, the same definitions
     assert yaml.safe_load(out.read_text())["profiles"][0]["conditions"][1]["values"] == ["TR"]
+    # the profiles' export holds the watch lists they name: on its own it fills an empty store (it
+    # wrote `watch_lists: []`, and the import failed on "unknown watch list 'importers'")
+    third = f"sqlite:///{tmp_path / 'third.db'}"
+    alone = run("profiles", "import", str(out), "--url", third)
+    assert alone.exit_code == 0, alone.output
+    assert stored(third).profiles() == stored(url).profiles()
+    assert stored(third).watchlists() == stored(url).watchlists()
+    assert [w["name"] for w in yaml.safe_load(out.read_text())["watch_lists"]] == ["importers"]
     # importing the same file again changes nothing
     same = run("profiles", "import", str(out), "--url", url)
     assert "nothing changed" in same.stdout
