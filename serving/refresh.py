@@ -95,9 +95,11 @@ def history_from_files(declarations: Sequence[Path], *, seizures: Path | None = 
     from features.history import History
     from features.io import load_table
     from features.mapping import load_mapping
+    from training.lifecycle import require_declarations
 
     m = load_mapping(mapping) if mapping else None
     decl = load_table(list(declarations), DECLARATION, m).frame
+    require_declarations(decl)  # before the store is read or a History built from nothing
     seiz = load_table(seizures, SEIZURE).frame if seizures else None
     frames: list[pd.DataFrame | None] = [load_table(p, OUTCOME).frame for p in outcome_files]
     from_api = store_outcomes(database_url) if from_store else None

@@ -101,6 +101,33 @@ def test_refresh_fails_loudly_when_the_store_cannot_be_read(trained_model: Train
     assert mv.tags["refreshed_from"] == source_version
 
 
+@pytest.mark.integration  # refreshes a model trained and registered in MLflow
+def test_a_refresh_that_would_forget_the_history_registers_nothing(trained_model: TrainedModel,
+                                                                   tmp_path: Path) -> None:
+    """No declarations (a header-only file), or declarations and outcomes ending before the model's own
+    snapshot: refused before anything is registered (it registered the version and moved the alias)."""
+    from scoring.registry import configure_mlflow
+
+    client = configure_mlflow().MlflowClient()
+    versions = len(client.search_model_versions(f"name='{trained_model.name}'"))
+    d = trained_model.data
+    decl = pd.read_parquet(d["declarations"]) if str(d["declarations"]).endswith(".parquet") \
+        else pd.read_csv(d["declarations"], dtype=str)
+    header_only, early = tmp_path / "header.csv", tmp_path / "early.csv"
+    decl.head(0).to_csv(header_only, index=False)
+    dates = pd.to_datetime(decl["declaration_date"])
+    decl[dates <= dates.min() + (dates.max() - dates.min()) / 2].to_csv(early, index=False)
+    for declarations, message in ((header_only, "no declarations to refresh from"),
+                                  (early, "before the model's own feature snapshot")):
+        r = runner.invoke(app, ["refresh-features", "--model", trained_model.uri, "--declarations",
+                                str(declarations), "--no-store", "--alias", "forgetful"])
+        assert r.exit_code == 2, r.output
+        _no_traceback(r.output)
+        assert message in _flat(r.output) and "Nothing was registered" in _flat(r.output)
+    assert len(client.search_model_versions(f"name='{trained_model.name}'")) == versions
+    assert not [v for v in client.search_model_versions(f"name='{trained_model.name}'") if "forgetful" in v.aliases]
+
+
 def test_store_outcomes_fail_on_a_corrupt_store(tmp_path: Path) -> None:
     from serving.refresh import StoreReadError, store_outcomes
 

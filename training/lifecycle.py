@@ -83,11 +83,32 @@ def evaluate_model(loaded: LoadedModel, ts: TrainingSet, period: tuple[str, str]
     return metrics
 
 
+def require_declarations(declarations: pd.DataFrame) -> None:
+    """A refresh's declarations are not empty (:class:`TrainingError`)."""
+    if not len(declarations):
+        raise TrainingError("no declarations to refresh from: a refresh rebuilds the feature snapshot from every "
+                            "known declaration (pass them all with --declarations). Nothing was registered")
+
+
+def check_refresh_history(history: History, snapshot_cutoff: Any) -> None:
+    """A refresh rebuilds the snapshot from every known declaration: a history without declarations, or
+    one that ends before the snapshot the model already has, would make it forget (and the alias
+    would move to that version). Raises :class:`TrainingError`; nothing is registered."""
+    require_declarations(history.declarations)
+    if snapshot_cutoff is not None and pd.notna(snapshot_cutoff) and history.cutoff is not None \
+            and pd.Timestamp(history.cutoff) < pd.Timestamp(snapshot_cutoff):
+        raise TrainingError(f"the history ends on {pd.Timestamp(history.cutoff).date()}, before the model's own "
+                            f"feature snapshot (up to {pd.Timestamp(snapshot_cutoff).date()}): a refresh must not "
+                            "forget what the model knows; pass every known declaration and outcome. Nothing was "
+                            "registered")
+
+
 def refresh_features(model_uri: str, history: History, alias: str | None = None) -> tuple[str, str]:
     """Rebuild a model's feature snapshot from a newer history; register it as a new version
     (same booster and calibration) and point ``alias`` (default: the alias refreshed) at it."""
     mlflow = configure_mlflow()
     loaded = load_risk_model(model_uri)
+    check_refresh_history(history, getattr(loaded.model.pipeline, "cutoff_", None))
     model = copy.deepcopy(loaded.model)
     model.pipeline.refresh(history)
     model.metadata = {**model.metadata, "history_cutoff": str(pd.Timestamp(history.cutoff).date()),  # type: ignore[arg-type]
