@@ -31,6 +31,12 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def check_rate(rate: float | None) -> None:
+    """``--rate`` of ``promote`` and ``retrain``: an inspection rate in per cent."""
+    if rate is not None and not 0 < rate <= 100:  # NaN fails too
+        fail(f"--rate must be a percentage in (0, 100], got {rate:g}")
+
+
 def refuse_overwriting(target: Path | None, inputs: Iterable[Path | None], option: str) -> None:
     """Fail (exit 2) before any work when ``target``, a file the command writes, is one of its input
     files (or a file of an input folder): writing it would destroy the input."""

@@ -9,7 +9,14 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from riskprof.cli_data import check_model, delimiter_option, encoding_option, fail, refuse_overwriting
+from riskprof.cli_data import (
+    check_model,
+    check_rate,
+    delimiter_option,
+    encoding_option,
+    fail,
+    refuse_overwriting,
+)
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -183,9 +190,11 @@ def promote(
     from settings import get_settings
     from training.lifecycle import promote as run_promote
 
+    check_rate(rate)  # before the gate runs: it recorded a decision run for a rate of 0, -5 or nan
     settings = get_settings()
     try:
-        decision = run_promote(name or settings.model_name, rate=rate or settings.inspection_rate * 100, force=force,
+        decision = run_promote(name or settings.model_name,
+                               rate=rate if rate is not None else settings.inspection_rate * 100, force=force,
                                declarations=declarations or None, seizures=seizures, outcomes=outcomes,
                                mapping=mapping)
     except _friendly_errors() as exc:

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from riskprof.cli_data import fail
+from riskprof.cli_data import check_rate, fail
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -55,8 +55,7 @@ def retrain(
 
     settings = get_settings()
     model_name = name or settings.model_name
-    if rate is not None and not 0 < rate <= 100:
-        fail(f"--rate must be a percentage in (0, 100], got {rate:g}")
+    check_rate(rate)
     try:
         result = retrain_from_files(
             declarations, model_name, seizures=seizures, outcome_files=outcomes, mapping=mapping, label=label,
