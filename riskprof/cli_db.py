@@ -13,13 +13,30 @@ db_app = typer.Typer(help="Schema of the serving store (RISKPROF_DATABASE_URL, d
 
 
 def _engine(url: str | None):
-    from serving.store import make_engine
+    from serving.store import StoreURLError, make_engine
 
     if url is None:
         from serving.settings import get_serving_settings
 
         url = get_serving_settings().resolved_database_url
-    return make_engine(url)
+    try:
+        return make_engine(checked_url(url))
+    except StoreURLError as exc:
+        fail(str(exc))
+        raise AssertionError("unreachable") from None  # fail() exits
+
+
+def checked_url(url: str) -> str:
+    """A command's store URL, refused if it is SQLite in memory: the command would print "stored" and
+    the store vanish with the process (a key created there could never be used)."""
+    from serving.store import redacted_url
+
+    bare = url.split("?", 1)[0]
+    if bare.startswith("sqlite") and (bare.endswith(":memory:") or bare.rstrip("/") in ("sqlite:", "sqlite+pysqlite:")
+                                      or "mode=memory" in url):
+        fail(f"{redacted_url(url)} is a SQLite database in memory: it would vanish when this command ends. "
+             "Give a file (sqlite:///path/serving.db) or a server database")
+    return url
 
 
 def _describe(rev: str | None) -> str:
@@ -90,13 +107,12 @@ def open_store(url: str):
     import sqlalchemy as sa
 
     from serving.migrations import SchemaMismatch
-    from serving.store import Store, StoreUnavailable
+    from serving.store import Store, StoreUnavailable, StoreURLError, redacted_url
 
     try:
-        return Store.from_url(url)
-    except SchemaMismatch as exc:
+        return Store.from_url(checked_url(url))
+    except (SchemaMismatch, StoreURLError) as exc:
         fail(str(exc))
     except (sa.exc.SQLAlchemyError, StoreUnavailable) as exc:
-        where = sa.engine.make_url(url).render_as_string(hide_password=True)
-        fail(f"cannot open the serving store {where}: {str(exc).splitlines()[0]}")
+        fail(f"cannot open the serving store {redacted_url(url)}: {str(exc).splitlines()[0]}")
     raise AssertionError("unreachable")  # fail() exits

@@ -24,10 +24,11 @@ def _date(value: str | None, option: str) -> Any:
 
 def _store_frames(url: str) -> tuple[Any, Any]:
     """Outcomes and audit-log selections from the serving store (empty when it holds none yet)."""
+    from riskprof.cli_db import checked_url
     from serving.monitoring import store_frames
     from serving.store import Store
 
-    store = Store.from_url(url, create=False)
+    store = Store.from_url(checked_url(url), create=False)
     try:
         return store_frames(store)
     finally:

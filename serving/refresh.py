@@ -38,15 +38,6 @@ class RefreshResult:
     store_outcomes: int | None  # outcomes read from the serving store; None when it was not read
 
 
-def _redacted(url: str) -> str:
-    import sqlalchemy as sa
-
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "the configured database URL"
-
-
 def store_outcomes(database_url: str | None = None) -> pd.DataFrame:
     """Outcomes recorded through the API, from ``database_url`` (default: the configured serving store).
 
@@ -57,15 +48,15 @@ def store_outcomes(database_url: str | None = None) -> pd.DataFrame:
 
     from features.contracts import ContractError
     from serving.settings import ServingSettings
-    from serving.store import outcomes_frame
+    from serving.store import StoreURLError, outcomes_frame, redacted_url
 
     url = database_url or ServingSettings().resolved_database_url
     try:
         return outcomes_frame(url)
-    except (sa.exc.SQLAlchemyError, ContractError, OSError, ImportError) as exc:
+    except (sa.exc.SQLAlchemyError, ContractError, OSError, ImportError, StoreURLError) as exc:
         cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise StoreReadError(
-            f"cannot read the outcomes recorded through the API from {_redacted(url)}: {cause}. Repair the "
+            f"cannot read the outcomes recorded through the API from {redacted_url(url)}: {cause}. Repair the "
             f"store or RISKPROF_DATABASE_URL, or refresh without them (--no-store)") from exc
 
 

@@ -117,7 +117,34 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class StoreURLError(ValueError):
+    """A database URL that cannot even be opened: not a URL, an unknown database, a driver that is not
+    installed, a SQLite file whose folder cannot be made, or SQLite in memory (a store that forgets
+    every write when the command ends). The message names the URL (password hidden) and the cause."""
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password hidden (or a plain description if it does not parse)."""
+    if "@" not in url:  # no credentials to hide: shown as given (render_as_string escapes ':memory:')
+        return url
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "the configured database URL"
+
+
 def make_engine(url: str, *, wal_autocheckpoint: bool = True) -> Engine:
+    """:func:`_make_engine`, with an unusable URL raised as :class:`StoreURLError`."""
+    try:
+        return _make_engine(url, wal_autocheckpoint=wal_autocheckpoint)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, OSError) as exc:
+        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, ImportError):
+            cause = f"its database driver is not installed ({cause})"
+        raise StoreURLError(f"the database URL {redacted_url(url)} cannot be used: {cause}") from None
+
+
+def _make_engine(url: str, *, wal_autocheckpoint: bool = True) -> Engine:
     """An engine for ``url``; SQLite gets its folder created, WAL and a busy timeout (several workers).
 
     ``wal_autocheckpoint=False``: SQLite commits never checkpoint the WAL into the database file (its two

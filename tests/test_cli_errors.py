@@ -283,3 +283,35 @@ def test_promote_checks_its_rate_before_the_gate_runs(rate: str, tmp_path: Path,
     _no_traceback(r.output)
     assert "--rate must be a percentage in (0, 100]" in _flat(r.output)
     assert not (tmp_path / "mlflow.db").exists()  # refused before MLflow was even opened
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("notaurl", "the database URL notaurl cannot be used: Could not parse"),
+    ("mysql://u:secret@localhost/x", "mysql://u:***@localhost/x cannot be used: its database driver is not installed"),
+    ("foo://bar", "foo://bar cannot be used: Can't load plugin"),
+    ("sqlite:///{file}/x.db", "x.db cannot be used: [Errno"),
+    ("sqlite:///:memory:", "is a SQLite database in memory: it would vanish when this command ends"),
+    ("sqlite://", "is a SQLite database in memory"),
+])
+@pytest.mark.parametrize("command", [["keys", "list"], ["keys", "create", "--role", "admin", "--name", "x"],
+                                     ["db", "current"], ["db", "upgrade"], ["profiles", "list"], ["monitor"]])
+def test_a_store_url_that_cannot_be_used_is_one_line(url: str, said: str, command: list[str], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tracebacks before (ArgumentError, ModuleNotFoundError, NoSuchModuleError, FileExistsError); an
+    in-memory store printed a new key, or 'stored', and forgot it at exit."""
+    file = tmp_path / "a-file"
+    file.write_text("x")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RISKPROF_DATABASE_URL", url.format(file=file))
+    from serving.settings import get_serving_settings
+
+    get_serving_settings.cache_clear()
+    try:
+        r = runner.invoke(app, command)
+    finally:
+        get_serving_settings.cache_clear()
+    assert r.exit_code == 2, r.output
+    _no_traceback(r.output)
+    flat = _flat(r.output)
+    assert said in flat and "secret" not in flat
+    assert "rpk_" not in flat
