@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from serving.refresh import StoreReadError, _redacted, store_outcomes
+from serving.refresh import StoreReadError, store_outcomes
+from serving.store import redacted_url
 
 __all__ = ["StoreReadError", "retrain_from_files", "retraining_set_from_files"]
 
@@ -31,7 +32,7 @@ def retraining_set_from_files(declarations: Sequence[Path], *, seizures: Path | 
     from_api, source = None, None
     if from_store and (label is None or label == "hit"):
         url = database_url or ServingSettings().resolved_database_url
-        from_api, source = store_outcomes(url), _redacted(url)
+        from_api, source = store_outcomes(url), redacted_url(url)
     ts = load_retraining_set(declarations, seizures=seizures, outcome_files=outcome_files, extra_outcomes=from_api,
                              mapping=mapping, label=label, extra_source=source)
     return ts, None if from_api is None else len(from_api)
