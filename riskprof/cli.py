@@ -27,11 +27,14 @@ from riskprof import (
 
 class _Commands(TyperGroup):
     """The root command group: a bad ``RISKPROF_…`` setting, found when a command first reads the
-    settings, ends in one clear line and exit 2, never a traceback."""
+    settings, or a path the system refuses (a folder under a regular file, a folder given for a file),
+    ends in one clear line and exit 2, never a traceback."""
 
     def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click Context
         try:
             return super().invoke(ctx)
+        except OSError as exc:  # a path given that cannot be read or written: said with the path, no traceback
+            cli_data.fail(os_problem(exc))
         except Exception as exc:
             from settings import settings_problem
 
@@ -39,6 +42,13 @@ class _Commands(TyperGroup):
             if problem is None:
                 raise
             cli_data.fail(problem)
+
+
+def os_problem(exc: OSError) -> str:
+    """``cannot use /etc/hostname/out: Not a directory``: the path(s) and the system's reason."""
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"cannot use {' → '.join(paths)}: {reason}" if paths else f"{type(exc).__name__}: {reason}"
 
 
 app = typer.Typer(

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from riskprof.cli import app
-from tests.conftest import TrainedModel
+from tests.conftest import REPO, TrainedModel
 from tests.factories import make_declarations, make_outcomes
 
 runner = CliRunner()
@@ -315,3 +315,23 @@ def test_a_store_url_that_cannot_be_used_is_one_line(url: str, said: str, comman
     flat = _flat(r.output)
     assert said in flat and "secret" not in flat
     assert "rpk_" not in flat
+
+
+@pytest.mark.parametrize("command", [
+    ["report", "-s", str(REPO / "tests" / "data" / "reports" / "seizures_small.csv"), "-o", "{file}/report"],
+    ["profiles", "export", "--out", "{file}/profiles.yaml"],
+    ["validate", str(REPO / "tests" / "data" / "reports" / "seizures_small.csv"), "--contract", "seizure",
+     "--mapping", "{folder}"],
+])
+def test_a_path_the_system_refuses_is_one_line_naming_it(command: list[str], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An output folder under a regular file, a folder given for a file: NotADirectoryError,
+    FileExistsError or IsADirectoryError tracebacks before."""
+    file = tmp_path / "a-file"
+    file.write_text("x")
+    monkeypatch.setenv("RISKPROF_DATABASE_URL", f"sqlite:///{tmp_path / 'serving.db'}")
+    r = runner.invoke(app, [c.format(file=file, folder=tmp_path) for c in command])
+    assert r.exit_code == 2, r.output
+    _no_traceback(r.output)
+    flat = _flat(r.output)
+    assert flat.startswith("error: cannot use ") and str(file if "{file}" in " ".join(command) else tmp_path) in flat
