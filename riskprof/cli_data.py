@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,32 @@ def fail(message: str, code: int = 2) -> None:
 
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     raise typer.Exit(code)
+
+
+def check_model_name(name: str | None, option: str = "--name") -> None:
+    """A registered model's name as MLflow takes it, checked before any work (training found out at the end)."""
+    if name is None:
+        return
+    if not name.strip():
+        fail(f"{option} is empty: give a registered model name, or leave the option out for the default")
+    if any(c in name for c in "/:") or ".." in name:
+        fail(f"{option} {name!r}: a registered model name cannot contain '/', ':' or '..'")
+
+
+def check_alias(alias: str | None, option: str = "--alias") -> None:
+    """A model alias as MLflow takes it: letters, digits, '_' and '-' (not 'latest')."""
+    if alias is not None and (not re.fullmatch(r"[\w-]+", alias) or alias.lower() == "latest"):
+        fail(f"{option} {alias!r}: an alias is letters, digits, '_' and '-' (and not 'latest')")
+
+
+def check_day(value: str | None, option: str) -> None:
+    """A day option (YYYY-MM-DD)."""
+    if value is None:
+        return
+    try:
+        dt.date.fromisoformat(value.strip())
+    except ValueError:
+        fail(f"{option}: {value!r} is not a date (YYYY-MM-DD, e.g. 2023-06-01)")
 
 
 def check_rate(rate: float | None) -> None:
@@ -63,7 +91,7 @@ def check_model(model_uri: str) -> None:
 
 def generate(
     out: Path = typer.Option(..., "--out", help="Folder to write seizures/declarations/outcomes Parquet files to."),
-    seed: int = typer.Option(0, "--seed", help="Random seed: same seed, identical bytes."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed: same seed, identical bytes."),
     declarations: int = typer.Option(200_000, "--declarations", min=1000,
                                      help="Number of declaration items over 2022-2023."),
     drift: str = typer.Option("none", "--drift", help="New patterns from --drift-start: route, heading, weapon, "

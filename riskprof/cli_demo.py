@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def demo(
-    seed: int = typer.Option(0, "--seed", help="Seed of the generated data and of the training run."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the generated data and of the training run."),
     declarations: int = typer.Option(200_000, "--declarations", min=5000, help="Declarations to generate."),
     out: Path | None = typer.Option(None, "--out", help="Where the report and scores go (default: <home>/out)."),
 ) -> None:

@@ -10,7 +10,10 @@ import typer
 from rich.console import Console
 
 from riskprof.cli_data import (
+    check_alias,
+    check_day,
     check_model,
+    check_model_name,
     check_rate,
     delimiter_option,
     encoding_option,
@@ -40,10 +43,10 @@ def train(
     mapping: Path | None = typer.Option(None, "--mapping", help="Column mapping YAML for your own declarations."),
     label: str | None = typer.Option(None, "--label", help="A label defined by the mapping (e.g. fraud)."),
     name: str | None = typer.Option(None, "--name", help="Registered model name (default: settings.model_name)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed of the fit."),
-    num_threads: int | None = typer.Option(None, "--num-threads", help="LightGBM threads (default: settings)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed of the fit."),
+    num_threads: int | None = typer.Option(None, "--num-threads", min=1, help="LightGBM threads (default: settings)."),
     test_start: str | None = typer.Option(None, "--test-start", help="First day of the test period (YYYY-MM-DD)."),
-    rounds: int = typer.Option(1000, "--rounds", help="Maximum boosting rounds (early stopping on validation)."),
+    rounds: int = typer.Option(1000, "--rounds", min=1, help="Maximum boosting rounds (early stopping on validation)."),
     outcome_delay: int = typer.Option(0, "--outcome-delay", min=0,
                                       help="Days after inspection before an outcome counts in history features. "
                                            "Use the age of the snapshot at scoring time when it is not refreshed "
@@ -64,6 +67,8 @@ def train(
     from training import train_and_log
     from training.data import load_training_set
 
+    check_model_name(name)  # before the data are loaded and the model trained
+    check_day(test_start, "--test-start")
     settings = get_settings()
     model_name = name or settings.model_name
     if refit not in ("all", "train+valid", "none"):
@@ -190,6 +195,7 @@ def promote(
     from settings import get_settings
     from training.lifecycle import promote as run_promote
 
+    check_model_name(name)
     check_rate(rate)  # before the gate runs: it recorded a decision run for a rate of 0, -5 or nan
     settings = get_settings()
     try:
@@ -226,6 +232,7 @@ def refresh_features(
     from serving.refresh import StoreReadError, refresh_from_files
     from settings import get_settings
 
+    check_alias(alias)  # a bad alias was found after the new version was registered
     uri = model or f"models:/{get_settings().model_name}@champion"
     check_model(uri)
     try:

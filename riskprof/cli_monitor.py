@@ -165,7 +165,7 @@ def simulate(
     drift_week: int | None = typer.Option(None, "--drift-week", help="Week the drift starts (default: half-way)."),
     warmup_weeks: int = typer.Option(2, "--warmup-weeks", help="First weeks inspected at random (first model)."),
     rounds: int = typer.Option(40, "--rounds", min=1, help="LightGBM rounds of each weekly refit."),
-    seed: int = typer.Option(0, "--seed", help="Same seed, same JSON."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Same seed, same JSON."),
     discovery_recall: float = typer.Option(0.3, "--discovery-recall",
                                            help="New-pattern recall from which it counts as found."),
 ) -> None:

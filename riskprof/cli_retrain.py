@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from riskprof.cli_data import check_rate, fail
+from riskprof.cli_data import check_model_name, check_rate, fail
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -31,7 +31,7 @@ def retrain(
     label: str | None = typer.Option(None, "--label", help="A label defined by the mapping (its labels come from "
                                      "the declarations; outcome files and the store are then not read)."),
     name: str | None = typer.Option(None, "--name", help="Registered model name (default: settings.model_name)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed of the fit."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed of the fit."),
     holdout_weeks: int = typer.Option(4, "--holdout-weeks", min=1,
                                       help="The most recent labelled weeks kept out of the challenger's training, "
                                            "so that the gate can compare it with the champion on them."),
@@ -55,6 +55,7 @@ def retrain(
 
     settings = get_settings()
     model_name = name or settings.model_name
+    check_model_name(name)
     check_rate(rate)
     try:
         result = retrain_from_files(

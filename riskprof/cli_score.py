@@ -154,7 +154,7 @@ def score(
     engine: str = typer.Option("local", "--engine", help="local or spark."),
     mapping: Path | None = typer.Option(None, "--mapping", "-m", help="Column mapping YAML (bring your own data)."),
     csv: bool = typer.Option(False, "--csv", help="Also write the output as CSV."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the random share's draw."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the random share's draw."),
     workers: int = typer.Option(1, "--workers", min=1,
                                 help="Local engine: processes scoring chunks in parallel (one per core)."),
     pipeline: bool = typer.Option(True, "--pipeline/--no-pipeline",

@@ -7,6 +7,7 @@ from rich.console import Console
 
 from riskprof.cli_data import fail
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
 console = Console(stderr=True)
 keys_app = typer.Typer(help="API keys of the scoring service (stored hashed; shown once).", no_args_is_help=True)
 
@@ -21,7 +22,7 @@ def serve(
                                                             "RISKPROF_MODEL_POLL_SECONDS to let all follow the "
                                                             "alias)."),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request."),
-    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    log_level: str = typer.Option("info", "--log-level", help=f"uvicorn log level: {', '.join(LOG_LEVELS)}."),
 ) -> None:
     """Start the scoring API (model from models:/<RISKPROF_MODEL_NAME>@champion, keys from the store)."""
     import uvicorn
@@ -29,12 +30,14 @@ def serve(
     from serving.settings import get_serving_settings
     from serving.web.session import WebSettings
 
+    if log_level.lower() not in LOG_LEVELS:
+        fail(f"--log-level {log_level!r}: one of {', '.join(LOG_LEVELS)}")
     settings = get_serving_settings()  # a bad setting is said in one line by the command group, before
     WebSettings()  # uvicorn starts (there it would be a traceback in the log)
     _check_keys(settings)
     console.print(f"serving {settings.model_uri} on http://{host}:{port} (docs at /docs)", highlight=False)
     uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers,
-                access_log=access_log, log_level=log_level)
+                access_log=access_log, log_level=log_level.lower())
 
 
 def _check_keys(settings) -> None:

@@ -335,3 +335,32 @@ def test_a_path_the_system_refuses_is_one_line_naming_it(command: list[str], tmp
     _no_traceback(r.output)
     flat = _flat(r.output)
     assert flat.startswith("error: cannot use ") and str(file if "{file}" in " ".join(command) else tmp_path) in flat
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["train", "--declarations", "{d}", "--seed", "-1"], "Invalid value for '--seed'"),
+    (["train", "--declarations", "{d}", "--rounds", "0"], "Invalid value for '--rounds'"),
+    (["train", "--declarations", "{d}", "--num-threads", "0"], "Invalid value for '--num-threads'"),
+    (["train", "--declarations", "{d}", "--test-start", "2023-02-30"], "--test-start: '2023-02-30' is not a date"),
+    (["train", "--declarations", "{d}", "--name", "bad/name"], "a registered model name cannot contain"),
+    (["train", "--declarations", "{d}", "--name", ""], "--name is empty"),
+    (["retrain", "--declarations", "{d}", "--name", "a:b"], "a registered model name cannot contain"),
+    (["promote", "--name", " "], "--name is empty"),
+    (["refresh-features", "--declarations", "{d}", "--alias", "bad/alias"], "an alias is letters, digits"),
+    (["score", "--manifest", "{d}", "--out", "{tmp}/o.parquet", "--seed", "-1"], "Invalid value for '--seed'"),
+    (["generate", "--out", "{tmp}/g", "--seed", "-3"], "Invalid value for '--seed'"),
+    (["simulate", "--seed", "-1"], "Invalid value for '--seed'"),
+    (["serve", "--log-level", "foo"], "--log-level 'foo': one of critical"),
+])
+def test_options_out_of_range_are_refused_before_any_work(args: list[str], said: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each was a traceback after the data were loaded or the model trained (or, for --name '', a silent
+    fall-back to the default name); nothing is created in MLflow."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    d = tmp_path / "declarations.csv"
+    d.write_text("declaration_id\n")
+    r = runner.invoke(app, [a.format(d=d, tmp=tmp_path) for a in args])
+    assert r.exit_code == 2, r.output
+    _no_traceback(r.output)
+    assert said in _flat(r.output)
+    assert not (tmp_path / "mlflow.db").exists()
