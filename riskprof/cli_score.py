@@ -57,7 +57,12 @@ def _capacity_option(value: str) -> str:
 
 
 def _check_output(out: Path) -> None:
-    """The output's folder must exist: a mistyped path must not create folders (e.g. at the root)."""
+    """The output's folder must exist: a mistyped path must not create folders (e.g. at the root). Its
+    name ends in .parquet: ``--out scores.csv`` wrote Parquet bytes under a CSV name (and the CSV copy
+    of ``--csv`` to scores.csv.csv)."""
+    if out.suffix.lower() not in (".parquet", ".pq"):
+        fail(f"--out {out}: the scores are written as Parquet, so name the file .parquet "
+             "(--csv writes a CSV copy beside it)")
     parent = out.expanduser().absolute().parent
     if not parent.is_dir():
         fail(f"--out {out}: folder {parent} does not exist" if not parent.exists()

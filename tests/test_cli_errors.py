@@ -221,6 +221,11 @@ def test_score_does_not_create_the_output_folder(isolated_settings: Path, histor
     r = runner.invoke(app, ["score", "--manifest", str(history_files["declarations"]), "--out",
                             str(a_file / "x.parquet")])
     assert r.exit_code == 2 and "is not a folder" in r.output, r.output
+    for name in ("scores.csv", "scores"):  # Parquet bytes under a CSV name (and --csv's copy as scores.csv.csv)
+        r = runner.invoke(app, ["score", "--manifest", str(history_files["declarations"]), "--out",
+                                str(tmp_path / name), "--csv"])
+        assert r.exit_code == 2 and "so name the file .parquet" in _flat(r.output), r.output
+        assert not (tmp_path / name).exists() and not (tmp_path / f"{name}.csv").exists()
 
 
 # ---- validate rejects the mapping train rejects ------------------------------------------------------
