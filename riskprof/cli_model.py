@@ -80,6 +80,8 @@ def train(
             ts = load_training_set(declarations, seizures=seizures, outcomes=outcomes, mapping=mapping, label=label,
                                    encoding=encoding, delimiter=parse_delimiter(delimiter))
             ts.outcome_delay_days = outcome_delay
+            for note in ts.notes:
+                progress.console.print(f"note: {note}", highlight=False, markup=False)
             progress.update(task, description=f"training on {len(ts.labelled):,} labelled rows")
             result = train_and_log(ts, model_name, seed=seed, num_threads=num_threads or settings.num_threads,
                                    test_start=test_start, num_boost_round=rounds, refit=refit,

@@ -301,3 +301,21 @@ def test_evaluate_reads_csv_in_another_encoding_and_delimiter(trained_model: Tra
     bad = runner.invoke(app, ["train", "--declarations", str(csv_decl), "--outcomes", str(csv_out),
                               "--encoding", "latin-1", "--delimiter", "semicolon"])
     assert bad.exit_code == 2 and "--delimiter must be one character" in bad.output
+
+
+def test_outcomes_naming_no_declaration_are_said_not_dropped_in_silence(tmp_path: Path) -> None:
+    """A fifth of the labels lost to mistyped ids trained with exit 0 and no word about it."""
+    from tests.factories import make_declarations, make_outcomes
+    from training.data import load_training_set
+
+    rng = np.random.default_rng(3)
+    decl = make_declarations(rng, 400, start="2023-01-01", days=60)
+    outc = make_outcomes(rng, decl)
+    outc.loc[outc.index[:7], "declaration_id"] = "ZZ" + outc["declaration_id"][:7]
+    decl.to_parquet(tmp_path / "d.parquet", index=False)
+    outc.to_parquet(tmp_path / "o.parquet", index=False)
+    ts = load_training_set([tmp_path / "d.parquet"], outcomes=tmp_path / "o.parquet")
+    (note,) = ts.notes
+    assert note.startswith(f"7 of {len(outc):,} outcomes name no declaration") and "ZZ" in note
+    outc.assign(declaration_id=outc["declaration_id"].str.removeprefix("ZZ")).to_parquet(tmp_path / "o.parquet")
+    assert load_training_set([tmp_path / "d.parquet"], outcomes=tmp_path / "o.parquet").notes == []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ class TrainingSet:
     extra_columns: tuple[str, ...]
     sources: dict[str, list[str]]
     outcome_delay_days: int = 0
+    notes: list[str] = field(default_factory=list)  # what the loading left out, said to the user
 
     @property
     def history(self) -> History:
@@ -49,6 +50,7 @@ def load_training_set(declarations: Sequence[str | Path], seizures: str | Path |
     extra = tuple(m.extra_columns) if m is not None else tuple(
         c for c in decl.columns if c not in DECLARATION.columns and not c.startswith(LABEL_PREFIX))
     sources = {"declarations": [str(Path(p).resolve()) for p in declarations]}
+    notes: list[str] = []
     if seizures:
         sources["seizures"] = [str(Path(seizures).resolve())]
     if isinstance(mapping, str | Path):
@@ -78,9 +80,22 @@ def load_training_set(declarations: Sequence[str | Path], seizures: str | Path |
         sources["outcomes"] = [str(Path(outcomes).resolve())]
         labelled = labelled_from_outcomes(decl, outc)
         label = "hit"
+        notes += unmatched_outcomes(decl, outc)
     labelled = labelled.sort_values(["declaration_date", "declaration_id"], kind="stable").reset_index(drop=True)
     check_trainable(labelled, label)
-    return TrainingSet(decl, outc, seiz, labelled, label, extra, sources)
+    return TrainingSet(decl, outc, seiz, labelled, label, extra, sources, notes=notes)
+
+
+def unmatched_outcomes(decl: pd.DataFrame, outc: pd.DataFrame) -> list[str]:
+    """A note when outcomes name declarations the files do not hold: they label nothing (with every
+    outcome unmatched, :func:`check_trainable` refuses the set)."""
+    orphan = ~outc["declaration_id"].isin(decl["declaration_id"])
+    n = int(orphan.sum())
+    if not n or n == len(outc):
+        return []
+    first = ", ".join(map(str, outc.loc[orphan, "declaration_id"].head(3)))
+    return [f"{n:,} of {len(outc):,} outcomes name no declaration in the declaration files (e.g. {first}): "
+            "they label nothing and were left out"]
 
 
 def labelled_from_outcomes(decl: pd.DataFrame, outc: pd.DataFrame) -> pd.DataFrame:
