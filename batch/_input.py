@@ -101,6 +101,14 @@ def inspect_manifest(paths: str | Path | list[str | Path] | list[Path], encoding
     return out
 
 
+def header_names(file: InputFile) -> list[str]:
+    """The column names of a manifest file as written (a CSV's header line, a Parquet file's schema)."""
+    if file.kind == "parquet":
+        return list(pq.read_schema(file.path).names)
+    header = pd.read_csv(file.path, nrows=0, encoding=file.encoding, sep=file.delimiter)
+    return [str(c) for c in header.columns]
+
+
 def _estimate_csv_rows(path: Path, size: int, sample: int = 2000) -> int | None:
     if path.name.lower().endswith(".gz"):
         return None

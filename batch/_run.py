@@ -17,10 +17,11 @@ from typing import Any, Literal, Protocol
 
 from batch._checkpoint import Checkpoint, write_json
 from batch._chunk import ChunkSettings, ManifestError, use_system_arrow_pool
-from batch._input import InputFile, inspect_manifest, manifest_digest
+from batch._input import InputFile, header_names, inspect_manifest, manifest_digest
 from batch._local import ChunkWork, run_local, run_local_parallel, run_local_pipelined
 from batch._output import OutputCounts, OutputPaths, publish_outputs, temp_path, write_outputs
 from batch._profiles import PinnedRules
+from features.contracts import DECLARATION
 from features.io import LoadError, input_at
 from features.mapping import MappingError, load_mapping
 from scoring import LaneThresholds, ReasonsFor, capacity_count
@@ -183,7 +184,7 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
     files = inspect_manifest(paths_in, encoding=options.encoding, delimiter=options.delimiter)
     _refuse_output_over_input(paths, files, options.write_csv)
     col_map = load_mapping(mapping) if mapping is not None else None
-    notes = _prepare_output_folder(paths) + _reading_notes(files)
+    notes = _prepare_output_folder(paths) + _reading_notes(files) + (_column_notes(files) if col_map is None else [])
     settings = ChunkSettings(options.thresholds, options.reasons_for, options.top_k)
     fingerprint = _fingerprint(files, mapping, model_uri, options, settings)
     fingerprint["profiles"] = profiles.source if profiles is not None else None
@@ -255,6 +256,23 @@ def _prepare_output_folder(paths: OutputPaths) -> list[str]:
 def _reading_notes(files: list[InputFile]) -> list[str]:
     return [f"{f.path.name}: read as {f.encoding}, columns separated by {f.delimiter!r}"
             for f in files if f.kind == "csv" and (f.encoding, f.delimiter) != ("utf-8", ",")]
+
+
+def _column_notes(files: list[InputFile]) -> list[str]:
+    """Optional contract columns a file lacks (scored as missing), beside the columns it has that the
+    contract does not know: a misspelt header ("Customs Value") blanked that field for every row, silently."""
+    notes = []
+    for f in files:
+        names = header_names(f)
+        missing = [c.name for c in DECLARATION.fields if not c.required and c.name not in names]
+        if not missing:
+            continue
+        unknown = [n for n in names if n not in DECLARATION.columns]
+        note = f"{f.path.name}: no column {', '.join(missing)} (optional: scored as missing for every row)"
+        if unknown:
+            note += f"; columns the contract does not know (carried through, not read by the model): {', '.join(unknown)}"
+        notes.append(note)
+    return notes
 
 
 def _fingerprint(files: list[InputFile], mapping: str | Path | None, model_uri: str, options: BatchOptions,

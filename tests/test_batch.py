@@ -619,3 +619,21 @@ def test_capacity_lanes_agree_with_the_api(manifest, trained_model, tmp_path, mo
     assert {"red", "yellow", "green"} <= set(got["lane"])
     meta = read_metadata(out)
     assert meta["options"]["lane_red"] == pytest.approx(api.red)
+
+
+def test_a_misspelt_optional_column_is_said_in_the_output_and_the_meta(manifest, trained_model, tmp_path):
+    """'Customs Value' for customs_value blanked the field for every row with exit 0 and no word."""
+    source = tmp_path / "typo.csv"
+    manifest["frame"].head(50).rename(columns={"customs_value": "Customs Value"}).to_csv(source, index=False)
+    out = tmp_path / "scores.parquet"
+    res = _cli(["score", "--manifest", str(source), "--out", str(out), "--model", trained_model.uri, "--no-profiles"])
+    assert res.exit_code == 0, res.output
+    note = ("typo.csv: no column customs_value (optional: scored as missing for every row); columns the contract "
+            "does not know (carried through, not read by the model): Customs Value")
+    assert note in " ".join(res.output.split())
+    assert json.loads(out.with_suffix(".meta.json").read_text())["summary"]["notes"] == [note]
+    fine = tmp_path / "fine.csv"
+    manifest["frame"].head(50).to_csv(fine, index=False)
+    res = _cli(["score", "--manifest", str(fine), "--out", str(tmp_path / "fine.parquet"), "--model",
+                trained_model.uri, "--no-profiles"])
+    assert res.exit_code == 0 and "optional: scored as missing" not in res.output
