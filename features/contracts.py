@@ -665,9 +665,16 @@ def _parse_date(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
 
 def _to_dates(raw: pd.Series) -> pd.Series:
     """Dates (and date-times) as naive datetimes: a time-zone offset keeps the local wall time (the
-    declaration's own day). Values with different offsets are each read on their own."""
+    declaration's own day). Values with different offsets are each read on their own.
+
+    ISO 8601 only (2023-12-25, 2023-12-25T10:00, 20231225), as the API takes dates: '03/04/2023' is
+    3 April in one country and 4 March in another, and a lenient parser read a DD/MM file month-first
+    where it could and day-first elsewhere, mixing the two in one column without a word."""
+    if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):
+        raw = raw.str.strip() if pd.api.types.is_string_dtype(raw.dtype) else raw.map(
+            lambda v: v.strip() if isinstance(v, str) else v)
     try:
-        col = pd.to_datetime(raw, errors="coerce", format="mixed")
+        col = pd.to_datetime(raw, errors="coerce", format="ISO8601")
     except ValueError:  # "Mixed timezones detected": the column has several offsets
         return pd.Series([_one_date(v) for v in raw.tolist()], index=raw.index, dtype="datetime64[ns]")
     if getattr(col.dt, "tz", None) is not None:
@@ -678,7 +685,7 @@ def _to_dates(raw: pd.Series) -> pd.Series:
 def _one_date(v: object) -> Any:
     """One value as a naive Timestamp (its local wall time), NaT when it is no date."""
     try:
-        ts = pd.to_datetime(v, errors="coerce")  # type: ignore[call-overload]
+        ts = pd.to_datetime(v, errors="coerce", format="ISO8601")  # type: ignore[call-overload]
     except (ValueError, TypeError):
         return pd.NaT
     if not isinstance(ts, pd.Timestamp) or pd.isna(ts):

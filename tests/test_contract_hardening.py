@@ -446,3 +446,20 @@ def test_dates_with_different_time_zone_offsets_keep_their_local_day_and_junk_is
         assert out["declaration_date"].tolist()[:3] == [pd.Timestamp("2023-06-01 10:00"), pd.Timestamp("2023-06-01"),
                                                        pd.Timestamp("2023-06-02 23:00")]
         assert [(p.row, p.column, p.value) for p in report.problems] == [(4, "declaration_date", "junk")]
+
+
+def test_dates_are_iso_8601_only_as_the_api_takes_them() -> None:
+    """'03/04/2023' and '13/04/2023' in one DD/MM column were read as 4 March and 13 April (month first
+    where it could be, day first elsewhere), with no problem reported; now each such value is named."""
+    good = {"2023-12-25": "2023-12-25", " 2023-12-25 ": "2023-12-25", "20231225": "2023-12-25",
+            "2023-12-25T10:00:00": "2023-12-25 10:00", "2023-1-5": "2023-01-05"}
+    bad = ["03/04/2023", "13/04/2023", "25/12/2023", "Dec 25 2023", "12.11.2023", "1/2/23", "2023-02-30"]
+    for dtype in (object, "string[pyarrow]"):
+        values = [*good, *bad]
+        frame = pd.DataFrame([{**DECL, "declaration_id": f"D-{i}", "declaration_date": d}
+                              for i, d in enumerate(values)]).astype({"declaration_date": dtype})
+        out, report = normalize_table(frame, DECLARATION)
+        assert out["declaration_date"].tolist()[:len(good)] == [pd.Timestamp(v) for v in good.values()]
+        named = [(p.row, p.value) for p in report.problems if p.column == "declaration_date"]
+        assert named == [(len(good) + 1 + i, v) for i, v in enumerate(bad)], named
+        assert {p.expected for p in report.problems} == {"a date (YYYY-MM-DD)"}
