@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features import DICTIONARY_COLUMNS, keep_dictionaries
-from features.io import LoadError, csv_format, expand_paths
+from features.io import LoadError, csv_format, expand_paths, parquet_columns
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -88,6 +88,7 @@ def inspect_manifest(paths: str | Path | list[str | Path] | list[Path], encoding
         enc, sep = encoding or "utf-8", delimiter or ","
         try:
             if kind == "parquet":
+                parquet_columns(path)
                 rows = pq.ParquetFile(path).metadata.num_rows
             else:
                 enc, sep = csv_format(path, encoding, delimiter)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import csv
 import gzip
 import os
 from collections.abc import Iterable
@@ -144,7 +145,28 @@ def csv_format(path: Path, encoding: str | None = None, delimiter: str | None = 
     sep = delimiter or sniff_delimiter(header)
     columns = pd.read_csv(path, dtype=str, nrows=0, encoding=enc, sep=sep).columns
     check_delimiter(path, header, sep, len(columns))
+    check_unique_columns(path, next(csv.reader([header], delimiter=sep), []))
     return enc, sep
+
+
+def check_unique_columns(path: Path, names: Iterable[str]) -> None:
+    """Raise :class:`LoadError` if a column name appears twice: a CSV reader renamed the second
+    ``customs_value`` to ``customs_value.1`` and the first one won, without a word (Parquet: a traceback)."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        key = str(name).strip()
+        if key in seen:
+            raise LoadError(f"{path}: column {key!r} appears twice (columns {seen[key]} and {i}): keep one")
+        seen[key] = i
+
+
+def parquet_columns(path: Path) -> list[str]:
+    """A Parquet file's column names (checked unique, :func:`check_unique_columns`)."""
+    import pyarrow.parquet as pq
+
+    names = list(pq.read_schema(path).names)
+    check_unique_columns(path, names)
+    return names
 
 
 def read_raw(path: Path, encoding: str | None = None, delimiter: str | None = None) -> pd.DataFrame:
@@ -155,6 +177,7 @@ def read_raw(path: Path, encoding: str | None = None, delimiter: str | None = No
     """
     try:
         if path.name.endswith((".parquet", ".pq")):
+            parquet_columns(path)
             return pd.read_parquet(path)
         if path.name.endswith((".csv", ".csv.gz")):
             enc, sep = csv_format(path, encoding, delimiter)

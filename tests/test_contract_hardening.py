@@ -463,3 +463,30 @@ def test_dates_are_iso_8601_only_as_the_api_takes_them() -> None:
         named = [(p.row, p.value) for p in report.problems if p.column == "declaration_date"]
         assert named == [(len(good) + 1 + i, v) for i, v in enumerate(bad)], named
         assert {p.expected for p in report.problems} == {"a date (YYYY-MM-DD)"}
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_a_column_named_twice_is_refused_naming_both_places(kind: str, tmp_path: Path) -> None:
+    """CSV: the second customs_value became 'customs_value.1', carried through, and the first won with
+    exit 0; Parquet: an AttributeError traceback. Files are read by validate, train, score and the pages
+    through the same readers (features.io.read_raw, batch's inspect_manifest)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from batch._input import inspect_manifest
+    from features.io import LoadError, read_raw
+
+    names = ["declaration_id", "customs_value", "hs_code", "customs_value"]
+    rows = [["D1", "10", "820600", "999"]]
+    path = tmp_path / f"dup.{kind}"
+    if kind == "csv":
+        path.write_text(",".join(names) + "\n" + "\n".join(",".join(r) for r in rows) + "\n")
+    else:
+        pq.write_table(pa.table([pa.array([r[i] for r in rows]) for i in range(len(names))], names=names), path)
+    said = f"{path}: column 'customs_value' appears twice (columns 2 and 4): keep one"
+    for read in (read_raw, inspect_manifest):
+        with pytest.raises(LoadError) as exc:
+            read(path)
+        assert str(exc.value) == said
+    r = CliRunner().invoke(app, ["validate", str(path)])
+    assert r.exit_code == 2 and "appears twice (columns 2 and 4)" in " ".join(r.output.split()), r.output
