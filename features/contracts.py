@@ -782,6 +782,9 @@ def _parse_hs(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
     arr = _normalized(_arrow_text(raw))
     blank = _blank_rows(raw, lambda: ~_valid(arr))
     _require(blank, raw, spec, check)
+    if _is_number_column(raw):
+        check.flag(~blank, spec.name, raw, HS_AS_TEXT)
+        return _series(arr, raw.index)
     lo, hi = spec.digits
     offsets, data = _buffers(arr)
     used = data[offsets[0]:offsets[-1]]
@@ -800,6 +803,17 @@ def _parse_hs(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
             arr = _replace_rows(arr, rows, fixed)
     check.flag(~blank & ~ok, spec.name, raw, f"an HS code of {lo} to {hi} digits")
     return _series(arr, raw.index)
+
+
+#: an HS code column stored as numbers (a Parquet int64 column): 0901002652 became 901002652, a code of
+#: another chapter that still has 6 to 10 digits, and scored as that
+HS_AS_TEXT = ("an HS code written as text (this column holds numbers, which drop leading zeros: store the codes "
+              "as text, or map the column with formats: zero_pad)")
+
+
+def _is_number_column(raw: pd.Series) -> bool:
+    return raw.dtype.kind in "iuf" or (isinstance(raw.dtype, pd.ArrowDtype) and (
+        pa.types.is_integer(raw.dtype.pyarrow_dtype) or pa.types.is_floating(raw.dtype.pyarrow_dtype)))
 
 
 def _parse_category(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
@@ -1379,6 +1393,9 @@ def _ref_parse_countries(raw: pd.Series, spec: FieldSpec, present: pd.Series, ch
 
 def _ref_parse_hs(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
     col = _as_str(raw)
+    if _is_number_column(raw):
+        check.record(present, spec.name, raw, HS_AS_TEXT)
+        return col
     # literal replaces run in Arrow (the regex forms fell back to Python per row)
     col = col.str.removesuffix(".0").str.replace(".", "", regex=False).str.replace(" ", "", regex=False)
     lo, hi = spec.digits

@@ -490,3 +490,18 @@ def test_a_column_named_twice_is_refused_naming_both_places(kind: str, tmp_path:
         assert str(exc.value) == said
     r = CliRunner().invoke(app, ["validate", str(path)])
     assert r.exit_code == 2 and "appears twice (columns 2 and 4)" in " ".join(r.output.split()), r.output
+
+
+@pytest.mark.parametrize("dtype", ["int64", "Int64", "float64", "int64[pyarrow]"])
+def test_hs_codes_stored_as_numbers_are_refused_not_read_without_their_leading_zero(dtype: str, tmp_path: Path) -> None:
+    """0901002652 (coffee, chapter 09) in an int64 Parquet column was read as 901002652 (chapter 90), a
+    valid-looking 9-digit code, and scored as such with no problem reported."""
+    frame = pd.DataFrame([{**DECL, "declaration_id": f"N-{i}", "hs_code": code}
+                          for i, code in enumerate([901002652, 820600])]).astype({"hs_code": dtype})
+    out, report = normalize_table(frame, DECLARATION)
+    hs = [p for p in report.problems if p.column == "hs_code"]
+    assert [p.row for p in hs] == [1, 2] and "holds numbers, which drop leading zeros" in hs[0].expected
+    path = tmp_path / "numbers.parquet"
+    frame.to_parquet(path, index=False)
+    r = CliRunner().invoke(app, ["validate", str(path)])
+    assert r.exit_code == 1 and "drop leading zeros" in " ".join(r.output.split()), r.output
