@@ -40,6 +40,29 @@ def read_artifact(path: str | Path) -> Any:
         return pickle.load(f)
 
 
+#: the tracking stores MLflow opens (a URI of another scheme failed deep inside MLflow with KeyError)
+TRACKING_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Raise :class:`settings.BadSetting` for a tracking URI MLflow cannot open: an unknown scheme, or a
+    SQLite path that is a folder or a file that is not a SQLite database."""
+    from settings import BadSetting
+
+    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if ":" in uri else ""
+    if scheme and len(scheme) > 1 and scheme not in TRACKING_SCHEMES:  # one letter: a Windows drive
+        raise BadSetting(f"MLFLOW_TRACKING_URI={uri!r}: MLflow has no tracking store for '{scheme}:' "
+                         f"(use {', '.join(s + ':' for s in TRACKING_SCHEMES[:4])} …)")
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        if path.is_dir():
+            raise BadSetting(f"MLFLOW_TRACKING_URI={uri!r}: {path} is a folder, not a SQLite file")
+        if path.is_file() and path.stat().st_size:
+            with path.open("rb") as f:
+                if f.read(16) != b"SQLite format 3\x00":
+                    raise BadSetting(f"MLFLOW_TRACKING_URI={uri!r}: {path} is not a SQLite database")
+
+
 def configure_mlflow(tracking_uri: str | None = None) -> Any:
     """Point MLflow at the configured store (local SQLite under models/ by default)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -49,6 +72,7 @@ def configure_mlflow(tracking_uri: str | None = None) -> Any:
 
     settings = get_settings()
     uri = tracking_uri or settings.tracking_uri
+    check_tracking_uri(uri)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)

@@ -61,6 +61,11 @@ def get_settings() -> Settings:
     return Settings()
 
 
+class BadSetting(ValueError):
+    """A setting that validates as text but cannot be used (an MLflow tracking URI of no known scheme, a
+    SQLite file that is no database): its message names the variable, the value and the problem."""
+
+
 def settings_problem(exc: BaseException) -> str | None:
     """What is wrong with the environment, in one line per setting, when ``exc`` is a settings class's
     validation error (``RISKPROF_LANE_RED='abc': Input should be a valid number …``); else None.
@@ -70,6 +75,8 @@ def settings_problem(exc: BaseException) -> str | None:
     says which variable and why instead of a traceback."""
     from pydantic import ValidationError
 
+    if isinstance(exc, BadSetting):
+        return f"bad setting in the environment: {exc}"
     if not isinstance(exc, ValidationError) or not exc.title.endswith("Settings"):
         return None
     lines = []

@@ -369,3 +369,28 @@ def test_options_out_of_range_are_refused_before_any_work(args: list[str], said:
     _no_traceback(r.output)
     assert said in _flat(r.output)
     assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize(("uri", "said"), [
+    ("foo://bar", "MLflow has no tracking store for 'foo:'"),
+    ("sqlite:///{manifest}", "is not a SQLite database"),
+    ("sqlite:///{folder}", "is a folder, not a SQLite file"),
+])
+@pytest.mark.parametrize("command", [["promote"], ["score", "--manifest", "{manifest}", "--out", "{folder}/s.parquet"],
+                                     ["evaluate", "--declarations", "{manifest}", "--model", "models:/riskprof@champion"]])
+def test_a_tracking_uri_mlflow_cannot_open_is_one_line(uri: str, said: str, command: list[str],
+                                                       isolated_settings: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """KeyError: 'foo' and sqlalchemy's 'file is not a database' came as tracebacks from inside MLflow."""
+    from settings import get_settings
+
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("declaration_id,declaration_date\nD1,2023-01-01\n")
+    manifest_bytes = manifest.read_bytes()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri.format(manifest=manifest, folder=tmp_path))
+    get_settings.cache_clear()
+    r = runner.invoke(app, [c.format(manifest=manifest, folder=tmp_path) for c in command])
+    assert r.exit_code == 2, r.output
+    _no_traceback(r.output)
+    assert said in _flat(r.output)
+    assert manifest.read_bytes() == manifest_bytes
