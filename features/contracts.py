@@ -278,7 +278,8 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.source}: " if self.source else ""
         row = f"row {self.row}" if self.row is not None else "file"
-        return f"{where}{row}, column '{self.column}': got {self.value!r}, expected {self.expected}"
+        value = self.value.item() if isinstance(self.value, np.generic) else self.value  # 0.0, not np.float64(0.0)
+        return f"{where}{row}, column '{self.column}': got {value!r}, expected {self.expected}"
 
 
 @dataclass
@@ -641,7 +642,16 @@ def _with_nul(arr: pa.Array) -> np.ndarray | None:
     return pc.match_substring(arr, "\x00").fill_null(False).to_numpy(zero_copy_only=False)
 
 
+#: a date column stored as numbers (20231225 as an int64): pandas reads a number as nanoseconds since 1970
+DATE_AS_NUMBER = "a date (YYYY-MM-DD text or a date column; this column holds numbers)"
+
+
 def _parse_date(raw: pd.Series, spec: FieldSpec, check: _Check) -> pd.Series:
+    if _is_number_column(raw):
+        blank = raw.isna().to_numpy(dtype=bool)
+        _require(blank, raw, spec, check)
+        check.flag(~blank, spec.name, raw, DATE_AS_NUMBER)
+        return pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
     if isinstance(raw.dtype, pd.StringDtype) and raw.dtype.storage == "pyarrow":
         # dates repeat: parse each distinct text once
         d = _Distinct(_arrow_text(raw))
@@ -1356,6 +1366,9 @@ def _ref_parse_text(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: 
 
 
 def _ref_parse_date(raw: pd.Series, spec: FieldSpec, present: pd.Series, check: _Check) -> pd.Series:
+    if _is_number_column(raw):
+        check.record(present, spec.name, raw, DATE_AS_NUMBER)
+        return pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
     col = _to_dates(raw)
     check.record(present & col.isna(), spec.name, raw, "a date (YYYY-MM-DD)")
     out_of_range = present & col.notna() & ((col < MIN_DATE) | (col > check.max_date))

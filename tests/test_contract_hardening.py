@@ -505,3 +505,14 @@ def test_hs_codes_stored_as_numbers_are_refused_not_read_without_their_leading_z
     frame.to_parquet(path, index=False)
     r = CliRunner().invoke(app, ["validate", str(path)])
     assert r.exit_code == 1 and "drop leading zeros" in " ".join(r.output.split()), r.output
+
+
+def test_dates_stored_as_numbers_are_named_as_such_and_values_shown_plainly() -> None:
+    """20231225 in an int64 column was read as nanoseconds since 1970 and reported as
+    "got np.int64(20231225), expected a date between …"."""
+    frame = pd.DataFrame([{**DECL, "declaration_id": f"N-{i}", "declaration_date": d}
+                          for i, d in enumerate([20231225, 20230101])]).astype({"declaration_date": "int64"})
+    _out, report = normalize_table(frame, DECLARATION)
+    dates = [p for p in report.problems if p.column == "declaration_date"]
+    assert [p.row for p in dates] == [1, 2] and "this column holds numbers" in dates[0].expected
+    assert "got 20231225, expected a date (YYYY-MM-DD text or a date column" in str(dates[0])
