@@ -65,7 +65,8 @@ def ipw_rate(hit: np.ndarray, probability: np.ndarray, population: int | None = 
     w = 1.0 / p[rnd]
     stands_for = float(w.sum())
     rate = float((w * y[rnd]).sum()) / stands_for
-    n_eff = stands_for ** 2 / float((w * w).sum())
+    scaled = w / w.max()  # the same ratio without squaring 1e300 (a probability of 1e-300 overflowed)
+    n_eff = float(scaled.sum()) ** 2 / float((scaled * scaled).sum())
     total = float(population) if population else certain_n + stands_for
     low, high = wilson_interval(rate * n_eff, n_eff)
     assert low is not None and high is not None

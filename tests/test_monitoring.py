@@ -84,6 +84,10 @@ def test_ipw_overall_rate_computed_by_hand() -> None:
     # with the population known (Horvitz-Thompson): the same sums over N
     ht = ipw_rate(np.array([1, 0, 1, 1, 0]), np.array([1, 1, 1, 0.25, 0.25]), population=20)
     assert ht["estimate"] == pytest.approx((2 + 4) / 20)
+    # a tiny probability is a huge weight: the effective size is a ratio of sums, computed without
+    # squaring 1e300 (an OverflowError in `riskprof monitor` before)
+    tiny = ipw_rate(np.array([1, 0, 1]), np.array([1e-300, 1e-300, 0.5]))
+    assert tiny["estimate"] == pytest.approx(0.5) and np.isfinite(tiny["low"]) and np.isfinite(tiny["high"])
 
 
 def test_precision_at_inspection_rate_and_coverage_by_hand() -> None:
