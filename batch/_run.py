@@ -184,7 +184,8 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
     files = inspect_manifest(paths_in, encoding=options.encoding, delimiter=options.delimiter)
     _refuse_output_over_input(paths, files, options.write_csv)
     col_map = load_mapping(mapping) if mapping is not None else None
-    notes = _prepare_output_folder(paths) + _reading_notes(files) + (_column_notes(files) if col_map is None else [])
+    notes = (_prepare_output_folder(paths) + _stale_csv_note(paths, options.write_csv) + _reading_notes(files)
+             + (_column_notes(files) if col_map is None else []))
     settings = ChunkSettings(options.thresholds, options.reasons_for, options.top_k)
     fingerprint = _fingerprint(files, mapping, model_uri, options, settings)
     fingerprint["profiles"] = profiles.source if profiles is not None else None
@@ -251,6 +252,15 @@ def _prepare_output_folder(paths: OutputPaths) -> list[str]:
         return []
     parent.mkdir(parents=True)
     return [f"created the output folder {parent}"]
+
+
+def _stale_csv_note(paths: OutputPaths, write_csv: bool) -> list[str]:
+    """Without --csv, a CSV copy left beside the output by an earlier run is not this run's: said, not
+    deleted (the name might be a file of the user's)."""
+    if write_csv or not paths.csv.exists():
+        return []
+    return [f"{paths.csv.name} beside the output is not from this run (no --csv): it holds an earlier run's "
+            "items, or is another file"]
 
 
 def _reading_notes(files: list[InputFile]) -> list[str]:

@@ -637,3 +637,18 @@ def test_a_misspelt_optional_column_is_said_in_the_output_and_the_meta(manifest,
     res = _cli(["score", "--manifest", str(fine), "--out", str(tmp_path / "fine.parquet"), "--model",
                 trained_model.uri, "--no-profiles"])
     assert res.exit_code == 0 and "optional: scored as missing" not in res.output
+
+
+def test_a_csv_copy_left_by_an_earlier_run_is_said_to_be_stale(manifest, trained_model, tmp_path):
+    """score --csv, then score without --csv to the same --out: the old scores.csv (200 rows) stayed beside
+    a 10-row scores.parquet, looking like its copy."""
+    source = tmp_path / "m.csv"
+    manifest["frame"].head(30).to_csv(source, index=False)
+    out = tmp_path / "scores.parquet"
+    args = ["score", "--manifest", str(source), "--out", str(out), "--model", trained_model.uri, "--no-profiles"]
+    assert _cli([*args, "--csv"]).exit_code == 0
+    res = _cli(args)
+    assert res.exit_code == 0, res.output
+    said = "scores.csv beside the output is not from this run (no --csv)"
+    assert said in " ".join(res.output.split())
+    assert any(said in n for n in json.loads(out.with_suffix(".meta.json").read_text())["summary"]["notes"])
