@@ -32,6 +32,7 @@ import pandas as pd
 import yaml
 
 from features.contracts import CONTRACTS, Contract
+from features.yamlfile import load_yaml
 
 LABEL_PREFIX = "label_"
 
@@ -117,7 +118,7 @@ class ColumnMapping:
 def load_mapping(path: str | Path) -> ColumnMapping:
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = load_yaml(path.read_text())
     except FileNotFoundError as exc:
         raise MappingError(f"mapping file not found: {path}") from exc
     except yaml.YAMLError as exc:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from features.yamlfile import load_yaml
 from profiles.model import Profile, WatchList
 from profiles.validate import ProfileError, ProfileProblem, validate_profiles
 
@@ -35,7 +36,7 @@ def load_profiles(source: str | Path, extra_columns: Mapping[str, str] | Iterabl
     text = Path(source).read_text(encoding="utf-8") if isinstance(source, Path) else source
     name = str(source) if isinstance(source, Path) else "<file>"  # a problem names the file it is in
     try:
-        doc = yaml.safe_load(text) or {}
+        doc = load_yaml(text) or {}
     except yaml.YAMLError as exc:
         raise ProfileError([ProfileProblem(name, f"not valid YAML: {exc}", kind="file")]) from exc
     if not isinstance(doc, dict) or set(doc) - set(_KEYS):

@@ -106,3 +106,20 @@ def test_watch_lists_are_versioned_the_same_way():
         update={"value": "I9"}))})
     history, added = add_versions(history, [grown, lists[1]])
     assert [(w.name, w.version) for w in added] == [("importers", 3)]
+
+
+def test_a_key_given_twice_is_refused_in_profiles_and_in_mappings(tmp_path: Path):
+    """PyYAML keeps the last value: a second 'name:' silently renamed the profile (a new version), and a
+    second column in a mapping silently read another source column."""
+    from features.mapping import MappingError, load_mapping
+
+    text = dump_profiles(*validate_profiles(PROFILES, LISTS))
+    twice = text.replace("  name: ", "  name: other\n  name: ", 1)
+    with pytest.raises(ProfileError) as exc:
+        load_profiles(twice)
+    assert "found the key 'name' a second time (first on line" in str(exc.value)
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("contract: declaration\ncolumns:\n  customs_value: Item Price\n  customs_value: Net Mass\n")
+    with pytest.raises(MappingError, match="found the key 'customs_value' a second time \\(first on line 3\\)"):
+        load_mapping(mapping)
+    assert load_profiles(text)  # the same document without the repeat loads
