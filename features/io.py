@@ -6,6 +6,7 @@ import codecs
 import csv
 import gzip
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,7 +182,17 @@ def read_raw(path: Path, encoding: str | None = None, delimiter: str | None = No
             return pd.read_parquet(path)
         if path.name.endswith((".csv", ".csv.gz")):
             enc, sep = csv_format(path, encoding, delimiter)
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding=enc, sep=sep)
+            # index_col=False: rows with one field more than the header (a delimiter at the end of each
+            # row) made pandas take the first column as the index and shift every column by one; an
+            # empty last field is dropped, one holding data is an error (pandas only warns of the loss)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                try:
+                    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding=enc,
+                                       sep=sep, index_col=False)
+                except pd.errors.ParserWarning:
+                    raise LoadError(f"{path}: rows hold more fields than the header names (a value past the last "
+                                    "column, or a delimiter inside an unquoted value)") from None
     except LoadError:
         raise
     except UnicodeDecodeError as exc:  # past the part csv_format checks

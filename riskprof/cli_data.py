@@ -121,7 +121,7 @@ def validate(
     contract: str = typer.Option("declaration", "--contract", "-c",
                                  help="Contract to check against: seizure, declaration or outcome."),
     mapping: Path | None = typer.Option(None, "--mapping", "-m", help="Column mapping YAML (bring your own data)."),
-    limit: int = typer.Option(50, "--limit", help="Problems to print per file (all are counted)."),
+    limit: int = typer.Option(50, "--limit", min=0, help="Problems to print per file (all are counted)."),
     encoding: str | None = encoding_option(),
     delimiter: str | None = delimiter_option(),
 ) -> None:

@@ -166,7 +166,7 @@ def simulate(
     warmup_weeks: int = typer.Option(2, "--warmup-weeks", help="First weeks inspected at random (first model)."),
     rounds: int = typer.Option(40, "--rounds", min=1, help="LightGBM rounds of each weekly refit."),
     seed: int = typer.Option(0, "--seed", min=0, help="Same seed, same JSON."),
-    discovery_recall: float = typer.Option(0.3, "--discovery-recall",
+    discovery_recall: float = typer.Option(0.3, "--discovery-recall", min=0.0, max=1.0,
                                            help="New-pattern recall from which it counts as found."),
 ) -> None:
     """Compare exploitation, a random share and optimistic (UCB) exploration on a synthetic stream with drift."""

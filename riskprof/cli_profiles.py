@@ -57,9 +57,12 @@ def _load(path: Path, store: Any) -> tuple[list[Any], list[Any]]:
     from profiles import ProfileError, load_profiles
 
     if not path.is_file():
-        fail(f"{path}: no such file")
+        fail(f"{path}: a folder, not a YAML file" if path.is_dir() else f"{path}: no such file")
     try:
-        return load_profiles(path, store.extra_columns, store.watchlists())
+        profiles, lists = load_profiles(path, store.extra_columns, store.watchlists())
+        if not profiles and not lists:  # an empty file, comments only, or `profiles: null`
+            fail(f"{path}: holds no profiles and no watch lists (expected the keys profiles: and watch_lists:)")
+        return profiles, lists
     except ProfileError as exc:
         _refuse(exc)
     except UnicodeDecodeError as exc:
@@ -98,6 +101,12 @@ def _write(text: str, out: Path | None) -> None:
 def profiles_list(url: str | None = URL_OPTION,
                   status: str | None = typer.Option(None, "--status", help="draft, active or retired")) -> None:
     """The latest version of every profile: id, version, status, validity and criterion."""
+    from typing import get_args
+
+    from profiles.model import Status
+
+    if status is not None and status not in get_args(Status):
+        fail(f"--status {status!r}: one of {', '.join(get_args(Status))}")
     for p in _store(url).profiles():
         if status is None or p.status == status:
             until = p.valid_to or "open"

@@ -60,6 +60,8 @@ def _check_output(out: Path) -> None:
     """The output's folder must exist: a mistyped path must not create folders (e.g. at the root). Its
     name ends in .parquet: ``--out scores.csv`` wrote Parquet bytes under a CSV name (and the CSV copy
     of ``--csv`` to scores.csv.csv)."""
+    if out.is_dir():
+        fail(f"--out {out} is a folder: name the output file in it, e.g. {out / 'scores.parquet'}")
     if out.suffix.lower() not in (".parquet", ".pq"):
         fail(f"--out {out}: the scores are written as Parquet, so name the file .parquet "
              "(--csv writes a CSV copy beside it)")
@@ -104,13 +106,17 @@ def _sqlite_file_missing(url: str) -> bool:
     return u.get_backend_name() == "sqlite" and db not in (None, "", ":memory:") and not Path(str(db)).exists()
 
 
+def _check_profiles_path(path: Path | None) -> None:
+    if path is not None and not path.is_file():
+        fail(f"--profiles {path}: a folder, not a YAML file" if path.is_dir() else f"--profiles {path}: no such file")
+
+
 def _profiles_from_file(path: Path) -> Any:
     from batch import PinnedRules
     from profiles import ProfileError, load_profiles, pinned_profiles
     from serving.profile_store import extra_columns_from_env
 
-    if not path.is_file():
-        fail(f"--profiles {path}: no such file")
+    _check_profiles_path(path)
     extra = extra_columns_from_env()
     try:
         found, lists = load_profiles(path, extra)
@@ -186,8 +192,13 @@ def score(
 
     if engine not in ("local", "spark"):
         fail(f"--engine must be local or spark, got {engine!r}")
+    if all_reasons and not reasons:
+        fail("--all-reasons and --no-reasons contradict each other: give one")
+    if model is not None and not model.strip():
+        fail("--model is empty: give a model URI, or leave the option out for the champion")
     model_uri = model or f"models:/{get_settings().model_name}@champion"
     _check_output(out)
+    _check_profiles_path(profiles_file)  # before the model is looked up
     check_model(model_uri)
     reasons_for: ReasonsFor = "all" if all_reasons else ("flagged" if reasons else "none")
     try:  # the same parsing as validate, train and evaluate
@@ -247,6 +258,8 @@ def _run_and_report(manifest: list[Path], out: Path, model_uri: str, options: An
                       highlight=False, markup=False)
     if store is not None and audit and summary.counts.rows_scored:
         _record_in_audit_log(store, summary)
+    if summary.counts.rows_scored == 0 and summary.counts.rows_rejected == 0:
+        fail("nothing was scored: the manifest holds no rows (a header only, or an empty file)", code=1)
     if summary.counts.rows_scored == 0:
         fail(f"nothing was scored: {summary.counts.rows_rejected:,} row(s) rejected "
              f"(see {summary.paths.rejects})", code=1)

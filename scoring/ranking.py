@@ -64,6 +64,8 @@ def capacity_count(n: int, capacity: str | int | float) -> int:
         raise ValueError(f"capacity must be ≥ 0, got {capacity}")
     if 0 < capacity < 1:
         return int(np.floor(n * capacity + 1e-9))
+    if capacity != int(capacity):  # 1.5 selected 1 item: neither a count nor a fraction below 1
+        raise ValueError(f"capacity {capacity:g} is not a whole number of items (a fraction must be below 1)")
     return min(int(capacity), n)
 
 

@@ -394,3 +394,53 @@ def test_a_tracking_uri_mlflow_cannot_open_is_one_line(uri: str, said: str, comm
     _no_traceback(r.output)
     assert said in _flat(r.output)
     assert manifest.read_bytes() == manifest_bytes
+
+
+def test_a_delimiter_at_the_end_of_every_row_no_longer_shifts_the_columns(tmp_path: Path) -> None:
+    """pandas took the first column as the index: every value moved one column left ('declaration_date:
+    got import'). An empty last field is dropped; a value past the header's columns is an error."""
+    from features.io import LoadError, read_raw
+
+    trailing = tmp_path / "trailing.csv"
+    trailing.write_text("declaration_id,hs_code\nD1,820600,\nD2,930100,\n")
+    assert read_raw(trailing).to_dict("records") == [{"declaration_id": "D1", "hs_code": "820600"},
+                                                     {"declaration_id": "D2", "hs_code": "930100"}]
+    extra = tmp_path / "extra.csv"
+    extra.write_text("declaration_id,hs_code\nD1,820600,x\nD2,930100,y\n")
+    with pytest.raises(LoadError, match="rows hold more fields than the header names"):
+        read_raw(extra)
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["score", "--manifest", "{m}", "--out", "{tmp}/s.parquet", "--capacity", "1.5"], "not a whole number of items"),
+    (["score", "--manifest", "{m}", "--out", "{tmp}/s.parquet", "--all-reasons", "--no-reasons"], "contradict"),
+    (["score", "--manifest", "{m}", "--out", "{tmp}/s.parquet", "--model", ""], "--model is empty"),
+    (["score", "--manifest", "{m}", "--out", "{tmp}"], "is a folder: name the output file in it"),
+    (["score", "--manifest", "{m}", "--out", "{tmp}/s.parquet", "--profiles", "{tmp}"], "a folder, not a YAML file"),
+    (["profiles", "list", "--status", "foo"], "--status 'foo': one of draft, active, retired"),
+    (["profiles", "import", "{empty}"], "holds no profiles and no watch lists"),
+    (["profiles", "import", "{tmp}"], "a folder, not a YAML file"),
+    (["validate", "{m}", "--limit", "-1"], "Invalid value for '--limit'"),
+    (["simulate", "--discovery-recall", "5"], "Invalid value for '--discovery-recall'"),
+    (["db", "upgrade", "--revision", "foo"], "Can't locate revision identified by 'foo'"),
+])
+def test_more_options_and_inputs_a_sweep_found_are_refused_in_one_line(args: list[str], said: str, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each was accepted before with a wrong or empty result (capacity 1.5 selected 1 item, an empty YAML
+    said 'nothing changed', --status foo listed nothing, db upgrade to an unknown revision did nothing)
+    or said 'no such file' of a folder."""
+    from serving.settings import get_serving_settings
+
+    monkeypatch.setenv("RISKPROF_DATABASE_URL", f"sqlite:///{tmp_path / 'serving.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    get_serving_settings.cache_clear()
+    m, empty = tmp_path / "m.csv", tmp_path / "empty.yaml"
+    m.write_text("declaration_id\nD1\n")
+    empty.write_text("# nothing here\n")
+    try:
+        r = runner.invoke(app, [a.format(m=m, tmp=tmp_path, empty=empty) for a in args])
+    finally:
+        get_serving_settings.cache_clear()
+    assert r.exit_code == 2, r.output
+    _no_traceback(r.output)
+    assert said in _flat(r.output)

@@ -32,7 +32,6 @@ from scoring.ranking import (
     (200, 120, 120),  # a number of at least 1 is a count
     (200, "120", 120),
     (10, 1, 1),  # 1 is one item, not 100 %
-    (10, 2.7, 2),
     (50, 120, 50),  # never more than there are
     (0, "5%", 0),
     (3, 0, 0),
@@ -47,6 +46,8 @@ def test_capacity_count(n: int, capacity: str | float, expected: int) -> None:
     (-3, "≥ 0"),
     ("-0.5", "≥ 0"),
     ("lots", "lots"),
+    (2.7, "not a whole number of items"),  # neither a count nor a fraction below 1 (it selected 2)
+    ("1.5", "not a whole number of items"),
 ])
 def test_impossible_capacities_are_refused(capacity: str | float, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):

@@ -65,7 +65,12 @@ def current(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
-    """Migrate to ``revision``; returns (before, after). Safe when several processes start at once."""
+    """Migrate to ``revision``; returns (before, after). Safe when several processes start at once.
+
+    An unknown ``revision`` raises alembic's ``CommandError`` before anything is read (at the head, it
+    was a silent no-op: "already at revision 0003")."""
+    if revision != "head":
+        ScriptDirectory.from_config(config()).get_revision(revision)
     with _exclusive(engine), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
