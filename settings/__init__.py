@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings", "settings_problem"]
@@ -25,9 +26,9 @@ class Settings(BaseSettings):
     batch_output_dir: Path | None = None  # default: <home>/out (where `riskprof demo` scores its manifest)
     mlflow_tracking_uri: str | None = None  # MLFLOW_TRACKING_URI wins when set
     model_name: str = "riskprof"  # the registered model: training registers it, the API and batch load it
-    num_threads: int = 2
+    num_threads: int = Field(default=2, ge=1)  # LightGBM threads (0 or less: every core, oversubscribed)
     seed: int = 0
-    inspection_rate: float = 0.05  # the rate promote compares challenger and champion at
+    inspection_rate: float = Field(default=0.05, gt=0, le=1)  # the rate promote compares challenger and champion at
 
     @property
     def models_path(self) -> Path:

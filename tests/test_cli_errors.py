@@ -259,6 +259,8 @@ def test_validate_rejects_a_label_known_column_that_train_rejects(isolated_setti
     ({"RISKPROF_LANE_RED": "0.1", "RISKPROF_LANE_YELLOW": "0.5"}, ["keys", "list"],
      "lane thresholds must satisfy 1 ≥ red ≥ yellow ≥ 0, got red=0.1, yellow=0.5"),
     ({"RISKPROF_NUM_THREADS": "zero"}, ["keys", "list"], "RISKPROF_NUM_THREADS='zero': Input should be a valid integer"),
+    ({"RISKPROF_NUM_THREADS": "0"}, ["promote"], "RISKPROF_NUM_THREADS='0': Input should be greater than or equal to 1"),
+    ({"RISKPROF_INSPECTION_RATE": "0"}, ["promote"], "RISKPROF_INSPECTION_RATE='0': Input should be greater than 0"),
     ({"RISKPROF_MAX_ITEMS": "-5"}, ["serve"], "RISKPROF_MAX_ITEMS='-5': Input should be greater than or equal to 1"),
     ({"RISKPROF_PAGE_SIZE": "1"}, ["serve"], "RISKPROF_PAGE_SIZE='1': Input should be greater than or equal to 5"),
 ])

@@ -319,3 +319,15 @@ def test_outcomes_naming_no_declaration_are_said_not_dropped_in_silence(tmp_path
     assert note.startswith(f"7 of {len(outc):,} outcomes name no declaration") and "ZZ" in note
     outc.assign(declaration_id=outc["declaration_id"].str.removeprefix("ZZ")).to_parquet(tmp_path / "o.parquet")
     assert load_training_set([tmp_path / "d.parquet"], outcomes=tmp_path / "o.parquet").notes == []
+
+
+def test_a_test_start_outside_the_labelled_dates_is_named_as_such() -> None:
+    """--test-start 2099-01-01 said 'the time split left an empty period … more distinct dates are needed'."""
+    from training.data import TrainingError, temporal_split
+
+    dates = pd.Series(pd.date_range("2023-01-01", "2023-12-31", freq="D"))
+    assert temporal_split(dates, test_start="2023-10-01").test_start == pd.Timestamp("2023-10-01")
+    for day in ("2099-01-01", "2023-01-01", "2020-05-05"):
+        with pytest.raises(TrainingError, match=f"--test-start {day} is outside the labelled rows' dates "
+                                                "\\(2023-01-01 .. 2023-12-31\\)"):
+            temporal_split(dates, test_start=day)

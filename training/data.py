@@ -157,6 +157,9 @@ def temporal_split(dates: pd.Series, valid_frac: float = 0.15, test_frac: float 
     v0 = before.iloc[int(len(before) * (1 - valid_frac / (1 - test_frac)))].normalize() if len(before) else t0
     split = TimeSplit(train_end=v0 - gap, valid_start=v0, valid_end=t0 - gap, test_start=t0, gap_days=gap.days)
     tr, va, te = split.masks(dates)
+    if test_start is not None and not (lo < t0 <= hi):
+        raise TrainingError(f"--test-start {t0.date()} is outside the labelled rows' dates ({lo.date()} .. "
+                            f"{hi.date()}): the test period starts after the first day and on or before the last")
     if min(tr.sum(), va.sum(), te.sum()) == 0:
         raise TrainingError(
             f"time split left an empty period (train {tr.sum()}, validation {va.sum()}, test {te.sum()} rows); "
