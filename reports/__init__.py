@@ -6,7 +6,7 @@ them into one self-contained page, ``write_report`` writes ``index.html`` and ``
 
 from reports._html import DEFAULT_TITLE, render_html, report_figures, report_texts
 from reports._tables import TABLE_NAMES, TABLE_SCHEMAS, ReportError, check_years, trend_tables
-from reports._write import FORMATS, check_formats, write_report, write_tables
+from reports._write import FORMATS, check_formats, stale_outputs, write_report, write_tables
 
 __all__ = [
     "DEFAULT_TITLE",
@@ -19,6 +19,7 @@ __all__ = [
     "render_html",
     "report_figures",
     "report_texts",
+    "stale_outputs",
     "trend_tables",
     "write_report",
     "write_tables",

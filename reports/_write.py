@@ -55,3 +55,14 @@ def write_report(seizures: SeizureInput, out_dir: str | Path, years: Sequence[in
         path.write_text(render_html(tables, title=title), encoding="utf-8")
         written["index.html"] = path
     return written
+
+
+def stale_outputs(out_dir: str | Path, written: dict[str, Path]) -> list[str]:
+    """The report's own file names in ``out_dir`` that this run did not write: an earlier report's
+    index.html or tables of another format (``--format csv`` left last month's JSON and HTML beside the new
+    CSVs, looking current). Listed, not deleted: the folder is the user's."""
+    from reports._tables import TABLE_NAMES
+
+    out = Path(out_dir)
+    names = ["index.html", *(f"tables/{t}.{ext}" for t in TABLE_NAMES for ext in ("csv", "json"))]
+    return [n for n in names if n not in written and (out / n).is_file()]

@@ -44,7 +44,7 @@ def report(
     from features.contracts import ContractError
     from features.io import LoadError
     from features.mapping import MappingError, load_mapping
-    from reports import ReportError, check_formats, check_years, write_report
+    from reports import ReportError, check_formats, check_years, stale_outputs, write_report
 
     chosen_years = parse_years(years)
     try:
@@ -68,6 +68,10 @@ def report(
         kinds = "/".join(f for f in chosen_formats if f != "html")
         console.print(f"wrote {len(tables)} tables ({kinds}) to {Path(out) / 'tables'}: {', '.join(tables)}",
                       highlight=False)
+    stale = stale_outputs(out, written)
+    if stale:
+        console.print(f"note: {len(stale)} file(s) in {out} are from an earlier report, not this one: "
+                      f"{', '.join(stale[:6])}{' …' if len(stale) > 6 else ''}", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -168,6 +168,11 @@ def test_write_report_writes_every_table_in_every_format(tmp_path: Path) -> None
     assert records[0]["seizures_change_pct"] is None
     only_csv = reports.write_report(SMALL, tmp_path / "csv", formats=("csv",))
     assert all(k.endswith(".csv") for k in only_csv)
+    assert reports.stale_outputs(tmp_path / "csv", only_csv) == []
+    # CSV only, into the folder of the full report: its HTML and JSON are left, and listed as not this run's
+    again = reports.write_report(SMALL, tmp_path / "out", formats=("csv",))
+    stale = reports.stale_outputs(tmp_path / "out", again)
+    assert stale == ["index.html", *(f"tables/{n}.json" for n in reports.TABLE_NAMES)]
 
 
 @pytest.mark.slow  # renders the full HTML report
