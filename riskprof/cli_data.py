@@ -49,14 +49,15 @@ def check_alias(alias: str | None, option: str = "--alias") -> None:
         fail(f"{option} {alias!r}: an alias is letters, digits, '_' and '-' (and not 'latest')")
 
 
-def check_day(value: str | None, option: str) -> None:
-    """A day option (YYYY-MM-DD)."""
+def parse_day(value: str | None, option: str) -> dt.date | None:
+    """A day option (YYYY-MM-DD), or a clear error naming the option."""
     if value is None:
-        return
+        return None
     try:
-        dt.date.fromisoformat(value.strip())
+        return dt.date.fromisoformat(value.strip())
     except ValueError:
         fail(f"{option}: {value!r} is not a date (YYYY-MM-DD, e.g. 2023-06-01)")
+        raise AssertionError("unreachable") from None  # fail() exits
 
 
 def check_rate(rate: float | None) -> None:

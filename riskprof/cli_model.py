@@ -11,13 +11,13 @@ from rich.console import Console
 
 from riskprof.cli_data import (
     check_alias,
-    check_day,
     check_model,
     check_model_name,
     check_rate,
     delimiter_option,
     encoding_option,
     fail,
+    parse_day,
     refuse_overwriting,
 )
 
@@ -68,7 +68,7 @@ def train(
     from training.data import load_training_set
 
     check_model_name(name)  # before the data are loaded and the model trained
-    check_day(test_start, "--test-start")
+    parse_day(test_start, "--test-start")
     settings = get_settings()
     model_name = name or settings.model_name
     if refit not in ("all", "train+valid", "none"):

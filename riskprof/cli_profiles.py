@@ -7,14 +7,13 @@ Invalid files are refused whole (exit 2, each problem named); nothing is stored 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from riskprof.cli_data import console, fail
+from riskprof.cli_data import console, fail, parse_day
 from riskprof.cli_db import URL_OPTION
 
 profiles_app = typer.Typer(help="Risk profiles in the serving store (RISKPROF_DATABASE_URL, default SQLite "
@@ -33,16 +32,6 @@ def _store(url: str | None) -> Any:
 
         url = get_serving_settings().resolved_database_url
     return ProfileStore(open_store(url).engine)
-
-
-def _date(value: str | None, option: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        fail(f"{option}: {value!r} is not a date; give it as YYYY-MM-DD")
-    return None
 
 
 def _refuse(exc: Exception) -> None:
@@ -181,7 +170,7 @@ def profiles_report(since: str | None = typer.Option(None, "--since", help="From
                     url: str | None = URL_OPTION) -> None:
     """Per profile and watch list: matches, inspections, hits, hit rate (95 % interval) beside the
     model-selected hit rate, from recorded selections and outcomes; flags retirement candidates."""
-    table = _store(url).stats(_date(since, "--since"), _date(until, "--until"))
+    table = _store(url).stats(parse_day(since, "--since"), parse_day(until, "--until"))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "profile_stats.csv", index=False)
@@ -209,7 +198,7 @@ def profiles_suggest(seizures: list[Path] = typer.Option(..., "--seizures", "-s"
     from features.io import LoadError, load_table
     from profiles import suggest_profiles
 
-    start = _date(since, "--since")
+    start = parse_day(since, "--since")
     try:
         frame = load_table(seizures, SEIZURE).frame
     except ContractError as exc:

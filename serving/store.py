@@ -119,8 +119,8 @@ def _now() -> dt.datetime:
 
 class StoreURLError(ValueError):
     """A database URL that cannot even be opened: not a URL, an unknown database, a driver that is not
-    installed, a SQLite file whose folder cannot be made, or SQLite in memory (a store that forgets
-    every write when the command ends). The message names the URL (password hidden) and the cause."""
+    installed, or a SQLite file whose folder cannot be made. The message names the URL (password hidden)
+    and the cause. (The CLI also refuses SQLite in memory: ``riskprof.cli_db.checked_url``.)"""
 
 
 def redacted_url(url: str) -> str:
