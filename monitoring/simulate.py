@@ -46,10 +46,12 @@ class SimulationConfig:
             problems.append(f"capacity must be a share within (0, 1), got {self.capacity}")
         if not 0 <= self.explore_share <= 1:
             problems.append(f"explore_share must be within 0-1, got {self.explore_share}")
-        if not 1 <= self.warmup_weeks < self.weeks:
-            problems.append(f"warmup_weeks must be within 1-{self.weeks - 1}, got {self.warmup_weeks}")
-        if self.drift and not self.warmup_weeks <= self.resolved_drift_week < self.weeks:
-            problems.append(f"drift_week must be within {self.warmup_weeks}-{self.weeks - 1}")
+        if not 1 <= self.warmup_weeks < self.weeks:  # named as the command line sets them (--warmup-weeks …)
+            problems.append(f"warmup weeks (--warmup-weeks, {self.warmup_weeks}) must be at least 1 and fewer than "
+                            f"the weeks replayed (--weeks, {self.weeks})")
+        elif self.drift and not self.warmup_weeks <= self.resolved_drift_week < self.weeks:
+            problems.append(f"the drift week (--drift-week, {self.resolved_drift_week}) must be from the last "
+                            f"warm-up week ({self.warmup_weeks}) to the last week replayed ({self.weeks - 1})")
         unknown = sorted(set(self.strategies) - set(STRATEGIES))
         if unknown or not self.strategies:
             problems.append(f"strategies must be among {list(STRATEGIES)}, got {list(self.strategies)}")

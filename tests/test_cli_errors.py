@@ -424,6 +424,9 @@ def test_a_delimiter_at_the_end_of_every_row_no_longer_shifts_the_columns(tmp_pa
     (["profiles", "import", "{tmp}"], "a folder, not a YAML file"),
     (["validate", "{m}", "--limit", "-1"], "Invalid value for '--limit'"),
     (["simulate", "--discovery-recall", "5"], "Invalid value for '--discovery-recall'"),
+    (["simulate", "--weeks", "2"], "warmup weeks (--warmup-weeks, 2) must be at least 1 and fewer than the weeks "
+                                   "replayed (--weeks, 2)"),  # it said "warmup_weeks must be within 1-1"
+    (["simulate", "--weeks", "5", "--drift-week", "9"], "the drift week (--drift-week, 9) must be from"),
     (["db", "upgrade", "--revision", "foo"], "Can't locate revision identified by 'foo'"),
 ])
 def test_more_options_and_inputs_a_sweep_found_are_refused_in_one_line(args: list[str], said: str, tmp_path: Path,
