@@ -68,12 +68,20 @@ def check_rate(rate: float | None) -> None:
 
 def refuse_overwriting(target: Path | None, inputs: Iterable[Path | None], option: str) -> None:
     """Fail (exit 2) before any work when ``target``, a file the command writes, is one of its input
-    files (or a file of an input folder): writing it would destroy the input."""
+    files (or a file of an input folder): writing it would destroy the input; or when it is a folder, or
+    its folder does not exist (a mistyped path must not create folders)."""
     from features.io import input_at
 
     same = input_at(target, inputs)
     if same is not None:
         fail(f"{option} {target} is the input file {same}: writing it would destroy the input; choose another file")
+    if target is not None:  # checked before the work, not found when writing after it
+        if target.is_dir():
+            fail(f"{option} {target} is a folder: name a file in it")
+        parent = target.expanduser().absolute().parent
+        if not parent.is_dir():
+            fail(f"{option} {target}: folder {parent} does not exist" if not parent.exists()
+                 else f"{option} {target}: {parent} is not a folder")
 
 
 def check_model(model_uri: str) -> None:

@@ -162,7 +162,6 @@ def evaluate(
         raise
     text = json.dumps(metrics, indent=1, default=float)
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(text)
         console.print(f"wrote {json_out}")
     m = metrics

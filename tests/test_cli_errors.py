@@ -428,6 +428,9 @@ def test_a_delimiter_at_the_end_of_every_row_no_longer_shifts_the_columns(tmp_pa
                                    "replayed (--weeks, 2)"),  # it said "warmup_weeks must be within 1-1"
     (["simulate", "--weeks", "5", "--drift-week", "9"], "the drift week (--drift-week, 9) must be from"),
     (["db", "upgrade", "--revision", "foo"], "Can't locate revision identified by 'foo'"),
+    (["evaluate", "--declarations", "{m}", "--model", "models:/x@y", "--json", "{tmp}/no/such/m.json"],
+     "folder {tmp}/no/such does not exist"),  # it made the folders, after the evaluation
+    (["evaluate", "--declarations", "{m}", "--model", "models:/x@y", "--json", "{tmp}"], "is a folder: name a file"),
 ])
 def test_more_options_and_inputs_a_sweep_found_are_refused_in_one_line(args: list[str], said: str, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
@@ -448,4 +451,5 @@ def test_more_options_and_inputs_a_sweep_found_are_refused_in_one_line(args: lis
         get_serving_settings.cache_clear()
     assert r.exit_code == 2, r.output
     _no_traceback(r.output)
-    assert said in _flat(r.output)
+    assert said.format(tmp=tmp_path) in _flat(r.output)
+    assert not (tmp_path / "no").exists()
