@@ -6,6 +6,7 @@ Pure functions over arrays, each small enough to check by hand (tests/test_monit
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -62,18 +63,23 @@ def ipw_rate(hit: np.ndarray, probability: np.ndarray, population: int | None = 
     if not rnd.any():
         return {"estimate": None, "low": None, "high": None, "random_inspections": 0, "weighted_items": None}
     certain_hits, certain_n = float(y[~rnd].sum()), float((~rnd).sum())
-    w = 1.0 / p[rnd]
-    stands_for = float(w.sum())
-    rate = float((w * y[rnd]).sum()) / stands_for
-    scaled = w / w.max()  # the same ratio without squaring 1e300 (a probability of 1e-300 overflowed)
-    n_eff = float(scaled.sum()) ** 2 / float((scaled * scaled).sum())
-    total = float(population) if population else certain_n + stands_for
+    # every weight 1/p times the smallest p: ratios in [.., 1], finite even when a p is subnormal (1/1e-320
+    # is inf and made the estimate NaN); sums over the stratum then scale back by that p
+    p_min = float(p[rnd].min())
+    scaled = p_min / p[rnd]
+    s_sum = float(scaled.sum())  # (Σ 1/p) · p_min
+    rate = float((scaled * y[rnd]).sum()) / s_sum
+    n_eff = s_sum ** 2 / float((scaled * scaled).sum())
+    # (counts of the certain items, Σ 1/p) · p_min: the estimate is a ratio of these, finite at any p
+    total_scaled = float(population) * p_min if population else certain_n * p_min + s_sum
+    certain_scaled = certain_hits * p_min
     low, high = wilson_interval(rate * n_eff, n_eff)
     assert low is not None and high is not None
-    return {"estimate": (certain_hits + stands_for * rate) / total,
-            "low": min(1.0, (certain_hits + stands_for * low) / total),
-            "high": min(1.0, (certain_hits + stands_for * high) / total),
-            "random_inspections": int(rnd.sum()), "weighted_items": total}
+    total = float(population) if population else certain_n + s_sum / p_min
+    return {"estimate": (certain_scaled + s_sum * rate) / total_scaled,
+            "low": min(1.0, (certain_scaled + s_sum * low) / total_scaled),
+            "high": min(1.0, (certain_scaled + s_sum * high) / total_scaled),
+            "random_inspections": int(rnd.sum()), "weighted_items": total if math.isfinite(total) else None}
 
 
 def precision_at_rate(scores_all: np.ndarray, scores: np.ndarray, hit: np.ndarray, probability: np.ndarray,

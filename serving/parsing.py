@@ -130,6 +130,21 @@ def _checked_rules(records: list[dict[str, Any]], contract: str, prefix: tuple[s
     return records
 
 
+def _unique_ids(records: list[dict[str, Any]], prefix: tuple[str, ...]) -> None:
+    """Declarations of one request have distinct ids, as in a file (row problem "expected a unique key"):
+    the same id twice came back twice, once selected and once not, and the audit log kept both."""
+    key = CONTRACTS["declaration"].key
+    first: dict[Any, int] = {}
+    problems = []
+    for i, r in enumerate(records):
+        j = first.setdefault(r[key], i)
+        if j != i:
+            problems.append(FieldProblem(".".join([*prefix, key]), f"expected a unique key (the same as item {j})",
+                                         item=i, value=_json_value(r[key]), has_value=True))
+    if problems:
+        raise InputError(problems)
+
+
 def validate_records(data: Any, contract: str, max_items: int, prefix: tuple[str, ...] = (),
                      allow_single: bool = True) -> tuple[list[dict[str, Any]], bool]:
     """One object or a list of objects in ``contract`` → (plain records, was a list)."""
@@ -147,7 +162,10 @@ def validate_records(data: Any, contract: str, max_items: int, prefix: tuple[str
             raise InputError(problems_from(exc, prefix, indexed=True, item_name=contract)) from None
         except TypeError:
             raise InputError(_all_problems(data, contract, prefix, list_adapter)) from None
-        return _checked_rules(list_adapter.dump_python(validated), contract, prefix, True), True
+        records = _checked_rules(list_adapter.dump_python(validated), contract, prefix, True)
+        if contract == "declaration":
+            _unique_ids(records, prefix)
+        return records, True
     if isinstance(data, Mapping) and allow_single:
         try:
             one = model.model_validate(data)

@@ -134,7 +134,7 @@ class RankParams(BaseModel):
     capacity: str | float = Field(description='how many to inspect: a count (120), a fraction (0.05) or "5%"')
     random_share: float = Field(0.0, ge=0, le=1, allow_inf_nan=False,
                                 description="share of the capacity drawn at random")
-    seed: int = Field(0, description="seed of the random draw (same manifest and seed → same draw)")
+    seed: int = Field(0, ge=0, description="seed of the random draw (same manifest and seed → same draw)")
     reasons: Literal["all", "flagged", "none"] = Field(
         "flagged", description="reasons for all items, for red/yellow items only, or none")
 

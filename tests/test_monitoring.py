@@ -88,6 +88,10 @@ def test_ipw_overall_rate_computed_by_hand() -> None:
     # squaring 1e300 (an OverflowError in `riskprof monitor` before)
     tiny = ipw_rate(np.array([1, 0, 1]), np.array([1e-300, 1e-300, 0.5]))
     assert tiny["estimate"] == pytest.approx(0.5) and np.isfinite(tiny["low"]) and np.isfinite(tiny["high"])
+    # subnormal: 1/p is inf, and the estimate was NaN beside an interval of [1, 1]
+    sub = ipw_rate(np.array([0, 1, 0]), np.array([1e-320, 0.1, 1.0]))
+    assert sub["estimate"] == pytest.approx(0.0) and 0.0 <= sub["low"] <= sub["high"] < 1.0
+    assert sub["weighted_items"] is None  # 1e320 items: no finite count
 
 
 def test_precision_at_inspection_rate_and_coverage_by_hand() -> None:

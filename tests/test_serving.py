@@ -892,3 +892,23 @@ def test_cli_keys_create_list_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyP
         store.dispose()
     finally:
         get_serving_settings.cache_clear()
+
+
+def test_a_negative_seed_and_a_declaration_id_twice_are_422s(api: Api) -> None:
+    """seed -1 was a 500 whenever a random draw happened (numpy refuses negative seeds); the same id twice
+    was ranked twice (once selected, once not) and audited twice, where a file with it is refused."""
+    items = manifest(6)
+    r = api.post("/v1/manifests/rank", json={"declarations": items, "capacity": 2, "random_share": 0.5, "seed": -1})
+    assert r.status_code == 422, r.text
+    assert [(p["field"], p["message"]) for p in r.json()["detail"]] == [
+        ("seed", "Input should be greater than or equal to 0")]
+    twice = [*items[:3], items[1], items[2]]
+    for path, body in (("/v1/score", twice), ("/v1/manifests/rank", {"declarations": twice, "capacity": 1})):
+        before = api.audit()
+        r = api.post(path, json=body)
+        assert r.status_code == 422, r.text
+        problems = [(p["item"], p["field"], p["message"]) for p in r.json()["detail"]]
+        field = "declaration_id" if path == "/v1/score" else "declarations.declaration_id"
+        assert problems == [(3, field, "expected a unique key (the same as item 1)"),
+                            (4, field, "expected a unique key (the same as item 2)")]
+        assert len(api.audit()) == len(before)  # nothing scored, nothing recorded
