@@ -155,6 +155,11 @@ def list_profiles(_who: Officer, store: ProfilesDep,
 async def create_profiles(who: Analyst, request: Request, store: ProfilesDep) -> dict[str, Any]:
     """One profile or a list; each new id starts at version 1 (an existing id is a 409: change it with PUT)."""
     items = _items(parse_json(await request.body()), "profiles")
+    numbered = [ProfileProblem(str(p.get("id")), f"a new profile starts at version 1, got {p['version']!r}: leave "
+                               "'version' out (PUT /v1/profiles imports an export with its versions)", field="version")
+                for p in items if isinstance(p, dict) and p.get("version", 1) != 1]
+    if numbered:  # it was stored as given: a new id at version 99
+        raise ProfileInvalid(ProfileError(numbered))
     known = {p.id for p in store.profiles()}
     taken = sorted({p["id"] for p in items if isinstance(p, dict) and isinstance(p.get("id"), str) and p["id"] in known})
     if taken:

@@ -99,6 +99,11 @@ def test_posting_an_existing_id_is_409_and_put_of_an_unknown_one_is_404(api: Api
     assert r.status_code == 404 and r.json()["detail"] == "no profile 'P-NONE'"  # the id quoted whole
     missing = api.get("/v1/profiles/P-NONE")
     assert missing.status_code == 404 and missing.json()["detail"] == "no profile 'P-NONE'"
+    # a new id starts at version 1: one sent as 99 was stored as version 99
+    numbered = api.post("/v1/profiles", role="analyst", json={**profile("P-99"), "version": 99})
+    assert numbered.status_code == 422 and "a new profile starts at version 1, got 99" in numbered.text
+    assert api.get("/v1/profiles/P-99").status_code == 404
+    assert api.post("/v1/profiles", role="analyst", json={**profile("P-1"), "version": 1}).status_code == 201
 
 
 # ---- the decision ------------------------------------------------------------------------------

@@ -209,9 +209,15 @@ def test_a_profile_names_a_watch_list_and_the_list_shows_its_effectiveness(api: 
     token = signed_in(api, "analyst")
     api.client.post("/app/watchlists", data={"csrf_token": token, "name": "WL-IMP", "field": "importer_id",
                                              "lane": "red", "select": "on"})
-    for value in ("IMP000001", "IMP000002"):
-        api.client.post("/app/watchlists/WL-IMP/entries", data={
-            "csrf_token": token, "value": value, "reason": "seizure C-1"})
+    for version, value in ((1, "IMP000001"), (2, "IMP000002")):
+        added = api.client.post("/app/watchlists/WL-IMP/entries", data={
+            "csrf_token": token, "value": value, "reason": "seizure C-1", "base_version": str(version)},
+            follow_redirects=False)
+        assert added.status_code == 303, added.text
+    # a hand-made post without the version the form carries is refused: it saved over any later version
+    blank = api.client.post("/app/watchlists/WL-IMP/entries", data={
+        "csrf_token": token, "value": "IMP000003", "reason": "x", "base_version": ""})
+    assert blank.status_code == 422 and "changed while you edited it (now version 3)" in blank.text
     r = api.client.post("/app/profiles", data=profile_form(token, id="P-WL", c1_field="importer_id",
                                                            c1_op="in_watch_list", c1_values="", c1_watch_list="WL-IMP"),
                         follow_redirects=False)

@@ -72,8 +72,10 @@ def _watchlist(store: ProfileStore, name: str) -> WatchList:
 
 
 def _stale(base_version: str, current: int, what: str) -> dict[str, str]:
-    """A form filled in on an older version would silently undo the change made since: refused."""
-    if base_version and base_version != str(current):
+    """A form filled in on an older version would silently undo the change made since: refused. An edit
+    form always names the version it was filled in on: an empty one (a hand-made post) is refused too,
+    or it saved over whatever the latest version was."""
+    if base_version != str(current):
         return {"base_version": f"This {what} changed while you edited it (now version {current}): "
                                 "reload the page to see the change, then edit again"}
     return {}
