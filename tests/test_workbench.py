@@ -223,3 +223,29 @@ def test_every_page_but_sign_in_asks_for_a_role_and_refuses_callers_without_it(a
             continue
         r = api.client.request(method, path, data={"csrf_token": token} if method == "POST" else None)
         assert r.status_code == 403 and "analyst role" in r.text, (method, path)
+
+
+def test_the_case_file_shows_why_an_outcome_or_a_status_was_refused(api: Api) -> None:
+    """A second, different outcome was refused (422) with no message on the page (the error summary sat in
+    the branch shown only before an outcome exists); "what was found" past 2,000 characters was cut in the
+    audit log without a word; a refused status was typed into the note box."""
+    token = signed_in(api)
+    frame = make_declarations(np.random.default_rng(6), 8, start="2023-06-01", days=3, prefix="C")
+    r = api.client.post("/app/manifests", data={"csrf_token": token, "capacity": "2", "random_share": "0"},
+                        files={"manifest": ("m.csv", frame.to_csv(index=False).encode(), "text/csv")},
+                        follow_redirects=False)
+    assert r.status_code == 303, r.text[:2000]
+    case = f"{r.headers['location']}/declarations/{frame['declaration_id'].iloc[0]}"
+    outcome = {"csrf_token": token, "result": "hit", "inspected_date": "2023-06-04", "found": "x" * 2_001}
+    long = api.client.post(f"{case}/outcome", data=outcome)
+    assert long.status_code == 422
+    assert "at most 2,000 characters (this is 2,001)" in html.unescape(long.text)
+    assert api.client.post(f"{case}/outcome", data={**outcome, "found": "a rifle"}, follow_redirects=False
+                           ).status_code == 303
+    conflict = api.client.post(f"{case}/outcome", data={**outcome, "result": "no-hit", "found": ""})
+    text = " ".join(html.unescape(conflict.text).split())
+    assert conflict.status_code == 422 and "There is a problem" in text and "not overwritten" in text, text[:3000]
+    status = api.client.post(f"{case}/workflow", data={"csrf_token": token, "action": "status", "status": "bogus"})
+    assert status.status_code == 422 and "There is a problem" in status.text
+    assert '<textarea class="textarea" id="note" name="note" rows="3" aria-describedby="note-hint"></textarea>' \
+        in status.text

@@ -251,6 +251,9 @@ def _stored_outcome(request: Request, declaration_id: str) -> dict[str, Any] | N
     return dict(row) if row is not None else None
 
 
+FOUND_CHARS = 2_000  # "what was found", kept with the outcome in the audit log
+
+
 @router.post("/manifests/{manifest_id}/declarations/{declaration_id}/outcome")
 async def record_outcome(request: Request, manifest_id: str, declaration_id: str,
                          who: Officer = OfficerPage) -> Response:
@@ -262,6 +265,10 @@ async def record_outcome(request: Request, manifest_id: str, declaration_id: str
     errors: dict[str, str] = {}
     if values["result"] not in ("hit", "no-hit"):
         errors["result"] = "Choose whether the inspection found something (hit) or not (no hit)"
+    if len(values["found"]) > FOUND_CHARS:  # it was cut to 2,000 characters in the audit log, silently
+        errors["found"] = f"Describe what was found in at most {FOUND_CHARS:,} characters (this is {len(values['found']):,})"
+    elif "\x00" in values["found"]:
+        errors["found"] = "The description holds a NUL character: type it again"
     selection = row.get("selection")
     record = {"declaration_id": declaration_id, "inspected_date": values["inspected_date"], "inspected": True,
               "hit": values["result"] == "hit", "case_id": values["case_id"] or None,
@@ -278,7 +285,7 @@ async def record_outcome(request: Request, manifest_id: str, declaration_id: str
     if errors:
         return _case_file(request, who, manifest_id, declaration_id, errors, values, status=422)
     audit(request, who.principal, "outcome", {"declaration_id": declaration_id, "hit": record["hit"],
-                                              "found": values["found"][:2000], "case_id": record["case_id"]})
+                                              "found": values["found"], "case_id": record["case_id"]})
     return redirect(f"/app/manifests/{manifest_id}/declarations/{declaration_id}?recorded=true")
 
 
@@ -301,9 +308,9 @@ async def update_case(request: Request, manifest_id: str, declaration_id: str,
             cases.add_note(declaration_id, name, value)
         else:
             raise PageError(400, "Unknown action", "This form asked for an action the workbench does not know.")
-    except CaseProblem as exc:
+    except CaseProblem as exc:  # the note typed is kept; a refused status is not put in the note's box
         return _case_file(request, who, manifest_id, declaration_id, {exc.field: exc.message},
-                          {"inspected_date": today(), "note": value}, status=422)
+                          {"inspected_date": today(), "note": value if action == "note" else ""}, status=422)
     audit(request, who.principal, f"case-{action}", {"declaration_id": declaration_id,
                                                      **({"value": value[:4000]} if action != "assign" else {})})
     return redirect(f"/app/manifests/{manifest_id}/declarations/{declaration_id}#workflow")
