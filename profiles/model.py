@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from features.contracts import NO_NUL_PATTERN
+
 Operator = Literal["in", "not_in", "prefix", "between", "contains_any", "is_null", "in_watch_list"]
 OPERATORS: tuple[str, ...] = ("in", "not_in", "prefix", "between", "contains_any", "is_null", "in_watch_list")
 Status = Literal["draft", "active", "retired"]
@@ -21,6 +23,14 @@ STATUSES: tuple[str, ...] = ("draft", "active", "retired")
 Lane = Literal["red", "yellow"]
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+# free text: bounded (a 1 MB name or criterion was stored, and the criterion is copied into the rule hits
+# of every item it matches) and without NUL (declarations refuse it; a value with one could never match)
+_NAME = 500
+_TEXT = 5_000
+
+
+def _text(limit: int, min_length: int = 1) -> Any:
+    return Field(min_length=min_length, max_length=limit, pattern=NO_NUL_PATTERN)
 
 
 class _Frozen(BaseModel):
@@ -61,14 +71,14 @@ class Profile(_Frozen):
     """One version of a risk profile; ``criterion`` is the reason shown to officers."""
 
     id: str = Field(pattern=_ID)
-    name: str = Field(min_length=1)
-    criterion: str = Field(min_length=1)
-    conditions: tuple[Condition, ...] = Field(min_length=1)
+    name: str = _text(_NAME)
+    criterion: str = _text(_TEXT)
+    conditions: tuple[Condition, ...] = Field(min_length=1, max_length=200)
     action: Action
     valid_from: dt.date
     valid_to: dt.date | None = None  # open-ended when missing
     status: Status = "draft"
-    owner: str = Field(min_length=1)
+    owner: str = _text(_NAME)
     version: int = Field(default=1, ge=1)
 
     def content(self) -> dict[str, Any]:
@@ -79,9 +89,9 @@ class Profile(_Frozen):
 class WatchEntry(_Frozen):
     """A value on a watch list; it stops matching after ``expires`` (inclusive; none = never)."""
 
-    value: str = Field(min_length=1)
-    reason: str = Field(min_length=1)
-    added_by: str = Field(min_length=1)
+    value: str = _text(_NAME)
+    reason: str = _text(_TEXT)
+    added_by: str = _text(_NAME)
     expires: dt.date | None = None
 
 
@@ -90,7 +100,7 @@ class WatchList(_Frozen):
 
     name: str = Field(pattern=_ID)
     field: str = Field(min_length=1)
-    description: str = ""
+    description: str = Field(default="", max_length=_TEXT, pattern=NO_NUL_PATTERN)
     entries: tuple[WatchEntry, ...] = ()
     action: Action | None = None  # set: the list acts on its own, like a one-condition profile
     version: int = Field(default=1, ge=1)

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from profiles import Profile, ProfileError, ProfileProblem, WatchList
 from serving import schemas
 from serving.auth import Analyst, Officer
-from serving.errors import ServiceError
+from serving.errors import FieldProblem, InputError, ServiceError
 from serving.parsing import parse_json
 from serving.profile_store import MAX_ALERT_ID, Actor, NotFound, ProfileStore, Saved, VersionConflict
 from serving.roles import Principal
@@ -202,6 +202,9 @@ def profile_stats(_who: Officer, profile_id: ProfileId, store: ProfilesDep, sinc
     """Matches, inspections, hits and hit rate (95 % Wilson interval) of every version, beside the
     model-selected hit rate over the same days, from recorded selections and outcomes."""
     p = _found(store.profile, profile_id, None)
+    if since is not None and until is not None and since > until:  # it answered zeros, as if nothing matched
+        raise InputError([FieldProblem("until", f"until {until} is before since {since}", value=str(until),
+                                       has_value=True)])
     table = store.stats(since, until, rule_id=profile_id)
     rows: list[dict[str, Any]] = [{str(k): v for k, v in r.items()}
                                   for r in table[table["kind"] == "profile"].to_dict(orient="records")]

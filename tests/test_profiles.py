@@ -143,3 +143,21 @@ def test_the_same_version_twice_is_refused():
 def test_no_expression_strings_are_accepted():
     with pytest.raises(ValidationError):
         Condition(field="hs_code", op="eval", values=("__import__('os')",))  # type: ignore[arg-type]
+
+
+def test_free_text_of_profiles_and_watch_lists_is_bounded_and_without_nul():
+    """A 1 MB name or a 100 KB criterion was stored (and the criterion copied into the rule hits of every
+    item it matched); a NUL in a name or an entry value was stored, where declarations refuse it."""
+    ok = {"field": "customs_value", "op": "between", "values": [1, 2]}
+    for kw, field, message in (({"name": "a\x00b"}, "name", "expected text without a NUL (U+0000) character"),
+                               ({"name": "x" * 501}, "name", "at most 500 characters"),
+                               ({"criterion": "y" * 5_001}, "criterion", "at most 5000 characters"),
+                               ({"conditions": [ok] * 201}, "conditions", "at most 200 items")):
+        with pytest.raises(ProfileError) as exc:
+            validate_profiles([{**profile([ok]), **kw}])
+        (problem,) = exc.value.problems
+        assert problem.field == field and message in problem.message, problem
+    lst = {"name": "W", "field": "importer_id", "entries": [{"value": "I\x001", "reason": "r", "added_by": "a"}]}
+    with pytest.raises(ProfileError, match="entries.0.value.*without a NUL"):
+        validate_profiles([], [lst])
+    assert validate_profiles([profile([ok], name="x" * 500, criterion="y" * 5_000)])  # the bounds themselves pass

@@ -238,3 +238,18 @@ def test_stats_count_matches_inspections_and_hits_beside_the_model(api: Api) -> 
     later = api.get("/v1/profiles/P-TOOLS/stats?since=2999-01-01", role="officer").json()
     assert later["matches"] == 0
     assert api.get("/v1/profiles/P-NONE/stats").status_code == 404
+
+
+def test_stats_over_an_inverted_period_and_alerts_of_an_unknown_status_are_refused(api: Api) -> None:
+    """since after until answered zeros, as if the profile had matched nothing; /app/alerts?status=bogus
+    listed every alert."""
+    from tests.test_workbench import signed_in
+
+    assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 201
+    r = api.get("/v1/profiles/P-TOOLS/stats?since=2023-01-01&until=2022-01-01")
+    assert r.status_code == 422 and r.json()["detail"][0]["message"] == "until 2022-01-01 is before since 2023-01-01"
+    assert api.get("/v1/profiles/P-TOOLS/stats?since=2023-01-01&until=2023-01-01").status_code == 200
+    signed_in(api)
+    page = api.client.get("/app/alerts?status=bogus")
+    assert page.status_code == 400 and "is not an alert status: open or acked" in page.text
+    assert api.client.get("/app/alerts?status=acked").status_code == 200

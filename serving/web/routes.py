@@ -319,6 +319,8 @@ async def update_case(request: Request, manifest_id: str, declaration_id: str,
 # ---- alerts -------------------------------------------------------------------------------------
 @router.get("/alerts")
 def alerts_page(request: Request, who: Officer = OfficerPage, status: str = "") -> Response:
+    if status not in ("", "open", "acked"):  # as GET /v1/alerts?status= takes it (any other listed all)
+        raise PageError(400, "Unknown alert status", f"{status[:40]!r} is not an alert status: open or acked.")
     alerts = request.app.state.service.profiles.list_alerts(status=status or None, limit=200)
     return render(request, "alerts.html", {"alerts": alerts, "status": status}, officer=who)
 
