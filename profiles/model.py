@@ -12,9 +12,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from features.contracts import NO_NUL_PATTERN
+from features.contracts import NO_NUL_EXPECTED
 
 Operator = Literal["in", "not_in", "prefix", "between", "contains_any", "is_null", "in_watch_list"]
 OPERATORS: tuple[str, ...] = ("in", "not_in", "prefix", "between", "contains_any", "is_null", "in_watch_list")
@@ -24,13 +24,23 @@ Lane = Literal["red", "yellow"]
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 # free text: bounded (a 1 MB name or criterion was stored, and the criterion is copied into the rule hits
-# of every item it matches) and without NUL (declarations refuse it; a value with one could never match)
-_NAME = 500
-_TEXT = 5_000
+# of every item it matches) and without NUL (declarations refuse it; a value with one could never match).
+# Checked on what comes in, not on definitions read back from the store (``context={"stored": True}``):
+# a definition stored before these bounds stays readable.
+_LIMITS = {"name": 500, "owner": 500, "added_by": 500, "value": 500, "criterion": 5_000, "reason": 5_000,
+           "description": 5_000}
+MAX_CONDITIONS = 200
 
 
-def _text(limit: int, min_length: int = 1) -> Any:
-    return Field(min_length=min_length, max_length=limit, pattern=NO_NUL_PATTERN)
+def _bounded(v: Any, info: ValidationInfo) -> Any:
+    if (info.context or {}).get("stored") or not isinstance(v, str):
+        return v
+    limit = _LIMITS[str(info.field_name)]
+    if len(v) > limit:
+        raise ValueError(f"at most {limit:,} characters (got {len(v):,})")
+    if "\x00" in v:
+        raise ValueError(f"expected {NO_NUL_EXPECTED}")
+    return v
 
 
 class _Frozen(BaseModel):
@@ -71,15 +81,27 @@ class Profile(_Frozen):
     """One version of a risk profile; ``criterion`` is the reason shown to officers."""
 
     id: str = Field(pattern=_ID)
-    name: str = _text(_NAME)
-    criterion: str = _text(_TEXT)
-    conditions: tuple[Condition, ...] = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1)
+    criterion: str = Field(min_length=1)
+    conditions: tuple[Condition, ...] = Field(min_length=1)
     action: Action
     valid_from: dt.date
     valid_to: dt.date | None = None  # open-ended when missing
     status: Status = "draft"
-    owner: str = _text(_NAME)
+    owner: str = Field(min_length=1)
     version: int = Field(default=1, ge=1)
+
+    @field_validator("name", "criterion", "owner")
+    @classmethod
+    def _text(cls, v: Any, info: ValidationInfo) -> Any:
+        return _bounded(v, info)
+
+    @field_validator("conditions")
+    @classmethod
+    def _not_too_many(cls, v: tuple[Condition, ...], info: ValidationInfo) -> tuple[Condition, ...]:
+        if not (info.context or {}).get("stored") and len(v) > MAX_CONDITIONS:
+            raise ValueError(f"at most {MAX_CONDITIONS} conditions (got {len(v):,})")
+        return v
 
     def content(self) -> dict[str, Any]:
         """Everything a new version is about (all but the version number)."""
@@ -89,10 +111,15 @@ class Profile(_Frozen):
 class WatchEntry(_Frozen):
     """A value on a watch list; it stops matching after ``expires`` (inclusive; none = never)."""
 
-    value: str = _text(_NAME)
-    reason: str = _text(_TEXT)
-    added_by: str = _text(_NAME)
+    value: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    added_by: str = Field(min_length=1)
     expires: dt.date | None = None
+
+    @field_validator("value", "reason", "added_by")
+    @classmethod
+    def _text(cls, v: Any, info: ValidationInfo) -> Any:
+        return _bounded(v, info)
 
 
 class WatchList(_Frozen):
@@ -100,10 +127,15 @@ class WatchList(_Frozen):
 
     name: str = Field(pattern=_ID)
     field: str = Field(min_length=1)
-    description: str = Field(default="", max_length=_TEXT, pattern=NO_NUL_PATTERN)
+    description: str = ""
     entries: tuple[WatchEntry, ...] = ()
     action: Action | None = None  # set: the list acts on its own, like a one-condition profile
     version: int = Field(default=1, ge=1)
+
+    @field_validator("description")
+    @classmethod
+    def _text(cls, v: Any, info: ValidationInfo) -> Any:
+        return _bounded(v, info)
 
     def content(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"version"})

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from features.contracts import DECLARATION, NO_NUL_EXPECTED, NO_NUL_PATTERN, FieldSpec
+from features.contracts import DECLARATION, FieldSpec
 from features.reference import country_codes
 from profiles.model import Condition, Profile, WatchList
 
@@ -274,9 +274,8 @@ def _parse(docs: Sequence[Any], model: type[Profile] | type[WatchList], key: str
                 loc = err["loc"]
                 cond = loc[1] if len(loc) > 1 and loc[0] == "conditions" and isinstance(loc[1], int) else None
                 field = ".".join(str(x) for x in loc)
-                nul = err["type"] == "string_pattern_mismatch" and (err.get("ctx") or {}).get("pattern") == NO_NUL_PATTERN
-                problems.append(ProfileProblem(ident, f"expected {NO_NUL_EXPECTED}" if nul else err["msg"], cond,
-                                               field or None, kind))
+                message = str(err["msg"]).removeprefix("Value error, ")
+                problems.append(ProfileProblem(ident, message, cond, field or None, kind))
     return out
 
 

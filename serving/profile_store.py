@@ -450,7 +450,8 @@ def _read(engine: Engine, q: sa.Select[Any], model: type[M]) -> list[M]:
     tracked objects, whose allocation set off full collections that took 0.45 of the 0.7 s its read
     took (none of them can be garbage)."""
     with gc_paused(), engine.connect() as conn:
-        return [model.model_validate_json(d) for d in conn.execute(q).scalars()]
+        # context "stored": the bounds on incoming text (profiles.model) do not apply to what is stored
+        return [model.model_validate_json(d, context={"stored": True}) for d in conn.execute(q).scalars()]
 
 
 @contextlib.contextmanager

@@ -151,8 +151,8 @@ def test_free_text_of_profiles_and_watch_lists_is_bounded_and_without_nul():
     ok = {"field": "customs_value", "op": "between", "values": [1, 2]}
     for kw, field, message in (({"name": "a\x00b"}, "name", "expected text without a NUL (U+0000) character"),
                                ({"name": "x" * 501}, "name", "at most 500 characters"),
-                               ({"criterion": "y" * 5_001}, "criterion", "at most 5000 characters"),
-                               ({"conditions": [ok] * 201}, "conditions", "at most 200 items")):
+                               ({"criterion": "y" * 5_001}, "criterion", "at most 5,000 characters (got 5,001)"),
+                               ({"conditions": [ok] * 201}, "conditions", "at most 200 conditions (got 201)")):
         with pytest.raises(ProfileError) as exc:
             validate_profiles([{**profile([ok]), **kw}])
         (problem,) = exc.value.problems

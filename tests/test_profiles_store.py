@@ -224,3 +224,18 @@ def test_a_batch_alert_table_is_stored_as_its_records_would_be(store: Store) -> 
     assert by_records.create_alerts(table) == 6
     assert stored() == first
     assert by_records.create_alerts(table.slice(0, 3)) == 0
+
+
+def test_a_definition_stored_before_the_text_bounds_stays_readable(profiles: ProfileStore, store: Store) -> None:
+    """The bounds on names and criteria apply to what comes in: a profile stored before them (a 600-character
+    name here, written as an older version would have) is still read, listed and applied."""
+    from serving.profile_store import profile_versions
+
+    profiles.save([profile("P-OLD")], [], ANALYST)
+    with store.engine.begin() as conn:
+        conn.execute(profile_versions.update().where(profile_versions.c.profile_id == "P-OLD")
+                     .values(definition={**profile("P-OLD"), "name": "n" * 600, "version": 1}))
+    (read,) = profiles.profiles()
+    assert read.name == "n" * 600
+    with pytest.raises(ProfileError, match="at most 500 characters"):  # a new version must keep the bounds
+        profiles.save([profile("P-OLD", name="n" * 600, criterion="changed")], [], ANALYST)
