@@ -193,6 +193,10 @@ async def put_profile(who: Analyst, profile_id: ProfileId, request: Request, sto
     body = parse_json(await request.body())
     if not isinstance(body, dict):
         raise ProfileInvalid(ProfileError([ProfileProblem(profile_id, "expected a profile object")]))
+    if "id" in body and body["id"] != profile_id:  # the body's id was ignored: a copy edited by mistake
+        raise ProfileInvalid(ProfileError([ProfileProblem(profile_id, f"the body is profile {body['id']!r}, the path "
+                                                                      f"{profile_id!r}: leave 'id' out or make them "
+                                                                      "the same", field="id")]))
     return _saving(store.update_profile, profile_id, body, _actor(who))
 
 
@@ -253,6 +257,10 @@ async def put_watchlist(who: Analyst, name: ListName, request: Request, store: P
     body = parse_json(await request.body())
     if not isinstance(body, dict):
         raise ProfileInvalid(ProfileError([ProfileProblem(name, "expected a watch list object", kind="watch list")]))
+    if "name" in body and body["name"] != name:
+        raise ProfileInvalid(ProfileError([ProfileProblem(name, f"the body is watch list {body['name']!r}, the path "
+                                                                f"{name!r}: leave 'name' out or make them the same",
+                                                          field="name", kind="watch list")]))
     return _saving(store.update_watchlist, name, body, _actor(who))
 
 

@@ -253,3 +253,18 @@ def test_stats_over_an_inverted_period_and_alerts_of_an_unknown_status_are_refus
     page = api.client.get("/app/alerts?status=bogus")
     assert page.status_code == 400 and "is not an alert status: open or acked" in page.text
     assert api.client.get("/app/alerts?status=acked").status_code == 200
+
+
+def test_a_put_whose_body_names_another_profile_or_list_is_refused(api: Api) -> None:
+    """PUT /v1/profiles/P-TOOLS with "id": "OTHER" changed P-TOOLS and ignored the body's id (a copy of
+    another profile edited by mistake); the same for a watch list's name."""
+    assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 201
+    r = api.client.put("/v1/profiles/P-TOOLS", headers=api.h("analyst"), json={**profile("OTHER"), "name": "x"})
+    assert r.status_code == 422 and "the body is profile 'OTHER', the path 'P-TOOLS'" in r.text
+    assert api.get("/v1/profiles/P-TOOLS").json()["versions"] == [1]
+    assert api.client.put("/v1/profiles/P-TOOLS", headers=api.h("analyst"),
+                          json={**profile(), "name": "renamed"}).status_code == 200
+    wl = {"name": "WL-A", "field": "importer_id", "entries": []}
+    assert api.post("/v1/watchlists", role="analyst", json=wl).status_code == 201
+    r = api.client.put("/v1/watchlists/WL-A", headers=api.h("analyst"), json={**wl, "name": "WL-B"})
+    assert r.status_code == 422 and "the body is watch list 'WL-B', the path 'WL-A'" in r.text
