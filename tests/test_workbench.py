@@ -245,6 +245,10 @@ def test_the_case_file_shows_why_an_outcome_or_a_status_was_refused(api: Api) ->
     conflict = api.client.post(f"{case}/outcome", data={**outcome, "result": "no-hit", "found": ""})
     text = " ".join(html.unescape(conflict.text).split())
     assert conflict.status_code == 422 and "There is a problem" in text and "not overwritten" in text, text[:3000]
+    header_only = api.client.post("/app/manifests", data={"csrf_token": token, "capacity": "2", "random_share": "0"},
+                                  files={"manifest": ("h.csv", frame.head(0).to_csv(index=False).encode(), "text/csv")})
+    assert header_only.status_code == 422
+    assert "h.csv: the file holds no declarations (a header only)" in html.unescape(header_only.text)
     status = api.client.post(f"{case}/workflow", data={"csrf_token": token, "action": "status", "status": "bogus"})
     assert status.status_code == 422 and "There is a problem" in status.text
     assert '<textarea class="textarea" id="note" name="note" rows="3" aria-describedby="note-hint"></textarea>' \

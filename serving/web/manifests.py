@@ -90,6 +90,8 @@ def read_manifest(data: bytes, filename: str, mapping_name: str | None, max_item
                                   "under “Text encoding” and upload it again") from None
         except LoadError as exc:
             raise ManifestProblem(str(exc).replace(str(path), filename)) from None
+    if not len(raw):  # it said "row ?, column body: an empty list"
+        raise ManifestProblem(f"{filename}: the file holds no declarations (a header only); nothing was ranked")
     if len(raw) > max_items:
         raise ManifestProblem(f"{filename}: {len(raw):,} rows; the workbench ranks at most {max_items:,} "
                               "(use `riskprof score` for larger manifests)")
