@@ -86,6 +86,9 @@ def join_outcomes(selections: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFr
 def _outcome_figures(j: pd.DataFrame, scores_all: np.ndarray, rate: float) -> dict[str, Any]:
     """Hit rates by source, the IPW overall rate, precision at the inspection rate and calibration."""
     by_source = {s: hit_rate(j.loc[j["source"] == s, "hit"].to_numpy()) for s in SOURCES}
+    unknown = (j["source"] == "unknown").to_numpy()
+    if unknown.any():  # outcomes with no source and no selection on record: counted, so the sources add up
+        by_source["unknown"] = hit_rate(j.loc[unknown, "hit"].to_numpy())
     prob = j["probability"].to_numpy(dtype=float)
     certain_or_random = j["source"].isin(["model", "rule", "random"]).to_numpy()
     ipw = ipw_rate(j["hit"].to_numpy()[certain_or_random], prob[certain_or_random])

@@ -69,6 +69,15 @@ def test_weekly_hit_rates_by_source_computed_by_hand() -> None:
     overall = res["overall"]["by_source"]
     assert (overall["model"]["inspections"], overall["model"]["hits"]) == (3, 2)
     assert overall["model"]["rate"] == pytest.approx(2 / 3)
+    # an outcome with no selection source and no selection on record counts as "unknown": the sources
+    # add up to the inspections (the overall count had it, the sources did not)
+    stray = pd.DataFrame({"declaration_id": ["Z9"], "inspected_date": pd.to_datetime(["2024-01-04"]),
+                          "inspected": True, "selection_source": [None], "selection_probability": [np.nan],
+                          "hit": [True]})
+    with_stray = build_monitoring(sel, pd.concat([out, stray], ignore_index=True), inspection_rate=0.2)
+    w1 = with_stray["weeks"][0]
+    assert w1["by_source"]["unknown"]["inspections"] == 1
+    assert sum(v["inspections"] for v in w1["by_source"].values()) == w1["inspections"] == 7
 
 
 def test_ipw_overall_rate_computed_by_hand() -> None:
