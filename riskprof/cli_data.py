@@ -78,10 +78,16 @@ def refuse_overwriting(target: Path | None, inputs: Iterable[Path | None], optio
     if target is not None:  # checked before the work, not found when writing after it
         if target.is_dir():
             fail(f"{option} {target} is a folder: name a file in it")
-        parent = target.expanduser().absolute().parent
-        if not parent.is_dir():
-            fail(f"{option} {target}: folder {parent} does not exist" if not parent.exists()
-                 else f"{option} {target}: {parent} is not a folder")
+        check_output_folder(target, option)
+
+
+def check_output_folder(target: Path, option: str) -> None:
+    """The folder of an output file must exist already: a mistyped path must not create folders (e.g. at
+    the root), nor be found only when writing after the work."""
+    parent = target.expanduser().absolute().parent
+    if not parent.is_dir():
+        fail(f"{option} {target}: folder {parent} does not exist" if not parent.exists()
+             else f"{option} {target}: {parent} is not a folder")
 
 
 def check_model(model_uri: str) -> None:

@@ -10,7 +10,14 @@ from typing import Any
 
 import typer
 
-from riskprof.cli_data import check_model, console, delimiter_option, encoding_option, fail
+from riskprof.cli_data import (
+    check_model,
+    check_output_folder,
+    console,
+    delimiter_option,
+    encoding_option,
+    fail,
+)
 
 
 class _RichProgress:
@@ -65,10 +72,7 @@ def _check_output(out: Path) -> None:
     if out.suffix.lower() not in (".parquet", ".pq"):
         fail(f"--out {out}: the scores are written as Parquet, so name the file .parquet "
              "(--csv writes a CSV copy beside it)")
-    parent = out.expanduser().absolute().parent
-    if not parent.is_dir():
-        fail(f"--out {out}: folder {parent} does not exist" if not parent.exists()
-             else f"--out {out}: {parent} is not a folder")
+    check_output_folder(out, "--out")
 
 
 def pinned_from_store(store: Any) -> Any:

@@ -18,12 +18,12 @@ from urllib.parse import urlencode
 import pandas as pd
 
 from profiles import ProfileError, ProfileProblem
-from profiles.model import Profile, WatchEntry, WatchList
+from profiles.model import MAX_CONDITIONS, Profile, WatchEntry, WatchList
 from profiles.stats import RETIRE_AFTER
 
 MIN_ROWS = 3  # condition rows on a new profile's form; "Add a condition" adds one more, up to MAX_ROWS
 MAX_ROWS = 20
-HARD_ROWS = 200  # a profile written through the API may hold more than MAX_ROWS: its edit form keeps them all
+HARD_ROWS = MAX_CONDITIONS  # a profile written through the API may hold more than MAX_ROWS: its edit form keeps them all
 PROFILE_FIELDS = ("id", "name", "criterion", "lane", "select", "alert", "valid_from", "valid_to", "status",
                   "base_version")
 CONDITION_PARTS = ("field", "op", "values", "watch_list")
