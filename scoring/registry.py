@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import socket
 import tempfile
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +64,47 @@ def check_tracking_uri(uri: str) -> None:
             with path.open("rb") as f:
                 if f.read(16) != b"SQLite format 3\x00":
                     raise BadSetting(f"MLFLOW_TRACKING_URI={uri!r}: {path} is not a SQLite database")
+    if scheme in ("http", "https"):
+        check_server_reachable(uri)
+
+
+#: seconds a tracking server gets to accept a connection before a command gives up on it
+CONNECT_TIMEOUT = 5.0
+
+
+def check_server_reachable(uri: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Raise :class:`settings.BadSetting` when nothing accepts a connection at an ``http(s)://`` tracking
+    URI's host and port. MLflow's own client retries an unreachable server for minutes before it
+    fails; this answers in at most ``timeout`` seconds. Only the connection is tried (no TLS, no HTTP),
+    so certificates and paths stay MLflow's business; behind a proxy the check is left to MLflow."""
+    from settings import BadSetting
+
+    parts = urllib.parse.urlsplit(uri)
+    host = parts.hostname
+    if not host:
+        raise BadSetting(f"MLFLOW_TRACKING_URI={_redacted(uri)!r}: no host in the URL")
+    try:
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError as exc:
+        raise BadSetting(f"MLFLOW_TRACKING_URI={_redacted(uri)!r}: {exc}") from None
+    if parts.scheme.lower() in urllib.request.getproxies() and not urllib.request.proxy_bypass(host):
+        return
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        reason = f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else (
+            exc.strerror or str(exc) or type(exc).__name__)
+        raise BadSetting(f"MLFLOW_TRACKING_URI={_redacted(uri)!r}: no MLflow server answers at {host}:{port} "
+                         f"({reason}); start it, or point MLFLOW_TRACKING_URI at a running one") from None
+
+
+def _redacted(uri: str) -> str:
+    """``uri`` with any password replaced by ``***``."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def configure_mlflow(tracking_uri: str | None = None) -> Any:
