@@ -148,6 +148,21 @@ class VersionConflict(RuntimeError):
     """Another writer stored the same version first; nothing of this change was stored."""
 
 
+class StaleVersion(VersionConflict):
+    """A change made on a version that is no longer the latest (another change came first): nothing of it
+    was stored. ``current`` is the latest version."""
+
+    def __init__(self, what: str, base: int, current: int):
+        super().__init__(f"{what} is at version {current}, not {base}: another change came first; nothing was "
+                         "stored, read it again and make the change on the latest version")
+        self.base, self.current = base, current
+
+
+def _check_base(what: str, base: int | None, current: int) -> None:
+    if base is not None and base != current:
+        raise StaleVersion(what, base, current)
+
+
 @dataclass(frozen=True)
 class Saved:
     profiles: list[Profile]
@@ -305,34 +320,47 @@ class ProfileStore:
         return validate_profiles(profiles, watchlists, self.extra_columns, self.watchlists())
 
     def save(self, profiles: Sequence[Profile | Mapping[str, Any]],
-             watchlists: Sequence[WatchList | Mapping[str, Any]], actor: Actor) -> Saved:
-        """Validate, then store the versions that changed (unchanged definitions add nothing)."""
+             watchlists: Sequence[WatchList | Mapping[str, Any]], actor: Actor,
+             base_version: int | None = None) -> Saved:
+        """Validate, then store the versions that changed (unchanged definitions add nothing).
+
+        ``base_version`` (a change of one existing profile or list): the version the change was made on;
+        :class:`StaleVersion` if a later one is stored, checked where the new version is numbered (and a
+        writer storing the same number meanwhile fails on the table's key), so no change made since is
+        silently undone."""
         with gc_paused():  # a 100,000-entry list is validated, compared and dumped: no cycles among them
             stored = self.watchlists()  # each one's latest version (every version holds all its entries)
             checked, lists = validate_profiles(profiles, watchlists, self.extra_columns, stored)
             _, new_lists = add_versions(stored, lists)
             _, new_profiles = add_versions(self.profiles() if checked else [], checked)
+            if base_version is not None:
+                for item in (*new_profiles, *new_lists):
+                    what = f"profile {item.id!r}" if isinstance(item, Profile) else f"watch list {item.name!r}"
+                    _check_base(what, base_version, item.version - 1)
             self._insert(new_profiles, new_lists, actor)
         return Saved(new_profiles, new_lists)
 
-    def update_profile(self, profile_id: str, body: Mapping[str, Any], actor: Actor) -> Saved:
-        """A new version of an existing profile (``NotFound`` if there is none)."""
-        self.profile(profile_id)
+    def update_profile(self, profile_id: str, body: Mapping[str, Any], actor: Actor,
+                       base_version: int | None = None) -> Saved:
+        """A new version of an existing profile (``NotFound`` if there is none); ``base_version``: the
+        version it was made on (:class:`StaleVersion` if another is the latest)."""
+        _check_base(f"profile {profile_id!r}", base_version, self.profile(profile_id).version)
         doc = {**body, "id": profile_id}
         doc.pop("version", None)
-        return self.save([doc], [], actor)
+        return self.save([doc], [], actor, base_version)
 
-    def update_watchlist(self, name: str, body: Mapping[str, Any], actor: Actor) -> Saved:
-        self.watchlist(name)
+    def update_watchlist(self, name: str, body: Mapping[str, Any], actor: Actor,
+                         base_version: int | None = None) -> Saved:
+        _check_base(f"watch list {name!r}", base_version, self.watchlist(name).version)
         doc = {**body, "name": name}
         doc.pop("version", None)
-        return self.save([], [doc], actor)
+        return self.save([], [doc], actor, base_version)
 
     def retire(self, profile_id: str, actor: Actor) -> Saved:
         current = self.profile(profile_id)
         if current.status == "retired":
             return Saved([], [])
-        return self.save([current.model_copy(update={"status": "retired"})], [], actor)
+        return self.save([current.model_copy(update={"status": "retired"})], [], actor, current.version)
 
     @_reachable
     def _insert(self, new_profiles: Sequence[Profile], new_lists: Sequence[WatchList], actor: Actor) -> None:

@@ -11,7 +11,7 @@ import datetime as dt
 import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from profiles import Profile, ProfileError, ProfileProblem, WatchList
@@ -19,7 +19,15 @@ from serving import schemas
 from serving.auth import Analyst, Officer
 from serving.errors import FieldProblem, InputError, ServiceError
 from serving.parsing import parse_json
-from serving.profile_store import MAX_ALERT_ID, Actor, NotFound, ProfileStore, Saved, VersionConflict
+from serving.profile_store import (
+    MAX_ALERT_ID,
+    Actor,
+    NotFound,
+    ProfileStore,
+    Saved,
+    StaleVersion,
+    VersionConflict,
+)
 from serving.roles import Principal
 from serving.service import ScoringService
 
@@ -46,6 +54,12 @@ class Conflict(ServiceError):
     status_code = 409
 
 
+class PreconditionFailed(ServiceError):
+    """``If-Match`` names a version that is not the latest (another change came first) or no version."""
+
+    status_code = 412
+
+
 async def get_profile_store(request: Request) -> ProfileStore:
     service: ScoringService = request.app.state.service
     return service.profiles
@@ -55,6 +69,10 @@ ProfilesDep = Annotated[ProfileStore, Depends(get_profile_store)]
 ProfileId = Annotated[str, Path(description="the profile id", max_length=64)]
 ListName = Annotated[str, Path(description="the watch list's name", max_length=64)]
 DateQuery = Annotated[dt.date | None, Query(description="declarations scored on or after/before this day (ISO)")]
+IfMatch = Annotated[str | None, Header(
+    description='the version the change was made on, as GET returned it in its ETag (`"3"`): the change is '
+                'refused with 412 if another version is the latest now, instead of silently undoing it '
+                '(`*` or no header: no check)', examples=['"3"'])]
 
 Responses = dict[int | str, dict[str, Any]]
 _AUTH: Responses = {401: {"model": schemas.ErrorBody, "description": "missing or invalid API key"},
@@ -68,6 +86,9 @@ _WRITE: Responses = {**_AUTH, 400: {"model": schemas.ValidationErrorBody, "descr
                                           "the ``problem``; nothing stored"}}
 _404: Responses = {404: {"model": schemas.ErrorBody, "description": "no such profile, watch list or alert"}}
 _409: Responses = {409: {"model": schemas.ErrorBody, "description": "it exists already (use PUT) or changed meanwhile"}}
+_412: Responses = {412: {"model": schemas.ErrorBody,
+                         "description": "If-Match names a version that is no longer the latest: nothing stored "
+                                        "(``current_version`` says which is)"}}
 
 router = APIRouter(prefix="/v1", tags=["profiles"])
 
@@ -122,9 +143,26 @@ def _saving(fn: Any, *args: Any) -> dict[str, Any]:
         raise ProfileInvalid(exc) from None
     except NotFound as exc:
         raise Missing(str(exc)) from None
+    except StaleVersion as exc:
+        raise PreconditionFailed(str(exc), current_version=exc.current) from None
     except VersionConflict as exc:
         raise Conflict(str(exc)) from None
     return saved.as_dict()
+
+
+def _base_version(if_match: str | None, what: str) -> int | None:
+    """The version an ``If-Match`` header names (``"3"``, ``W/"3"`` or ``3``); None for ``*`` or none."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not (tag.isascii() and tag.isdigit()) or int(tag) < 1:
+        raise PreconditionFailed(f"If-Match {if_match[:100]!r} names no version of the {what}: send the ETag its "
+                                 'GET returned (e.g. "3"), or leave the header out')
+    return int(tag)
+
+
+def _etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = f'"{version}"'
 
 
 def _found(fn: Any, *args: Any) -> Any:
@@ -178,9 +216,11 @@ async def put_profiles(who: Analyst, request: Request, store: ProfilesDep) -> di
 
 @router.get("/profiles/{profile_id}", summary="One risk profile, its versions and its change log",
             responses={**_AUTH, **_404})
-def get_profile(_who: Officer, profile_id: ProfileId, store: ProfilesDep,
+def get_profile(_who: Officer, profile_id: ProfileId, store: ProfilesDep, response: Response,
                 version: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+    """The ``ETag`` header is the version returned: send it back as ``If-Match`` with a change."""
     p = _found(store.profile, profile_id, version)
+    _etag(response, p.version)
     history = store.profile_history(profile_id)
     return {**p.model_dump(mode="json"), "versions": [h.version for h in history],
             "changes": [{**c, "created_at": c["created_at"].isoformat()} for c in store.changes(profile_id)
@@ -188,8 +228,11 @@ def get_profile(_who: Officer, profile_id: ProfileId, store: ProfilesDep,
 
 
 @router.put("/profiles/{profile_id}", summary="Change a risk profile (a new version)",
-            responses={**_WRITE, **_404, **_409}, openapi_extra=_PROFILE_BODY)
-async def put_profile(who: Analyst, profile_id: ProfileId, request: Request, store: ProfilesDep) -> dict[str, Any]:
+            responses={**_WRITE, **_404, **_409, **_412}, openapi_extra=_PROFILE_BODY)
+async def put_profile(who: Analyst, profile_id: ProfileId, request: Request, store: ProfilesDep,
+                      if_match: IfMatch = None) -> dict[str, Any]:
+    """With ``If-Match`` (the ETag of ``GET``), refused with 412 unless that version is still the latest."""
+    base = _base_version(if_match, "profile")
     body = parse_json(await request.body())
     if not isinstance(body, dict):
         raise ProfileInvalid(ProfileError([ProfileProblem(profile_id, "expected a profile object")]))
@@ -197,7 +240,7 @@ async def put_profile(who: Analyst, profile_id: ProfileId, request: Request, sto
         raise ProfileInvalid(ProfileError([ProfileProblem(profile_id, f"the body is profile {body['id']!r}, the path "
                                                                       f"{profile_id!r}: leave 'id' out or make them "
                                                                       "the same", field="id")]))
-    return _saving(store.update_profile, profile_id, body, _actor(who))
+    return _saving(store.update_profile, profile_id, body, _actor(who), base)
 
 
 @router.get("/profiles/{profile_id}/stats", summary="Does the profile find anything?", responses={**_AUTH, **_404})
@@ -246,14 +289,19 @@ async def put_watchlists(who: Analyst, request: Request, store: ProfilesDep) -> 
 
 
 @router.get("/watchlists/{name}", summary="One watch list", responses={**_AUTH, **_404})
-def get_watchlist(_who: Officer, name: ListName, store: ProfilesDep) -> dict[str, Any]:
+def get_watchlist(_who: Officer, name: ListName, store: ProfilesDep, response: Response) -> dict[str, Any]:
+    """The ``ETag`` header is the version returned: send it back as ``If-Match`` with a change."""
     w = _found(store.watchlist, name)
+    _etag(response, w.version)
     return {**w.model_dump(mode="json"), "versions": [h.version for h in store.watchlist_history(name)]}
 
 
 @router.put("/watchlists/{name}", summary="Change a watch list (a new version)",
-            responses={**_WRITE, **_404, **_409}, openapi_extra=_LIST_BODY)
-async def put_watchlist(who: Analyst, name: ListName, request: Request, store: ProfilesDep) -> dict[str, Any]:
+            responses={**_WRITE, **_404, **_409, **_412}, openapi_extra=_LIST_BODY)
+async def put_watchlist(who: Analyst, name: ListName, request: Request, store: ProfilesDep,
+                        if_match: IfMatch = None) -> dict[str, Any]:
+    """With ``If-Match`` (the ETag of ``GET``), refused with 412 unless that version is still the latest."""
+    base = _base_version(if_match, "watch list")
     body = parse_json(await request.body())
     if not isinstance(body, dict):
         raise ProfileInvalid(ProfileError([ProfileProblem(name, "expected a watch list object", kind="watch list")]))
@@ -261,7 +309,7 @@ async def put_watchlist(who: Analyst, name: ListName, request: Request, store: P
         raise ProfileInvalid(ProfileError([ProfileProblem(name, f"the body is watch list {body['name']!r}, the path "
                                                                 f"{name!r}: leave 'name' out or make them the same",
                                                           field="name", kind="watch list")]))
-    return _saving(store.update_watchlist, name, body, _actor(who))
+    return _saving(store.update_watchlist, name, body, _actor(who), base)
 
 
 # ---- alerts --------------------------------------------------------------------------------------

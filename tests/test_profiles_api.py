@@ -268,3 +268,68 @@ def test_a_put_whose_body_names_another_profile_or_list_is_refused(api: Api) -> 
     assert api.post("/v1/watchlists", role="analyst", json=wl).status_code == 201
     r = api.client.put("/v1/watchlists/WL-A", headers=api.h("analyst"), json={**wl, "name": "WL-B"})
     assert r.status_code == 422 and "the body is watch list 'WL-B', the path 'WL-A'" in r.text
+
+
+def test_if_match_refuses_a_change_made_on_an_older_version(api: Api) -> None:
+    """Two analysts read P-TOOLS at version 1 and change it; the second PUT silently undid the first.
+    GET sends the version as ETag; a PUT with If-Match of a version that is no longer the latest is 412
+    with nothing stored; without the header nothing changes for existing clients."""
+    assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 201
+    got = api.get("/v1/profiles/P-TOOLS")
+    assert got.headers["etag"] == '"1"'
+    first = api.client.put("/v1/profiles/P-TOOLS", headers={**api.h("analyst"), "If-Match": got.headers["etag"]},
+                           json={**profile(), "name": "first analyst"})
+    assert first.status_code == 200 and first.json()["profiles"][0]["version"] == 2
+    second = api.client.put("/v1/profiles/P-TOOLS", headers={**api.h("analyst"), "If-Match": '"1"'},
+                            json={**profile(), "criterion": "second analyst, made on version 1"})
+    assert second.status_code == 412, second.text
+    assert second.json() == {"detail": "profile 'P-TOOLS' is at version 2, not 1: another change came first; "
+                                       "nothing was stored, read it again and make the change on the latest "
+                                       "version", "current_version": 2}
+    now = api.get("/v1/profiles/P-TOOLS").json()
+    assert (now["versions"], now["name"]) == ([1, 2], "first analyst")
+    assert api.client.put("/v1/profiles/P-TOOLS", headers={**api.h("analyst"), "If-Match": 'W/"2"'},
+                          json={**profile(), "name": "third"}).status_code == 200
+    for bad in ("abc", '"0"', '"1", "2"'):
+        r = api.client.put("/v1/profiles/P-TOOLS", headers={**api.h("analyst"), "If-Match": bad}, json=profile())
+        assert r.status_code == 412 and "names no version of the profile" in r.json()["detail"], bad
+    assert api.client.put("/v1/profiles/P-TOOLS", headers={**api.h("analyst"), "If-Match": "*"},
+                          json={**profile(), "name": "fourth"}).status_code == 200
+    assert api.get("/v1/profiles/P-TOOLS").json()["versions"] == [1, 2, 3, 4]
+    assert api.get("/v1/profiles/P-TOOLS?version=2").headers["etag"] == '"2"'
+
+    wl = {"name": "WL-A", "field": "importer_id", "entries": []}
+    assert api.post("/v1/watchlists", role="analyst", json=wl).status_code == 201
+    assert api.get("/v1/watchlists/WL-A").headers["etag"] == '"1"'
+    assert api.client.put("/v1/watchlists/WL-A", headers={**api.h("analyst"), "If-Match": '"1"'},
+                          json={**wl, "description": "v2"}).status_code == 200
+    stale = api.client.put("/v1/watchlists/WL-A", headers={**api.h("analyst"), "If-Match": '"1"'},
+                           json={**wl, "description": "made on v1"})
+    assert stale.status_code == 412 and stale.json()["current_version"] == 2
+    assert api.get("/v1/watchlists/WL-A").json()["description"] == "v2"
+    spec = api.get("/openapi.json").json()["paths"]["/v1/profiles/{profile_id}"]["put"]
+    assert "412" in spec["responses"] and any(p["name"] == "if-match" for p in spec["parameters"])
+
+
+def test_a_change_stored_between_reading_and_saving_is_not_undone(api: Api) -> None:
+    """The pages (and retire) read a version, build the change on it and save. A change stored in between
+    was silently undone: the save numbered its version after the latest. The store now checks the base
+    where it numbers the new version."""
+    from profiles import Profile
+    from serving.profile_store import StaleVersion
+
+    store: ProfileStore = api.service.profiles
+    actor = Actor("a", "analyst")
+    store.save([profile()], [], actor)
+    seen = store.profile("P-TOOLS")
+    store.update_profile("P-TOOLS", {**profile(), "name": "meanwhile"}, actor)  # another writer
+    with pytest.raises(StaleVersion, match="at version 2, not 1"):
+        store.save([seen.model_copy(update={"status": "retired"})], [], actor, seen.version)
+    with pytest.raises(StaleVersion):
+        store.update_profile("P-TOOLS", {**profile(), "name": "made on v1"}, actor, base_version=1)
+    assert [p.version for p in store.profile_history("P-TOOLS")] == [1, 2]
+    assert store.profile("P-TOOLS").name == "meanwhile"
+    assert isinstance(store.profile("P-TOOLS"), Profile)
+    store.retire("P-TOOLS", actor)  # on the latest version: keeps the change made meanwhile
+    latest = store.profile("P-TOOLS")
+    assert (latest.version, latest.status, latest.name) == (3, "retired", "meanwhile")

@@ -180,7 +180,7 @@ async def edit_profile(request: Request, profile_id: str, who: Officer = Analyst
         if errors:  # not saved, but every problem is shown at once
             store.validate([form.document(current.owner)])
         else:
-            saved = store.update_profile(profile_id, form.document(current.owner), _actor(who))
+            saved = store.update_profile(profile_id, form.document(current.owner), _actor(who), current.version)
     except ProfileError as exc:
         errors = {**form.errors(exc), **errors}
     except VersionConflict as exc:
@@ -289,7 +289,7 @@ async def edit_watchlist(request: Request, name: str, who: Officer = AnalystPage
     saved = Saved([], [])
     if not errors:
         try:
-            saved = store.update_watchlist(name, form.edited(w), _actor(who))
+            saved = store.update_watchlist(name, form.edited(w), _actor(who), w.version)
         except ProfileError as exc:
             errors = form.errors(exc)
         except VersionConflict as exc:
@@ -317,7 +317,7 @@ async def add_entry(request: Request, name: str, who: Officer = AnalystPage) -> 
             if value in {e.value for e in w.entries}:
                 errors = {"value": f"{value} is on this list already"}
             else:
-                store.update_watchlist(name, with_entry(w, entry), _actor(who))
+                store.update_watchlist(name, with_entry(w, entry), _actor(who), w.version)
         except ProfileError as exc:
             errors = entry_errors(exc, values)
         except VersionConflict as exc:
@@ -340,7 +340,7 @@ async def remove_entry(request: Request, name: str, who: Officer = AnalystPage) 
         errors = {"base_version": f"{value!r} is not on this list (any more)"}
     if not errors:
         try:
-            store.update_watchlist(name, without_entry(w, value), _actor(who))
+            store.update_watchlist(name, without_entry(w, value), _actor(who), w.version)
         except (ProfileError, VersionConflict) as exc:
             errors = {"base_version": str(exc)}
     if errors:
