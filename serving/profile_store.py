@@ -334,9 +334,10 @@ class ProfileStore:
             _, new_lists = add_versions(stored, lists)
             _, new_profiles = add_versions(self.profiles() if checked else [], checked)
             if base_version is not None:
-                for item in (*new_profiles, *new_lists):
-                    what = f"profile {item.id!r}" if isinstance(item, Profile) else f"watch list {item.name!r}"
-                    _check_base(what, base_version, item.version - 1)
+                for p in new_profiles:
+                    _check_base(f"profile {p.id!r}", base_version, p.version - 1)
+                for w in new_lists:
+                    _check_base(f"watch list {w.name!r}", base_version, w.version - 1)
             self._insert(new_profiles, new_lists, actor)
         return Saved(new_profiles, new_lists)
 
