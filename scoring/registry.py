@@ -265,8 +265,23 @@ def _model_version(client: Any, model_uri: str) -> tuple[str, Any, str | None]:
     return name, client.get_model_version(name, version), None
 
 
+def require_tracking_store() -> None:
+    """Raise :class:`settings.BadSetting` when the configured tracking store is a SQLite file that does not
+    exist: a model read from it cannot be there (MLflow would create an empty store at the mistyped path,
+    then say the model is not found)."""
+    from settings import BadSetting, get_settings
+
+    uri = get_settings().tracking_uri
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        if not path.exists():
+            raise BadSetting(f"MLFLOW_TRACKING_URI={uri!r}: {path} does not exist, so no model is registered "
+                             "there: fix the path, or train one first (riskprof train, or make demo)")
+
+
 def resolve_version(model_uri: str) -> tuple[str, str, str | None]:
     """``models:/NAME@alias`` or ``models:/NAME/3`` → (name, version, alias)."""
+    require_tracking_store()
     fast = _sqlite_version(model_uri)
     if fast is not None:
         return fast.name, fast.version, fast.alias
@@ -377,6 +392,7 @@ def load_risk_model(model_uri: str) -> LoadedModel:
     tables and the pickled :class:`RiskModel` straight from the version's artifacts (what the pyfunc's
     ``load_context`` reads): no ``import mlflow``. Otherwise one registry client resolves the alias
     and gives the run, and a remote artifact goes through the pyfunc loader."""
+    require_tracking_store()
     fast = _sqlite_version(model_uri)
     local = _local_joblib(fast.storage_location) if fast is not None else None
     if fast is not None and local is not None:  # a local store: no MLflow at all (~1.6 s less start-up)

@@ -466,3 +466,27 @@ def test_more_options_and_inputs_a_sweep_found_are_refused_in_one_line(args: lis
     _no_traceback(r.output)
     assert said.format(tmp=tmp_path) in _flat(r.output)
     assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["score", "--manifest", "{m}", "--out", "{tmp}/s.parquet"],
+    ["evaluate", "--declarations", "{m}", "--model", "models:/riskprof@champion"],
+    ["promote"],
+    ["refresh-features", "--declarations", "{m}"],
+])
+def test_a_mistyped_sqlite_tracking_store_is_named_and_not_created(command: list[str], isolated_settings: Path,
+                                                                   tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow created an empty 1 MB store at the mistyped path, then said the model was not found."""
+    from settings import get_settings
+
+    typo = tmp_path / "mlfow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{typo}")
+    get_settings.cache_clear()
+    m = tmp_path / "manifest.csv"
+    m.write_text("declaration_id,declaration_date\nD1,2023-01-01\n")
+    r = runner.invoke(app, [c.format(m=m, tmp=tmp_path) for c in command])
+    assert r.exit_code != 0, r.output
+    _no_traceback(r.output)
+    assert f"{typo} does not exist, so no model is registered there" in _flat(r.output)
+    assert not typo.exists()
