@@ -308,7 +308,8 @@ def _sqlite_version(model_uri: str) -> _VersionRow | None:
     """The registry row of ``models:/NAME@alias`` / ``models:/NAME/3`` read straight from a local SQLite
     store (read-only, stdlib ``sqlite3``), or None whenever MLflow itself must answer: another kind of
     store, a schema revision other than :data:`SQLITE_SCHEMA_REVISION`, a workspace other than the
-    default, a name, alias or version not found (MLflow then raises its own error), a version not READY.
+    default, a name, alias or version not found (MLflow then raises its own error), a version not READY or
+    deleted (MLflow keeps a deleted version's row, marked ``Deleted_Internal``).
 
     ``import mlflow`` and its SQLAlchemy store cost ~1.6 s of a batch run's start-up (a quarter of
     scoring 1 M rows with the product's model); this look-up costs about a millisecond and gives
@@ -346,13 +347,14 @@ def _sqlite_version(model_uri: str) -> _VersionRow | None:
             if row is None:
                 return None
             version = str(row[0])
-        found = con.execute("SELECT run_id, storage_location, status FROM model_versions WHERE workspace = "
-                            "'default' AND name = ? AND version = ?", (name, int(str(version)))).fetchone()
+        found = con.execute("SELECT run_id, storage_location, status, current_stage FROM model_versions WHERE "
+                            "workspace = 'default' AND name = ? AND version = ?",
+                            (name, int(str(version)))).fetchone()
     except sqlite3.Error:  # a locked, foreign or half-migrated file: MLflow decides
         return None
     finally:
         con.close()
-    if found is None or found[2] != "READY":
+    if found is None or found[2] != "READY" or found[3] == "Deleted_Internal":  # deleted: MLflow says not found
         return None
     return _VersionRow(name, str(version), alias, found[0], found[1])
 

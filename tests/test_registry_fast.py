@@ -82,6 +82,34 @@ def test_another_schema_revision_goes_through_mlflow(trained_model, tmp_path, mo
     assert registry._sqlite_version(trained_model.uri) is not None
 
 
+def test_a_deleted_version_is_not_found_as_mlflow_says(trained_model, tmp_path, monkeypatch) -> None:
+    """MLflow keeps a deleted version's row (stage ``Deleted_Internal``): the fast look-up read it, and
+    ``riskprof score --model models:/NAME/1`` scored with a version the registry says does not exist."""
+    from settings import get_settings
+
+    db = tmp_path / "mlflow.db"
+    with sqlite3.connect(trained_model.tracking_uri.removeprefix("sqlite:///")) as src, sqlite3.connect(db) as dst:
+        src.backup(dst)  # with what is still in the write-ahead log
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)  # set by MLflow's set_registry_uri
+    get_settings.cache_clear()
+    pinned = f"models:/{trained_model.name}/{trained_model.version}"
+    try:
+        assert registry._sqlite_version(pinned) is not None
+        registry.configure_mlflow().MlflowClient().delete_model_version(trained_model.name, trained_model.version)
+        with sqlite3.connect(db) as con:  # the row is still there, marked
+            assert con.execute("SELECT current_stage FROM model_versions WHERE name = ? AND version = ?",
+                               (trained_model.name, int(trained_model.version))).fetchone() == ("Deleted_Internal",)
+        assert registry._sqlite_version(pinned) is None
+        with pytest.raises(Exception, match="not found"):
+            registry.load_risk_model(pinned)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        registry.configure_mlflow(trained_model.tracking_uri)
+    assert registry._sqlite_version(pinned) is not None
+
+
 def test_loading_a_model_from_the_local_store_does_not_import_mlflow(trained_model) -> None:
     code = (
         "import json, sys\n"
