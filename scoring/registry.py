@@ -11,6 +11,7 @@ import socket
 import tempfile
 import urllib.parse
 import urllib.request
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,14 +171,16 @@ def model_signature(model: RiskModel) -> Any:
     return ModelSignature(inputs=Schema(inputs), outputs=outputs)
 
 
-def plain_input_example(frame: pd.DataFrame, n: int = 3) -> pd.DataFrame:
+def plain_input_example(frame: pd.DataFrame, n: int = 3, numeric: Collection[str] = ()) -> pd.DataFrame:
     """A few rows in the signature's types: dates as datetimes, numbers as floats, text as str (None
-    where missing); label columns dropped. ``log_risk_model`` keeps the signature's columns."""
+    where missing); label columns dropped. ``numeric``: extra columns the model reads as numbers (the
+    signature's doubles), whatever their type in ``frame`` (a CSV's mapped column may be text).
+    ``log_risk_model`` keeps the signature's columns."""
     from features.contracts import DECLARATION
 
     ex = frame.head(n).copy()
     for c in ex.columns:
-        kind = DECLARATION.spec(c).kind if c in DECLARATION.columns else None
+        kind = DECLARATION.spec(c).kind if c in DECLARATION.columns else ("float" if c in numeric else None)
         if c.startswith("label_"):
             ex = ex.drop(columns=c)
         elif kind == "date" or pd.api.types.is_datetime64_any_dtype(ex[c]):
@@ -201,7 +204,7 @@ def log_risk_model(model: RiskModel, input_example: pd.DataFrame, name: str = "m
 
     signature = model_signature(model)
     # in the signature's types whatever the caller passed (records with ISO dates, a validated frame)
-    example = plain_input_example(input_example, n=len(input_example))
+    example = plain_input_example(input_example, n=len(input_example), numeric=model.pipeline.extra_numeric)
     example = example[[c for c in signature.inputs.input_names() if c in example.columns]]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / ARTIFACT_FILE

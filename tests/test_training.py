@@ -331,3 +331,21 @@ def test_a_test_start_outside_the_labelled_dates_is_named_as_such() -> None:
         with pytest.raises(TrainingError, match=f"--test-start {day} is outside the labelled rows' dates "
                                                 "\\(2023-01-01 .. 2023-12-31\\)"):
             temporal_split(dates, test_start=day)
+
+
+def test_the_korean_mapping_trains_logs_and_registers(mlflow_store, kr_dir: Path, tmp_path: Path) -> None:
+    """The README's Korean command failed after training, at logging: a mapped numeric extra column read
+    from CSV as text (pandas 3) went into the input example as strings against the signature's double
+    ('Incompatible input types for column Tax Rate'); nothing was registered."""
+    import mlflow
+
+    lines = (kr_dir / "df_syn_train_eng.csv").read_text(encoding="utf-8").splitlines()[:6001]
+    part = tmp_path / "kr6k.csv"
+    part.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    r = runner.invoke(app, ["train", "--declarations", str(part), "--mapping", str(KR_MAPPING), "--label", "fraud",
+                            "--name", "kr-slice", "--rounds", "5", "--no-select", "--num-threads", "1"])
+    assert r.exit_code == 0, r.output
+    version = mlflow.MlflowClient().get_model_version_by_alias("kr-slice", "challenger")
+    info = mlflow.models.get_model_info(f"models:/kr-slice/{version.version}")
+    types = {c["name"]: c["type"] for c in info.signature.inputs.to_dict()}
+    assert types["Tax Rate"] == "double"
