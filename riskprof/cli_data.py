@@ -60,10 +60,18 @@ def parse_day(value: str | None, option: str) -> dt.date | None:
         raise AssertionError("unreachable") from None  # fail() exits
 
 
+#: the smallest ``--rate`` taken (per cent): below it the compared top holds a row or two of a week's
+#: labelled rows, and the value is more likely RISKPROF_INSPECTION_RATE's fraction typed as a percentage
+MIN_RATE_PERCENT = 0.1
+
+
 def check_rate(rate: float | None) -> None:
     """``--rate`` of ``promote`` and ``retrain``: an inspection rate in per cent."""
     if rate is not None and not 0 < rate <= 100:  # NaN fails too
         fail(f"--rate must be a percentage in (0, 100], got {rate:g}")
+    if rate is not None and rate < MIN_RATE_PERCENT:  # --rate 0.05 compared the top 0.05 %: a row or so
+        fail(f"--rate {rate:g} is {rate:g} % of the rows: --rate is in per cent (5 for 5 %), where "
+             f"RISKPROF_INSPECTION_RATE is a fraction (0.05); the smallest taken is {MIN_RATE_PERCENT:g}")
 
 
 def refuse_overwriting(target: Path | None, inputs: Iterable[Path | None], option: str) -> None:

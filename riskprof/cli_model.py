@@ -184,7 +184,7 @@ def promote(
     name: str | None = typer.Option(None, "--name", help="Registered model name."),
     force: bool = typer.Option(False, "--force", help="Promote even if the challenger is worse or no fair "
                                "comparison exists (recorded as the model version tag promoted=forced)."),
-    rate: float | None = typer.Option(None, "--rate", help="Inspection rate (%) compared (default: settings)."),
+    rate: float | None = typer.Option(None, "--rate", help="Inspection rate compared, in per cent: 5 for 5 % (default: RISKPROF_INSPECTION_RATE, a fraction, × 100)."),
     declarations: list[Path] = typer.Option([], "--declarations", help="Labelled declarations to compare on "
                                             "(default: the challenger's training files)."),
     seizures: Path | None = typer.Option(None, "--seizures", help="Seizure records, with --declarations."),

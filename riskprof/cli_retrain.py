@@ -35,7 +35,7 @@ def retrain(
     holdout_weeks: int = typer.Option(4, "--holdout-weeks", min=1,
                                       help="The most recent labelled weeks kept out of the challenger's training, "
                                            "so that the gate can compare it with the champion on them."),
-    rate: float | None = typer.Option(None, "--rate", help="Inspection rate (%) compared (default: settings)."),
+    rate: float | None = typer.Option(None, "--rate", help="Inspection rate compared, in per cent: 5 for 5 % (default: RISKPROF_INSPECTION_RATE, a fraction, × 100)."),
     rounds: int = typer.Option(1000, "--rounds", min=1, help="Maximum boosting rounds (early stopping on validation)."),
     num_threads: int | None = typer.Option(None, "--num-threads", min=1, help="LightGBM threads (default: settings)."),
     select: bool = typer.Option(True, "--select/--no-select", help="Feature-group selection, as in train."),
@@ -96,7 +96,7 @@ def _print_result(r: Any, model_name: str) -> None:
                   f"champion v{d.champion_version} {d.champion_precision:.4f}", highlight=False)
     out.print(("dry run, nothing promoted; the gate would say: " if not r.applied else "") + d.message,
               highlight=False)
-    if r.applied and not d.promoted:
+    if not d.promoted:  # the gate's message says "use --force", which retrain (dry run or not) does not take
         out.print(f"(--force is not a retrain option: overriding the gate is a person's decision, "
                   f"`riskprof promote --name {model_name} --force`, recorded as such)", highlight=False)
     out.print(f"decision: {r.outcome}; the job is recorded in MLflow run {r.run_id} (retrain-{model_name}-v{t.version})",

@@ -280,15 +280,20 @@ def test_a_bad_setting_in_the_environment_is_one_clear_line(isolated_settings: P
     assert "Traceback" not in result.output and "pydantic" not in result.output
 
 
-@pytest.mark.parametrize("rate", ["0", "-5", "150", "nan"])
-def test_promote_checks_its_rate_before_the_gate_runs(rate: str, tmp_path: Path,
+@pytest.mark.parametrize(("rate", "said"), [
+    ("0", "--rate must be a percentage in (0, 100]"), ("-5", "--rate must be a percentage in (0, 100]"),
+    ("150", "--rate must be a percentage in (0, 100]"), ("nan", "--rate must be a percentage in (0, 100]"),
+    # RISKPROF_INSPECTION_RATE's fraction typed as --rate: the top 0.05 % (a row) promoted a worse model
+    ("0.05", "--rate 0.05 is 0.05 % of the rows: --rate is in per cent (5 for 5 %)"),
+])
+def test_promote_checks_its_rate_before_the_gate_runs(rate: str, said: str, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """It replaced 0 by the default and promoted, and recorded a decision run for the others."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     r = runner.invoke(app, ["promote", "--name", "nothing-here", "--rate", rate])
     assert r.exit_code == 2, r.output
     _no_traceback(r.output)
-    assert "--rate must be a percentage in (0, 100]" in _flat(r.output)
+    assert said in _flat(r.output)
     assert not (tmp_path / "mlflow.db").exists()  # refused before MLflow was even opened
 
 
