@@ -49,7 +49,7 @@ def _load(path: Path, store: Any) -> tuple[list[Any], list[Any]]:
         fail(f"{path}: a folder, not a YAML file" if path.is_dir() else f"{path}: no such file")
     try:
         profiles, lists = load_profiles(path, store.extra_columns, store.watchlists())
-        if not profiles and not lists:  # an empty file, comments only, or `profiles: null`
+        if not profiles and not lists and not _empty_export(path):  # an empty file, comments only, `profiles: null`
             fail(f"{path}: holds no profiles and no watch lists (expected the keys profiles: and watch_lists:)")
         return profiles, lists
     except ProfileError as exc:
@@ -57,6 +57,16 @@ def _load(path: Path, store: Any) -> tuple[list[Any], list[Any]]:
     except UnicodeDecodeError as exc:
         fail(f"{path}: not a UTF-8 text file ({exc.reason})")
     raise AssertionError("unreachable")
+
+
+def _empty_export(path: Path) -> bool:
+    """Whether ``path`` is an export of a store with nothing in it (``profiles: []``, ``watch_lists: []``):
+    importing it changes nothing, and is no error."""
+    from features.yamlfile import load_yaml
+
+    doc = load_yaml(path.read_text(encoding="utf-8"))
+    return (isinstance(doc, dict) and bool(doc) and set(doc) <= {"profiles", "watch_lists"}
+            and all(v == [] for v in doc.values()))
 
 
 def _save(store: Any, profiles: list[Any], lists: list[Any]) -> None:

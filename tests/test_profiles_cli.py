@@ -116,6 +116,19 @@ def test_export_then_import_gives_the_same_profiles_through_the_store(tmp_path: 
     assert [p.version for p in stored(url).profile_history()] == [1, 1]
 
 
+def test_the_export_of_an_empty_store_imports_as_nothing_changed(tmp_path: Path, url: str) -> None:
+    """It wrote `profiles: []` and `watch_lists: []`, and importing it exited 2 ('holds no profiles')."""
+    for group in ("profiles", "watchlists"):
+        out = tmp_path / f"{group}.yaml"
+        assert run(group, "export", "--out", str(out), "--url", url).exit_code == 0
+        assert set(yaml.safe_load(out.read_text())) <= {"profiles", "watch_lists"}
+        back = run(group, "import", str(out), "--url", url)
+        assert back.exit_code == 0, back.output
+        assert "nothing changed" in back.stdout
+    (tmp_path / "comments.yaml").write_text("# nothing here\n")
+    assert run("profiles", "import", str(tmp_path / "comments.yaml"), "--url", url).exit_code == 2
+
+
 def test_an_invalid_file_exits_2_naming_profile_and_condition_and_stores_nothing(tmp_path: Path, url: str) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(PROFILES_YAML.replace("op: prefix\n    values: ['8206']", "op: prefix\n    values: ['82x6']")
