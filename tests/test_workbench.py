@@ -155,6 +155,21 @@ def test_the_model_page_without_a_registry_says_so(api: Api, monkeypatch: pytest
     assert not (tmp_path / "none.db").exists()  # looked at, never created
 
 
+def test_the_model_page_shows_metrics_by_rate_not_as_python_dicts(api: Api,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """precision_at and recall_at were printed as "{'1': 0.4222222222222222, …}"."""
+    metadata = api.service.served.loaded.model.metadata
+    monkeypatch.setitem(metadata, "metrics", dict(metadata.get("metrics") or {}))  # restored after the test
+    metrics = metadata["metrics"]
+    metrics.update(precision_at={"1": 0.4222222222222222, "5": 0.25}, recall_at={"1": 0.1, "5": 0.35})  # as trained
+    signed_in(api, "analyst")
+    page = api.client.get("/app/model").text
+    table = page[page.index('id="metrics"'):page.index("</table>", page.index('id="metrics"'))]
+    assert "{" not in table and "&#39;" not in table
+    first_rate, first_value = next(iter(metrics["precision_at"].items()))
+    assert f"at {first_rate} %: {first_value:.3f}" in table
+
+
 @pytest.mark.slow
 def test_the_model_page_shows_champion_and_challenger_with_their_run_metrics(
         api: Api, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
