@@ -1136,7 +1136,13 @@ def _check_category(v: Any, spec: FieldSpec, canon: dict[str, str]) -> str:
 def _check_date(v: Any) -> Any:
     if isinstance(v, bool) or not isinstance(v, str | dt.date):
         raise ValueError(f"{v!r} is not a date (YYYY-MM-DD)")
-    d = v if isinstance(v, dt.date) else dt.date.fromisoformat(v[:10])
+    if isinstance(v, str) and not v.strip():
+        raise ValueError("empty: a date is required (YYYY-MM-DD)")
+    try:
+        d = v if isinstance(v, dt.date) else dt.date.fromisoformat(v[:10])
+    except ValueError as exc:  # Python's own words ("Invalid isoformat string: ''") said nothing of the format
+        detail = "" if "isoformat" in str(exc) else f" ({exc})"
+        raise ValueError(f"{str(v)[:40]!r} is not a date{detail}: expected YYYY-MM-DD") from None
     if isinstance(d, dt.datetime):
         d = d.date()
     if d < _MIN_DAY or d > _max_day():

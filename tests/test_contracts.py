@@ -154,6 +154,21 @@ def test_api_model_shares_the_contract():
                                   departure_country=None, destination_country=None)
 
 
+@pytest.mark.parametrize(("value", "said"), [
+    ("", "empty: a date is required (YYYY-MM-DD)"),  # it said "Invalid isoformat string: ''"
+    ("June 1st", "'June 1st' is not a date: expected YYYY-MM-DD"),
+    ("2023-13-01", "'2023-13-01' is not a date (month must be in 1..12): expected YYYY-MM-DD"),
+])
+def test_a_bad_date_in_the_api_contract_says_what_a_date_looks_like(value: str, said: str) -> None:
+    from serving.errors import InputError
+    from serving.parsing import validate_records
+
+    with pytest.raises(InputError) as exc:
+        validate_records([{"declaration_id": "D1", "inspected_date": value, "inspected": True, "hit": True}],
+                         "outcome", 1)
+    assert [p.message for p in exc.value.problems] == [said]
+
+
 # ---- files ---------------------------------------------------------------------------------------
 
 
