@@ -17,6 +17,7 @@ The target is 26 weeks × 20,000 declarations a week with a weekly refit of ever
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 from monitoring import SimulationConfig, build_stream, run_simulation
@@ -61,6 +62,8 @@ def main() -> None:
         estimate = t2 + slope * (args.per_week - n2)
         print(f"EXTRAPOLATED (linear through the two runs above, not measured): {args.weeks} weeks x "
               f"{args.per_week:,}/week ≈ {estimate:.0f} s ({estimate / 60:.1f} min; target ≤ 10 min)")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(f"peak RSS of the whole run: {peak:,.0f} MiB")
 
 
 if __name__ == "__main__":
