@@ -53,8 +53,33 @@ def test_application_role_serves(roles: dict[str, str]) -> None:
     assert store.record_outcomes([{"declaration_id": "D-1", "inspected_date": "2023-06-02", "inspected": True,
                                    "hit": False}], "desk") == ["created"]
     assert list(outcomes_frame(store)["declaration_id"]) == ["D-1"]
-    assert store.revoke_key("desk")  # the one UPDATE it may make: api_keys.revoked_at
+    # the working columns it may update: an alert acknowledged, a case assigned and moved on (both were
+    # "permission denied" with the documented grants: a 500 on the alert's ack and the case workflow)
+    from serving.case_store import CaseStore
+    from serving.profile_store import Actor, ProfileStore
+
+    profiles = ProfileStore(store.engine, {})
+    assert profiles.create_alerts([{"declaration_id": "D-1", "kind": "profile", "rule_id": "P-1", "version": 1,
+                                    "criterion": "c", "risk_score": 0.2, "lane": "red", "source": "api"}]) == 1
+    alert_id = int(profiles.list_alerts(status="open")[0]["id"])
+    assert profiles.ack_alert(alert_id, Actor("desk", "officer"))["status"] == "acked"
+    cases = CaseStore(store.engine)
+    cases.update("D-1", "desk", assignee="desk")
+    assert cases.update("D-1", "desk", status="under review")["status"] == "under review"
+    cases.add_note("D-1", "desk", "opened the container")
+    assert store.revoke_key("desk")  # and api_keys.revoked_at
     assert not store.key_active(principal.key_id)
+    store.dispose()
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE alerts SET rule_id = 'other'", "DELETE FROM alerts", "UPDATE case_work SET declaration_id = 'x'",
+    "UPDATE case_notes SET text = 'rewritten'", "DELETE FROM case_notes",
+])
+def test_application_role_updates_only_the_working_columns(roles: dict[str, str], statement: str) -> None:
+    store = Store.from_url(roles["app"])
+    with pytest.raises(sa.exc.ProgrammingError, match="permission denied"), store.engine.begin() as conn:
+        conn.execute(sa.text(statement))
     store.dispose()
 
 
