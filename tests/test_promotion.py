@@ -181,3 +181,27 @@ def assert_no_open_figures() -> None:
     import matplotlib.pyplot as plt  # already imported by the training
 
     assert not plt.get_fignums(), "training left pyplot figures open"
+
+
+def test_a_champion_that_does_not_load_stops_the_gate_instead_of_waving_the_challenger_through(
+        data: dict[str, Path]):
+    """Any error loading the champion counted as "no champion before": a champion whose artifact was lost
+    or corrupt let any challenger through without a comparison (promote and retrain alike)."""
+    from scoring import registry
+    from training.promotion import load_champion
+
+    name = "riskprof-broken-champion"
+    _train(data, name, seed=0)
+    assert load_champion("no-such-model") is None  # no such model: no champion
+    assert load_champion(name) is None  # a model without the alias: no champion
+    assert runner.invoke(app, ["promote", "--name", name]).exit_code == 0
+    _train(data, name, seed=3)
+    found = registry._sqlite_version(f"models:/{name}@champion")
+    artifact = registry._local_joblib(found.storage_location)
+    artifact.write_bytes(artifact.read_bytes()[:1000])  # a truncated copy, as a failed disk leaves it
+    r = runner.invoke(app, ["promote", "--name", name])
+    assert r.exit_code == 2, r.output
+    flat = " ".join(r.output.split())
+    assert "cannot be loaded" in flat and "The promotion gate cannot compare a challenger with it" in flat
+    assert "Traceback" not in r.output
+    assert str(_client().get_model_version_by_alias(name, "champion").version) == found.version  # unchanged

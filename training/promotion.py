@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from features.io import LoadError
-from scoring.registry import LoadedModel, configure_mlflow, load_risk_model
+from scoring.registry import LoadedModel, ModelLoadError, configure_mlflow, load_risk_model, resolve_version
 from training.data import TrainingError, TrainingSet, load_training_set
 from training.metrics import ranking_metrics
 
@@ -385,21 +385,37 @@ def promotion_gate(name: str, challenger: LoadedModel, champion: LoadedModel | N
     return decision
 
 
+def load_champion(name: str) -> LoadedModel | None:
+    """``models:/<name>@champion``, or None when there is none (no such alias or model): only then does the
+    gate promote without a comparison. A champion that is registered but does not load raises
+    :class:`ModelLoadError`: a broken artifact must not wave a challenger through as "no champion before"."""
+    uri = f"models:/{name}@champion"
+    try:
+        resolve_version(uri)
+    except Exception as exc:
+        if getattr(exc, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE") \
+                and "not found" in str(exc):
+            return None
+        raise
+    try:
+        return load_risk_model(uri)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{exc}. The promotion gate cannot compare a challenger with it: repair it, or point "
+                             f"the champion alias at a version that loads (nothing was promoted)") from None
+
+
 def promote(name: str, rate: float = 5.0, force: bool = False, ts: TrainingSet | None = None,
             declarations: Sequence[str | Path] | None = None, seizures: str | Path | None = None,
             outcomes: str | Path | None = None, mapping: str | Path | None = None) -> PromotionDecision:
     """Promote ``models:/<name>@challenger`` through :func:`promotion_gate`. Labelled rows to compare on:
     ``ts``, else the given files (read with the challenger's label), else the challenger's training files."""
     challenger = load_risk_model(f"models:/{name}@challenger")
-    try:
-        champion: LoadedModel | None = load_risk_model(f"models:/{name}@champion")
-    except Exception:  # no champion yet (MLflow raises RestException for a missing alias)
-        champion = None
+    champion = load_champion(name)
     if ts is None and declarations:
         ts = load_training_set(declarations, seizures=seizures, outcomes=outcomes, mapping=mapping,
                                label=challenger.model.metadata.get("label"))
     return promotion_gate(name, challenger, champion, rate=rate, force=force, ts=ts)
 
 
-__all__ = ["MIN_POSITIVES", "Comparison", "PromotionDecision", "compare_models", "decide", "preview_promotion",
-           "promote", "promotion_gate", "record_decision", "training_cutoff", "training_files"]
+__all__ = ["MIN_POSITIVES", "Comparison", "PromotionDecision", "compare_models", "decide", "load_champion",
+           "preview_promotion", "promote", "promotion_gate", "record_decision", "training_cutoff", "training_files"]

@@ -142,18 +142,10 @@ def preview_decision(name: str, version: str, ts: TrainingSet, rate: float) -> A
     """What the gate would decide for ``version`` against the champion, without moving an alias or
     recording anything (a dry run): :func:`training.promotion.preview_promotion`, the gate's own steps."""
     from scoring.registry import load_risk_model
-    from training.promotion import preview_promotion
+    from training.promotion import load_champion, preview_promotion
 
-    return preview_promotion(name, load_risk_model(f"models:/{name}/{version}"), _champion(name), rate=rate, ts=ts)
-
-
-def _champion(name: str) -> Any:
-    from scoring.registry import load_risk_model
-
-    try:
-        return load_risk_model(f"models:/{name}@champion")
-    except Exception:  # no champion yet (MLflow raises RestException for a missing alias)
-        return None
+    return preview_promotion(name, load_risk_model(f"models:/{name}/{version}"), load_champion(name), rate=rate,
+                             ts=ts)
 
 
 def retrain(ts: TrainingSet, model_name: str, *, holdout_weeks: int = DEFAULT_HOLDOUT_WEEKS, seed: int = 0,
