@@ -147,6 +147,11 @@ def build_monitoring(selections: pd.DataFrame | None, outcomes: pd.DataFrame,
 
         inspection_rate = get_settings().inspection_rate
     sel = normalise_selections(selections)
+    # one record per declaration, the latest: a declaration scored again (two batch outputs of the same
+    # manifest, a batch run and an API call) was counted in the lanes and the precision once per record
+    n_records = len(sel)
+    sel = sel.sort_values("selected_ts", kind="stable").drop_duplicates("declaration_id", keep="last")
+    sel = sel.sort_index().reset_index(drop=True)
     sel["week"] = week_start(sel["selected_ts"]) if len(sel) else pd.Series(dtype="datetime64[ns]")
     j = join_outcomes(sel, outcomes)
     start = pd.Timestamp(since) if since is not None else None
@@ -164,5 +169,6 @@ def build_monitoring(selections: pd.DataFrame | None, outcomes: pd.DataFrame,
     if reference_features is not None and recent_features is not None:
         drift = psi_table(reference_features, recent_features)
     return {"since": start.date().isoformat() if start is not None else None, "inspection_rate": inspection_rate,
+            "rescored_records": n_records - len(sel),
             "ece_band": ece_band, "psi_bands": list(PSI_BANDS), "weeks": weeks, "overall": overall,
             "drift": drift, "warnings": _warnings(overall, weeks, drift, ece_band)}

@@ -53,10 +53,27 @@ def _check_sqlite_file_exists(url: str) -> None:
 
 
 def _batch_files(paths: list[Path]) -> list[Path]:
+    """The batch outputs named, and those of the folders named. A folder's other Parquet files (the manifest
+    a run read, beside its output) are skipped with a note; a file named that is no output is an error."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from monitoring.inputs import BATCH_COLUMNS
+
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files += sorted(f for f in p.glob("*.parquet") if not f.name.startswith("."))
+            skipped: list[Path] = []
+            for f in sorted(f for f in p.glob("*.parquet") if not f.name.startswith(".")):
+                try:
+                    names = set(pq.read_schema(f).names)
+                except (pa.ArrowException, OSError):
+                    names = set()
+                (files if names.issuperset(BATCH_COLUMNS) else skipped).append(f)
+            if skipped:
+                console.print(f"--batch {p}: skipped {len(skipped)} Parquet file(s) that are no batch scoring "
+                              f"output: {', '.join(f.name for f in skipped[:5])}{' …' if len(skipped) > 5 else ''}",
+                              highlight=False, markup=False)
         elif p.exists():
             files.append(p)
         else:
@@ -106,6 +123,9 @@ def monitor(
         outcomes, batch, from_store, database_url, declarations, mapping, ref_until)
     result = build_monitoring(selections, outcome_frame, reference, recent, since=start, inspection_rate=inspection_rate)
     paths = write_monitoring(result, out)
+    if result["rescored_records"]:
+        console.print(f"{result['rescored_records']:,} selection record(s) of declarations scored more than once "
+                      "(several outputs, or a batch run and the API) counted once, the latest", highlight=False)
     for line in result["warnings"]:
         console.print(line, highlight=False, markup=False)
     o = result["overall"]

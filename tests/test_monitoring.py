@@ -216,6 +216,37 @@ def test_batch_outputs_become_selections_dated_by_their_meta(tmp_path) -> None:
         selections_from_batch([tmp_path / "bad.parquet"])
 
 
+def test_a_folder_of_outputs_counts_each_declaration_once_and_skips_other_parquet(tmp_path) -> None:
+    """Two outputs of one manifest in a folder counted every declaration twice (lanes, precision's top
+    items); the manifest kept beside its output (make demo's out/) made the whole command fail."""
+    from typer.testing import CliRunner
+
+    from riskprof.cli import app
+
+    sel, out = handmade()
+    batch = sel.drop(columns=["created_at"])
+    folder = tmp_path / "out"
+    folder.mkdir()
+    batch.to_parquet(folder / "scores.parquet")
+    batch.to_parquet(folder / "copy.parquet")
+    pd.DataFrame({"declaration_id": ["A1"], "hs_code": ["820600"]}).to_parquet(folder / "manifest.parquet")
+    out.to_parquet(tmp_path / "outcomes.parquet")
+    res = CliRunner().invoke(app, ["monitor", "--batch", str(folder), "--outcomes", str(tmp_path / "outcomes.parquet"),
+                                   "--no-store", "--out", str(tmp_path / "mon")])
+    assert res.exit_code == 0, res.output
+    flat = " ".join(res.output.split())
+    assert "skipped 1 Parquet file(s) that are no batch scoring output: manifest.parquet" in flat
+    assert "11 selection record(s) of declarations scored more than once" in flat
+    once = build_monitoring(batch.assign(selected_ts=pd.Timestamp("2024-01-02")), out)
+    result = json.loads((tmp_path / "mon" / "monitoring.json").read_text())
+    assert result["overall"]["lanes"] == once["overall"]["lanes"] and result["overall"]["lanes"]["scored"] == 11
+    assert result["rescored_records"] == 11
+    # a file named on its own that is no output is still an error
+    bad = CliRunner().invoke(app, ["monitor", "--batch", str(folder / "manifest.parquet"), "--outcomes",
+                                   str(tmp_path / "outcomes.parquet"), "--no-store", "--out", str(tmp_path / "m2")])
+    assert bad.exit_code == 2 and "not a batch scoring output" in bad.output
+
+
 def test_declaration_features_shift_when_a_new_route_appears() -> None:
     decl = pd.DataFrame({"direction": ["import"] * 100, "departure_country": ["CN"] * 100,
                          "transit_countries": ["AE|OM"] * 50 + [""] * 50, "hs_code": ["820600"] * 100,
