@@ -65,6 +65,7 @@ class TrendService:
     def tables(self, years: Sequence[int] | None) -> dict[str, pd.DataFrame]:
         import reports
         from features.contracts import ContractError
+        from features.io import LoadError
 
         path = self.seizures_path
         try:
@@ -84,6 +85,8 @@ class TrendService:
         except ContractError as exc:
             raise SourceUnavailable(f"seizure records at {path} break the contract: "
                                     f"{len(exc.report.problems)} problems") from None
+        except LoadError as exc:  # not a Parquet/CSV file any more (a copy cut short, another file): was a 500
+            raise SourceUnavailable(f"seizure records at {path} cannot be read: {exc}") from None
         with self._lock:
             self._cache[key] = tables
             while len(self._cache) > _CACHE_SIZE:

@@ -853,6 +853,10 @@ def test_trends_bad_years_and_missing_source(api: Api, make_api: Callable[..., A
     assert resp.status_code == 422 and problems(resp)[0]["field"] == "years"
     resp = make_api(seizures=tmp_path / "missing.parquet").get("/v1/reports/trends")
     assert resp.status_code == 503 and "missing.parquet" in resp.json()["detail"]
+    garbage = tmp_path / "seizures.parquet"
+    garbage.write_bytes(b"garbage\n")  # a copy cut short, another file: it was a 500
+    resp = make_api(seizures=garbage).get("/v1/reports/trends")
+    assert resp.status_code == 503 and "cannot be read" in resp.json()["detail"], resp.text
 
 
 def test_trends_html(api: Api) -> None:
