@@ -264,6 +264,10 @@ class Ready(BaseModel):
     store_reachable: bool
     model: ModelRef | None = None
     audit_backlog: int = Field(0, description="scoring calls answered but not yet written to the audit log")
+    alias_behind: dict[str, Any] | None = Field(
+        None, description="the alias points at a version this server could not load or that failed its smoke "
+                          "test (alias, version, problem, serving: the version still served); a load failure "
+                          "is tried again with growing pauses, a smoke-test failure is not")
 
 
 class TrendsResponse(BaseModel):

@@ -32,6 +32,9 @@ from serving.store import AuditEvent, AuditWriter, Store
 
 log = logging.getLogger("riskprof.serving")
 
+#: the longest pause before the poller tries again a version the alias points at that failed to load
+MAX_LOAD_RETRY_SECONDS = 600.0
+
 Loader = Callable[[str], LoadedModel]
 Resolver = Callable[[str], tuple[str, str, str | None]]
 
@@ -97,6 +100,9 @@ class ScoringService:
         self._served: ServedModel | None = None
         self._reload_lock = threading.Lock()
         self.last_error: str | None = None
+        # the alias points at a version this server could not take (it serves the one before): said by
+        # /ready and /v1/model, so a stale version is never passed off as what the alias names
+        self.alias_behind: dict[str, Any] | None = None
         self._audit = AuditWriter(store) if settings.audit_mode == "background" else None
         self._poller: threading.Thread | None = None
         self._stop_polling = threading.Event()
@@ -128,15 +134,25 @@ class ScoringService:
             return
 
         def poll() -> None:
-            rejected: set[str] = set()
+            rejected: set[str] = set()  # failed the smoke test: the same artifact fails it again
+            retry: dict[str, tuple[int, float]] = {}  # failed to load (a file not there yet?): attempts, next try
             while not self._stop_polling.wait(interval):
+                now = time.monotonic()
                 try:
-                    result = self.reload(skip_versions=rejected)
+                    result = self.reload(skip_versions=rejected | {v for v, (_, at) in retry.items() if now < at})
                     if result["changed"]:
                         log.info("alias moved: now serving version %s", result["model"]["version"])
+                        retry.clear()
                 except ModelRejected as exc:
-                    rejected.add(str(exc.extra.get("rejected_version")))
-                    log.error("model poll: %s (not retried)", exc)
+                    version = str(exc.extra.get("rejected_version"))
+                    if exc.extra.get("stage") == "smoke":
+                        rejected.add(version)
+                        log.error("model poll: %s (not retried)", exc)
+                    else:  # it was given up for good after one try, and the server stayed behind the alias
+                        attempts = retry.get(version, (0, 0.0))[0] + 1
+                        wait = min(interval * 2 ** attempts, MAX_LOAD_RETRY_SECONDS)
+                        retry[version] = (attempts, now + wait)
+                        log.error("model poll: %s (tried again in %.0f s)", exc, wait)
                 except Exception as exc:  # noqa: BLE001 - the running model stays; try again next time
                     log.warning("model poll: %s", exc)
 
@@ -188,8 +204,10 @@ class ScoringService:
             except Exception as exc:  # noqa: BLE001 - registry errors are reported, never raised as 500
                 raise ModelNotFound(f"{uri}: {_short(exc)}", model_uri=uri) from None
             previous = self.model_ref
-            if previous is not None and ((previous["name"] == name and previous["version"] == version)
-                                         or version in skip_versions):
+            if previous is not None and previous["name"] == name and previous["version"] == version:
+                self.alias_behind = None  # the alias is back on what is served
+                return {"changed": False, "previous": previous, "model": previous}
+            if previous is not None and version in skip_versions:
                 return {"changed": False, "previous": previous, "model": previous}
             running = {"loaded_version": previous["version"] if previous else None}
             try:
@@ -197,6 +215,7 @@ class ScoringService:
                 loaded = dataclasses.replace(loaded, alias=alias)
             except Exception as exc:  # noqa: BLE001
                 self.last_error = f"version {version} failed to load: {_short(exc)}"
+                self._behind(alias, version, previous)
                 raise ModelRejected(f"{name} version {version} failed to load: {_short(exc)}", stage="load",
                                     rejected_version=version, **running) from None
             try:
@@ -205,15 +224,21 @@ class ScoringService:
                 self._smoke(served)
             except Exception as exc:  # noqa: BLE001
                 self.last_error = f"version {version} failed the smoke test: {_short(exc)}"
+                self._behind(alias, version, previous)
                 raise ModelRejected(f"{name} version {version} failed to score the smoke sample: {_short(exc)}",
                                     stage="smoke", rejected_version=version, **running) from None
             self._served = served
             self.last_error = None
+            self.alias_behind = None
             log.info("serving %s version %s (%s)", name, version, alias)
             # the model's many small objects never die: keep them out of full collections
             gc.collect()
             gc.freeze()
             return {"changed": True, "previous": previous, "model": served.ref}
+
+    def _behind(self, alias: str | None, version: str, previous: dict[str, Any] | None) -> None:
+        self.alias_behind = {"alias": alias, "version": version, "problem": self.last_error,
+                             "serving": previous["version"] if previous is not None else None}
 
     def _smoke(self, served: ServedModel) -> None:
         from serving.parsing import validate_records
@@ -251,6 +276,8 @@ class ScoringService:
         info = served.loaded.describe()
         info["loaded_at"] = served.loaded_at.isoformat()
         info["lanes"] = served.lanes(self.settings.lanes_by)
+        if self.alias_behind is not None:
+            info["alias_behind"] = self.alias_behind
         return info
 
     # ---- risk profiles -------------------------------------------------------------------------
@@ -354,7 +381,8 @@ class ScoringService:
         loaded = self._served is not None
         reachable = self.store.ping()
         return {"ready": loaded and reachable, "model_loaded": loaded, "store_reachable": reachable,
-                "model": self.model_ref, "audit_backlog": self._audit.backlog if self._audit is not None else 0}
+                "model": self.model_ref, "audit_backlog": self._audit.backlog if self._audit is not None else 0,
+                "alias_behind": self.alias_behind}
 
 
 @dataclass(frozen=True)

@@ -729,6 +729,33 @@ def test_polling_follows_the_alias(make_api: Callable[..., Api], tiny_model: Tin
         time.sleep(0.1)
 
 
+def test_polling_tries_a_version_that_failed_to_load_again_and_says_the_alias_is_ahead(
+        make_api: Callable[..., Api], tiny_model: TinyModel) -> None:
+    """The alias moved to a version whose files were not all there yet: the poller gave it up for good
+    after one try, and /ready and /v1/model went on naming the old version as the champion."""
+    import time
+
+    app = make_api(model_poll_seconds=0.05)
+    reg = app.registry
+    assert reg is not None
+    late = reg.add(OSError("artifact not there yet"))
+    reg.aliases["champion"] = late
+    deadline = time.monotonic() + 30
+    while (ready := app.client.get("/ready").json())["alias_behind"] is None:
+        assert time.monotonic() < deadline, "the failed load was not reported"
+        time.sleep(0.05)
+    assert ready["ready"] is True and ready["model"]["version"] == "1"  # the running model still serves
+    assert ready["alias_behind"] == {"alias": "champion", "version": late, "serving": "1",
+                                     "problem": f"version {late} failed to load: OSError: artifact not there yet"}
+    assert app.get("/v1/model").json()["alias_behind"]["version"] == late
+    reg.versions[late] = copy.copy(tiny_model.model)  # the files arrive
+    while app.get("/v1/model").json()["version"] != late:
+        assert time.monotonic() < deadline, "the poller never tried the version again"
+        time.sleep(0.05)
+    assert app.client.get("/ready").json()["alias_behind"] is None
+    assert "alias_behind" not in app.get("/v1/model").json()
+
+
 def test_reload_of_unknown_model_is_404(make_api: Callable[..., Api], tiny_model: TinyModel) -> None:
     app = make_api(model_name="no-such-model", registry=TinyRegistry("tiny", tiny_model.model))
     assert app.client.get("/health").json() == {"status": "ok"}
