@@ -16,6 +16,7 @@ import functools
 import hashlib
 import hmac
 import logging
+import os
 import re
 import secrets
 import threading
@@ -417,6 +418,7 @@ class Store:
         self._read_options: dict[str, Any] = ({} if engine.dialect.name == "sqlite"
                                               else {"isolation_level": "AUTOCOMMIT"})
         self._sqlite = _SqliteAudit(engine.dialect) if engine.dialect.name == "sqlite" else None
+        self._file: tuple[Path, int, int] | None = None  # a SQLite file's path, device and inode (watch_file)
 
     @classmethod
     def from_url(cls, url: str, create: bool = True, checkpoint_seconds: float | None = None) -> Store:
@@ -435,7 +437,35 @@ class Store:
                 raise
         if interval is not None:
             store._checkpointer = WalCheckpointer(store.engine, interval)
+        if _is_sqlite_file(url):
+            store.watch_file(Path(url.split(":///", 1)[1].split("?", 1)[0]))
         return store
+
+    def watch_file(self, path: Path) -> None:
+        """A SQLite store: refuse to write once its file is removed or replaced (checked as each transaction
+        begins, one ``stat``). The open connections would go on writing into the removed file: answered
+        2xx, recorded nowhere; then, with a new file beside the old write-ahead log, "disk I/O error"."""
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        self._file = (path, st.st_dev, st.st_ino)
+        sa.event.listen(self.engine, "begin", lambda _conn: self.check_file())
+
+    def check_file(self) -> None:
+        """:class:`StoreUnavailable` if the watched SQLite file is gone or is another file now."""
+        if self._file is None:
+            return
+        path, dev, ino = self._file
+        try:
+            st = path.stat()
+        except OSError:
+            st = None
+        if st is None or (st.st_dev, st.st_ino) != (dev, ino):
+            log.error("serving store file %s was %s while the service ran", path,
+                      "removed" if st is None else "replaced")
+            raise StoreUnavailable(f"the serving store file {path} was removed or replaced while the service ran; "
+                                   "nothing can be recorded: restart the service")
 
     def prepare(self) -> None:
         """SQLite: create or migrate the file. Others: raise ``SchemaMismatch`` unless at the code's revision."""
@@ -453,7 +483,11 @@ class Store:
         migrations.upgrade(self.engine)
 
     def ping(self) -> bool:
+        """Whether the store answers, and (a SQLite file) is still the file opened and can be written."""
+        if self._file is not None and not os.access(self._file[0], os.W_OK):  # read-only: every write would fail
+            return False
         try:
+            self.check_file()
             with self.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
             return True

@@ -756,6 +756,28 @@ def test_polling_tries_a_version_that_failed_to_load_again_and_says_the_alias_is
     assert "alias_behind" not in app.get("/v1/model").json()
 
 
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_a_store_file_removed_or_replaced_while_serving_is_503_not_a_lost_audit(
+        make_api: Callable[..., Api], how: str) -> None:
+    """rm models/serving.db while serving: each call answered 200, its audit rows went into the removed
+    file (lost) and /ready said ready; once a command made a new file, every call was 'disk I/O error'."""
+    app = make_api()
+    assert app.post("/v1/score", json=decl(1)).status_code == 200
+    db = Path(app.store.engine.url.database)
+    moved = db.with_name("moved-away.db")
+    db.rename(moved)
+    if how == "replaced":
+        import sqlite3
+
+        sqlite3.connect(db).close()  # e.g. `riskprof keys list` creating the file again
+    resp = app.post("/v1/score", json=decl(2))
+    assert resp.status_code == 503 and f"the serving store file {db} was removed or replaced" in resp.text
+    ready = app.client.get("/ready")
+    assert ready.status_code == 503 and ready.json()["store_reachable"] is False
+    assert app.post("/v1/outcomes", json={"declaration_id": "T-0001", "inspected_date": "2023-06-02",
+                                          "inspected": True, "hit": False}).status_code == 503
+
+
 def test_reload_of_unknown_model_is_404(make_api: Callable[..., Api], tiny_model: TinyModel) -> None:
     app = make_api(model_name="no-such-model", registry=TinyRegistry("tiny", tiny_model.model))
     assert app.client.get("/health").json() == {"status": "ok"}
