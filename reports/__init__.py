@@ -6,7 +6,15 @@ them into one self-contained page, ``write_report`` writes ``index.html`` and ``
 
 from reports._html import DEFAULT_TITLE, render_html, report_figures, report_texts
 from reports._tables import TABLE_NAMES, TABLE_SCHEMAS, ReportError, check_years, trend_tables
-from reports._write import FORMATS, check_formats, stale_outputs, write_report, write_tables
+from reports._write import (
+    FORMATS,
+    check_formats,
+    coverage_notes,
+    stale_outputs,
+    write_outputs,
+    write_report,
+    write_tables,
+)
 
 __all__ = [
     "DEFAULT_TITLE",
@@ -22,5 +30,7 @@ __all__ = [
     "stale_outputs",
     "trend_tables",
     "write_report",
+    "write_outputs",
+    "coverage_notes",
     "write_tables",
 ]

@@ -196,9 +196,11 @@ def query_tables(con: duckdb.DuckDBPyConnection, years: list[int] | None) -> dic
         elif name == "imitation_guns_by_conveyance":
             out[name] = _typed(name, con.execute(_IMITATION_SQL).df())
     seen = out["totals"]["year"]
-    first = years[0] if years else (int(seen.min()) if len(seen) else None)
-    last = years[-1] if years else (int(seen.max()) if len(seen) else None)
-    if first is None or last is None:
+    # the first and last years with seizures: a requested year without any is not compared (2022 against an
+    # empty 2025 read as -100 %), and a single year is not compared with itself (0 % for every weapon type)
+    first = int(seen.min()) if len(seen) else None
+    last = int(seen.max()) if len(seen) else None
+    if first is None or last is None or first == last:
         yoy = pd.DataFrame(columns=list(TABLE_SCHEMAS["yoy_weapon_type"]))
     else:
         con.register("by_weapon_type_result", out["by_weapon_type"])

@@ -41,12 +41,34 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path,
     return written
 
 
+def coverage_notes(tables: dict[str, pd.DataFrame], years: Sequence[int] | None) -> list[str]:
+    """What a report's reader should know about the years it covers: none of them with a seizure (an empty
+    report), requested years without any, one year only (nothing to compare)."""
+    seen = sorted(int(y) for y in tables["totals"]["year"])
+    if not seen:
+        return ["no seizures in " + (f"the years {', '.join(map(str, years))}" if years else "the records")
+                + ": the report is empty"]
+    notes = []
+    missing = [y for y in years or () if y not in seen]
+    if missing:
+        notes.append(f"no seizures in {', '.join(map(str, missing))}: the report covers {seen[0]}–{seen[-1]}")
+    if len(seen) == 1:
+        notes.append(f"one year only ({seen[0]}): no change from a first to a last year is shown")
+    return notes
+
+
 def write_report(seizures: SeizureInput, out_dir: str | Path, years: Sequence[int] | None = None,
                  formats: Sequence[str] = FORMATS, *, mapping: ColumnMapping | None = None,
                  validate: bool = True, title: str = DEFAULT_TITLE) -> dict[str, Path]:
     """Compute the tables and write the requested formats; returns {relative name: path}."""
-    chosen = check_formats(formats)
     tables = trend_tables(seizures, years, mapping=mapping, validate=validate)
+    return write_outputs(tables, out_dir, formats, title=title)
+
+
+def write_outputs(tables: dict[str, pd.DataFrame], out_dir: str | Path, formats: Sequence[str] = FORMATS, *,
+                  title: str = DEFAULT_TITLE) -> dict[str, Path]:
+    """Write computed tables in the requested formats; returns {relative name: path}."""
+    chosen = check_formats(formats)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = write_tables(tables, out, chosen)

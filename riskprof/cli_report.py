@@ -44,7 +44,15 @@ def report(
     from features.contracts import ContractError
     from features.io import LoadError
     from features.mapping import MappingError, load_mapping
-    from reports import ReportError, check_formats, check_years, stale_outputs, write_report
+    from reports import (
+        ReportError,
+        check_formats,
+        check_years,
+        coverage_notes,
+        stale_outputs,
+        trend_tables,
+        write_outputs,
+    )
 
     chosen_years = parse_years(years)
     try:
@@ -53,7 +61,8 @@ def report(
         m = load_mapping(mapping) if mapping else None
         if m is not None and m.contract.name != "seizure":
             fail(f"mapping {mapping} is for the {m.contract.name} contract; the report needs a seizure mapping")
-        written = write_report(seizures, out, years=chosen_years, formats=chosen_formats, mapping=m)
+        computed = trend_tables(seizures, chosen_years, mapping=m)
+        written = write_outputs(computed, out, chosen_formats)
     except ContractError as exc:
         console.print(exc.report.summary(limit=30), highlight=False, markup=False)
         fail(f"{len(exc.report.problems)} problem(s) in the seizure input; nothing written", code=1)
@@ -68,6 +77,8 @@ def report(
         kinds = "/".join(f for f in chosen_formats if f != "html")
         console.print(f"wrote {len(tables)} tables ({kinds}) to {Path(out) / 'tables'}: {', '.join(tables)}",
                       highlight=False)
+    for note in coverage_notes(computed, chosen_years):  # an empty report was written with exit 0 and no word
+        console.print(f"note: {note}", highlight=False, markup=False)
     stale = stale_outputs(out, written)
     if stale:
         console.print(f"note: {len(stale)} file(s) in {out} are from an earlier report, not this one: "

@@ -117,10 +117,15 @@ def test_case_spanning_two_types_counts_once_in_totals_and_in_each_group() -> No
 def test_years_filter_and_single_year_yoy() -> None:
     t = reports.trend_tables(SMALL, years=[2023])
     assert t["totals"]["year"].tolist() == [2023]
-    yoy = t["yoy_weapon_type"].set_index("weapon_type")
-    assert "revolver" not in yoy.index  # no revolver seizure in 2023
-    assert yoy.loc["semi-automatic pistol", "seizures_change_pct"] == 0.0
+    # one year is not compared with itself (every weapon type read "0 % change")
+    assert t["yoy_weapon_type"].empty and list(t["yoy_weapon_type"].columns) == list(TABLE_SCHEMAS["yoy_weapon_type"])
+    assert reports.coverage_notes(t, [2023]) == ["one year only (2023): no change from a first to a last year is shown"]
+    # a requested year with no seizures is not the compared last year (2022 against an empty 2025: -100 %)
+    both = reports.trend_tables(SMALL, years=[2022, 2023, 2025])
+    assert both["yoy_weapon_type"].equals(reports.trend_tables(SMALL, years=[2022, 2023])["yoy_weapon_type"])
+    assert reports.coverage_notes(both, [2022, 2023, 2025]) == ["no seizures in 2025: the report covers 2022–2023"]
     empty = reports.trend_tables(SMALL, years=[2019])
+    assert reports.coverage_notes(empty, [2019]) == ["no seizures in the years 2019: the report is empty"]
     assert all(df.empty for df in empty.values())
     assert all(list(df.columns) == list(TABLE_SCHEMAS[n]) for n, df in empty.items())
     assert "No seizures" in reports.render_html(empty)
