@@ -155,6 +155,21 @@ def test_the_model_page_without_a_registry_says_so(api: Api, monkeypatch: pytest
     assert not (tmp_path / "none.db").exists()  # looked at, never created
 
 
+def test_an_api_error_met_by_a_page_is_a_page(api: Api) -> None:
+    """With the serving store unavailable the pages answered the API's raw JSON 503 to the browser."""
+    from pathlib import Path
+
+    signed_in(api, "officer")
+    assert api.client.get("/app/alerts").status_code == 200
+    db = Path(api.store.engine.url.database)
+    db.rename(db.with_name("away.db"))  # removed while serving: nothing can be recorded or read safely
+    page = api.client.get("/app/alerts")
+    assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+    assert "Service unavailable" in page.text and "was removed or replaced" in page.text
+    api_call = api.client.get("/v1/alerts", headers=api.h("officer"))
+    assert api_call.status_code == 503 and api_call.headers["content-type"] == "application/json"
+
+
 def test_the_model_page_shows_metrics_by_rate_not_as_python_dicts(api: Api,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """precision_at and recall_at were printed as "{'1': 0.4222222222222222, …}"."""

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
+from serving.errors import ServiceError
 from serving.settings import ServingSettings
 from serving.web.pages import Officer, PageError, SignInNeeded, redirect, render
 from serving.web.routes import router
@@ -50,6 +51,19 @@ def install_workbench(app: FastAPI, settings: ServingSettings, web: WebSettings 
         officer = Officer(session, principal) if session is not None and principal is not None else None
         return render(request, "error.html", {"title": exc.title, "message": exc.message}, status=exc.status,
                       session=session, officer=officer)
+
+    _TITLES = {503: "Service unavailable", 404: "Not found", 409: "Conflict"}
+
+    def service_error_page(request: Request, exc: ServiceError) -> Response:
+        """An API error met by a page (the store down, …), as a page: no session look-up (that may be
+        what failed)."""
+        problems = getattr(exc, "problems", None)
+        message = "; ".join(p.message for p in problems) if problems else exc.message
+        return render(request, "error.html", {"title": _TITLES.get(exc.status_code, "Request refused"),
+                                              "message": message}, status=exc.status_code, session=None,
+                      officer=None)
+
+    app.state.service_error_page = service_error_page
 
     @app.exception_handler(SignInNeeded)
     async def sign_in_needed(request: Request, exc: SignInNeeded) -> Response:
