@@ -2,6 +2,8 @@
 or on Spark. Uses the API's scoring routine (:func:`scoring.score_table`), so values agree."""
 
 from batch._chunk import ManifestError
+from batch._errors import BatchWriteError
+from batch._lock import OutputBusyError, output_lock
 from batch._output import OutputPaths, read_metadata
 from batch._profiles import PinnedRules
 from batch._rank import select_manifest
@@ -16,7 +18,6 @@ from batch._reader import (
 from batch._run import (
     BatchOptions,
     BatchSummary,
-    BatchWriteError,
     CheckpointError,
     ProgressHook,
     score_manifest,
@@ -31,10 +32,12 @@ __all__ = [
     "ManifestError",
     "OutputListing",
     "OutputPaths",
+    "OutputBusyError",
     "OutputReadError",
     "PinnedRules",
     "ProgressHook",
     "list_outputs",
+    "output_lock",
     "read_metadata",
     "read_output",
     "resolve_output",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import dataclasses
 import datetime as dt
 import errno
@@ -17,8 +18,10 @@ from typing import Any, Literal, Protocol
 
 from batch._checkpoint import Checkpoint, write_json
 from batch._chunk import ChunkSettings, ManifestError, use_system_arrow_pool
+from batch._errors import BatchWriteError
 from batch._input import InputFile, header_names, inspect_manifest, manifest_digest
 from batch._local import ChunkWork, run_local, run_local_parallel, run_local_pipelined
+from batch._lock import output_lock
 from batch._output import OutputCounts, OutputPaths, publish_outputs, temp_path, write_outputs
 from batch._profiles import PinnedRules
 from features.contracts import DECLARATION
@@ -51,10 +54,6 @@ RULE_COLUMNS = {
                  "capacity left) | random (the random share) | none",
     "rule_hits": "per item, the profiles and watch lists that matched: kind, id, version, criterion (the reason)",
 }
-
-
-class BatchWriteError(RuntimeError):
-    """Writing failed (a full disk, a quota): nothing was published, the checkpoint is kept to resume."""
 
 
 class CheckpointError(RuntimeError):
@@ -171,20 +170,38 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
     ``<out>.ckpt/`` with the model version and profiles pinned by the first attempt, and writes the same output.
     A run that fails on its input removes its checkpoint (the same arguments would fail the same
     way); one that fails to write (:class:`BatchWriteError`) keeps it, to resume once there is room.
+
+    One run at a time per output: ``<out>.lock`` is held (``flock``) from the start to the last file
+    published, and a second run into the same ``out`` raises :class:`OutputBusyError` at once.
     """
     options = options or BatchOptions()
     options.check()
+    paths = OutputPaths(Path(out))
+    created = _prepare_output_folder(paths)  # the lock file lives there
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(output_lock(paths.out))
+        except OSError as exc:  # a read-only or protected folder: nothing can be written there
+            raise _write_failed(exc, Checkpoint(paths.checkpoint), paths) from exc
+        return _score_manifest(manifest, paths, model_uri, options, mapping, progress, load_model, profiles,
+                               created)
+
+
+def _score_manifest(manifest: str | Path | Sequence[str | Path], paths: OutputPaths, model_uri: str,
+                    options: BatchOptions, mapping: str | Path | None, progress: ProgressHook | None,
+                    load_model: Callable[[str], Any], profiles: PinnedRules | None,
+                    notes: list[str]) -> BatchSummary:
+    """:func:`score_manifest` with the output locked."""
     use_system_arrow_pool()
     t0 = time.perf_counter()
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     paths_in = [manifest] if isinstance(manifest, str | Path) else list(manifest)
-    paths = OutputPaths(Path(out))
     ckpt = Checkpoint(paths.checkpoint)
     load_model = _ModelAhead(load_model, _likely_model_uri(ckpt, model_uri))
     files = inspect_manifest(paths_in, encoding=options.encoding, delimiter=options.delimiter)
     _refuse_output_over_input(paths, files, options.write_csv)
     col_map = load_mapping(mapping) if mapping is not None else None
-    notes = (_prepare_output_folder(paths) + _stale_csv_note(paths, options.write_csv) + _reading_notes(files)
+    notes = (notes + _stale_csv_note(paths, options.write_csv) + _reading_notes(files)
              + (_column_notes(files) if col_map is None else []))
     settings = ChunkSettings(options.thresholds, options.reasons_for, options.top_k)
     fingerprint = _fingerprint(files, mapping, model_uri, options, settings)

@@ -202,21 +202,39 @@ def score(
         fail("--model is empty: give a model URI, or leave the option out for the champion")
     model_uri = model or f"models:/{get_settings().model_name}@champion"
     _check_output(out)
-    _check_profiles_path(profiles_file)  # before the model is looked up
-    check_model(model_uri)
-    reasons_for: ReasonsFor = "all" if all_reasons else ("flagged" if reasons else "none")
-    try:  # the same parsing as validate, train and evaluate
-        sep = parse_delimiter(delimiter)
-    except LoadError as exc:
+    with _output_locked(out):  # before any work: a second run into the same --out stops at once
+        _check_profiles_path(profiles_file)  # before the model is looked up
+        check_model(model_uri)
+        reasons_for: ReasonsFor = "all" if all_reasons else ("flagged" if reasons else "none")
+        try:  # the same parsing as validate, train and evaluate
+            sep = parse_delimiter(delimiter)
+        except LoadError as exc:
+            fail(str(exc))
+        options = _batch_options(capacity=capacity, random_share=random_share, seed=seed, reasons_for=reasons_for,
+                                 chunk_rows=chunk_rows, engine=engine, write_csv=csv, workers=workers,
+                                 pipelined=pipeline, encoding=encoding, delimiter=sep)
+        with frozen_heap():
+            pinned, store, notes = _load_profiles(profiles_file, no_profiles)
+        for note in notes:
+            console.print(f"note: {note}", highlight=False, markup=False)
+        _run_and_report(manifest, out, model_uri, options, mapping, pinned, store, audit)
+
+
+@contextlib.contextmanager
+def _output_locked(out: Path) -> Iterator[None]:
+    """``<out>.lock`` held for the whole command, the store's alerts and audit event included (the run's
+    ``score_manifest`` takes the same lock again, re-entrantly); exit 2 if another run holds it."""
+    from batch import OutputBusyError, output_lock
+
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(output_lock(out))
+    except OutputBusyError as exc:
         fail(str(exc))
-    options = _batch_options(capacity=capacity, random_share=random_share, seed=seed, reasons_for=reasons_for,
-                             chunk_rows=chunk_rows, engine=engine, write_csv=csv, workers=workers,
-                             pipelined=pipeline, encoding=encoding, delimiter=sep)
-    with frozen_heap():
-        pinned, store, notes = _load_profiles(profiles_file, no_profiles)
-    for note in notes:
-        console.print(f"note: {note}", highlight=False, markup=False)
-    _run_and_report(manifest, out, model_uri, options, mapping, pinned, store, audit)
+    except OSError as exc:  # a read-only or protected folder: nothing could be written there
+        fail(f"--out {out}: cannot write in its folder ({exc.strerror or exc}: {exc.filename})")
+    with stack:
+        yield
 
 
 def _batch_options(**given: Any) -> Any:

@@ -1,0 +1,161 @@
+"""Batch scoring when things go wrong around it: two runs into one output, a profiles file edited
+between a crash and the resume, a damaged checkpoint, a publish that fails half-way, the hint for each
+kind of write failure, a model that cannot be loaded, a store that goes away, a killed parent of
+worker processes and Spark's console noise. Real files, processes, locks and databases throughout."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from batch import BatchOptions, OutputBusyError, OutputPaths, score_manifest
+from tests.conftest import TinyModel, TinyRegistry
+from tests.factories import make_declarations
+
+MODEL_URI = "models:/tiny/1"
+
+
+@pytest.fixture(scope="module")
+def manifests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two manifests of other declarations (ids of "big" and "other" never meet)."""
+    folder = tmp_path_factory.mktemp("manifests")
+    big = make_declarations(np.random.default_rng(11), 600, start="2023-06-01", days=30)
+    other = make_declarations(np.random.default_rng(12), 200, start="2023-06-01", days=30, prefix="O")
+    big.to_parquet(folder / "big.parquet", index=False, row_group_size=100)
+    other.to_parquet(folder / "other.parquet", index=False)
+    return {"big": folder / "big.parquet", "other": folder / "other.parquet"}
+
+
+def _options(**kw: Any) -> BatchOptions:
+    return BatchOptions(**{"capacity": "10%", "random_share": 0.2, "seed": 1, "chunk_rows": 100,
+                           "pipelined": False, **kw})
+
+
+def _score(tiny_model: TinyModel, manifest: Path, out: Path, **kw: Any) -> Any:
+    progress = kw.pop("progress", None)
+    profiles = kw.pop("profiles", None)
+    return score_manifest(manifest, out, MODEL_URI, _options(**kw), load_model=TinyRegistry("tiny", tiny_model.model).load,
+                          progress=progress, profiles=profiles)
+
+
+def _cli(args: list[str]) -> Any:
+    from riskprof.cli import app
+
+    return CliRunner().invoke(app, args)
+
+
+def _said(text: str) -> str:
+    return " ".join(text.split())
+
+
+# ---- 1. one run at a time per output ------------------------------------------------------------
+
+class _Paused:
+    """A progress hook that holds the run after its first chunk until released."""
+
+    def __init__(self) -> None:
+        self.reached, self.release = threading.Event(), threading.Event()
+
+    def start(self, total: int | None, completed: int) -> None: ...
+
+    def advance(self, rows: int) -> None:
+        self.reached.set()
+        assert self.release.wait(60)
+
+    def stop(self) -> None: ...
+
+
+@pytest.fixture
+def lock_holder() -> Iterator[Callable[[Path], subprocess.Popen]]:
+    """Another process holding ``flock`` on a file (as another run holds ``<out>.lock``), its pid written
+    in it; killed at the end."""
+    procs: list[subprocess.Popen] = []
+    code = ("import fcntl, os, sys\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "os.ftruncate(fd, 0); os.write(fd, str(os.getpid()).encode())\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.read()\n")
+
+    def hold(path: Path) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True)
+        procs.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        return proc
+
+    yield hold
+    for proc in procs:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_a_second_run_into_the_same_output_stops_at_once_and_the_first_completes(
+        tiny_model: TinyModel, manifests: dict[str, Path], tmp_path: Path) -> None:
+    """The repro: a run of another manifest started into the output of a run under way resumed the
+    first's parts as its own (600 + 200 rows "scored", labelled with the second manifest), and the first
+    then failed on files removed under it. Now the second stops before touching anything."""
+    clean = tmp_path / "clean.parquet"
+    _score(tiny_model, manifests["big"], clean)
+    out = tmp_path / "o" / "c.parquet"
+    out.parent.mkdir()
+    paused = _Paused()
+    first: dict[str, Any] = {}
+
+    def run_first() -> None:
+        try:
+            first["summary"] = _score(tiny_model, manifests["big"], out, progress=paused)
+        except BaseException as exc:  # reported by the assertion below
+            first["error"] = exc
+
+    thread = threading.Thread(target=run_first)
+    thread.start()
+    try:
+        assert paused.reached.wait(60), first
+        ckpt = OutputPaths(out).checkpoint
+        parts_before = sorted(p.name for p in ckpt.iterdir())
+        for manifest in (manifests["other"], manifests["big"]):  # another manifest, and the same command
+            with pytest.raises(OutputBusyError, match=f"another riskprof score \\(pid {os.getpid()}\\) is writing "
+                                                      f".*c.parquet: wait for it to finish, or choose another --out"):
+                _score(tiny_model, manifest, out)
+        assert sorted(p.name for p in ckpt.iterdir()) == parts_before  # the second touched nothing
+        assert not out.exists()
+    finally:
+        paused.release.set()
+        thread.join(120)
+    assert "error" not in first, first.get("error")
+    assert first["summary"].counts.rows_scored == 600
+    assert out.read_bytes() == clean.read_bytes()
+    assert not OutputPaths(out).checkpoint.exists()
+    assert not (out.parent / "c.parquet.lock").exists()  # removed on release
+
+
+def test_the_cli_refuses_with_exit_2_naming_the_holder_and_a_killed_holder_blocks_nothing(
+        tiny_model: TinyModel, manifests: dict[str, Path], tmp_path: Path,
+        lock_holder: Callable[[Path], subprocess.Popen]) -> None:
+    out = tmp_path / "s.parquet"
+    holder = lock_holder(tmp_path / "s.parquet.lock")
+    res = _cli(["score", "--manifest", str(manifests["other"]), "--out", str(out), "--no-profiles"])
+    said = _said(res.output)
+    assert res.exit_code == 2, said
+    assert f"error: another riskprof score (pid {holder.pid}) is writing {out}" in said
+    assert "choose another --out" in said and "Traceback" not in said
+    with pytest.raises(OutputBusyError):  # the library call too
+        _score(tiny_model, manifests["other"], out)
+    assert not out.exists() and not OutputPaths(out).checkpoint.exists()
+
+    holder.send_signal(signal.SIGKILL)  # a run killed: its lock file stays, the kernel drops its lock
+    holder.wait(10)
+    assert (tmp_path / "s.parquet.lock").exists()
+    summary = _score(tiny_model, manifests["other"], out)
+    assert summary.counts.rows_scored == 200 and out.exists()
