@@ -6,7 +6,6 @@ import codecs
 import contextlib
 import dataclasses
 import datetime as dt
-import errno
 import hashlib
 import json
 import time
@@ -18,7 +17,7 @@ from typing import Any, Literal, Protocol
 
 from batch._checkpoint import Checkpoint, write_json
 from batch._chunk import ChunkSettings, ManifestError, use_system_arrow_pool
-from batch._errors import BatchWriteError
+from batch._errors import BatchWriteError, write_problem
 from batch._input import InputFile, header_names, inspect_manifest, manifest_digest
 from batch._local import ChunkWork, run_local, run_local_parallel, run_local_pipelined
 from batch._lock import output_lock
@@ -455,12 +454,11 @@ def _publish(ckpt: Checkpoint, paths: OutputPaths, summary: BatchSummary, starte
         raise _write_failed(exc, ckpt, paths) from exc
 
 
-def _write_failed(exc: OSError, ckpt: Checkpoint, paths: OutputPaths) -> BatchWriteError:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if exc.errno == errno.ENOSPC or "no space left" in str(exc).lower() or "[errno 28]" in str(exc).lower():
-        reason = f"the disk is full ({reason})"
-    kept = len(ckpt.parts()) if ckpt.root.exists() else 0
+def _write_failed(exc: OSError, ckpt: Checkpoint, paths: OutputPaths, published: str | None = None) -> BatchWriteError:
+    """The failure, what was (not) published (``published``; default: nothing) and the remedy for its errno."""
+    reason, remedy = write_problem(exc)
+    kept = len(ckpt.parts()) if ckpt.root.is_dir() else 0
     return BatchWriteError(
-        f"writing failed: {reason}. Nothing was published at {paths.out}. "
-        + (f"The {kept} chunk(s) scored so far are kept in {ckpt.root}: free space and run the same command "
-           "again to resume." if kept else "Free space and run the same command again."))
+        f"writing failed: {reason}. {published or f'Nothing was published at {paths.out}.'} "
+        + (f"The {kept} chunk(s) scored so far are kept in {ckpt.root}: {remedy}, then run the same command "
+           "again to resume." if kept else f"{remedy[0].upper()}{remedy[1:]}, then run the same command again."))

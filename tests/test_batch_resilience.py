@@ -159,3 +159,70 @@ def test_the_cli_refuses_with_exit_2_naming_the_holder_and_a_killed_holder_block
     assert (tmp_path / "s.parquet.lock").exists()
     summary = _score(tiny_model, manifests["other"], out)
     assert summary.counts.rows_scored == 200 and out.exists()
+
+
+# ---- 5. the hint fits the failure -----------------------------------------------------------------
+
+class _AfterFirstChunk:
+    """A progress hook that does ``act`` once the first chunk is saved (the next write then fails)."""
+
+    def __init__(self, act: Callable[[], None]) -> None:
+        self.act, self.done = act, False
+
+    def start(self, total: int | None, completed: int) -> None: ...
+
+    def advance(self, rows: int) -> None:
+        if not self.done:
+            self.done = True
+            self.act()
+
+    def stop(self) -> None: ...
+
+
+def _chattr(flag: str, path: Path) -> None:
+    res = subprocess.run(["chattr", flag, str(path)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"chattr {flag} is not possible here (needs root on ext4/xfs/tmpfs): {res.stderr.strip()}")
+
+
+def _read_only(folder: Path) -> None:
+    """``folder`` turned into a read-only mount of itself (writes in it fail with EROFS, as on a file
+    system remounted read-only; the lock file beside it stays writable, so nothing else is busy)."""
+    for cmd in (["mount", "--bind", str(folder), str(folder)], ["mount", "-o", "remount,bind,ro", str(folder)]):
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            pytest.skip(f"cannot mount (needs root with CAP_SYS_ADMIN): {res.stderr.strip()}")
+
+
+@pytest.mark.parametrize("cause", ["read-only", "immutable", "removed"])
+def test_a_failed_write_gives_the_remedy_of_its_cause_not_free_space(
+        tiny_model: TinyModel, manifests: dict[str, Path], tmp_path: Path, cause: str) -> None:
+    """Every failed write said "free space and run the same command again": also for a read-only file
+    system (EROFS), a protected folder (EPERM) and a checkpoint removed under the run (ENOENT)."""
+    from batch import BatchWriteError
+
+    out = tmp_path / "s.parquet"
+    ckpt = OutputPaths(out).checkpoint
+    acts = {"read-only": lambda: _read_only(ckpt),
+            "immutable": lambda: _chattr("+i", ckpt),
+            "removed": lambda: __import__("shutil").rmtree(ckpt)}
+    expected = {"read-only": "the file system is read-only", "immutable": "permission denied",
+                "removed": "a file or folder disappeared while the run wrote"}
+    remedy = {"read-only": "make it writable", "immutable": "chattr -i",
+              "removed": "check that nothing else moves or removes the output's folder"}
+    try:
+        with pytest.raises(BatchWriteError) as err:
+            _score(tiny_model, manifests["big"], out, progress=_AfterFirstChunk(acts[cause]))
+    finally:
+        if cause == "immutable":
+            subprocess.run(["chattr", "-i", str(ckpt)], check=False)
+        if cause == "read-only":
+            subprocess.run(["umount", str(ckpt)], check=False)
+    said = str(err.value)
+    assert expected[cause] in said and remedy[cause].lower() in said.lower(), said
+    assert "free space" not in said.lower() and "disk is full" not in said
+    assert "Nothing was published" in said and not out.exists()
+    if cause != "removed":  # the chunk scored before the failure is kept, and said to be
+        assert "The 1 chunk(s) scored so far are kept" in said and "to resume" in said
+        summary = _score(tiny_model, manifests["big"], out)  # the cause removed: the run resumes
+        assert summary.chunks_resumed == 1 and summary.counts.rows_scored == 600
