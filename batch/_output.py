@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections import Counter
 from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -395,13 +396,68 @@ def write_outputs(ckpt: Checkpoint, parts: list[tuple[int, int]], files: list[In
     return counts, pending
 
 
-def publish_outputs(pending: list[tuple[Path, Path]]) -> None:
-    """fsync every temporary, then rename each over its final name, in order (the last one marks the
-    run complete: a reader who sees it sees all the others)."""
+class PublishError(OSError):
+    """A rename of :func:`publish_outputs` failed; ``published`` says which files are whose now."""
+
+    def __init__(self, cause: OSError, published: str):
+        super().__init__(cause.errno, cause.strerror or str(cause), cause.filename)
+        self.published = published
+
+
+def publish_outputs(pending: list[tuple[Path, Path]], keep: Path) -> None:
+    """fsync every temporary, then rename each over its final name, in order (the last one, the scores,
+    marks the run complete: a reader who sees it sees all the others).
+
+    All or nothing: each earlier file replaced is first kept in the folder ``keep`` (a hard link, else a
+    copy); if a rename fails, the files replaced before it are put back (a file new to the folder is
+    removed) and :class:`PublishError` says so. A failed publish left the new run's ``.meta.json`` and
+    rejects beside the earlier run's scores, and said "Nothing was published"."""
     for tmp, _ in pending:
         _fsync(tmp)
-    for tmp, final in pending:
-        os.replace(tmp, final)
+    replaced: list[tuple[Path, Path | None]] = []  # (final, the earlier file kept, or None: there was none)
+    kept: list[Path] = []
+    final = pending[0][1] if pending else Path()
+    try:
+        for i, (tmp, final) in enumerate(pending):
+            earlier = None
+            if i < len(pending) - 1 and final.exists():  # the last rename needs no way back
+                earlier = keep / f".earlier-{final.name}"
+                kept.append(earlier)
+                _keep_copy(final, earlier)
+            os.replace(tmp, final)
+            replaced.append((final, earlier))
+    except OSError as exc:
+        raise PublishError(exc, _put_back(replaced, final)) from exc
+    finally:
+        for earlier in kept:
+            earlier.unlink(missing_ok=True)
+
+
+def _keep_copy(path: Path, copy: Path) -> None:
+    copy.unlink(missing_ok=True)
+    try:
+        os.link(path, copy)
+    except OSError:  # no hard links here (or the file is protected): a copy of the bytes
+        shutil.copy2(path, copy)
+
+
+def _put_back(replaced: list[tuple[Path, Path | None]], failed: Path) -> str:
+    """Undo the renames of a failed publish, last first; what the folder holds afterwards, in words."""
+    stuck: list[str] = []
+    for final, earlier in reversed(replaced):
+        try:
+            if earlier is not None:
+                os.replace(earlier, final)
+            else:
+                final.unlink(missing_ok=True)
+        except OSError as exc:
+            stuck.append(f"{final.name} ({exc.strerror or exc})")
+    if not stuck:
+        back = f"; the {len(replaced)} file(s) replaced before it were put back as they were" if replaced else ""
+        return f"Nothing was published: {failed} could not be replaced{back}."
+    return (f"Published in part: {failed} could not be replaced and putting back the earlier files failed, so "
+            f"{', '.join(stuck)} {'is' if len(stuck) == 1 else 'are'} from this run, the other files from the "
+            "earlier run.")
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from batch._errors import BatchWriteError, write_problem
 from batch._input import InputFile, header_names, inspect_manifest, manifest_digest
 from batch._local import ChunkWork, run_local, run_local_parallel, run_local_pipelined
 from batch._lock import output_lock
-from batch._output import OutputCounts, OutputPaths, publish_outputs, temp_path, write_outputs
+from batch._output import OutputCounts, OutputPaths, PublishError, publish_outputs, temp_path, write_outputs
 from batch._profiles import PinnedRules
 from features.contracts import DECLARATION
 from features.io import LoadError, input_at
@@ -440,18 +440,19 @@ def _score_and_publish(model: Any, pinned: dict[str, Any], ckpt: Checkpoint, fil
 
 
 def _publish(ckpt: Checkpoint, paths: OutputPaths, summary: BatchSummary, started: str) -> None:
-    """The run's ``.meta.json`` beside the other temporaries, then all renamed, the scores last."""
+    """The run's ``.meta.json`` beside the other temporaries, then all renamed, the scores last; a rename
+    that fails puts back the files replaced before it (:func:`publish_outputs`)."""
     meta_tmp = temp_path(ckpt.root, paths.meta)
     try:
         write_json(meta_tmp, {**summary.metadata, "summary": summary.as_dict(), "started": started,
                               "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
         scores = [pair for pair in summary.pending if pair[1] == paths.out]
         others = [pair for pair in summary.pending if pair[1] != paths.out]
-        publish_outputs(others + [(meta_tmp, paths.meta)] + scores)
+        publish_outputs(others + [(meta_tmp, paths.meta)] + scores, ckpt.root)
     except OSError as exc:
-        for tmp, _ in summary.pending:
+        for tmp, _ in [*summary.pending, (meta_tmp, paths.meta)]:
             tmp.unlink(missing_ok=True)
-        raise _write_failed(exc, ckpt, paths) from exc
+        raise _write_failed(exc, ckpt, paths, exc.published if isinstance(exc, PublishError) else None) from exc
 
 
 def _write_failed(exc: OSError, ckpt: Checkpoint, paths: OutputPaths, published: str | None = None) -> BatchWriteError:

@@ -226,3 +226,43 @@ def test_a_failed_write_gives_the_remedy_of_its_cause_not_free_space(
         assert "The 1 chunk(s) scored so far are kept" in said and "to resume" in said
         summary = _score(tiny_model, manifests["big"], out)  # the cause removed: the run resumes
         assert summary.chunks_resumed == 1 and summary.counts.rows_scored == 600
+
+
+# ---- 4. a publish is all or nothing --------------------------------------------------------------
+
+@pytest.mark.parametrize("protected", ["s.parquet", "s.rejects.csv"])
+def test_a_publish_failing_half_way_puts_back_what_it_replaced(tiny_model: TinyModel, manifests: dict[str, Path],
+                                                               tmp_path: Path, protected: str) -> None:
+    """``chattr +i`` on a file of an earlier output, then a run into it: the new .meta.json and rejects
+    stood beside the earlier scores, and the run said "Nothing was published". Now the files replaced
+    before the failure are put back (a new one, the CSV copy, removed), and the message says so."""
+    clean = tmp_path / "clean" / "s.parquet"
+    clean.parent.mkdir()
+    _score(tiny_model, manifests["big"], clean, write_csv=True)
+    out = tmp_path / "run" / "s.parquet"
+    out.parent.mkdir()
+    _score(tiny_model, manifests["other"], out)  # the earlier run: no CSV copy
+    paths = OutputPaths(out)
+    earlier = {p.name: p.read_bytes() for p in (out, paths.rejects, paths.meta)}
+    _chattr("+i", out.parent / protected)
+    try:
+        from batch import BatchWriteError
+
+        with pytest.raises(BatchWriteError) as err:
+            _score(tiny_model, manifests["big"], out, write_csv=True)
+        now = {p.name: p.read_bytes() for p in (out, paths.rejects, paths.meta)}
+        assert now == earlier  # every file as the earlier run left it
+        assert not paths.csv.exists()  # new to the folder: removed again
+        said = str(err.value)
+        assert f"Nothing was published: {out.parent / protected} could not be replaced" in said, said
+        n_before = {"s.parquet": 3, "s.rejects.csv": 1}[protected]  # csv, rejects, meta | csv
+        assert f"the {n_before} file(s) replaced before it were put back as they were" in said, said
+        assert "permission denied" in said and "chattr -i" in said and "to resume" in said
+        assert not list(out.parent.glob(".*")) and not list(paths.checkpoint.glob(".*"))  # no temporaries left
+    finally:
+        subprocess.run(["chattr", "-i", str(out.parent / protected)], check=False)
+    summary = _score(tiny_model, manifests["big"], out, write_csv=True)  # the protection lifted: resumes
+    assert summary.chunks_resumed == 6
+    for mine, theirs in ((out, clean), (paths.rejects, OutputPaths(clean).rejects)):
+        assert mine.read_bytes() == theirs.read_bytes()
+    assert paths.csv.read_bytes().replace(b"/run/", b"/x/") == OutputPaths(clean).csv.read_bytes().replace(b"/clean/", b"/x/")
