@@ -27,7 +27,8 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,17 +216,46 @@ class Checkpoint:
         write_arrow(self.part_path(file_index, chunk), scored, meta)
 
     def read_part(self, file_index: int, chunk: int) -> pa.Table:
-        return read_arrow(self.part_path(file_index, chunk))
+        with _unreadable_as(file_index, chunk, self.part_path(file_index, chunk)):
+            return read_arrow(self.part_path(file_index, chunk))
 
     def read_part_columns(self, file_index: int, chunk: int, columns: list[str]) -> pa.Table:
-        return read_arrow(self.part_path(file_index, chunk), columns)
+        with _unreadable_as(file_index, chunk, self.part_path(file_index, chunk)):
+            return read_arrow(self.part_path(file_index, chunk), columns)
 
     def read_rejects(self, file_index: int, chunk: int) -> pa.Table:
-        return read_arrow(self.rejects_path(file_index, chunk))
+        with _unreadable_as(file_index, chunk, self.rejects_path(file_index, chunk)):
+            return read_arrow(self.rejects_path(file_index, chunk))
 
     def chunk_stats(self, file_index: int, chunk: int) -> dict[str, int]:
-        md = read_arrow_schema(self.part_path(file_index, chunk)).metadata or {}
-        return json.loads(md[b"riskprof.chunk"])
+        with _unreadable_as(file_index, chunk, self.part_path(file_index, chunk)):
+            md = read_arrow_schema(self.part_path(file_index, chunk)).metadata or {}
+            stats: dict[str, int] = json.loads(md[b"riskprof.chunk"])
+            if not isinstance(stats, dict) or not all(isinstance(stats.get(k), int) for k in ("rows", "rejected")):
+                raise ValueError("no chunk statistics in its metadata")
+            return stats
+
+    def drop_unreadable(self) -> list[str]:
+        """Remove each chunk whose part or rejects file cannot be opened (truncated, damaged, missing), so
+        that pass 1 scores it again; returns what was wrong, one line per chunk. Each file's footer and
+        metadata are read, not its rows (a whole part is read in pass 2, which drops it as here if that
+        fails: :class:`PartUnreadable`)."""
+        problems = []
+        for f, c in self.parts():
+            try:
+                self.chunk_stats(f, c)
+                with _unreadable_as(f, c, self.rejects_path(f, c)):
+                    read_arrow_schema(self.rejects_path(f, c))
+            except PartUnreadable as exc:
+                self.drop_chunk(f, c)
+                problems.append(str(exc))
+        return problems
+
+    def drop_chunk(self, file_index: int, chunk: int) -> None:
+        """Forget a chunk (its part first: the part's presence means "done"); pass 1 must run again."""
+        self.pass1_path.unlink(missing_ok=True)
+        self.part_path(file_index, chunk).unlink(missing_ok=True)
+        self.rejects_path(file_index, chunk).unlink(missing_ok=True)
 
     @property
     def pass1_path(self) -> Path:
@@ -235,8 +265,31 @@ class Checkpoint:
         write_json(self.pass1_path, {"parts": [list(p) for p in parts]})
 
     def pass1_parts(self) -> list[tuple[int, int]] | None:
+        """The parts pass 1 wrote, if it finished (and they are all still there), else None."""
         try:
             doc = json.loads(self.pass1_path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            parts = [(int(f), int(c)) for f, c in doc["parts"]]
+        except (OSError, ValueError, KeyError, TypeError):
             return None
-        return [(int(f), int(c)) for f, c in doc["parts"]]
+        return parts if set(parts) == set(self.parts()) else None
+
+
+class PartUnreadable(Exception):
+    """A chunk's part or rejects file cannot be read: the chunk must be scored again."""
+
+    def __init__(self, file_index: int, chunk: int, path: Path, reason: str):
+        super().__init__(f"{path.name} cannot be read ({reason})")
+        self.file_index, self.chunk = file_index, chunk
+
+
+@contextmanager
+def _unreadable_as(file_index: int, chunk: int, path: Path) -> Iterator[None]:
+    """Any failure to read a chunk file (missing, truncated, not Arrow, no stats) as :class:`PartUnreadable`:
+    a damaged checkpoint made every resume fail with a pyarrow traceback."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, FileNotFoundError):
+            reason = "missing"
+        raise PartUnreadable(file_index, chunk, path, reason) from exc

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from batch._checkpoint import Checkpoint, write_json
+from batch._checkpoint import Checkpoint, PartUnreadable, write_json
 from batch._chunk import ChunkSettings, ManifestError, use_system_arrow_pool
 from batch._errors import BatchWriteError, write_problem
 from batch._input import InputFile, header_names, inspect_manifest, manifest_digest
@@ -318,19 +318,34 @@ def _load_pinned_model(ckpt: Checkpoint, fingerprint: dict[str, Any], model_uri:
                        load_model: Callable[[str], Any], notes: list[str]) -> tuple[Any, dict[str, Any], bool]:
     """The model version a resumed run pinned at its start, else (fresh) the one ``model_uri`` points to now."""
     state = ckpt.read_state()
-    if state is not None and state.get("fingerprint") == fingerprint:
+    damaged = _unreadable_pins(ckpt) if state is not None else None
+    if damaged is not None:
+        notes.append(f"discarded checkpoint {ckpt.root}: {damaged}; the run starts afresh")
+    elif state is not None and state.get("fingerprint") == fingerprint:
         pinned = state["model"]
         loaded = load_model(pinned["uri"])
         if str(loaded.version) != str(pinned["version"]):  # pragma: no cover - a registry rewritten under us
             raise RuntimeError(f"checkpoint pinned {pinned['uri']} but the registry returned version {loaded.version}")
         notes.append(f"resumed from checkpoint {ckpt.root} (model pinned at {pinned['uri']})")
         return loaded, pinned, False
-    if ckpt.root.exists():
+    elif state is not None:
         notes.append(f"discarded checkpoint {ckpt.root} of a run with other inputs or arguments")
+    elif ckpt.root.exists():
+        notes.append(f"discarded checkpoint {ckpt.root}: its state.json is missing, unreadable or of an older layout (a run killed "
+                     "while removing it, or a damaged file); the run starts afresh")
     loaded = load_model(model_uri)
     pinned = {"requested_uri": model_uri, "name": loaded.name, "version": str(loaded.version),
               "alias": loaded.alias, "uri": loaded.uri, "run_id": loaded.run_id}
     return loaded, pinned, True
+
+
+def _unreadable_pins(ckpt: Checkpoint) -> str | None:
+    """What is wrong with the profiles a checkpoint pinned (its profiles.json), or None."""
+    try:
+        ckpt.read_profiles()
+    except (OSError, ValueError) as exc:
+        return f"its profiles.json cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    return None
 
 
 def _pinned_profiles(ckpt: Checkpoint, given: PinnedRules | None, notes: list[str]) -> PinnedRules | None:
@@ -419,18 +434,34 @@ def _score_and_publish(model: Any, pinned: dict[str, Any], ckpt: Checkpoint, fil
                                                                                  *options.lane_shares))
     if options.num_threads is not None:
         model.num_threads = options.num_threads
+    for problem in ckpt.drop_unreadable():  # truncated, damaged or missing: scored again like a chunk not done
+        notes.append(f"checkpoint {ckpt.root}: {problem}; that chunk is scored again")
     chunks_resumed = len(ckpt.parts())
     applied = profiles if profiles is not None and not profiles.empty else None
     work = ChunkWork(model, settings, col_map, options.chunk_rows, applied.ruleset if applied else None)
-    parts, rows_read = _score_chunks(work, ckpt, files, options, progress)
     metadata = _run_metadata(pinned, model, files, fingerprint, options, settings)
     if applied is not None:  # the footer names the versions applied (a set that cannot fire leaves it as before)
         metadata["profiles"] = applied.describe()
         metadata["columns"] = {**metadata["columns"], **RULE_COLUMNS}
-    counts, pending = write_outputs(ckpt, parts, files, paths, capacity=options.capacity,
-                                    random_share=options.random_share, seed=options.seed,
-                                    with_reasons=options.reasons_for != "none", write_csv=options.write_csv,
-                                    metadata=metadata, alerting=applied.alerting if applied else None)
+    rows_read, rescored = 0, set()
+    while True:
+        parts, rows = _score_chunks(work, ckpt, files, options, progress)
+        rows_read += rows
+        try:
+            counts, pending = write_outputs(ckpt, parts, files, paths, capacity=options.capacity,
+                                            random_share=options.random_share, seed=options.seed,
+                                            with_reasons=options.reasons_for != "none",
+                                            write_csv=options.write_csv, metadata=metadata,
+                                            alerting=applied.alerting if applied else None)
+            break
+        except PartUnreadable as exc:  # its footer was fine, its rows are not: scored again, then pass 2 again
+            key = (exc.file_index, exc.chunk)
+            if key in rescored:
+                raise CheckpointError(f"checkpoint {ckpt.root}: {exc}, again after the chunk was scored again: "
+                                      "the disk may be failing; remove the checkpoint to start afresh") from None
+            rescored.add(key)
+            ckpt.drop_chunk(*key)
+            notes.append(f"checkpoint {ckpt.root}: {exc}; that chunk is scored again")
     summary = BatchSummary(paths, counts, metadata["model"], metadata["input"]["sha256"], options.reasons_for,
                            0.0, rows_read, chunks_resumed, len(parts), notes, profiles=profiles)
     summary.metadata = {**metadata, "engine": options.engine,

@@ -266,3 +266,99 @@ def test_a_publish_failing_half_way_puts_back_what_it_replaced(tiny_model: TinyM
     for mine, theirs in ((out, clean), (paths.rejects, OutputPaths(clean).rejects)):
         assert mine.read_bytes() == theirs.read_bytes()
     assert paths.csv.read_bytes().replace(b"/run/", b"/x/") == OutputPaths(clean).csv.read_bytes().replace(b"/clean/", b"/x/")
+
+
+# ---- 3. a damaged checkpoint is scored again, never a traceback ------------------------------------
+
+class _StopAfter:
+    """A progress hook that stops the run (as a crash would) after ``n`` chunks; or, with ``then``, lets
+    pass 1 finish and does ``then`` between the passes."""
+
+    def __init__(self, n: int | None = None, then: Callable[[], None] | None = None) -> None:
+        self.left, self.then = n, then
+
+    def start(self, total: int | None, completed: int) -> None: ...
+
+    def advance(self, rows: int) -> None:
+        if self.left is not None:
+            self.left -= 1
+            if self.left <= 0:
+                raise KeyboardInterrupt("stopped")
+
+    def stop(self) -> None:
+        if self.then is not None:
+            then, self.then = self.then, None
+            then()
+
+
+def _truncate(path: Path) -> None:
+    os.truncate(path, 1000)
+
+
+def _garble(path: Path) -> None:
+    """The file's middle overwritten (its footer intact): opens, but its record batch cannot be read."""
+    data = bytearray(path.read_bytes())
+    data[8:len(data) // 2] = b"\xff" * (len(data) // 2 - 8)
+    path.write_bytes(bytes(data))
+
+
+DAMAGE = {"truncated part": ("part-00000-000002.arrow", _truncate),
+          "garbage part": ("part-00000-000001.arrow", lambda p: p.write_bytes(b"ARROW1\0\0 and then nothing")),
+          "truncated rejects": ("rejects-00000-000002.arrow", _truncate),
+          "missing rejects": ("rejects-00000-000000.arrow", os.remove),
+          "garbage rejects": ("rejects-00000-000001.arrow", lambda p: p.write_bytes(b"not arrow at all")),
+          "garbled part": ("part-00000-000000.arrow", _garble)}
+
+
+@pytest.fixture(scope="module")
+def clean_run(tiny_model: TinyModel, manifests: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("clean") / "s.parquet"
+    _score(tiny_model, manifests["big"], out)
+    return out
+
+
+def _same_as(out: Path, clean: Path) -> None:
+    assert out.read_bytes() == clean.read_bytes()
+    assert OutputPaths(out).rejects.read_bytes() == OutputPaths(clean).rejects.read_bytes()
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+@pytest.mark.parametrize("when", ["during pass 1", "after pass 1"])
+def test_a_damaged_checkpoint_file_is_scored_again_and_the_output_equals_a_clean_run(
+        tiny_model: TinyModel, manifests: dict[str, Path], clean_run: Path, tmp_path: Path, damage: str,
+        when: str) -> None:
+    """A truncated, garbled or missing part or rejects file made every resume fail (a pyarrow traceback,
+    or "writing failed ... free space"). Now that chunk is scored again, with a note."""
+    name, act = DAMAGE[damage]
+    out = tmp_path / "s.parquet"
+    ckpt = OutputPaths(out).checkpoint
+    if when == "during pass 1":  # a crash after 4 of the 6 chunks, then the damage, then the resume
+        with pytest.raises(KeyboardInterrupt):
+            _score(tiny_model, manifests["big"], out, progress=_StopAfter(4))
+        act(ckpt / name)
+        summary = _score(tiny_model, manifests["big"], out)
+    else:  # damaged between the passes of one run: found when pass 2 reads it (or by the resume)
+        summary = _score(tiny_model, manifests["big"], out, progress=_StopAfter(then=lambda: act(ckpt / name)))
+    _same_as(out, clean_run)
+    assert summary.counts.rows_scored == 600
+    said = " ".join(summary.notes)
+    assert f"checkpoint {ckpt}: {name} cannot be read" in said and "that chunk is scored again" in said, said
+    assert not ckpt.exists()
+
+
+def test_a_checkpoint_whose_pinned_profiles_cannot_be_read_is_discarded_with_a_note(
+        tiny_model: TinyModel, manifests: dict[str, Path], clean_run: Path, tmp_path: Path) -> None:
+    """profiles.json cut short: the profiles the run pinned are unknown, so no chunk can be trusted to
+    match them; the checkpoint is discarded with a note and the run starts over (a traceback before)."""
+    from batch import PinnedRules
+
+    out = tmp_path / "s.parquet"
+    ckpt = OutputPaths(out).checkpoint
+    pins = PinnedRules.of([], [], {}, "file /nowhere.yaml")  # a set that cannot fire: output as without
+    with pytest.raises(KeyboardInterrupt):
+        _score(tiny_model, manifests["big"], out, progress=_StopAfter(3), profiles=pins)
+    (ckpt / "profiles.json").write_text('{"source": "file /nowhere.yaml", "profi')  # cut short
+    summary = _score(tiny_model, manifests["big"], out, profiles=pins)
+    assert summary.chunks_resumed == 0
+    assert any(f"discarded checkpoint {ckpt}: its profiles.json cannot be read" in n for n in summary.notes)
+    _same_as(out, clean_run)
