@@ -32,12 +32,15 @@ class PinnedRules:
     # the same versions read back from where they came, given ``pins()``: set when the source keeps
     # every version unchanged (the serving store); the checkpoint then records the pins only
     reload: Callable[[Mapping[str, Any]], PinnedRules] | None = field(default=None, compare=False, repr=False)
+    # the SHA-256 of the file the set was read from (a file's rules change without a new version number):
+    # part of the run's fingerprint, so a file edited between a crash and the resume restarts the run
+    sha256: str | None = None
 
     @classmethod
     def of(cls, profiles: Sequence[Profile], watchlists: Sequence[WatchList] = (),
            extra_columns: Mapping[str, str] | None = None, source: str = "store",
-           reload: Callable[[Mapping[str, Any]], PinnedRules] | None = None) -> PinnedRules:
-        return cls(tuple(profiles), tuple(watchlists), dict(extra_columns or {}), source, reload)
+           reload: Callable[[Mapping[str, Any]], PinnedRules] | None = None, sha256: str | None = None) -> PinnedRules:
+        return cls(tuple(profiles), tuple(watchlists), dict(extra_columns or {}), source, reload, sha256)
 
     @cached_property
     def ruleset(self) -> RuleSet:
@@ -60,14 +63,16 @@ class PinnedRules:
 
     def describe(self) -> dict[str, Any]:
         """What ``.meta.json`` records: where the set came from, and the versions pinned."""
-        return {"source": self.source, **self.pins(), "rules": len(self.ruleset.rules)}
+        return {"source": self.source, **({"sha256": self.sha256} if self.sha256 else {}), **self.pins(),
+                "rules": len(self.ruleset.rules)}
 
     def state(self) -> dict[str, Any]:
         """What the checkpoint keeps: the pins when the set can be read back (``reload``), else the full
         definitions as JSON. A watch list's entries are then kept as columns (one list per attribute):
         100,000 entries cost a few list comprehensions and some long JSON arrays instead of a dict
         each (125 ms of CPU to dump and encode, against 50 ms)."""
-        head = {"source": self.source, "extra_columns": dict(self.extra_columns)}
+        head = {"source": self.source, "extra_columns": dict(self.extra_columns),
+                **({"sha256": self.sha256} if self.sha256 else {})}
         if self.reload is not None:
             return {**head, "pins": self.pins()}
         return {**head, "profiles": [p.model_dump(mode="json") for p in self.profiles],
@@ -85,7 +90,7 @@ class PinnedRules:
             return replace(given.reload(doc["pins"]), extra_columns=dict(extra))
         return cls.of([Profile.model_validate(p) for p in doc["profiles"]],
                       [WatchList.model_validate(_list_doc(w)) for w in doc["watch_lists"]],
-                      extra, str(doc["source"]))
+                      extra, str(doc["source"]), sha256=doc.get("sha256"))
 
 
 _ENTRY_COLUMNS = tuple(WatchEntry.model_fields)

@@ -205,6 +205,8 @@ def _score_manifest(manifest: str | Path | Sequence[str | Path], paths: OutputPa
     settings = ChunkSettings(options.thresholds, options.reasons_for, options.top_k)
     fingerprint = _fingerprint(files, mapping, model_uri, options, settings)
     fingerprint["profiles"] = profiles.source if profiles is not None else None
+    if profiles is not None and profiles.sha256 is not None:  # a file's content, which versions do not pin
+        fingerprint["profiles_sha256"] = profiles.sha256
     loaded, pinned, fresh = _load_pinned_model(ckpt, fingerprint, model_uri, load_model, notes)
     try:
         if fresh:
@@ -329,7 +331,8 @@ def _load_pinned_model(ckpt: Checkpoint, fingerprint: dict[str, Any], model_uri:
         notes.append(f"resumed from checkpoint {ckpt.root} (model pinned at {pinned['uri']})")
         return loaded, pinned, False
     elif state is not None:
-        notes.append(f"discarded checkpoint {ckpt.root} of a run with other inputs or arguments")
+        notes.append(f"discarded checkpoint {ckpt.root} of a run with other inputs or arguments"
+                     f"{_what_changed(state.get('fingerprint'), fingerprint)}")
     elif ckpt.root.exists():
         notes.append(f"discarded checkpoint {ckpt.root}: its state.json is missing, unreadable or of an older layout (a run killed "
                      "while removing it, or a damaged file); the run starts afresh")
@@ -337,6 +340,20 @@ def _load_pinned_model(ckpt: Checkpoint, fingerprint: dict[str, Any], model_uri:
     pinned = {"requested_uri": model_uri, "name": loaded.name, "version": str(loaded.version),
               "alias": loaded.alias, "uri": loaded.uri, "run_id": loaded.run_id}
     return loaded, pinned, True
+
+
+_FINGERPRINT_NAMES = {"inputs": "the manifest", "mapping": "the mapping", "model_uri": "the model",
+                      "chunk_rows": "the chunk size", "profiles": "the profiles' source",
+                      "profiles_sha256": "the content of the profiles file"}
+
+
+def _what_changed(was: Any, now: dict[str, Any]) -> str:
+    """`` (changed: the manifest, …)`` naming the fingerprint entries that differ, or nothing."""
+    if not isinstance(was, dict):
+        return ""
+    changed = [_FINGERPRINT_NAMES.get(k, k.replace("_", " ")) for k in sorted(set(was) | set(now))
+               if was.get(k) != now.get(k)]
+    return f" (changed: {', '.join(changed)})" if changed else ""
 
 
 def _unreadable_pins(ckpt: Checkpoint) -> str | None:

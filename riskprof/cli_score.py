@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,7 @@ def _profiles_from_file(path: Path) -> Any:
     _check_profiles_path(path)
     extra = extra_columns_from_env()
     try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()  # pins what versions do not: the file's rules
         found, lists = load_profiles(path, extra)
     except ProfileError as exc:
         for p in exc.problems:
@@ -130,7 +132,8 @@ def _profiles_from_file(path: Path) -> Any:
         fail(f"--profiles {path}: {len(exc.problems)} problem(s)")
     except UnicodeDecodeError as exc:
         fail(f"--profiles {path}: not a UTF-8 text file ({exc.reason})")
-    return PinnedRules.of(pinned_profiles(found), lists, extra, f"file {path.resolve()}")
+    return PinnedRules.of(pinned_profiles(found), lists, extra, f"file {path.resolve()}",
+                          sha256=digest)
 
 
 def _load_profiles(profiles_file: Path | None, no_profiles: bool) -> tuple[Any, Any, list[str]]:

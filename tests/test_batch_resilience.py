@@ -362,3 +362,59 @@ def test_a_checkpoint_whose_pinned_profiles_cannot_be_read_is_discarded_with_a_n
     assert summary.chunks_resumed == 0
     assert any(f"discarded checkpoint {ckpt}: its profiles.json cannot be read" in n for n in summary.notes)
     _same_as(out, clean_run)
+
+
+# ---- 2. a profiles file edited between a crash and the resume ---------------------------------------
+
+TOOLS = {"id": "P-TOOLS", "name": "hand tools", "criterion": "hand tools (HS 8206)",
+         "conditions": [{"field": "hs_code", "op": "prefix", "values": ["8206"]}],
+         "action": {"lane": "red", "select": True, "alert": True}, "valid_from": "2023-01-01",
+         "status": "active", "owner": "analyst1"}
+
+
+def _profiles_file(path: Path, hs_prefix: str) -> Any:
+    """A profiles YAML as ``riskprof profiles export`` writes it, read as ``riskprof score --profiles`` does."""
+    from profiles import Profile, dump_profiles
+    from riskprof.cli_score import _profiles_from_file
+
+    rule = {**TOOLS, "conditions": [{"field": "hs_code", "op": "prefix", "values": [hs_prefix]}]}
+    path.write_text(dump_profiles([Profile.model_validate(rule)]), encoding="utf-8")
+    return _profiles_from_file(path)
+
+
+def test_a_profiles_file_edited_before_the_resume_restarts_the_run_and_its_digest_is_recorded(
+        tiny_model: TinyModel, manifests: dict[str, Path], tmp_path: Path) -> None:
+    """The checkpoint pinned the file's profile ids and versions only: a rule edited in the file under the
+    same id and version was not seen, and the resumed run applied the old rule with no note. Now the
+    file's SHA-256 is part of the run's fingerprint: the checkpoint is discarded with a note (as for a
+    changed manifest) and the new rules apply to every chunk; .meta.json records the digest."""
+    import hashlib
+    import json
+
+    rules = tmp_path / "profiles.yaml"
+    old = _profiles_file(rules, "84")
+    clean_old = tmp_path / "old" / "s.parquet"
+    _score(tiny_model, manifests["big"], clean_old, profiles=old)
+    new = _profiles_file(rules, "85")  # the same profile id and version 1, another rule
+    clean_new = tmp_path / "new" / "s.parquet"
+    _score(tiny_model, manifests["big"], clean_new, profiles=new)
+    assert clean_new.read_bytes() != clean_old.read_bytes()  # the edit matters: the test can fail
+
+    out = tmp_path / "run" / "s.parquet"
+    with pytest.raises(KeyboardInterrupt):
+        _score(tiny_model, manifests["big"], out, progress=_StopAfter(3), profiles=_profiles_file(rules, "84"))
+    edited = _profiles_file(rules, "85")  # edited while the run was down
+    summary = _score(tiny_model, manifests["big"], out, profiles=edited)
+    assert summary.chunks_resumed == 0
+    assert any("discarded checkpoint" in n and "(changed: the content of the profiles file)" in n
+               for n in summary.notes), summary.notes
+    assert out.read_bytes() == clean_new.read_bytes()
+    meta = json.loads(OutputPaths(out).meta.read_text())
+    assert meta["profiles"]["sha256"] == hashlib.sha256(rules.read_bytes()).hexdigest()
+    assert meta["profiles"]["source"] == f"file {rules.resolve()}"
+
+    # the same file again: resumed as before
+    with pytest.raises(KeyboardInterrupt):
+        _score(tiny_model, manifests["big"], out.with_name("t.parquet"), progress=_StopAfter(3), profiles=edited)
+    again = _score(tiny_model, manifests["big"], out.with_name("t.parquet"), profiles=_profiles_file(rules, "85"))
+    assert again.chunks_resumed == 3 and out.with_name("t.parquet").read_bytes() == clean_new.read_bytes()
