@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import pickle
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -150,12 +153,27 @@ def _sharing(model: RiskModel, share: ThreadShare) -> Iterator[None]:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(blob: bytes, ckpt_root: str) -> None:
+def _init_worker(blob: bytes, ckpt_root: str, parent: int) -> None:
+    _exit_with_parent(parent)
     use_system_arrow_pool()
     _WORKER["work"] = work = pickle.loads(blob)
     _WORKER["matrices"] = reuse = work.model.reusing_matrices()  # for the worker's life
     reuse.__enter__()
     _WORKER["ckpt"] = Checkpoint(Path(ckpt_root))
+
+
+def _exit_with_parent(parent: int, every: float = 0.25) -> None:
+    """End this worker once ``parent`` is gone. A parent killed with SIGKILL left its spawn workers
+    (~300 MB each) and the resource tracker alive forever: each worker blocks reading the call queue,
+    whose writing end it holds itself, so it never sees end-of-file. When the parent dies the worker
+    is re-parented (to init or a subreaper), which ``os.getppid()`` shows; the resource tracker ends
+    once no worker holds its pipe."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="riskprof-parent-watch", daemon=True).start()
 
 
 def _score_in_worker(frame: pd.DataFrame, file_index: int, source: str, chunk: int, offset: int) -> tuple[int, int]:
@@ -170,6 +188,6 @@ def run_local_parallel(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile]
         blob = pickle.dumps(work, protocol=pickle.HIGHEST_PROTOCOL)
     ctx = mp.get_context("spawn")  # not fork: OpenMP (LightGBM) does not survive a fork
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(blob, str(ckpt.root))) as pool:
+                             initargs=(blob, str(ckpt.root), os.getpid())) as pool:
         _feed(work, ckpt, files, workers + 1, lambda frame, file, c, offset: pool.submit(
             _score_in_worker, frame, file.index, str(file.path), c, offset), on_chunk)

@@ -5,11 +5,13 @@ worker processes and Spark's console noise. Real files, processes, locks and dat
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from batch import BatchOptions, OutputBusyError, OutputPaths, score_manifest
-from tests.conftest import TinyModel, TinyRegistry
+from tests.conftest import REPO, TinyModel, TinyRegistry
 from tests.factories import make_declarations
 
 MODEL_URI = "models:/tiny/1"
@@ -418,3 +420,73 @@ def test_a_profiles_file_edited_before_the_resume_restarts_the_run_and_its_diges
         _score(tiny_model, manifests["big"], out.with_name("t.parquet"), progress=_StopAfter(3), profiles=edited)
     again = _score(tiny_model, manifests["big"], out.with_name("t.parquet"), profiles=_profiles_file(rules, "85"))
     assert again.chunks_resumed == 3 and out.with_name("t.parquet").read_bytes() == clean_new.read_bytes()
+
+
+# ---- 8. workers end with their parent ----------------------------------------------------------------
+
+_DRIVER = """
+import sys
+import numpy as np
+from batch import BatchOptions, score_manifest
+from tests.conftest import TinyRegistry, build_tiny_model
+from tests.factories import make_declarations
+
+manifest, out = sys.argv[1], sys.argv[2]
+make_declarations(np.random.default_rng(3), 40_000, start="2023-06-01", days=30).to_parquet(manifest, index=False)
+model = build_tiny_model().model
+score_manifest(manifest, out, "models:/tiny/1", BatchOptions(chunk_rows=500, workers=2, reasons_for="all"),
+               load_model=TinyRegistry("tiny", model).load)
+"""
+
+
+def _descendants(pid: int) -> set[int]:
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                kids = {int(k) for k in (task / "children").read_text().split()}
+                todo += list(kids - found)
+                found |= kids
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")  # a zombie has exited (it only waits to be reaped)
+
+
+def test_workers_and_the_resource_tracker_end_when_the_parent_is_killed(tmp_path: Path) -> None:
+    """``score --workers 2`` killed with SIGKILL left both spawn workers (~300 MB each) and the resource
+    tracker alive forever, blocked reading a pipe. Now they end within seconds."""
+    if not Path("/proc/self/task").exists():
+        pytest.skip("needs Linux /proc to find the worker processes")
+    out = tmp_path / "s.parquet"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    driver = subprocess.Popen([sys.executable, "-c", _DRIVER, str(tmp_path / "m.parquet"), str(out)], cwd=REPO,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(OutputPaths(out).checkpoint.glob("part-*.arrow"))) < 2:  # both workers at work
+            assert driver.poll() is None, driver.communicate()[1]
+            assert time.monotonic() < deadline, "no parts after 120 s"
+            time.sleep(0.05)
+        children = _descendants(driver.pid)
+        assert len(children) >= 3, children  # two workers and the resource tracker
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+        deadline = time.monotonic() + 30  # generous: the workers look for their parent every 0.25 s
+        while any(_alive(p) for p in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [p for p in children if _alive(p)]
+        assert not left, f"still running after their parent was killed: {left}"
+    finally:  # nothing of the test outlives it, whatever failed
+        for p in [driver.pid, *children, *(_descendants(driver.pid) if driver.poll() is None else ())]:
+            if p == driver.pid or _alive(p):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGKILL)
+        driver.wait(30)
