@@ -260,16 +260,20 @@ def _run_and_report(manifest: list[Path], out: Path, model_uri: str, options: An
                     mapping: Path | None, pinned: Any = None, store: Any = None, audit: bool = True) -> None:
     """Score, then print the summary and raise the run's alerts in the store (once per declaration and
     rule version, however often it is scored); errors a user can act on end in a message and exit 2."""
-    from batch import BatchWriteError, CheckpointError, ManifestError, score_manifest
+    from batch import BatchWriteError, CheckpointError, ManifestError, OutputBusyError, score_manifest
     from features.io import LoadError
     from features.mapping import MappingError
+    from scoring.registry import ModelLoadError
 
     progress = _RichProgress() if console.is_terminal else None
     try:
         summary = score_manifest(manifest, out, model_uri, options, mapping=mapping, progress=progress,
                                  profiles=pinned)
-    except (LoadError, MappingError, ManifestError, BatchWriteError, CheckpointError) as exc:
+    except (LoadError, MappingError, ManifestError, BatchWriteError, CheckpointError, OutputBusyError) as exc:
         fail(str(exc))
+        return
+    except ModelLoadError as exc:  # a registered version whose artifact is missing or does not unpickle
+        fail(f"cannot load model {model_uri}: {exc}")
         return
     except Exception as exc:  # registry errors (no such model/alias) come as MLflow exceptions
         if type(exc).__name__ in ("MlflowException", "RestException"):

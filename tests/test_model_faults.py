@@ -111,3 +111,26 @@ def test_promote_refuses_a_corrupt_challenger(registry: Registry, force: bool) -
     text = " ".join(result.output.split())
     assert "challenger" in text and "version 2" in text and "cannot be loaded" in text, text
     assert registry.alias("champion") == "1" and registry.alias("challenger") == "2"
+
+
+@pytest.mark.parametrize("fault", ["corrupt", "missing"])
+def test_score_with_a_model_that_cannot_be_loaded_exits_2_with_a_message(registry: Registry, tiny_model: Any,
+                                                                          fault: str) -> None:
+    """``riskprof score`` with a champion whose artifact is truncated or gone ended in a traceback
+    (scoring.registry.ModelLoadError, exit 1); the docs promise exit 2 and one ``error:`` line."""
+    import shutil
+
+    if fault == "missing":  # the champion's artifacts moved away (mv models/artifacts /elsewhere)
+        shutil.move(registry.folder / "intact", registry.folder / "moved-away")
+        model, version = f"models:/{NAME}@champion", "1"
+    else:
+        model, version = f"models:/{NAME}@challenger", "2"
+    manifest = registry.folder / "manifest.parquet"
+    pd.DataFrame(tiny_model.traffic[:20]).to_parquet(manifest, index=False)
+    out = registry.folder / "scores.parquet"
+    result = CliRunner().invoke(app, ["score", "--manifest", str(manifest), "--out", str(out), "--model", model,
+                                      "--no-profiles"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, (text, result.exception)
+    assert f"error: cannot load model {model}: {NAME}@{model.split('@')[1]} (version {version}) cannot be loaded" in text
+    assert "Traceback" not in text and not out.exists()
