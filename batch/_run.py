@@ -158,7 +158,8 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
                    options: BatchOptions | None = None, mapping: str | Path | None = None,
                    progress: ProgressHook | None = None,
                    load_model: Callable[[str], Any] = _default_loader,
-                   profiles: PinnedRules | None = None) -> BatchSummary:
+                   profiles: PinnedRules | None = None,
+                   after_publish: Callable[[BatchSummary], None] | None = None) -> BatchSummary:
     """Score a manifest (CSV/Parquet files or folders) into ``out`` (Parquet) and its sibling files.
 
     ``profiles``: the risk profiles and watch lists to apply (as the API does: lanes raised, rule
@@ -172,6 +173,10 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
 
     One run at a time per output: ``<out>.lock`` is held (``flock``) from the start to the last file
     published, and a second run into the same ``out`` raises :class:`OutputBusyError` at once.
+
+    ``after_publish(summary)``: what must follow the published files (the CLI records the alerts and the
+    audit event in the serving store); it runs under the lock, and if it raises, the checkpoint is kept,
+    so the same command publishes the same output again from it (pass 2 only) and retries.
     """
     options = options or BatchOptions()
     options.check()
@@ -183,13 +188,13 @@ def score_manifest(manifest: str | Path | Sequence[str | Path], out: str | Path,
         except OSError as exc:  # a read-only or protected folder: nothing can be written there
             raise _write_failed(exc, Checkpoint(paths.checkpoint), paths) from exc
         return _score_manifest(manifest, paths, model_uri, options, mapping, progress, load_model, profiles,
-                               created)
+                               created, after_publish)
 
 
 def _score_manifest(manifest: str | Path | Sequence[str | Path], paths: OutputPaths, model_uri: str,
                     options: BatchOptions, mapping: str | Path | None, progress: ProgressHook | None,
                     load_model: Callable[[str], Any], profiles: PinnedRules | None,
-                    notes: list[str]) -> BatchSummary:
+                    notes: list[str], after_publish: Callable[[BatchSummary], None] | None) -> BatchSummary:
     """:func:`score_manifest` with the output locked."""
     use_system_arrow_pool()
     t0 = time.perf_counter()
@@ -222,6 +227,8 @@ def _score_manifest(manifest: str | Path | Sequence[str | Path], paths: OutputPa
         raise _write_failed(exc, ckpt, paths) from exc
     summary.seconds = time.perf_counter() - t0
     _publish(ckpt, paths, summary, started)
+    if after_publish is not None:
+        after_publish(summary)  # raises: the checkpoint stays, to publish again and retry
     ckpt.discard()
     return summary
 

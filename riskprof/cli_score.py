@@ -265,10 +265,15 @@ def _run_and_report(manifest: list[Path], out: Path, model_uri: str, options: An
     from features.mapping import MappingError
     from scoring.registry import ModelLoadError
 
+    def after_publish(summary: Any) -> None:  # before the checkpoint goes: a failure here keeps it
+        _print_summary(summary)
+        if store is not None:
+            _record_in_store(store, summary, audit)
+
     progress = _RichProgress() if console.is_terminal else None
     try:
         summary = score_manifest(manifest, out, model_uri, options, mapping=mapping, progress=progress,
-                                 profiles=pinned)
+                                 profiles=pinned, after_publish=after_publish)
     except (LoadError, MappingError, ManifestError, BatchWriteError, CheckpointError, OutputBusyError) as exc:
         fail(str(exc))
         return
@@ -279,19 +284,44 @@ def _run_and_report(manifest: list[Path], out: Path, model_uri: str, options: An
         if type(exc).__name__ in ("MlflowException", "RestException"):
             fail(f"cannot load model {model_uri}: {str(exc).splitlines()[0]}")
         raise
-    _print_summary(summary)
-    alerts = summary.counts.alert_table
-    if store is not None and alerts.num_rows:
-        created = store.create_alerts(alerts)
-        console.print(f"alerts: {created:,} raised ({alerts.num_rows - created:,} raised before)",
-                      highlight=False, markup=False)
-    if store is not None and audit and summary.counts.rows_scored:
-        _record_in_audit_log(store, summary)
     if summary.counts.rows_scored == 0 and summary.counts.rows_rejected == 0:
         fail("nothing was scored: the manifest holds no rows (a header only, or an empty file)", code=1)
     if summary.counts.rows_scored == 0:
         fail(f"nothing was scored: {summary.counts.rows_rejected:,} row(s) rejected "
              f"(see {summary.paths.rejects})", code=1)
+
+
+def _record_in_store(store: Any, summary: Any, audit: bool) -> None:
+    """The run's alerts, then its audit event. A store that cannot be reached ended in a traceback after
+    the scores were published (exit 1, alerts and audit event missing, nothing said about them); now
+    exit 2 saying what is written and what is not, the checkpoint kept for the same command to retry
+    (alerts are raised once per declaration and rule version, and the audit event is written whole or
+    not at all, so a retry records each exactly once)."""
+    import sqlalchemy as sa
+
+    from serving.store import StoreUnavailable
+
+    alerts = summary.counts.alert_table
+    alerts_done = False
+    try:
+        if alerts.num_rows:
+            created = store.create_alerts(alerts)
+            console.print(f"alerts: {created:,} raised ({alerts.num_rows - created:,} raised before)",
+                          highlight=False, markup=False)
+        alerts_done = True
+        if audit and summary.counts.rows_scored:
+            _record_in_audit_log(store, summary)
+    except (StoreUnavailable, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        paths = summary.paths
+        missing = ("the audit event was" if alerts_done
+                   else f"the {alerts.num_rows:,} alert(s) and the audit event were" if audit
+                   else f"the {alerts.num_rows:,} alert(s) were")
+        fail(f"the scores were written at {paths.out} (with {paths.rejects.name} and {paths.meta.name}), but "
+             f"{missing} not recorded: the serving store cannot be reached ({detail}). The checkpoint "
+             f"{paths.checkpoint} is kept: once the store is back, run the same command again; it publishes the "
+             "same output from the checkpoint without scoring again, then records them (an alert already "
+             "raised is not raised twice). Removing the checkpoint instead gives them up.")
 
 
 def _record_in_audit_log(profile_store: Any, summary: Any) -> None:

@@ -490,3 +490,80 @@ def test_workers_and_the_resource_tracker_end_when_the_parent_is_killed(tmp_path
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(p, signal.SIGKILL)
         driver.wait(30)
+
+
+# ---- 7. the store goes away after the scores are published ----------------------------------------
+
+def test_a_store_unreachable_after_publishing_exits_2_and_the_same_command_records_alerts_and_audit_once(
+        trained_model: Any, pg: Any, tmp_path: Path) -> None:
+    """PostgreSQL stopped while ``riskprof score`` runs with an active profile: the output was published,
+    then a traceback (StoreUnavailable from create_alerts), exit 1, alerts and audit event missing. Now:
+    exit 2 naming what was written and what was not, the checkpoint kept; the same command, once the
+    database is back, publishes the same output from the checkpoint and records each alert and the
+    audit event exactly once."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from profiles import Profile
+    from serving import migrations
+    from serving.profile_store import Actor, ProfileStore
+    from serving.store import Store, audit_events, make_engine
+
+    frame = pd.read_parquet(trained_model.data["declarations"]).sort_values("declaration_id").iloc[-4_000:]
+    manifest = tmp_path / "manifest.parquet"
+    frame.to_parquet(manifest, index=False)
+    prefix = frame["hs_code"].astype(str).str[:2].value_counts().index[0]  # the commonest chapter: alerts for sure
+    url = pg.url(pg.create_database())
+    store = Store(make_engine(url))
+    migrations.upgrade(store.engine)
+    ProfileStore(store.engine, extra_columns={}).save([Profile.model_validate({
+        "id": "P-1", "name": "chapter", "criterion": f"chapter {prefix}", "owner": "ana", "status": "active",
+        "conditions": [{"field": "hs_code", "op": "prefix", "values": [prefix]}],
+        "action": {"lane": "yellow", "alert": True}, "valid_from": "2000-01-01"})], [], Actor("ana", "cli"))
+    store.dispose()
+
+    out = tmp_path / "out" / "scores.parquet"
+    out.parent.mkdir()
+    ckpt = OutputPaths(out).checkpoint
+    env = {**os.environ, "RISKPROF_DATABASE_URL": url,
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    cmd = [sys.executable, "-m", "riskprof.cli", "score", "--manifest", str(manifest), "--out", str(out),
+           "--model", trained_model.uri, "--chunk-rows", "200"]
+    run = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(ckpt.glob("part-*.arrow")):  # profiles pinned, scoring under way
+            assert run.poll() is None, run.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        pg.stop()
+        _, err = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        with contextlib.suppress(RuntimeError):  # started again for the rest of the session, whatever failed
+            pg.start()
+    said = _said(err)
+    assert run.returncode == 2, said
+    assert "Traceback" not in said
+    assert f"error: the scores were written at {out} (with scores.rejects.csv and scores.meta.json), but the " in said
+    assert "alert(s) and the audit event were not recorded: the serving store cannot be reached" in said
+    assert f"The checkpoint {ckpt} is kept" in said and "run the same command again" in said
+    first = out.read_bytes()
+    assert ckpt.exists() and not (out.parent / "scores.parquet.lock").exists()
+
+    again = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    said = _said(again.stderr)
+    assert again.returncode == 0, said
+    assert "resumed from checkpoint" in said and "audit log: 4,000 item(s) recorded" in said
+    assert out.read_bytes() == first and not ckpt.exists()
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            n_alerts = conn.execute(sa.text("SELECT count(*) FROM alerts")).scalar_one()
+            n_events = conn.execute(sa.select(sa.func.count()).select_from(audit_events)).scalar_one()
+    finally:
+        engine.dispose()
+    expected = int(pd.read_parquet(out)["rule_hits"].map(len).gt(0).sum())
+    assert n_alerts == expected > 0 and f"alerts: {expected:,} raised (0 raised before)" in said
+    assert n_events == 1
