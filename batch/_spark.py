@@ -59,6 +59,10 @@ def spark_session(master: str | None = None) -> Any:
         if _repo_root() not in path.split(os.pathsep):
             os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_repo_root(), path) if p)
         builder = builder.config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
+        # a bad input file printed ~76 lines of Java and Python stack traces (the executor's and the task
+        # manager's ERROR logs, a progress bar) before the one clean error the driver raises: on a local
+        # master the console is the user's, so Spark logs nothing to it (a cluster keeps its own logs)
+        builder = builder.config("spark.log.level", "OFF").config("spark.ui.showConsoleProgress", "false")
     builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
     return builder.getOrCreate()
 
@@ -122,7 +126,7 @@ def run_spark(work: ChunkWork, ckpt: Checkpoint, files: list[InputFile],
         spark = spark_session(master)
         sc = spark.sparkContext
         if (master or "").startswith("local"):
-            sc.setLogLevel("ERROR")
+            sc.setLogLevel("OFF")  # a session made elsewhere too (see spark_session)
         bc = sc.broadcast(pickle.dumps(work, protocol=pickle.HIGHEST_PROTOCOL))
         try:
             ids = spark.range(0, len(tasks), 1, numPartitions=len(tasks))

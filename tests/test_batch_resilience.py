@@ -567,3 +567,41 @@ def test_a_store_unreachable_after_publishing_exits_2_and_the_same_command_recor
     expected = int(pd.read_parquet(out)["rule_hits"].map(len).gt(0).sum())
     assert n_alerts == expected > 0 and f"alerts: {expected:,} raised (0 raised before)" in said
     assert n_events == 1
+
+
+# ---- 9. Spark keeps the user's console for the error -------------------------------------------------
+
+_SPARK_DRIVER = """
+import sys
+from batch import BatchOptions, score_manifest
+from features.io import LoadError
+from tests.conftest import TinyRegistry, build_tiny_model
+
+try:
+    score_manifest(sys.argv[1], sys.argv[2], "models:/tiny/1",
+                   BatchOptions(chunk_rows=100, engine="spark", spark_master="local[2]"),
+                   load_model=TinyRegistry("tiny", build_tiny_model().model).load)
+except LoadError as exc:
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_spark_on_a_malformed_csv_prints_the_error_without_java_or_python_stack_traces(tmp_path: Path) -> None:
+    """~76 lines of executor and task-manager stack traces came before the one clean error line."""
+    frame = make_declarations(np.random.default_rng(3), 300, start="2023-06-01", days=30)
+    lines = frame.to_csv(index=False).splitlines()
+    lines[150] += ',"an unterminated quote'
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    res = subprocess.run([sys.executable, "-c", _SPARK_DRIVER, str(bad), str(tmp_path / "o.parquet")], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 2, res.stderr
+    assert "error: " in res.stderr and "is not a well-formed CSV" in res.stderr
+    assert "\tat org.apache" not in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert "ERROR" not in res.stderr and "[Stage" not in res.stderr, res.stderr
+    assert len(res.stderr.splitlines()) <= 15, res.stderr  # the JVM's start-up lines, then the error
