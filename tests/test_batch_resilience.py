@@ -459,6 +459,8 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")  # a zombie has exited (it only waits to be reaped)
 
 
+@pytest.mark.slow  # three processes started (~6 s)
+@pytest.mark.integration
 def test_workers_and_the_resource_tracker_end_when_the_parent_is_killed(tmp_path: Path) -> None:
     """``score --workers 2`` killed with SIGKILL left both spawn workers (~300 MB each) and the resource
     tracker alive forever, blocked reading a pipe. Now they end within seconds."""
@@ -605,3 +607,46 @@ def test_spark_on_a_malformed_csv_prints_the_error_without_java_or_python_stack_
     assert "\tat org.apache" not in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert "ERROR" not in res.stderr and "[Stage" not in res.stderr, res.stderr
     assert len(res.stderr.splitlines()) <= 15, res.stderr  # the JVM's start-up lines, then the error
+
+
+@pytest.mark.parametrize("engine", [["--workers", "2"], ["--engine", "spark"]])
+def test_two_real_score_commands_into_one_output_the_second_exits_2_at_once(trained_model: Any, tmp_path: Path,
+                                                                            engine: list[str]) -> None:
+    """The repro with real processes, with worker processes or Spark behind the first: the second
+    command (another manifest) stops with exit 2 naming the first's pid; the first publishes its own rows."""
+    import json
+
+    import pandas as pd
+
+    frame = pd.read_parquet(trained_model.data["declarations"]).sort_values("declaration_id")
+    big, other = tmp_path / "big.parquet", tmp_path / "m2.parquet"
+    frame.iloc[-8_000:].to_parquet(big, index=False, row_group_size=1_000)
+    frame.iloc[:2_000].to_parquet(other, index=False)
+    out = tmp_path / "o" / "c.parquet"
+    out.parent.mkdir()
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+
+    def command(manifest: Path) -> list[str]:
+        return [sys.executable, "-m", "riskprof.cli", "score", "--manifest", str(manifest), "--out", str(out),
+                "--model", trained_model.uri, "--chunk-rows", "500", "--no-profiles", *engine]
+
+    first = subprocess.Popen(command(big), env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out.parent / "c.parquet.lock").exists():  # taken at the start, before the model is loaded
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        second = subprocess.run(command(other), env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+        _, err = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    said = _said(second.stderr)
+    assert second.returncode == 2, said
+    assert f"error: another riskprof score (pid {first.pid}) is writing {out}" in said and "Traceback" not in said
+    assert first.returncode == 0, err
+    meta = json.loads(OutputPaths(out).meta.read_text())
+    assert meta["summary"]["rows_scored"] == 8_000
+    assert set(pd.read_parquet(out, columns=["source_file"])["source_file"]) == {str(big)}
