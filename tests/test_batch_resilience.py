@@ -196,7 +196,8 @@ def _read_only(folder: Path) -> None:
             pytest.skip(f"cannot mount (needs root with CAP_SYS_ADMIN): {res.stderr.strip()}")
 
 
-@pytest.mark.parametrize("cause", ["read-only", "immutable", "removed"])
+@pytest.mark.parametrize("cause", [pytest.param("read-only", marks=pytest.mark.slow),
+                                   pytest.param("immutable", marks=pytest.mark.slow), "removed"])
 def test_a_failed_write_gives_the_remedy_of_its_cause_not_free_space(
         tiny_model: TinyModel, manifests: dict[str, Path], tmp_path: Path, cause: str) -> None:
     """Every failed write said "free space and run the same command again": also for a read-only file
@@ -232,6 +233,7 @@ def test_a_failed_write_gives_the_remedy_of_its_cause_not_free_space(
 
 # ---- 4. a publish is all or nothing --------------------------------------------------------------
 
+@pytest.mark.slow  # two runs and a resume each: the quick tier keeps its 30 s
 @pytest.mark.parametrize("protected", ["s.parquet", "s.rejects.csv"])
 def test_a_publish_failing_half_way_puts_back_what_it_replaced(tiny_model: TinyModel, manifests: dict[str, Path],
                                                                tmp_path: Path, protected: str) -> None:
@@ -324,8 +326,13 @@ def _same_as(out: Path, clean: Path) -> None:
     assert OutputPaths(out).rejects.read_bytes() == OutputPaths(clean).rejects.read_bytes()
 
 
-@pytest.mark.parametrize("damage", sorted(DAMAGE))
-@pytest.mark.parametrize("when", ["during pass 1", "after pass 1"])
+# one case in the quick tier (a part cut short while pass 1 ran); the other eleven in the slow tier, which CI runs (`make test-fast` stays under its 30 s)
+_QUICK = {("during pass 1", "truncated part")}
+
+
+@pytest.mark.parametrize("when,damage", [
+    pytest.param(w, d, marks=() if (w, d) in _QUICK else pytest.mark.slow)
+    for w in ("during pass 1", "after pass 1") for d in sorted(DAMAGE)])
 def test_a_damaged_checkpoint_file_is_scored_again_and_the_output_equals_a_clean_run(
         tiny_model: TinyModel, manifests: dict[str, Path], clean_run: Path, tmp_path: Path, damage: str,
         when: str) -> None:
@@ -348,6 +355,7 @@ def test_a_damaged_checkpoint_file_is_scored_again_and_the_output_equals_a_clean
     assert not ckpt.exists()
 
 
+@pytest.mark.slow  # a run and a resume: the quick tier keeps its 30 s
 def test_a_checkpoint_whose_pinned_profiles_cannot_be_read_is_discarded_with_a_note(
         tiny_model: TinyModel, manifests: dict[str, Path], clean_run: Path, tmp_path: Path) -> None:
     """profiles.json cut short: the profiles the run pinned are unknown, so no chunk can be trusted to
@@ -384,6 +392,7 @@ def _profiles_file(path: Path, hs_prefix: str) -> Any:
     return _profiles_from_file(path)
 
 
+@pytest.mark.slow  # ~1 s: the quick tier keeps its 30 s
 def test_a_profiles_file_edited_before_the_resume_restarts_the_run_and_its_digest_is_recorded(
         tiny_model: TinyModel, manifests: dict[str, Path], tmp_path: Path) -> None:
     """The checkpoint pinned the file's profile ids and versions only: a rule edited in the file under the

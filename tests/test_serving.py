@@ -729,6 +729,7 @@ def test_polling_follows_the_alias(make_api: Callable[..., Api], tiny_model: Tin
         time.sleep(0.1)
 
 
+@pytest.mark.slow  # waits on the poller
 def test_polling_tries_a_version_that_failed_to_load_again_and_says_the_alias_is_ahead(
         make_api: Callable[..., Api], tiny_model: TinyModel) -> None:
     """The alias moved to a version whose files were not all there yet: the poller gave it up for good

@@ -170,6 +170,7 @@ def test_an_api_error_met_by_a_page_is_a_page(api: Api) -> None:
     assert api_call.status_code == 503 and api_call.headers["content-type"] == "application/json"
 
 
+@pytest.mark.slow  # the model page looks at the MLflow registry (~0.5 s)
 def test_the_model_page_shows_metrics_by_rate_not_as_python_dicts(api: Api,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """precision_at and recall_at were printed as "{'1': 0.4222222222222222, …}"."""
