@@ -419,7 +419,10 @@ def load_risk_model(model_uri: str) -> LoadedModel:
         if not isinstance(risk_model, RiskModel):
             raise TypeError(f"the artifact holds a {type(risk_model).__name__}, not a RiskModel")
     except Exception as exc:  # a truncated or foreign pickle raises anything (EOFError, ValueError, ...)
-        raise ModelLoadError(f"{name}{'@' + alias if alias else ''} (version {version}) cannot be loaded: its "
-                             f"artifact is corrupt or incompatible ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        # files gone (an artifact folder moved or deleted) are not a damaged file: say which it is
+        missing = isinstance(exc, FileNotFoundError) or "No such artifact" in first or "No such file" in first
+        what = "its artifact is missing" if missing else "its artifact is corrupt or incompatible"
+        raise ModelLoadError(f"{name}{'@' + alias if alias else ''} (version {version}) cannot be loaded: {what} "
+                             f"({type(exc).__name__}: {first})") from exc
     return LoadedModel(risk_model, name, version, alias, pinned, run_id)

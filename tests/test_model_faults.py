@@ -133,4 +133,6 @@ def test_score_with_a_model_that_cannot_be_loaded_exits_2_with_a_message(registr
     text = " ".join(result.output.split())
     assert result.exit_code == 2, (text, result.exception)
     assert f"error: cannot load model {model}: {NAME}@{model.split('@')[1]} (version {version}) cannot be loaded" in text
+    # which it is: files gone were said to be "corrupt or incompatible"
+    assert ("its artifact is missing" if fault == "missing" else "its artifact is corrupt or incompatible") in text
     assert "Traceback" not in text and not out.exists()
