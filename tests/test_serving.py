@@ -779,6 +779,22 @@ def test_a_store_file_removed_or_replaced_while_serving_is_503_not_a_lost_audit(
                                           "inspected": True, "hit": False}).status_code == 503
 
 
+def test_ready_is_503_when_the_store_file_cannot_be_written(make_api: Callable[..., Api]) -> None:
+    """chattr +i on the store: every write answered 503 'disk I/O error' while /ready said ready."""
+    import subprocess
+
+    app = make_api()
+    db = Path(app.store.engine.url.database)
+    if subprocess.run(["chattr", "+i", str(db)], capture_output=True).returncode != 0:
+        pytest.skip("this file system has no immutable flag (chattr)")
+    try:
+        ready = app.client.get("/ready")
+        assert ready.status_code == 503 and ready.json()["store_reachable"] is False
+    finally:
+        subprocess.run(["chattr", "-i", str(db)], check=True)
+    assert app.client.get("/ready").status_code == 200
+
+
 def test_reload_of_unknown_model_is_404(make_api: Callable[..., Api], tiny_model: TinyModel) -> None:
     app = make_api(model_name="no-such-model", registry=TinyRegistry("tiny", tiny_model.model))
     assert app.client.get("/health").json() == {"status": "ok"}
