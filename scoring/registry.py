@@ -78,16 +78,18 @@ def check_server_reachable(uri: str, timeout: float = CONNECT_TIMEOUT) -> None:
     URI's host and port. MLflow's own client retries an unreachable server for minutes before it
     fails; this answers in at most ``timeout`` seconds. Only the connection is tried (no TLS, no HTTP),
     so certificates and paths stay MLflow's business; behind a proxy the check is left to MLflow."""
-    from settings import BadSetting
+    from settings import BadSetting, redacted_url
+
+    shown = redacted_url(uri, "the configured tracking URI")
 
     parts = urllib.parse.urlsplit(uri)
     host = parts.hostname
     if not host:
-        raise BadSetting(f"MLFLOW_TRACKING_URI={_redacted(uri)!r}: no host in the URL")
+        raise BadSetting(f"MLFLOW_TRACKING_URI={shown!r}: no host in the URL")
     try:
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     except ValueError as exc:
-        raise BadSetting(f"MLFLOW_TRACKING_URI={_redacted(uri)!r}: {exc}") from None
+        raise BadSetting(f"MLFLOW_TRACKING_URI={shown!r}: {exc}") from None
     if parts.scheme.lower() in urllib.request.getproxies() and not urllib.request.proxy_bypass(host):
         return
     try:
@@ -95,17 +97,8 @@ def check_server_reachable(uri: str, timeout: float = CONNECT_TIMEOUT) -> None:
     except OSError as exc:
         reason = f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else (
             exc.strerror or str(exc) or type(exc).__name__)
-        raise BadSetting(f"MLFLOW_TRACKING_URI={_redacted(uri)!r}: no MLflow server answers at {host}:{port} "
+        raise BadSetting(f"MLFLOW_TRACKING_URI={shown!r}: no MLflow server answers at {host}:{port} "
                          f"({reason}); start it, or point MLFLOW_TRACKING_URI at a running one") from None
-
-
-def _redacted(uri: str) -> str:
-    """``uri`` with any password replaced by ``***``."""
-    parts = urllib.parse.urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def configure_mlflow(tracking_uri: str | None = None) -> Any:

@@ -35,6 +35,7 @@ from sqlalchemy.pool import StaticPool
 
 from serving.errors import ConflictError, FieldProblem, ServiceError
 from serving.roles import Principal, Role
+from settings import redacted_url
 
 log = logging.getLogger("riskprof.serving")
 
@@ -122,16 +123,6 @@ class StoreURLError(ValueError):
     """A database URL that cannot even be opened: not a URL, an unknown database, a driver that is not
     installed, or a SQLite file whose folder cannot be made. The message names the URL (password hidden)
     and the cause. (The CLI also refuses SQLite in memory: ``riskprof.cli_db.checked_url``.)"""
-
-
-def redacted_url(url: str) -> str:
-    """``url`` with its password hidden (or a plain description if it does not parse)."""
-    if "@" not in url:  # no credentials to hide: shown as given (render_as_string escapes ':memory:')
-        return url
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "the configured database URL"
 
 
 def make_engine(url: str, *, wal_autocheckpoint: bool = True) -> Engine:

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings", "settings_problem"]
+__all__ = ["Settings", "get_settings", "redacted_url", "settings_problem"]
 
 
 class Settings(BaseSettings):
@@ -60,6 +60,19 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def redacted_url(url: str, unparsable: str = "the configured database URL") -> str:
+    """``url`` with its password hidden (``user:***@host``), for messages naming a database URL or an
+    MLflow tracking URI; ``unparsable`` when it does not parse as a URL."""
+    if "@" not in url:  # no credentials to hide: shown as given (render_as_string escapes ':memory:')
+        return url
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return unparsable
 
 
 class BadSetting(ValueError):
