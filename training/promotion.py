@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from features.io import LoadError
-from scoring.registry import LoadedModel, ModelLoadError, configure_mlflow, load_risk_model, resolve_version
+from scoring.registry import LoadedModel, ModelLoadError, configure_mlflow, load_risk_model
 from training.data import TrainingError, TrainingSet, load_training_set
 from training.metrics import ranking_metrics
 
@@ -389,19 +389,16 @@ def load_champion(name: str) -> LoadedModel | None:
     """``models:/<name>@champion``, or None when there is none (no such alias or model): only then does the
     gate promote without a comparison. A champion that is registered but does not load raises
     :class:`ModelLoadError`: a broken artifact must not wave a challenger through as "no champion before"."""
-    uri = f"models:/{name}@champion"
     try:
-        resolve_version(uri)
-    except Exception as exc:
+        return load_risk_model(f"models:/{name}@champion")
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{exc}. The promotion gate cannot compare a challenger with it: repair it, or point "
+                             f"the champion alias at a version that loads (nothing was promoted)") from None
+    except Exception as exc:  # MLflow's own error for the alias or the model: only "not found" means none
         if getattr(exc, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE") \
                 and "not found" in str(exc):
             return None
         raise
-    try:
-        return load_risk_model(uri)
-    except ModelLoadError as exc:
-        raise ModelLoadError(f"{exc}. The promotion gate cannot compare a challenger with it: repair it, or point "
-                             f"the champion alias at a version that loads (nothing was promoted)") from None
 
 
 def promote(name: str, rate: float = 5.0, force: bool = False, ts: TrainingSet | None = None,
