@@ -303,3 +303,23 @@ def make_api(tiny_model: TinyModel, seizures_file: Path,
             return stack.enter_context(running_api(folder, tiny_model.model, **overrides))
 
         yield make
+
+
+@contextmanager
+def settings_env(monkeypatch: pytest.MonkeyPatch, unset: tuple[str, ...] = (), **values: str) -> Iterator[None]:
+    """The environment variables ``values`` set and ``unset`` removed (monkeypatch undoes both), with the
+    cached settings of riskprof and of the serving layer read again inside and after."""
+    from serving.settings import get_serving_settings
+    from settings import get_settings
+
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    for name in unset:
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    get_serving_settings.cache_clear()
+    try:
+        yield
+    finally:
+        get_settings.cache_clear()
+        get_serving_settings.cache_clear()

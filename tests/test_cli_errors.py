@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from riskprof.cli import app
-from tests.conftest import REPO, TrainedModel
+from tests.conftest import REPO, TrainedModel, settings_env
 from tests.factories import make_declarations, make_outcomes
 
 runner = CliRunner()
@@ -23,18 +23,10 @@ runner = CliRunner()
 def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """MLflow and the serving store in ``tmp_path`` (never the repository's models/ folder); for tests
     that must fail before either is opened."""
-    from serving.settings import get_serving_settings
-    from settings import get_settings
-
     models = tmp_path / "models"
-    monkeypatch.setenv("RISKPROF_MODELS_DIR", str(models))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{models / 'mlflow.db'}")
-    monkeypatch.delenv("RISKPROF_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    get_serving_settings.cache_clear()
-    yield models
-    get_settings.cache_clear()
-    get_serving_settings.cache_clear()
+    with settings_env(monkeypatch, unset=("RISKPROF_DATABASE_URL",), RISKPROF_MODELS_DIR=str(models),
+                      MLFLOW_TRACKING_URI=f"sqlite:///{models / 'mlflow.db'}"):
+        yield models
 
 
 @pytest.fixture

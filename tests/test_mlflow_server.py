@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from riskprof.cli import app
+from tests.conftest import settings_env
 from tests.factories import make_declarations, make_outcomes
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -69,19 +70,10 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
 @pytest.fixture
 def via_server(mlflow_server: tuple[str, subprocess.Popen], tmp_path: Path,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    from serving.settings import get_serving_settings
-    from settings import get_settings
-
     url = mlflow_server[0]
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-    monkeypatch.setenv("RISKPROF_MODELS_DIR", str(tmp_path / "models"))
-    monkeypatch.setenv("RISKPROF_NUM_THREADS", "1")
-    monkeypatch.delenv("RISKPROF_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    get_serving_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
-    get_serving_settings.cache_clear()
+    with settings_env(monkeypatch, unset=("RISKPROF_DATABASE_URL",), MLFLOW_TRACKING_URI=url,
+                      RISKPROF_MODELS_DIR=str(tmp_path / "models"), RISKPROF_NUM_THREADS="1"):
+        yield url
 
 
 def test_train_score_promote_through_a_tracking_server(via_server: str, tmp_path: Path) -> None:
