@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -264,6 +268,19 @@ def seizures_file() -> Path:
     return REPO / "tests" / "data" / "reports" / "seizures_small.csv"
 
 
+@functools.cache
+def _empty_store() -> Path:
+    """A serving store migrated to the head revision, once per test process: each API test starts from a
+    copy (running the migrations took ~25 ms of every one; ``tests/test_store.py`` tests them)."""
+    from serving import Store
+
+    folder = tempfile.mkdtemp(prefix="riskprof-empty-store-")
+    atexit.register(shutil.rmtree, folder, True)
+    path = Path(folder) / "serving.db"
+    Store.from_url(f"sqlite:///{path}").dispose()
+    return path
+
+
 @contextmanager
 def running_api(folder: Path, model: Any, *, registry: TinyRegistry | None | bool = True, with_keys: bool = True,
                 seizures: Path | None = None, **overrides: Any) -> Iterator[Api]:
@@ -281,6 +298,8 @@ def running_api(folder: Path, model: Any, *, registry: TinyRegistry | None | boo
                               "seizures_path": seizures if seizures is not None else folder / "no-seizures.parquet",
                               "max_items": API_MAX_ITEMS, "max_body_bytes": API_MAX_BODY, "key_cache_seconds": 0}
     settings = ServingSettings(**{**values, **overrides})
+    if "database_url" not in overrides:
+        shutil.copyfile(_empty_store(), folder / "serving.db")
     store = Store.from_url(settings.resolved_database_url)
     try:
         keys = {role.value: store.create_api_key(f"test-{role.value}", role) for role in Role} if with_keys else {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,6 +26,7 @@ ALLOWED = {
 }
 
 
+@functools.cache  # both tests below read every file: parsed once
 def _imports(package: str) -> list[tuple[str, str]]:
     """(file, module) for every absolute import of one of our packages inside ``package``."""
     found = []
