@@ -299,6 +299,7 @@ def running_api(folder: Path, model: Any, *, registry: TinyRegistry | None | boo
                               "max_items": API_MAX_ITEMS, "max_body_bytes": API_MAX_BODY, "key_cache_seconds": 0}
     settings = ServingSettings(**{**values, **overrides})
     if "database_url" not in overrides:
+        folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(_empty_store(), folder / "serving.db")
     store = Store.from_url(settings.resolved_database_url)
     try:
