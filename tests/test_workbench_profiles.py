@@ -343,3 +343,23 @@ def test_acknowledging_an_alert_that_does_not_exist_is_a_not_found_page(api: Api
     r = api.client.post(f"/app/alerts/{alert_id}/ack", data={"csrf_token": token}, follow_redirects=False)
     assert r.status_code == 404 and "Alert not found" in r.text, r.text[:300]
     assert api.post(f"/v1/alerts/{alert_id}/ack", role="officer").status_code in (404, 422)
+
+
+def test_a_too_long_watch_list_description_is_named_beside_the_description(api: Api) -> None:
+    """It was shown beside "Field" on the create form, and on the edit form (which has no field box) beside
+    nothing at all, its summary link leading nowhere."""
+    token = signed_in(api, "analyst")
+    long = "d" * 5_001
+    r = api.client.post("/app/watchlists", data={"csrf_token": token, "name": "WL-D", "field": "importer_id",
+                                                 "description": long})
+    assert r.status_code == 422
+    assert error_of(r.text, "description") == "at most 5,000 characters (got 5,001)"
+    assert 'id="field-error"' not in r.text and 'href="#description"' in r.text
+    assert f'value="{long}"' in r.text  # what was typed is kept
+    api.client.post("/app/watchlists", data={"csrf_token": token, "name": "WL-D", "field": "importer_id"})
+    r = api.client.post("/app/watchlists/WL-D/edit", data={"csrf_token": token, "base_version": "1",
+                                                           "description": long})
+    assert r.status_code == 422
+    assert error_of(r.text, "description") == "at most 5,000 characters (got 5,001)"
+    assert 'href="#description"' in r.text
+    assert api.get("/v1/watchlists/WL-D").json()["versions"] == [1]

@@ -223,7 +223,7 @@ class ListForm:
         out: dict[str, str] = {}
         for p in exc.problems:
             head = (p.field or "").split(".")[0]
-            name = "name" if head == "name" else "lane" if head == "action" else "field"
+            name = {"name": "name", "description": "description", "action": "lane"}.get(head, "field")
             if head == "name" and not self.values["name"]:
                 out.setdefault(name, "Enter a name for the list")
             else:
