@@ -44,7 +44,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > limit:
-                    await JSONResponse(_too_large_body(limit), status_code=413)(scope, receive, send)
+                    await _too_large_response(scope, limit)(scope, receive, send)
                     return
                 break
         seen = 0
@@ -59,6 +59,21 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited, send)
+
+
+def _page(request: Request) -> Any:
+    """The workbench's error page for a request to one of its pages (``None`` for the API)."""
+    page = getattr(request.app.state, "request_error_page", None)
+    return page if page is not None and request.url.path.startswith("/app/") else None
+
+
+def _too_large_response(scope: Scope, limit: int) -> Response:
+    request = Request(scope)
+    page = _page(request) if "app" in scope else None
+    if page is not None:
+        return page(request, 413, "Too large", f"The upload is larger than the limit of {limit:,} bytes: score a "
+                                               "manifest this large with `riskprof score`.")
+    return JSONResponse(_too_large_body(limit), status_code=413)
 
 
 def _problem_from_loc(err: dict[str, Any]) -> dict[str, Any]:
@@ -79,12 +94,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(exc.body(), status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
-    async def request_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": [_problem_from_loc(e) for e in exc.errors()]}, status_code=422)
+    async def request_validation(request: Request, exc: RequestValidationError) -> Response:
+        problems = [_problem_from_loc(e) for e in exc.errors()]
+        page = _page(request)
+        if page is not None:  # e.g. /app/manifests/{id}?page=two, typed in the address bar
+            return page(request, 422, "Request refused", "; ".join(f"{p['field']}: {p['message']}" for p in problems))
+        return JSONResponse({"detail": problems}, status_code=422)
 
     @app.exception_handler(BodyTooLarge)
-    async def body_too_large(_request: Request, exc: BodyTooLarge) -> JSONResponse:
-        return JSONResponse(_too_large_body(exc.limit), status_code=413)
+    async def body_too_large(request: Request, exc: BodyTooLarge) -> Response:
+        return _too_large_response(request.scope, exc.limit)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

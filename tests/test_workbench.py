@@ -284,3 +284,24 @@ def test_the_case_file_shows_why_an_outcome_or_a_status_was_refused(api: Api) ->
     assert status.status_code == 422 and "There is a problem" in status.text
     assert '<textarea class="textarea" id="note" name="note" rows="3" aria-describedby="note-hint"></textarea>' \
         in status.text
+
+
+def test_a_bad_address_or_an_oversized_upload_is_an_error_page_not_the_apis_json(make_api: Callable[..., Api],
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page number typed as text, an alert id that is no number, or a manifest over the body limit answered
+    the API's JSON body (``{"detail": [...]}``) in the officer's browser; the API itself still answers JSON."""
+    monkeypatch.delenv("RISKPROF_SESSION_SECRET", raising=False)
+    api = make_api(max_body_bytes=64 * 1024)
+    token = signed_in(api)
+    for r in (api.client.get("/app/manifests/abc?page=two"),
+              api.client.post("/app/alerts/first/ack", data={"csrf_token": token})):
+        assert r.status_code == 422 and r.headers["content-type"].startswith("text/html"), r.text[:300]
+        assert "Request refused" in r.text and "valid integer" in r.text and "Sign out" in r.text
+    body = b"declaration_id\n" + b"D0000001\n" * 10_000
+    r = api.client.post("/app/manifests", data={"csrf_token": token, "capacity": "5%"},
+                        files={"manifest": ("big.csv", body, "text/csv")})
+    assert r.status_code == 413 and r.headers["content-type"].startswith("text/html"), r.text[:300]
+    assert "larger than the limit of 65,536 bytes" in r.text and "riskprof score" in r.text
+    assert api.get("/v1/alerts?status=x", role="officer").headers["content-type"] == "application/json"
+    r = api.client.post("/v1/manifests/rank", content=body, headers={"X-API-Key": api.keys["officer"]})
+    assert r.status_code == 413 and r.headers["content-type"] == "application/json"

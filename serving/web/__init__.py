@@ -42,15 +42,23 @@ def install_workbench(app: FastAPI, settings: ServingSettings, web: WebSettings 
     app.include_router(router)
     app.include_router(profiles_router)
 
-    @app.exception_handler(PageError)
-    async def page_error(request: Request, exc: PageError) -> Response:
+    def error_page(request: Request, status: int, title: str, message: str) -> Response:
+        """An error page, with the signed-in officer's navigation when there is one."""
         from serving.web.pages import current_session
 
         session = current_session(request) if app.state.web_sessions is not None else None
         principal = app.state.keys.verify(session.api_key) if session is not None and session.api_key else None
         officer = Officer(session, principal) if session is not None and principal is not None else None
-        return render(request, "error.html", {"title": exc.title, "message": exc.message}, status=exc.status,
+        return render(request, "error.html", {"title": title, "message": message}, status=status,
                       session=session, officer=officer)
+
+    # the API's request errors (a query or path value of the wrong type, a body over the limit) met by a
+    # page: shown as a page, not as the API's JSON body
+    app.state.request_error_page = error_page
+
+    @app.exception_handler(PageError)
+    async def page_error(request: Request, exc: PageError) -> Response:
+        return error_page(request, exc.status, exc.title, exc.message)
 
     _TITLES = {503: "Service unavailable", 404: "Not found", 409: "Conflict"}
 
