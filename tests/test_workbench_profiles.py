@@ -363,3 +363,14 @@ def test_a_too_long_watch_list_description_is_named_beside_the_description(api: 
     assert error_of(r.text, "description") == "at most 5,000 characters (got 5,001)"
     assert 'href="#description"' in r.text
     assert api.get("/v1/watchlists/WL-D").json()["versions"] == [1]
+
+
+def test_an_unknown_profile_status_is_refused_as_the_api_refuses_it(api: Api) -> None:
+    """``/app/profiles?status=actve`` said "No actve profiles." while ``GET /v1/profiles?status=actve`` is a 422
+    (the alerts page refuses an unknown status the same way)."""
+    signed_in(api)
+    assert api.get("/v1/profiles?status=actve", role="officer").status_code == 422
+    r = api.client.get("/app/profiles?status=actve")
+    assert r.status_code == 400 and "is not a profile status: draft, active or retired" in html_text.unescape(r.text)
+    assert "No actve profiles" not in r.text
+    assert api.client.get("/app/profiles?status=retired").status_code == 200

@@ -85,6 +85,9 @@ def _stale(base_version: str, current: int, what: str) -> dict[str, str]:
 @router.get("/profiles")
 def profiles_page(request: Request, who: Officer = OfficerPage, status: str = "") -> Response:
     """The latest version of every profile, or of those with ``status`` (as ``GET /v1/profiles?status=``)."""
+    if status and status not in STATUSES:  # the API refuses it (it listed none, as if there were none)
+        raise PageError(400, "Unknown profile status",
+                        f"{status[:40]!r} is not a profile status: {', '.join(STATUSES[:-1])} or {STATUSES[-1]}.")
     found = [p for p in _store(request).profiles() if not status or p.status == status]
     return render(request, "profiles.html", {"profiles": found, "status": status, "statuses": STATUSES},
                   officer=who)
