@@ -305,3 +305,16 @@ def test_a_bad_address_or_an_oversized_upload_is_an_error_page_not_the_apis_json
     assert api.get("/v1/alerts?status=x", role="officer").headers["content-type"] == "application/json"
     r = api.client.post("/v1/manifests/rank", content=body, headers={"X-API-Key": api.keys["officer"]})
     assert r.status_code == 413 and r.headers["content-type"] == "application/json"
+
+
+def test_years_the_trend_report_cannot_read_are_named_beside_the_years_field(api: Api) -> None:
+    """The report's error page (the whole workbench, header and navigation) was shown inside the report's
+    frame, and the page itself answered 200; now the form says what is wrong beside its field."""
+    signed_in(api, "analyst")
+    r = api.client.get("/app/trends?years=last+year")
+    assert r.status_code == 422
+    assert 'id="years-error"' in r.text and "expected years such as 2022,2023 or 2021-2023" in r.text
+    assert 'href="#years"' in r.text and 'value="last year"' in r.text and "<iframe" not in r.text
+    assert 'aria-describedby="years-hint years-error"' in r.text
+    ok = api.client.get("/app/trends?years=+2023+")
+    assert ok.status_code == 200 and 'src="/app/trends/report?years=+2023+"' in ok.text and "years-error" not in ok.text

@@ -354,7 +354,15 @@ async def model_page(request: Request, who: Officer = AnalystPage) -> Response:
 
 @router.get("/trends")
 def trends_page(request: Request, who: Officer = AnalystPage, years: str = "") -> Response:
-    return render(request, "trends.html", {"years": years[:40],
+    from serving.trends import parse_years
+
+    try:  # the report's own check, here so that the form says it beside its field (not inside the frame)
+        parse_years(years or None)
+    except InputError as exc:
+        return render(request, "trends.html", {"years": years[:40], "src": "",
+                                               "errors": {"years": "; ".join(p.message for p in exc.problems)}},
+                      status=422, officer=who)
+    return render(request, "trends.html", {"years": years[:40], "errors": {},
                                            "src": "/app/trends/report" + (f"?{urlencode({'years': years})}"
                                                                           if years else "")}, officer=who)
 
