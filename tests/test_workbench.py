@@ -318,3 +318,19 @@ def test_years_the_trend_report_cannot_read_are_named_beside_the_years_field(api
     assert 'aria-describedby="years-hint years-error"' in r.text
     ok = api.client.get("/app/trends?years=+2023+")
     assert ok.status_code == 200 and 'src="/app/trends/report?years=+2023+"' in ok.text and "years-error" not in ok.text
+
+
+def test_the_case_file_names_the_values_the_model_never_saw(api: Api) -> None:
+    """It said "values the model never saw: office_id, importer_id": the fields, not the values the API
+    gives in ``unseen_values``."""
+    token = signed_in(api)
+    frame = make_declarations(np.random.default_rng(7), 4, start="2023-06-01", days=3, prefix="U")
+    frame.loc[0, "importer_id"] = "IMP-NEVER-SEEN"
+    r = api.client.post("/app/manifests", data={"csrf_token": token, "capacity": "1", "random_share": "0"},
+                        files={"manifest": ("m.csv", frame.to_csv(index=False).encode(), "text/csv")},
+                        follow_redirects=False)
+    first = str(frame["declaration_id"].iloc[0])
+    page = api.client.get(f"{r.headers['location']}/declarations/{first}").text
+    row = re.search(r"<dt>values the model never saw</dt><dd>([^<]*)</dd>", page)
+    assert row, page[-3000:]
+    assert "importer_id IMP-NEVER-SEEN" in html.unescape(row.group(1))
