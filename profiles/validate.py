@@ -259,6 +259,14 @@ def _check_watchlist(w: WatchList, kinds: FieldKinds, problems: list[ProfileProb
         a is b for a, b in zip(entries, w.entries, strict=True)) else w.model_copy(update={"entries": tuple(entries)})
 
 
+def _date_message(err: Mapping[str, Any]) -> str | None:
+    """A date pydantic cannot read, in the declaration contract's words (pydantic's were "Input should be a
+    valid date or datetime, invalid character in year")."""
+    if not str(err.get("type", "")).startswith("date_") or not isinstance(err.get("input"), str):
+        return None
+    return f"{err['input'][:40]!r} is not a date: expected YYYY-MM-DD"
+
+
 def _parse(docs: Sequence[Any], model: type[Profile] | type[WatchList], key: str, kind: str,
            problems: list[ProfileProblem]) -> list[Any]:
     out = []
@@ -274,7 +282,7 @@ def _parse(docs: Sequence[Any], model: type[Profile] | type[WatchList], key: str
                 loc = err["loc"]
                 cond = loc[1] if len(loc) > 1 and loc[0] == "conditions" and isinstance(loc[1], int) else None
                 field = ".".join(str(x) for x in loc)
-                message = str(err["msg"]).removeprefix("Value error, ")
+                message = _date_message(err) or str(err["msg"]).removeprefix("Value error, ")
                 problems.append(ProfileProblem(ident, message, cond, field or None, kind))
     return out
 

@@ -374,3 +374,24 @@ def test_an_unknown_profile_status_is_refused_as_the_api_refuses_it(api: Api) ->
     assert r.status_code == 400 and "is not a profile status: draft, active or retired" in html_text.unescape(r.text)
     assert "No actve profiles" not in r.text
     assert api.client.get("/app/profiles?status=retired").status_code == 200
+
+
+def test_a_date_in_the_wrong_format_is_named_as_the_outcome_form_names_it(api: Api) -> None:
+    """A profile's "Valid from" of 01.12.2023 or an entry's expiry of 31/12/2027 said "Input should be a valid
+    date or datetime, invalid character in year" (pydantic's words, on the page and in the API's 422); the
+    outcome form and the declaration contract say "'…' is not a date: expected YYYY-MM-DD"."""
+    token = signed_in(api, "analyst")
+    r = api.client.post("/app/profiles", data=profile_form(token, valid_from="01.12.2023", valid_to="2024-13-01"))
+    assert r.status_code == 422
+    assert error_of(r.text, "valid_from") == "'01.12.2023' is not a date: expected YYYY-MM-DD"
+    assert error_of(r.text, "valid_to") == "'2024-13-01' is not a date: expected YYYY-MM-DD"
+    assert 'value="01.12.2023"' in r.text
+    api.client.post("/app/watchlists", data={"csrf_token": token, "name": "WL-X", "field": "importer_id"})
+    r = api.client.post("/app/watchlists/WL-X/entries", data={"csrf_token": token, "base_version": "1",
+                                                              "value": "IMP1", "reason": "tip", "expires": "31/12/2027"})
+    assert r.status_code == 422 and error_of(r.text, "expires") == "'31/12/2027' is not a date: expected YYYY-MM-DD"
+    api_answer = api.post("/v1/profiles", role="analyst", json={
+        "id": "P-API", "name": "n", "criterion": "c", "conditions": [{"field": "conveyance", "op": "in", "values": ["mail"]}],
+        "action": {"lane": "red"}, "valid_from": "01.12.2023", "owner": "a"})
+    assert api_answer.status_code == 422
+    assert "'01.12.2023' is not a date: expected YYYY-MM-DD" in str(api_answer.json())
