@@ -66,7 +66,11 @@ class History:
             pos = pos[known]
             self._cache["out_pos"] = pos
             ev = {k: v[pos] for k, v in decl.items() if k != "day"}
-            ev["day"] = to_days(o["inspected_date"].to_numpy()) + int(self.outcome_delay_days)
+            # an outcome is never known before its declaration: a mistyped early inspection date (2001 for a
+            # declaration of 2023) counts from the declaration's day, not in the history of every
+            # declaration in between (training says how many: training.data.early_outcomes)
+            inspected = to_days(o["inspected_date"].to_numpy())
+            ev["day"] = np.maximum(inspected, decl["day"][pos]) + int(self.outcome_delay_days)
             ev["inspected"] = o["inspected"].fillna(False).to_numpy(dtype=np.float64)
             ev["hit"] = (o["hit"].fillna(False).to_numpy(dtype=bool) & (ev["inspected"] > 0)).astype(np.float64)
             self._cache["out"] = ev

@@ -350,6 +350,18 @@ def test_outcome_delay_counts_outcomes_only_after_the_delay_and_survives_refresh
     pd.testing.assert_frame_equal(refreshed.transform(decl), reference.transform(decl))
 
 
+def test_an_outcome_dated_before_its_declaration_counts_from_the_declaration_date(world):
+    """A mistyped inspection date (2001 for a declaration of 2023) must not make the outcome known to the
+    features of every declaration in between: an outcome is never known before its declaration."""
+    decl, outc, seiz, _, _ = world
+    dates = decl.set_index("declaration_id")["declaration_date"]
+    early = outc.assign(inspected_date=pd.Timestamp("2001-01-01"))
+    on_declaration = outc.assign(inspected_date=outc["declaration_id"].map(dates).to_numpy())
+    got = FeaturePipeline(min_count=1).fit(History(decl, early, seiz), decl).transform(decl)
+    want = FeaturePipeline(min_count=1).fit(History(decl, on_declaration, seiz), decl).transform(decl)
+    pd.testing.assert_frame_equal(got, want)
+
+
 # ---- identifier extra columns: a party's past hit rate, not a category -------------------------
 
 

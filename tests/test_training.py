@@ -321,6 +321,24 @@ def test_outcomes_naming_no_declaration_are_said_not_dropped_in_silence(tmp_path
     assert load_training_set([tmp_path / "d.parquet"], outcomes=tmp_path / "o.parquet").notes == []
 
 
+def test_outcomes_dated_before_their_declaration_are_said(tmp_path: Path) -> None:
+    """An inspection typed as 2001-01-01 for a declaration of 2023 trained without a word (the features
+    now count it from the declaration's date: tests/test_features.py)."""
+    from tests.factories import make_declarations, make_outcomes
+    from training.data import load_training_set
+
+    rng = np.random.default_rng(3)
+    decl = make_declarations(rng, 400, start="2023-01-01", days=60)
+    outc = make_outcomes(rng, decl)
+    outc.loc[outc.index[:2], "inspected_date"] = pd.Timestamp("2001-01-01")
+    decl.to_parquet(tmp_path / "d.parquet", index=False)
+    outc.to_parquet(tmp_path / "o.parquet", index=False)
+    (note,) = load_training_set([tmp_path / "d.parquet"], outcomes=tmp_path / "o.parquet").notes
+    first = outc["declaration_id"].iloc[0]
+    assert note.startswith(f"2 of {len(outc):,} outcomes are dated before their declaration (e.g. {first} "
+                           "inspected 2001-01-01") and note.endswith("they count from the declaration's date")
+
+
 def test_a_test_start_outside_the_labelled_dates_is_named_as_such() -> None:
     """--test-start 2099-01-01 said 'the time split left an empty period … more distinct dates are needed'."""
     from training.data import TrainingError, temporal_split

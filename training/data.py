@@ -80,7 +80,7 @@ def load_training_set(declarations: Sequence[str | Path], seizures: str | Path |
         sources["outcomes"] = [str(Path(outcomes).resolve())]
         labelled = labelled_from_outcomes(decl, outc)
         label = "hit"
-        notes += unmatched_outcomes(decl, outc)
+        notes += unmatched_outcomes(decl, outc) + early_outcomes(decl, outc)
     labelled = labelled.sort_values(["declaration_date", "declaration_id"], kind="stable").reset_index(drop=True)
     check_trainable(labelled, label)
     return TrainingSet(decl, outc, seiz, labelled, label, extra, sources, notes=notes)
@@ -96,6 +96,21 @@ def unmatched_outcomes(decl: pd.DataFrame, outc: pd.DataFrame) -> list[str]:
     first = ", ".join(map(str, outc.loc[orphan, "declaration_id"].head(3)))
     return [f"{n:,} of {len(outc):,} outcomes name no declaration in the declaration files (e.g. {first}): "
             "they label nothing and were left out"]
+
+
+def early_outcomes(decl: pd.DataFrame, outc: pd.DataFrame) -> list[str]:
+    """A note when outcomes are dated before their declaration (a mistyped date): the features count
+    them from the declaration's date (:meth:`features.history.History.outcome_events`)."""
+    declared = outc["declaration_id"].map(decl.drop_duplicates("declaration_id").set_index("declaration_id")
+                                          ["declaration_date"])
+    early = (pd.to_datetime(outc["inspected_date"]).dt.normalize() < declared.dt.normalize()).to_numpy()
+    n = int(early.sum())
+    if not n:
+        return []
+    first = ", ".join(f"{i} inspected {d:%Y-%m-%d}" for i, d in
+                      outc.loc[early, ["declaration_id", "inspected_date"]].head(3).itertuples(index=False))
+    return [f"{n:,} of {len(outc):,} outcomes are dated before their declaration (e.g. {first}): "
+            "they count from the declaration's date"]
 
 
 def labelled_from_outcomes(decl: pd.DataFrame, outc: pd.DataFrame) -> pd.DataFrame:
