@@ -12,14 +12,14 @@ from riskprof.cli_data import console, fail
 
 
 def _date(value: str | None, option: str) -> Any:
-    if value is None:
-        return None
+    """A day option in YYYY-MM-DD, as every other command and ``GET /v1/monitoring`` take it (pandas' own
+    parser read '11/12/2023' as 12 November, month first, and 'now' or '2023' as days)."""
     import pandas as pd
 
-    try:
-        return pd.Timestamp(value).normalize()
-    except ValueError:
-        fail(f"{option}: {value!r} is not a date (give e.g. 2024-03-01)")
+    from riskprof.cli_data import parse_day
+
+    day = parse_day(value, option)
+    return None if day is None else pd.Timestamp(day)
 
 
 def _store_frames(url: str) -> tuple[Any, Any]:

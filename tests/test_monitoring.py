@@ -315,3 +315,17 @@ def test_monitor_command_refuses_a_bad_date_without_a_traceback(tmp_path) -> Non
     assert res.exit_code == 2 and "--since" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(app, ["monitor", "--no-store", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "no outcomes" in res.output
+
+
+@pytest.mark.parametrize("bad", ["11/12/2023", "2023", "now", "12 Nov 2023"])
+def test_monitor_command_takes_only_iso_days(tmp_path, bad: str) -> None:
+    """pandas read '11/12/2023' as 12 November (month first) and 'now' as today; the other commands and the
+    API take YYYY-MM-DD only, so an ambiguous day was silently misread."""
+    from typer.testing import CliRunner
+
+    from riskprof.cli import app
+
+    for option in ("--since", "--reference-until"):
+        res = CliRunner().invoke(app, ["monitor", option, bad, "--no-store", "--out", str(tmp_path)])
+        assert res.exit_code == 2, res.output
+        assert option in res.output and "YYYY-MM-DD" in res.output and "Traceback" not in res.output
