@@ -79,6 +79,7 @@ def join_outcomes(selections: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFr
     j["probability"] = prob.where(prob.notna(), j["sel_probability"])
     j["hit"] = j["hit"].astype(bool)
     when = j["selected_ts"].where(j["selected_ts"].notna(), pd.to_datetime(j["inspected_date"]))
+    j["day"] = pd.to_datetime(when, utc=True).dt.tz_convert(None).dt.normalize()  # the day it counts on
     j["week"] = week_start(when)
     return j
 
@@ -139,7 +140,8 @@ def build_monitoring(selections: pd.DataFrame | None, outcomes: pd.DataFrame,
                      ece_band: float = ECE_BAND) -> dict[str, Any]:
     """Every monitoring figure, weekly and over the whole period, with drift and warning lines (JSON-ready).
 
-    ``since``: only selections scored and outcomes counted from this day on. ``inspection_rate``:
+    ``since``: only selections scored and outcomes counted (the day the item was scored, else inspected)
+    from this day on; a ``since`` in mid-week makes its first week a partial one. ``inspection_rate``:
     the rate precision is taken at (default: the setting ``RISKPROF_INSPECTION_RATE``).
     """
     if inspection_rate is None:
@@ -157,7 +159,8 @@ def build_monitoring(selections: pd.DataFrame | None, outcomes: pd.DataFrame,
     start = pd.Timestamp(since) if since is not None else None
     if start is not None:
         sel = sel[sel["selected_ts"].isna() | (sel["selected_ts"] >= start)]
-        j = j[j["week"] >= week_start(pd.Series([start])).iloc[0]]
+        # by day, as the selections: the week's Monday let in the outcomes of the days before ``since``
+        j = j[j["day"] >= start]
     weeks: list[dict[str, Any]] = []
     for wk in sorted(set(j["week"].dropna()) | set(sel["week"].dropna())):
         ws = sel[sel["week"] == wk]

@@ -142,6 +142,19 @@ def test_since_keeps_later_weeks_only() -> None:
     assert res["overall"]["inspections"] == 1 and res["overall"]["lanes"]["scored"] == 1
 
 
+def test_since_mid_week_counts_no_outcome_from_before_that_day() -> None:
+    """--since 2024-01-04 (a Thursday): the outcomes of items scored on 2024-01-02 (and of R1, inspected on
+    the 3rd, no selection record) are before the first day reported; only O1 (inspected on the 4th) and
+    B1 remain. The week's figures counted every outcome of the week of 2024-01-01."""
+    sel, out = handmade()
+    res = build_monitoring(sel, out, since="2024-01-04", inspection_rate=0.2)
+    assert res["overall"]["inspections"] == 2, res["overall"]
+    assert res["overall"]["by_source"]["officer"]["inspections"] == 1
+    assert res["overall"]["by_source"]["model"]["inspections"] == 1  # B1, scored on the 9th
+    assert res["overall"]["by_source"]["rule"]["inspections"] == 0
+    assert res["overall"]["lanes"]["scored"] == 1
+
+
 def test_psi_by_hand_and_drift_warning_bands() -> None:
     ref = pd.Series(["a"] * 50 + ["b"] * 50)
     recent = pd.Series(["a"] * 80 + ["b"] * 20)
