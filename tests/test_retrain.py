@@ -108,6 +108,36 @@ def test_outcomes_recorded_in_the_serving_store_join_the_files(small_files: dict
     assert none is None and len(without.labelled) == int(outc.loc[~late, "inspected"].sum())
 
 
+def _fake_run(sources: dict[str, list[str]]) -> tuple[Any, Any]:
+    """An MLflow client whose run records ``sources``, and a loaded model of that run (label hit)."""
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(data=SimpleNamespace(tags={"sources": json.dumps(sources)}))
+    client = SimpleNamespace(get_run=lambda run_id: run)
+    model = SimpleNamespace(run_id="run", version="7", model=SimpleNamespace(metadata={"label": "hit"}))
+    return client, model
+
+
+def test_the_gate_reads_again_every_outcome_file_a_retrained_challenger_learned_from(
+        small_files: dict[str, Path], tmp_path: Path):
+    """retrain takes --outcomes more than once; promote (and evaluate) read the challenger's training files
+    again from its run's sources, but read only the first outcome file: the other files' labels were
+    silently missing from the rows the gate compared the models on."""
+    from training.promotion import training_files
+
+    outc = pd.read_parquet(small_files["outcomes"])
+    late = outc["inspected_date"] >= outc["inspected_date"].quantile(0.6)
+    files = [tmp_path / "outcomes-early.parquet", tmp_path / "outcomes-late.parquet"]
+    outc[~late].to_parquet(files[0], index=False)
+    outc[late].to_parquet(files[1], index=False)
+    client, model = _fake_run({"declarations": [str(small_files["declarations"])],
+                               "outcomes": [str(f) for f in files]})
+    notes: list[str] = []
+    ts = training_files(client, model, notes)
+    assert ts is not None, notes
+    assert set(ts.labelled["declaration_id"]) == set(outc.loc[outc["inspected"], "declaration_id"])
+
+
 # ---- fast: bad input through the command ------------------------------------------------------------
 
 

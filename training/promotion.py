@@ -332,10 +332,16 @@ def training_files(client: Any, model: LoadedModel, notes: list[str]) -> Trainin
         notes.append(f"the run of v{model.version} records no training files")
         return None
     first = {k: (v[0] if v else None) for k, v in sources.items()}
+    label = model.model.metadata.get("label")
+    outcome_files = sources.get("outcomes") or []
     try:
+        if len(outcome_files) > 1:  # retrain takes --outcomes more than once: every file, a later one winning
+            from training.retrain import load_retraining_set
+
+            return load_retraining_set(sources["declarations"], seizures=first.get("seizures"),
+                                       outcome_files=outcome_files, mapping=first.get("mapping"), label=label)
         return load_training_set(sources["declarations"], seizures=first.get("seizures"),
-                                 outcomes=first.get("outcomes"), mapping=first.get("mapping"),
-                                 label=model.model.metadata.get("label"))
+                                 outcomes=first.get("outcomes"), mapping=first.get("mapping"), label=label)
     except (LoadError, TrainingError, FileNotFoundError) as exc:
         notes.append(f"the training files of v{model.version} cannot be read now ({str(exc).splitlines()[0]})")
         return None
