@@ -190,9 +190,13 @@ def promote(
     seizures: Path | None = typer.Option(None, "--seizures", help="Seizure records, with --declarations."),
     outcomes: Path | None = typer.Option(None, "--outcomes", help="Outcomes (labels), with --declarations."),
     mapping: Path | None = typer.Option(None, "--mapping", help="Column mapping YAML, with --declarations."),
+    from_store: bool = typer.Option(True, "--from-store/--no-store",
+                                    help="Without --declarations: also read the outcomes recorded through the API "
+                                         "when the challenger learned from them (riskprof retrain)."),
 ) -> None:
     """Make the challenger `champion` if it is at least as good as the current champion on labelled rows
     neither model trained on; prints and records (MLflow) the rows compared and each model's training cut-off."""
+    from serving.refresh import StoreReadError, store_outcomes
     from settings import get_settings
     from training.lifecycle import promote as run_promote
 
@@ -203,8 +207,8 @@ def promote(
         decision = run_promote(name or settings.model_name,
                                rate=rate if rate is not None else settings.inspection_rate * 100, force=force,
                                declarations=declarations or None, seizures=seizures, outcomes=outcomes,
-                               mapping=mapping)
-    except _friendly_errors() as exc:
+                               mapping=mapping, store_outcomes=store_outcomes if from_store else None)
+    except (*_friendly_errors(), StoreReadError) as exc:
         fail(str(exc))
         return
     except Exception as exc:

@@ -138,6 +138,31 @@ def test_the_gate_reads_again_every_outcome_file_a_retrained_challenger_learned_
     assert set(ts.labelled["declaration_id"]) == set(outc.loc[outc["inspected"], "declaration_id"])
 
 
+def test_the_gate_reads_again_the_store_outcomes_a_retrained_challenger_learned_from(
+        small_files: dict[str, Path], tmp_path: Path):
+    """A retrain reads the outcomes officers recorded through the API (run source ``store``); promote without
+    --declarations read only the files again, so right after `retrain --dry-run` said the gate would compare
+    the models on the held-back weeks, `promote` found no labelled row after both cut-offs and refused
+    ("no fair comparison period exists yet")."""
+    from training.promotion import training_files
+
+    outc = pd.read_parquet(small_files["outcomes"])
+    late = outc["inspected_date"] >= outc["inspected_date"].quantile(0.6)
+    early_file = tmp_path / "outcomes-early.parquet"
+    outc[~late].to_parquet(early_file, index=False)
+    client, model = _fake_run({"declarations": [str(small_files["declarations"])], "outcomes": [str(early_file)],
+                               "store": ["sqlite:///serving.db"]})
+    notes: list[str] = []
+    ts = training_files(client, model, notes, store_outcomes=lambda: outc[late].reset_index(drop=True))
+    assert ts is not None, notes
+    assert set(ts.labelled["declaration_id"]) == set(outc.loc[outc["inspected"], "declaration_id"])
+    # without the store (promote --no-store) the rows are the files' only, and the record says so
+    notes = []
+    files_only = training_files(client, model, notes)
+    assert files_only is not None and len(files_only.labelled) == int(outc.loc[~late, "inspected"].sum())
+    assert any("serving store" in n and "not read" in n for n in notes), notes
+
+
 # ---- fast: bad input through the command ------------------------------------------------------------
 
 

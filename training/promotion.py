@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -324,9 +324,14 @@ def _fmt(v: float | None) -> str | None:
     return f"{v:.4f}" if v is not None else None
 
 
-def training_files(client: Any, model: LoadedModel, notes: list[str]) -> TrainingSet | None:
+def training_files(client: Any, model: LoadedModel, notes: list[str],
+                   store_outcomes: Callable[[], pd.DataFrame] | None = None) -> TrainingSet | None:
     """The training set read again from the model's training files (its run's ``sources`` tag); None (and a
-    note why) when they are not recorded or cannot be read."""
+    note why) when they are not recorded or cannot be read.
+
+    A retrained model's run also records ``store`` when it learned from the outcomes recorded through the
+    API: ``store_outcomes`` reads them (the serving store, which training does not import); without it the
+    rows are the files' only, and a note says so."""
     sources = _run_sources(client, model.run_id)
     if not sources.get("declarations"):
         notes.append(f"the run of v{model.version} records no training files")
@@ -334,12 +339,20 @@ def training_files(client: Any, model: LoadedModel, notes: list[str]) -> Trainin
     first = {k: (v[0] if v else None) for k, v in sources.items()}
     label = model.model.metadata.get("label")
     outcome_files = sources.get("outcomes") or []
+    extra = None
+    if sources.get("store") and label in (None, "hit"):
+        if store_outcomes is None:
+            notes.append(f"v{model.version} also learned from the outcomes recorded in the serving store "
+                         f"({sources['store'][0]}), not read here: the compared rows lack them")
+        else:
+            extra = store_outcomes()
     try:
-        if len(outcome_files) > 1:  # retrain takes --outcomes more than once: every file, a later one winning
+        if len(outcome_files) > 1 or extra is not None:  # retrain: every file (a later one winning), the store last
             from training.retrain import load_retraining_set
 
             return load_retraining_set(sources["declarations"], seizures=first.get("seizures"),
-                                       outcome_files=outcome_files, mapping=first.get("mapping"), label=label)
+                                       outcome_files=outcome_files, extra_outcomes=extra,
+                                       mapping=first.get("mapping"), label=label)
         return load_training_set(sources["declarations"], seizures=first.get("seizures"),
                                  outcomes=first.get("outcomes"), mapping=first.get("mapping"), label=label)
     except (LoadError, TrainingError, FileNotFoundError) as exc:
@@ -348,7 +361,8 @@ def training_files(client: Any, model: LoadedModel, notes: list[str]) -> Trainin
 
 
 def preview_promotion(name: str, challenger: LoadedModel, champion: LoadedModel | None, rate: float = 5.0,
-                      force: bool = False, ts: TrainingSet | None = None) -> PromotionDecision:
+                      force: bool = False, ts: TrainingSet | None = None,
+                      store_outcomes: Callable[[], pd.DataFrame] | None = None) -> PromotionDecision:
     """The gate's decision (see :func:`promotion_gate`) without moving an alias or recording anything:
     a dry run, e.g. ``riskprof retrain --dry-run``."""
     client = configure_mlflow().MlflowClient()
@@ -363,22 +377,25 @@ def preview_promotion(name: str, challenger: LoadedModel, champion: LoadedModel 
             notes.append(f"the champion predicts the label {cp_label!r}, the challenger {ch_label!r}")
         else:
             if ts is None and training_cutoff(challenger) is not None and training_cutoff(champion) is not None:
-                ts = training_files(client, challenger, notes)
+                ts = training_files(client, challenger, notes, store_outcomes)
             comparison = compare_models(client, challenger, champion, rate, ts, notes)
     return decide(name, challenger, champion, comparison, rate, force, notes)
 
 
 def promotion_gate(name: str, challenger: LoadedModel, champion: LoadedModel | None, rate: float = 5.0,
-                   force: bool = False, ts: TrainingSet | None = None) -> PromotionDecision:
+                   force: bool = False, ts: TrainingSet | None = None,
+                   store_outcomes: Callable[[], pd.DataFrame] | None = None) -> PromotionDecision:
     """The one promotion gate, used by ``riskprof promote`` and by the ``riskprof retrain`` job: compare
     the challenger with the champion on rows neither trained on (see the module docstring), decide,
     move the ``champion`` alias when the challenger is at least as good (or ``force``), and record the
     decision (compared period, rows, positives, each model's training cut-off) in MLflow.
 
     ``ts``: labelled rows to compare on (retrain passes the set it has just trained on, with the
-    outcomes known now); default: the challenger's training files, read again.
+    outcomes known now); default: the challenger's training files, read again (with the serving store's outcomes
+    through ``store_outcomes`` when the challenger learned from them, see :func:`training_files`).
     """
-    decision = preview_promotion(name, challenger, champion, rate=rate, force=force, ts=ts)
+    decision = preview_promotion(name, challenger, champion, rate=rate, force=force, ts=ts,
+                                 store_outcomes=store_outcomes)
     if champion is not None and champion.version == challenger.version:
         return decision
     client = configure_mlflow().MlflowClient()
@@ -409,15 +426,17 @@ def load_champion(name: str) -> LoadedModel | None:
 
 def promote(name: str, rate: float = 5.0, force: bool = False, ts: TrainingSet | None = None,
             declarations: Sequence[str | Path] | None = None, seizures: str | Path | None = None,
-            outcomes: str | Path | None = None, mapping: str | Path | None = None) -> PromotionDecision:
+            outcomes: str | Path | None = None, mapping: str | Path | None = None,
+            store_outcomes: Callable[[], pd.DataFrame] | None = None) -> PromotionDecision:
     """Promote ``models:/<name>@challenger`` through :func:`promotion_gate`. Labelled rows to compare on:
-    ``ts``, else the given files (read with the challenger's label), else the challenger's training files."""
+    ``ts``, else the given files (read with the challenger's label), else the challenger's training files
+    (and ``store_outcomes()`` when it learned from the serving store's)."""
     challenger = load_risk_model(f"models:/{name}@challenger")
     champion = load_champion(name)
     if ts is None and declarations:
         ts = load_training_set(declarations, seizures=seizures, outcomes=outcomes, mapping=mapping,
                                label=challenger.model.metadata.get("label"))
-    return promotion_gate(name, challenger, champion, rate=rate, force=force, ts=ts)
+    return promotion_gate(name, challenger, champion, rate=rate, force=force, ts=ts, store_outcomes=store_outcomes)
 
 
 __all__ = ["MIN_POSITIVES", "Comparison", "PromotionDecision", "compare_models", "decide", "load_champion",
