@@ -365,11 +365,14 @@ def preview_promotion(name: str, challenger: LoadedModel, champion: LoadedModel 
                       store_outcomes: Callable[[], pd.DataFrame] | None = None) -> PromotionDecision:
     """The gate's decision (see :func:`promotion_gate`) without moving an alias or recording anything:
     a dry run, e.g. ``riskprof retrain --dry-run``."""
+    if champion is not None and champion.version == challenger.version:
+        cut = training_cutoff(challenger)
+        day = str(cut.date()) if cut is not None else None
+        return PromotionDecision(False, force, challenger.version, champion.version, rate, None, None, None,
+                                 f"version {challenger.version} is already the champion",
+                                 challenger_cutoff=day, champion_cutoff=day)
     client = configure_mlflow().MlflowClient()
     notes: list[str] = []
-    if champion is not None and champion.version == challenger.version:
-        return PromotionDecision(False, force, challenger.version, champion.version, rate, None, None, None,
-                                 f"version {challenger.version} is already the champion")
     comparison = None
     if champion is not None:
         ch_label, cp_label = challenger.model.metadata.get("label"), champion.model.metadata.get("label")
