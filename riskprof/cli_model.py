@@ -151,6 +151,8 @@ def evaluate(
     try:
         ts = load_training_set(declarations, outcomes=outcomes, mapping=mapping, label=label, encoding=encoding,
                                delimiter=parse_delimiter(delimiter))
+        for note in ts.notes:  # what the loading left out (outcomes naming no declaration), as train says it
+            console.print(f"note: {note}", highlight=False, markup=False)
         loaded = load_risk_model(model)
         metrics = evaluate_model(loaded, ts)
     except _friendly_errors() as exc:

@@ -108,6 +108,20 @@ def test_evaluate_cli_writes_metrics_json(trained_model: TrainedModel, tmp_path:
     assert bad.exit_code == 2 and "cannot load model" in bad.output and "Traceback" not in bad.output
 
 
+def test_evaluate_says_how_many_outcomes_named_no_declaration(trained_model: TrainedModel, tmp_path: Path):
+    """train says "N of M outcomes name no declaration … left out"; evaluate dropped them without a word, so
+    an outcomes file whose ids did not match (another file's, another format) gave figures over a few rows."""
+    d = trained_model.data
+    outc = pd.read_parquet(d["outcomes"])
+    orphans = outc.head(50).assign(declaration_id=lambda f: "X" + f["declaration_id"].astype(str))
+    mixed = tmp_path / "outcomes.parquet"
+    pd.concat([outc.iloc[50:], orphans], ignore_index=True).to_parquet(mixed, index=False)
+    result = runner.invoke(app, ["evaluate", "--model", trained_model.uri, "--declarations", str(d["declarations"]),
+                                 "--outcomes", str(mixed)])
+    assert result.exit_code == 0, result.output
+    assert f"50 of {len(outc):,} outcomes name no declaration" in " ".join(result.output.split())
+
+
 def test_evaluate_refuses_to_write_its_metrics_over_an_input(trained_model: TrainedModel, tmp_path: Path):
     """``--json`` naming an input (a slip of the hand) wrote the metrics over it once the evaluation ran."""
     d = trained_model.data
