@@ -335,6 +335,26 @@ def test_a_long_watch_list_is_shown_in_pages_and_searched(api: Api) -> None:
     assert "No entry contains" in api.client.get("/app/watchlists/WL-LONG?q=nobody").text
 
 
+def test_acknowledging_an_alert_returns_to_the_list_as_it_was_filtered(api: Api) -> None:
+    """From /app/alerts?status=open, Acknowledge landed on every alert, the filter gone."""
+    from tests.test_profiles_api import profile
+
+    assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 201
+    for i in (1, 2):
+        assert api.post("/v1/score", json=decl(i, hs="820600")).status_code == 200
+    token = signed_in(api)
+    listed = api.client.get("/app/alerts?status=open").text
+    assert 'name="status" value="open"' in listed
+    first, second = (a["id"] for a in api.get("/v1/alerts?status=open", role="officer").json()["alerts"])
+    r = api.client.post(f"/app/alerts/{first}/ack", data={"csrf_token": token, "status": "open"},
+                        follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/app/alerts?status=open"
+    r = api.client.post(f"/app/alerts/{second}/ack", data={"csrf_token": token, "status": "<script>"},
+                        follow_redirects=False)
+    assert r.headers["location"] == "/app/alerts"  # only a status the page takes is carried back
+    assert "No alerts." in api.client.get("/app/alerts?status=open").text
+
+
 @pytest.mark.parametrize("alert_id", ["999", "9" * 40, "0", "-5"])
 def test_acknowledging_an_alert_that_does_not_exist_is_a_not_found_page(api: Api, alert_id: str) -> None:
     """Ids past a database integer (found by fuzzing the forms: SQLite's OverflowError was a 500) are no

@@ -329,13 +329,14 @@ def alerts_page(request: Request, who: Officer = OfficerPage, status: str = "") 
 async def ack_alert(request: Request, alert_id: int, who: Officer = OfficerPage) -> Response:
     from serving.profile_store import Actor, NotFound
 
-    await checked_form(request, who.session)
+    form = await checked_form(request, who.session)
     try:
         request.app.state.service.profiles.ack_alert(alert_id, Actor(who.principal.name, who.principal.role.value))
     except NotFound:
         raise PageError(404, "Alert not found", f"There is no alert {alert_id}.") from None
     audit(request, who.principal, "alert-ack", {"alert_id": alert_id})
-    return redirect("/app/alerts")
+    status = form.get("status")  # back to the list as it was filtered (it showed every alert again)
+    return redirect("/app/alerts" + (f"?status={status}" if status in ("open", "acked") else ""))
 
 
 # ---- analysts -----------------------------------------------------------------------------------
