@@ -145,6 +145,11 @@ class CodedFamily(FeatureFamily):
         return cls(params.min_count)
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun`` in the reasons' words: "1 past inspection", "3 past inspections"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def token_max(table: AsOfTable, keys: np.ndarray | Factorized, tokens_of: Callable[[object], Iterable[str]],
               day: np.ndarray, value: str = "n") -> np.ndarray:
     """Per row, the largest ``value`` of the table among the tokens of the row's key (e.g. the

@@ -11,6 +11,7 @@ from features._base import (
     CodedFamily,
     Columns,
     OutcomeFeatures,
+    counted,
     global_rate,
     outcome_table,
 )
@@ -67,7 +68,7 @@ class ConveyanceOfficeFeatures(CodedFamily):
         n = int(feats["conveyance_location_seizure_cases"][i])
         text = f"{conv} at {loc}"
         if n:
-            text += f": {n} past weapon seizure cases by this conveyance at this kind of location"
+            text += f": {counted(n, 'past weapon seizure case')} by this conveyance at this kind of location"
         ratio = feats["conveyance_hit_ratio"][i]
         if ratio >= 1.5:
             text += f"; hit rate {ratio:.1f}× the average"

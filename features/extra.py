@@ -15,6 +15,7 @@ from features._base import (
     FamilyParams,
     FeatureFamily,
     GlobalRate,
+    counted,
     global_rate,
     outcome_stats,
     outcome_table,
@@ -145,7 +146,8 @@ class ExtraColumnFeatures(FeatureFamily):
         for c in (*self.numeric, *self.categorical)[:3]:
             if c in self.entity_ and cols[c][i] is not None:
                 h = self.entity_tables_[c].lookup(cols[c][i:i + 1], cols["day"][i:i + 1])
-                shown.append(f"{c} {cols[c][i]}: {int(h['hit'][0])} hits in {int(h['insp'][0])} past inspections")
+                shown.append(f"{c} {cols[c][i]}: {counted(int(h['hit'][0]), 'hit')} in "
+                             f"{counted(int(h['insp'][0]), 'past inspection')}")
             else:
                 shown.append(f"{c}={cols[c][i]}")
         return f"declared fields ({', '.join(shown)})"

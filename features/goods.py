@@ -13,6 +13,7 @@ from features._base import (
     Columns,
     FeatureFamily,
     OutcomeFeatures,
+    counted,
     global_rate,
     outcome_table,
     token_max,
@@ -102,7 +103,7 @@ class GoodsCoverFeatures(CodedFamily):
         text = f"declared as {short.strip().lower()} (HS {hs[:4]})"
         n = int(feats["cover_seizure_cases"][i])
         if n:
-            text += f", a heading used as cover in {n} past weapon seizures"
+            text += f", a heading used as cover in {counted(n, 'past weapon seizure')}"
         elif feats["chapter_93"][i]:
             text += ", arms and ammunition (chapter 93)"
         ratio = feats["heading_hit_ratio"][i]
@@ -164,7 +165,7 @@ class GoodsOriginFeatures(FeatureFamily):
         text = f"HS {hs} from {origin} via {dep}"
         if n == 0:
             return text + ": no past inspections"
-        text += f": hit rate {feats['hs6_origin_departure_hit_ratio'][i]:.1f}× the average in {n} past inspections"
+        text += f": hit rate {feats['hs6_origin_departure_hit_ratio'][i]:.1f}× the average in {counted(n, 'past inspection')}"
         same = int(feats["same_value_inspections"][i])
         if same:
             text += f"; {same} of them at a similar declared value"

@@ -12,6 +12,7 @@ from features._base import (
     CodedFamily,
     Columns,
     OutcomeFeatures,
+    counted,
     global_rate,
     is_missing,
     outcome_table,
@@ -98,9 +99,9 @@ class RouteFeatures(CodedFamily):
         cases = int(feats["route_seizure_cases"][i])
         tcases = int(feats["transit_seizure_cases"][i])
         if cases:
-            parts.append(f"{cases} past weapon seizure cases on {dep} → {dest}")
+            parts.append(f"{counted(cases, 'past weapon seizure case')} on {dep} → {dest}")
         if tcases:
-            parts.append(f"transit via a hub seen in {tcases} past seizure cases")
+            parts.append(f"transit via a hub seen in {counted(tcases, 'past seizure case')}")
         ratio = feats["route_hit_ratio"][i]
         if feats["route_inspections"][i] >= 5 and ratio >= 1.5:
             parts.append(f"hit rate {ratio:.1f}× the average")

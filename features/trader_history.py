@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from features._asof import AsOfTable
-from features._base import Columns, FeatureFamily, OutcomeFeatures, global_rate, outcome_table
+from features._base import Columns, FeatureFamily, OutcomeFeatures, counted, global_rate, outcome_table
 from features._columns import keys_of
 from features.history import History
 
@@ -61,7 +61,8 @@ class TraderHistoryFeatures(FeatureFamily):
             who = cols[f"{r}_id"][i] or f"unknown {r}"
             if hits:
                 since = feats[f"{r}_days_since_hit"][i]
-                parts.append(f"{r} {who}: {hits} hits in {insp} past inspections (last {since:.0f} days ago)")
+                parts.append(f"{r} {who}: {counted(hits, 'hit')} in {counted(insp, 'past inspection')} "
+                             f"(last {since:.0f} days ago)")
             elif feats[f"{r}_declarations"][i] == 0:
                 parts.append(f"{r} {who}: no declaration history")
         return "; ".join(parts) if parts else "trader history"

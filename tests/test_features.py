@@ -397,7 +397,29 @@ def test_identifier_columns_become_past_hit_rates_known_before_the_declaration(w
     cols = pipe.columns(frame)
     i = int(np.argmax(feats["x_seller"].to_numpy()))
     text = pipe.families_[-1].reason(cols, {k: feats[k].to_numpy() for k in feats}, i)
-    assert f"seller {frame['seller'].iloc[i]}: " in text and "past inspections" in text
+    assert f"seller {frame['seller'].iloc[i]}: " in text and "past inspection" in text
+
+
+def test_reasons_count_in_words_one_hit_in_one_past_inspection() -> None:
+    """Reasons said "1 hits in 1 past inspections" and "1 past weapon seizure cases"."""
+    from features._base import counted
+    from features.route import RouteFeatures
+    from features.trader_history import TraderHistoryFeatures
+
+    assert (counted(1, "hit"), counted(0, "hit"), counted(3, "past inspection")) == ("1 hit", "0 hits",
+                                                                                    "3 past inspections")
+    one = np.array([1.0])
+    cols = {"importer_id": np.array(["IMP1"], dtype=object), "declarant_id": np.array([None], dtype=object),
+            "departure_country": np.array(["TR"], dtype=object), "destination_country": np.array(["YE"], dtype=object),
+            "transit_countries": np.array([None], dtype=object)}
+    feats = {"importer_hits": one, "importer_inspections": one, "importer_days_since_hit": np.array([12.0]),
+             "importer_declarations": one, "declarant_hits": 0 * one, "declarant_inspections": 0 * one,
+             "declarant_declarations": one}
+    assert TraderHistoryFeatures().reason(cols, feats, 0) == (
+        "importer IMP1: 1 hit in 1 past inspection (last 12 days ago)")
+    route = {"route_seizure_cases": one, "transit_seizure_cases": 0 * one, "route_hit_ratio": one,
+             "route_inspections": one}
+    assert RouteFeatures().reason(cols, route, 0) == "route TR → YE: 1 past weapon seizure case on TR → YE"
 
 
 def test_every_family_returns_the_features_it_declares_in_registry_order(world):

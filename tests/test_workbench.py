@@ -95,6 +95,19 @@ def test_a_capacity_that_is_not_a_number_is_named_beside_its_field(api: Api) -> 
     assert 'href="#random_share"' in r.text and 'id="random_share-error"' in r.text
 
 
+def test_a_manifest_of_one_declaration_says_one_declaration(api: Api) -> None:
+    """The pages said "1 declarations ranked" and "1 declarations match the filter"."""
+    token = signed_in(api)
+    body = make_declarations(np.random.default_rng(6), 1, start="2023-06-01", days=1, prefix="O").to_csv(index=False)
+    r = api.client.post("/app/manifests", data={"csrf_token": token, "capacity": "1", "random_share": "0"},
+                        files={"manifest": ("one.csv", body.encode(), "text/csv")}, follow_redirects=False)
+    assert r.status_code == 303, r.text[:2000]
+    text = " ".join(html.unescape(api.client.get(r.headers["location"]).text).split())
+    assert "1 declaration ranked by" in text and '1</span> declaration; page 1 of 1' in text
+    assert "1 declarations" not in text
+    assert "one.csv</a>: 1 declaration, ranked" in api.client.get("/app/manifests").text
+
+
 def test_a_csv_in_another_encoding_is_ranked_once_its_encoding_is_chosen_on_the_form(api: Api) -> None:
     """The page said to pass ``--encoding``, which a page has no way to; the form now offers the choice."""
     token = signed_in(api)
