@@ -111,8 +111,11 @@ def _lanes(sel: pd.DataFrame) -> dict[str, int]:
 
 
 def _warnings(overall: dict[str, Any], weeks: list[dict[str, Any]], drift: list[dict[str, Any]] | None,
-              ece_band: float) -> list[str]:
+              ece_band: float, since: pd.Timestamp | None = None) -> list[str]:
     out = []
+    if not weeks:  # an empty report said nothing (e.g. --since in the future, or a store nothing reached yet)
+        out.append("WARNING nothing to monitor: no declaration scored and no outcome counted"
+                   + (f" from {since.date().isoformat()} on" if since is not None else ""))
     for row in drift or []:
         if row["band"] != "stable":
             band = PSI_BANDS[1] if row["band"] == "significant" else PSI_BANDS[0]
@@ -174,4 +177,4 @@ def build_monitoring(selections: pd.DataFrame | None, outcomes: pd.DataFrame,
     return {"since": start.date().isoformat() if start is not None else None, "inspection_rate": inspection_rate,
             "rescored_records": n_records - len(sel),
             "ece_band": ece_band, "psi_bands": list(PSI_BANDS), "weeks": weeks, "overall": overall,
-            "drift": drift, "warnings": _warnings(overall, weeks, drift, ece_band)}
+            "drift": drift, "warnings": _warnings(overall, weeks, drift, ece_band, start)}

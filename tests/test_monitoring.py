@@ -142,6 +142,17 @@ def test_since_keeps_later_weeks_only() -> None:
     assert res["overall"]["inspections"] == 1 and res["overall"]["lanes"]["scored"] == 1
 
 
+def test_a_period_with_nothing_in_it_is_warned_not_reported_as_empty_figures() -> None:
+    """`monitor --since 2030-01-01` wrote an empty report and exited 0 without a word."""
+    sel, out = handmade()
+    res = build_monitoring(sel, out, since="2030-01-01", inspection_rate=0.2)
+    assert res["weeks"] == [] and res["warnings"] == [
+        "WARNING nothing to monitor: no declaration scored and no outcome counted from 2030-01-01 on"]
+    empty = build_monitoring(None, out.iloc[:0], inspection_rate=0.2)
+    assert empty["warnings"] == ["WARNING nothing to monitor: no declaration scored and no outcome counted"]
+    assert not any("nothing" in w for w in build_monitoring(sel, out, inspection_rate=0.2)["warnings"])
+
+
 def test_since_mid_week_counts_no_outcome_from_before_that_day() -> None:
     """--since 2024-01-04 (a Thursday): the outcomes of items scored on 2024-01-02 (and of R1, inspected on
     the 3rd, no selection record) are before the first day reported; only O1 (inspected on the 4th) and
