@@ -147,6 +147,21 @@ def test_an_officer_reads_a_profile_without_edit_or_retire(api: Api) -> None:
     assert "No active profiles." in api.client.get("/app/profiles?status=active").text
 
 
+def test_retiring_a_retired_profile_again_records_nothing(api: Api) -> None:
+    """A second press of Retire (a double click, the back button) added a second web/profile-retire audit
+    event, though nothing changed."""
+    assert api.post("/v1/profiles", role="analyst", json={
+        "id": "P-RR", "name": "r", "criterion": "c", "conditions": [{"field": "hs_code", "op": "prefix",
+                                                                     "values": ["93"]}],
+        "action": {"alert": True}, "valid_from": "2023-01-01", "owner": "a"}).status_code == 201
+    token = signed_in(api, "analyst")
+    for _ in range(2):
+        r = api.client.post("/app/profiles/P-RR/retire", data={"csrf_token": token}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/app/profiles/P-RR"
+    assert api.get("/v1/profiles/P-RR").json()["versions"] == [1, 2]
+    assert web_events(api, "profile-retire") == [{"profile_id": "P-RR"}]
+
+
 # ---- watch lists ---------------------------------------------------------------------------------
 def test_a_watch_list_is_created_entries_added_and_removed_each_a_new_version(api: Api) -> None:
     token = signed_in(api, "analyst")

@@ -200,12 +200,13 @@ async def edit_profile(request: Request, profile_id: str, who: Officer = Analyst
 async def retire_profile(request: Request, profile_id: str, who: Officer = AnalystPage) -> Response:
     await checked_form(request, who.session)
     try:
-        _store(request).retire(profile_id, _actor(who))
+        saved = _store(request).retire(profile_id, _actor(who))
     except NotFound:
         raise PageError(404, "Profile not found", f"There is no profile {profile_id!r}.") from None
     except ProfileError as exc:
         raise PageError(422, "Cannot retire this profile", "; ".join(str(p) for p in exc.problems)) from None
-    audit(request, who.principal, "profile-retire", {"profile_id": profile_id})
+    if saved.profiles:  # retired by this press, not already (a second press changes nothing, records nothing)
+        audit(request, who.principal, "profile-retire", {"profile_id": profile_id})
     return redirect(f"/app/profiles/{profile_id}")
 
 
