@@ -327,6 +327,9 @@ def test_the_effectiveness_table_shows_intervals_and_flags_a_profile_that_finds_
     assert (shown["model hit rate"], shown["model hit rate, 95 % interval"]) == ("–", "–")  # no model inspections
     assert shown["candidate for retirement"] == "yes: 30 or more inspections, no hit"
     assert stats_of(pd.DataFrame([row]), "watch_list") is None  # a list of the same name is another rule
+    every = stats_of(pd.DataFrame([{**row, "hits": 30, "hit_rate": 1.0, "hit_rate_low": 0.886, "hit_rate_high": 1.0}]),
+                     "profile")
+    assert (every["hit rate"], every["hit rate, 95 % interval"]) == ("1.000", "0.886 to 1.000")  # not "1"
 
 
 def test_a_long_watch_list_is_shown_in_pages_and_searched(api: Api) -> None:

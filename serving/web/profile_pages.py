@@ -296,18 +296,20 @@ def stats_of(table: pd.DataFrame, kind: str) -> dict[str, Any] | None:
     row = rows[0]
     out: dict[str, Any] = {}
     for k in STAT_FIELDS:
-        out[k.replace("_", " ")] = _shown(row.get(k))
-        if k.endswith("hit_rate"):
-            low, high = _shown(row.get(f"{k}_low")), _shown(row.get(f"{k}_high"))
+        rate = k.endswith("hit_rate")
+        out[k.replace("_", " ")] = _shown(row.get(k), rate)
+        if rate:
+            low, high = _shown(row.get(f"{k}_low"), True), _shown(row.get(f"{k}_high"), True)
             out[f"{k.replace('_', ' ')}, 95 % interval"] = "–" if "–" in (low, high) else f"{low} to {high}"
     flagged = bool(row.get("candidate_for_retirement"))
     out["candidate for retirement"] = f"yes: {RETIRE_AFTER} or more inspections, no hit" if flagged else "no"
     return out
 
 
-def _shown(v: Any) -> Any:
+def _shown(v: Any, rate: bool = False) -> Any:
+    """A figure as shown: a rate always with three decimals (a rate of 1 was "1" beside "0.000")."""
     if isinstance(v, float):
-        return "–" if not math.isfinite(v) else f"{v:.3f}" if v < 1 else f"{v:g}"
+        return "–" if not math.isfinite(v) else f"{v:.3f}" if rate or v < 1 else f"{v:g}"
     return v
 
 
