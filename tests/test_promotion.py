@@ -205,3 +205,24 @@ def test_a_champion_that_does_not_load_stops_the_gate_instead_of_waving_the_chal
     assert "cannot be loaded" in flat and "The promotion gate cannot compare a challenger with it" in flat
     assert "Traceback" not in r.output
     assert str(_client().get_model_version_by_alias(name, "champion").version) == found.version  # unchanged
+
+
+def test_a_champion_whose_version_was_deleted_is_not_taken_for_no_champion(data: dict[str, Path]):
+    """MLflow drops the alias with a deleted version: the next promote said "no champion before" and
+    promoted any challenger without a comparison."""
+    name = "riskprof-lost-champion"
+    first = _train(data, name, seed=0)
+    assert runner.invoke(app, ["promote", "--name", name]).exit_code == 0  # the first champion ever
+    _client().delete_model_version(name, first.version)
+    second = _train(data, name, seed=1)
+    r = runner.invoke(app, ["promote", "--name", name])
+    flat = " ".join(r.output.split())
+    assert r.exit_code == 1, r.output
+    assert f"{name} has no champion now, but v{first.version} was made champion" in flat
+    assert f"riskprof promote --name {name} --force" in flat
+    with pytest.raises(Exception, match="not found"):
+        _client().get_model_version_by_alias(name, "champion")
+    r = runner.invoke(app, ["promote", "--name", name, "--force"])
+    assert r.exit_code == 0 and "without a comparison" in " ".join(r.output.split()), r.output
+    version = _client().get_model_version_by_alias(name, "champion")
+    assert str(version.version) == str(second.version) and version.tags["promoted"] == "forced"

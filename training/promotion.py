@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,7 @@ class PromotionDecision:
     champion_precision: float | None
     period: list[str] | None
     message: str
-    basis: str | None = None  # see Comparison.basis; "no_champion", "no_fair_period" otherwise
+    basis: str | None = None  # see Comparison.basis; "no_champion", "champion_missing", "no_fair_period" otherwise
     rows: int | None = None  # labelled rows compared
     positives: int | None = None
     challenger_cutoff: str | None = None  # last labelled date each model was fitted on
@@ -245,8 +245,10 @@ def _no_fair_period(challenger: LoadedModel, champion: LoadedModel) -> str:
 
 
 def decide(name: str, challenger: LoadedModel, champion: LoadedModel | None, comparison: Comparison | None,
-           rate: float, force: bool, notes: list[str]) -> PromotionDecision:
-    """The decision from a comparison (pure: nothing recorded)."""
+           rate: float, force: bool, notes: list[str], lost: Mapping[str, str] | None = None) -> PromotionDecision:
+    """The decision from a comparison (pure: nothing recorded). ``lost``: with no champion, the last
+    promotion of ``name`` recorded in MLflow (:func:`last_promotion`): the champion's version was deleted or
+    its alias removed, so there is a champion the challenger was never compared with."""
     key = f"{rate:g}"
     ch_cut = training_cutoff(challenger)
     cp_cut = training_cutoff(champion) if champion is not None else None
@@ -254,6 +256,17 @@ def decide(name: str, challenger: LoadedModel, champion: LoadedModel | None, com
                           rate, None, None, None, "", notes=notes,
                           challenger_cutoff=str(ch_cut.date()) if ch_cut is not None else None,
                           champion_cutoff=str(cp_cut.date()) if cp_cut is not None else None)
+    if champion is None and lost is not None:
+        was = f"v{lost['version']} was made champion of {name} on {lost['day']} (promotion run {lost['run_id']})"
+        if not force:
+            return replace(d, basis="champion_missing", message=(
+                f"refused: {name} has no champion now, but {was}: that version was deleted or the alias "
+                f"removed, and v{challenger.version} was never compared with it. Naming a new champion without a "
+                f"comparison is a person's decision: `riskprof promote --name {name} --force` (recorded on "
+                f"v{challenger.version} as the model version tag promoted=forced and in the promotion run)"))
+        return replace(d, promoted=True, forced=True, basis="champion_missing",
+                       message=f"forced: v{challenger.version} is now champion of {name} without a comparison "
+                               f"({was}, and is gone; recorded as promoted=forced)")
     if champion is None:
         return replace(d, promoted=True, basis="no_champion",
                        message=f"promoted: v{challenger.version} is now champion of {name} (no champion before)")
@@ -279,6 +292,23 @@ def decide(name: str, challenger: LoadedModel, champion: LoadedModel | None, com
         f"v{champion.version} precision@{key}% = {c.champion_precision:.4f} on {c.period} ({c.basis}, "
         f"{_count(c.rows)} rows neither model trained on); use --force to override (recorded on "
         f"v{challenger.version} as the model version tag promoted=forced and in the promotion run)"))
+
+
+def last_promotion(client: Any, name: str) -> dict[str, str] | None:
+    """The last promotion of ``name`` that MLflow records (version, day, run id), None if it records none:
+    with no champion alias now, a champion existed and is gone (its version deleted, or the alias removed)."""
+    experiment = client.get_experiment_by_name(PROMOTION_EXPERIMENT)
+    if experiment is None:
+        return None
+    quoted = name.replace("'", "\\'")
+    runs = [r for outcome in ("promoted", "forced") for r in client.search_runs(
+        [experiment.experiment_id], f"params.model_name = '{quoted}' and tags.promotion_decision = '{outcome}'",
+        order_by=["attributes.start_time DESC"], max_results=1)]
+    if not runs:
+        return None
+    last = max(runs, key=lambda r: r.info.start_time)
+    day = pd.Timestamp(last.info.start_time, unit="ms").date().isoformat()
+    return {"version": last.data.params.get("challenger_version", "?"), "day": day, "run_id": last.info.run_id}
 
 
 def record_decision(name: str, decision: PromotionDecision) -> str:
@@ -382,7 +412,8 @@ def preview_promotion(name: str, challenger: LoadedModel, champion: LoadedModel 
             if ts is None and training_cutoff(challenger) is not None and training_cutoff(champion) is not None:
                 ts = training_files(client, challenger, notes, store_outcomes)
             comparison = compare_models(client, challenger, champion, rate, ts, notes)
-    return decide(name, challenger, champion, comparison, rate, force, notes)
+    lost = last_promotion(client, name) if champion is None else None
+    return decide(name, challenger, champion, comparison, rate, force, notes, lost)
 
 
 def promotion_gate(name: str, challenger: LoadedModel, champion: LoadedModel | None, rate: float = 5.0,
