@@ -226,18 +226,38 @@ def _check_profile(p: Profile, kinds: FieldKinds, watchlists: Mapping[str, Watch
                    problems: list[ProfileProblem]) -> Profile:
     if p.valid_to is not None and p.valid_to < p.valid_from:
         problems.append(ProfileProblem(p.id, f"valid_to {p.valid_to} is before valid_from {p.valid_from}"))
-    conditions = []
-    for i, c in enumerate(p.conditions):
+    conditions = _check_conditions(p.id, enumerate(p.conditions), kinds, watchlists, problems)
+    return p.model_copy(update={"conditions": tuple(conditions)})
+
+
+def _check_conditions(ident: str, conditions: Iterable[tuple[int, Condition]], kinds: FieldKinds,
+                      watchlists: Mapping[str, WatchList], problems: list[ProfileProblem]) -> list[Condition]:
+    """Each condition against its field (numbered as in the profile): the ones that hold, problems for the rest."""
+    out = []
+    for i, c in conditions:
         kind = kinds.kind(c.field)
         if kind is None:
-            problems.append(ProfileProblem(p.id, "unknown field (not in the declaration contract or the "
-                                                 "mapping's extra columns)", i, c.field))
+            problems.append(ProfileProblem(ident, "unknown field (not in the declaration contract or the "
+                                                  "mapping's extra columns)", i, c.field))
             continue
         try:
-            conditions.append(_condition_values(c, kind, kinds.specs.get(c.field), watchlists, kinds))
+            out.append(_condition_values(c, kind, kinds.specs.get(c.field), watchlists, kinds))
         except _Bad as exc:
-            problems.append(ProfileProblem(p.id, str(exc), i, c.field))
-    return p.model_copy(update={"conditions": tuple(conditions)})
+            problems.append(ProfileProblem(ident, str(exc), i, c.field))
+    return out
+
+
+def _readable_conditions(doc: Any) -> list[tuple[int, Condition]]:
+    """The conditions of a profile that did not parse (a date in the wrong format) that parse on their own,
+    with their numbers: checked too, so that a form shows every problem at once, not the date's first."""
+    conds = doc.get("conditions") if isinstance(doc, Mapping) else None
+    out = []
+    for i, c in enumerate(conds if isinstance(conds, Sequence) and not isinstance(conds, str | bytes) else ()):
+        try:
+            out.append((i, c if isinstance(c, Condition) else Condition.model_validate(c)))
+        except ValidationError:
+            continue  # its own problems are among the profile's
+    return out
 
 
 def _check_watchlist(w: WatchList, kinds: FieldKinds, problems: list[ProfileProblem]) -> WatchList:
@@ -268,7 +288,9 @@ def _date_message(err: Mapping[str, Any]) -> str | None:
 
 
 def _parse(docs: Sequence[Any], model: type[Profile] | type[WatchList], key: str, kind: str,
-           problems: list[ProfileProblem]) -> list[Any]:
+           problems: list[ProfileProblem], failed: list[tuple[str, Any]] | None = None) -> list[Any]:
+    """The documents as ``model``s; the problems of those that do not parse (and, in ``failed``, their
+    identifier and document)."""
     out = []
     for i, d in enumerate(docs):
         if isinstance(d, model):
@@ -278,6 +300,8 @@ def _parse(docs: Sequence[Any], model: type[Profile] | type[WatchList], key: str
             out.append(model.model_validate(d))
         except ValidationError as exc:
             ident = str(d.get(key, f"#{i}")) if isinstance(d, Mapping) else f"#{i}"
+            if failed is not None:
+                failed.append((ident, d))
             for err in exc.errors():
                 loc = err["loc"]
                 cond = loc[1] if len(loc) > 1 and loc[0] == "conditions" and isinstance(loc[1], int) else None
@@ -301,10 +325,13 @@ def validate_profiles(profiles: Sequence[Profile | Mapping[str, Any]],
     problems: list[ProfileProblem] = []
     kinds = field_kinds(extra_columns)
     parsed_lists: list[WatchList] = _parse(watchlists, WatchList, "name", "watch list", problems)
-    parsed: list[Profile] = _parse(profiles, Profile, "id", "profile", problems)
+    failed: list[tuple[str, Any]] = []
+    parsed: list[Profile] = _parse(profiles, Profile, "id", "profile", problems, failed)
     lists = [_check_watchlist(w, kinds, problems) for w in parsed_lists]
     by_name: dict[str, WatchList] = {w.name: w for w in (*stored_watchlists, *lists)}
     out = [_check_profile(p, kinds, by_name, problems) for p in parsed]
+    for ident, doc in failed:
+        _check_conditions(ident, _readable_conditions(doc), kinds, by_name, problems)
     _check_unique([(p.id, p.version) for p in out], "profile", problems)
     _check_unique([(w.name, w.version) for w in lists], "watch list", problems)
     if problems:

@@ -414,6 +414,28 @@ def test_an_unknown_profile_status_is_refused_as_the_api_refuses_it(api: Api) ->
     assert api.client.get("/app/profiles?status=retired").status_code == 200
 
 
+def test_the_profile_form_shows_every_problem_at_once(api: Api) -> None:
+    """A bad "Valid from" and a condition on a watch list that does not exist: only the date was shown, the
+    condition's problem only after the date was fixed (the conditions were checked once the profile parsed)."""
+    token = signed_in(api, "analyst")
+    form = profile_form(token, valid_from="01.12.2023", c2_field="importer_id", c2_op="in_watch_list",
+                        c2_watch_list="WL-NONE")
+    r = api.client.post("/app/profiles", data=form)
+    assert r.status_code == 422
+    assert error_of(r.text, "valid_from") == "'01.12.2023' is not a date: expected YYYY-MM-DD"
+    assert "unknown watch list 'WL-NONE'" in error_of(r.text, "c2_watch_list")
+    from profiles import ProfileError, validate_profiles
+
+    doc = {"id": "P-Y", "name": "n", "criterion": "c", "valid_from": "01.12.2023", "owner": "a", "action": {"alert": True},
+           "conditions": [{"field": "hs_code", "op": "prefix", "values": ["93"]},
+                          {"field": "importer_id", "op": "in_watch_list", "watch_list": "WL-NONE"},
+                          {"field": "no_such_field", "op": "in", "values": ["x"]}]}
+    with pytest.raises(ProfileError) as raised:
+        validate_profiles([doc])
+    assert [(p.field, p.condition) for p in raised.value.problems] == [
+        ("valid_from", None), ("importer_id", 1), ("no_such_field", 2)]
+
+
 def test_a_date_in_the_wrong_format_is_named_as_the_outcome_form_names_it(api: Api) -> None:
     """A profile's "Valid from" of 01.12.2023 or an entry's expiry of 31/12/2027 said "Input should be a valid
     date or datetime, invalid character in year" (pydantic's words, on the page and in the API's 422); the
