@@ -17,12 +17,14 @@ import datetime as dt
 import io
 import math
 import tempfile
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from batch import OutputListing, OutputReadError, list_outputs, read_output, resolve_output
 from features.contracts import DECLARATION, TRANSIT_SEP, normalize_table
@@ -35,6 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 MAX_PROBLEMS_SHOWN = 20
+MAX_UNPACKED_BYTES = 32 * 1024 * 1024  # what a compressed upload may unpack to (the app passes its body limit)
 CSV_COLUMNS = ("rank", "declaration_id", "risk_score", "percentile", "lane", "selection", "office_id",
                "conveyance", "route", "hs_code", "goods_description", "customs_value", "currency",
                "top_reasons", "profile_hits")
@@ -69,9 +72,10 @@ ENCODINGS: dict[str, str] = {
 
 
 def read_manifest(data: bytes, filename: str, mapping_name: str | None, max_items: int,
-                  encoding: str | None = None) -> list[dict[str, Any]]:
+                  encoding: str | None = None, max_bytes: int = MAX_UNPACKED_BYTES) -> list[dict[str, Any]]:
     """Uploaded bytes → validated declaration records (as the API receives them), or ManifestProblem.
-    ``encoding``: one of :data:`ENCODINGS` for a CSV (default UTF-8)."""
+    ``encoding``: one of :data:`ENCODINGS` for a CSV (default UTF-8). ``max_bytes``: the most a
+    compressed upload (a .csv.gz, a Parquet file's pages) may unpack to; larger is refused unread."""
     name = Path(filename or "").name.lower()
     if not name.endswith(SUFFIXES):
         raise ManifestProblem(f"{filename or 'the file'}: choose a .csv, .csv.gz or .parquet file")
@@ -80,9 +84,13 @@ def read_manifest(data: bytes, filename: str, mapping_name: str | None, max_item
     if encoding and encoding not in ENCODINGS:
         raise ManifestProblem(f"unknown text encoding {encoding!r}; choose one of the list")
     mapping = _mapping(mapping_name)
+    if name.endswith(".gz"):  # unpacked here, up to the limit: read_raw would unpack all of it
+        data, name = _gunzip(data, filename, max_bytes), name[:-3]
     with tempfile.TemporaryDirectory(prefix="riskprof-upload-") as tmp:
         path = Path(tmp) / ("manifest" + name[name.index("."):] if "." in name else "manifest.csv")
         path.write_bytes(data)
+        if name.endswith((".parquet", ".pq")):
+            _check_parquet_size(path, filename, max_items, max_bytes)
         try:
             raw = read_raw(path, encoding=encoding or None)
         except NotTextError as exc:  # the command line's hint (--encoding) is a field of the form here
@@ -115,6 +123,50 @@ def read_manifest(data: bytes, filename: str, mapping_name: str | None, max_item
         lines = [f"row {p.item + 1 if p.item is not None else '?'}, column {p.field}: {p.message}"
                  for p in exc.problems[:MAX_PROBLEMS_SHOWN]]
         raise ManifestProblem(f"{filename}: the declarations break the contract; nothing was ranked", lines) from None
+
+
+def _too_large(filename: str, max_bytes: int) -> ManifestProblem:
+    return ManifestProblem(f"{filename}: unpacks to more than {max_bytes:,} bytes, the most the workbench reads "
+                           "(use `riskprof score` for larger manifests)", title="The file is too large", status=413)
+
+
+def _gunzip(data: bytes, filename: str, max_bytes: int) -> bytes:
+    """A gzip file's contents, or :class:`ManifestProblem` as soon as they pass ``max_bytes``."""
+    out = bytearray()
+    rest = data
+    try:
+        while rest:  # one member after another (gzip allows several)
+            d = zlib.decompressobj(wbits=31)
+            while rest:
+                out += d.decompress(rest, max_bytes + 1 - len(out))
+                if len(out) > max_bytes:
+                    raise _too_large(filename, max_bytes)
+                rest = d.unconsumed_tail
+                if d.eof:
+                    break
+            if not d.eof:
+                raise ManifestProblem(f"{filename}: is not a complete gzip file (truncated?)")
+            rest = d.unused_data
+    except zlib.error as exc:
+        raise ManifestProblem(f"{filename}: is not a gzip file ({exc})") from None
+    return bytes(out)
+
+
+def _check_parquet_size(path: Path, filename: str, max_items: int, max_bytes: int) -> None:
+    """Rows and unpacked bytes from the Parquet footer: a file over the limits is refused before a row
+    is decoded (a few KB of repeated values can hold millions of rows). An unreadable footer is left to
+    :func:`read_raw`, which names it."""
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except Exception:  # noqa: BLE001 - pyarrow raises many types; read_raw reports the file
+        return
+    if meta.num_rows > max_items:
+        raise ManifestProblem(f"{filename}: {meta.num_rows:,} rows; the workbench ranks at most {max_items:,} "
+                              "(use `riskprof score` for larger manifests)")
+    unpacked = sum(meta.row_group(g).column(c).total_uncompressed_size
+                   for g in range(meta.num_row_groups) for c in range(meta.num_columns))
+    if unpacked > max_bytes:
+        raise _too_large(filename, max_bytes)
 
 
 def _mapping(name: str | None) -> ColumnMapping | None:

@@ -139,7 +139,7 @@ async def upload_manifest(request: Request, who: Officer = OfficerPage) -> Respo
     settings = request.app.state.settings
     try:
         records = await run_in_threadpool(read_manifest, data, filename, values["mapping"] or None,
-                                          settings.max_items, values["encoding"] or None)
+                                          settings.max_items, values["encoding"] or None, settings.max_body_bytes)
         ranked = await run_in_threadpool(request.app.state.service.rank, records, params.capacity,  # type: ignore[attr-defined]
                                          params.random_share, 0, "all", who.principal)  # type: ignore[attr-defined]
     except ManifestProblem as exc:
