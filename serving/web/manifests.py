@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from batch import OutputListing, OutputReadError, list_outputs, read_output, resolve_output
 from features.contracts import DECLARATION, TRANSIT_SEP, normalize_table
-from features.io import LoadError, NotTextError, read_raw
+from features.io import LoadError, NotTextError, read_raw, spreadsheet_text
 from features.mapping import ColumnMapping, MappingError, load_mapping
 from serving.errors import InputError
 from serving.parsing import validate_records
@@ -314,19 +314,16 @@ def top_reasons(row: dict[str, Any], n: int = 3) -> list[str]:
 
 
 def selection_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as CSV, every text cell kept from running as a spreadsheet formula (ids, offices and
+    routes are any text a manifest holds, as much as goods descriptions are)."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(CSV_COLUMNS)
     for r in rows:
         d = r["declaration"]
-        w.writerow([r["rank"], r["declaration_id"], r["risk_score"], r.get("percentile"), r["lane"],
-                    "" if r.get("selection") == "none" else r.get("selection") or "", r["office_id"], r["conveyance"], r["route"], d.get("hs_code", ""),
-                    _cell(d.get("goods_description", "")), d.get("customs_value", ""), d.get("currency", ""),
-                    _cell("; ".join(top_reasons(r))), " ".join(r["profiles"])])
+        cells = [r["rank"], r["declaration_id"], r["risk_score"], r.get("percentile"), r["lane"],
+                 "" if r.get("selection") == "none" else r.get("selection") or "", r["office_id"], r["conveyance"],
+                 r["route"], d.get("hs_code", ""), d.get("goods_description", "") or "", d.get("customs_value", ""),
+                 d.get("currency", ""), "; ".join(top_reasons(r)), " ".join(str(p) for p in r["profiles"])]
+        w.writerow([spreadsheet_text(c) for c in cells])
     return buf.getvalue()
-
-
-def _cell(text: Any) -> str:
-    """Spreadsheet formula injection: a cell starting with = + - @ is shown as text."""
-    s = str(text or "")
-    return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
