@@ -22,6 +22,7 @@ from batch._checkpoint import Checkpoint, dictionary_columns
 from batch._chunk import REJECT_SCHEMA, RULE_HIT_TYPE
 from batch._input import InputFile
 from batch._rank import first_occurrence, id_codes, select_manifest
+from features.io import spreadsheet_table
 from scoring.ranking import LANES, RULE_SELECTION_NAMES, SELECTION_NAMES
 
 METADATA_KEY = "riskprof"
@@ -263,11 +264,13 @@ class _Writers:
 
     def _write(self, table: pa.Table, rejects: pa.Table) -> None:
         assert self.parquet is not None and self.rej_writer is not None
+        # the CSV files are for people's spreadsheets: no text cell may start a formula (the Parquet keeps
+        # every value as it was)
         if rejects.num_rows:
-            self.rej_writer.write_table(rejects)
+            self.rej_writer.write_table(spreadsheet_table(rejects))
         self.parquet.write_table(table)
         if self.csv_writer is not None:
-            self.csv_writer.write_table(table.replace_schema_metadata(None))
+            self.csv_writer.write_table(spreadsheet_table(table.replace_schema_metadata(None)))
 
     def _wait(self) -> None:
         pending, self._pending = self._pending, None
