@@ -91,3 +91,22 @@ def test_every_text_cell_of_the_selection_csv_is_kept_from_running_as_a_formula(
         for column, value in row.items():
             assert value[:1] not in ("=", "+", "-", "@"), (column, value)
     assert sorted(row["declaration_id"] for row in rows) == sorted("'" + f for f in FORMULAS)
+
+
+def test_visits_to_the_sign_in_page_do_not_push_signed_in_sessions_out(make_api: Callable[..., Api],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every visit to /app/sign-in without a cookie kept a new session, and the oldest were dropped past
+    ``RISKPROF_MAX_SESSIONS``: anyone, without a key, could sign every officer out by loading the sign-in
+    page that many times. Sessions nobody signed in to no longer push out those of signed-in officers."""
+    monkeypatch.delenv("RISKPROF_SESSION_SECRET", raising=False)
+    monkeypatch.setenv("RISKPROF_MAX_SESSIONS", "5")
+    api = make_api()
+    signed_in(api)
+    assert api.client.get("/app/manifests", follow_redirects=False).status_code == 200
+    cookie = api.client.cookies.get("riskprof_session")
+    for _ in range(20):  # an attacker's client: no cookie each time
+        api.client.cookies.clear()
+        assert api.client.get("/app/sign-in").status_code == 200
+    api.client.cookies.clear()
+    api.client.cookies.set("riskprof_session", cookie, path="/app")
+    assert api.client.get("/app/manifests", follow_redirects=False).status_code == 200

@@ -69,12 +69,16 @@ class Session:
 
 
 class SessionStore:
-    """Sessions in this process's memory (a second worker process does not see them), LRU-bounded."""
+    """Sessions in this process's memory (a second worker process does not see them), LRU-bounded: at most
+    ``max_sessions`` signed-in ones and as many more of the sign-in page."""
 
     def __init__(self, secret: str, web: WebSettings):
         self._signer = URLSafeTimedSerializer(secret, salt="riskprof-workbench-session")
         self.web = web
+        # signed-in sessions and those of the sign-in page (a CSRF token, no key) are bounded apart: loading
+        # the sign-in page needs no key, so its sessions must not push out those of signed-in officers
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._anonymous: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -84,14 +88,16 @@ class SessionStore:
     def new(self, api_key: str | None = None) -> Session:
         session = Session(secrets.token_urlsafe(24), secrets.token_urlsafe(32), time.time() + self.max_age, api_key)
         with self._lock:
-            self._sessions[session.id] = session
-            while len(self._sessions) > self.web.max_sessions:
-                self._sessions.popitem(last=False)
+            kept = self._sessions if api_key else self._anonymous
+            kept[session.id] = session
+            while len(kept) > self.web.max_sessions:
+                kept.popitem(last=False)
         return session
 
     def drop(self, session: Session) -> None:
         with self._lock:
             self._sessions.pop(session.id, None)
+            self._anonymous.pop(session.id, None)
 
     def cookie_value(self, session: Session) -> str:
         return self._signer.dumps(session.id)
@@ -104,13 +110,14 @@ class SessionStore:
         except BadSignature:
             return None
         with self._lock:
-            session = self._sessions.get(str(sid))
+            kept = self._sessions if str(sid) in self._sessions else self._anonymous
+            session = kept.get(str(sid))
             if session is None:
                 return None
             if session.expires < time.time():
-                self._sessions.pop(session.id, None)
+                kept.pop(session.id, None)
                 return None
-            self._sessions.move_to_end(session.id)
+            kept.move_to_end(session.id)
             return session
 
     def keep_manifest(self, session: Session, manifest_id: str, manifest: Any) -> None:
