@@ -284,3 +284,12 @@ def spreadsheet_table(table: Any) -> Any:
             column = pc.replace_substring_regex(column, _FORMULA_PATTERN, r"'\1")
         columns.append(column)
     return pa.Table.from_arrays(columns, schema=table.schema)
+
+
+def spreadsheet_frame(frame: Any) -> Any:
+    """:func:`spreadsheet_text` on every text cell of a ``pandas.DataFrame`` (a copy, for ``to_csv``)."""
+    out = frame.copy()
+    for name in out.columns:
+        if out[name].dtype == object or str(out[name].dtype) in ("string", "str"):
+            out[name] = out[name].map(spreadsheet_text)
+    return out

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.io import spreadsheet_frame
 from features.mapping import ColumnMapping
 from reports._html import DEFAULT_TITLE, render_html
 from reports._source import SeizureInput
@@ -32,7 +33,7 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path,
     for name, df in tables.items():
         if "csv" in formats:
             path = folder / f"{name}.csv"
-            df.to_csv(path, index=False)
+            spreadsheet_frame(df).to_csv(path, index=False)  # text from the seizure file: no live formula
             written[f"tables/{name}.csv"] = path
         if "json" in formats:
             path = folder / f"{name}.json"

@@ -183,7 +183,9 @@ def profiles_report(since: str | None = typer.Option(None, "--since", help="From
     table = _store(url).stats(parse_day(since, "--since"), parse_day(until, "--until"))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / "profile_stats.csv", index=False)
+        from features.io import spreadsheet_frame
+
+        spreadsheet_frame(table).to_csv(out / "profile_stats.csv", index=False)  # names: no live formula
         records = json.loads(table.to_json(orient="records"))
         (out / "profile_stats.json").write_text(json.dumps(records, indent=2), encoding="utf-8")
         console.print(f"wrote {out / 'profile_stats.csv'} and {out / 'profile_stats.json'}", highlight=False)

@@ -43,3 +43,22 @@ def test_no_cell_of_the_scores_csv_or_the_rejects_csv_starts_a_formula(tiny_mode
     import pyarrow.parquet as pq
 
     assert set(FORMULAS) <= set(pq.read_table(out, columns=["declaration_id"]).column(0).to_pylist())
+
+
+def test_the_report_tables_and_the_profile_stats_csv_keep_text_from_running_as_a_formula(tmp_path: Path) -> None:
+    """A country or a profile name of ``=HYPERLINK(…)`` reached the trend report's tables and
+    ``profile_stats.csv`` as a live formula (the JSON files keep the values as they are)."""
+    import pandas as pd
+
+    from features.io import spreadsheet_frame
+    from reports._write import write_tables
+
+    table = pd.DataFrame({"name": list(FORMULAS) + ["plain"], "hits": [1, -2, 3, 4, 5]})
+    written = write_tables({"t": table}, tmp_path)
+    with open(written["tables/t.csv"], newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["name"] for r in rows] == ["'" + f for f in FORMULAS] + ["plain"]
+    assert [r["hits"] for r in rows] == ["1", "-2", "3", "4", "5"]  # numbers stay numbers
+    assert pd.read_json(written["tables/t.json"])["name"].tolist() == [*FORMULAS, "plain"]
+    assert spreadsheet_frame(table)["name"].tolist() == [r["name"] for r in rows]
+    assert table["name"].tolist() == [*FORMULAS, "plain"]  # the frame given is left as it was
