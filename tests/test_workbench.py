@@ -269,6 +269,38 @@ def test_every_page_but_sign_in_asks_for_a_role_and_refuses_callers_without_it(a
         assert r.status_code == 403 and "analyst role" in r.text, (method, path)
 
 
+def test_declaration_ids_with_slashes_and_url_characters_open_and_take_outcomes(api: Api) -> None:
+    """Customs numbers such as 12345/2023/001 could not be opened (a plain 404: the route's id stopped at the
+    first slash), and after an outcome or a workflow step the redirect put an id with '#' or '?' into the URL
+    as it was (the rest read as a fragment or a query)."""
+    from urllib.parse import quote
+
+    token = signed_in(api)
+    frame = make_declarations(np.random.default_rng(8), 3, start="2023-06-01", days=2, prefix="S")
+    ids = ["12345/2023/001", "A#1 ?x", "plain"]
+    frame["declaration_id"] = ids
+    r = api.client.post("/app/manifests", data={"csrf_token": token, "capacity": "3", "random_share": "0"},
+                        files={"manifest": ("m.csv", frame.to_csv(index=False).encode(), "text/csv")},
+                        follow_redirects=False)
+    assert r.status_code == 303, r.text[:2000]
+    manifest = r.headers["location"]
+    listed = api.client.get(manifest).text
+    for i in ids[:2]:
+        case = f"{manifest}/declarations/{quote(i, safe='')}"
+        assert f'href="{case}"' in listed
+        page = api.client.get(case)
+        assert page.status_code == 200 and f"Declaration {html.escape(i)}" in page.text, (i, page.status_code)
+        done = api.client.post(f"{case}/outcome", follow_redirects=False, data={
+            "csrf_token": token, "result": "no-hit", "inspected_date": "2023-06-04", "found": ""})
+        assert (done.status_code, done.headers["location"]) == (303, f"{case}?recorded=true"), done.text[:500]
+        step = api.client.post(f"{case}/workflow", follow_redirects=False,
+                               data={"csrf_token": token, "action": "note", "note": "seen"})
+        assert (step.status_code, step.headers["location"]) == (303, f"{case}#workflow"), step.text[:500]
+    from serving.store import outcomes_frame
+
+    assert sorted(outcomes_frame(api.store)["declaration_id"]) == sorted(ids[:2])
+
+
 def test_the_case_file_shows_why_an_outcome_or_a_status_was_refused(api: Api) -> None:
     """A second, different outcome was refused (422) with no message on the page (the error summary sat in
     the branch shown only before an outcome exists); "what was found" past 2,000 characters was cut in the

@@ -43,6 +43,7 @@ from serving.web.pages import (
     redirect,
     render,
     secure_headers,
+    segment,
     sessions,
     set_cookie,
     today,
@@ -220,7 +221,7 @@ def manifest_csv(request: Request, manifest_id: str, who: Officer = OfficerPage)
 
 
 # ---- declaration (case file) --------------------------------------------------------------------
-@router.get("/manifests/{manifest_id}/declarations/{declaration_id}")
+@router.get("/manifests/{manifest_id}/declarations/{declaration_id:path}")
 def declaration_page(request: Request, manifest_id: str, declaration_id: str, who: Officer = OfficerPage,
                      recorded: bool = False) -> Response:
     return _case_file(request, who, manifest_id, declaration_id, {}, {"inspected_date": today()},
@@ -254,7 +255,7 @@ def _stored_outcome(request: Request, declaration_id: str) -> dict[str, Any] | N
 FOUND_CHARS = 2_000  # "what was found", kept with the outcome in the audit log
 
 
-@router.post("/manifests/{manifest_id}/declarations/{declaration_id}/outcome")
+@router.post("/manifests/{manifest_id}/declarations/{declaration_id:path}/outcome")
 async def record_outcome(request: Request, manifest_id: str, declaration_id: str,
                          who: Officer = OfficerPage) -> Response:
     form = await checked_form(request, who.session)
@@ -286,10 +287,10 @@ async def record_outcome(request: Request, manifest_id: str, declaration_id: str
         return _case_file(request, who, manifest_id, declaration_id, errors, values, status=422)
     audit(request, who.principal, "outcome", {"declaration_id": declaration_id, "hit": record["hit"],
                                               "found": values["found"], "case_id": record["case_id"]})
-    return redirect(f"/app/manifests/{manifest_id}/declarations/{declaration_id}?recorded=true")
+    return redirect(f"/app/manifests/{manifest_id}/declarations/{segment(declaration_id)}?recorded=true")
 
 
-@router.post("/manifests/{manifest_id}/declarations/{declaration_id}/workflow")
+@router.post("/manifests/{manifest_id}/declarations/{declaration_id:path}/workflow")
 async def update_case(request: Request, manifest_id: str, declaration_id: str,
                       who: Officer = OfficerPage) -> Response:
     """Assign to me, change the status, or add a note (one form each; every change audited)."""
@@ -313,7 +314,7 @@ async def update_case(request: Request, manifest_id: str, declaration_id: str,
                           {"inspected_date": today(), "note": value if action == "note" else ""}, status=422)
     audit(request, who.principal, f"case-{action}", {"declaration_id": declaration_id,
                                                      **({"value": value[:4000]} if action != "assign" else {})})
-    return redirect(f"/app/manifests/{manifest_id}/declarations/{declaration_id}#workflow")
+    return redirect(f"/app/manifests/{manifest_id}/declarations/{segment(declaration_id)}#workflow")
 
 
 # ---- alerts -------------------------------------------------------------------------------------
