@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import gzip
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,27 @@ def parquet_columns(path: Path) -> list[str]:
     return names
 
 
+#: how every CSV is read (validate, train, evaluate, score's chunks, the pages): cells as strings, so codes
+#: keep their leading zeros; only an empty cell is missing. index_col=False: rows with one field more than
+#: the header (a delimiter at the end of each row) made pandas take the first column as the index and shift
+#: every column by one; an empty last field is dropped, one holding data is an error
+#: (:func:`fields_past_header_refused`, as pandas only warns of the loss)
+CSV_READ_OPTIONS: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_values": [""], "index_col": False}
+
+
+@contextlib.contextmanager
+def fields_past_header_refused(path: Path) -> Iterator[None]:
+    """Around a ``pd.read_csv`` with :data:`CSV_READ_OPTIONS`: a row holding a value past the header's last
+    column is a :class:`LoadError` (pandas drops the value with a ``ParserWarning``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            yield
+        except pd.errors.ParserWarning:
+            raise LoadError(f"{path}: rows hold more fields than the header names (a value past the last "
+                            "column, or a delimiter inside an unquoted value)") from None
+
+
 def read_raw(path: Path, encoding: str | None = None, delimiter: str | None = None) -> pd.DataFrame:
     """One file as it is (CSV cells as strings so codes keep leading zeros).
 
@@ -182,17 +204,8 @@ def read_raw(path: Path, encoding: str | None = None, delimiter: str | None = No
             return pd.read_parquet(path)
         if path.name.endswith((".csv", ".csv.gz")):
             enc, sep = csv_format(path, encoding, delimiter)
-            # index_col=False: rows with one field more than the header (a delimiter at the end of each
-            # row) made pandas take the first column as the index and shift every column by one; an
-            # empty last field is dropped, one holding data is an error (pandas only warns of the loss)
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", pd.errors.ParserWarning)
-                try:
-                    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding=enc,
-                                       sep=sep, index_col=False)
-                except pd.errors.ParserWarning:
-                    raise LoadError(f"{path}: rows hold more fields than the header names (a value past the last "
-                                    "column, or a delimiter inside an unquoted value)") from None
+            with fields_past_header_refused(path):
+                return pd.read_csv(path, encoding=enc, sep=sep, **CSV_READ_OPTIONS)
     except LoadError:
         raise
     except UnicodeDecodeError as exc:  # past the part csv_format checks

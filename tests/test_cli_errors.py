@@ -487,3 +487,23 @@ def test_a_mistyped_sqlite_tracking_store_is_named_and_not_created(command: list
     _no_traceback(r.output)
     assert f"{typo} does not exist, so no model is registered there" in _flat(r.output)
     assert not typo.exists()
+
+
+def test_score_reads_a_delimiter_at_the_end_of_every_row_as_validate_does(tmp_path: Path) -> None:
+    """validate and train read such a file right (features.io.read_raw), but score's chunked reader took
+    the first column as the index: every row was rejected ('declaration_date: got 40') or, where the
+    shifted values still fitted, scored as another declaration. Both readers now share the options."""
+    from batch._input import inspect_manifest, iter_chunks
+    from features.io import LoadError
+
+    trailing = tmp_path / "trailing.csv"
+    trailing.write_text("declaration_id;hs_code\nD1;820600;\nD2;930100;\n")
+    [file] = inspect_manifest(trailing)
+    [(_c, _offset, frame)] = list(iter_chunks(file, 10))
+    assert frame.to_dict("records") == [{"declaration_id": "D1", "hs_code": "820600"},
+                                        {"declaration_id": "D2", "hs_code": "930100"}]
+    extra = tmp_path / "extra.csv"
+    extra.write_text("declaration_id;hs_code\nD1;820600;x\nD2;930100;y\n")
+    [file] = inspect_manifest(extra)
+    with pytest.raises(LoadError, match="rows hold more fields than the header names"):
+        list(iter_chunks(file, 10))
