@@ -8,9 +8,9 @@ A mapping is a YAML file::
       declaration_date: Date
     constants:                     # contract column: value for every row
       direction: import
-    values:                        # contract column: {source value: contract value}
+    values:                        # contract column (one under columns:): {source value: contract value}
       conveyance: {"10": vessel, "40": air}
-    formats:
+    formats:                       # contract column (one under columns:): how to rewrite its values
       hs_code: {zero_pad: 6}       # integer HS codes lose their leading zeros
     labels:                        # label name: how to derive it (column + equals / in / at_least)
       fraud: {column: Fraud, equals: 1}
@@ -212,12 +212,22 @@ def mapping_from_dict(doc: dict[str, Any], source: str = "") -> ColumnMapping:
         # checked here so that validate rejects what train would (it reads the label dates from this column)
         raise MappingError(f"mapping {source}: label_known column {label_known!r} is not a date column of the "
                            f"{cname} contract ({dates}) nor one of extra_columns")
+    values = _value_maps(doc, source)
+    formats = _format_rules(doc, source)
+    for key, rules in (("values", values), ("formats", formats)):
+        # applied to the columns the mapping reads only: one named otherwise (a typo, a column left out of
+        # columns:) was ignored without a word, and its codes went through unmapped or unpadded
+        stray = [t for t in rules if t not in columns]
+        if stray:
+            raise MappingError(f"mapping {source}: {', '.join(f'{key}.{t}' for t in stray)}: {key} apply to the "
+                               f"contract columns mapped under 'columns:' ({sorted(columns)}), and "
+                               f"{'this is' if len(stray) == 1 else 'these are'} not one of them")
     return ColumnMapping(
         contract=contract,
         columns=columns,
         constants=dict(constants),
-        values=_value_maps(doc, source),
-        formats=_format_rules(doc, source),
+        values=values,
+        formats=formats,
         labels=labels,
         label_known=None if label_known is None else str(label_known),
         extra_columns=extra_columns,

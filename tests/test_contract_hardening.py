@@ -412,6 +412,11 @@ def test_outcome_fields_of_the_wrong_json_type_are_422(api: Api, name: str, valu
     ({"formats": {"hs_code": 6}}, "formats.hs_code"),
     ({"columns": ["declaration_id"]}, "'columns'"),
     ({"extra_columns": "Tax Rate"}, "'extra_columns'"),
+    # a value map or format for a column the mapping does not map was ignored without a word (a typo in
+    # the name, or a column left out of columns:), and the codes went through unmapped or unpadded
+    ({"values": {"convayance": {"10": "vessel"}}}, "values.convayance"),
+    ({"values": {"office_id": {"10": "X"}}}, "values.office_id"),
+    ({"formats": {"hs": {"zero_pad": 6}}}, "formats.hs"),
 ])
 def test_malformed_mapping_is_a_clear_error_and_exit_2(tmp_path: Path, extra: dict, named: str) -> None:
     doc = {"contract": "declaration", "columns": {"declaration_id": "ID", "declaration_date": "Date",
