@@ -174,6 +174,35 @@ def _format_rules(doc: dict[str, Any], source: str) -> dict[str, dict[str, Any]]
     return out
 
 
+_LABEL_TESTS = ("equals", "in", "at_least")
+
+
+def _label_rule(name: str, rule: Any, source: str) -> LabelRule:
+    """labels.<name>: {column: C, and one of equals: V, in: [V, ...], at_least: N}, checked when the mapping
+    is read (a typo such as 'equal' loaded, and reading data then said only "give one of equals, in, at_least")."""
+    where = f"mapping {source}: labels.{name}"
+    example = "e.g. {column: Fraud, equals: 1}"
+    if not isinstance(rule, dict) or "column" not in rule:
+        raise MappingError(f"{where} needs a 'column' and one of {list(_LABEL_TESTS)}, {example}; got {rule!r}")
+    unknown = sorted(str(k) for k in rule if k != "column" and k not in _LABEL_TESTS)
+    if unknown:
+        raise MappingError(f"{where} has unknown keys {unknown}; allowed: ['column', *{list(_LABEL_TESTS)}]")
+    given = [k for k in _LABEL_TESTS if rule.get(k) is not None]
+    if len(given) != 1:
+        raise MappingError(f"{where} needs exactly one of {list(_LABEL_TESTS)}, {example}; got "
+                           f"{given or 'none'}")
+    equals, isin, at_least = rule.get("equals"), rule.get("in"), rule.get("at_least")
+    if isinstance(equals, list | dict):
+        raise MappingError(f"{where}.equals must be one value (for several, use in: [...]); got {equals!r}")
+    if isin is not None and not (isinstance(isin, list) and isin
+                                 and not any(isinstance(v, list | dict) for v in isin)):
+        raise MappingError(f"{where}.in must be a list of values, e.g. in: [Y, J]; got {isin!r}")
+    if at_least is not None and (isinstance(at_least, bool) or not isinstance(at_least, int | float)):
+        raise MappingError(f"{where}.at_least must be a number, e.g. at_least: 2; got {at_least!r}")
+    return LabelRule(name=name, column=str(rule["column"]), equals=equals, isin=tuple(isin or ()),
+                     at_least=None if at_least is None else float(at_least))
+
+
 def mapping_from_dict(doc: dict[str, Any], source: str = "") -> ColumnMapping:
     known = {"contract", "columns", "constants", "values", "formats", "labels", "label_known", "extra_columns",
              "description", "provenance"}
@@ -191,17 +220,8 @@ def mapping_from_dict(doc: dict[str, Any], source: str = "") -> ColumnMapping:
         raise MappingError(
             f"mapping {source}: {bad_targets} are not columns of the {cname} contract ({contract.columns})"
         )
-    labels: dict[str, LabelRule] = {}
-    for name, rule in _section(doc, "labels", source, "{fraud: {column: Fraud, equals: 1}}").items():
-        if not isinstance(rule, dict) or "column" not in rule:
-            raise MappingError(f"mapping {source}: label '{name}' needs a 'column'")
-        labels[str(name)] = LabelRule(
-            name=str(name),
-            column=str(rule["column"]),
-            equals=rule.get("equals"),
-            isin=tuple(rule.get("in") or ()),
-            at_least=rule.get("at_least"),
-        )
+    labels = {str(name): _label_rule(str(name), rule, source)
+              for name, rule in _section(doc, "labels", source, "{fraud: {column: Fraud, equals: 1}}").items()}
     extra = doc.get("extra_columns") or ()
     if not isinstance(extra, list | tuple):
         raise MappingError(f"mapping {source}: 'extra_columns' must be a list of column names; got {extra!r}")

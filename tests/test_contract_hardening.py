@@ -417,6 +417,15 @@ def test_outcome_fields_of_the_wrong_json_type_are_422(api: Api, name: str, valu
     ({"values": {"convayance": {"10": "vessel"}}}, "values.convayance"),
     ({"values": {"office_id": {"10": "X"}}}, "values.office_id"),
     ({"formats": {"hs": {"zero_pad": 6}}}, "formats.hs"),
+    # a label rule with a typo ('equal') loaded, and only reading data said "give one of equals, in, at_least"
+    # (no file, no key named); two rules kept the first without a word; 'in: YES' matched Y, E and S
+    ({"labels": {"fraud": {"column": "Flag", "equal": 1}}}, "labels.fraud"),
+    ({"labels": {"fraud": {"column": "Flag"}}}, "labels.fraud"),
+    ({"labels": {"fraud": {"column": "Flag", "equals": "Y", "in": ["J"]}}}, "labels.fraud"),
+    ({"labels": {"fraud": {"column": "Flag", "in": "YES"}}}, "labels.fraud.in"),
+    ({"labels": {"fraud": {"column": "Flag", "at_least": "high"}}}, "labels.fraud.at_least"),
+    ({"labels": {"fraud": {"column": "Flag", "equals": [1, 2]}}}, "labels.fraud.equals"),
+    ({"labels": {"fraud": "Flag"}}, "labels.fraud"),
 ])
 def test_malformed_mapping_is_a_clear_error_and_exit_2(tmp_path: Path, extra: dict, named: str) -> None:
     doc = {"contract": "declaration", "columns": {"declaration_id": "ID", "declaration_date": "Date",
