@@ -140,6 +140,17 @@ def _section(doc: dict[str, Any], key: str, source: str, example: str) -> dict[s
     return value
 
 
+def _source_names(doc: dict[str, Any], source: str) -> dict[str, str]:
+    """columns: {contract column: source column name}, each name given (an empty one read as 'None')."""
+    out: dict[str, str] = {}
+    for target, name in _section(doc, "columns", source, "{declaration_id: ID}").items():
+        if isinstance(name, bool) or not isinstance(name, str | int | float) or not str(name).strip():
+            raise MappingError(f"mapping {source}: columns.{target} must name one column of the source file, "
+                               f"e.g. {{declaration_id: Declaration ID}}; got {name!r}")
+        out[str(target)] = str(name)
+    return out
+
+
 def _value_maps(doc: dict[str, Any], source: str) -> dict[str, dict[str, Any]]:
     """values: {column: {source value: contract value}}, each contract value one scalar."""
     out: dict[str, dict[str, Any]] = {}
@@ -210,11 +221,19 @@ def mapping_from_dict(doc: dict[str, Any], source: str = "") -> ColumnMapping:
     if unknown:
         raise MappingError(f"mapping {source}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
     cname = doc.get("contract", "declaration")
-    if cname not in CONTRACTS:
-        raise MappingError(f"mapping {source}: contract must be one of {sorted(CONTRACTS)}, got {cname!r}")
+    if not isinstance(cname, str) or cname not in CONTRACTS:
+        raise MappingError(f"mapping {source}: 'contract' must be one of {sorted(CONTRACTS)}, got {cname!r}")
     contract = CONTRACTS[cname]
-    columns = {str(k): str(v) for k, v in _section(doc, "columns", source, "{declaration_id: ID}").items()}
+    columns = _source_names(doc, source)
     constants = _section(doc, "constants", source, "{direction: import}")
+    for target, value in constants.items():
+        if isinstance(value, list | dict):  # a traceback when the data was mapped
+            raise MappingError(f"mapping {source}: constants.{target} must be one value for every row, e.g. "
+                               f"{{direction: import}}; got {value!r}")
+    both = [t for t in constants if t in columns]
+    if both:  # the constant replaced the file's column without a word
+        raise MappingError(f"mapping {source}: {', '.join(f'constants.{t}' for t in both)} also mapped under "
+                           f"columns: from {[columns[t] for t in both]}; give each contract column one source")
     bad_targets = [k for k in [*columns, *constants] if k not in contract.columns]
     if bad_targets:
         raise MappingError(

@@ -426,6 +426,13 @@ def test_outcome_fields_of_the_wrong_json_type_are_422(api: Api, name: str, valu
     ({"labels": {"fraud": {"column": "Flag", "at_least": "high"}}}, "labels.fraud.at_least"),
     ({"labels": {"fraud": {"column": "Flag", "equals": [1, 2]}}}, "labels.fraud.equals"),
     ({"labels": {"fraud": "Flag"}}, "labels.fraud"),
+    # a list constant and a list contract ended in tracebacks; a constant for a column also mapped from the
+    # file replaced the file's values without a word; an empty source name looked for a column 'None'
+    ({"constants": {"direction": ["import"]}}, "constants.direction"),
+    ({"contract": ["declaration"]}, "'contract'"),
+    ({"constants": {"hs_code": "010121"}}, "constants.hs_code"),
+    ({"columns": {"declaration_id": "ID", "declaration_date": "Date", "hs_code": "HS", "office_id": None}},
+     "columns.office_id"),
 ])
 def test_malformed_mapping_is_a_clear_error_and_exit_2(tmp_path: Path, extra: dict, named: str) -> None:
     doc = {"contract": "declaration", "columns": {"declaration_id": "ID", "declaration_date": "Date",
