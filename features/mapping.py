@@ -140,6 +140,31 @@ def _section(doc: dict[str, Any], key: str, source: str, example: str) -> dict[s
     return value
 
 
+def _yaml_boolean(where: str, value: Any) -> MappingError:
+    """A boolean where a code or name was meant: YAML 1.1 reads unquoted yes/no/on/off/true/false, and NO
+    (Norway's country code), as booleans, so {NO: null} mapped the text 'False', which no row holds."""
+    spellings = "'NO', 'no', 'off' or 'false'" if value is False else "'yes', 'on' or 'true'"
+    return MappingError(f"{where} is the YAML boolean {value!r}: YAML reads unquoted yes/no/on/off/true/false (and "
+                        f"NO, Norway's code) as booleans; quote it as the file writes it, e.g. {spellings}")
+
+
+def _no_booleans(contract: Contract, source: str, constants: dict[str, Any],
+                 values: dict[str, dict[str, Any]]) -> None:
+    """Booleans only where the contract column is one (an outcome's inspected, hit); value-map keys never."""
+    def boolean(target: str) -> bool:
+        return target in contract.columns and contract.spec(target).kind == "bool"
+
+    for target, value in constants.items():
+        if isinstance(value, bool) and not boolean(target):
+            raise _yaml_boolean(f"mapping {source}: constants.{target}", value)
+    for target, vm in values.items():
+        for k, v in vm.items():
+            if isinstance(k, bool):
+                raise _yaml_boolean(f"mapping {source}: values.{target}: the source value", k)
+            if isinstance(v, bool) and not boolean(target):
+                raise _yaml_boolean(f"mapping {source}: values.{target}: the value for {k!r}", v)
+
+
 def _source_names(doc: dict[str, Any], source: str) -> dict[str, str]:
     """columns: {contract column: source column name}, each name given (an empty one read as 'None')."""
     out: dict[str, str] = {}
@@ -253,6 +278,7 @@ def mapping_from_dict(doc: dict[str, Any], source: str = "") -> ColumnMapping:
                            f"{cname} contract ({dates}) nor one of extra_columns")
     values = _value_maps(doc, source)
     formats = _format_rules(doc, source)
+    _no_booleans(contract, source, constants, values)
     for key, rules in (("values", values), ("formats", formats)):
         # applied to the columns the mapping reads only: one named otherwise (a typo, a column left out of
         # columns:) was ignored without a word, and its codes went through unmapped or unpadded

@@ -23,6 +23,7 @@ from features.contracts import (
     normalize_table,
 )
 from features.mapping import MappingError, mapping_from_dict
+from features.yamlfile import load_yaml
 from riskprof.cli import app
 from serving import outcomes_frame
 from tests.conftest import Api, TinyModel, TinyRegistry, running_api
@@ -433,6 +434,9 @@ def test_outcome_fields_of_the_wrong_json_type_are_422(api: Api, name: str, valu
     ({"constants": {"hs_code": "010121"}}, "constants.hs_code"),
     ({"columns": {"declaration_id": "ID", "declaration_date": "Date", "hs_code": "HS", "office_id": None}},
      "columns.office_id"),
+    # YAML reads an unquoted NO (Norway), no, yes, off… as a boolean: 'False' was written in every row
+    ({"constants": {"destination_country": False}}, "constants.destination_country"),
+    ({"values": {"conveyance": {"10": True}}}, "values.conveyance"),
 ])
 def test_malformed_mapping_is_a_clear_error_and_exit_2(tmp_path: Path, extra: dict, named: str) -> None:
     doc = {"contract": "declaration", "columns": {"declaration_id": "ID", "declaration_date": "Date",
@@ -447,6 +451,20 @@ def test_malformed_mapping_is_a_clear_error_and_exit_2(tmp_path: Path, extra: di
     assert result.exit_code == 2, result.output
     assert named in result.output and "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)
+
+
+def test_yaml_booleans_where_codes_were_meant_are_named_with_the_quotes_to_add() -> None:
+    """Unquoted NO (Norway), no, yes, on, off are YAML booleans: {NO: null} mapped the text 'False', which no
+    row holds, and a constant NO wrote False in every row. A boolean contract column still takes one."""
+    for text, named in [("constants: {destination_country: NO}", "constants.destination_country"),
+                        ("values: {origin_country: {NO: null}}", "values.origin_country")]:
+        doc = load_yaml("columns: {declaration_id: ID, origin_country: Orig}\n" + text)
+        with pytest.raises(MappingError, match=rf"{named}.*YAML boolean.*quote") as exc:
+            mapping_from_dict(doc, source="m.yaml")
+        assert "'NO'" in str(exc.value)
+    outcome = mapping_from_dict(load_yaml("contract: outcome\ncolumns: {declaration_id: ID}\n"
+                                          "constants: {inspected: yes}"))
+    assert outcome.constants == {"inspected": True}
 
 
 def test_a_well_formed_mapping_still_maps_and_pads() -> None:
