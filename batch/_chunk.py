@@ -117,7 +117,7 @@ def score_chunk(raw: pd.DataFrame, *, model: RiskModel, settings: ChunkSettings,
     With ``rules`` (the run's pinned profiles), the chunk's matches and lanes come from
     :func:`profiles.decide.decide_rules`, as in the API; the selection waits for the whole manifest."""
     if mapping is not None:
-        raw = mapping.apply(raw)
+        raw = mapping.apply(raw, labels=False)  # a score reads no label: tonight's rows have none
     frame, report = normalize_table(raw, DECLARATION, source=source, row_offset=row_offset)
     whole_file = [p for p in report.problems if p.row is None]
     if whole_file:

@@ -236,7 +236,7 @@ def _source_rows(source: str, rows: list[int], recorded: dict[str, Any] | None, 
         # one chunk holding every row: row numbers are the run's (1-based, header excluded)
         raw = pd.concat([f for _, _, f in iter_chunks(file, 1 << 30)], ignore_index=True)
         if mapping is not None:
-            raw = mapping.apply(raw)
+            raw = mapping.apply(raw, labels=False)  # as the run read it
         frame, _ = normalize_table(raw, DECLARATION, source=name)
     except (LoadError, MappingError, OSError, ValueError) as exc:
         notes.append(f"{name}: cannot be read again ({_short(exc)}); its declaration fields are not shown")

@@ -80,12 +80,16 @@ class ColumnMapping:
         used |= {r.column for r in self.labels.values()}
         return used
 
-    def missing_columns(self, available: list[str]) -> list[str]:
-        return sorted(c for c in self.source_columns if c not in available)
+    def missing_columns(self, available: list[str], labels: bool = True) -> list[str]:
+        used = self.source_columns if labels else set(self.columns.values()) | set(self.extra_columns)
+        return sorted(c for c in used if c not in available)
 
-    def apply(self, raw: pd.DataFrame) -> pd.DataFrame:
-        """Source table → contract-named table (not yet validated)."""
-        missing = self.missing_columns(list(raw.columns))
+    def apply(self, raw: pd.DataFrame, labels: bool = True) -> pd.DataFrame:
+        """Source table → contract-named table (not yet validated).
+
+        ``labels=False`` (scoring): the labels are not derived, and their columns may be absent (declarations
+        scored tonight have no outcome yet); validate, train and evaluate read them and need them."""
+        missing = self.missing_columns(list(raw.columns), labels=labels)
         if missing:
             raise MappingError(
                 f"mapping {self.source or '(inline)'} names columns missing from the data: {missing}; "
@@ -108,7 +112,7 @@ class ColumnMapping:
             out[target] = col
         for target, value in self.constants.items():
             out[target] = value
-        for name, rule in self.labels.items():
+        for name, rule in self.labels.items() if labels else ():
             out[LABEL_PREFIX + name] = rule.apply(raw[rule.column])
         for c in self.extra_columns:
             out[c] = raw[c]

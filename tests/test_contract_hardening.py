@@ -555,3 +555,31 @@ def test_dates_stored_as_numbers_are_named_as_such_and_values_shown_plainly() ->
     dates = [p for p in report.problems if p.column == "declaration_date"]
     assert [p.row for p in dates] == [1, 2] and "this column holds numbers" in dates[0].expected
     assert "got 20231225, expected a date (YYYY-MM-DD text or a date column" in str(dates[0])
+
+
+def test_the_training_mapping_scores_new_declarations_that_have_no_label_yet(tiny_model: Any, tmp_path: Path) -> None:
+    """A mapping's labels read a column of the labelled history (Fraud); tonight's declarations have no
+    outcome yet, so no such column, and score with the mapping train used stopped: 'names columns missing
+    from the data: ['Fraud']'. Scoring reads no label: their columns are needed only where labels are read."""
+    import numpy as np
+
+    from batch import BatchOptions, score_manifest
+    from features.contracts import DECLARATION
+    from tests.conftest import TinyRegistry
+    from tests.factories import make_declarations
+
+    frame = make_declarations(np.random.default_rng(5), 30, start="2023-06-01", days=10)
+    manifest = tmp_path / "tonight.csv"
+    frame.to_csv(manifest, index=False)
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(json.dumps({"columns": {c: c for c in frame.columns if c in DECLARATION.columns},
+                                   "labels": {"fraud": {"column": "Fraud", "equals": 1}}}))
+    out = tmp_path / "scores.parquet"
+    summary = score_manifest(manifest, out, "models:/tiny/1", BatchOptions(capacity="10%", chunk_rows=20,
+                                                                           pipelined=False),
+                             mapping=mapping, load_model=TinyRegistry("tiny", tiny_model.model).load)
+    assert summary.counts.rows_scored == 30
+    m = mapping_from_dict(json.loads(mapping.read_text()))
+    with pytest.raises(MappingError, match=r"missing from the data: \['Fraud'\]"):
+        m.apply(frame)  # where labels are read (validate, train, evaluate) the column is still required
+    assert "label_fraud" not in m.apply(frame, labels=False).columns

@@ -105,7 +105,7 @@ def read_manifest(data: bytes, filename: str, mapping_name: str | None, max_item
                               "(use `riskprof score` for larger manifests)")
     if mapping is not None:
         try:
-            raw = mapping.apply(raw)
+            raw = mapping.apply(raw, labels=False)  # ranking reads no label: new rows have none
         except MappingError as exc:
             raise ManifestProblem(f"{filename}: {exc}") from None
     frame, report = normalize_table(raw, DECLARATION, source=filename)
