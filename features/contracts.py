@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -689,11 +690,25 @@ def _to_dates(raw: pd.Series) -> pd.Series:
         return pd.Series([_one_date(v) for v in raw.tolist()], index=raw.index, dtype="datetime64[ns]")
     if getattr(col.dt, "tz", None) is not None:
         col = col.dt.tz_localize(None)
+    if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):
+        firsts = np.flatnonzero((col.dt.day == 1).to_numpy(dtype=bool, na_value=False))  # only these can be
+        if len(firsts):
+            no_day = raw.iloc[firsts].astype("string").str.fullmatch(_NO_DAY).fillna(False).to_numpy(dtype=bool)
+            if no_day.any():
+                col = col.copy()
+                col.iloc[firsts[no_day]] = pd.NaT
     return col
+
+
+#: a year or a year and month alone, which ISO 8601 parsing reads as the period's first day: '2023' was
+#: taken as 2023-01-01 without a word (the API refuses it)
+_NO_DAY = r"[0-9]{4}(-[0-9]{1,2})?"
 
 
 def _one_date(v: object) -> Any:
     """One value as a naive Timestamp (its local wall time), NaT when it is no date."""
+    if isinstance(v, str) and re.fullmatch(_NO_DAY, v.strip()):
+        return pd.NaT
     try:
         ts = pd.to_datetime(v, errors="coerce", format="ISO8601")  # type: ignore[call-overload]
     except (ValueError, TypeError):

@@ -583,3 +583,25 @@ def test_the_training_mapping_scores_new_declarations_that_have_no_label_yet(tin
     with pytest.raises(MappingError, match=r"missing from the data: \['Fraud'\]"):
         m.apply(frame)  # where labels are read (validate, train, evaluate) the column is still required
     assert "label_fraud" not in m.apply(frame, labels=False).columns
+
+
+def test_a_date_without_its_day_is_a_problem_not_the_first_of_the_period(api: Api) -> None:
+    """'2023' was read as 2023-01-01 and '2023-06' as 2023-06-01 without a word (a truncated export, a
+    period column mapped as the date), moving every such declaration to another day of the time split and
+    the history features; the API refused them. Now a file names them as it names other non-dates."""
+    from features.contracts import _reference_normalize_table
+
+    dates = ["2023", "2023-06", "2023-6", " 2023-06 ", "2023-06-01", "20230601", "2023-06-01T10:00+09:00"]
+    for dtype in (object, "string[pyarrow]"):
+        frame = pd.DataFrame([{**DECL, "declaration_id": f"P-{i}", "declaration_date": d}
+                              for i, d in enumerate(dates)]).astype({"declaration_date": dtype})
+        for normalize in (normalize_table, _reference_normalize_table):
+            out, report = normalize(frame, DECLARATION)
+            assert [(p.row, p.value) for p in report.problems] == [(1, "2023"), (2, "2023-06"), (3, "2023-6"),
+                                                                   (4, " 2023-06 ")], normalize
+            assert {p.expected for p in report.problems} == {"a date (YYYY-MM-DD)"}
+            assert out["declaration_date"].iloc[4:].tolist() == [pd.Timestamp("2023-06-01"),
+                                                                 pd.Timestamp("2023-06-01"),
+                                                                 pd.Timestamp("2023-06-01 10:00")]
+    for d in ("2023", "2023-06"):
+        assert api.post("/v1/score", json={**DECL, "declaration_date": d}).status_code == 422
