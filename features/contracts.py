@@ -696,7 +696,7 @@ def _to_dates(raw: pd.Series) -> pd.Series:
             no_day = raw.iloc[firsts].astype("string").str.fullmatch(_NO_DAY).fillna(False).to_numpy(dtype=bool)
             if no_day.any():
                 col = col.copy()
-                col.iloc[firsts[no_day]] = pd.NaT
+                col.iloc[firsts[no_day].tolist()] = None
     return col
 
 
