@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import reports
 from features.contracts import ContractError
+from features.io import LoadError
 from reports import TABLE_SCHEMAS
 from reports._source import validate_files
 
@@ -95,6 +96,23 @@ def test_frame_and_parquet_inputs_give_the_same_tables(tmp_path: Path) -> None:
     raw.to_parquet(parquet)
     assert_tables(reports.trend_tables(parquet), EXPECTED)
     assert_tables(reports.trend_tables([parquet]), EXPECTED)
+
+
+def test_seizure_csvs_are_read_as_validate_and_train_read_csvs(tmp_path: Path) -> None:
+    """The report read CSVs with pandas' defaults: a ';' file was one column, a row ending in its delimiter
+    shifted every column by one, and a value past the header was dropped without a word."""
+    text = SMALL.read_text(encoding="utf-8")
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text(text.replace(",", ";"), encoding="utf-8")
+    assert_tables(reports.trend_tables(semicolons), EXPECTED)
+    trailing = tmp_path / "trailing.csv"
+    trailing.write_text("\n".join(line + "," for line in text.strip().splitlines()) + "\n", encoding="utf-8")
+    assert_tables(reports.trend_tables(trailing), EXPECTED)
+    lines = text.strip().splitlines()
+    extra = tmp_path / "extra.csv"
+    extra.write_text("\n".join([lines[0], lines[1] + ",surplus", *lines[2:]]) + "\n", encoding="utf-8")
+    with pytest.raises(LoadError, match="extra.csv"):
+        reports.trend_tables(extra)
 
 
 def test_trusted_canonical_parquet_is_queried_directly(tmp_path: Path) -> None:
