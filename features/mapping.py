@@ -234,6 +234,12 @@ def _label_rule(name: str, rule: Any, source: str) -> LabelRule:
     equals, isin, at_least = rule.get("equals"), rule.get("in"), rule.get("at_least")
     if isinstance(equals, list | dict):
         raise MappingError(f"{where}.equals must be one value (for several, use in: [...]); got {equals!r}")
+    # compared with the column's text: an unquoted yes/no is a boolean, compared as 'True', and matched no row
+    if isinstance(equals, bool):
+        raise _yaml_boolean(f"{where}.equals", equals)
+    for v in isin or () if isinstance(isin, list) else ():
+        if isinstance(v, bool):
+            raise _yaml_boolean(f"{where}.in: a value", v)
     if isin is not None and not (isinstance(isin, list) and isin
                                  and not any(isinstance(v, list | dict) for v in isin)):
         raise MappingError(f"{where}.in must be a list of values, e.g. in: [Y, J]; got {isin!r}")

@@ -437,6 +437,9 @@ def test_outcome_fields_of_the_wrong_json_type_are_422(api: Api, name: str, valu
     # YAML reads an unquoted NO (Norway), no, yes, off… as a boolean: 'False' was written in every row
     ({"constants": {"destination_country": False}}, "constants.destination_country"),
     ({"values": {"conveyance": {"10": True}}}, "values.conveyance"),
+    # a label rule 'equals: yes' on a yes/no column compared the text 'True' and matched no row
+    ({"labels": {"fraud": {"column": "Flag", "equals": True}}}, "labels.fraud.equals"),
+    ({"labels": {"fraud": {"column": "Flag", "in": ["Y", True]}}}, "labels.fraud.in"),
 ])
 def test_malformed_mapping_is_a_clear_error_and_exit_2(tmp_path: Path, extra: dict, named: str) -> None:
     doc = {"contract": "declaration", "columns": {"declaration_id": "ID", "declaration_date": "Date",
