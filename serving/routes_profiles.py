@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from profiles import Profile, ProfileError, ProfileProblem, WatchList
+from profiles.stats import STATS_COLUMNS
 from serving import schemas
 from serving.auth import Analyst, Officer
 from serving.errors import FieldProblem, InputError, ServiceError
@@ -243,7 +244,8 @@ async def put_profile(who: Analyst, profile_id: ProfileId, request: Request, sto
     return _saving(store.update_profile, profile_id, body, _actor(who), base)
 
 
-@router.get("/profiles/{profile_id}/stats", summary="Does the profile find anything?", responses={**_AUTH, **_404})
+@router.get("/profiles/{profile_id}/stats", summary="Does the profile find anything?", responses={**_AUTH, **_404},
+            response_model=schemas.ProfileStats)
 def profile_stats(_who: Officer, profile_id: ProfileId, store: ProfilesDep, since: DateQuery = None,
                   until: DateQuery = None) -> dict[str, Any]:
     """Matches, inspections, hits and hit rate (95 % Wilson interval) of every version, beside the
@@ -255,8 +257,9 @@ def profile_stats(_who: Officer, profile_id: ProfileId, store: ProfilesDep, sinc
     table = store.stats(since, until, rule_id=profile_id)
     rows: list[dict[str, Any]] = [{str(k): v for k, v in r.items()}
                                   for r in table[table["kind"] == "profile"].to_dict(orient="records")]
-    none: dict[str, Any] = {"kind": "profile", "rule_id": profile_id, "versions": [], "matches": 0, "inspections": 0,
-                            "hits": 0, "candidate_for_retirement": False}
+    # no recorded match: the same fields as a row of the table (the figures of nothing inspected are null)
+    none: dict[str, Any] = {**dict.fromkeys(STATS_COLUMNS), "kind": "profile", "rule_id": profile_id, "versions": [],
+                            "matches": 0, "inspections": 0, "hits": 0, "candidate_for_retirement": False}
     row = rows[0] if rows else none
     return {**{k: _json(v) for k, v in row.items() if k != "versions"}, "versions": list(row["versions"]),
             "status": p.status, "since": since, "until": until}

@@ -7,6 +7,7 @@ document shows and what :mod:`serving.parsing` validates bodies with, so the two
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Annotated, Any, Literal
 
@@ -280,6 +281,29 @@ class TrendsResponse(BaseModel):
 
     years: list[int] | None = Field(description="the years asked for (null = all years in the data)")
     tables: dict[str, list[dict[str, Any]]] = Field(description="table name → rows")
+
+
+class ProfileStats(BaseModel):
+    """Effectiveness of one profile: every field is present, null where nothing was inspected."""
+
+    kind: Literal["profile"]
+    rule_id: str
+    versions: list[int] = Field(description="the versions that matched in the period")
+    matches: int
+    inspections: int
+    hits: int
+    hit_rate: float | None = Field(description="hits / inspections (null without an inspection)")
+    hit_rate_low: float | None = Field(description="95 % Wilson interval of hit_rate")
+    hit_rate_high: float | None
+    model_inspections: int | None = Field(description="model-selected inspections over the same days")
+    model_hits: int | None
+    model_hit_rate: float | None
+    model_hit_rate_low: float | None
+    model_hit_rate_high: float | None
+    candidate_for_retirement: bool = Field(description="30 inspections or more and no hit")
+    status: Literal["draft", "active", "retired"]
+    since: dt.date | None
+    until: dt.date | None
 
 
 class ProblemOut(BaseModel):

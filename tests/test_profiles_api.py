@@ -333,3 +333,21 @@ def test_a_change_stored_between_reading_and_saving_is_not_undone(api: Api) -> N
     store.retire("P-TOOLS", actor)  # on the latest version: keeps the change made meanwhile
     latest = store.profile("P-TOOLS")
     assert (latest.version, latest.status, latest.name) == (3, "retired", "meanwhile")
+
+
+def test_stats_of_a_profile_that_never_matched_have_every_documented_field(api: Api) -> None:
+    """A profile with no recorded match answered without hit_rate, its interval and the model's figures
+    (a client reading stats["hit_rate"] failed on exactly the profiles it wanted to retire); the answer
+    is the documented ProfileStats with nulls, the same keys as a profile with matches."""
+    assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 201
+    doc = api.get("/openapi.json").json()
+    schema = doc["paths"]["/v1/profiles/{profile_id}/stats"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert schema["schema"] == {"$ref": "#/components/schemas/ProfileStats"}
+    documented = doc["components"]["schemas"]["ProfileStats"]
+    empty = api.get("/v1/profiles/P-TOOLS/stats", role="officer").json()
+    assert set(empty) == set(documented["properties"]) and set(documented["required"]) <= set(empty)
+    assert (empty["matches"], empty["hit_rate"], empty["hit_rate_low"], empty["model_hit_rate"]) == (0, None, None, None)
+    rank(api, [decl(1, hs="820600")], 1)
+    api.audit()
+    matched = api.get("/v1/profiles/P-TOOLS/stats", role="officer").json()
+    assert matched["matches"] == 1 and set(matched) == set(empty)
