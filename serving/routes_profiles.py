@@ -224,7 +224,7 @@ def get_profile(_who: Officer, profile_id: ProfileId, store: ProfilesDep, respon
     _etag(response, p.version)
     history = store.profile_history(profile_id)
     return {**p.model_dump(mode="json"), "versions": [h.version for h in history],
-            "changes": [{**c, "created_at": c["created_at"].isoformat()} for c in store.changes(profile_id)
+            "changes": [{**c, "created_at": _iso(c["created_at"])} for c in store.changes(profile_id)
                         if c["kind"] == "profile"]}
 
 
@@ -316,8 +316,13 @@ async def put_watchlist(who: Analyst, name: ListName, request: Request, store: P
 
 
 # ---- alerts --------------------------------------------------------------------------------------
+def _iso(v: dt.datetime) -> str:
+    """A stored time as ISO 8601 with its offset: the store writes UTC, and SQLite gives it back naive."""
+    return (v if v.tzinfo is not None else v.replace(tzinfo=dt.UTC)).isoformat()
+
+
 def _alert_json(a: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in a.items()}
+    return {k: (_iso(v) if isinstance(v, dt.datetime) else v) for k, v in a.items()}
 
 
 @router.get("/alerts", tags=["alerts"], summary="Alerts raised by profiles and watch lists (newest first)",

@@ -351,3 +351,18 @@ def test_stats_of_a_profile_that_never_matched_have_every_documented_field(api: 
     api.audit()
     matched = api.get("/v1/profiles/P-TOOLS/stats", role="officer").json()
     assert matched["matches"] == 1 and set(matched) == set(empty)
+
+
+def test_alert_and_change_log_times_carry_their_utc_offset(api: Api) -> None:
+    """On SQLite the stored UTC times came back naive and were sent as '2026-12-03T18:37:07.137691' (no
+    offset: a client reads local time), while /v1/model's loaded_at and PostgreSQL's answers carry
+    '+00:00'; every time of the profile routes is now an ISO 8601 time with its offset."""
+    import datetime as dt
+
+    assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 201
+    assert api.post("/v1/score", json=decl(1, hs="820600")).status_code == 200
+    (alert,) = api.get("/v1/alerts", role="officer").json()["alerts"]
+    acked = api.post(f"/v1/alerts/{alert['id']}/ack").json()
+    (change,) = api.get("/v1/profiles/P-TOOLS", role="officer").json()["changes"]
+    for text in (alert["created_at"], acked["created_at"], acked["acked_at"], change["created_at"]):
+        assert dt.datetime.fromisoformat(text).utcoffset() == dt.timedelta(0), text
