@@ -42,6 +42,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic import Field as PydField
+from pydantic.json_schema import WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from features._kept import kept_dictionary
@@ -1246,6 +1247,9 @@ def _schema_type(spec: FieldSpec) -> Any:
     """The field's type as the OpenAPI schema shows it, its length bound included (the validators above
     enforce the same bounds before pydantic sees the value)."""
     py = _PY_TYPES[spec.kind]
+    if spec.kind == "category" and spec.strict and spec.vocab:  # refused unless one of them: say which
+        return Annotated[str, StringConstraints(max_length=spec.max_chars),
+                         WithJsonSchema({"type": "string", "maxLength": spec.max_chars, "enum": list(spec.vocab)})]
     if spec.kind in ("country", "hs", "category"):
         return Annotated[str, StringConstraints(max_length=spec.max_chars)]
     if spec.kind == "countries":

@@ -392,6 +392,25 @@ def test_the_openapi_schema_states_the_types_and_limits_enforced(api: Api) -> No
                 assert types == {"boolean"}, (spec.name, branches)
 
 
+def test_the_openapi_schema_lists_the_values_of_a_closed_vocabulary(api: Api) -> None:
+    """selection_source is refused unless it is model, random, rule or officer, but the schema showed a
+    free string (a client generated from it sent 'manual' and got a 422); a closed vocabulary is now an
+    enum, an open one (declarations' conveyance: unseen values are scored) stays a string."""
+    schemas = api.client.get("/openapi.json").json()["components"]["schemas"]
+    for contract, model in ((DECLARATION, "Declaration"), (OUTCOME, "Outcome")):
+        props = schemas[model]["properties"]
+        for spec in contract.fields:
+            if spec.kind != "category":
+                continue
+            (branch,) = [b for b in props[spec.name].get("anyOf", [props[spec.name]]) if b.get("type") != "null"]
+            if spec.strict:
+                assert branch.get("enum") == list(spec.vocab), (spec.name, branch)
+            else:
+                assert "enum" not in branch, (spec.name, branch)
+    assert api.post("/v1/outcomes", json={**OUTCOME_ITEM, "selection_source": "manual"}).status_code == 422
+    assert api.post("/v1/outcomes", json={**OUTCOME_ITEM, "selection_source": "officer"}).status_code == 200
+
+
 @pytest.mark.parametrize(("name", "value"), [("inspected", "true"), ("hit", 1), ("selection_probability", "1"),
                                              ("revenue", False), ("selection_source", ["model"])])
 def test_outcome_fields_of_the_wrong_json_type_are_422(api: Api, name: str, value: Any) -> None:
