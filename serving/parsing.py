@@ -29,6 +29,8 @@ _ITEM_TYPES: dict[str, tuple[type[BaseModel], Any]] = {
 }
 
 _VALUE_CHARS = 200
+# the location pydantic gives a branch of a union of plain types (``capacity.float`` of ``str | float``)
+_BRANCH_TAGS = frozenset({"str", "float", "int", "bool", "list", "dict", "none", "date", "datetime"})
 
 
 def parse_json(body: bytes) -> Any:
@@ -60,14 +62,18 @@ def _json_value(v: Any) -> Any:
 def problems_from(exc: ValidationError, prefix: tuple[str | int, ...] = (), indexed: bool = False,
                   item_name: str = "item") -> list[FieldProblem]:
     """pydantic errors → field problems; with ``indexed`` the first location is the item index."""
-    out = []
+    out: list[FieldProblem] = []
+    branches: set[tuple[int | None, str]] = set()  # (item, field) of problems of a union's branches
     for err in exc.errors(include_url=False):
         loc = list(err["loc"])
         item: int | None = None
         if indexed and loc and isinstance(loc[0], int):
             item = int(loc.pop(0))
-        # drop union branch tags such as 'list[str]' or 'function-before[...]'
-        parts = [str(p) for p in loc if isinstance(p, int) or ("[" not in str(p) and str(p) not in ("str",))]
+        # drop union branch tags such as 'list[str]', 'function-before[...]' or the 'float' of str | float
+        # (never the first part: that one is a field of the request)
+        parts = [str(p) for j, p in enumerate(loc)
+                 if isinstance(p, int) or not (j and ("[" in str(p) or str(p) in _BRANCH_TAGS))]
+        tagged = len(parts) < len(loc)
         field = ".".join([*map(str, prefix), *parts]) or (item_name if indexed else "body")
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "string_pattern_mismatch" and (err.get("ctx") or {}).get("pattern") == NO_NUL_PATTERN:
@@ -75,6 +81,13 @@ def problems_from(exc: ValidationError, prefix: tuple[str | int, ...] = (), inde
         missing = err["type"] == "missing"
         if missing:
             msg = "field required"
+        if tagged and (item, field) in branches:  # the value fits no branch: one problem, each branch's words
+            same = next(p for p in out if (p.item, p.field) == (item, field))
+            if msg not in same.message:
+                same.message = f"{same.message}, or {msg[:1].lower()}{msg[1:]}"
+            continue
+        if tagged:
+            branches.add((item, field))
         out.append(FieldProblem(field, msg, item=item, value=None if missing else _json_value(err.get("input")),
                                 has_value=not missing))
     return out

@@ -139,6 +139,14 @@ class RankParams(BaseModel):
     reasons: Literal["all", "flagged", "none"] = Field(
         "flagged", description="reasons for all items, for red/yellow items only, or none")
 
+    @field_validator("capacity", "random_share", "seed", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, v: Any) -> Any:
+        # JSON true is not 1 here, as for every number of a declaration (it was a capacity of 1)
+        if isinstance(v, bool):
+            raise ValueError(f"expected a number, got {str(v).lower()}")
+        return v
+
     @field_validator("capacity")
     @classmethod
     def _finite_capacity(cls, v: str | float) -> str | float:

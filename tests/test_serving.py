@@ -505,6 +505,21 @@ def test_rank_bad_parameters(api: Api, payload: dict, fields: set[str]) -> None:
     assert {p["field"] for p in problems(resp)} == fields
 
 
+@pytest.mark.parametrize(("payload", "field"), [
+    ({"capacity": None}, "capacity"), ({"capacity": [5]}, "capacity"), ({"capacity": {"n": 5}}, "capacity"),
+    ({"capacity": True}, "capacity"), ({"capacity": 2, "random_share": True}, "random_share"),
+    ({"capacity": 2, "seed": False}, "seed"),
+])
+def test_rank_parameter_of_the_wrong_type_is_one_problem_naming_the_parameter(api: Api, payload: dict,
+                                                                              field: str) -> None:
+    """capacity: null was answered with two problems, one for the field 'capacity.float' (pydantic's union
+    branch, not a field of the request); true was read as a capacity of 1 (and as a random share of 1,
+    a seed of 0) where every number of a declaration refuses a boolean."""
+    resp = api.post("/v1/manifests/rank", json={"declarations": manifest(3), **payload})
+    assert resp.status_code == 422, resp.text
+    assert [p["field"] for p in problems(resp)] == [field]
+
+
 def test_rank_bad_declaration_names_item(api: Api) -> None:
     items = manifest(5)
     items[2]["departure_country"] = "XX"
