@@ -87,7 +87,7 @@ _WRITE: Responses = {**_AUTH, 400: {"model": schemas.ValidationErrorBody, "descr
                                           "the ``problem``; nothing stored"}}
 _404: Responses = {404: {"model": schemas.ErrorBody, "description": "no such profile, watch list or alert"}}
 _409: Responses = {409: {"model": schemas.ErrorBody, "description": "it exists already (use PUT) or changed meanwhile"}}
-_412: Responses = {412: {"model": schemas.ErrorBody,
+_412: Responses = {412: {"model": schemas.PreconditionFailedBody,
                          "description": "If-Match names a version that is no longer the latest: nothing stored "
                                         "(``current_version`` says which is)"}}
 
@@ -158,7 +158,7 @@ def _base_version(if_match: str | None, what: str) -> int | None:
     tag = if_match.strip().removeprefix("W/").strip('"')
     if not (tag.isascii() and tag.isdigit()) or int(tag) < 1:
         raise PreconditionFailed(f"If-Match {if_match[:100]!r} names no version of the {what}: send the ETag its "
-                                 'GET returned (e.g. "3"), or leave the header out')
+                                 'GET returned (e.g. "3"), or leave the header out', current_version=None)
     return int(tag)
 
 

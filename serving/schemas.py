@@ -328,6 +328,16 @@ class ValidationErrorBody(BaseModel):
     detail: list[ProblemOut]
 
 
+class PreconditionFailedBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "detail": "profile 'P-TOOLS' is at version 3, not 2: another change came first; nothing was stored, read "
+                  "it again and make the change on the latest version", "current_version": 3}]})
+
+    detail: str
+    current_version: int | None = Field(description="the latest version now (GET it again and make the change on it); "
+                                                    "null when If-Match named no version")
+
+
 class ErrorBody(BaseModel):
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{"detail": "no model is loaded"}]})
 

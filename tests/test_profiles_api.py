@@ -366,3 +366,22 @@ def test_alert_and_change_log_times_carry_their_utc_offset(api: Api) -> None:
     (change,) = api.get("/v1/profiles/P-TOOLS", role="officer").json()["changes"]
     for text in (alert["created_at"], acked["created_at"], acked["acked_at"], change["created_at"]):
         assert dt.datetime.fromisoformat(text).utcoffset() == dt.timedelta(0), text
+
+
+def test_the_412_body_documents_current_version(api: Api) -> None:
+    """The 412 body's current_version (the version to read again) was only named in a description: the
+    schema was ErrorBody (detail alone); it is PreconditionFailedBody, whose current_version is the latest
+    version (null when If-Match named no version at all)."""
+    doc = api.get("/openapi.json").json()
+    for path in ("/v1/profiles/{profile_id}", "/v1/watchlists/{name}"):
+        content = doc["paths"][path]["put"]["responses"]["412"]["content"]["application/json"]
+        assert content["schema"] == {"$ref": "#/components/schemas/PreconditionFailedBody"}, path
+    body = doc["components"]["schemas"]["PreconditionFailedBody"]
+    assert set(body["required"]) == {"detail", "current_version"}
+    assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 201
+    assert api.client.put("/v1/profiles/P-TOOLS", headers=api.h("analyst"), json=profile(name="v2")).status_code == 200
+    stale = api.client.put("/v1/profiles/P-TOOLS", headers={**api.h("analyst"), "If-Match": '"1"'},
+                           json=profile(name="v3"))
+    assert stale.status_code == 412 and stale.json()["current_version"] == 2
+    bad = api.client.put("/v1/profiles/P-TOOLS", headers={**api.h("analyst"), "If-Match": "abc"}, json=profile())
+    assert bad.status_code == 412 and bad.json()["current_version"] is None
