@@ -123,6 +123,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": schemas.ErrorBody, "description": "missing or invalid API key"},
     403: {"model": schemas.ErrorBody, "description": "the key's role is not enough"},
     413: {"model": schemas.ValidationErrorBody, "description": "too many items or body too large"},
+    415: {"model": schemas.ValidationErrorBody, "description": "a compressed body (Content-Encoding other than "
+                                                               "identity): send the JSON uncompressed"},
     422: {"model": schemas.ValidationErrorBody, "description": "bad fields, each named with its item index"},
 }
 _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {k: v for k, v in _ERRORS.items() if k in (401, 403)}

@@ -81,6 +81,8 @@ _AUTH: Responses = {401: {"model": schemas.ErrorBody, "description": "missing or
                     422: {"model": schemas.ValidationErrorBody, "description": "bad query or path parameters"}}
 _WRITE: Responses = {**_AUTH, 400: {"model": schemas.ValidationErrorBody, "description": "malformed JSON"},
                      413: {"model": schemas.ValidationErrorBody, "description": "body too large"},
+                     415: {"model": schemas.ValidationErrorBody,
+                           "description": "a compressed body (Content-Encoding other than identity)"},
                      422: {"model": schemas.ValidationErrorBody,
                            "description": "invalid profiles or lists: one entry per problem, naming the profile "
                                           "(or watch list) in ``id``, the ``condition`` (0-based), the field and "

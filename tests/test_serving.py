@@ -419,6 +419,28 @@ def test_streamed_body_over_the_limit_is_413(api: Api) -> None:
     assert resp.status_code == 413
 
 
+@pytest.mark.parametrize("path", ["/v1/score", "/v1/outcomes", "/v1/profiles"])
+def test_a_compressed_body_is_415_naming_content_encoding(api: Api, path: str) -> None:
+    """A gzip body (Content-Encoding: gzip, as many HTTP clients send a large manifest) was read as JSON
+    and answered 400 'malformed JSON: expected value at line 1 column 1', sending the client to look for a
+    fault in its JSON; it is a documented 415 naming the header. identity is still accepted."""
+    import gzip
+
+    raw = json.dumps(decl(1)).encode()
+    resp = api.post(path, role="analyst", content=gzip.compress(raw),
+                    headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert resp.status_code == 415, resp.text
+    (p,) = problems(resp)
+    assert p["field"] == "Content-Encoding" and "gzip" in p["message"]
+    doc = api.client.get("/openapi.json").json()
+    method = "post"
+    assert doc["paths"][path][method]["responses"]["415"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ValidationErrorBody"}
+    plain = api.post("/v1/score", content=raw, headers={"Content-Type": "application/json",
+                                                         "Content-Encoding": "identity"})
+    assert plain.status_code == 200, plain.text
+
+
 def test_unexpected_errors_give_json_without_trace(api: Api) -> None:
     from serving.routes import get_service
 
