@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -235,3 +235,14 @@ async def health() -> dict[str, Any]:
 def ready(service: ServiceDep) -> Any:
     state = service.readiness()
     return state if state["ready"] else JSONResponse(state, status_code=503)
+
+
+# HEAD too, the same statuses without a body: load balancers probe with it (it was a 405)
+@pages.head("/health", include_in_schema=False)
+async def health_head() -> Response:
+    return Response(status_code=200)
+
+
+@pages.head("/ready", include_in_schema=False)
+def ready_head(service: ServiceDep) -> Response:
+    return Response(status_code=200 if service.readiness()["ready"] else 503)

@@ -705,10 +705,13 @@ class Store:
                     status.append("unchanged")
                 else:
                     diff = [f for f in OUTCOME_FIELDS if before[f] != row[f]]
+                    # an earlier item of this request is not recorded (nothing is, on a conflict): say which
+                    where = ("is already recorded for this declaration" if key in existing else
+                             f"is given for this declaration earlier in this request (item "
+                             f"{next(j for j, r in enumerate(rows) if r['declaration_id'] == key)})")
                     problems.append(FieldProblem(
-                        "declaration_id", f"an outcome with different values is already recorded for this "
-                                          f"declaration (differs in {diff}); outcomes are not overwritten",
-                        item=i, value=key, has_value=True))
+                        "declaration_id", f"an outcome with different values {where} (differs in {diff}); "
+                                          "outcomes are not overwritten", item=i, value=key, has_value=True))
                     status.append("conflict")
             if problems:
                 raise ConflictError(problems, "conflicting outcomes")

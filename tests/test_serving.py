@@ -63,6 +63,9 @@ def test_health_and_ready_need_no_key(api: Api) -> None:
     assert r.status_code == 200
     assert r.json()["ready"] and r.json()["model_loaded"] and r.json()["store_reachable"]
     assert r.json()["model"] == {"name": "tiny", "version": "1", "alias": "champion"}
+    # load balancers probe with HEAD (it was a 405)
+    assert [(x.status_code, x.content) for x in (api.client.head("/health"), api.client.head("/ready"))] == [
+        (200, b""), (200, b"")]
 
 
 def test_openapi_documents_bodies_and_examples(api: Api) -> None:

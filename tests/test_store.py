@@ -239,6 +239,14 @@ def test_outcomes_idempotent_and_conflicts(store: Store) -> None:
     frame = outcomes_frame(store)
     assert list(frame["declaration_id"]) == ["D-1", "D-2"]  # the conflicting call wrote nothing
     assert frame["inspected_date"].iloc[0] == dt.datetime(2023, 6, 2)
+    # two different outcomes for a new declaration in one call: nothing is recorded, and the message said
+    # "already recorded for this declaration"
+    with pytest.raises(ConflictError) as raised:
+        store.record_outcomes([{**OUTCOME, "declaration_id": "D-4"}, {**OUTCOME, "declaration_id": "D-4",
+                                                                       "hit": False}], "k")
+    (problem,) = raised.value.problems
+    assert problem.item == 1 and "is given for this declaration earlier in this request (item 0)" in problem.message
+    assert "already recorded" not in problem.message and "D-4" not in set(outcomes_frame(store)["declaration_id"])
 
 
 def test_the_same_outcome_posted_concurrently_is_stored_once(store: Store) -> None:
