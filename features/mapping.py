@@ -24,6 +24,7 @@ as the point-in-time hit rate of its value (``features.extra.ExtraColumnFeatures
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,21 @@ class MappingError(ValueError):
     """A mapping file is malformed or does not fit the data."""
 
 
+#: how YAML writes a boolean unquoted (PyYAML reads these, any case, as True or False)
+_YAML_WORDS = {True: ("true", "yes", "on"), False: ("false", "no", "off")}
+
+
+def _matches(s: pd.Series, values: Sequence[Any]) -> pd.Series:
+    """Rows whose text is one of ``values``. A YAML boolean (an unquoted yes, no, true…) matches any of its
+    spellings in any case: 'equals: yes' on a column of yes/no compared the text 'True' and matched no row."""
+    text = s.astype("string")
+    found = text.isin([str(v) for v in values if not isinstance(v, bool)])
+    words = [w for v in values if isinstance(v, bool) for w in _YAML_WORDS[v]]
+    if words:
+        found |= text.str.strip().str.lower().isin(words)
+    return found.fillna(False).astype(bool)
+
+
 @dataclass(frozen=True)
 class LabelRule:
     name: str
@@ -54,9 +70,9 @@ class LabelRule:
             num = pd.to_numeric(s, errors="coerce")
             if not num.isna().all():
                 return (num == float(self.equals)).fillna(False).astype(bool)
-            return (s.astype("string") == str(self.equals)).fillna(False).astype(bool)
+            return _matches(s, (self.equals,))
         if self.isin:
-            return s.astype("string").isin([str(v) for v in self.isin]).fillna(False).astype(bool)
+            return _matches(s, self.isin)
         if self.at_least is not None:
             return (pd.to_numeric(s, errors="coerce") >= self.at_least).fillna(False).astype(bool)
         raise MappingError(f"label '{self.name}': give one of equals, in, at_least")
@@ -234,12 +250,6 @@ def _label_rule(name: str, rule: Any, source: str) -> LabelRule:
     equals, isin, at_least = rule.get("equals"), rule.get("in"), rule.get("at_least")
     if isinstance(equals, list | dict):
         raise MappingError(f"{where}.equals must be one value (for several, use in: [...]); got {equals!r}")
-    # compared with the column's text: an unquoted yes/no is a boolean, compared as 'True', and matched no row
-    if isinstance(equals, bool):
-        raise _yaml_boolean(f"{where}.equals", equals)
-    for v in isin or () if isinstance(isin, list) else ():
-        if isinstance(v, bool):
-            raise _yaml_boolean(f"{where}.in: a value", v)
     if isin is not None and not (isinstance(isin, list) and isin
                                  and not any(isinstance(v, list | dict) for v in isin)):
         raise MappingError(f"{where}.in must be a list of values, e.g. in: [Y, J]; got {isin!r}")

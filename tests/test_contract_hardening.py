@@ -421,6 +421,19 @@ def test_outcome_fields_of_the_wrong_json_type_are_422(api: Api, name: str, valu
 # ---- mappings that do not parse end in a message, not a traceback ----------------------------------------
 
 
+def test_a_label_rule_written_as_an_unquoted_yes_matches_yes_in_any_case() -> None:
+    """'equals: yes' (YAML reads it as True) on a column of yes/no compared the text 'True' and matched no
+    row; a column written by pandas ('True'/'False') or as 1/0 matched, and still does."""
+    from features.mapping import LabelRule
+
+    yes = LabelRule("fraud", "Flag", equals=True)
+    assert yes.apply(pd.Series(["yes", "No", "YES ", "True", None, "y"])).tolist() == [
+        True, False, True, True, False, False]
+    assert yes.apply(pd.Series(["1", "0"])).tolist() == [True, False]
+    no = LabelRule("fraud", "Flag", isin=("X", False))
+    assert no.apply(pd.Series(["no", "X", "off", "yes", "x"])).tolist() == [True, True, True, False, False]
+
+
 @pytest.mark.parametrize(("extra", "named"), [
     ({"values": {"conveyance": ["vessel", "air"]}}, "values.conveyance"),
     ({"values": {"conveyance": {"10": ["vessel", "air"]}}}, "values.conveyance"),
@@ -456,9 +469,6 @@ def test_outcome_fields_of_the_wrong_json_type_are_422(api: Api, name: str, valu
     # YAML reads an unquoted NO (Norway), no, yes, off… as a boolean: 'False' was written in every row
     ({"constants": {"destination_country": False}}, "constants.destination_country"),
     ({"values": {"conveyance": {"10": True}}}, "values.conveyance"),
-    # a label rule 'equals: yes' on a yes/no column compared the text 'True' and matched no row
-    ({"labels": {"fraud": {"column": "Flag", "equals": True}}}, "labels.fraud.equals"),
-    ({"labels": {"fraud": {"column": "Flag", "in": ["Y", True]}}}, "labels.fraud.in"),
 ])
 def test_malformed_mapping_is_a_clear_error_and_exit_2(tmp_path: Path, extra: dict, named: str) -> None:
     doc = {"contract": "declaration", "columns": {"declaration_id": "ID", "declaration_date": "Date",
