@@ -232,9 +232,10 @@ def get_profile(_who: Officer, profile_id: ProfileId, store: ProfilesDep, respon
 
 @router.put("/profiles/{profile_id}", summary="Change a risk profile (a new version)",
             responses={**_WRITE, **_404, **_409, **_412}, openapi_extra=_PROFILE_BODY)
-async def put_profile(who: Analyst, profile_id: ProfileId, request: Request, store: ProfilesDep,
+async def put_profile(who: Analyst, profile_id: ProfileId, request: Request, store: ProfilesDep, response: Response,
                       if_match: IfMatch = None) -> dict[str, Any]:
-    """With ``If-Match`` (the ETag of ``GET``), refused with 412 unless that version is still the latest."""
+    """With ``If-Match`` (the ETag of ``GET``), refused with 412 unless that version is still the latest. The
+    answer's ``ETag`` is the version now latest (the one saved, or the current one when nothing changed)."""
     base = _base_version(if_match, "profile")
     body = parse_json(await request.body())
     if not isinstance(body, dict):
@@ -243,7 +244,9 @@ async def put_profile(who: Analyst, profile_id: ProfileId, request: Request, sto
         raise ProfileInvalid(ProfileError([ProfileProblem(profile_id, f"the body is profile {body['id']!r}, the path "
                                                                       f"{profile_id!r}: leave 'id' out or make them "
                                                                       "the same", field="id")]))
-    return _saving(store.update_profile, profile_id, body, _actor(who), base)
+    saved = _saving(store.update_profile, profile_id, body, _actor(who), base)
+    _etag(response, saved["profiles"][0]["version"] if saved["profiles"] else store.profile(profile_id).version)
+    return saved
 
 
 @router.get("/profiles/{profile_id}/stats", summary="Does the profile find anything?", responses={**_AUTH, **_404},
@@ -303,9 +306,10 @@ def get_watchlist(_who: Officer, name: ListName, store: ProfilesDep, response: R
 
 @router.put("/watchlists/{name}", summary="Change a watch list (a new version)",
             responses={**_WRITE, **_404, **_409, **_412}, openapi_extra=_LIST_BODY)
-async def put_watchlist(who: Analyst, name: ListName, request: Request, store: ProfilesDep,
+async def put_watchlist(who: Analyst, name: ListName, request: Request, store: ProfilesDep, response: Response,
                         if_match: IfMatch = None) -> dict[str, Any]:
-    """With ``If-Match`` (the ETag of ``GET``), refused with 412 unless that version is still the latest."""
+    """With ``If-Match`` (the ETag of ``GET``), refused with 412 unless that version is still the latest. The
+    answer's ``ETag`` is the version now latest (the one saved, or the current one when nothing changed)."""
     base = _base_version(if_match, "watch list")
     body = parse_json(await request.body())
     if not isinstance(body, dict):
@@ -314,7 +318,9 @@ async def put_watchlist(who: Analyst, name: ListName, request: Request, store: P
         raise ProfileInvalid(ProfileError([ProfileProblem(name, f"the body is watch list {body['name']!r}, the path "
                                                                 f"{name!r}: leave 'name' out or make them the same",
                                                           field="name", kind="watch list")]))
-    return _saving(store.update_watchlist, name, body, _actor(who), base)
+    saved = _saving(store.update_watchlist, name, body, _actor(who), base)
+    _etag(response, saved["watch_lists"][0]["version"] if saved["watch_lists"] else store.watchlist(name).version)
+    return saved
 
 
 # ---- alerts --------------------------------------------------------------------------------------

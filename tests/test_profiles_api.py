@@ -280,6 +280,9 @@ def test_if_match_refuses_a_change_made_on_an_older_version(api: Api) -> None:
     first = api.client.put("/v1/profiles/P-TOOLS", headers={**api.h("analyst"), "If-Match": got.headers["etag"]},
                            json={**profile(), "name": "first analyst"})
     assert first.status_code == 200 and first.json()["profiles"][0]["version"] == 2
+    assert first.headers["etag"] == '"2"'  # the next change's If-Match, without another GET
+    same = api.client.put("/v1/profiles/P-TOOLS", headers=api.h("analyst"), json={**profile(), "name": "first analyst"})
+    assert same.json() == {"profiles": [], "watch_lists": []} and same.headers["etag"] == '"2"'  # nothing changed
     second = api.client.put("/v1/profiles/P-TOOLS", headers={**api.h("analyst"), "If-Match": '"1"'},
                             json={**profile(), "criterion": "second analyst, made on version 1"})
     assert second.status_code == 412, second.text
@@ -301,8 +304,9 @@ def test_if_match_refuses_a_change_made_on_an_older_version(api: Api) -> None:
     wl = {"name": "WL-A", "field": "importer_id", "entries": []}
     assert api.post("/v1/watchlists", role="analyst", json=wl).status_code == 201
     assert api.get("/v1/watchlists/WL-A").headers["etag"] == '"1"'
-    assert api.client.put("/v1/watchlists/WL-A", headers={**api.h("analyst"), "If-Match": '"1"'},
-                          json={**wl, "description": "v2"}).status_code == 200
+    changed = api.client.put("/v1/watchlists/WL-A", headers={**api.h("analyst"), "If-Match": '"1"'},
+                             json={**wl, "description": "v2"})
+    assert changed.status_code == 200 and changed.headers["etag"] == '"2"'
     stale = api.client.put("/v1/watchlists/WL-A", headers={**api.h("analyst"), "If-Match": '"1"'},
                            json={**wl, "description": "made on v1"})
     assert stale.status_code == 412 and stale.json()["current_version"] == 2
