@@ -109,18 +109,24 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-def _body(model: type[Profile] | type[WatchList], many: bool, description: str) -> dict[str, Any]:
+def _body(model: type[Profile] | type[WatchList], many: bool, description: str,
+          from_path: str | None = None) -> dict[str, Any]:
+    """``from_path``: the field the path gives (a single-item PUT), optional in the body (it listed it as required)."""
     own = model.model_json_schema()
     one = _inline(own, own.get("$defs", {}))
+    if from_path is not None:
+        one["required"] = [f for f in one.get("required", []) if f != from_path]
     schema = {"anyOf": [one, {"type": "array", "items": one, "minItems": 1}]} if many else one
     return {"requestBody": {"required": True, "description": description,
                             "content": {"application/json": {"schema": schema}}}}
 
 
 _PROFILES_BODY = _body(Profile, True, "one profile or a list of them (a ``{profiles: [...]}`` document too)")
-_PROFILE_BODY = _body(Profile, False, "the profile's new content (the id is the path's; the version is assigned)")
+_PROFILE_BODY = _body(Profile, False, "the profile's new content (the id is the path's; the version is assigned)",
+                      from_path="id")
 _LISTS_BODY = _body(WatchList, True, "one watch list or a list of them (a ``{watch_lists: [...]}`` document too)")
-_LIST_BODY = _body(WatchList, False, "the list's new content (the name is the path's; the version is assigned)")
+_LIST_BODY = _body(WatchList, False, "the list's new content (the name is the path's; the version is assigned)",
+                   from_path="name")
 
 
 def _actor(who: Principal) -> Actor:

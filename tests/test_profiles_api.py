@@ -313,6 +313,14 @@ def test_if_match_refuses_a_change_made_on_an_older_version(api: Api) -> None:
     assert api.get("/v1/watchlists/WL-A").json()["description"] == "v2"
     spec = api.get("/openapi.json").json()["paths"]["/v1/profiles/{profile_id}"]["put"]
     assert "412" in spec["responses"] and any(p["name"] == "if-match" for p in spec["parameters"])
+    # the path gives the id (the name of a list): the body's schema listed it as required
+    paths = api.get("/openapi.json").json()["paths"]
+    one = paths["/v1/profiles/{profile_id}"]["put"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "id" not in one["required"] and "name" in one["required"]
+    lst = paths["/v1/watchlists/{name}"]["put"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "name" not in lst.get("required", [])
+    assert api.client.put("/v1/profiles/P-TOOLS", headers=api.h("analyst"),
+                          json={k: v for k, v in profile().items() if k != "id"}).status_code == 200
 
 
 def test_a_change_stored_between_reading_and_saving_is_not_undone(api: Api) -> None:
