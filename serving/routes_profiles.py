@@ -190,7 +190,8 @@ def _json(v: Any) -> Any:
 
 
 # ---- profiles ------------------------------------------------------------------------------------
-@router.get("/profiles", summary="Risk profiles (latest versions)", responses=_AUTH)
+@router.get("/profiles", summary="Risk profiles (latest versions)",
+            responses={**_AUTH, 200: {"model": schemas.ProfileList, "description": "the latest version of each"}})
 def list_profiles(_who: Officer, store: ProfilesDep,
                   status: Annotated[str | None, Query(pattern="^(draft|active|retired)$")] = None) -> dict[str, Any]:
     found = [p for p in store.profiles() if status is None or p.status == status]
@@ -277,7 +278,8 @@ def profile_stats(_who: Officer, profile_id: ProfileId, store: ProfilesDep, sinc
 
 
 # ---- watch lists ---------------------------------------------------------------------------------
-@router.get("/watchlists", summary="Watch lists (latest versions)", responses=_AUTH)
+@router.get("/watchlists", summary="Watch lists (latest versions)",
+            responses={**_AUTH, 200: {"model": schemas.WatchListList, "description": "the latest version of each"}})
 def list_watchlists(_who: Officer, store: ProfilesDep) -> dict[str, Any]:
     found = store.watchlists()
     return {"count": len(found), "watch_lists": [w.model_dump(mode="json") for w in found]}
@@ -340,7 +342,7 @@ def _alert_json(a: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/alerts", tags=["alerts"], summary="Alerts raised by profiles and watch lists (newest first)",
-            responses=_AUTH)
+            responses={**_AUTH, 200: {"model": schemas.AlertList, "description": "newest first"}})
 def list_alerts(_who: Officer, store: ProfilesDep,
                 status: Annotated[str | None, Query(pattern="^(open|acked)$")] = "open",
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
@@ -348,7 +350,8 @@ def list_alerts(_who: Officer, store: ProfilesDep,
     return {"count": len(found), "alerts": [_alert_json(a) for a in found]}
 
 
-@router.post("/alerts/{alert_id}/ack", tags=["alerts"], summary="Acknowledge an alert", responses={**_AUTH, **_404})
+@router.post("/alerts/{alert_id}/ack", tags=["alerts"], summary="Acknowledge an alert",
+             responses={**_AUTH, **_404, 200: {"model": schemas.Alert, "description": "the alert, acknowledged"}})
 def ack_alert(who: Officer, alert_id: Annotated[int, Path(ge=1, le=MAX_ALERT_ID)],
               store: ProfilesDep) -> JSONResponse:
     return JSONResponse(_alert_json(_found(store.ack_alert, alert_id, _actor(who))))

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
 from features.contracts import pydantic_model
+from profiles.model import Profile, WatchList
 
 Declaration = pydantic_model("declaration")
 Outcome = pydantic_model("outcome")
@@ -326,6 +327,39 @@ class ValidationErrorBody(BaseModel):
         {"item": 3, "field": "hs_code", "message": "'12' is not an HS code of 6 to 10 digits", "value": "12"}]}]})
 
     detail: list[ProblemOut]
+
+
+class Alert(BaseModel):
+    """An alert a profile or watch list raised on a declaration (one per declaration and rule version)."""
+
+    id: int
+    created_at: dt.datetime = Field(description="when it was raised (UTC, with its offset)")
+    declaration_id: str
+    kind: Literal["profile", "watch_list"]
+    rule_id: str = Field(description="the profile's id or the watch list's name")
+    version: int = Field(description="the rule's version that fired")
+    criterion: str = Field(description="what the rule looks for, in its writer's words")
+    risk_score: float | None
+    lane: Literal["red", "yellow", "green"] | None
+    source: str = Field(description="where the declaration was scored (API endpoint or batch run)")
+    status: Literal["open", "acked"]
+    acked_at: dt.datetime | None
+    acked_by: str | None
+
+
+class AlertList(BaseModel):
+    count: int
+    alerts: list[Alert]
+
+
+class ProfileList(BaseModel):
+    count: int
+    profiles: list[Profile]
+
+
+class WatchListList(BaseModel):
+    count: int
+    watch_lists: list[WatchList]
 
 
 class PreconditionFailedBody(BaseModel):

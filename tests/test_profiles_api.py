@@ -397,3 +397,31 @@ def test_the_412_body_documents_current_version(api: Api) -> None:
     assert stale.status_code == 412 and stale.json()["current_version"] == 2
     bad = api.client.put("/v1/profiles/P-TOOLS", headers={**api.h("analyst"), "If-Match": "abc"}, json=profile())
     assert bad.status_code == 412 and bad.json()["current_version"] is None
+
+
+def test_profile_watch_list_and_alert_answers_match_their_documented_schemas(api: Api) -> None:
+    """GET /v1/profiles, /v1/watchlists, /v1/alerts and POST /v1/alerts/{id}/ack were documented as bare
+    objects: a client built from the OpenAPI document could not learn their fields. Each real answer is now
+    checked against the schema the document gives it."""
+    import jsonschema
+
+    assert api.post("/v1/profiles", role="analyst", json=profile()).status_code == 201
+    assert api.post("/v1/watchlists", role="analyst", json={"name": "WL-S", "field": "importer_id", "entries": [
+        {"value": "IMP000001", "reason": "tip", "added_by": "a"}]}).status_code == 201
+    assert api.post("/v1/score", json=decl(1, hs="820600")).status_code == 200
+    doc = api.get("/openapi.json").json()
+
+    def check(path: str, method: str, answer: Any) -> None:
+        schema = doc["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+        jsonschema.validate(answer, {**schema, "components": doc["components"]})
+
+    listed = api.get("/v1/alerts", role="officer").json()
+    assert listed["count"] == 1
+    check("/v1/alerts", "get", listed)
+    check("/v1/profiles", "get", api.get("/v1/profiles", role="officer").json())
+    check("/v1/watchlists", "get", api.get("/v1/watchlists", role="officer").json())
+    acked = api.post(f"/v1/alerts/{listed['alerts'][0]['id']}/ack", role="officer").json()
+    assert acked["status"] == "acked"
+    check("/v1/alerts/{alert_id}/ack", "post", acked)
+    with pytest.raises(jsonschema.ValidationError):  # the check can fail: a field of the wrong type
+        check("/v1/alerts/{alert_id}/ack", "post", {**acked, "version": "one"})
