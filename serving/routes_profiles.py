@@ -225,7 +225,7 @@ async def put_profiles(who: Analyst, request: Request, store: ProfilesDep) -> di
 
 
 @router.get("/profiles/{profile_id}", summary="One risk profile, its versions and its change log",
-            responses={**_AUTH, **_404})
+            responses={**_AUTH, **_404, 200: {"model": schemas.ProfileDetail, "description": "the profile"}})
 def get_profile(_who: Officer, profile_id: ProfileId, store: ProfilesDep, response: Response,
                 version: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
     """The ``ETag`` header is the version returned: send it back as ``If-Match`` with a change."""
@@ -304,7 +304,8 @@ async def put_watchlists(who: Analyst, request: Request, store: ProfilesDep) -> 
     return _saving(store.save, [], items, _actor(who))
 
 
-@router.get("/watchlists/{name}", summary="One watch list", responses={**_AUTH, **_404})
+@router.get("/watchlists/{name}", summary="One watch list",
+            responses={**_AUTH, **_404, 200: {"model": schemas.WatchListDetail, "description": "the list"}})
 def get_watchlist(_who: Officer, name: ListName, store: ProfilesDep, response: Response) -> dict[str, Any]:
     """The ``ETag`` header is the version returned: send it back as ``If-Match`` with a change."""
     w = _found(store.watchlist, name)

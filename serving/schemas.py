@@ -362,6 +362,32 @@ class WatchListList(BaseModel):
     watch_lists: list[WatchList]
 
 
+class ProfileChange(BaseModel):
+    """One entry of a profile's change log."""
+
+    id: int
+    created_at: dt.datetime = Field(description="when (UTC, with its offset)")
+    actor: str = Field(description="the key's name")
+    role: str
+    kind: Literal["profile", "watch_list"]
+    rule_id: str
+    version: int
+    action: str = Field(description="create, change, retire…")
+
+
+class ProfileDetail(Profile):
+    """One version of a profile (the latest unless ``?version=``), with every version number and the change log."""
+
+    versions: list[int]
+    changes: list[ProfileChange]
+
+
+class WatchListDetail(WatchList):
+    """The latest version of a watch list, with every version number."""
+
+    versions: list[int]
+
+
 class PreconditionFailedBody(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "detail": "profile 'P-TOOLS' is at version 3, not 2: another change came first; nothing was stored, read "

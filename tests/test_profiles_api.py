@@ -400,7 +400,7 @@ def test_the_412_body_documents_current_version(api: Api) -> None:
 
 
 def test_profile_watch_list_and_alert_answers_match_their_documented_schemas(api: Api) -> None:
-    """GET /v1/profiles, /v1/watchlists, /v1/alerts and POST /v1/alerts/{id}/ack were documented as bare
+    """GET /v1/profiles, /v1/watchlists (and one of each), /v1/alerts and POST /v1/alerts/{id}/ack were documented as bare
     objects: a client built from the OpenAPI document could not learn their fields. Each real answer is now
     checked against the schema the document gives it."""
     import jsonschema
@@ -420,6 +420,8 @@ def test_profile_watch_list_and_alert_answers_match_their_documented_schemas(api
     check("/v1/alerts", "get", listed)
     check("/v1/profiles", "get", api.get("/v1/profiles", role="officer").json())
     check("/v1/watchlists", "get", api.get("/v1/watchlists", role="officer").json())
+    check("/v1/profiles/{profile_id}", "get", api.get("/v1/profiles/P-TOOLS", role="officer").json())
+    check("/v1/watchlists/{name}", "get", api.get("/v1/watchlists/WL-S", role="officer").json())
     acked = api.post(f"/v1/alerts/{listed['alerts'][0]['id']}/ack", role="officer").json()
     assert acked["status"] == "acked"
     check("/v1/alerts/{alert_id}/ack", "post", acked)
