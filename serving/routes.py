@@ -206,7 +206,7 @@ SinceQuery = Annotated[str | None, Query(description="first day reported, YYYY-M
 
 
 @v1.get("/monitoring", tags=["monitoring"], summary="Weekly hit rates, IPW estimate, precision, calibration, lanes",
-        responses={**_AUTH_ERRORS, 422: _ERRORS[422]})
+        responses={**_AUTH_ERRORS, 422: _ERRORS[422], 200: {"model": schemas.Monitoring, "description": "the figures"}})
 def monitoring(_who: Analyst, service: ServiceDep, since: SinceQuery = None) -> dict[str, Any]:
     """From the recorded selections (audit log) joined to the recorded outcomes, week by week: hit rate
     of model-, rule-, random- and officer-selected items with 95 % intervals, the random stratum's

@@ -388,6 +388,93 @@ class WatchListDetail(WatchList):
     versions: list[int]
 
 
+class HitRate(BaseModel):
+    inspections: int
+    hits: int
+    rate: float | None = Field(description="hits / inspections (null without an inspection)")
+    low: float | None = Field(description="95 % Wilson interval")
+    high: float | None
+
+
+class IpwRate(BaseModel):
+    estimate: float | None = Field(description="inverse-propensity-weighted hit rate of all traffic (null without "
+                                               "random-stratum inspections)")
+    low: float | None
+    high: float | None
+    random_inspections: int
+    weighted_items: float | None
+
+
+class PrecisionAtRate(BaseModel):
+    rate: float = Field(description="the inspection rate, a fraction")
+    threshold: float | None = Field(description="the lowest score in the top rate of all scored items")
+    top_items: int
+    labelled: int = Field(description="top items with an outcome")
+    precision: float | None
+    coverage: float | None = Field(description="labelled / top_items")
+
+
+class CalibrationBin(BaseModel):
+    bin_low: float
+    bin_high: float
+    count: int
+    weight: float | None
+    predicted: float | None
+    observed: float | None
+
+
+class Calibration(BaseModel):
+    bins: list[CalibrationBin]
+    ece: float | None = Field(description="expected calibration error (model- and random-selected items)")
+    items: int
+
+
+class LaneVolumes(BaseModel):
+    red: int
+    yellow: int
+    green: int
+    scored: int
+
+
+class MonitoringFigures(BaseModel):
+    """The figures of one week, or of the whole period."""
+
+    inspections: int
+    hits: int
+    hit_rate: HitRate
+    by_source: dict[str, HitRate] = Field(description="model, rule, random, officer (and unknown, when some "
+                                                      "outcomes have no source)")
+    ipw_overall: IpwRate
+    precision_at_rate: PrecisionAtRate
+    calibration: Calibration
+    lanes: LaneVolumes
+
+
+class MonitoringWeek(MonitoringFigures):
+    week: str = Field(description="the Monday the week starts on (YYYY-MM-DD)")
+
+
+class DriftRow(BaseModel):
+    feature: str
+    psi: float | None
+    band: str = Field(description="stable, moderate or significant")
+
+
+class Monitoring(BaseModel):
+    """What GET /v1/monitoring answers, as ``riskprof monitor`` writes it (docs/monitoring.md)."""
+
+    since: str | None
+    inspection_rate: float
+    rescored_records: int = Field(description="selection records of declarations scored more than once (the "
+                                              "latest counts)")
+    ece_band: float
+    psi_bands: list[float]
+    weeks: list[MonitoringWeek]
+    overall: MonitoringFigures
+    drift: list[DriftRow] | None
+    warnings: list[str]
+
+
 class PreconditionFailedBody(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "detail": "profile 'P-TOOLS' is at version 3, not 2: another change came first; nothing was stored, read "

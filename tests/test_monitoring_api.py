@@ -45,6 +45,16 @@ def test_monitoring_counts_recorded_selections_and_outcomes(make_api: Callable[.
     assert len(body["weeks"]) == 1
     # the API answers exactly what the shared function computes (and riskprof monitor writes)
     assert body == monitoring_from_store(api.store)
+    # and what its OpenAPI document says it answers (it was documented as a bare object); an empty period too
+    import jsonschema
+
+    doc = api.get("/openapi.json").json()
+    schema = {**doc["paths"]["/v1/monitoring"]["get"]["responses"]["200"]["content"]["application/json"]["schema"],
+              "components": doc["components"]}
+    jsonschema.validate(body, schema)
+    jsonschema.validate(api.get("/v1/monitoring?since=2030-01-01").json(), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**body, "weeks": [{"week": "2023-06-05"}]}, schema)
 
 
 def test_monitoring_is_for_analysts_and_checks_since(make_api: Callable[..., Api]) -> None:
