@@ -8,7 +8,6 @@ exactly where the first run did.
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features import DICTIONARY_COLUMNS, keep_dictionaries
-from features.io import (
-    CSV_READ_OPTIONS,
-    LoadError,
-    csv_format,
-    expand_paths,
-    fields_past_header_refused,
-    parquet_columns,
-)
+from features.io import LoadError, csv_chunks, csv_format, expand_paths, parquet_columns
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -164,18 +156,13 @@ def iter_chunks(file: InputFile, chunk_rows: int, skip: set[int] | frozenset[int
 
 def _iter_csv(file: InputFile, chunk_rows: int, skip: set[int] | frozenset[int], first_chunk: int,
               last_chunk: int | None) -> Iterator[tuple[int, int, pd.DataFrame]]:
-    # the options and checks of features.io.read_raw (validate, train): a delimiter ending every row shifted
-    # every column by one here only
-    with pd.read_csv(file.path, chunksize=chunk_rows, encoding=file.encoding, sep=file.delimiter,
-                     **CSV_READ_OPTIONS) as reader:
-        for c in itertools.count():
-            with fields_past_header_refused(file.path):
-                frame = next(reader, None)
-            if frame is None or (last_chunk is not None and c > last_chunk):
-                return
-            if c < first_chunk or c in skip:
-                continue
-            yield c, c * chunk_rows, frame.reset_index(drop=True)
+    # read as validate and train read it (a delimiter ending every row shifted every column by one here only)
+    for c, frame in enumerate(csv_chunks(file.path, chunk_rows, file.encoding, file.delimiter)):
+        if last_chunk is not None and c > last_chunk:
+            return
+        if c < first_chunk or c in skip:
+            continue
+        yield c, c * chunk_rows, frame.reset_index(drop=True)
 
 
 def _iter_parquet(file: InputFile, chunk_rows: int, skip: set[int] | frozenset[int], first_chunk: int,

@@ -7,6 +7,7 @@ import contextlib
 import csv
 import gzip
 import os
+import re
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -192,6 +193,18 @@ def fields_past_header_refused(path: Path) -> Iterator[None]:
                             "column, or a delimiter inside an unquoted value)") from None
 
 
+def csv_chunks(path: Path, rows: int, encoding: str, delimiter: str) -> Iterator[pd.DataFrame]:
+    """A CSV file in chunks of ``rows``, read with :data:`CSV_READ_OPTIONS` and their checks, as
+    :func:`read_raw` reads a whole file (batch scoring and the trend report read files this way)."""
+    with pd.read_csv(path, chunksize=rows, encoding=encoding, sep=delimiter, **CSV_READ_OPTIONS) as reader:
+        while True:
+            with fields_past_header_refused(path):
+                chunk = next(reader, None)
+            if chunk is None:
+                return
+            yield chunk
+
+
 def read_raw(path: Path, encoding: str | None = None, delimiter: str | None = None) -> pd.DataFrame:
     """One file as it is (CSV cells as strings so codes keep leading zeros).
 
@@ -274,7 +287,7 @@ def load_table(paths: str | Path | Iterable[str | Path], contract: Contract,
 
 #: a cell a spreadsheet (Excel, LibreOffice, Sheets) would run as a formula starts with one of these
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-_FORMULA_PATTERN = r"^([=+\-@\t\r])"
+_FORMULA_PATTERN = "^([" + "".join(re.escape(c) for c in FORMULA_PREFIXES) + "])"
 
 
 def spreadsheet_text(value: Any) -> Any:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.contracts import SEIZURE, ContractError, Problem, ValidationReport, normalize_table
-from features.io import CSV_READ_OPTIONS, LoadError, csv_format, expand_paths, fields_past_header_refused
+from features.io import LoadError, csv_chunks, csv_format, expand_paths
 from features.mapping import ColumnMapping
 from features.reference import countries
 
@@ -46,14 +46,7 @@ def _iter_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
         elif path.name.endswith((".csv", ".csv.gz")):
             # read_raw's options and checks (a delimiter sniffed from the header, a row ending in a delimiter
             # not shifting every column, a value past the header refused): pandas' defaults did neither
-            enc, sep = csv_format(path, None, None)
-            with pd.read_csv(path, encoding=enc, sep=sep, chunksize=rows, **CSV_READ_OPTIONS) as reader:
-                while True:
-                    with fields_past_header_refused(path):
-                        chunk = next(reader, None)
-                    if chunk is None:
-                        return
-                    yield chunk
+            yield from csv_chunks(path, rows, *csv_format(path, None, None))
         else:
             raise LoadError(f"{path}: unsupported file type (use .csv or .parquet)")
     except LoadError:
