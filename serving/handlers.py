@@ -37,20 +37,19 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.max_bytes
-        for name, value in scope.get("headers", ()):
+        declared = 0
+        for name, value in scope.get("headers", ()):  # one pass: this runs before every request
             if name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
                 await _unsupported_encoding(value)(scope, receive, send)
                 return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
+            if name == b"content-length" and not declared:
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-                if declared > limit:
-                    await _too_large_response(scope, limit)(scope, receive, send)
-                    return
-                break
+        if declared > limit:
+            await _too_large_response(scope, limit)(scope, receive, send)
+            return
         seen = 0
 
         async def limited() -> Message:
