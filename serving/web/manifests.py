@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import io
 import math
 import tempfile
@@ -131,25 +132,18 @@ def _too_large(filename: str, max_bytes: int) -> ManifestProblem:
 
 
 def _gunzip(data: bytes, filename: str, max_bytes: int) -> bytes:
-    """A gzip file's contents, or :class:`ManifestProblem` as soon as they pass ``max_bytes``."""
-    out = bytearray()
-    rest = data
+    """A gzip file's contents, or :class:`ManifestProblem` as soon as they pass ``max_bytes`` (read at most
+    one byte past the limit: never the whole of what a small upload may unpack to)."""
     try:
-        while rest:  # one member after another (gzip allows several)
-            d = zlib.decompressobj(wbits=31)
-            while rest:
-                out += d.decompress(rest, max_bytes + 1 - len(out))
-                if len(out) > max_bytes:
-                    raise _too_large(filename, max_bytes)
-                rest = d.unconsumed_tail
-                if d.eof:
-                    break
-            if not d.eof:
-                raise ManifestProblem(f"{filename}: is not a complete gzip file (truncated?)")
-            rest = d.unused_data
-    except zlib.error as exc:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as unpacked:
+            out = unpacked.read(max_bytes + 1)
+    except EOFError:
+        raise ManifestProblem(f"{filename}: is not a complete gzip file (truncated?)") from None
+    except (OSError, zlib.error) as exc:
         raise ManifestProblem(f"{filename}: is not a gzip file ({exc})") from None
-    return bytes(out)
+    if len(out) > max_bytes:
+        raise _too_large(filename, max_bytes)
+    return out
 
 
 def _check_parquet_size(path: Path, filename: str, max_items: int, max_bytes: int) -> None:
