@@ -145,9 +145,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def uvicorn_server(env: dict[str, str], workers: int) -> Iterator[tuple[str, int]]:
+def uvicorn_server(env: dict[str, str], workers: int, app: str = "serving.app:create_app") -> Iterator[tuple[str, int]]:
     port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", "127.0.0.1",
+    cmd = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
