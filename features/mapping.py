@@ -10,12 +10,24 @@ A mapping is a YAML file::
       direction: import
     values:                        # contract column (one under columns:): {source value: contract value}
       conveyance: {"10": vessel, "40": air}
-    formats:                       # contract column (one under columns:): how to rewrite its values
+    formats:                       # contract column (one under columns:): how to read its values
       hs_code: {zero_pad: 6}       # integer HS codes lose their leading zeros
+      customs_value: {decimal: ",", thousands: "."}   # 1.234,56 is 1234.56
     labels:                        # label name: how to derive it (column + equals / in / at_least)
       fraud: {column: Fraud, equals: 1}
     label_known: declaration_date  # when a label became known (a contract date column)
     extra_columns: [Tax Rate]      # source columns kept as generic features
+
+Number formats (number columns of the contract: ``customs_value``, ``quantity``…): ``decimal`` is the
+decimal mark, ``"."`` (the default) or ``","``; ``thousands`` the separator of groups of three digits,
+one of ``"," "." " " "'"`` (a space stands for the no-break spaces spreadsheets write too), left out
+when the file writes none. Each value is read exactly as the declared format writes it: with
+``{decimal: ",", thousands: "."}``, ``1.234,56`` is 1234.56, ``1234,56`` too and ``1.234`` is 1234; a
+value the format does not write (``12.5``, ``1.23,4``, ``€ 12``) is a problem of its row, quoted with
+``(not the declared format 1.234,56)``, as a file's other bad values are. A column holding numbers
+already (Parquet) is left as it is. Without a format a number is read as the contract reads it (a
+decimal point, no separators); a column that writes decimal commas (``12,5``, ``1.234,56``: refused)
+makes its values with a dot problems too, as ``1.234`` there most likely means 1234, not 1.234.
 
 Labels become boolean columns ``label_<name>``; extra columns keep their source names. An extra
 column is used as a number, as a category, or (1,000 or more distinct values, e.g. a seller ID)
@@ -24,15 +36,18 @@ as the point-in-time hit rate of its value (``features.extra.ExtraColumnFeatures
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 
-from features.contracts import CONTRACTS, Contract
+from features.contracts import CANONICAL_STRING, CONTRACTS, Contract
 from features.yamlfile import load_yaml
 
 LABEL_PREFIX = "label_"
@@ -125,6 +140,10 @@ class ColumnMapping:
             if "zero_pad" in fmt:
                 s = col.astype("string").str.replace(r"\.0$", "", regex=True)
                 col = s.str.zfill(int(fmt["zero_pad"]))
+            if _NUMBER_KEYS & fmt.keys():
+                col = NumberFormat(fmt.get("decimal", "."), fmt.get("thousands")).read(col)
+            elif self.contract.spec(target).kind in _NUMBER_KINDS:
+                col = _decimal_commas_refused(col)
             out[target] = col
         for target, value in self.constants.items():
             out[target] = value
@@ -133,6 +152,90 @@ class ColumnMapping:
         for c in self.extra_columns:
             out[c] = raw[c]
         return out
+
+
+_NUMBER_KINDS = ("int", "float")
+_NUMBER_KEYS = {"decimal", "thousands"}
+#: what ``formats: {column: {decimal, thousands}}`` take
+DECIMAL_MARKS = (".", ",")
+THOUSANDS_SEPARATORS = (",", ".", " ", "'")
+_SPACES = " \u00a0\u202f"  # a space, a no-break space and a narrow no-break space (French, Swiss exports)
+
+
+def _is_text(col: pd.Series) -> bool:
+    return col.dtype == object or pd.api.types.is_string_dtype(col.dtype)
+
+
+def _not_in_format(text: pd.Series, bad: pd.Series, note: str) -> pd.Series:
+    """``text`` where the rows ``bad`` hold the value and ``note``: text no contract parser takes, so each is a
+    problem of its row quoting the value as the file writes it (the contract checks every row of every path:
+    validate, train, evaluate, score, the workbench)."""
+    return text.mask(bad, text + f" ({note})")
+
+
+@dataclass(frozen=True)
+class NumberFormat:
+    """How a number column writes its numbers (``formats: {column: {decimal: ",", thousands: "."}}``)."""
+
+    decimal: str = "."
+    thousands: str | None = None
+
+    @property
+    def pattern(self) -> str:
+        """A whole value: sign, digits (grouped by threes with ``thousands``, or not at all), decimals."""
+        digits = "[0-9]+"
+        if self.thousands is not None:
+            sep = f"[{_SPACES}]" if self.thousands == " " else re.escape(self.thousands)
+            digits = f"(?:[0-9]{{1,3}}(?:{sep}[0-9]{{3}})+|[0-9]+)"
+        mark = re.escape(self.decimal)
+        return f"[-+]?(?:{digits}(?:{mark}[0-9]+)?|{mark}[0-9]+)"
+
+    @property
+    def example(self) -> str:
+        """1234.56 as this format writes it, e.g. ``1.234,56``."""
+        return f"1{self.thousands or ''}234{self.decimal}56"
+
+    def read(self, col: pd.Series) -> pd.Series:
+        """Values in this format → numbers as the contract reads them (``1234.56``); the others marked as
+        problems of their rows. A column of numbers already (Parquet) is returned as it is."""
+        if not _is_text(col):
+            return col
+        text = col.astype(CANONICAL_STRING).str.strip()
+        fits = text.str.fullmatch(self.pattern).fillna(True).astype(bool) | (text == "").fillna(False)
+        plain = text
+        if self.thousands is not None:
+            plain = plain.str.replace(f"[{_SPACES}]" if self.thousands == " " else self.thousands, "",
+                                      regex=self.thousands == " ")
+        if self.decimal != ".":
+            plain = plain.str.replace(self.decimal, ".", regex=False)
+        return _not_in_format(plain.where(fits, text), ~fits, f"not the declared format {self.example}")
+
+
+#: a value that can only be a number written with a decimal comma: a comma followed by other than three digits
+#: (12,5), or after a dot or space grouping (1.234,56), or after more than three digits (1234,567); '1,234' may
+#: be 1234 written with a thousands comma and decides nothing
+_DECIMAL_COMMA = (r"[-+]?(?:[0-9]*,[0-9]{1,2}|[0-9]*,[0-9]{4,}|[0-9]{4,},[0-9]+"
+                  rf"|[0-9]{{1,3}}(?:[.{_SPACES}][0-9]{{3}})+,[0-9]+)")
+
+
+def _decimal_commas_refused(col: pd.Series) -> pd.Series:
+    """A number column without a declared format, as the contract reads it, except that where some values
+    are plainly written with a decimal comma (refused as no number), the values with a dot are refused too:
+    there '1.234' most likely means 1234, and was read as 1.234 without a word."""
+    if not _is_text(col):
+        return col
+    text = col.astype(CANONICAL_STRING)
+    if not pc.any(pc.match_substring(pa.array(text), ",")).as_py():  # the usual file: one look, no regex
+        return col
+    text = text.str.strip()
+    commas = text.str.fullmatch(_DECIMAL_COMMA).fillna(False).astype(bool)
+    if not commas.any():
+        return col
+    dots = text.str.contains(".", regex=False).fillna(False).astype(bool) & ~commas
+    dots &= pd.to_numeric(text.where(dots), errors="coerce").notna()  # those the contract would take
+    if not dots.any():
+        return col
+    return _not_in_format(text, dots, "other rows write a decimal comma: declare formats")
 
 
 def load_mapping(path: str | Path) -> ColumnMapping:
@@ -148,7 +251,7 @@ def load_mapping(path: str | Path) -> ColumnMapping:
     return mapping_from_dict(doc, source=str(path))
 
 
-_FORMATS = ("zero_pad",)
+_FORMATS = ("zero_pad", "decimal", "thousands")
 _MAX_ZERO_PAD = 20
 
 
@@ -211,8 +314,30 @@ def _value_maps(doc: dict[str, Any], source: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _format_rules(doc: dict[str, Any], source: str) -> dict[str, dict[str, Any]]:
-    """formats: {column: {zero_pad: N}} with N a whole number of digits."""
+def _number_format(where: str, fmt: dict[str, Any], kind: str) -> None:
+    """{decimal: D, thousands: T} of a number column, D and T two different marks of the lists."""
+    example = '{decimal: ",", thousands: "."}'
+    if kind not in _NUMBER_KINDS:
+        raise MappingError(f"{where}: decimal and thousands are formats of number columns; this column holds "
+                           f"{kind} values")
+    if "zero_pad" in fmt:
+        raise MappingError(f"{where}: zero_pad pads codes and a number column holds no code; give decimal and "
+                           f"thousands, e.g. {example}")
+    decimal, thousands = fmt.get("decimal", "."), fmt.get("thousands")
+    if decimal not in DECIMAL_MARKS or not isinstance(decimal, str):
+        raise MappingError(f"{where}.decimal must be one of {list(DECIMAL_MARKS)} (quoted), e.g. {example}; "
+                           f"got {decimal!r}")
+    if thousands is not None and (not isinstance(thousands, str) or thousands not in THOUSANDS_SEPARATORS):
+        raise MappingError(f"{where}.thousands must be one of {list(THOUSANDS_SEPARATORS)} (quoted), or left out "
+                           f"when the file writes no thousands separator; got {thousands!r}")
+    if thousands == decimal:
+        raise MappingError(f"{where}: thousands and decimal are both {decimal!r}; give the decimal mark too, "
+                           f"e.g. {example}")
+
+
+def _format_rules(doc: dict[str, Any], source: str, contract: Contract) -> dict[str, dict[str, Any]]:
+    """formats: {column: {zero_pad: N}} with N a whole number of digits, or {decimal: D, thousands: T} of a
+    number column."""
     out: dict[str, dict[str, Any]] = {}
     for target, fmt in _section(doc, "formats", source, "{hs_code: {zero_pad: 6}}").items():
         if not isinstance(fmt, dict):
@@ -226,6 +351,8 @@ def _format_rules(doc: dict[str, Any], source: str) -> dict[str, dict[str, Any]]
         if pad is not None and (isinstance(pad, bool) or not isinstance(pad, int) or not 1 <= pad <= _MAX_ZERO_PAD):
             raise MappingError(f"mapping {source}: formats.{target}.zero_pad must be a whole number of digits "
                                f"from 1 to {_MAX_ZERO_PAD} (e.g. 6); got {pad!r}")
+        if _NUMBER_KEYS & fmt.keys() and target in contract.columns:  # (another target: refused as stray below)
+            _number_format(f"mapping {source}: formats.{target}", fmt, contract.spec(str(target)).kind)
         out[str(target)] = dict(fmt)
     return out
 
@@ -297,7 +424,7 @@ def mapping_from_dict(doc: dict[str, Any], source: str = "") -> ColumnMapping:
         raise MappingError(f"mapping {source}: label_known column {label_known!r} is not a date column of the "
                            f"{cname} contract ({dates}) nor one of extra_columns")
     values = _value_maps(doc, source)
-    formats = _format_rules(doc, source)
+    formats = _format_rules(doc, source, contract)
     _no_booleans(contract, source, constants, values)
     for key, rules in (("values", values), ("formats", formats)):
         # applied to the columns the mapping reads only: one named otherwise (a typo, a column left out of

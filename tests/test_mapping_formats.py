@@ -1,0 +1,163 @@
+"""Column mappings of files written the European way: decimal commas and thousands separators
+(``formats: {column: {decimal, thousands}}``), dates as DD.MM.YYYY (``formats: {column: {date}}``),
+HS codes a spreadsheet stored as numbers. Through ``mapping.apply`` + the contract, and through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from features.contracts import DECLARATION, normalize_table
+from features.mapping import MappingError, mapping_from_dict
+from riskprof.cli import app
+
+runner = CliRunner()
+
+COLUMNS = {"declaration_id": "ID", "declaration_date": "Date", "hs_code": "HS", "customs_value": "Value"}
+
+
+def _mapping(**formats: Any) -> Any:
+    return mapping_from_dict({"columns": COLUMNS, "formats": formats}, source="m.yaml")
+
+
+def _raw(values: list[str], dates: list[str] | None = None, hs: list[str] | None = None) -> pd.DataFrame:
+    n = len(values)
+    return pd.DataFrame({"ID": [f"D{i}" for i in range(n)], "Date": dates or ["2023-06-01"] * n,
+                         "HS": hs or ["820600"] * n, "Value": values}, dtype="str")
+
+
+def _checked(mapping: Any, raw: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
+    return normalize_table(mapping.apply(raw), DECLARATION, source="decl.csv")
+
+
+# ---- numbers: decimal comma and thousands separators ----------------------------------------------
+
+
+@pytest.mark.parametrize(("fmt", "written", "meant"), [
+    ({"decimal": ",", "thousands": "."}, ["1.234,56", "1234,56", "1.234", "0,5", "1.234.567,8", "12", " 7,25 ",
+                                          "-1.000"], [1234.56, 1234.56, 1234, 0.5, 1234567.8, 12, 7.25, -1000]),
+    ({"decimal": ","}, ["1234,56", "0,05", "12"], [1234.56, 0.05, 12]),
+    ({"decimal": ",", "thousands": " "}, ["1 234,56", "1\u00a0234,56", "1\u202f234", "12 345 678"],
+     [1234.56, 1234.56, 1234, 12345678]),
+    ({"thousands": ","}, ["1,234.56", "1,234", "1.234", "1234"], [1234.56, 1234, 1.234, 1234]),
+    ({"decimal": ".", "thousands": "'"}, ["1'234.56", "12'345"], [1234.56, 12345]),
+])
+def test_a_declared_number_format_reads_every_value_exactly(fmt: dict, written: list[str], meant: list) -> None:
+    out, report = _checked(_mapping(customs_value=fmt), _raw(written))
+    assert report.ok or {p.column for p in report.problems} == {"customs_value"}
+    values = out["customs_value"].tolist()
+    assert values[:len(meant)] == pytest.approx(meant, abs=0, rel=0)  # exactly: the decimal text, parsed once
+    # (negative values are read, then refused by the contract as any negative value is)
+    assert [p.row for p in report.problems] == [i + 1 for i, v in enumerate(meant) if v < 0]
+
+
+@pytest.mark.parametrize(("fmt", "wrong"), [
+    ({"decimal": ",", "thousands": "."}, ["12.5", "1,2,3", "1.23,4", "1.2345", "1,234.56", "€ 12", "1e3", ","]),
+    ({"decimal": ","}, ["1.234", "1.234,56", "12.5"]),
+    ({"thousands": ","}, ["1,23", "1.234,56", "12,5"]),
+])
+def test_a_value_not_in_the_declared_format_is_a_row_problem_naming_row_column_and_value(
+        fmt: dict, wrong: list[str]) -> None:
+    out, report = _checked(_mapping(customs_value=fmt), _raw(["100", *wrong, ""]))
+    assert out["customs_value"].iloc[0] == 100 and np.isnan(out["customs_value"].iloc[-1])  # blank: missing
+    assert [(p.row, p.column) for p in report.problems] == [(i + 2, "customs_value") for i in range(len(wrong))]
+    for p, w in zip(report.problems, wrong, strict=True):
+        assert str(p.value).startswith(w.strip()) and "declared format" in str(p.value)
+        assert out["customs_value"].isna().iloc[p.row - 1]
+
+
+def test_a_number_column_stays_as_it_is_with_a_format() -> None:
+    """A Parquet float column holds numbers already: the format is for text."""
+    raw = _raw(["1"]).assign(Value=[1234.5])
+    out, report = _checked(_mapping(customs_value={"decimal": ",", "thousands": "."}), raw)
+    assert report.ok and out["customs_value"].tolist() == [1234.5]
+
+
+@pytest.mark.parametrize(("formats", "named"), [
+    ({"customs_value": {"decimal": ";"}}, "formats.customs_value.decimal"),
+    ({"customs_value": {"decimal": ",", "thousands": ","}}, "formats.customs_value"),
+    ({"customs_value": {"thousands": "."}}, "formats.customs_value"),  # 1.234 would be 1234 and 1234.5 refused
+    ({"customs_value": {"thousands": "_"}}, "formats.customs_value.thousands"),
+    ({"customs_value": {"decimal": 1}}, "formats.customs_value.decimal"),
+    ({"hs_code": {"decimal": ","}}, "formats.hs_code"),  # not a number column
+    ({"customs_value": {"zero_pad": 6, "decimal": ","}}, "formats.customs_value"),
+])
+def test_a_malformed_number_format_is_a_mapping_error(formats: dict, named: str) -> None:
+    with pytest.raises(MappingError, match=named.replace(".", r"\.")):
+        _mapping(**formats)
+
+
+def test_without_a_format_a_dot_in_a_column_of_decimal_commas_is_refused_not_read_as_a_decimal() -> None:
+    """'1.234' meaning one thousand two hundred thirty-four was read as 1.234 without a word, while its
+    neighbours '1.234,56' and '12,5' were refused: scoring took the one and rejected the others."""
+    out, report = _checked(_mapping(), _raw(["1.234,56", "1.234", "12,5", "7", "0.5"]))
+    assert [p.row for p in report.problems] == [1, 2, 3, 5]
+    assert out["customs_value"].iloc[3] == 7
+    assert "decimal comma" in str(report.problems[1].value) and "formats" in str(report.problems[1].value)
+    # without a decimal comma the dot is a decimal point, as today ('1,234.56' is refused, as today)
+    out, report = _checked(_mapping(), _raw(["1.234", "0.5", "1,234.56", "1,234"]))
+    assert out["customs_value"].tolist()[:2] == [1.234, 0.5] and [p.row for p in report.problems] == [3, 4]
+
+
+# ---- through the command line and batch scoring -----------------------------------------------------
+
+
+def _european_csv(path: Path, values: list[str]) -> Path:
+    n = len(values)
+    lines = ["Declaration ID;Date;HS;Value"] + [f"E{i};2023-06-0{1 + i % 9};820600;{v}" for i, v in enumerate(values)]
+    assert n == len(lines) - 1
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _mapping_file(tmp_path: Path, formats: dict) -> Path:
+    m = tmp_path / "mapping.yaml"
+    m.write_text(json.dumps({"columns": {**COLUMNS, "declaration_id": "Declaration ID"}, "formats": formats}))
+    return m
+
+
+def test_validate_reads_decimal_commas_with_the_format_and_names_the_value_that_does_not_fit(tmp_path: Path) -> None:
+    data = _european_csv(tmp_path / "decl.csv", ["1.234,56", "1.234", "0,5"])
+    m = _mapping_file(tmp_path, {"customs_value": {"decimal": ",", "thousands": "."}})
+    result = runner.invoke(app, ["validate", str(data), "--mapping", str(m)])
+    assert result.exit_code == 0, result.output
+    _european_csv(data, ["1.234,56", "12.5", "0,5"])
+    result = runner.invoke(app, ["validate", str(data), "--mapping", str(m)])
+    assert result.exit_code == 1, result.output
+    assert "row 2, column 'customs_value': got '12.5 (not the declared format 1.234,56)'" in result.output
+    assert "Traceback" not in result.output
+    # without the format: '1.234' next to decimal commas is no longer taken as 1.234
+    plain = _mapping_file(tmp_path, {})
+    _european_csv(data, ["1.234,56", "1.234"])
+    result = runner.invoke(app, ["validate", str(data), "--mapping", str(plain)])
+    assert result.exit_code == 1 and "row 2, column 'customs_value': got '1.234 (" in result.output, result.output
+
+
+def test_score_reads_the_format_and_rejects_the_row_that_does_not_fit(tiny_model: Any, tmp_path: Path) -> None:
+    from batch import BatchOptions, score_manifest
+    from tests.conftest import TinyRegistry
+    from tests.factories import make_declarations
+
+    frame = make_declarations(np.random.default_rng(7), 12, start="2023-06-01", days=10)
+    written = [f"{v:,.2f}".replace(",", " ").replace(".", ",") for v in frame["customs_value"]]
+    written[4] = "1234.5"
+    frame = frame.assign(customs_value=written)
+    manifest = tmp_path / "tonight.csv"
+    frame.to_csv(manifest, index=False, sep=";")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(json.dumps({"columns": {c: c for c in frame.columns if c in DECLARATION.columns},
+                                   "formats": {"customs_value": {"decimal": ",", "thousands": " "}}}))
+    out = tmp_path / "scores.parquet"
+    summary = score_manifest(manifest, out, "models:/tiny/1", BatchOptions(capacity="10%", chunk_rows=5,
+                                                                           pipelined=False),
+                             mapping=mapping, load_model=TinyRegistry("tiny", tiny_model.model).load)
+    assert (summary.counts.rows_scored, summary.counts.rows_rejected) == (11, 1)
+    rejects = pd.read_csv(summary.paths.rejects, dtype=str)
+    assert rejects[["row", "column"]].values.tolist() == [["5", "customs_value"]]
+    assert rejects["value"].iloc[0] == "1234.5 (not the declared format 1 234,56)"
