@@ -13,6 +13,7 @@ A mapping is a YAML file::
     formats:                       # contract column (one under columns:): how to read its values
       hs_code: {zero_pad: 6}       # integer HS codes lose their leading zeros
       customs_value: {decimal: ",", thousands: "."}   # 1.234,56 is 1234.56
+      declaration_date: {date: "%d.%m.%Y"}            # 31.12.2023 is 2023-12-31
     labels:                        # label name: how to derive it (column + equals / in / at_least)
       fraud: {column: Fraud, equals: 1}
     label_known: declaration_date  # when a label became known (a contract date column)
@@ -28,6 +29,15 @@ value the format does not write (``12.5``, ``1.23,4``, ``€ 12``) is a problem 
 already (Parquet) is left as it is. Without a format a number is read as the contract reads it (a
 decimal point, no separators); a column that writes decimal commas (``12,5``, ``1.234,56``: refused)
 makes its values with a dot problems too, as ``1.234`` there most likely means 1234, not 1.234.
+
+Date formats (date columns: ``declaration_date``, an outcome's ``inspected_date``…): ``date`` is the
+format in strftime codes, ``%d`` the day, ``%m`` the month (``%b``/``%B`` its English name), ``%Y`` the
+year (``%y``: two digits), ``%H:%M:%S`` a time, e.g. ``"%d.%m.%Y"`` or ``"%d/%m/%Y"`` (quoted: YAML
+refuses a value starting with ``%`` unquoted). Every value is read in that format and no other:
+``03/04/2023`` with ``%d/%m/%Y`` is 3 April, never 4 March; a value it does not write (``2023-04-03``,
+``04/13/2023``, ``31/02/2023``) is a problem of its row, quoted with ``(not the declared format
+%d/%m/%Y)``. A date column (Parquet) is left as it is. Without a format dates are ISO 8601 (YYYY-MM-DD),
+as the contract reads them.
 
 Labels become boolean columns ``label_<name>``; extra columns keep their source names. An extra
 column is used as a number, as a category, or (1,000 or more distinct values, e.g. a seller ID)
@@ -142,6 +152,8 @@ class ColumnMapping:
                 col = s.str.zfill(int(fmt["zero_pad"]))
             if _NUMBER_KEYS & fmt.keys():
                 col = NumberFormat(fmt.get("decimal", "."), fmt.get("thousands")).read(col)
+            elif "date" in fmt:
+                col = DateFormat(fmt["date"]).read(col)
             elif self.contract.spec(target).kind in _NUMBER_KINDS:
                 col = _decimal_commas_refused(col)
             out[target] = col
@@ -211,6 +223,31 @@ class NumberFormat:
         return _not_in_format(plain.where(fits, text), ~fits, f"not the declared format {self.example}")
 
 
+@dataclass(frozen=True)
+class DateFormat:
+    """How a date column writes its dates (``formats: {column: {date: "%d.%m.%Y"}}``), strftime codes."""
+
+    code: str
+
+    @property
+    def with_time(self) -> bool:
+        return any(f"%{c}" in self.code for c in "HMS")
+
+    def read(self, col: pd.Series) -> pd.Series:
+        """Values in this format → ISO dates as the contract reads them (``2023-12-31``, or with the time);
+        the others marked as problems of their rows. A column of dates already (Parquet) is returned as it is."""
+        if not _is_text(col):
+            return col
+        text = col.astype(CANONICAL_STRING).str.strip()
+        codes, distinct = pd.factorize(text)  # dates repeat: each distinct text is parsed once
+        values = pd.Series(distinct, dtype=CANONICAL_STRING)
+        parsed = pd.to_datetime(values, format=self.code, errors="coerce")
+        iso = parsed.dt.strftime("%Y-%m-%dT%H:%M:%S" if self.with_time else "%Y-%m-%d").astype(CANONICAL_STRING)
+        bad = parsed.isna() & (values != "")
+        read = _not_in_format(iso.fillna(values), bad, f"not the declared format {self.code}")
+        return pd.Series(read.array.take(codes, allow_fill=True), index=col.index)
+
+
 #: a value that can only be a number written with a decimal comma: a comma followed by other than three digits
 #: (12,5), or after a dot or space grouping (1.234,56), or after more than three digits (1234,567); '1,234' may
 #: be 1234 written with a thousands comma and decides nothing
@@ -251,7 +288,10 @@ def load_mapping(path: str | Path) -> ColumnMapping:
     return mapping_from_dict(doc, source=str(path))
 
 
-_FORMATS = ("zero_pad", "decimal", "thousands")
+_FORMATS = ("zero_pad", "decimal", "thousands", "date")
+#: the strftime codes a date format may use (%% is a percent sign)
+_DATE_CODES = {"d": "day", "m": "month", "b": "month", "B": "month", "Y": "year", "y": "year", "H": "time",
+               "M": "time", "S": "time", "%": ""}
 _MAX_ZERO_PAD = 20
 
 
@@ -335,9 +375,30 @@ def _number_format(where: str, fmt: dict[str, Any], kind: str) -> None:
                            f"e.g. {example}")
 
 
+def _date_format(where: str, fmt: dict[str, Any], kind: str) -> None:
+    """{date: "%d.%m.%Y"} of a date column: strftime codes naming a day, a month and a year, no other key."""
+    example = '{date: "%d.%m.%Y"}'
+    if kind != "date":
+        raise MappingError(f"{where}: date is a format of date columns; this column holds {kind} values")
+    others = sorted(str(k) for k in fmt if k != "date")
+    if others:
+        raise MappingError(f"{where}: date is the only format of a date column; remove {others}")
+    code = fmt["date"]
+    if not isinstance(code, str):
+        raise MappingError(f"{where}.date must be a date format in strftime codes, quoted, e.g. {example}; "
+                           f"got {code!r}")
+    used = re.findall(r"%(.?)", code)
+    unknown = [f"%{c}" for c in used if c not in _DATE_CODES]
+    missing = [part for part in ("day", "month", "year") if part not in {_DATE_CODES.get(c) for c in used}]
+    if unknown or missing:
+        problem = f"{unknown} are not among the codes taken" if unknown else f"it gives no {' and no '.join(missing)}"
+        raise MappingError(f"{where}.date {code!r}: {problem}; give %d (day), %m (month; %b or %B: its English "
+                           f"name), %Y (year; %y: two digits) and %H, %M, %S for a time, e.g. {example}")
+
+
 def _format_rules(doc: dict[str, Any], source: str, contract: Contract) -> dict[str, dict[str, Any]]:
-    """formats: {column: {zero_pad: N}} with N a whole number of digits, or {decimal: D, thousands: T} of a
-    number column."""
+    """formats: {column: {zero_pad: N}} with N a whole number of digits, {decimal: D, thousands: T} of a
+    number column, or {date: F} of a date column."""
     out: dict[str, dict[str, Any]] = {}
     for target, fmt in _section(doc, "formats", source, "{hs_code: {zero_pad: 6}}").items():
         if not isinstance(fmt, dict):
@@ -351,8 +412,12 @@ def _format_rules(doc: dict[str, Any], source: str, contract: Contract) -> dict[
         if pad is not None and (isinstance(pad, bool) or not isinstance(pad, int) or not 1 <= pad <= _MAX_ZERO_PAD):
             raise MappingError(f"mapping {source}: formats.{target}.zero_pad must be a whole number of digits "
                                f"from 1 to {_MAX_ZERO_PAD} (e.g. 6); got {pad!r}")
-        if _NUMBER_KEYS & fmt.keys() and target in contract.columns:  # (another target: refused as stray below)
-            _number_format(f"mapping {source}: formats.{target}", fmt, contract.spec(str(target)).kind)
+        if target in contract.columns:  # (another target: refused as stray below)
+            kind = contract.spec(str(target)).kind
+            if _NUMBER_KEYS & fmt.keys():
+                _number_format(f"mapping {source}: formats.{target}", fmt, kind)
+            if "date" in fmt:
+                _date_format(f"mapping {source}: formats.{target}", fmt, kind)
         out[str(target)] = dict(fmt)
     return out
 

@@ -161,3 +161,78 @@ def test_score_reads_the_format_and_rejects_the_row_that_does_not_fit(tiny_model
     rejects = pd.read_csv(summary.paths.rejects, dtype=str)
     assert rejects[["row", "column"]].values.tolist() == [["5", "customs_value"]]
     assert rejects["value"].iloc[0] == "1234.5 (not the declared format 1 234,56)"
+
+
+# ---- dates: DD.MM.YYYY and other declared formats ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("fmt", "written", "meant"), [
+    ("%d.%m.%Y", ["15.03.2023", "5.3.2023", "31.12.2023", " 01.02.2023 "],
+     ["2023-03-15", "2023-03-05", "2023-12-31", "2023-02-01"]),
+    ("%d/%m/%Y", ["03/04/2023", "13/04/2023", "12/01/2023"], ["2023-04-03", "2023-04-13", "2023-01-12"]),
+    ("%d.%m.%Y %H:%M", ["15.03.2023 10:30", "01.02.2023 00:00"], ["2023-03-15 10:30", "2023-02-01"]),
+    ("%d-%b-%Y", ["15-Mar-2023", "01-feb-2023"], ["2023-03-15", "2023-02-01"]),
+])
+def test_a_declared_date_format_reads_every_date_day_first(fmt: str, written: list[str], meant: list[str]) -> None:
+    raw = _raw(["1"] * len(written), dates=written)
+    out, report = _checked(_mapping(declaration_date={"date": fmt}), raw)
+    assert report.ok, report.summary()
+    assert out["declaration_date"].tolist() == [pd.Timestamp(d) for d in meant]
+
+
+def test_a_date_not_in_the_declared_format_is_a_row_problem_never_read_month_first() -> None:
+    """'04/13/2023' (month first) in a DD/MM/YYYY file, an ISO date, a two-digit year, 31 February, a time the
+    format does not write: each a problem of its row quoting the value, none read another way."""
+    wrong = ["04/13/2023", "2023-04-13", "13/04/23", "31/02/2023", "13/04/2023 10:00", "13.04.2023", "soon"]
+    raw = _raw(["1"] * (len(wrong) + 2), dates=["13/04/2023", *wrong, ""])
+    out, report = _checked(_mapping(declaration_date={"date": "%d/%m/%Y"}), raw)
+    assert out["declaration_date"].iloc[0] == pd.Timestamp("2023-04-13")
+    dates = [p for p in report.problems if p.column == "declaration_date"]
+    assert [p.row for p in dates] == list(range(2, len(wrong) + 3))  # the blank: a required value missing
+    for p, w in zip(dates[:-1], wrong, strict=True):
+        assert p.value == f"{w} (not the declared format %d/%m/%Y)"
+    assert dates[-1].expected == "a value (column is required)"
+    assert out["declaration_date"].iloc[1:].isna().all()
+
+
+def test_a_date_column_stays_as_it_is_with_a_format() -> None:
+    raw = _raw(["1"]).assign(Date=[pd.Timestamp("2023-06-01")])
+    out, report = _checked(_mapping(declaration_date={"date": "%d.%m.%Y"}), raw)
+    assert report.ok and out["declaration_date"].tolist() == [pd.Timestamp("2023-06-01")]
+
+
+@pytest.mark.parametrize(("formats", "named"), [
+    ({"customs_value": {"date": "%d.%m.%Y"}}, "formats.customs_value"),  # not a date column
+    ({"declaration_date": {"date": 20230601}}, "formats.declaration_date.date"),
+    ({"declaration_date": {"date": "%m.%Y"}}, "formats.declaration_date.date"),  # no day
+    ({"declaration_date": {"date": "%d.%m"}}, "formats.declaration_date.date"),  # no year
+    ({"declaration_date": {"date": "%d.%Q.%Y"}}, "formats.declaration_date.date"),
+    ({"declaration_date": {"date": "DD.MM.YYYY"}}, "formats.declaration_date.date"),
+    ({"declaration_date": {"date": "%d.%m.%Y", "zero_pad": 8}}, "formats.declaration_date"),
+    ({"declaration_date": {"date": "%d.%m.%Y", "decimal": ","}}, "formats.declaration_date"),
+])
+def test_a_malformed_date_format_is_a_mapping_error(formats: dict, named: str) -> None:
+    with pytest.raises(MappingError, match=named.replace(".", r"\.")):
+        _mapping(**formats)
+
+
+def test_validate_reads_day_first_dates_with_the_format_and_names_the_date_that_does_not_fit(tmp_path: Path) -> None:
+    data = tmp_path / "decl.csv"
+    data.write_text("Declaration ID;Date;HS;Value\nE1;15.03.2023;820600;1.234,56\nE2;01.04.2023;820600;7\n")
+    m = _mapping_file(tmp_path, {"declaration_date": {"date": "%d.%m.%Y"},
+                                 "customs_value": {"decimal": ",", "thousands": "."}})
+    result = runner.invoke(app, ["validate", str(data), "--mapping", str(m)])
+    assert result.exit_code == 0, result.output
+    assert "2 rows satisfy the declaration contract" in result.output
+    data.write_text("Declaration ID;Date;HS;Value\nE1;15.03.2023;820600;1.234,56\nE2;04/01/2023;820600;7\n")
+    result = runner.invoke(app, ["validate", str(data), "--mapping", str(m)])
+    assert result.exit_code == 1, result.output
+    assert "row 2, column 'declaration_date': got '04/01/2023 (not the declared format %d.%m.%Y)'" in result.output
+    # the loaders train and evaluate use read the same dates and numbers
+    from features.io import load_table
+    from features.mapping import load_mapping
+
+    data.write_text("Declaration ID;Date;HS;Value\nE1;15.03.2023;820600;1.234,56\nE2;01.04.2023;820600;7\n")
+    frame = load_table([data], DECLARATION, load_mapping(m)).frame
+    assert frame["declaration_date"].tolist() == [pd.Timestamp("2023-03-15"), pd.Timestamp("2023-04-01")]
+    assert frame["customs_value"].tolist() == [1234.56, 7.0]
