@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import dataclasses
 import gzip
 import os
 import re
@@ -235,6 +236,7 @@ def read_raw(path: Path, encoding: str | None = None, delimiter: str | None = No
 class LoadedTable:
     frame: pd.DataFrame
     reports: list[ValidationReport]
+    warnings: list[str] = dataclasses.field(default_factory=list)  # valid but most likely wrong (ColumnMapping.warnings)
 
     @property
     def ok(self) -> bool:
@@ -250,14 +252,17 @@ def load_table(paths: str | Path | Iterable[str | Path], contract: Contract,
     """Load, map and validate one or more files as one table (CSV ``encoding``/``delimiter``: :func:`read_raw`).
 
     With ``strict`` a :class:`ContractError` listing every problem of every file is raised;
-    otherwise problems stay in the reports for the caller to act on.
+    otherwise problems stay in the reports for the caller to act on. ``warnings``: what the mapping
+    finds valid but most likely wrong, for the caller to print.
     """
     frames: list[pd.DataFrame] = []
     reports: list[ValidationReport] = []
+    doubts: list[str] = []
     for path in expand_paths(paths):
         raw = read_raw(path, encoding, delimiter)
         if mapping is not None:
             raw = mapping.apply(raw)
+            doubts += mapping.warnings(raw, source=str(path))
         labels = [c for c in raw.columns if c.startswith("label_")]
         frame, report = normalize_table(raw, contract, source=str(path))
         for c in labels:
@@ -274,7 +279,7 @@ def load_table(paths: str | Path | Iterable[str | Path], contract: Contract,
                 Problem(None, contract.key, v, "keys unique across all input files", "all files")
                 for v in df.loc[dup, contract.key].head(50)
             )
-    loaded = LoadedTable(df, reports)
+    loaded = LoadedTable(df, reports, doubts)
     if strict and not loaded.ok:
         bad = next(r for r in reports if not r.ok)
         merged = ValidationReport(contract.name, ", ".join(r.source for r in reports), rows=len(df))

@@ -39,6 +39,13 @@ refuses a value starting with ``%`` unquoted). Every value is read in that forma
 %d/%m/%Y)``. A date column (Parquet) is left as it is. Without a format dates are ISO 8601 (YYYY-MM-DD),
 as the contract reads them.
 
+HS codes a spreadsheet stored as numbers lose their leading zero (``0101210000``, chapter 01, becomes
+``101210000``, still 6 to 10 digits, read as another chapter's code). Where a mapped code column
+holds codes one digit shorter than others (9 digits among 10, 7 among 8),
+:meth:`ColumnMapping.warnings` says so, with the count, an example and the fix (``formats: {hs_code:
+{zero_pad: 10}}``); ``riskprof validate``, ``train`` and ``evaluate`` print it. A warning, not a
+problem: the codes are valid codes, and a file may mix lengths on purpose.
+
 Labels become boolean columns ``label_<name>``; extra columns keep their source names. An extra
 column is used as a number, as a category, or (1,000 or more distinct values, e.g. a seller ID)
 as the point-in-time hit rate of its value (``features.extra.ExtraColumnFeatures``).
@@ -165,6 +172,17 @@ class ColumnMapping:
             out[c] = raw[c]
         return out
 
+    def warnings(self, mapped: pd.DataFrame, source: str = "") -> list[str]:
+        """What in a mapped table (:meth:`apply`'s) is valid but most likely wrong, said to the user: HS codes
+        that lost their leading zero (:func:`lost_zero_warnings`). Each names ``source``."""
+        where = f"{source}: " if source else ""
+        out = []
+        for spec in self.contract.fields:
+            if spec.kind == "hs" and spec.name in self.columns and spec.name in mapped.columns:
+                found = lost_zero_warnings(mapped[spec.name], spec.digits, spec.name, self.columns[spec.name])
+                out += [where + w for w in found]
+        return out
+
 
 _NUMBER_KINDS = ("int", "float")
 _NUMBER_KEYS = {"decimal", "thousands"}
@@ -273,6 +291,36 @@ def _decimal_commas_refused(col: pd.Series) -> pd.Series:
     if not dots.any():
         return col
     return _not_in_format(text, dots, "other rows write a decimal comma: declare formats")
+
+
+def lost_zero_warnings(codes: pd.Series, digits: tuple[int, int], column: str, source_column: str) -> list[str]:
+    """Codes one digit shorter than others of the column (9 digits among 10): most likely codes that lost
+    their leading zero (chapters 01 to 09) where a spreadsheet stored them as numbers. One warning per such
+    length, naming ``column`` (and the file's ``source_column``), the count, the first such row and value,
+    and the ``zero_pad`` that restores them; none for lengths two apart (HS6, CN8 and TARIC10 codes together)
+    or shorter than ``digits`` allows (the contract refuses those)."""
+    if not _is_text(codes):
+        return []  # a number column: the contract refuses it (HS_AS_TEXT)
+    text = codes.astype(CANONICAL_STRING)
+    rows = text.value_counts()  # codes repeat: each distinct one is looked at once
+    distinct = pd.Series(rows.index, dtype=CANONICAL_STRING).str.strip().str.replace(r"\.0$", "", regex=True)
+    lengths = distinct.str.len().where(distinct.str.fullmatch("[0-9]+").fillna(False).astype(bool))
+    counts = pd.Series(rows.to_numpy(), index=lengths.to_numpy()).groupby(level=0).sum()
+    lo, hi = digits
+    out = []
+    for n in sorted(int(k) for k in counts.index):
+        if n >= lo and n + 1 <= hi and n + 1 in counts.index:
+            short = rows.index[(lengths == n).fillna(False).to_numpy(dtype=bool)]
+            first = int(text.isin(short).fillna(False).to_numpy(dtype=bool).argmax())
+            example = str(text.iloc[first]).strip().removesuffix(".0")
+            longer = int(counts[n + 1])
+            out.append(f"{column} (source column {source_column!r}): {int(counts[n]):,} of {int(counts.sum()):,} "
+                       f"codes have {n} digits where {longer:,} {'has' if longer == 1 else 'have'} {n + 1} (e.g. "
+                       f"row {first + 1}: {example!r}): codes a spreadsheet stored as numbers lose their leading "
+                       f"zero ('0{example}' becomes {example!r}, another chapter's code); if the file's codes "
+                       f"have {n + 1} digits, add to the mapping formats: {{{column}: {{zero_pad: {n + 1}}}}} "
+                       "(or export the codes as text)")
+    return out
 
 
 def load_mapping(path: str | Path) -> ColumnMapping:

@@ -149,6 +149,8 @@ def validate(
     delimiter: str | None = delimiter_option(),
 ) -> None:
     """Check files against a data contract and report every problem (row, column, value, expected)."""
+    from rich.markup import escape
+
     from features.contracts import CONTRACTS
     from features.io import LoadError, load_table, parse_delimiter
     from features.mapping import MappingError, load_mapping
@@ -173,6 +175,8 @@ def validate(
             console.print(f"  optional columns not provided: {report.missing_optional}", highlight=False)
         if report.extra_columns:
             console.print(f"  extra columns carried through: {report.extra_columns}", highlight=False)
+    for warning in loaded.warnings:  # valid, so no problem, but most likely wrong (lost leading zeros)
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
     n_problems = sum(len(r.problems) for r in loaded.reports)
     if n_problems:
         fail(f"{n_problems} problems in {len(loaded.reports)} file(s)", code=1)

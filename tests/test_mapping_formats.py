@@ -236,3 +236,60 @@ def test_validate_reads_day_first_dates_with_the_format_and_names_the_date_that_
     frame = load_table([data], DECLARATION, load_mapping(m)).frame
     assert frame["declaration_date"].tolist() == [pd.Timestamp("2023-03-15"), pd.Timestamp("2023-04-01")]
     assert frame["customs_value"].tolist() == [1234.56, 7.0]
+
+
+# ---- HS codes that lost their leading zero ----------------------------------------------------------
+
+
+def _codes_csv(path: Path, codes: list[str]) -> Path:
+    lines = ["Declaration ID;Date;HS;Value;Fraud"] + [
+        f"E{i};2023-06-{1 + i % 20:02d};{c};100;{i % 3 == 0:d}" for i, c in enumerate(codes)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+#: ten-digit national codes; '0101210000' (chapter 01) exported by a spreadsheet that stored it as a number
+TEN = ["8206000000", "9403200000", "8471300000", "101210000", "6109100010", "302110000", "8703231990"]
+
+
+def test_a_mapping_warns_when_codes_one_digit_shorter_mix_with_the_others() -> None:
+    m = _mapping()
+    raw = _raw(["1"] * len(TEN), hs=TEN)
+    (warning,) = m.warnings(m.apply(raw), source="decl.csv")
+    assert warning.startswith("decl.csv: hs_code (source column 'HS'): 2 of 7 codes have 9 digits where 5 have 10")
+    assert "row 4: '101210000'" in warning and "formats: {hs_code: {zero_pad: 10}}" in warning
+    # padded as the warning says: no warning, and the codes are their chapters' again
+    padded = _mapping(hs_code={"zero_pad": 10})
+    assert padded.warnings(padded.apply(raw)) == []
+    assert padded.apply(raw)["hs_code"].iloc[3] == "0101210000"
+
+
+@pytest.mark.parametrize("codes", [
+    ["820600", "94032000", "8471300000", "610910"],  # HS6, CN8 and TARIC10 together: lengths two apart
+    ["8206000000", "9403200000"],
+    ["101210", "820600"],  # six digits (a five-digit code is refused by the contract)
+    ["", "8206000000"],
+])
+def test_codes_of_lengths_a_nomenclature_uses_together_raise_no_warning(codes: list[str]) -> None:
+    m = _mapping()
+    assert m.warnings(m.apply(_raw(["1"] * len(codes), hs=codes))) == []
+
+
+def test_validate_train_and_evaluate_warn_of_codes_that_lost_their_zero(tmp_path: Path) -> None:
+    from training.data import load_training_set
+
+    data = _codes_csv(tmp_path / "decl.csv", TEN * 3)
+    doc = {"columns": {**COLUMNS, "declaration_id": "Declaration ID"},
+           "labels": {"fraud": {"column": "Fraud", "equals": 1}}}
+    m = tmp_path / "mapping.yaml"
+    m.write_text(json.dumps(doc))
+    result = runner.invoke(app, ["validate", str(data), "--mapping", str(m)])
+    assert result.exit_code == 0, result.output  # a warning, not a problem: the codes are valid codes
+    text = " ".join(result.output.split())
+    assert "warning: " in text and "hs_code (source column 'HS'): 6 of 21 codes have 9 digits where 15 have 10" in text
+    assert "formats: {hs_code: {zero_pad: 10}}" in text
+    ts = load_training_set([data], mapping=m, label="fraud")  # train and evaluate print its notes
+    assert any("zero_pad: 10" in n for n in ts.notes)
+    m.write_text(json.dumps({**doc, "formats": {"hs_code": {"zero_pad": 10}}}))
+    result = runner.invoke(app, ["validate", str(data), "--mapping", str(m)])
+    assert result.exit_code == 0 and "warning" not in result.output, result.output

@@ -45,12 +45,13 @@ def load_training_set(declarations: Sequence[str | Path], seizures: str | Path |
     validated and labelled. ``encoding``/``delimiter``: of every CSV file read (default UTF-8 and
     the delimiter detected from each header), as ``riskprof validate`` and ``riskprof score`` take them."""
     m = load_mapping(mapping) if isinstance(mapping, str | Path) else mapping
-    decl = load_table(declarations, DECLARATION, m, encoding=encoding, delimiter=delimiter).frame
+    loaded = load_table(declarations, DECLARATION, m, encoding=encoding, delimiter=delimiter)
+    decl = loaded.frame
     seiz = load_table(seizures, SEIZURE, encoding=encoding, delimiter=delimiter).frame if seizures else None
     extra = tuple(m.extra_columns) if m is not None else tuple(
         c for c in decl.columns if c not in DECLARATION.columns and not c.startswith(LABEL_PREFIX))
     sources = {"declarations": [str(Path(p).resolve()) for p in declarations]}
-    notes: list[str] = []
+    notes: list[str] = list(loaded.warnings)  # codes that lost their leading zero: train and evaluate say it
     if seizures:
         sources["seizures"] = [str(Path(seizures).resolve())]
     if isinstance(mapping, str | Path):
