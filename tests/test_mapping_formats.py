@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from features.contracts import DECLARATION, normalize_table
@@ -293,3 +295,40 @@ def test_validate_train_and_evaluate_warn_of_codes_that_lost_their_zero(tmp_path
     m.write_text(json.dumps({**doc, "formats": {"hs_code": {"zero_pad": 10}}}))
     result = runner.invoke(app, ["validate", str(data), "--mapping", str(m)])
     assert result.exit_code == 0 and "warning" not in result.output, result.output
+
+
+# ---- one path: the workbench upload; exactness for any number ---------------------------------------
+
+
+def test_the_workbench_upload_reads_the_formats_and_names_what_does_not_fit(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import serving.web.manifests as manifests
+
+    (tmp_path / "eu").mkdir()
+    _mapping_file(tmp_path / "eu", {"declaration_date": {"date": "%d.%m.%Y"},
+                                    "customs_value": {"decimal": ",", "thousands": "."}})
+    monkeypatch.setattr(manifests, "EXAMPLES", tmp_path)  # the upload form offers the mappings found there
+    header = b"Declaration ID;Date;HS;Value\n"
+    (record,) = manifests.read_manifest(header + b"E1;15.03.2023;820600;1.234,56\n", "m.csv", "eu", 10)
+    assert (str(record["declaration_date"]), record["customs_value"]) == ("2023-03-15", 1234.56)
+    with pytest.raises(manifests.ManifestProblem) as exc:
+        manifests.read_manifest(header + b"E1;15.03.2023;820600;1.234,56\nE2;2023-03-16;820600;12.5\n", "m.csv",
+                                "eu", 10)
+    assert exc.value.lines == [
+        "row 2, column declaration_date: expected a date (YYYY-MM-DD) (value '2023-03-16 (not the declared format "
+        "%d.%m.%Y)')", "row 2, column customs_value: expected a number (value '12.5 (not the declared format "
+        "1.234,56)')"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(whole=st.integers(0, 10**12), decimals=st.sampled_from(["", "0", "5", "05", "25", "999"]),
+       fmt=st.sampled_from([(",", "."), (",", " "), (".", ","), (".", "'"), (",", None), (".", None)]))
+def test_any_number_written_in_a_declared_format_reads_as_its_decimal_text(whole: int, decimals: str,
+                                                                            fmt: tuple[str, str | None]) -> None:
+    from features.mapping import NumberFormat
+
+    decimal, thousands = fmt
+    grouped = f"{whole:,}".replace(",", thousands or "")
+    written = grouped + (decimal + decimals if decimals else "")
+    (read,) = NumberFormat(decimal, thousands).read(pd.Series([written], dtype="str")).tolist()
+    assert read == f"{whole}" + (f".{decimals}" if decimals else "")
