@@ -1,0 +1,170 @@
+"""Bad input at the edges of the API: refused with a 4xx JSON body naming where it is, never read in part
+without a word, never a 500."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from serving import outcomes_frame
+from serving.errors import MalformedBody
+from serving.parsing import parse_json
+from tests.conftest import Api, TinyModel, running_api
+
+DECL: dict[str, Any] = {
+    "declaration_id": "E-0001", "declaration_date": "2023-06-01", "direction": "import", "office_type": "seaport",
+    "importer_id": "IMP000123", "origin_country": "CN", "departure_country": "CN", "transit_countries": ["AE"],
+    "destination_country": "YE", "conveyance": "vessel", "hs_code": "820600", "goods_description": "hardware, lamp",
+    "quantity": 1234, "gross_weight_kg": 5400.0, "customs_value": 8200.0, "currency": "USD",
+}
+
+
+@pytest.fixture(scope="module")
+def api(tiny_model: TinyModel, seizures_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    with running_api(tmp_path_factory.mktemp("edges"), tiny_model.model, seizures=seizures_file) as running:
+        yield running
+
+
+def decl(i: int, **kw: Any) -> dict[str, Any]:
+    return {**DECL, "declaration_id": f"E-{i:04d}", **kw}
+
+
+def text(obj: Any) -> str:
+    return json.dumps(obj)
+
+
+def with_repeat(obj_text: str, key: str, value: Any) -> str:
+    """An object's JSON text with ``key`` given once more (at its end)."""
+    assert obj_text.endswith("}")
+    return f"{obj_text[:-1]}, {json.dumps(key)}: {json.dumps(value)}}}"
+
+
+def post_raw(api: Api, path: str, body: str, role: str = "officer") -> Any:
+    return api.post(path, role=role, content=body.encode(), headers={"Content-Type": "application/json"})
+
+
+# ---- a key given twice ---------------------------------------------------------------------------
+def repeats(obj: Any) -> bool:
+    """The oracle: does any object of this JSON text hold a key twice?"""
+    found = False
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal found
+        found = found or len({k for k, _ in items}) < len(items)
+        return dict(items)
+
+    json.loads(obj, object_pairs_hook=pairs)
+    return found
+
+
+def test_a_key_given_twice_in_one_declaration_is_400_naming_it_and_nothing_is_scored(api: Api) -> None:
+    """{"customs_value": 5, "customs_value": 5000} was scored with 5000 without a word."""
+    before = len(api.audit())
+    body = with_repeat(text(decl(1, customs_value=5)), "customs_value", 5000)
+    resp = post_raw(api, "/v1/score", body)
+    assert resp.status_code == 400, resp.text
+    (p,) = resp.json()["detail"]
+    assert p["field"] == "customs_value" and "item" not in p
+    assert "duplicate key 'customs_value'" in p["message"]
+    assert len(api.audit()) == before
+
+
+def test_a_key_given_twice_in_a_list_names_the_item(api: Api) -> None:
+    items = [text(decl(1)), with_repeat(text(decl(2)), "hs_code", "930200"), text(decl(3))]
+    resp = post_raw(api, "/v1/score", "[" + ", ".join(items) + "]")
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["detail"] == [{"item": 1, "field": "hs_code", "message": resp.json()["detail"][0]["message"]}]
+
+
+def test_a_key_given_twice_in_a_manifest_or_its_parameters_is_named_with_its_path(api: Api) -> None:
+    items = [text(decl(1)), with_repeat(text(decl(2)), "hs_code", "930200")]
+    body = with_repeat('{"capacity": 1, "declarations": [' + ", ".join(items) + "]}", "capacity", 2)
+    resp = post_raw(api, "/v1/manifests/rank", body)
+    assert resp.status_code == 400, resp.text
+    assert [(p.get("item"), p["field"]) for p in resp.json()["detail"]] == [(None, "capacity"),
+                                                                          (1, "declarations.hs_code")]
+
+
+def test_a_key_given_twice_in_an_outcome_is_400(api: Api) -> None:
+    outcome = {"declaration_id": "E-0001", "inspected_date": "2023-06-02", "inspected": True,
+               "selection_source": "model", "selection_probability": 1.0, "hit": False}
+    resp = post_raw(api, "/v1/outcomes", with_repeat(text(outcome), "hit", True))
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["detail"][0]["field"] == "hit"
+    assert outcomes_frame(api.store).empty
+
+
+def test_a_key_given_twice_in_a_profile_condition_is_400_naming_the_condition(api: Api) -> None:
+    condition = with_repeat('{"field": "hs_code", "op": "prefix", "values": ["8206"]}', "op", "equals")
+    body = ('{"id": "P-DUP", "name": "tools", "criterion": "hand tools", "conditions": [' + condition + '],'
+            ' "action": {"lane": "red"}, "valid_from": "2023-01-01", "status": "active", "owner": "a"}')
+    resp = post_raw(api, "/v1/profiles", body, role="analyst")
+    assert resp.status_code == 400, resp.text
+    assert [(p.get("item"), p["field"]) for p in resp.json()["detail"]] == [(0, "conditions.op")]
+    assert api.get("/v1/profiles/P-DUP").status_code == 404
+
+
+@pytest.mark.parametrize("body", [
+    '{"a": 1, "\\u0061": 2}',  # the same key written two ways
+    '[{"a": "x : y"}, {"b": {"c": 1, "c": 1}}]',  # a colon after a space in a string, and a nested repeat
+    '{"t": "10:30", "a": "\\" :", "a": 1}',  # colons inside strings, one after an escaped quote
+    '{"a" : 1,\n "a"\n:\t2}',  # whitespace before the colons
+])
+def test_repeats_are_found_whatever_the_strings_and_spacing(body: str) -> None:
+    with pytest.raises(MalformedBody) as caught:
+        parse_json(body.encode())
+    assert "duplicate key" in caught.value.problems[0].message
+
+
+@pytest.mark.parametrize("body", [
+    '{"a": "x : y {", "b": "\\" : ", "c": {"d": "10:30"}}',  # colons and braces inside strings
+    '{"a" :  1, "b"\n:\t{"a": 1}}',  # the same key in two objects, whitespace before colons
+    '[{"a": 1}, {"a": 1}]', '[]', '"a: b"', "1",
+])
+def test_bodies_without_a_repeat_are_read_as_json(body: str) -> None:
+    assert parse_json(body.encode()) == json.loads(body)
+
+
+# keys that collide often; strings holding colons, quotes, braces and whitespace before a colon
+KEYS = st.sampled_from(["a", "b", "c", "a:", '"', "{", " :", "\\"])
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10, 10),
+                    st.text(alphabet='ab:{}[] "\\\t\n', max_size=8))
+SPACES = st.sampled_from(["", " ", "\n", "\t ", "     "])
+
+
+@st.composite
+def json_texts(draw: st.DrawFn, depth: int = 0) -> str:
+    """JSON text whose objects may repeat keys, with whitespace drawn around the colons."""
+    kind = draw(st.sampled_from(["scalar", "list", "object"] if depth < 3 else ["scalar"]))
+    if kind == "scalar":
+        return json.dumps(draw(SCALARS))
+    n = draw(st.integers(0, 4))
+    if kind == "list":
+        return "[" + ",".join(draw(json_texts(depth + 1)) for _ in range(n)) + "]"
+    return "{" + ",".join(f"{json.dumps(draw(KEYS))}{draw(SPACES)}:{draw(SPACES)}{draw(json_texts(depth + 1))}"
+                          for _ in range(n)) + "}"
+
+
+@given(json_texts(), st.sampled_from([0, 5_000]))
+def test_a_body_is_refused_exactly_when_an_object_repeats_a_key(body: str, padding: int) -> None:
+    """Small and large bodies (counted by numpy from 4 kB) alike, against json.loads keeping the pairs."""
+    body = f'[{body}, "{"x" * padding}"]' if padding else body
+    if repeats(body):
+        with pytest.raises(MalformedBody):
+            parse_json(body.encode())
+    else:
+        assert parse_json(body.encode()) == json.loads(body)
+
+
+def test_a_large_body_with_one_repeat_among_many_declarations_is_found() -> None:
+    items = [text(decl(i)) for i in range(300)]
+    items[257] = with_repeat(items[257], "quantity", 1)
+    with pytest.raises(MalformedBody) as caught:
+        parse_json(("[" + ",".join(items) + "]").encode())
+    assert [(p.item, p.field) for p in caught.value.problems] == [(257, "quantity")]
