@@ -11,13 +11,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match
+from starlette.types import Receive, Scope, Send
 
 from serving import schemas
 from serving.auth import KeyVerifier
@@ -106,7 +109,47 @@ def create_app(settings: ServingSettings | None = None, *, store: Store | None =
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     _extend_openapi(app)
     _add_docs(app)
+    _answer_other_slash(app)
     return app
+
+
+PAGES_PREFIX = "/app"  # the officers' pages (serving.web): a browser follows a redirect
+
+
+def _answer_other_slash(app: FastAPI) -> None:
+    """A path that exists only with (or without) a trailing slash: an API path is a 404 naming the path
+    that exists, a page's a 307 with a relative ``Location``.
+
+    Starlette's ``redirect_slashes`` answered ``POST /v1/score/`` with a 307 to an absolute URL built from
+    the request: ``http://…`` behind a TLS proxy that is not in ``FORWARDED_ALLOW_IPS``, which a client
+    follows by sending its key and body again in clear text (or fails on). An API client's path is
+    fixed in its code, so it is told once which path exists; a redirect would also send every body twice.
+    A browser at ``/app`` or ``/app/manifests/`` is sent on, relative to the address it used (https kept).
+    """
+    router = app.router
+    router.redirect_slashes = False
+    not_found = router.default
+
+    async def other_slash(scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        route_path = path.removeprefix(scope.get("root_path", ""))
+        if scope["type"] != "http" or route_path in ("", "/"):
+            await not_found(scope, receive, send)
+            return
+        other = {**scope, "path": path.rstrip("/") if path.endswith("/") else path + "/"}
+        if not any(route.matches(other)[0] is not Match.NONE for route in router.routes):
+            await not_found(scope, receive, send)
+            return
+        if route_path == PAGES_PREFIX or route_path.startswith(PAGES_PREFIX + "/"):
+            query = scope.get("query_string", b"").decode("latin-1")  # as sent: still percent-encoded
+            location = quote(other["path"], safe="/:@!$&'()*+,;=") + (f"?{query}" if query else "")
+            await RedirectResponse(location, status_code=307)(scope, receive, send)
+            return
+        shown, meant = (p if len(p) <= 200 else p[:200] + "…" for p in (path, other["path"]))
+        await JSONResponse({"detail": f"no such path {shown!r}: did you mean {meant!r}? (API paths are exact; "
+                                      "a trailing slash is not redirected)"}, status_code=404)(scope, receive, send)
+
+    router.default = other_slash
 
 
 def _add_docs(app: FastAPI) -> None:

@@ -168,3 +168,41 @@ def test_a_large_body_with_one_repeat_among_many_declarations_is_found() -> None
     with pytest.raises(MalformedBody) as caught:
         parse_json(("[" + ",".join(items) + "]").encode())
     assert [(p.item, p.field) for p in caught.value.problems] == [(257, "quantity")]
+
+
+# ---- a trailing slash ----------------------------------------------------------------------------
+BEHIND_TLS_PROXY = {"Host": "riskprof.example", "X-Forwarded-Proto": "https"}  # a proxy not in FORWARDED_ALLOW_IPS
+
+
+@pytest.mark.parametrize(("method", "path", "meant"), [
+    ("POST", "/v1/score/", "/v1/score"), ("POST", "/v1/manifests/rank/", "/v1/manifests/rank"),
+    ("GET", "/v1/profiles/", "/v1/profiles"), ("PUT", "/v1/profiles/", "/v1/profiles"),
+    ("GET", "/v1/profiles/P-1/", "/v1/profiles/P-1"), ("GET", "/health/", "/health"),
+])
+def test_an_api_path_with_a_trailing_slash_is_404_naming_the_path_without_it(api: Api, method: str, path: str,
+                                                                              meant: str) -> None:
+    """It was a 307 to http://riskprof.example/v1/score (built from the request): followed, the key and the
+    body went again in clear text."""
+    before = len(api.audit())
+    resp = api.client.request(method, path, json=decl(1), headers={**api.h("admin"), **BEHIND_TLS_PROXY},
+                              follow_redirects=False)
+    assert resp.status_code == 404, resp.text
+    assert "location" not in resp.headers
+    assert f"did you mean {meant!r}" in resp.json()["detail"]
+    assert len(api.audit()) == before
+
+
+def test_an_unknown_path_with_a_trailing_slash_is_still_a_plain_404(api: Api) -> None:
+    resp = api.get("/v1/nothing-here/")
+    assert resp.status_code == 404 and resp.json() == {"detail": "Not Found"}
+
+
+@pytest.mark.parametrize(("path", "location"), [
+    ("/app", "/app/"), ("/app/manifests/", "/app/manifests"), ("/app/profiles/?status=active", "/app/profiles?status=active"),
+])
+def test_a_page_with_or_without_its_slash_redirects_relative_to_the_address_used(api: Api, path: str,
+                                                                                 location: str) -> None:
+    resp = api.client.get(path, headers=BEHIND_TLS_PROXY, follow_redirects=False)
+    assert resp.status_code == 307
+    assert resp.headers["location"] == location  # the browser keeps https and the host it used
+    assert api.client.get(location, follow_redirects=False).status_code in (200, 303)  # 303: to the sign-in page
