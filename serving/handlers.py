@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +28,8 @@ def _too_large_body(limit: int) -> dict[str, Any]:
 
 
 class BodyLimitMiddleware:
-    """Refuses bodies over ``max_bytes``: at once from Content-Length, else while they stream in."""
+    """Refuses bodies over ``max_bytes``: at once from Content-Length, else while they stream in; and,
+    before that, a compressed body (415) and an API query parameter given twice (422)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int):
         self.app = app
@@ -36,6 +39,12 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        query = scope.get("query_string")
+        if query and b"&" in query:  # ?years=2022&years=2023: one value was read, the other dropped
+            repeated = _repeated_parameter(query)
+            if repeated is not None and not _is_page(scope):
+                await _repeated_response(*repeated)(scope, receive, send)
+                return
         limit = self.max_bytes
         declared = 0
         for name, value in scope.get("headers", ()):  # one pass: this runs before every request
@@ -71,6 +80,29 @@ def _unsupported_encoding(value: bytes) -> Response:
                                      "message": f"request bodies are not decoded: send the JSON uncompressed "
                                                 f"(Content-Encoding {shown!r} is not supported)"}]},
                         status_code=415)
+
+
+def _repeated_parameter(query: bytes) -> tuple[str, list[str]] | None:
+    """The first query parameter given more than once, with its values (as Starlette reads them)."""
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    counts = Counter(name for name, _ in pairs)
+    name = next((n for n, c in counts.items() if c > 1), None)
+    return None if name is None else (name, [v for n, v in pairs if n == name])
+
+
+def _repeated_response(name: str, values: list[str]) -> Response:
+    """Each parameter of the API takes one value: the others were dropped without a word (the last was read)."""
+    shown = name if len(name) <= 100 else name[:100] + "…"
+    return JSONResponse({"detail": [{"field": shown, "value": [v[:100] for v in values[:10]],
+                                     "message": f"given {len(values)} times: give it once (it takes one value; "
+                                                f"a list such as years is written 2022,2023)"}]}, status_code=422)
+
+
+def _is_page(scope: Scope) -> bool:
+    """A request to the workbench's pages (``/app/``), whose own forms and links build their queries."""
+    path: str = scope.get("path", "")
+    path = path.removeprefix(scope.get("root_path", ""))
+    return path == "/app" or path.startswith("/app/")
 
 
 def _page(request: Request) -> Any:

@@ -206,3 +206,32 @@ def test_a_page_with_or_without_its_slash_redirects_relative_to_the_address_used
     assert resp.status_code == 307
     assert resp.headers["location"] == location  # the browser keeps https and the host it used
     assert api.client.get(location, follow_redirects=False).status_code in (200, 303)  # 303: to the sign-in page
+
+
+# ---- a query parameter given twice ---------------------------------------------------------------
+@pytest.mark.parametrize(("method", "path", "name"), [
+    ("GET", "/v1/reports/trends?years=2022&years=2023", "years"),  # as requests sends params={"years": [...]}
+    ("GET", "/reports/trends?years=2022&years=2023", "years"),
+    ("GET", "/v1/monitoring?since=2023-01-01&since=2024-01-01", "since"),
+    ("GET", "/v1/alerts?status=open&limit=5&limit=1000", "limit"),
+    ("POST", "/v1/score?model=tiny@champion&model=tiny/7", "model"),
+])
+def test_a_query_parameter_given_twice_is_422_naming_it(api: Api, method: str, path: str, name: str) -> None:
+    """The last value was read and the others dropped without a word (?years=2022&years=2023 reported 2023)."""
+    before = len(api.audit())
+    resp = api.client.request(method, path, json=decl(1), headers=api.h("admin"))
+    assert resp.status_code == 422, resp.text
+    (p,) = resp.json()["detail"]
+    assert p["field"] == name and "given 2 times" in p["message"] and len(p["value"]) == 2
+    assert len(api.audit()) == before
+
+
+def test_query_parameters_given_once_are_read_as_before(api: Api) -> None:
+    resp = api.get("/v1/reports/trends?years=2022,2023")
+    assert resp.status_code == 200 and resp.json()["years"] == [2022, 2023]
+    assert api.get("/v1/alerts?status=open&limit=5", role="officer").status_code == 200
+
+
+def test_the_pages_keep_their_own_queries(api: Api) -> None:
+    resp = api.client.get("/app/sign-in?next=/app/&next=/app/manifests", follow_redirects=False)
+    assert resp.status_code == 200
