@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.errors import ServiceError
@@ -148,6 +149,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BodyTooLarge)
     async def body_too_large(request: Request, exc: BodyTooLarge) -> Response:
         return _too_large_response(request.scope, exc.limit)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        """The client closed the connection while sending its body (a timeout, a cancelled upload): nothing
+        failed here. It was logged as an unexpected error with two tracebacks and answered 500."""
+        log.info("client closed the connection before its body was read: %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": [{"field": "body", "message": "the connection was closed before the body "
+                                                                      "was read"}]}, status_code=400)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -3,7 +3,9 @@ without a word, never a 500."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -235,3 +237,31 @@ def test_query_parameters_given_once_are_read_as_before(api: Api) -> None:
 def test_the_pages_keep_their_own_queries(api: Api) -> None:
     resp = api.client.get("/app/sign-in?next=/app/&next=/app/manifests", follow_redirects=False)
     assert resp.status_code == 200
+
+
+# ---- a client that goes away ---------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["/v1/score", "/v1/profiles"])
+def test_a_client_closing_the_connection_mid_body_is_no_error(api: Api, path: str,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """A cancelled upload was logged as 'unexpected error' with two tracebacks (one from the server) and
+    answered 500; it is an info line and a 400 that nobody reads."""
+    sent: list[dict[str, Any]] = []
+    messages = iter([{"type": "http.request", "body": b'[{"declaration_id": "E-', "more_body": True},
+                     {"type": "http.disconnect"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"testserver"), (b"x-api-key", api.keys["admin"].encode()),
+                         (b"content-type", b"application/json")],
+             "client": ("127.0.0.1", 50000), "server": ("testserver", 80), "state": {}}
+    with caplog.at_level(logging.INFO, logger="riskprof.serving"):
+        asyncio.run(api.client.app(scope, receive, send))
+    assert sent[0]["status"] == 400
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("closed the connection" in r.getMessage() for r in caplog.records)
