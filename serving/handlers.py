@@ -30,7 +30,8 @@ def _too_large_body(limit: int) -> dict[str, Any]:
 
 class BodyLimitMiddleware:
     """Refuses bodies over ``max_bytes``: at once from Content-Length, else while they stream in; and,
-    before that, a compressed body (415) and an API query parameter given twice (422)."""
+    before that, a path holding a NUL (404), an API query parameter given twice (422) and a compressed
+    body (415)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int):
         self.app = app
@@ -39,6 +40,9 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"]:  # no id or name holds one; PostgreSQL refused it in a look-up (a 500)
+            await _nul_in_path(scope)(scope, receive, send)
             return
         query = scope.get("query_string")
         if query and b"&" in query:  # ?years=2022&years=2023: one value was read, the other dropped
@@ -81,6 +85,15 @@ def _unsupported_encoding(value: bytes) -> Response:
                                      "message": f"request bodies are not decoded: send the JSON uncompressed "
                                                 f"(Content-Encoding {shown!r} is not supported)"}]},
                         status_code=415)
+
+
+def _nul_in_path(scope: Scope) -> Response:
+    message = "no such path: it holds a NUL character (U+0000), which no id or name does"
+    request = Request(scope)
+    page = _page(request) if "app" in scope else None
+    if page is not None:
+        return page(request, 404, "Not found", message[:1].upper() + message[1:] + ".")
+    return JSONResponse({"detail": message}, status_code=404)
 
 
 def _repeated_parameter(query: bytes) -> tuple[str, list[str]] | None:

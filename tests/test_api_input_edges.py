@@ -265,3 +265,44 @@ def test_a_client_closing_the_connection_mid_body_is_no_error(api: Api, path: st
     assert sent[0]["status"] == 400
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert any("closed the connection" in r.getMessage() for r in caplog.records)
+
+
+# ---- a NUL character in the path -----------------------------------------------------------------
+class RefusesNul:
+    """A profile store on PostgreSQL: psycopg refuses a NUL in a query parameter with a ValueError."""
+
+    def __getattr__(self, name: str) -> Any:
+        def query(*args: Any, **kwargs: Any) -> Any:
+            if any("\x00" in str(a) for a in (*args, *kwargs.values())):
+                raise ValueError("A string literal cannot contain NUL (0x00) characters.")
+            raise AssertionError(f"{name} called")
+        return query
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/v1/profiles/P%00"), ("GET", "/v1/profiles/%00/stats"), ("PUT", "/v1/profiles/%00"),
+    ("GET", "/v1/watchlists/%00"), ("PUT", "/v1/watchlists/w%00"),
+])
+def test_a_nul_character_in_an_id_of_the_path_is_404_without_a_query(api: Api, method: str, path: str) -> None:
+    """No profile id or list name holds a NUL; on PostgreSQL the look-up raised and answered 500."""
+    from serving.routes_profiles import get_profile_store
+
+    api.client.app.dependency_overrides[get_profile_store] = lambda: RefusesNul()
+    try:
+        resp = api.client.request(method, path, json={"name": "x"}, headers=api.h("admin"))
+    finally:
+        api.client.app.dependency_overrides.clear()
+    assert resp.status_code == 404, resp.text
+    assert "NUL" in resp.json()["detail"]
+
+
+def test_a_nul_character_in_a_profile_id_is_404_on_postgresql(make_api: Any, pg_url: str) -> None:
+    from serving import migrations
+    from serving.store import make_engine
+
+    engine = make_engine(pg_url)
+    migrations.upgrade(engine)
+    engine.dispose()
+    api = make_api(database_url=pg_url)
+    for path in ("/v1/profiles/P%00", "/v1/profiles/P%00/stats", "/v1/watchlists/w%00"):
+        assert api.get(path).status_code == 404, path
