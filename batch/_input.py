@@ -79,8 +79,12 @@ def inspect_manifest(paths: str | Path | list[str | Path] | list[Path], encoding
 
     CSV files are read as ``encoding`` (default UTF-8) with ``delimiter`` (default: sniffed from
     the header among ``, ; tab |``); a file in another encoding is named with the offending byte.
+
+    Paths are made absolute (not resolved: a link stays the name given): the output records them, and
+    the workbench reads the declarations back from its own working folder (``--manifest in/…`` from the
+    nightly job's folder was "no longer at in/…" there).
     """
-    files = expand_paths(paths)
+    files = [p.absolute() for p in expand_paths(paths)]
     out: list[InputFile] = []
     for i, path in enumerate(files):
         kind = file_kind(path)

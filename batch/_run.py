@@ -315,7 +315,8 @@ def _fingerprint(files: list[InputFile], mapping: str | Path | None, model_uri: 
     """Everything the parts depend on: a checkpoint with another fingerprint is not resumed."""
     return json.loads(json.dumps({
         "inputs": [f.as_dict() for f in files],
-        "mapping": {"path": str(mapping), "sha256": _sha256_text(Path(mapping))} if mapping else None,
+        # absolute, as the inputs: the workbench reads the mapping again from its own working folder
+        "mapping": {"path": str(Path(mapping).absolute()), "sha256": _sha256_text(Path(mapping))} if mapping else None,
         "model_uri": model_uri,
         "chunk_rows": options.chunk_rows,
         "lane_shares": list(options.lane_shares) if options.lane_shares else None,

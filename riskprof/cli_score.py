@@ -330,7 +330,7 @@ def _record_in_audit_log(profile_store: Any, summary: Any) -> None:
     from serving.store import Store
 
     d = summary.as_dict()
-    n = record_batch_output(Store(profile_store.engine), summary.paths.out, Actor.cli().name, d["model"],
+    n = record_batch_output(Store(profile_store.engine), summary.paths.out.absolute(), Actor.cli().name, d["model"],
                             {"rows_scored": d["rows_scored"], "selection": d["selection"]})
     console.print(f"audit log: {n:,} item(s) recorded (endpoint batch)", highlight=False, markup=False)
 
