@@ -333,11 +333,22 @@ def _load_pinned_model(ckpt: Checkpoint, fingerprint: dict[str, Any], model_uri:
         notes.append(f"discarded checkpoint {ckpt.root}: {damaged}; the run starts afresh")
     elif state is not None and state.get("fingerprint") == fingerprint:
         pinned = state["model"]
-        loaded = load_model(pinned["uri"])
-        if str(loaded.version) != str(pinned["version"]):  # pragma: no cover - a registry rewritten under us
-            raise RuntimeError(f"checkpoint pinned {pinned['uri']} but the registry returned version {loaded.version}")
-        notes.append(f"resumed from checkpoint {ckpt.root} (model pinned at {pinned['uri']})")
-        return loaded, pinned, False
+        try:
+            loaded = load_model(pinned["uri"])
+        except Exception as exc:
+            if not _version_gone(exc):
+                raise
+            # deleted since (a bad model rolled back): no resume can ever load it, and each rerun failed
+            # with "not found" about an alias that points elsewhere by then
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            notes.append(f"discarded checkpoint {ckpt.root}: the model version it pinned ({pinned['uri']}) is no "
+                         f"longer in the registry ({detail}); the run starts afresh with {model_uri}")
+        else:
+            if str(loaded.version) != str(pinned["version"]):  # pragma: no cover - a registry rewritten under us
+                raise RuntimeError(f"checkpoint pinned {pinned['uri']} but the registry returned version "
+                                   f"{loaded.version}")
+            notes.append(f"resumed from checkpoint {ckpt.root} (model pinned at {pinned['uri']})")
+            return loaded, pinned, False
     elif state is not None:
         notes.append(f"discarded checkpoint {ckpt.root} of a run with other inputs or arguments"
                      f"{_what_changed(state.get('fingerprint'), fingerprint)}")
@@ -348,6 +359,12 @@ def _load_pinned_model(ckpt: Checkpoint, fingerprint: dict[str, Any], model_uri:
     pinned = {"requested_uri": model_uri, "name": loaded.name, "version": str(loaded.version),
               "alias": loaded.alias, "uri": loaded.uri, "run_id": loaded.run_id}
     return loaded, pinned, True
+
+
+def _version_gone(exc: Exception) -> bool:
+    """The registry says the model version does not exist (MLflow's ``RESOURCE_DOES_NOT_EXIST``), as
+    opposed to a registry that cannot be reached or an artifact that cannot be read (kept: retried)."""
+    return getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
 
 
 _FINGERPRINT_NAMES = {"inputs": "the manifest", "mapping": "the mapping", "model_uri": "the model",

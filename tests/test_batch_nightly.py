@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from batch import BatchOptions, read_output, score_manifest
+from batch import BatchOptions, OutputPaths, read_output, score_manifest
 from tests.conftest import TinyModel, TinyRegistry
 from tests.factories import make_declarations
 
@@ -54,3 +54,81 @@ def test_relative_paths_of_the_nightly_job_are_recorded_as_absolute_so_the_workb
     out = read_output(home / "out" / "scores.parquet")
     assert out.notes == []
     assert sorted(out.declarations["declaration_id"]) == sorted(frame["declaration_id"])
+
+
+class _Killed(BaseException):
+    """The run dies (as under SIGKILL: nothing of it runs afterwards but what a crash leaves)."""
+
+
+class _StopAfter:
+    """A progress hook that stops the run after ``chunks`` chunks, its checkpoint left as a crash leaves it."""
+
+    def __init__(self, chunks: int):
+        self.left = chunks
+
+    def start(self, total: int | None, completed: int) -> None: ...
+
+    def advance(self, rows: int) -> None:
+        self.left -= 1
+        if self.left <= 0:
+            raise _Killed
+
+    def stop(self) -> None: ...
+
+
+class _VersionNotFound(Exception):
+    """What MLflow raises for a version not in the registry (an ``MlflowException`` whose ``error_code`` is
+    ``RESOURCE_DOES_NOT_EXIST``), without importing MLflow (seconds) in the quick tier."""
+
+    error_code = "RESOURCE_DOES_NOT_EXIST"
+
+
+class _Registry:
+    """Versions and the ``champion`` alias, loaded as ``scoring.registry.load_risk_model`` loads them."""
+
+    def __init__(self, models: dict[str, Any], champion: str):
+        self.models, self.champion = dict(models), champion
+
+    def load(self, uri: str) -> Any:
+        from scoring.registry import LoadedModel
+
+        name, _, ref = uri.removeprefix("models:/").partition("/")
+        alias = None
+        if "@" in name:
+            name, alias = name.split("@")
+            ref = self.champion
+        if ref not in self.models:
+            raise _VersionNotFound(f"Model Version (name={name}, version={ref}) not found")
+        return LoadedModel(self.models[ref], name, ref, alias, f"models:/{name}/{ref}", run_id=f"run-{ref}")
+
+
+def test_a_checkpoint_whose_pinned_version_left_the_registry_starts_afresh_with_the_champion(
+        tiny_model: TinyModel, tmp_path: Path) -> None:
+    """Killed while pinned to version 2, which was then deleted (a bad model rolled back: champion is 1
+    again): every rerun of the same command failed with exit 2, "cannot load model …@champion: Model
+    Version (name=…, version=2) not found", about an alias that pointed to version 1, and the night never
+    completed. Now the checkpoint is discarded with a note and the run scores with the champion."""
+    manifest = tmp_path / "manifest.parquet"
+    _manifest(200).to_parquet(manifest, index=False)
+    registry = _Registry({"1": tiny_model.model, "2": tiny_model.model}, champion="2")
+    out = tmp_path / "out" / "scores.parquet"
+    out.parent.mkdir()
+    with pytest.raises(_Killed):
+        score_manifest(manifest, out, "models:/tiny@champion", _options(), load_model=registry.load,
+                       progress=_StopAfter(2))
+    ckpt = OutputPaths(out).checkpoint
+    assert json.loads((ckpt / "state.json").read_text())["model"]["uri"] == "models:/tiny/2"
+
+    del registry.models["2"]
+    registry.champion = "1"
+    summary = score_manifest(manifest, out, "models:/tiny@champion", _options(), load_model=registry.load)
+
+    assert any(f"discarded checkpoint {ckpt}: the model version it pinned (models:/tiny/2) is no longer in the "
+               "registry" in n and "starts afresh" in n for n in summary.notes), summary.notes
+    assert summary.model["version"] == "1" and summary.chunks_resumed == 0
+    assert summary.counts.rows_scored == 200 and not ckpt.exists()
+    clean = score_manifest(manifest, tmp_path / "clean.parquet", "models:/tiny/1", _options(),
+                           load_model=registry.load)
+    assert pq.read_table(out).drop(["source_file"]).replace_schema_metadata(None).equals(
+        pq.read_table(tmp_path / "clean.parquet").drop(["source_file"]).replace_schema_metadata(None))
+    assert clean.counts.rows_scored == 200
