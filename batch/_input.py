@@ -7,7 +7,9 @@ exactly where the first run did.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +98,9 @@ def inspect_manifest(paths: str | Path | list[str | Path] | list[Path], encoding
                 rows = pq.ParquetFile(path).metadata.num_rows
             else:
                 enc, sep = csv_format(path, encoding, delimiter)
+                cut = _cut_off_last_line(path, enc, sep)
+                if cut is not None:
+                    raise LoadError(f"{path}: {cut}")
         except LoadError:
             raise
         except Exception as exc:  # pyarrow/pandas raise many types for corrupt files
@@ -104,6 +109,36 @@ def inspect_manifest(paths: str | Path | list[str | Path] | list[Path], encoding
         est = rows if rows is not None else _estimate_csv_rows(path, size)
         out.append(InputFile(i, path, kind, size, sha256_file(path), rows, est, enc, sep))
     return out
+
+
+def _cut_off_last_line(path: Path, encoding: str, delimiter: str, tail: int = 1 << 16) -> str | None:
+    """Why a CSV file looks cut off, or None: it ends without a line break (allowed) *and* its last line
+    holds fewer fields than the header. A manifest still being copied was scored with exit 0, its last
+    row with the fields it happened to have and the rows not yet copied silently absent. A cut inside the
+    last field, or a last line with a quote (its row may begin lines earlier), is not judged here."""
+    if path.name.lower().endswith(".gz"):  # a cut gzip stream fails while it is read
+        return None
+    if not "\n,;|\t".encode(encoding).endswith(b"\n,;|\t"):  # not ASCII-compatible (UTF-16): not judged
+        return None
+    with path.open("rb") as f:
+        header = f.readline()
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - tail))
+        end = f.read()
+    if not end or end.endswith((b"\n", b"\r")):
+        return None
+    start = end.rfind(b"\n")
+    if start < 0 and size > tail:  # a last line longer than what was read
+        return None
+    last = end[start + 1:].decode(encoding, errors="replace")
+    if '"' in last or start < 0:  # start < 0: the header is the only line
+        return None
+    fields = len(next(csv.reader([header.decode(encoding, errors="replace").rstrip("\r\n")], delimiter=delimiter)))
+    found = len(last.split(delimiter))
+    if found >= fields:
+        return None
+    return (f"ends without a line break, its last line holding {found} of the header's {fields} fields: the file "
+            "looks cut off (still being copied?); score it once it is whole")
 
 
 def header_names(file: InputFile) -> list[str]:

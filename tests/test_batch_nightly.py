@@ -132,3 +132,45 @@ def test_a_checkpoint_whose_pinned_version_left_the_registry_starts_afresh_with_
     assert pq.read_table(out).drop(["source_file"]).replace_schema_metadata(None).equals(
         pq.read_table(tmp_path / "clean.parquet").drop(["source_file"]).replace_schema_metadata(None))
     assert clean.counts.rows_scored == 200
+
+
+def _csv_bytes(n: int = 100) -> bytes:
+    return _manifest(n).to_csv(index=False, date_format="%Y-%m-%d").encode()
+
+
+def test_a_half_copied_csv_is_refused_naming_its_cut_off_last_line(tiny_model: TinyModel, tmp_path: Path) -> None:
+    """A manifest still being copied ends mid-row: it was scored with exit 0, its last row with the fields it
+    happened to have (a customs value cut from 962.17 to 962.1, the currency missing) and the rows not yet
+    copied silently absent. Now the run stops (nothing written) and says the file looks cut off."""
+    from features.io import LoadError
+
+    whole = _csv_bytes()
+    last_line_start = whole.rstrip(b"\n").rfind(b"\n") + 1
+    cut = whole[:last_line_start + (len(whole) - last_line_start) // 2]  # half of the last row
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_bytes(cut)
+    out = tmp_path / "scores.parquet"
+    with pytest.raises(LoadError) as err:
+        score_manifest(manifest, out, MODEL_URI, _options(), load_model=TinyRegistry("tiny", tiny_model.model).load)
+    said = str(err.value)
+    assert str(manifest) in said and "ends without a line break" in said and "cut off" in said, said
+    assert "fields" in said and "still being copied" in said
+    assert not out.exists() and not OutputPaths(out).checkpoint.exists()
+
+    manifest.write_bytes(whole)  # the copy completed: the same command scores every row
+    summary = score_manifest(manifest, out, MODEL_URI, _options(), load_model=TinyRegistry("tiny", tiny_model.model).load)
+    assert summary.counts.rows_scored == 100
+
+
+@pytest.mark.parametrize("ending", ["whole last row", "quoted line break in the last row"])
+def test_a_csv_whose_last_row_is_whole_is_scored_without_a_final_line_break(tiny_model: TinyModel, tmp_path: Path,
+                                                                           ending: str) -> None:
+    """No final line break is allowed (RFC 4180): only a last row short of fields is taken for a cut."""
+    frame = _manifest(30)
+    if ending != "whole last row":
+        frame.loc[frame.index[-1], "goods_description"] = "spare parts,\nsecond line"
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_bytes(frame.to_csv(index=False, date_format="%Y-%m-%d").encode().rstrip(b"\n"))
+    summary = score_manifest(manifest, tmp_path / "scores.parquet", MODEL_URI, _options(),
+                             load_model=TinyRegistry("tiny", tiny_model.model).load)
+    assert summary.counts.rows_scored == 30
