@@ -58,6 +58,10 @@ def output_lock(out: str | Path) -> Iterator[Path]:
         del held[key]
         try:
             path.unlink(missing_ok=True)  # still locked: a run waiting on this file finds it gone and retries
+        except OSError:
+            # a folder made read-only under the run: a lock file left blocks nothing, and this error must
+            # not replace the run's own outcome (a failed write said with its remedy, or a success)
+            pass
         finally:
             os.close(fd)
 

@@ -6,6 +6,7 @@ a message naming the problem, leaving a state the same command resumes from."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,50 @@ def test_a_csv_whose_last_row_is_whole_is_scored_without_a_final_line_break(tiny
     summary = score_manifest(manifest, tmp_path / "scores.parquet", MODEL_URI, _options(),
                              load_model=TinyRegistry("tiny", tiny_model.model).load)
     assert summary.counts.rows_scored == 30
+
+
+def _chattr(flag: str, path: Path) -> None:
+    res = subprocess.run(["chattr", flag, str(path)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"chattr {flag} is not possible here (needs root on ext4/xfs/tmpfs): {res.stderr.strip()}")
+
+
+class _AfterFirstChunk:
+    def __init__(self, act: Any) -> None:
+        self.act, self.done = act, False
+
+    def start(self, total: int | None, completed: int) -> None: ...
+
+    def advance(self, rows: int) -> None:
+        if not self.done:
+            self.done = True
+            self.act()
+
+    def stop(self) -> None: ...
+
+
+def test_an_output_folder_made_read_only_mid_run_fails_with_the_write_error_not_the_lock_files(
+        tiny_model: TinyModel, tmp_path: Path) -> None:
+    """The folder made immutable while the run scored: the publish failed (exit 2, the chunks kept, the
+    remedy said), and then removing ``<out>.lock`` failed too, and that error replaced the first: the
+    library raised PermissionError, the CLI printed a second line, "error: cannot use …/scores.parquet.lock:
+    Operation not permitted", the last an operator reads. A lock file left behind blocks nothing."""
+    from batch import BatchWriteError
+
+    manifest = tmp_path / "manifest.parquet"
+    _manifest(200).to_parquet(manifest, index=False)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / "scores.parquet"
+    try:
+        with pytest.raises(BatchWriteError) as err:
+            score_manifest(manifest, out, MODEL_URI, _options(), load_model=TinyRegistry("tiny", tiny_model.model).load,
+                           progress=_AfterFirstChunk(lambda: _chattr("+i", folder)))
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=False)
+    said = str(err.value)
+    assert "permission denied" in said and "Nothing was published" in said and "run the same command" in said, said
+    assert (folder / "scores.parquet.lock").exists()  # could not be removed: harmless
+    summary = score_manifest(manifest, out, MODEL_URI, _options(), load_model=TinyRegistry("tiny", tiny_model.model).load)
+    assert summary.chunks_resumed == 5 and summary.counts.rows_scored == 200
+    assert not (folder / "scores.parquet.lock").exists()
