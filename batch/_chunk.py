@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from batch._input import CSV_SUFFIXES
 from features import carry_dictionaries
 from features.contracts import DECLARATION, normalize_table
 from features.mapping import ColumnMapping
@@ -110,12 +111,44 @@ def lane_array(lane: Any) -> pa.Array:
     return _LANE_ARRAY.take(pa.array(codes))
 
 
+_SEPARATORS = (",", ";", "\t", "|")
+
+
+def _refuse_swallowed_rows(read: pd.DataFrame, rejected: np.ndarray, source: str, row_offset: int) -> None:
+    """A CSV value (of a rejected row, as read) running over lines that each hold as many separators as a
+    whole row: a quote left open (``"import,``) made the reader take every line up to the next quote as
+    that one value, and those declarations were neither scored nor rejected (exit 0, "rejected 1").
+    Raises :class:`ManifestError` naming the row and column. Only rejected rows are looked at (the
+    swallowed text breaks the contract: too long, or the fields after it shifted), so it costs nothing
+    on a clean manifest; a value with a line break but no row in it (a description) is left alone."""
+    if not len(read.columns):
+        return
+    whole_row = len(read.columns) - 1  # separators in a line of the file
+    rows = read.iloc[rejected]
+    for column in rows.columns:
+        values = rows[column]
+        if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object):
+            continue
+        for pos, value in zip(rejected, values, strict=True):
+            if not isinstance(value, str) or "\n" not in value:
+                continue
+            lines = value.splitlines()
+            swallowed = sum(max(line.count(s) for s in _SEPARATORS) >= whole_row for line in lines[1:])
+            if swallowed:
+                raise ManifestError(
+                    f"{source}: row {row_offset + int(pos) + 1}: its {column} value runs over {len(lines)} lines, "
+                    f"{swallowed} of them as long as a whole row: a quote left open there (\"{lines[0][:20]}…) "
+                    f"took the rows after it into one value, and they would not be scored. Close the quote (or "
+                    "remove it) and run again")
+
+
 def score_chunk(raw: pd.DataFrame, *, model: RiskModel, settings: ChunkSettings, file_index: int, source: str,
                 row_offset: int, mapping: ColumnMapping | None = None, rules: RuleSet | None = None) -> ChunkResult:
     """Score the rows of one chunk; rows that break the contract go to the rejects, with every problem.
 
     With ``rules`` (the run's pinned profiles), the chunk's matches and lanes come from
     :func:`profiles.decide.decide_rules`, as in the API; the selection waits for the whole manifest."""
+    read = raw
     if mapping is not None:
         raw = mapping.apply(raw, labels=False)  # a score reads no label: tonight's rows have none
     frame, report = normalize_table(raw, DECLARATION, source=source, row_offset=row_offset)
@@ -125,6 +158,8 @@ def score_chunk(raw: pd.DataFrame, *, model: RiskModel, settings: ChunkSettings,
     n = len(frame)
     row_numbers = np.arange(1, n + 1, dtype=np.int64) + row_offset
     bad = np.isin(row_numbers, np.fromiter(report.bad_rows, dtype=np.int64, count=len(report.bad_rows)))
+    if bad.any() and source.lower().endswith(CSV_SUFFIXES):
+        _refuse_swallowed_rows(read, np.flatnonzero(bad), source, row_offset)
     rows = [int(p.row or 0) for p in report.problems]  # every problem left has a row (whole-file ones raised)
     ids_in = frame["declaration_id"].iloc[np.asarray(rows, dtype=np.int64) - row_offset - 1].astype(object).to_numpy()
     rejects = pa.table({

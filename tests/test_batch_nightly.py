@@ -222,3 +222,40 @@ def test_an_output_folder_made_read_only_mid_run_fails_with_the_write_error_not_
     summary = score_manifest(manifest, out, MODEL_URI, _options(), load_model=TinyRegistry("tiny", tiny_model.model).load)
     assert summary.chunks_resumed == 5 and summary.counts.rows_scored == 200
     assert not (folder / "scores.parquet.lock").exists()
+
+
+def test_a_quote_left_open_mid_file_fails_the_run_naming_the_row_instead_of_losing_the_rows_it_swallowed(
+        tiny_model: TinyModel, tmp_path: Path) -> None:
+    """``"import,`` in row 50 of a CSV: the quoted value ran on to the next quote, 30 lines further, and the
+    run exited 0 with "rejected 1": the 30 declarations it swallowed were neither scored nor rejected.
+    Now the run fails on its input (exit 2, nothing written) naming the file, the row and the column."""
+    from batch import ManifestError
+
+    frame = _manifest(100)
+    frame.loc[frame.index[80], "goods_description"] = "parts, spare"  # quoted by the writer: the quote closing it
+    lines = frame.to_csv(index=False, date_format="%Y-%m-%d").splitlines(keepends=True)
+    lines[50] = lines[50].replace(",import,", ',"import,', 1).replace(",export,", ',"export,', 1)
+    assert '"' in lines[50]
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("".join(lines))
+    out = tmp_path / "scores.parquet"
+    with pytest.raises(ManifestError) as err:
+        score_manifest(manifest, out, MODEL_URI, _options(), load_model=TinyRegistry("tiny", tiny_model.model).load)
+    said = str(err.value)
+    assert f"{manifest}: row 50: its direction value runs over" in said and "quote left open" in said, said
+    assert "would not be scored" in said
+    assert not out.exists() and not OutputPaths(out).checkpoint.exists()
+
+
+def test_a_rejected_row_with_a_line_break_in_its_description_is_only_rejected(tiny_model: TinyModel,
+                                                                             tmp_path: Path) -> None:
+    """A multi-line value that holds no row of its own is no open quote: the row is rejected for its date."""
+    frame = _manifest(60)
+    frame["declaration_date"] = frame["declaration_date"].dt.strftime("%Y-%m-%d")
+    frame.loc[frame.index[10], "goods_description"] = "spare parts,\nsee the invoice, page 2"
+    frame.loc[frame.index[10], "declaration_date"] = "yesterday"
+    manifest = tmp_path / "manifest.csv"
+    frame.to_csv(manifest, index=False)
+    summary = score_manifest(manifest, tmp_path / "scores.parquet", MODEL_URI, _options(),
+                             load_model=TinyRegistry("tiny", tiny_model.model).load)
+    assert summary.counts.rows_scored == 59 and summary.counts.rows_rejected == 1
