@@ -43,6 +43,10 @@ def _bounded(v: Any, info: ValidationInfo) -> Any:
     return v
 
 
+#: the largest version number a store keeps (a PostgreSQL integer column; larger ones were a 500 there)
+MAX_VERSION = 2**31 - 1
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
@@ -89,7 +93,7 @@ class Profile(_Frozen):
     valid_to: dt.date | None = None  # open-ended when missing
     status: Status = "draft"
     owner: str = Field(min_length=1)
-    version: int = Field(default=1, ge=1)
+    version: int = Field(default=1, ge=1, le=MAX_VERSION)
 
     @field_validator("name", "criterion", "owner")
     @classmethod
@@ -130,7 +134,7 @@ class WatchList(_Frozen):
     description: str = ""
     entries: tuple[WatchEntry, ...] = ()
     action: Action | None = None  # set: the list acts on its own, like a one-condition profile
-    version: int = Field(default=1, ge=1)
+    version: int = Field(default=1, ge=1, le=MAX_VERSION)
 
     @field_validator("description")
     @classmethod

@@ -44,12 +44,30 @@ def parse_json(body: bytes) -> Any:
     try:
         data = pydantic_core.from_json(body, allow_inf_nan=False)
     except ValueError as exc:
-        raise MalformedBody([FieldProblem("body", f"malformed JSON: {exc}")]) from None
+        if not body.startswith(_UTF8_BOM):
+            raise MalformedBody([FieldProblem("body", f"malformed JSON: {exc}{_encoding_hint(body)}")]) from None
+        # a UTF-8 byte order mark (PowerShell 5 writes one): RFC 8259 lets a parser ignore it, so it is
+        body = body[len(_UTF8_BOM):]
+        try:
+            data = pydantic_core.from_json(body, allow_inf_nan=False)
+        except ValueError as exc2:
+            raise MalformedBody([FieldProblem("body", f"malformed JSON (after its byte order mark): {exc2}")]) from None
     if _may_repeat_a_key(body, data):
         repeated = _repeated_keys(body)
         if repeated:
             raise MalformedBody(repeated)
     return data
+
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _encoding_hint(body: bytes) -> str:
+    """What to do about a body in UTF-16 or UTF-32 (a NUL among its first bytes, or their byte order mark),
+    which JSON over HTTP never is; told on the error path only."""
+    if body[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in body[:4]:
+        return " (the body looks like UTF-16 or UTF-32: send it as UTF-8)"
+    return ""
 
 
 _COUNT_WITH_NUMPY = 4096  # bytes from which numpy counts faster (450 kB: 40 µs against bytes.count's 220 µs)

@@ -119,7 +119,7 @@ def _body(model: type[BaseModel]) -> dict[str, Any]:
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": schemas.ValidationErrorBody, "description": "malformed JSON"},
+    400: {"model": schemas.ValidationErrorBody, "description": "malformed JSON, or an object giving a key twice"},
     401: {"model": schemas.ErrorBody, "description": "missing or invalid API key"},
     403: {"model": schemas.ErrorBody, "description": "the key's role is not enough"},
     413: {"model": schemas.ValidationErrorBody, "description": "too many items or body too large"},

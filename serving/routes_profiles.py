@@ -79,7 +79,7 @@ Responses = dict[int | str, dict[str, Any]]
 _AUTH: Responses = {401: {"model": schemas.ErrorBody, "description": "missing or invalid API key"},
                     403: {"model": schemas.ErrorBody, "description": "the key's role is not enough"},
                     422: {"model": schemas.ValidationErrorBody, "description": "bad query or path parameters"}}
-_WRITE: Responses = {**_AUTH, 400: {"model": schemas.ValidationErrorBody, "description": "malformed JSON"},
+_WRITE: Responses = {**_AUTH, 400: {"model": schemas.ValidationErrorBody, "description": "malformed JSON, or an object giving a key twice"},
                      413: {"model": schemas.ValidationErrorBody, "description": "body too large"},
                      415: {"model": schemas.ValidationErrorBody,
                            "description": "a compressed body (Content-Encoding other than identity)"},

@@ -255,6 +255,10 @@ class ScoringService:
     def check_model(self, requested: str | None) -> ServedModel:
         """The served model, after checking that ``requested`` (NAME, NAME/VERSION or NAME@ALIAS) names it."""
         served = self.served
+        if requested is not None and not requested.strip():  # ?model= pinned nothing, and was scored anyway
+            raise InputError([FieldProblem("model", "an empty model name pins nothing: give NAME, NAME/VERSION or "
+                                                    "NAME@ALIAS, or leave the parameter out", value=requested,
+                                           has_value=True)])
         if requested:
             ref = served.ref
             if "@" in requested:
