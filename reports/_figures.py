@@ -66,8 +66,10 @@ def country_totals(by_country: pd.DataFrame) -> pd.DataFrame:
     return total.reset_index(drop=True)
 
 
-def region_bars(by_region: pd.DataFrame) -> go.Figure:
-    return _grouped_bars(by_region, "region", "seizures", "Seizures by region (reporting country's region)")
+def region_bars(weapon_seizures: pd.DataFrame) -> go.Figure:
+    """Figure 2: weapon seizures (small arms, light weapons, other weapons) per region and year."""
+    return _grouped_bars(weapon_seizures, "region", "seizures",
+                         "Weapon seizures by region (small arms, light and other weapons; reporting country's region)")
 
 
 def top_countries(by_country: pd.DataFrame, n: int = TOP_COUNTRIES) -> tuple[go.Figure, pd.DataFrame]:

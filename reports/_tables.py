@@ -6,8 +6,9 @@ to more than the total. Groups that hold no seizure are absent (no zero rows), e
 ``yoy_weapon_type``, which compares the first and last year of the range for every weapon type seen.
 
 ``by_weapon_type`` (Figure 4) counts every seizure that carries a weapon type, parts and
-accessories of that weapon included; ``weapon_type_by_region`` (Figure 7, and summed over types
-Figure 2) counts weapon seizures only: categories small arms, light weapons and other weapons.
+accessories of that weapon included; ``weapon_seizures_by_region`` (Figure 2) and
+``weapon_type_by_region`` (Figure 7) count weapon seizures only: categories small arms, light weapons
+and other weapons (Figure 2 those without a weapon type too). ``by_region`` counts every seizure.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
     "totals": {"year": "int64", "cases": "int64", "seizures": "int64", "quantity": "float64"},
     "by_region": {"region": "str", "year": "int64", "cases": "int64", "seizures": "int64",
                   "quantity": "float64"},
+    # Figure 2: weapon seizures (categories WEAPON_CATEGORIES) by the reporting country's region
+    "weapon_seizures_by_region": {"region": "str", "year": "int64", "seizures": "int64"},
     "by_country": {"reporting_country": "str", "year": "int64", "cases": "int64", "seizures": "int64",
                    "quantity": "float64"},
     "by_weapon_type": {"weapon_type": "str", "year": "int64", "seizures": "int64", "quantity": "float64"},
@@ -60,6 +63,7 @@ _QUANTITY = "sum(quantity) AS quantity"
 _GROUPED: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "totals": (("year",), (_CASES, _SEIZURES, _QUANTITY), ""),
     "by_region": (("region", "year"), (_CASES, _SEIZURES, _QUANTITY), ""),
+    "weapon_seizures_by_region": (("region", "year"), (_SEIZURES,), f"commodity_category IN {WEAPON_CATEGORIES}"),
     "by_country": (("reporting_country", "year"), (_CASES, _SEIZURES, _QUANTITY), ""),
     "by_weapon_type": (("weapon_type", "year"), (_SEIZURES, _QUANTITY), "weapon_type IS NOT NULL"),
     "weapon_type_by_region": (("weapon_type", "region", "year"), (_SEIZURES,),

@@ -37,6 +37,9 @@ EXPECTED = {
     "by_region": frame("by_region", [
         ("ME", 2023, 1, 2, 501.0), ("NAM", 2022, 1, 2, 102.0), ("NAM", 2023, 2, 2, 10.0),
         ("WE", 2022, 1, 2, 6.0), ("WE", 2023, 1, 2, 14.0)]),
+    # Figure 2: weapon seizures only (C1's ammunition, C5's ammunition and C6's pistol parts are not weapons)
+    "weapon_seizures_by_region": frame("weapon_seizures_by_region", [
+        ("ME", 2023, 1), ("NAM", 2022, 1), ("NAM", 2023, 1), ("WE", 2022, 2), ("WE", 2023, 2)]),
     "by_country": frame("by_country", [
         ("GB", 2022, 1, 2, 6.0), ("GB", 2023, 1, 2, 14.0), ("SA", 2023, 1, 2, 501.0),
         ("US", 2022, 1, 2, 102.0), ("US", 2023, 2, 2, 10.0)]),
@@ -210,6 +213,21 @@ def test_html_is_self_contained() -> None:
     for anchor in ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig12", "fig13", "fig14"):
         assert f'id="{anchor}-chart"' in page
     assert page.count('<table class="sortable">') >= 12
+
+
+def test_figure_2_shows_weapon_seizures_by_region_not_every_seizure() -> None:
+    raw = pd.read_csv(SMALL, dtype=str, keep_default_na=False, na_values=[""])
+    untyped = raw.iloc[[0]].assign(seizure_id="S11", weapon_type=None)  # a pistol of no recorded type: a weapon
+    t = reports.trend_tables(pd.concat([raw, untyped], ignore_index=True))
+    weapons = t["weapon_seizures_by_region"].set_index(["region", "year"])["seizures"]
+    assert weapons.to_dict() == {("ME", 2023): 1, ("NAM", 2022): 2, ("NAM", 2023): 1, ("WE", 2022): 2, ("WE", 2023): 2}
+    # every seizure of NAM in 2022 (pistol, ammunition, untyped pistol) stays in by_region, not in Figure 2
+    assert t["by_region"].set_index(["region", "year"]).at[("NAM", 2022), "seizures"] == 3
+    fig = reports.report_figures(t)["fig2"]
+    bars = {(bar.name, x): y for bar in fig.data for x, y in zip(bar.x, bar.y, strict=True)}
+    assert bars[("2022", "NAM")] == 2 and bars[("2023", "ME")] == 1
+    assert "Weapon seizures" in fig.layout.title.text
+    assert reports.report_texts(t)["fig2"].startswith("Weapon seizures by region, 2022 to 2023")
 
 
 def test_generated_texts_report_changes_and_unknown_routes() -> None:
