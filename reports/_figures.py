@@ -157,7 +157,7 @@ def weapon_region_heatmap(df: pd.DataFrame) -> go.Figure:
     return _layout(fig, "Weapon seizures by type and region", height=max(_HEIGHT, 26 * len(types) + 160))
 
 
-def change_bars(yoy: pd.DataFrame, measure: str, first: int, last: int) -> go.Figure:
+def change_bars(yoy: pd.DataFrame, measure: str, first: int, last: int, what: str = "") -> go.Figure:
     """Figures 8 and 9: percentage change of seizures or quantity per weapon type (known changes only)."""
     col = f"{measure}_change_pct"
     known = yoy.dropna(subset=[col]).sort_values(col, ascending=False)
@@ -169,7 +169,7 @@ def change_bars(yoy: pd.DataFrame, measure: str, first: int, last: int) -> go.Fi
     ))
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(ticksuffix=" %")
-    return _layout(fig, f"Change in {measure} by weapon type, {first} → {last}",
+    return _layout(fig, f"Change in {what or measure} by weapon type, {first} → {last}",
                    height=max(360, 28 * len(known) + 140))
 
 

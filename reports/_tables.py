@@ -9,6 +9,9 @@ to more than the total. Groups that hold no seizure are absent (no zero rows), e
 accessories of that weapon included; ``weapon_seizures_by_region`` (Figure 2) and
 ``weapon_type_by_region`` (Figure 7) count weapon seizures only: categories small arms, light weapons
 and other weapons (Figure 2 those without a weapon type too). ``by_region`` counts every seizure.
+``yoy_weapon_type`` compares ``by_weapon_type`` (Figure 8: seizures, parts included, as Figure 4);
+``yoy_weapon_quantity`` (Figure 9) compares the pieces of weapon seizures only, so that 17,700 rifle
+components do not read as a fall in rifles seized.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
     "yoy_weapon_type": {"weapon_type": "str", "seizures_first": "int64", "seizures_last": "int64",
                         "seizures_change_pct": "float64", "quantity_first": "float64",
                         "quantity_last": "float64", "quantity_change_pct": "float64"},
+    # Figure 9: pieces of weapon seizures (not parts) per weapon type, first year against last year
+    "yoy_weapon_quantity": {"weapon_type": "str", "quantity_first": "float64", "quantity_last": "float64",
+                            "quantity_change_pct": "float64"},
     "weapon_type_by_region": {"weapon_type": "str", "region": "str", "year": "int64", "seizures": "int64"},
     "routes": {"departure_region": "str", "destination_region": "str", "cases": "int64",
                "share_of_cases": "float64"},
@@ -180,6 +186,25 @@ def _yoy_sql(first: int, last: int) -> str:
     """
 
 
+def _yoy_quantity_sql(first: int, last: int) -> str:
+    return f"""
+        WITH t AS (
+            SELECT weapon_type, year, sum(quantity) AS quantity FROM seizures
+            WHERE weapon_type IS NOT NULL AND commodity_category IN {WEAPON_CATEGORIES} GROUP BY weapon_type, year
+        ),
+        f AS (SELECT weapon_type, quantity FROM t WHERE year = {first}),
+        l AS (SELECT weapon_type, quantity FROM t WHERE year = {last}),
+        v AS (
+            SELECT w.weapon_type, coalesce(f.quantity, 0) AS quantity_first, coalesce(l.quantity, 0) AS quantity_last
+            FROM (SELECT DISTINCT weapon_type FROM t) w
+            LEFT JOIN f ON f.weapon_type = w.weapon_type LEFT JOIN l ON l.weapon_type = w.weapon_type
+        )
+        SELECT weapon_type, quantity_first, quantity_last,
+               {_change("quantity_first", "quantity_last")} AS quantity_change_pct
+        FROM v ORDER BY weapon_type
+    """
+
+
 def _typed(name: str, df: pd.DataFrame) -> pd.DataFrame:
     schema = TABLE_SCHEMAS[name]
     df = df[list(schema)]
@@ -206,10 +231,13 @@ def query_tables(con: duckdb.DuckDBPyConnection, years: list[int] | None) -> dic
     last = int(seen.max()) if len(seen) else None
     if first is None or last is None or first == last:
         yoy = pd.DataFrame(columns=list(TABLE_SCHEMAS["yoy_weapon_type"]))
+        yoy_quantity = pd.DataFrame(columns=list(TABLE_SCHEMAS["yoy_weapon_quantity"]))
     else:
         con.register("by_weapon_type_result", out["by_weapon_type"])
         yoy = con.execute(_yoy_sql(first, last)).df()
+        yoy_quantity = con.execute(_yoy_quantity_sql(first, last)).df()
     out["yoy_weapon_type"] = _typed("yoy_weapon_type", yoy)
+    out["yoy_weapon_quantity"] = _typed("yoy_weapon_quantity", yoy_quantity)
     return {name: out[name] for name in TABLE_NAMES}
 
 

@@ -52,6 +52,10 @@ EXPECTED = {
         ("revolver", 1, 0, -100.0, 1.0, 0.0, -100.0),
         ("semi-automatic pistol", 1, 3, 200.0, 2.0, 11.0, 450.0),
         ("slash and stab weapon", 1, 1, 0.0, 5.0, 10.0, 100.0)]),
+    # Figure 9: pieces of weapon seizures only (C6's 7 pistol parts are not pistols)
+    "yoy_weapon_quantity": frame("yoy_weapon_quantity", [
+        ("imitation hand gun", 0.0, 4.0, NAN), ("revolver", 1.0, 0.0, -100.0),
+        ("semi-automatic pistol", 2.0, 4.0, 100.0), ("slash and stab weapon", 5.0, 10.0, 100.0)]),
     "weapon_type_by_region": frame("weapon_type_by_region", [
         ("imitation hand gun", "WE", 2023, 1), ("revolver", "WE", 2022, 1),
         ("semi-automatic pistol", "ME", 2023, 1), ("semi-automatic pistol", "NAM", 2022, 1),
@@ -228,6 +232,17 @@ def test_figure_2_shows_weapon_seizures_by_region_not_every_seizure() -> None:
     assert bars[("2022", "NAM")] == 2 and bars[("2023", "ME")] == 1
     assert "Weapon seizures" in fig.layout.title.text
     assert reports.report_texts(t)["fig2"].startswith("Weapon seizures by region, 2022 to 2023")
+
+
+def test_figure_9_compares_pieces_of_weapons_not_of_their_parts() -> None:
+    t = reports.trend_tables(SMALL)
+    # pistols: 2 → 4 pieces of pistols (+100 %); with C6's 7 pistol parts 2 → 11 (+450 %, Figures 4 and 8's count)
+    assert t["yoy_weapon_type"].set_index("weapon_type").at["semi-automatic pistol", "quantity_change_pct"] == 450.0
+    fig = reports.report_figures(t)["fig9"]
+    shown = dict(zip(fig.data[0].y, fig.data[0].x, strict=True))
+    assert shown["semi-automatic pistol"] == 100.0
+    assert "parts excluded" in fig.layout.title.text
+    assert "semi-automatic pistol +100 % (2 → 4)" in reports.report_texts(t)["fig9"]
 
 
 def test_generated_texts_report_changes_and_unknown_routes() -> None:

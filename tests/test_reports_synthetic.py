@@ -1,4 +1,4 @@
-"""On the default synthetic data the report reproduces the seed report's totals and Figures 2-4."""
+"""On the default synthetic data the report reproduces the seed report's totals and Figures 2-4, 9 and 11."""
 
 from __future__ import annotations
 
@@ -90,3 +90,12 @@ def test_figure_11_imitation_guns_by_conveyance(tables: dict[str, pd.DataFrame],
     assert t23[(t23["conveyance"] == "air") & (t23["direction"] == "import")]["cases"].sum() == 20
     assert by_conv["vehicle"] == fig["road"]  # the report's "road" is the contract's vehicle
     assert by_conv["mail"] == fig["mail"] and by_conv["other"] == fig["other"]
+
+
+@pytest.mark.slow
+def test_figure_9_quantity_change_of_weapons(tables: dict[str, pd.DataFrame], figures: dict) -> None:
+    got = tables["yoy_weapon_quantity"].set_index("weapon_type")["quantity_change_pct"]
+    # pieces of weapons of the type, parts excluded (with parts, assault rifles read -51 %)
+    want = figures["figure_9_quantity_change_pct"]
+    misses = [(name, got.get(name), pct) for name, pct in want.items() if not close(got.get(name, 0.0), pct)]
+    assert not misses, misses
