@@ -11,6 +11,7 @@ import html
 import json
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 
@@ -47,7 +48,11 @@ def _script_safe(s: str) -> str:
 
 
 def _cell(value: object, plain: bool = False) -> tuple[str, str]:
-    """(sort value, display text) of one table cell; ``plain`` numbers (years) get no separators."""
+    """(sort value, display text) of one table cell; ``plain`` numbers (years) get no separators.
+
+    A number shows every digit the CSV and JSON files write, grouped in thousands: 17952.5 is 17,952.5
+    (four significant digits showed 1.795e+04, and 1015.4 as 1,015).
+    """
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return "", ""
     if isinstance(value, bool):
@@ -55,7 +60,10 @@ def _cell(value: object, plain: bool = False) -> tuple[str, str]:
     if isinstance(value, int | float) and not isinstance(value, bool):
         if plain:
             return str(value), str(value)
-        return repr(float(value)), text.fmt_number(float(value)) if float(value).is_integer() else f"{value:,.4g}"
+        number = float(value)
+        if number.is_integer():
+            return repr(number), text.fmt_number(number)
+        return repr(number), f"{Decimal(repr(number)):,f}"  # repr: the shortest text that reads back as the value
     return str(value), str(value)
 
 

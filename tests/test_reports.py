@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -243,6 +244,16 @@ def test_figure_9_compares_pieces_of_weapons_not_of_their_parts() -> None:
     assert shown["semi-automatic pistol"] == 100.0
     assert "parts excluded" in fig.layout.title.text
     assert "semi-automatic pistol +100 % (2 → 4)" in reports.report_texts(t)["fig9"]
+
+
+def test_html_tables_show_the_numbers_the_csv_writes() -> None:
+    from reports._html import table_html
+
+    df = pd.DataFrame({"year": [2023] * 5, "quantity": [17952.5, 1015.4, 0.0981, 1234567.25, 3000.0]})
+    shown = re.findall(r'<td data-v="([^"]*)">([^<]*)</td>', table_html("t", df))[1::2]
+    # as the CSV writes them (17952.5, not 1.795e+04; 1015.4, not 1,015), grouped in thousands
+    assert [text for _, text in shown] == ["17,952.5", "1,015.4", "0.0981", "1,234,567.25", "3,000"]
+    assert [float(key) for key, _ in shown] == df["quantity"].tolist()
 
 
 def test_generated_texts_report_changes_and_unknown_routes() -> None:
