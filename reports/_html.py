@@ -91,8 +91,24 @@ def _span(tables: dict[str, pd.DataFrame]) -> tuple[int | None, int | None]:
     return (span[0], span[1]) if span else (None, None)
 
 
+def _years_text(t: dict[str, pd.DataFrame]) -> str:
+    first, last = _span(t)
+    return str(first) if first == last else f"{first}–{last}"
+
+
+def _not_drawn(anchor: str, title: str, why: str) -> Section:
+    """A figure the data cannot fill keeps its place, saying why (it vanished from the page and its contents)."""
+    return Section(anchor, title, f"Not drawn: {why}", None, ())
+
+
+def _fill_years(df: pd.DataFrame, years: list[int]) -> pd.DataFrame:
+    """Rows of zero for the report's years without a row (a year with none is 0, not missing from the chart)."""
+    return (df.set_index("year").reindex(years, fill_value=0).rename_axis("year").reset_index()
+            if len(df) else df)
+
+
 def build_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
-    """The report's figures, in the seed report's order, where the data allows."""
+    """The report's figures, in the seed report's order; one the data cannot fill says why."""
     t = tables
     out: list[Section] = [Section("totals", "Overview", text.describe_totals(t["totals"]), None,
                                   (("totals", t["totals"]),))]
@@ -117,7 +133,10 @@ def _country_sections(t: dict[str, pd.DataFrame]) -> list[Section]:
                                      "weapon seizures by region"),
                 figs.region_bars(t["weapon_seizures_by_region"]),
                 (("weapon_seizures_by_region", t["weapon_seizures_by_region"]),
-                 ("by_region (every seizure: weapons, ammunition, parts, explosives)", t["by_region"]))),
+                 ("by_region (every seizure: weapons, ammunition, parts, explosives)", t["by_region"])))
+        if not t["weapon_seizures_by_region"].empty else
+        _not_drawn("fig2", "Figure 2: Weapon seizures by region",
+                   f"no weapon seizures (small arms, light weapons, other weapons) in {_years_text(t)}."),
         Section("fig3", f"Figure 3: Top {figs.TOP_COUNTRIES} reporting countries by cases",
                 text.describe_movers(t["by_country"], "reporting_country", "cases", "cases by country"),
                 top_fig, ((f"top {figs.TOP_COUNTRIES} (from by_country)", top_table),
@@ -139,15 +158,22 @@ def _ammunition_text(am: pd.DataFrame) -> str:
 def _weapon_type_sections(t: dict[str, pd.DataFrame]) -> list[Section]:
     """Figures 4-5: weapon types, and ammunition."""
     out: list[Section] = []
+    title4 = "Figure 4: Weapon types by seizures and quantity"
     if not t["by_weapon_type"].empty:
-        out.append(Section("fig4", "Figure 4: Weapon types by seizures and quantity",
+        out.append(Section("fig4", title4,
                            text.describe_movers(t["by_weapon_type"], "weapon_type", "seizures",
                                                 "seizures by weapon type"),
                            figs.weapon_types(t["by_weapon_type"]), (("by_weapon_type", t["by_weapon_type"]),)))
+    else:
+        out.append(_not_drawn("fig4", title4, f"no seizure in {_years_text(t)} records a weapon type."))
     am = t["ammunition"]
+    title5 = "Figure 5: Seizures and quantity of ammunition"
     if not am.empty:
-        out.append(Section("fig5", "Figure 5: Seizures and quantity of ammunition", _ammunition_text(am),
-                           figs.year_pairs(am, "Ammunition: seizures and quantity"), (("ammunition", am),)))
+        am = _fill_years(am, [int(y) for y in t["totals"]["year"]])
+        out.append(Section("fig5", title5, _ammunition_text(am),
+                           figs.year_pairs(am, "Ammunition: seizures and quantity"), (("ammunition", t["ammunition"]),)))
+    else:
+        out.append(_not_drawn("fig5", title5, f"no ammunition seizures in {_years_text(t)}."))
     return out
 
 
@@ -160,26 +186,37 @@ def _route_section(t: dict[str, pd.DataFrame]) -> Section:
 def _weapon_change_sections(t: dict[str, pd.DataFrame]) -> list[Section]:
     """Figures 7-9: weapon types by region, and their change from the first year to the last."""
     out: list[Section] = []
+    title7 = "Figure 7: Weapon seizures by type and region"
     if not t["weapon_type_by_region"].empty:
-        out.append(Section("fig7", "Figure 7: Weapon seizures by type and region",
+        out.append(Section("fig7", title7,
                            text.describe_share_by(t["weapon_type_by_region"], "weapon_type", "region", "seizures",
                                                   "weapon seizures"),
                            figs.weapon_region_heatmap(t["weapon_type_by_region"]),
                            (("weapon_type_by_region", t["weapon_type_by_region"]),)))
+    else:
+        out.append(_not_drawn("fig7", title7, f"no weapon seizure in {_years_text(t)} records a weapon type."))
     first, last = _span(t)
+    title8 = "Figure 8: Year-on-year change in seizures by weapon type"
+    title9 = "Figure 9: Change in quantity of weapons seized by weapon type"
+    if first is None or last is None or first == last:
+        why = f"a change needs two years with seizures; the report covers {first} only."
+        return [*out, _not_drawn("fig8", title8, why), _not_drawn("fig9", title9, why)]
     yoy = t["yoy_weapon_type"]
-    if not yoy.empty and first is not None and last is not None and first != last:
-        out.append(Section("fig8", "Figure 8: Year-on-year change in seizures by weapon type",
-                           text.describe_yoy(yoy, "seizures", first, last),
+    if not yoy.empty:
+        out.append(Section("fig8", title8, text.describe_yoy(yoy, "seizures", first, last),
                            figs.change_bars(yoy, "seizures", first, last), (("yoy_weapon_type", yoy),)))
-        # pieces of weapons, as the seed report's Figure 9 (assault rifles +44 %): with their parts counted
-        # (17,700 rifle components in one 2022 case) the same rifles read -51 %
-        yoy_q = t["yoy_weapon_quantity"]
-        out.append(Section("fig9", "Figure 9: Change in quantity of weapons seized by weapon type",
-                           text.describe_yoy(yoy_q, "quantity", first, last),
+    else:
+        out.append(_not_drawn("fig8", title8, f"no seizure in {first}–{last} records a weapon type."))
+    # pieces of weapons, as the seed report's Figure 9 (assault rifles +44 %): with their parts counted
+    # (17,700 rifle components in one 2022 case) the same rifles read -51 %
+    yoy_q = t["yoy_weapon_quantity"]
+    if not yoy_q.empty:
+        out.append(Section("fig9", title9, text.describe_yoy(yoy_q, "quantity", first, last),
                            figs.change_bars(yoy_q, "quantity", first, last,
                                             what="pieces of weapon seizures (parts excluded)"),
                            (("yoy_weapon_quantity", yoy_q),)))
+    else:
+        out.append(_not_drawn("fig9", title9, f"no weapon seizure in {first}–{last} records a weapon type."))
     return out
 
 
@@ -187,13 +224,19 @@ def _imitation_sections(t: dict[str, pd.DataFrame]) -> list[Section]:
     """Figures 10-11: imitation hand guns by year, and by departure region and conveyance."""
     out: list[Section] = []
     imitation = t["by_weapon_type"][t["by_weapon_type"]["weapon_type"] == "imitation hand gun"]
-    if not imitation.empty:
-        out.append(Section("fig10", "Figure 10: Imitation hand gun seizures",
-                           "Imitation hand guns: " + "; ".join(
-                               f"{r.year}: {text.fmt_number(r.seizures)} seizures, "
-                               f"{text.fmt_number(r.quantity)} pieces" for r in imitation.itertuples()) + ".",
-                           figs.year_pairs(imitation, "Imitation hand guns: seizures and quantity"),
-                           (("by_weapon_type (imitation hand gun)", imitation),)))
+    title10 = "Figure 10: Imitation hand gun seizures"
+    title11 = "Figure 11: Imitation hand guns by departure region and conveyance (cases)"
+    if imitation.empty:
+        why = f"no imitation hand gun seizures in {_years_text(t)}."
+        return [_not_drawn("fig10", title10, why), _not_drawn("fig11", title11, why)]
+    # every year of the report, 0 where none was seized (the seed report: none in 2022, 25 in 2023)
+    per_year = _fill_years(imitation.drop(columns="weapon_type"), [int(y) for y in t["totals"]["year"]])
+    out.append(Section("fig10", title10,
+                       "Imitation hand guns: " + "; ".join(
+                           f"{r.year}: {text.fmt_number(r.seizures)} seizures, "
+                           f"{text.fmt_number(r.quantity)} pieces" for r in per_year.itertuples()) + ".",
+                       figs.year_pairs(per_year, "Imitation hand guns: seizures and quantity"),
+                       (("by_weapon_type (imitation hand gun)", imitation),)))
     im_conv = t.get("imitation_guns_by_conveyance")
     if im_conv is not None and not im_conv.empty:
         by_conv = pd.DataFrame(im_conv.groupby(["conveyance", "year"], as_index=False)["cases"].sum())
@@ -221,9 +264,14 @@ def _detection_sections(t: dict[str, pd.DataFrame]) -> list[Section]:
                                                       f"cases by {key.replace('_', ' ')}"),
                                figs.stacked_by_year(t[name], key, "direction", "cases", title.split(": ")[1]),
                                ((name, t[name]),)))
+        else:
+            out.append(_not_drawn(anchor, title, f"no cases in {_years_text(t)}."))
     conv = t["conveyance_by_category"]
-    if not conv.empty:
-        out.append(Section("fig14", "Figure 14: Seizures by conveyance and commodity category",
+    title14 = "Figure 14: Seizures by conveyance and commodity category"
+    if conv.empty:
+        out.append(_not_drawn("fig14", title14, f"no seizures in {_years_text(t)}."))
+    else:
+        out.append(Section("fig14", title14,
                            text.describe_share_by(conv, "conveyance", "commodity_category", "seizures",
                                                   "seizures by conveyance"),
                            figs.stacked_by_year(conv, "conveyance", "commodity_category", "seizures",

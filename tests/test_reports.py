@@ -256,6 +256,25 @@ def test_html_tables_show_the_numbers_the_csv_writes() -> None:
     assert [float(key) for key, _ in shown] == df["quantity"].tolist()
 
 
+def test_a_figure_the_data_cannot_fill_says_why_instead_of_vanishing() -> None:
+    one_year = reports.report_texts(reports.trend_tables(SMALL, years=[2022]))
+    assert [a for a in one_year if a != "totals"] == [f"fig{i}" for i in range(1, 15)]
+    assert one_year["fig8"] == one_year["fig9"] == (
+        "Not drawn: a change needs two years with seizures; the report covers 2022 only.")
+    assert one_year["fig10"] == one_year["fig11"] == "Not drawn: no imitation hand gun seizures in 2022."
+    page = reports.render_html(reports.trend_tables(SMALL, years=[2022]))
+    assert all(f'<section id="fig{i}">' in page for i in range(1, 15)) and 'href="#fig9"' in page
+    t2023 = reports.trend_tables(SMALL, years=[2023])
+    no_ammunition = t2023 | {"ammunition": t2023["ammunition"].iloc[:0]}
+    assert reports.report_texts(no_ammunition)["fig5"] == "Not drawn: no ammunition seizures in 2023."
+    # a year of the report without imitation guns is a 0 in Figure 10, not a year left off its chart
+    both = reports.trend_tables(SMALL)
+    fig10 = reports.report_figures(both)["fig10"]
+    assert list(fig10.data[0].x) == ["2022", "2023"] and list(fig10.data[0].y) == [0, 1]
+    assert reports.report_texts(both)["fig10"] == (
+        "Imitation hand guns: 2022: 0 seizures, 0 pieces; 2023: 1 seizures, 4 pieces.")
+
+
 def test_generated_texts_report_changes_and_unknown_routes() -> None:
     texts = reports.report_texts(reports.trend_tables(SMALL))
     assert "cases rose 100 % from 2 to 4" in texts["totals"]
