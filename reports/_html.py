@@ -68,8 +68,11 @@ def _cell(value: object, plain: bool = False) -> tuple[str, str]:
 
 
 def table_html(name: str, df: pd.DataFrame) -> str:
-    """A sortable table (click a header); numbers sort numerically."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    """A sortable table (a header is a button: click it or press Enter); numbers sort numerically.
+
+    The scrolling box is focusable and named, so that a keyboard can scroll it (axe: scrollable-region-focusable).
+    """
+    head = "".join(f'<th scope="col"><button type="button">{html.escape(str(c))}</button></th>' for c in df.columns)
     rows = []
     shown = df.head(MAX_TABLE_ROWS)
     plain = [str(c) == "year" for c in df.columns]
@@ -82,7 +85,8 @@ def table_html(name: str, df: pd.DataFrame) -> str:
         rows.append("<tr>" + "".join(cells) + "</tr>")
     more = f"<p class='note'>First {MAX_TABLE_ROWS} of {len(df)} rows.</p>" if len(df) > MAX_TABLE_ROWS else ""
     return (f'<details open><summary>Table <code>{html.escape(name)}</code> ({len(df)} rows)</summary>'
-            f'<div class="tbl"><table class="sortable"><thead><tr>{head}</tr></thead>'
+            f'<div class="tbl" tabindex="0" role="region" aria-label="Table {html.escape(name)}">'
+            f'<table class="sortable"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>{more}</details>')
 
 
@@ -297,19 +301,25 @@ h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2.5rem;border-bottom:1px sol
 nav ul{columns:2;font-size:.9rem}p.text{max-width:60rem;line-height:1.45}.note{color:#666;font-size:.85rem}
 div.tbl{max-height:22rem;overflow:auto;border:1px solid #ddd;margin:.5rem 0}
 table.sortable{border-collapse:collapse;font-size:.85rem;width:100%}
-table.sortable th{position:sticky;top:0;background:#f4f4f4;cursor:pointer;text-align:left;padding:.3rem .5rem}
-table.sortable th[data-dir=asc]::after{content:" \\25B2"}table.sortable th[data-dir=desc]::after{content:" \\25BC"}
+table.sortable th{position:sticky;top:0;background:#f4f4f4;text-align:left;padding:.3rem .5rem}
+table.sortable th button{font:inherit;font-weight:bold;color:inherit;background:none;border:0;padding:0;cursor:pointer;
+text-align:left}
+table.sortable th[aria-sort=ascending] button::after{content:" \\25B2"}
+table.sortable th[aria-sort=descending] button::after{content:" \\25BC"}
+div.tbl:focus-visible,table.sortable th button:focus-visible{outline:3px solid #fd0;outline-offset:0}
+figure.chart{margin:0}figure.chart figcaption{color:#555;font-size:.85rem}
 table.sortable td{padding:.2rem .5rem;border-top:1px solid #eee}
 table.sortable td[data-v]:not([data-v=""]){font-variant-numeric:tabular-nums}
 """
 
 _SORT_JS = """
-document.querySelectorAll('table.sortable th').forEach(function (th) {
-  th.addEventListener('click', function () {
+document.querySelectorAll('table.sortable th button').forEach(function (button) {
+  button.addEventListener('click', function () {
+    var th = button.closest('th');
     var table = th.closest('table'), idx = Array.prototype.indexOf.call(th.parentNode.children, th);
-    var asc = th.dataset.dir !== 'asc';
-    th.parentNode.querySelectorAll('th').forEach(function (h) { delete h.dataset.dir; });
-    th.dataset.dir = asc ? 'asc' : 'desc';
+    var asc = th.getAttribute('aria-sort') !== 'ascending';
+    th.parentNode.querySelectorAll('th').forEach(function (h) { h.removeAttribute('aria-sort'); });
+    th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
     var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
     var key = function (r) { return r.cells[idx].dataset.v; };
     var numeric = rows.every(function (r) { return key(r) === '' || !isNaN(Number(key(r))); });
@@ -333,11 +343,17 @@ def render_html(tables: dict[str, pd.DataFrame], title: str = DEFAULT_TITLE) -> 
     nav = "".join(f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>' for s in sections)
     body = []
     for s in sections:
-        parts = [f'<section id="{s.anchor}"><h2>{html.escape(s.title)}</h2>',
-                 f'<p class="text">{html.escape(s.text)}</p>']
+        parts = [f'<section id="{s.anchor}" aria-labelledby="{s.anchor}-title">'
+                 f'<h2 id="{s.anchor}-title">{html.escape(s.title)}</h2>',
+                 f'<p class="text" id="{s.anchor}-text">{html.escape(s.text)}</p>']
         if s.figure is not None:
-            parts.append(pio.to_html(s.figure, full_html=False, include_plotlyjs=False, config=PLOTLY_CONFIG,
-                                     div_id=f"{s.anchor}-chart"))
+            # a chart is a picture to a screen reader: its caption names it, the text above describes it and
+            # the tables below hold its numbers
+            caption = f"Chart: {s.figure.layout.title.text or s.title}. Its numbers are in the table below."
+            parts.append(f'<figure class="chart" aria-describedby="{s.anchor}-text">'
+                         + pio.to_html(s.figure, full_html=False, include_plotlyjs=False, config=PLOTLY_CONFIG,
+                                       div_id=f"{s.anchor}-chart")
+                         + f"<figcaption>{html.escape(caption)}</figcaption></figure>")
         parts += [table_html(name, df) for name, df in s.tables]
         parts.append("</section>")
         body.append("".join(parts))
@@ -350,13 +366,14 @@ def render_html(tables: dict[str, pd.DataFrame], title: str = DEFAULT_TITLE) -> 
 <style>{_CSS}</style>
 <script>{geo}</script>
 <script type="text/javascript">{_script_safe(get_plotlyjs())}</script>
-</head><body>
+</head><body><main>
 <h1>{html.escape(title)}</h1>
 <p class="note">Years {span}. A case is one enforcement event holding one or more seizures; cases count
 distinct case ids (a case counts once in every group it falls into), seizures count rows, quantity
 sums pieces. A region is the reporting country's region; UNK = unknown country.</p>
-<nav><ul>{nav}</ul></nav>
+<nav aria-label="Figures"><ul>{nav}</ul></nav>
 {"".join(body)}
+</main>
 <script type="application/json" id="report-meta">{_script_safe(meta)}</script>
 <script>{_SORT_JS}</script>
 </body></html>

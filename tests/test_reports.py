@@ -263,7 +263,7 @@ def test_a_figure_the_data_cannot_fill_says_why_instead_of_vanishing() -> None:
         "Not drawn: a change needs two years with seizures; the report covers 2022 only.")
     assert one_year["fig10"] == one_year["fig11"] == "Not drawn: no imitation hand gun seizures in 2022."
     page = reports.render_html(reports.trend_tables(SMALL, years=[2022]))
-    assert all(f'<section id="fig{i}">' in page for i in range(1, 15)) and 'href="#fig9"' in page
+    assert all(f'<section id="fig{i}"' in page for i in range(1, 15)) and 'href="#fig9"' in page
     t2023 = reports.trend_tables(SMALL, years=[2023])
     no_ammunition = t2023 | {"ammunition": t2023["ammunition"].iloc[:0]}
     assert reports.report_texts(no_ammunition)["fig5"] == "Not drawn: no ammunition seizures in 2023."
@@ -273,6 +273,18 @@ def test_a_figure_the_data_cannot_fill_says_why_instead_of_vanishing() -> None:
     assert list(fig10.data[0].x) == ["2022", "2023"] and list(fig10.data[0].y) == [0, 1]
     assert reports.report_texts(both)["fig10"] == (
         "Imitation hand guns: 2022: 0 seizures, 0 pieces; 2023: 1 seizures, 4 pieces.")
+
+
+def test_html_tables_scroll_and_sort_from_the_keyboard_and_charts_have_captions() -> None:
+    from reports._html import table_html
+
+    table = table_html("totals", EXPECTED["totals"])
+    assert '<div class="tbl" tabindex="0" role="region" aria-label="Table totals">' in table
+    assert '<th scope="col"><button type="button">cases</button></th>' in table
+    page = reports.render_html(reports.trend_tables(SMALL, years=[2022]))
+    assert page.count("<main>") == 1 and '<nav aria-label="Figures">' in page
+    assert '<figure class="chart" aria-describedby="fig2-text">' in page and '<p class="text" id="fig2-text">' in page
+    assert "<figcaption>Chart: Weapon seizures by region" in page
 
 
 def test_generated_texts_report_changes_and_unknown_routes() -> None:

@@ -72,3 +72,32 @@ def test_report_screenshot(report_page: Path, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
     open_page(report_page, tmp_path / "profile", f"--screenshot={shot}")
     assert shot.stat().st_size > 50_000  # a blank page is a few kB
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_report_passes_axe_and_sorts_from_the_keyboard(report_page: Path) -> None:
+    """axe-core (the workbench's vendored copy) finds nothing; a table header sorts with Enter."""
+    from playwright.sync_api import sync_playwright
+
+    axe = Path(__file__).resolve().parents[1] / "serving" / "web" / "static" / "vendor" / "axe.min.js"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                     args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 1000})
+            page.goto(report_page.as_uri())
+            page.wait_for_selector("#fig14-chart .main-svg")
+            page.add_script_tag(path=str(axe))
+            found = page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+                .map(v => ({id: v.id, impact: v.impact, targets: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))""")
+            assert found == []
+            header = page.locator("#fig3 table").nth(1).locator("th").nth(2)  # by_country: cases
+            header.get_by_role("button").focus()
+            page.keyboard.press("Enter")
+            page.keyboard.press("Enter")
+            assert header.get_attribute("aria-sort") == "descending"
+            cells = page.locator("#fig3 table").nth(1).locator("tbody tr td:nth-child(3)").all_inner_texts()
+            assert [int(c) for c in cells] == sorted((int(c) for c in cells), reverse=True)
+        finally:
+            browser.close()
