@@ -15,6 +15,7 @@ import reports
 from features.contracts import ContractError
 from features.io import LoadError
 from reports import TABLE_SCHEMAS
+from reports._html import Section, build_sections
 from reports._source import validate_files
 
 DATA = Path(__file__).parent / "data" / "reports"
@@ -220,6 +221,11 @@ def test_html_is_self_contained() -> None:
     assert page.count('<table class="sortable">') >= 12
 
 
+def sections(tables: dict[str, pd.DataFrame]) -> dict[str, Section]:
+    return {s.anchor: s for s in build_sections(tables)}
+
+
+@pytest.mark.slow  # builds the report's figures
 def test_figure_2_shows_weapon_seizures_by_region_not_every_seizure() -> None:
     raw = pd.read_csv(SMALL, dtype=str, keep_default_na=False, na_values=[""])
     untyped = raw.iloc[[0]].assign(seizure_id="S11", weapon_type=None)  # a pistol of no recorded type: a weapon
@@ -228,22 +234,25 @@ def test_figure_2_shows_weapon_seizures_by_region_not_every_seizure() -> None:
     assert weapons.to_dict() == {("ME", 2023): 1, ("NAM", 2022): 2, ("NAM", 2023): 1, ("WE", 2022): 2, ("WE", 2023): 2}
     # every seizure of NAM in 2022 (pistol, ammunition, untyped pistol) stays in by_region, not in Figure 2
     assert t["by_region"].set_index(["region", "year"]).at[("NAM", 2022), "seizures"] == 3
-    fig = reports.report_figures(t)["fig2"]
-    bars = {(bar.name, x): y for bar in fig.data for x, y in zip(bar.x, bar.y, strict=True)}
+    fig2 = sections(t)["fig2"]
+    assert fig2.figure is not None
+    bars = {(bar.name, x): y for bar in fig2.figure.data for x, y in zip(bar.x, bar.y, strict=True)}
     assert bars[("2022", "NAM")] == 2 and bars[("2023", "ME")] == 1
-    assert "Weapon seizures" in fig.layout.title.text
-    assert reports.report_texts(t)["fig2"].startswith("Weapon seizures by region, 2022 to 2023")
+    assert "Weapon seizures" in fig2.figure.layout.title.text
+    assert fig2.text.startswith("Weapon seizures by region, 2022 to 2023")
 
 
+@pytest.mark.slow  # builds the report's figures
 def test_figure_9_compares_pieces_of_weapons_not_of_their_parts() -> None:
     t = reports.trend_tables(SMALL)
     # pistols: 2 → 4 pieces of pistols (+100 %); with C6's 7 pistol parts 2 → 11 (+450 %, Figures 4 and 8's count)
     assert t["yoy_weapon_type"].set_index("weapon_type").at["semi-automatic pistol", "quantity_change_pct"] == 450.0
-    fig = reports.report_figures(t)["fig9"]
-    shown = dict(zip(fig.data[0].y, fig.data[0].x, strict=True))
+    fig9 = sections(t)["fig9"]
+    assert fig9.figure is not None
+    shown = dict(zip(fig9.figure.data[0].y, fig9.figure.data[0].x, strict=True))
     assert shown["semi-automatic pistol"] == 100.0
-    assert "parts excluded" in fig.layout.title.text
-    assert "semi-automatic pistol +100 % (2 → 4)" in reports.report_texts(t)["fig9"]
+    assert "parts excluded" in fig9.figure.layout.title.text
+    assert "semi-automatic pistol +100 % (2 → 4)" in fig9.text
 
 
 def test_html_tables_show_the_numbers_the_csv_writes() -> None:
@@ -256,6 +265,7 @@ def test_html_tables_show_the_numbers_the_csv_writes() -> None:
     assert [float(key) for key, _ in shown] == df["quantity"].tolist()
 
 
+@pytest.mark.slow  # builds the report's figures four times
 def test_a_figure_the_data_cannot_fill_says_why_instead_of_vanishing() -> None:
     one_year = reports.report_texts(reports.trend_tables(SMALL, years=[2022]))
     assert [a for a in one_year if a != "totals"] == [f"fig{i}" for i in range(1, 15)]
