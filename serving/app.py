@@ -66,7 +66,8 @@ def create_app(settings: ServingSettings | None = None, *, store: Store | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_store = store is None
-        the_store = store or Store.from_url(settings.resolved_database_url, checkpoint_seconds=WAL_CHECKPOINT_SECONDS)
+        the_store = store or Store.from_url(settings.resolved_database_url, checkpoint_seconds=WAL_CHECKPOINT_SECONDS,
+                                            timeout_seconds=settings.db_timeout_seconds)
         try:
             check_startup(settings, the_store)
             kwargs: dict[str, Any] = {}

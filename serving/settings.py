@@ -45,6 +45,10 @@ class ServingSettings(Settings, LaneSettings):
                                        "smoke test as /v1/model/reload); lets several workers follow the champion")
     key_cache_seconds: float = Field(default=30.0, ge=0, description="how long a key's hash check is cached (its "
                                                                      "revocation is checked on every request)")
+    db_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=600, description="longest wait for one call to the store (a lock held by another "
+                                               "session, a busy SQLite file, no free pooled connection): then 503, "
+                                               "nothing decided or recorded")
 
     @property
     def model_uri(self) -> str:

@@ -16,12 +16,14 @@ import functools
 import hashlib
 import hmac
 import logging
+import math
 import os
 import re
 import secrets
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,10 +127,10 @@ class StoreURLError(ValueError):
     and the cause. (The CLI also refuses SQLite in memory: ``riskprof.cli_db.checked_url``.)"""
 
 
-def make_engine(url: str, *, wal_autocheckpoint: bool = True) -> Engine:
+def make_engine(url: str, *, wal_autocheckpoint: bool = True, timeout: float | None = None) -> Engine:
     """:func:`_make_engine`, with an unusable URL raised as :class:`StoreURLError`."""
     try:
-        return _make_engine(url, wal_autocheckpoint=wal_autocheckpoint)
+        return _make_engine(url, wal_autocheckpoint=wal_autocheckpoint, timeout=timeout)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, OSError) as exc:
         cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if isinstance(exc, ImportError):
@@ -136,32 +138,55 @@ def make_engine(url: str, *, wal_autocheckpoint: bool = True) -> Engine:
         raise StoreURLError(f"the database URL {redacted_url(url)} cannot be used: {cause}") from None
 
 
-def _make_engine(url: str, *, wal_autocheckpoint: bool = True) -> Engine:
+# engine -> its ``timeout`` (seconds): named in the 503 of a call that ran out of it
+_TIMEOUTS: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
+
+
+def _make_engine(url: str, *, wal_autocheckpoint: bool = True, timeout: float | None = None) -> Engine:
     """An engine for ``url``; SQLite gets its folder created, WAL and a busy timeout (several workers).
 
     ``wal_autocheckpoint=False``: SQLite commits never checkpoint the WAL into the database file (its two
     fsyncs would fall on whichever request commits the 1,000th page); :class:`WalCheckpointer` does it.
+
+    ``timeout`` (seconds; the API's ``RISKPROF_DB_TIMEOUT_SECONDS``): the longest a statement waits, set once
+    per connection (nothing per call): SQLite's busy timeout; PostgreSQL's ``lock_timeout`` and
+    ``statement_timeout`` (and its connect timeout); the wait for a free pooled connection. ``None``: SQLite
+    waits 30 s for a lock, PostgreSQL without limit (the batch jobs and ``db upgrade``).
     """
     kwargs: dict[str, Any] = {}
+    if timeout is not None:
+        kwargs["pool_timeout"] = timeout
+    busy_ms = 30_000 if timeout is None else max(1, round(timeout * 1000))
     if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": busy_ms / 1000}
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         else:
             kwargs["poolclass"] = StaticPool
+            kwargs.pop("pool_timeout", None)  # one shared connection: no pool to wait for
     else:
         # a connection left over from before a database restart is replaced, not handed to a request
         kwargs["pool_pre_ping"] = True
         if url.startswith("postgresql"):
             # an unreachable server fails a request within seconds (503) instead of hanging it
-            kwargs["connect_args"] = {"connect_timeout": 5}
+            connect_args: dict[str, Any] = {"connect_timeout": 5 if timeout is None else max(2, math.ceil(timeout))}
+            if timeout is not None:
+                # server-side, from the connection's start: a statement waiting for a lock (someone's open
+                # transaction, an ALTER TABLE queued) or running too long is cancelled by the server
+                ms = max(1, round(timeout * 1000))
+                given = sa.engine.make_url(url).query.get("options")
+                given = " ".join(given) if isinstance(given, tuple) else given or ""
+                connect_args["options"] = f"{given} -c lock_timeout={ms} -c statement_timeout={ms}".strip()
+            kwargs["connect_args"] = connect_args
     engine = sa.create_engine(url, **kwargs)
+    if timeout is not None:
+        _TIMEOUTS[engine] = timeout
     if engine.dialect.name == "sqlite":
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
-            pragmas = ["journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"]
+            pragmas = ["journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", f"busy_timeout={busy_ms}"]
             if not wal_autocheckpoint:
                 pragmas.append("wal_autocheckpoint=0")
             for pragma in pragmas:
@@ -176,21 +201,54 @@ class StoreUnavailable(ServiceError):
     status_code = 503
 
 
+class StoreTimeout(StoreUnavailable):
+    """The database did not answer a call within the store's timeout (a lock held elsewhere, a busy file)."""
+
+
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 _UNREACHABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
+# PostgreSQL's lock_not_available (lock_timeout) and query_canceled (statement_timeout)
+_PG_TIMEOUTS = frozenset({"55P03", "57014"})
+_SQLITE_BUSY = 5  # "database is locked": the busy timeout ran out
+
+
+def _timed_out(exc: sa.exc.SQLAlchemyError) -> bool:
+    """Whether ``exc`` is a wait that ran out: a lock or statement timeout, a busy SQLite file, no pooled
+    connection free, no answer to a connection attempt."""
+    if isinstance(exc, sa.exc.TimeoutError):
+        return True
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) in _PG_TIMEOUTS:
+        return True
+    if (getattr(orig, "sqlite_errorcode", 0) or 0) & 0xFF == _SQLITE_BUSY:
+        return True
+    return "timeout expired" in str(orig)  # psycopg: the server did not answer within connect_timeout
+
+
+def _timeout_error(store: Any, exc: sa.exc.SQLAlchemyError) -> StoreTimeout:
+    timeout = _TIMEOUTS.get(getattr(store, "engine", None))  # type: ignore[arg-type]
+    within = f"within {timeout:g} s" if timeout is not None else "in time"
+    name = type(getattr(exc, "orig", None) or exc).__name__
+    return StoreTimeout(f"the serving store (database) did not answer {within} (a lock held by another session "
+                        "or process, or the database overloaded), so nothing was decided or recorded; retry "
+                        "shortly", store_error=name)
 
 
 def _reachable(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Connection failures (database down, restarting, locked too long) become :class:`StoreUnavailable`."""
+    """Connection failures (database down, restarting) become :class:`StoreUnavailable`; a wait that ran out
+    (lock, busy file, pool) :class:`StoreTimeout`. Both are 503s: nothing is decided or recorded."""
     @functools.wraps(fn)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return fn(*args, **kwargs)
-        except _UNREACHABLE as exc:
+        except (*_UNREACHABLE, sa.exc.TimeoutError) as exc:
             log.warning("serving store unavailable in %s: %s", fn.__name__, str(exc).splitlines()[0][:300])
+            if _timed_out(exc):
+                raise _timeout_error(args[0] if args else None, exc) from None
+            orig = getattr(exc, "orig", None)
             raise StoreUnavailable("the serving store (database) is unavailable, so nothing can be decided or "
-                                   "recorded; retry shortly", store_error=type(exc.orig).__name__) from None
+                                   "recorded; retry shortly", store_error=type(orig or exc).__name__) from None
         except sa.exc.DBAPIError as exc:
             if exc.connection_invalidated:
                 raise StoreUnavailable("the serving store (database) connection was lost; retry shortly",
@@ -412,14 +470,16 @@ class Store:
         self._file: tuple[Path, int, int] | None = None  # a SQLite file's path, device and inode (watch_file)
 
     @classmethod
-    def from_url(cls, url: str, create: bool = True, checkpoint_seconds: float | None = None) -> Store:
+    def from_url(cls, url: str, create: bool = True, checkpoint_seconds: float | None = None,
+                 timeout_seconds: float | None = None) -> Store:
         """Open the store; ``create``: migrate a SQLite file to the code's schema, check any other database.
 
         ``checkpoint_seconds``: for a SQLite file, checkpoint its WAL from a thread this often instead of
-        within the commits (a long-running server; :class:`WalCheckpointer`).
+        within the commits (a long-running server; :class:`WalCheckpointer`). ``timeout_seconds``: the
+        longest a call waits for the database (:func:`make_engine`'s ``timeout``), then :class:`StoreTimeout`.
         """
         interval = checkpoint_seconds if _is_sqlite_file(url) else None
-        store = cls(make_engine(url, wal_autocheckpoint=interval is None))
+        store = cls(make_engine(url, wal_autocheckpoint=interval is None, timeout=timeout_seconds))
         if create:
             try:
                 store.prepare()

@@ -1,0 +1,209 @@
+"""A stalled database (a lock held by someone's open transaction, a busy SQLite file) costs a call at most
+``RISKPROF_DB_TIMEOUT_SECONDS``, then a 503 naming the wait; nothing is decided or recorded, and calls
+succeed again once the lock is released.
+
+The quick tests hold a SQLite lock against the store itself; the slow ones call a real uvicorn server
+(``tests/api_process.app_in_thread``) while another connection holds a lock on SQLite or on the suite's
+PostgreSQL cluster (``tests/pg.py``). Bounds on time are generous (three times the setting).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from serving.roles import Principal, Role
+from serving.store import AuditEvent, Store, StoreTimeout
+
+WHO = Principal("desk", Role.officer, "0")
+
+
+def _event(declaration_id: str) -> AuditEvent:
+    return AuditEvent.of(WHO, "score", "m", "1", [{"declaration_id": declaration_id, "risk_score": 0.2,
+                                                   "lane": "green"}])
+
+
+@contextlib.contextmanager
+def sqlite_write_lock(path: Path) -> Iterator[None]:
+    """Another process's writer: holds the SQLite file's write lock until the block ends."""
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def pg_lock(url: str, statement: str) -> Iterator[None]:
+    """Someone's open transaction holding the lock ``statement`` takes, until the block ends."""
+    import psycopg
+
+    u = sa.engine.make_url(url)
+    conn = psycopg.connect(host=u.host, port=u.port, dbname=u.database, user=u.username)
+    try:
+        conn.execute(statement)  # type: ignore[call-overload]
+        yield
+        conn.rollback()
+    finally:
+        conn.close()
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    try:
+        out = fn()
+    except Exception as exc:  # noqa: BLE001 - returned for the test to check
+        out = exc
+    return out, time.perf_counter() - t0
+
+
+# ---- the store (quick: SQLite) --------------------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_path(tmp_path: Path) -> Path:
+    path = tmp_path / "serving.db"
+    Store.from_url(f"sqlite:///{path}").dispose()  # migrated once, without the timeout
+    return path
+
+
+def test_the_timeout_is_set_once_per_connection(sqlite_path: Path) -> None:
+    store = Store.from_url(f"sqlite:///{sqlite_path}", timeout_seconds=0.25)
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 250
+    finally:
+        store.dispose()
+    plain = Store.from_url(f"sqlite:///{sqlite_path}")  # the batch jobs and the CLI: as before
+    try:
+        with plain.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 30_000
+    finally:
+        plain.dispose()
+
+
+def test_an_audit_write_that_waits_past_the_timeout_is_a_503_and_records_nothing(sqlite_path: Path) -> None:
+    timeout = 0.4
+    store = Store.from_url(f"sqlite:///{sqlite_path}", timeout_seconds=timeout)
+    try:
+        with sqlite_write_lock(sqlite_path):
+            refused, took = _timed(lambda: store.append_audit_events([_event("D-stalled")]))
+            assert store.key_active("nope") is False  # reads go on (WAL): only the write waits
+        assert isinstance(refused, StoreTimeout), refused
+        assert refused.status_code == 503
+        assert refused.body() == {
+            "detail": "the serving store (database) did not answer within 0.4 s (a lock held by another session "
+                      "or process, or the database overloaded), so nothing was decided or recorded; retry shortly",
+            "store_error": "OperationalError"}
+        assert took < 3 * timeout
+        store.append_audit_events([_event("D-after")])  # the lock released: writes again
+        assert list(store.audit_frame()["declaration_id"]) == ["D-after"]
+    finally:
+        store.dispose()
+
+
+def test_no_free_pooled_connection_within_the_timeout_is_a_503(sqlite_path: Path) -> None:
+    timeout = 0.3
+    store = Store.from_url(f"sqlite:///{sqlite_path}", timeout_seconds=timeout)
+    pool = store.engine.pool
+    held = [store.engine.connect() for _ in range(pool.size() + pool._max_overflow)]  # type: ignore[attr-defined]
+    try:
+        refused, took = _timed(lambda: store.key_active("0"))
+        assert isinstance(refused, StoreTimeout) and "did not answer within 0.3 s" in refused.message
+        assert refused.extra == {"store_error": "TimeoutError"}
+        assert took < 3 * timeout
+    finally:
+        for conn in held:
+            conn.close()
+    assert store.key_active("0") is False
+    store.dispose()
+
+
+# ---- the real API (slow: a uvicorn server; PostgreSQL) ---------------------------------------------
+
+TIMEOUT = 1.0  # RISKPROF_DB_TIMEOUT_SECONDS of the servers below
+DECL = {"declaration_date": "2023-06-01", "hs_code": "820600", "importer_id": "IMP000123", "origin_country": "CN"}
+
+
+def decl(declaration_id: str) -> dict[str, Any]:
+    return {"declaration_id": declaration_id, **DECL}
+
+
+class Served:
+    """A uvicorn server on a real store, an officer's key, and a way to hold a lock against it."""
+
+    def __init__(self, url: str, base: str, key: str, store: Store, lock: Callable[[str], Any]):
+        self.url, self.base, self.key, self.store, self.lock = url, base, key, store, lock
+
+    def client(self) -> httpx.Client:
+        # a client that gives up long after the server should have: a hang fails the test, not the suite
+        return httpx.Client(base_url=self.base, headers={"X-API-Key": self.key}, timeout=10 * TIMEOUT)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def served(request: pytest.FixtureRequest, tiny_model: Any, tmp_path: Path) -> Iterator[Served]:
+    from serving import ServingSettings, create_app, migrations
+    from serving.store import make_engine
+    from tests.api_process import app_in_thread
+    from tests.conftest import TinyRegistry
+
+    if request.param == "sqlite":
+        path = tmp_path / "serving.db"
+        url = f"sqlite:///{path}"
+
+        def lock(_what: str) -> Any:
+            return sqlite_write_lock(path)
+    else:
+        url = request.getfixturevalue("pg_url")
+        engine = make_engine(url)
+        migrations.upgrade(engine)
+        engine.dispose()
+
+        def lock(statement: str) -> Any:
+            return pg_lock(url, statement)
+    store = Store.from_url(url)
+    key = store.create_api_key("desk", "officer")
+    registry = TinyRegistry("tiny", tiny_model.model)
+    settings = ServingSettings(model_name="tiny", database_url=url, seizures_path=tmp_path / "none.parquet",
+                               key_cache_seconds=0, db_timeout_seconds=TIMEOUT)
+    try:
+        with app_in_thread(create_app(settings, loader=registry.load, resolver=registry.resolve)) as base:
+            yield Served(url, base, key, store, lock)
+    finally:
+        store.dispose()
+
+
+# what the other session holds, per database: the key check waits (PostgreSQL: the table locked), or the
+# audit insert waits once the key is checked (PostgreSQL: inserts blocked, reads not; SQLite: the write lock)
+STALLS = {"sqlite": ["BEGIN IMMEDIATE"],
+          "postgresql": ["LOCK TABLE api_keys", "LOCK TABLE audit_items IN SHARE MODE"]}
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_stalled_store_answers_503_within_the_timeout_and_recovers(served: Served) -> None:
+    kind = "sqlite" if served.url.startswith("sqlite") else "postgresql"
+    with served.client() as http:
+        assert http.post("/v1/score", json=decl("S-before")).status_code == 200
+        for n, stall in enumerate(STALLS[kind]):
+            with served.lock(stall):
+                answer, took = _timed(lambda n=n: http.post("/v1/score", json=decl(f"S-stalled-{n}")))
+            assert answer.status_code == 503, (stall, answer.text)
+            assert answer.json()["detail"].startswith(
+                f"the serving store (database) did not answer within {TIMEOUT:g} s"), answer.text
+            assert took < 3 * TIMEOUT, (stall, took)
+            after = http.post("/v1/score", json=decl(f"S-after-{n}"))  # the lock released: served again
+            assert after.status_code == 200, (stall, after.text)
+    audited = set(served.store.audit_frame()["declaration_id"])
+    n = len(STALLS[kind])
+    assert audited == {"S-before", *(f"S-after-{i}" for i in range(n))}  # no 503'd call is in the log
