@@ -5,7 +5,9 @@ SQLite file by default, PostgreSQL (``postgresql+psycopg://…``) or any SQLAlch
 file is migrated when opened, any other database must be at the code's revision (``riskprof db
 upgrade``). The audit tables are append-only: the API only ever inserts, and a trigger refuses
 UPDATE and DELETE on them (on PostgreSQL, the application's role may also only INSERT and SELECT:
-docs/postgres.md). A database that cannot be reached surfaces as :class:`StoreUnavailable` (503).
+docs/postgres.md). A database that cannot be reached surfaces as :class:`StoreUnavailable` (503), one that
+does not answer within the API's ``RISKPROF_DB_TIMEOUT_SECONDS`` as :class:`StoreTimeout` (503), after which
+:class:`StallGuard` refuses the next calls at once until it answers again.
 """
 
 from __future__ import annotations
@@ -138,8 +140,8 @@ def make_engine(url: str, *, wal_autocheckpoint: bool = True, timeout: float | N
         raise StoreURLError(f"the database URL {redacted_url(url)} cannot be used: {cause}") from None
 
 
-# engine -> its ``timeout`` (seconds): named in the 503 of a call that ran out of it
-_TIMEOUTS: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
+# engine -> the guard of an engine made with a ``timeout`` (:class:`StallGuard`)
+_GUARDS: weakref.WeakKeyDictionary[Engine, StallGuard] = weakref.WeakKeyDictionary()
 
 
 def _make_engine(url: str, *, wal_autocheckpoint: bool = True, timeout: float | None = None) -> Engine:
@@ -181,7 +183,7 @@ def _make_engine(url: str, *, wal_autocheckpoint: bool = True, timeout: float | 
             kwargs["connect_args"] = connect_args
     engine = sa.create_engine(url, **kwargs)
     if timeout is not None:
-        _TIMEOUTS[engine] = timeout
+        _GUARDS[engine] = StallGuard(engine, timeout)
     if engine.dialect.name == "sqlite":
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -226,27 +228,141 @@ def _timed_out(exc: sa.exc.SQLAlchemyError) -> bool:
     return "timeout expired" in str(orig)  # psycopg: the server did not answer within connect_timeout
 
 
-def _timeout_error(store: Any, exc: sa.exc.SQLAlchemyError) -> StoreTimeout:
-    timeout = _TIMEOUTS.get(getattr(store, "engine", None))  # type: ignore[arg-type]
+def _timeout_error(timeout: float | None, store_error: str) -> StoreTimeout:
     within = f"within {timeout:g} s" if timeout is not None else "in time"
-    name = type(getattr(exc, "orig", None) or exc).__name__
     return StoreTimeout(f"the serving store (database) did not answer {within} (a lock held by another session "
                         "or process, or the database overloaded), so nothing was decided or recorded; retry "
-                        "shortly", store_error=name)
+                        "shortly", store_error=store_error)
+
+
+class StallGuard:
+    """While an engine's database is stalled, its store calls are refused at once (the same 503) rather than
+    each waiting out the timeout.
+
+    A one-worker API makes a small request's store calls on its event loop: a stalled call holds the loop,
+    and every request behind it (``/health`` too) waits. So once a call has timed out (:meth:`trip`), the
+    calls that follow are refused until a thread's :func:`probe_store` (the locks a scoring call takes) gets
+    through. Calls read one module-level set per call (:data:`_STALLED`, empty while all is well).
+    """
+
+    retry_seconds = 0.5  # between probes that failed at once
+
+    def __init__(self, engine: Engine, timeout: float):
+        self.timeout = timeout
+        self.store_error: str | None = None  # what the call that timed out ran into; None: not stalled
+        self._engine = weakref.ref(engine)  # the guard lives as long as its engine (_GUARDS), no longer
+        self._lock = threading.Lock()
+        self._prober: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    @property
+    def stalled(self) -> bool:
+        return self.store_error is not None
+
+    def error(self) -> StoreTimeout:
+        return _timeout_error(self.timeout, self.store_error or "StoreTimeout")
+
+    def trip(self, store_error: str) -> None:
+        """A call timed out: refuse the next ones until a probe gets through."""
+        with self._lock:
+            if self._closed.is_set():
+                return
+            if self.store_error is None:
+                log.warning("serving store stalled (%s): calls are refused until it answers again", store_error)
+                self.store_error = store_error
+            _STALLED.add(self)
+            if self._prober is None:
+                self._prober = threading.Thread(target=self._probe_until_answered, name="store-stall-probe",
+                                                daemon=True)
+                self._prober.start()
+
+    def _probe_until_answered(self) -> None:
+        while not self._closed.is_set():
+            engine = self._engine()
+            if engine is None:
+                break
+            try:
+                probe_store(engine)
+            except Exception:  # noqa: BLE001 - still stalled (or down): try again
+                del engine
+                self._closed.wait(self.retry_seconds)
+                continue
+            with self._lock:
+                self.store_error = None
+                _STALLED.discard(self)
+                self._prober = None
+            log.warning("serving store answering again")
+            return
+        with self._lock:
+            self._prober = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed.set()
+            self.store_error = None
+            _STALLED.discard(self)
+            prober = self._prober
+        if prober is not None and prober is not threading.current_thread():
+            prober.join(timeout=30)
+
+
+# the guards stalled now: what every call reads first (an empty set while the database answers)
+_STALLED: set[StallGuard] = set()
+
+
+def _guard_of(store: Any) -> StallGuard | None:
+    engine = getattr(store, "engine", None)
+    return _GUARDS.get(engine) if engine is not None else None
+
+
+def _refuse_if_stalled(store: Any) -> None:
+    guard = _guard_of(store)
+    if guard is not None and guard.stalled:
+        raise guard.error()
+
+
+def probe_store(engine: Engine) -> None:
+    """Raise unless a scoring call would get its locks now: on PostgreSQL, the tables it reads (key,
+    profiles' revision) and writes (audit, alerts), each lock taken ``NOWAIT`` (a probe never queues behind a
+    lock, nor holds one while waiting for another); on a SQLite file, the write lock (within its busy
+    timeout: readers never wait in WAL mode, writers wait for each other); elsewhere ``SELECT 1``."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            quote = engine.dialect.identifier_preparer.quote
+            read = ", ".join(quote(t) for t in ("api_keys", "profile_changes"))
+            write = ", ".join(quote(t) for t in ("audit_events", "audit_items", "audit_rule_hits", "alerts"))
+            conn.exec_driver_sql(f"LOCK TABLE {read} IN ACCESS SHARE MODE NOWAIT")
+            conn.exec_driver_sql(f"LOCK TABLE {write} IN ROW EXCLUSIVE MODE NOWAIT")
+            conn.rollback()
+        elif engine.dialect.name == "sqlite" and not isinstance(engine.pool, StaticPool):
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            with driver_errors(engine.dialect, "BEGIN IMMEDIATE"):
+                driver.execute("BEGIN IMMEDIATE")
+                driver.rollback()
+        else:
+            conn.execute(sa.text("SELECT 1"))
 
 
 def _reachable(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     """Connection failures (database down, restarting) become :class:`StoreUnavailable`; a wait that ran out
-    (lock, busy file, pool) :class:`StoreTimeout`. Both are 503s: nothing is decided or recorded."""
+    (lock, busy file, pool) :class:`StoreTimeout`, and the store's :class:`StallGuard` refuses the calls
+    that follow until the database answers again. Both are 503s: nothing is decided or recorded."""
     @functools.wraps(fn)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if _STALLED:  # one read of a module global per call while all is well
+            _refuse_if_stalled(args[0] if args else None)
         try:
             return fn(*args, **kwargs)
         except (*_UNREACHABLE, sa.exc.TimeoutError) as exc:
             log.warning("serving store unavailable in %s: %s", fn.__name__, str(exc).splitlines()[0][:300])
-            if _timed_out(exc):
-                raise _timeout_error(args[0] if args else None, exc) from None
             orig = getattr(exc, "orig", None)
+            if _timed_out(exc):
+                guard = _guard_of(args[0] if args else None)
+                store_error = type(orig or exc).__name__
+                if guard is not None:
+                    guard.trip(store_error)
+                raise _timeout_error(guard.timeout if guard is not None else None, store_error) from None
             raise StoreUnavailable("the serving store (database) is unavailable, so nothing can be decided or "
                                    "recorded; retry shortly", store_error=type(orig or exc).__name__) from None
         except sa.exc.DBAPIError as exc:
@@ -536,13 +652,17 @@ class Store:
         migrations.upgrade(self.engine)
 
     def ping(self) -> bool:
-        """Whether the store answers, and (a SQLite file) is still the file opened and can be written."""
+        """Whether a scoring call would get through now (:func:`probe_store`: the locks it takes), and (a SQLite
+        file) the file is still the one opened and can be written. False at once while the store is stalled
+        (:class:`StallGuard`): a probe is already on it."""
         if self._file is not None and not os.access(self._file[0], os.W_OK):  # read-only: every write would fail
+            return False
+        guard = _GUARDS.get(self.engine)
+        if guard is not None and guard.stalled:
             return False
         try:
             self.check_file()
-            with self.engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
+            probe_store(self.engine)
             return True
         except Exception:  # noqa: BLE001 - any failure means "not reachable"
             return False
@@ -551,6 +671,9 @@ class Store:
         if self._checkpointer is not None:
             self._checkpointer.close()
             self._checkpointer = None
+        guard = _GUARDS.get(self.engine)
+        if guard is not None:
+            guard.close()
         self.engine.dispose()
 
     # ---- API keys ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -58,6 +59,16 @@ def pg_lock(url: str, statement: str) -> Iterator[None]:
         conn.close()
 
 
+def _eventually(fn: Callable[[], Any], ok: Callable[[Any], bool], bound: float) -> Any:
+    """``fn()`` again until ``ok`` of its answer, for at most ``bound`` seconds; its last answer."""
+    deadline = time.monotonic() + bound
+    while True:
+        out, _ = _timed(fn)
+        if ok(out) or time.monotonic() > deadline:
+            return out
+        time.sleep(0.05)
+
+
 def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     t0 = time.perf_counter()
     try:
@@ -97,8 +108,8 @@ def test_an_audit_write_that_waits_past_the_timeout_is_a_503_and_records_nothing
     store = Store.from_url(f"sqlite:///{sqlite_path}", timeout_seconds=timeout)
     try:
         with sqlite_write_lock(sqlite_path):
-            refused, took = _timed(lambda: store.append_audit_events([_event("D-stalled")]))
             assert store.key_active("nope") is False  # reads go on (WAL): only the write waits
+            refused, took = _timed(lambda: store.append_audit_events([_event("D-stalled")]))
         assert isinstance(refused, StoreTimeout), refused
         assert refused.status_code == 503
         assert refused.body() == {
@@ -106,8 +117,35 @@ def test_an_audit_write_that_waits_past_the_timeout_is_a_503_and_records_nothing
                       "or process, or the database overloaded), so nothing was decided or recorded; retry shortly",
             "store_error": "OperationalError"}
         assert took < 3 * timeout
-        store.append_audit_events([_event("D-after")])  # the lock released: writes again
+        # the lock released: writes again (once the stall guard's probe got through, see below)
+        assert _eventually(lambda: store.append_audit_events([_event("D-after")]), lambda out: out is None,
+                           3 * timeout) is None
         assert list(store.audit_frame()["declaration_id"]) == ["D-after"]
+    finally:
+        store.dispose()
+
+
+def test_after_a_timeout_calls_are_refused_at_once_until_the_database_answers(sqlite_path: Path) -> None:
+    """A one-worker API makes small requests' store calls on its event loop: each stalled call would hold
+    every other request (/health too) for the whole timeout. After one timed out, the next are refused at
+    once with the same 503, and /ready's ping says so without waiting, until a probe gets through."""
+    timeout = 0.5
+    store = Store.from_url(f"sqlite:///{sqlite_path}", timeout_seconds=timeout)
+    try:
+        assert store.ping() is True
+        with sqlite_write_lock(sqlite_path):
+            first, _ = _timed(lambda: store.append_audit_events([_event("D-1")]))
+            assert isinstance(first, StoreTimeout)
+            for call in (lambda: store.append_audit_events([_event("D-2")]), lambda: store.key_active("0")):
+                refused, took = _timed(call)
+                assert isinstance(refused, StoreTimeout) and refused.body() == first.body()
+                assert took < timeout / 2  # not another wait
+            ping, took = _timed(store.ping)
+            assert ping is False and took < timeout / 2
+        assert _eventually(store.ping, lambda up: up is True, 3 * timeout) is True
+        assert store.key_active("0") is False  # answered again
+        store.append_audit_events([_event("D-3")])
+        assert list(store.audit_frame()["declaration_id"]) == ["D-3"]
     finally:
         store.dispose()
 
@@ -125,7 +163,7 @@ def test_no_free_pooled_connection_within_the_timeout_is_a_503(sqlite_path: Path
     finally:
         for conn in held:
             conn.close()
-    assert store.key_active("0") is False
+    assert _eventually(lambda: store.key_active("0"), lambda out: out is False, 3 * timeout) is False
     store.dispose()
 
 
@@ -202,8 +240,47 @@ def test_a_stalled_store_answers_503_within_the_timeout_and_recovers(served: Ser
             assert answer.json()["detail"].startswith(
                 f"the serving store (database) did not answer within {TIMEOUT:g} s"), answer.text
             assert took < 3 * TIMEOUT, (stall, took)
-            after = http.post("/v1/score", json=decl(f"S-after-{n}"))  # the lock released: served again
+            after = _eventually(lambda n=n: http.post("/v1/score", json=decl(f"S-after-{n}")),  # lock released
+                                lambda r: getattr(r, "status_code", None) == 200, 3 * TIMEOUT)
             assert after.status_code == 200, (stall, after.text)
     audited = set(served.store.audit_frame()["declaration_id"])
     n = len(STALLS[kind])
     assert audited == {"S-before", *(f"S-after-{i}" for i in range(n))}  # no 503'd call is in the log
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_health_and_ready_answer_while_the_store_stalls(served: Served) -> None:
+    """Six scoring calls arrive while the store stalls: they answer 503 within the bound (not one
+    timeout after another on the event loop), /health answers 200 meanwhile, /ready answers 503 saying the
+    store is not answering; once the lock is released /ready and scoring recover by themselves."""
+    kind = "sqlite" if served.url.startswith("sqlite") else "postgresql"
+    answers: dict[str, tuple[Any, float]] = {}
+
+    def call(name: str, method: str, path: str, **kw: Any) -> None:
+        with served.client() as http:
+            answers[name] = _timed(lambda: http.request(method, path, **kw))
+
+    with served.client() as http:
+        assert http.get("/ready").status_code == 200
+        with served.lock(STALLS[kind][0]):
+            threads = [threading.Thread(target=call, args=(f"score-{i}", "POST", "/v1/score"),
+                                        kwargs={"json": decl(f"H-{i}")}) for i in range(6)]
+            threads += [threading.Thread(target=call, args=(name, "GET", f"/{name}")) for name in ("health", "ready")]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=30 * TIMEOUT)
+            again = _timed(lambda: http.get("/ready"))  # the stall known: said at once
+        for name, (answer, took) in answers.items():
+            assert not isinstance(answer, Exception), (name, answer)
+            assert took < 3 * TIMEOUT, (name, took)
+        assert {name: answer.status_code for name, (answer, _) in answers.items()} == {
+            **{f"score-{i}": 503 for i in range(6)}, "health": 200, "ready": 503}
+        for name in ("ready", "again"):
+            ready, took = answers["ready"] if name == "ready" else again
+            assert ready.status_code == 503 and took < 3 * TIMEOUT
+            assert ready.json()["store_reachable"] is False and ready.json()["model_loaded"] is True
+        assert _eventually(lambda: http.get("/ready"), lambda r: r.status_code == 200, 3 * TIMEOUT).status_code == 200
+        assert http.post("/v1/score", json=decl("H-after")).status_code == 200
+    assert set(served.store.audit_frame()["declaration_id"]) == {"H-after"}
