@@ -27,8 +27,9 @@ from riskprof import (
 
 class _Commands(TyperGroup):
     """The root command group: a bad ``RISKPROF_…`` setting, found when a command first reads the
-    settings, or a path the system refuses (a folder under a regular file, a folder given for a file),
-    ends in one clear line and exit 2, never a traceback."""
+    settings, a path the system refuses (a folder under a regular file, a folder given for a file), or a
+    serving store that did not answer within ``RISKPROF_DB_TIMEOUT_SECONDS`` or cannot be reached, ends in
+    one clear line and exit 2, never a traceback."""
 
     def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click Context
         try:
@@ -38,7 +39,8 @@ class _Commands(TyperGroup):
         except Exception as exc:
             from settings import settings_problem
 
-            problem = settings_problem(exc)
+            # a serving store that did not answer in time or cannot be reached: one line too
+            problem = settings_problem(exc) or cli_db.store_problem(exc)
             if problem is None:
                 raise
             cli_data.fail(problem)

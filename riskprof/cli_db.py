@@ -12,15 +12,14 @@ db_app = typer.Typer(help="Schema of the serving store (RISKPROF_DATABASE_URL, d
                      no_args_is_help=True)
 
 
-def _engine(url: str | None):
+def _engine(url: str | None, bounded: bool = False):
+    from serving.settings import get_serving_settings
     from serving.store import StoreURLError, make_engine
 
     if url is None:
-        from serving.settings import get_serving_settings
-
         url = get_serving_settings().resolved_database_url
     try:
-        return make_engine(checked_url(url))
+        return make_engine(checked_url(url), timeout=get_serving_settings().db_timeout_seconds if bounded else None)
     except StoreURLError as exc:
         fail(str(exc))
         raise AssertionError("unreachable") from None  # fail() exits
@@ -81,7 +80,7 @@ def db_current(url: str | None = URL_OPTION) -> None:
 
     from serving import migrations
 
-    engine = _engine(url)
+    engine = _engine(url, bounded=True)  # a read: a lock held elsewhere stops it with a message, not a hang
     try:
         rev = migrations.current(engine)
     except sa.exc.SQLAlchemyError as exc:
@@ -103,16 +102,35 @@ def register(app: typer.Typer) -> None:
 
 
 def open_store(url: str):
-    """The serving store at ``url``, or a clear error and exit 2 (schema to upgrade, database unreachable)."""
+    """The serving store at ``url``, or a clear error and exit 2 (schema to upgrade, database unreachable).
+
+    Each of its calls waits for the database at most ``RISKPROF_DB_TIMEOUT_SECONDS`` (a lock held by another
+    session or process), then raises ``StoreTimeout``, which the command group ends in one line
+    (:func:`store_problem`) rather than hanging (PostgreSQL) or a traceback (SQLite, after 30 s)."""
     import sqlalchemy as sa
 
     from serving.migrations import SchemaMismatch
-    from serving.store import Store, StoreUnavailable, StoreURLError, redacted_url
+    from serving.settings import get_serving_settings
+    from serving.store import Store, StoreUnavailable, StoreURLError, redacted_url, timed_out
 
+    timeout = get_serving_settings().db_timeout_seconds
     try:
-        return Store.from_url(checked_url(url))
+        return Store.from_url(checked_url(url), timeout_seconds=timeout)
     except (SchemaMismatch, StoreURLError) as exc:
         fail(str(exc))
     except (sa.exc.SQLAlchemyError, StoreUnavailable) as exc:
-        fail(f"cannot open the serving store {redacted_url(url)}: {str(exc).splitlines()[0]}")
+        wait = f"it did not answer within {timeout:g} s (a lock held by another session or process?): " \
+            if timed_out(exc) else ""
+        fail(f"cannot open the serving store {redacted_url(url)}: {wait}{str(exc).splitlines()[0]}")
     raise AssertionError("unreachable")  # fail() exits
+
+
+def store_problem(exc: BaseException) -> str | None:
+    """The one line a command ends with when a store call found the database unreachable or did not get an
+    answer in time (``serving.store.StoreUnavailable``, ``StoreTimeout``); None for anything else."""
+    from serving.store import StoreUnavailable
+
+    if not isinstance(exc, StoreUnavailable):
+        return None
+    error = exc.extra.get("store_error")
+    return f"{exc.message} ({error})" if error else exc.message

@@ -215,7 +215,7 @@ _PG_TIMEOUTS = frozenset({"55P03", "57014"})
 _SQLITE_BUSY = 5  # "database is locked": the busy timeout ran out
 
 
-def _timed_out(exc: sa.exc.SQLAlchemyError) -> bool:
+def timed_out(exc: BaseException) -> bool:
     """Whether ``exc`` is a wait that ran out: a lock or statement timeout, a busy SQLite file, no pooled
     connection free, no answer to a connection attempt."""
     if isinstance(exc, sa.exc.TimeoutError):
@@ -297,13 +297,12 @@ class StallGuard:
             self._prober = None
 
     def close(self) -> None:
+        """Stop probing (a probe in flight ends within the timeout, on a daemon thread: not waited for, so a
+        command that fails on a stalled store exits at once)."""
         with self._lock:
             self._closed.set()
             self.store_error = None
             _STALLED.discard(self)
-            prober = self._prober
-        if prober is not None and prober is not threading.current_thread():
-            prober.join(timeout=30)
 
 
 # the guards stalled now: what every call reads first (an empty set while the database answers)
@@ -357,7 +356,7 @@ def _reachable(fn: Callable[_P, _R]) -> Callable[_P, _R]:
         except (*_UNREACHABLE, sa.exc.TimeoutError) as exc:
             log.warning("serving store unavailable in %s: %s", fn.__name__, str(exc).splitlines()[0][:300])
             orig = getattr(exc, "orig", None)
-            if _timed_out(exc):
+            if timed_out(exc):
                 guard = _guard_of(args[0] if args else None)
                 store_error = type(orig or exc).__name__
                 if guard is not None:
@@ -677,6 +676,7 @@ class Store:
         self.engine.dispose()
 
     # ---- API keys ------------------------------------------------------------------------------
+    @_reachable
     def create_api_key(self, name: str, role: Role | str) -> str:
         """Store a new key (hashed) and return it; it cannot be recovered later."""
         role = Role(role)
@@ -734,11 +734,13 @@ class Store:
             q = sa.select(sa.func.count()).select_from(api_keys).where(api_keys.c.revoked_at.is_(None))
             return int(conn.execute(q).scalar_one())
 
+    @_reachable
     def list_keys(self) -> list[KeyInfo]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(api_keys).order_by(api_keys.c.id)).all()
         return [KeyInfo(r.key_id, r.name, r.role, r.created_at, r.revoked_at) for r in rows]
 
+    @_reachable
     def revoke_key(self, name: str) -> bool:
         with self.engine.begin() as conn:
             res = conn.execute(api_keys.update().where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))

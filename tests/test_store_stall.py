@@ -284,3 +284,57 @@ def test_health_and_ready_answer_while_the_store_stalls(served: Served) -> None:
         assert _eventually(lambda: http.get("/ready"), lambda r: r.status_code == 200, 3 * TIMEOUT).status_code == 200
         assert http.post("/v1/score", json=decl("H-after")).status_code == 200
     assert set(served.store.audit_frame()["declaration_id"]) == {"H-after"}
+
+
+# ---- the CLI (keys, profiles): one line and exit 2, not a hang or a traceback --------------------------
+
+
+def test_cli_key_commands_on_a_locked_sqlite_store_end_in_one_line(sqlite_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from riskprof.cli import app
+    from tests.conftest import settings_env
+
+    with settings_env(monkeypatch, RISKPROF_DATABASE_URL=f"sqlite:///{sqlite_path}", RISKPROF_DB_TIMEOUT_SECONDS="0.3"):
+        runner = CliRunner()
+        with sqlite_write_lock(sqlite_path):
+            assert runner.invoke(app, ["keys", "list"]).exit_code == 0  # reads go on (WAL)
+            for args in (["keys", "create", "--role", "officer", "--name", "desk"], ["keys", "revoke", "--name", "x"]):
+                res, took = _timed(lambda args=args: runner.invoke(app, args))
+                assert res.exit_code == 2, res.output  # it waited 30 s, then a traceback
+                assert "did not answer within 0.3 s" in res.output and "Traceback" not in res.output
+                assert took < 3 * 0.3
+        assert runner.invoke(app, ["keys", "create", "--role", "officer", "--name", "desk"]).exit_code == 0
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_cli_commands_on_a_locked_postgresql_store_end_in_one_line(pg_url: str) -> None:
+    """`LOCK TABLE api_keys` (or a migration's lock on the profile tables) held elsewhere: `riskprof keys` and
+    `riskprof profiles` waited for ever; now they stop after RISKPROF_DB_TIMEOUT_SECONDS with one line."""
+    import os
+    import subprocess
+    import sys
+
+    from serving import migrations
+    from serving.store import make_engine
+    from tests.conftest import REPO
+
+    engine = make_engine(pg_url)
+    migrations.upgrade(engine)
+    engine.dispose()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RISKPROF_DATABASE_URL": pg_url, "RISKPROF_DB_TIMEOUT_SECONDS": "1"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", "from riskprof.cli import app; app()", *args], env=env,
+                              capture_output=True, text=True, timeout=60)  # a hang fails the test
+
+    with pg_lock(pg_url, "LOCK TABLE api_keys, profile_versions, profile_changes"):
+        for args in (["keys", "list"], ["keys", "create", "--role", "officer", "--name", "desk"],
+                     ["profiles", "list"]):
+            res = cli(*args)
+            assert res.returncode == 2, (args, res.stdout, res.stderr)
+            assert "did not answer within 1 s" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert cli("keys", "create", "--role", "officer", "--name", "desk").returncode == 0
+    assert "desk" in cli("keys", "list").stdout
