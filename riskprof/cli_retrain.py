@@ -1,7 +1,7 @@
 """``riskprof retrain``: the weekly job (a thin wrapper over :func:`serving.retrain.retrain_from_files`).
 
-Exit codes: 0 the job ran (the challenger promoted, refused by the gate, or a dry run; the output says
-which); 3 refused with ``--fail-on-refusal``; 2 bad input (files, options, an unreadable store).
+Exit codes: 0 the job ran (the challenger promoted, refused by the gate, or a dry run; or nothing new since
+the champion was trained, so nothing trained; the output says which); 3 refused with ``--fail-on-refusal``; 2 bad input (files, options, an unreadable store).
 """
 
 from __future__ import annotations
@@ -42,6 +42,10 @@ def retrain(
     dry_run: bool = typer.Option(False, "--dry-run", "--no-promote",
                                  help="Train and register the challenger and show what the gate would decide, "
                                       "but leave the champion alias alone and record no decision."),
+    even_if_unchanged: bool = typer.Option(False, "--even-if-unchanged",
+                                           help="Train (and put through the gate) a new version even when the "
+                                                "declarations, outcomes and seizures are exactly those the "
+                                                "champion learned from (default: say so, train nothing)."),
     fail_on_refusal: bool = typer.Option(False, "--fail-on-refusal",
                                          help=f"Exit {EXIT_REFUSED} when the gate refuses the challenger (default: 0, "
                                               "a refusal is a normal outcome of the job)."),
@@ -52,6 +56,7 @@ def retrain(
     from riskprof.cli_model import _friendly_errors
     from serving.retrain import StoreReadError, retrain_from_files
     from settings import get_settings
+    from training.retrain import NothingNew
 
     settings = get_settings()
     model_name = name or settings.model_name
@@ -62,7 +67,10 @@ def retrain(
             declarations, model_name, seizures=seizures, outcome_files=outcomes, mapping=mapping, label=label,
             from_store=from_store, holdout_weeks=holdout_weeks, seed=seed,
             num_threads=num_threads or settings.num_threads, rate=rate or settings.inspection_rate * 100,
-            apply=not dry_run, num_boost_round=rounds, select=select)
+            apply=not dry_run, num_boost_round=rounds, select=select, even_if_unchanged=even_if_unchanged)
+    except NothingNew as nothing:  # the job ran and found nothing to learn: exit 0
+        out.print(str(nothing), highlight=False)
+        return
     except (*_friendly_errors(), StoreReadError) as exc:
         fail(str(exc))
         return

@@ -163,6 +163,37 @@ def test_the_gate_reads_again_the_store_outcomes_a_retrained_challenger_learned_
     assert any("serving store" in n and "not read" in n for n in notes), notes
 
 
+def test_the_data_fingerprint_is_the_same_for_the_same_data_however_it_was_read(small_files: dict[str, Path],
+                                                                                tmp_path: Path):
+    """train (one outcome file) and retrain (files merged, then the store) read the same outcomes into frames
+    of other dtypes and order: the fingerprint must not tell them apart, and must tell any changed value."""
+    from training.data import load_training_set
+    from training.retrain import load_retraining_set
+    from training.tracking import FINGERPRINT_PARTS, data_fingerprint
+
+    def parts(ts: Any) -> dict[str, Any]:
+        fp = data_fingerprint(ts.declarations, ts.outcomes, ts.seizures, ts.label)
+        return {k: fp[k] for k in FINGERPRINT_PARTS}
+
+    trained = load_training_set([small_files["declarations"]], outcomes=small_files["outcomes"])
+    outc = pd.read_parquet(small_files["outcomes"])
+    halves = [tmp_path / "b.parquet", tmp_path / "a.parquet"]
+    outc.iloc[len(outc) // 2:].to_parquet(halves[0], index=False)
+    outc.iloc[:len(outc) // 2].iloc[::-1].to_parquet(halves[1], index=False)
+    retrained = load_retraining_set([small_files["declarations"]], outcome_files=halves)
+    assert parts(trained) == parts(retrained)
+    fp = data_fingerprint(trained.declarations, trained.outcomes, None, "hit")
+    assert fp["n_outcomes"] == len(outc) and fp["outcomes_end"] == str(outc["inspected_date"].max().date())
+
+    flipped = outc.copy()
+    flipped.loc[flipped.index[3], "hit"] = not bool(flipped["hit"].iloc[3]) if flipped["inspected"].iloc[3] else False
+    flipped.loc[flipped.index[3], "inspected_date"] += pd.Timedelta(days=1)
+    flipped.to_parquet(tmp_path / "flipped.parquet", index=False)
+    changed = load_retraining_set([small_files["declarations"]], outcome_files=[tmp_path / "flipped.parquet"])
+    assert parts(changed)["outcomes"] != parts(trained)["outcomes"]
+    assert parts(changed)["declarations"] == parts(trained)["declarations"]
+
+
 # ---- fast: bad input through the command ------------------------------------------------------------
 
 
@@ -275,7 +306,8 @@ def test_retrain_promotes_a_better_challenger_using_outcomes_from_the_store(
     result = runner.invoke(app, ["retrain", "--name", name, "--declarations", str(synthetic["declarations"]),
                                  "--seizures", str(synthetic["seizures"]), "--outcomes", str(older),
                                  "--holdout-weeks", str(HOLDOUT_WEEKS), "--rounds", str(ROUNDS), "--no-select",
-                                 "--num-threads", "1", "--fail-on-refusal"])
+                                 "--num-threads", "1", "--fail-on-refusal",
+                                 "--even-if-unchanged"])  # the champion's labels were permuted in memory only
     assert_no_open_figures()
     assert result.exit_code == 0, result.output
     text = _text(result)
@@ -313,8 +345,9 @@ def test_retrain_refuses_a_worse_challenger_and_a_dry_run_promotes_nothing(synth
     champion = _champion(full, name)
     holdout_start = str((full.labelled["declaration_date"].max().normalize()
                          - pd.Timedelta(days=7 * HOLDOUT_WEEKS - 1)).date())
+    # the same files as the champion's, the labels permuted in memory: something new only to this test
     worse = retrain(_shuffled_before(full, holdout_start), name, holdout_weeks=HOLDOUT_WEEKS, num_threads=1,
-                    num_boost_round=ROUNDS, select=False)
+                    num_boost_round=ROUNDS, select=False, even_if_unchanged=True)
     d = worse.decision
     assert worse.applied and not d.promoted and worse.outcome == "refused"
     _assert_compared_on_rows_neither_trained_on(d, worse.holdout)
@@ -327,10 +360,73 @@ def test_retrain_refuses_a_worse_challenger_and_a_dry_run_promotes_nothing(synth
 
     # a dry run with the real labels: the gate's comparison says it would promote, and nothing moves
     dry = retrain(full, name, holdout_weeks=HOLDOUT_WEEKS, num_threads=1, num_boost_round=ROUNDS, select=False,
-                  apply=False)
+                  apply=False, even_if_unchanged=True)
     assert_no_open_figures()
     assert dry.decision.promoted and dry.outcome == "would be promoted (dry run)"
     _assert_compared_on_rows_neither_trained_on(dry.decision, dry.holdout)
     assert str(client.get_model_version_by_alias(name, "champion").version) == champion.version
     assert "promotion_decision" not in client.get_model_version(name, dry.training.version).tags
     assert client.get_run(dry.run_id).data.params["promotion_run_id"] == "None"
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_retrain_with_nothing_new_since_the_champion_trains_nothing(synthetic: dict[str, Path], mlflow_store: Any,
+                                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The same declarations, outcomes and seizures as the champion learned from: a retrain registered an
+    identical version and promoted it on the tie. Now it says so and exits 0 with nothing registered; also
+    when the champion is a refreshed snapshot of that version; --even-if-unchanged trains all the same."""
+    from serving.refresh import refresh_from_files
+
+    name = "retrain-unchanged"
+    monkeypatch.setenv("RISKPROF_DATABASE_URL", f"sqlite:///{tmp_path / 'serving.db'}")  # an empty store
+    args = ["retrain", "--name", name, "--declarations", str(synthetic["declarations"]), "--seizures",
+            str(synthetic["seizures"]), "--outcomes", str(synthetic["outcomes"]), "--holdout-weeks",
+            str(HOLDOUT_WEEKS), "--rounds", str(ROUNDS), "--no-select", "--num-threads", "1"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0 and "decision: promoted;" in first.output, first.output
+    client = _client()
+
+    def versions() -> list[str]:
+        return sorted(str(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+
+    v1 = str(client.get_model_version_by_alias(name, "champion").version)
+    end = str(pd.read_parquet(synthetic["outcomes"])["inspected_date"].max().date())
+    again = runner.invoke(app, args)
+    assert_no_open_figures()
+    assert again.exit_code == 0, again.output
+    assert f"nothing new since version {v1} (its outcomes end on {end}): no new version" in _text(again)
+    assert "--even-if-unchanged" in _text(again) and "Traceback" not in again.output
+    assert versions() == [v1] and str(client.get_model_version_by_alias(name, "champion").version) == v1
+
+    # the nightly refresh moved the champion to a snapshot of v1: still nothing new for the booster to learn
+    refreshed = refresh_from_files(f"models:/{name}@champion", [synthetic["declarations"]],
+                                   seizures=synthetic["seizures"], outcome_files=[synthetic["outcomes"]],
+                                   from_store=False)
+    after_refresh = runner.invoke(app, [*args, "--dry-run"])
+    assert after_refresh.exit_code == 0, after_refresh.output
+    text = _text(after_refresh)
+    assert f"nothing new since version {v1} (its outcomes end on {end})" in text
+    assert f"champion v{refreshed.version} is its feature snapshot refreshed since" in text
+    assert versions() == sorted([v1, refreshed.version])
+
+    # one more outcome is something new
+    from training.retrain import load_retraining_set, nothing_new_since_champion
+
+    full = _full_set(synthetic)
+    assert nothing_new_since_champion(full, name) is not None
+    outc = pd.read_parquet(synthetic["outcomes"])
+    extra = pd.DataFrame({"declaration_id": [pd.read_parquet(synthetic["declarations"])
+                                             .loc[lambda d: ~d["declaration_id"].isin(outc["declaration_id"]),
+                                                  "declaration_id"].iloc[-1]],
+                          "inspected_date": [outc["inspected_date"].max()], "inspected": [True], "hit": [False],
+                          "selection_source": ["officer"], "selection_probability": [1.0]})
+    extra.to_parquet(tmp_path / "one_more.parquet", index=False)
+    more = load_retraining_set([synthetic["declarations"]], seizures=synthetic["seizures"],
+                               outcome_files=[synthetic["outcomes"], tmp_path / "one_more.parquet"])
+    assert nothing_new_since_champion(more, name) is None
+
+    forced = runner.invoke(app, [*args, "--even-if-unchanged", "--dry-run"])
+    assert_no_open_figures()
+    assert forced.exit_code == 0 and "would be" in forced.output, forced.output
+    assert len(versions()) == 3

@@ -442,6 +442,19 @@ def promotion_gate(name: str, challenger: LoadedModel, champion: LoadedModel | N
     return decision
 
 
+def trained_version(client: Any, name: str, version: str) -> str:
+    """The version whose training made ``version``'s booster: ``version`` itself, or for a refreshed feature
+    snapshot (``riskprof refresh-features``, model version tag ``refreshed_from``) the trained version it
+    was refreshed from, through any number of nightly refreshes."""
+    seen = {str(version)}
+    while parent := client.get_model_version(name, version).tags.get("refreshed_from"):
+        if parent in seen:  # a cycle of tags set by hand: stop rather than loop
+            break
+        seen.add(parent)
+        version = parent
+    return str(version)
+
+
 def load_champion(name: str) -> LoadedModel | None:
     """``models:/<name>@champion``, or None when there is none (no such alias or model): only then does the
     gate promote without a comparison. A champion that is registered but does not load raises
@@ -474,4 +487,5 @@ def promote(name: str, rate: float = 5.0, force: bool = False, ts: TrainingSet |
 
 
 __all__ = ["MIN_POSITIVES", "Comparison", "PromotionDecision", "compare_models", "decide", "load_champion",
-           "preview_promotion", "promote", "promotion_gate", "record_decision", "training_cutoff", "training_files"]
+           "preview_promotion", "promote", "promotion_gate", "record_decision", "trained_version", "training_cutoff",
+           "training_files"]

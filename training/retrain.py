@@ -7,6 +7,11 @@ of the held-back weeks) is the one scoring will use from now on; each labelled r
 see only the outcomes known before its own date, so the held-back outcomes never reach the rows the
 challenger learns from. Only the labelled rows of the held-back weeks are left out of the fit.
 
+Nothing new, nothing trained: when the declarations, outcomes and seizures known now (and the label) are
+exactly those the champion's booster learned from (the ``data_fingerprint`` its training run records; a
+refreshed snapshot's is its trained version's), a new version would be the same model, so none is trained
+(:class:`NothingNew`) unless asked for (``even_if_unchanged``).
+
 The decision is the promotion gate's (:func:`training.lifecycle.promote`, the function ``riskprof
 promote`` calls): no second rule lives here. The serving store is read by :mod:`serving.retrain`,
 which passes its outcomes in as a frame (training never imports serving).
@@ -36,8 +41,8 @@ from training.data import (
 
 DEFAULT_HOLDOUT_WEEKS = 4
 
-__all__ = ["DEFAULT_HOLDOUT_WEEKS", "Holdout", "RetrainResult", "holdout_split", "load_retraining_set",
-           "preview_decision", "retrain"]
+__all__ = ["DEFAULT_HOLDOUT_WEEKS", "Holdout", "NothingNew", "RetrainResult", "holdout_split", "load_retraining_set",
+           "nothing_new_since_champion", "preview_decision", "retrain"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,52 @@ class RetrainResult:
         """promoted | refused, prefixed ``would be`` on a dry run."""
         word = "promoted" if self.decision.promoted else "refused"
         return word if self.applied else f"would be {word} (dry run)"
+
+
+class NothingNew(Exception):  # noqa: N818 (not an error: the job's answer when there is nothing to learn)
+    """No declaration, outcome or seizure differs from what the champion learned from: no version trained."""
+
+    def __init__(self, name: str, champion_version: str, trained_version: str, learned: dict[str, Any]):
+        self.name, self.champion_version, self.trained_version = name, champion_version, trained_version
+        self.learned = learned  # the trained version's data fingerprint (training.tracking.data_fingerprint)
+        snapshot = (f"; champion v{champion_version} is its feature snapshot refreshed since"
+                    if champion_version != trained_version else "")
+        seizures = "no seizures" if learned.get("n_seizures") is None else \
+            f"{learned['n_seizures']:,} seizures up to {learned.get('seizures_end')}"
+        super().__init__(
+            f"nothing new since version {trained_version} (its outcomes end on {learned.get('outcomes_end')}): no "
+            f"new version. The data read now are the ones it learned from: {learned['n_declarations']:,} "
+            f"declarations up to {learned.get('declarations_end')}, {learned['n_outcomes']:,} outcomes, {seizures}, "
+            f"label {learned['label']!r}{snapshot}. Nothing was trained, registered or promoted; "
+            "--even-if-unchanged trains a version all the same")
+
+
+def nothing_new_since_champion(ts: TrainingSet, name: str) -> NothingNew | None:
+    """:class:`NothingNew` when ``ts`` holds exactly the data the champion's booster learned from, as its
+    training run recorded them (:data:`training.tracking.FINGERPRINT_TAG`); None when anything differs,
+    when there is no champion, or when its run records no fingerprint (trained before it was recorded)."""
+    from scoring.registry import configure_mlflow
+    from training.promotion import trained_version
+    from training.tracking import FINGERPRINT_PARTS, FINGERPRINT_TAG, data_fingerprint
+
+    client = configure_mlflow().MlflowClient()
+    try:
+        champion = client.get_model_version_by_alias(name, "champion")
+    except Exception as exc:  # MLflow's own error: only "not found" means no champion (the gate says the rest)
+        if getattr(exc, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE") \
+                and "not found" in str(exc):
+            return None
+        raise
+    trained = trained_version(client, name, str(champion.version))
+    run_id = client.get_model_version(name, trained).run_id
+    recorded = client.get_run(run_id).data.tags.get(FINGERPRINT_TAG) if run_id else None
+    if not recorded:
+        return None
+    learned = json.loads(recorded)
+    now = data_fingerprint(ts.declarations, ts.outcomes, ts.seizures, ts.label)
+    if any(now.get(k) != learned.get(k) for k in FINGERPRINT_PARTS):
+        return None
+    return NothingNew(name, str(champion.version), trained, learned)
 
 
 def _merge_outcomes(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -150,16 +201,21 @@ def preview_decision(name: str, version: str, ts: TrainingSet, rate: float) -> A
 
 def retrain(ts: TrainingSet, model_name: str, *, holdout_weeks: int = DEFAULT_HOLDOUT_WEEKS, seed: int = 0,
             num_threads: int = 2, rate: float = 5.0, apply: bool = True, about_data: dict[str, Any] | None = None,
-            **fit_kwargs: Any) -> RetrainResult:
+            even_if_unchanged: bool = False, **fit_kwargs: Any) -> RetrainResult:
     """Train a challenger on ``ts`` less its last ``holdout_weeks`` labelled weeks (registered with the
     alias ``challenger``), then put it through the promotion gate on ``ts`` (all labelled rows known
     now); ``apply=False`` previews the gate's decision instead. ``about_data``: more to record about the
     data (e.g. how many outcomes came from the serving store). Everything is recorded in MLflow: the
-    training run, the gate's promotion run, and a ``retrain-<name>-v<version>`` run linking them."""
+    training run, the gate's promotion run, and a ``retrain-<name>-v<version>`` run linking them.
+
+    Raises :class:`NothingNew` (nothing trained or recorded) when ``ts`` is the data the champion learned
+    from, unless ``even_if_unchanged``."""
     from training.lifecycle import promote
     from training.tracking import train_and_log
 
     trained_ts, holdout = holdout_split(ts, holdout_weeks)
+    if not even_if_unchanged and (same := nothing_new_since_champion(ts, model_name)) is not None:
+        raise same
     result = train_and_log(trained_ts, model_name, seed=seed, num_threads=num_threads, **fit_kwargs)
     if apply:
         decision = promote(model_name, rate=rate, ts=ts)

@@ -79,7 +79,9 @@ def log_metrics_and_tags(mlflow: Any, ts: TrainingSet, result: TrainResult) -> N
                                                                "hs_code"]].astype(str)),
                "labelled": dataset_digest(ts.labelled[["declaration_id", "y"]].astype(str))}
     mlflow.set_tags({f"dataset_digest_{k}": v for k, v in digests.items()})
-    mlflow.set_tags({"label": ts.label, "sources": json.dumps(ts.sources)})
+    mlflow.set_tags({"label": ts.label, "sources": json.dumps(ts.sources),
+                     FINGERPRINT_TAG: json.dumps(data_fingerprint(ts.declarations, ts.outcomes, ts.seizures,
+                                                                  ts.label))})
 
 
 def log_evaluation(mlflow: Any, result: TrainResult) -> None:
@@ -120,6 +122,59 @@ def register_challenger(mlflow: Any, ts: TrainingSet, result: TrainResult, model
 def dataset_digest(frame: pd.DataFrame) -> str:
     h = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+#: the run tag holding :func:`data_fingerprint` (JSON) of the data a model was trained (or refreshed) from
+FINGERPRINT_TAG = "data_fingerprint"
+#: the fingerprint's parts that must be equal for two data sets to be the same
+FINGERPRINT_PARTS = ("label", "declarations", "outcomes", "seizures")
+
+
+def _canonical(column: pd.Series) -> pd.Series:
+    """One dtype per kind of value, so that the same values hash the same whichever reader built the
+    frame (a file, the serving store, a concatenation of both): numbers and booleans as float, dates as
+    nanoseconds, everything else as text; missing values alike."""
+    kind = pd.api.types.infer_dtype(column, skipna=True)
+    if kind in ("boolean", "integer", "floating", "mixed-integer-float", "decimal"):
+        return pd.to_numeric(column.astype(object).where(column.notna(), None), errors="coerce").astype("float64")
+    if kind in ("datetime64", "datetime", "date"):
+        return pd.Series(pd.to_datetime(column).to_numpy(dtype="datetime64[ns]").view("int64"), index=column.index)
+    return column.astype("string")
+
+
+def content_digest(frame: pd.DataFrame | None, key: str) -> str | None:
+    """A digest of every value of ``frame`` (rows in ``key`` order, columns by name): equal for equal
+    content, whatever the row order, column order or dtypes of the frame. None for no frame."""
+    if frame is None:
+        return None
+    rows = frame.sort_values(key, kind="stable") if key in frame.columns else frame
+    canon = pd.DataFrame({c: _canonical(rows[c]) for c in sorted(map(str, rows.columns))})
+    h = hashlib.sha256(",".join(canon.columns).encode())
+    h.update(pd.util.hash_pandas_object(canon, index=False).to_numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
+def _last_day(frame: pd.DataFrame | None, column: str) -> str | None:
+    if frame is None or column not in frame.columns or not len(frame):
+        return None
+    last = pd.to_datetime(frame[column]).max()
+    return None if pd.isna(last) else str(last.date())
+
+
+def data_fingerprint(declarations: pd.DataFrame, outcomes: pd.DataFrame, seizures: pd.DataFrame | None,
+                     label: str) -> dict[str, Any]:
+    """What a model learned from, to tell later whether anything is new: the label, a digest of every
+    declaration, outcome and seizure (:func:`content_digest`), and for people the counts and last days
+    (declaration date, inspection date, seizure event date)."""
+    return {"label": label,
+            "declarations": content_digest(declarations, "declaration_id"),
+            "outcomes": content_digest(outcomes, "declaration_id"),
+            "seizures": content_digest(seizures, "seizure_id"),
+            "n_declarations": len(declarations), "n_outcomes": len(outcomes),
+            "n_seizures": None if seizures is None else len(seizures),
+            "declarations_end": _last_day(declarations, "declaration_date"),
+            "outcomes_end": _last_day(outcomes, "inspected_date"),
+            "seizures_end": _last_day(seizures, "event_date")}
 
 
 #: keys of the test metrics that are logged by part (seen / novel rows), not as one nested dict
