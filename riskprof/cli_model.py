@@ -138,11 +138,17 @@ def evaluate(
     json_out: Path | None = typer.Option(None, "--json", help="Write the metrics as JSON here."),
     encoding: str | None = encoding_option(),
     delimiter: str | None = delimiter_option(),
+    from_store: bool = typer.Option(True, "--from-store/--no-store",
+                                    help="When the model's training rows are read again from its run's files: "
+                                         "also read the outcomes recorded through the API, if it learned from "
+                                         "them (riskprof retrain, refresh-features)."),
 ) -> None:
     """Score a labelled file with a registered model and report precision/recall at 1, 2, 5, 10 %: of all rows,
-    of rows whose consignment profile occurs in the model's training rows (seen) and of the others (novel)."""
+    of rows whose consignment profile occurs in the rows the model learned from (seen: its training rows, and
+    for a refreshed snapshot the rows its refresh read) and of the others (novel)."""
     from features.io import parse_delimiter
     from scoring.registry import load_risk_model
+    from serving.refresh import StoreReadError, store_outcomes
     from training.data import load_training_set
     from training.lifecycle import evaluate_model
 
@@ -154,8 +160,8 @@ def evaluate(
         for note in ts.notes:  # what the loading left out (outcomes naming no declaration), as train says it
             console.print(f"note: {note}", highlight=False, markup=False)
         loaded = load_risk_model(model)
-        metrics = evaluate_model(loaded, ts)
-    except _friendly_errors() as exc:
+        metrics = evaluate_model(loaded, ts, store_outcomes=store_outcomes if from_store else None)
+    except (*_friendly_errors(), StoreReadError) as exc:
         fail(str(exc))
         return
     except Exception as exc:  # MLflow: unknown model, alias or version
@@ -169,8 +175,8 @@ def evaluate(
     m = metrics
     out.print(f"{loaded.name} v{loaded.version}: rows {m['n']:,}  positives {m['positives']:,}")
     nov = m["novelty"]
-    out.print(f"seen: consignment profile ({nov['profile']}) in the {nov['history_rows']:,} labelled training rows "
-              f"(from {nov['history_source']}); novel: not")
+    out.print(f"seen: consignment profile ({nov['profile']}) in the {nov['history_rows']:,} labelled rows it learned "
+              f"from (from {nov['history_source']}); novel: not", highlight=False)
     for part, block in (("all", m), ("seen", m["seen"]), ("novel", m["novel"])):
         share = "" if part == "all" else f" {m['shares'][part]:.1%} of rows,"
         if block is None:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from features.history import History
 
 __all__ = ["RefreshResult", "StoreReadError", "history_from_files", "merge_outcomes", "refresh_from_files",
-           "store_outcomes"]
+           "refresh_sources", "store_outcomes"]
 
 
 class StoreReadError(RuntimeError):
@@ -103,7 +103,8 @@ def refresh_from_files(model_uri: str, declarations: Sequence[Path], *, seizures
                        outcome_files: Sequence[Path] = (), mapping: Path | None = None, from_store: bool = True,
                        database_url: str | None = None, alias: str | None = None) -> RefreshResult:
     """Rebuild ``model_uri``'s feature snapshot from these files (and the store's outcomes) and register
-    it as a new version; ``alias`` (default: the alias refreshed) then points at it.
+    it as a new version; ``alias`` (default: the alias refreshed) then points at it. The version's run
+    records what was read (:func:`refresh_sources`), as a training run records its files.
 
     The store is read before the model is touched, so an unreadable store registers nothing.
     """
@@ -111,5 +112,27 @@ def refresh_from_files(model_uri: str, declarations: Sequence[Path], *, seizures
 
     history, n_store = history_from_files(declarations, seizures=seizures, outcome_files=outcome_files,
                                           mapping=mapping, from_store=from_store, database_url=database_url)
-    version, run_id = refresh_features(model_uri, history, alias=alias)
+    sources = refresh_sources(declarations, seizures=seizures, outcome_files=outcome_files, mapping=mapping,
+                              from_store=from_store, database_url=database_url)
+    version, run_id = refresh_features(model_uri, history, alias=alias, sources=sources)
     return RefreshResult(model_uri, version, run_id, len(history.outcomes), n_store)
+
+
+def refresh_sources(declarations: Sequence[Path], *, seizures: Path | None = None, outcome_files: Sequence[Path] = (),
+                    mapping: Path | None = None, from_store: bool = True,
+                    database_url: str | None = None) -> dict[str, list[str]]:
+    """What a refresh read, in the form a training run records it (``TrainingSet.sources``: resolved paths,
+    the store's URL without its password), so that the refreshed version's rows can be read again."""
+    from serving.settings import ServingSettings
+    from serving.store import redacted_url
+
+    sources = {"declarations": [str(Path(p).resolve()) for p in declarations]}
+    if seizures:
+        sources["seizures"] = [str(Path(seizures).resolve())]
+    if outcome_files:
+        sources["outcomes"] = [str(Path(p).resolve()) for p in outcome_files]
+    if mapping:
+        sources["mapping"] = [str(Path(mapping).resolve())]
+    if from_store:
+        sources["store"] = [redacted_url(database_url or ServingSettings().resolved_database_url)]
+    return sources

@@ -120,3 +120,55 @@ def test_evaluate_reports_all_seen_and_novel_rows(early_model: dict, tmp_path: P
     assert written["novelty"]["history_source"] == "the model's training files"
     assert written["seen"]["n"] == m["seen"]["n"] and written["novel"]["n"] == m["novel"]["n"]
     assert "seen:" in result.output and "novel:" in result.output and f"{m['shares']['novel']:.1%}" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_evaluate_splits_a_refreshed_snapshot_on_the_rows_its_refresh_read(early_model: dict, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    """refresh-features registers a version whose run recorded no files: evaluate could not tell which rows it
+    learned from and counted every later row novel (from 'the evaluated files, part of the training period
+    only'), though the snapshot looks up the outcomes the refresh read, the serving store's included."""
+    from serving.refresh import refresh_from_files
+    from tests.test_retrain import _post_outcomes
+    from training.data import load_training_set
+
+    p = early_model["paths"]
+    decl, outc = pd.read_parquet(p["declarations"]), pd.read_parquet(p["outcomes"])
+    upto, after = tmp_path / "upto_sep.parquet", tmp_path / "after_sep.parquet"
+    decl[decl["declaration_date"] <= "2023-09-30"].to_parquet(upto, index=False)
+    decl[decl["declaration_date"] > "2023-09-30"].to_parquet(after, index=False)
+    # the outcomes of the Jul-Sep declarations reach the refresh only through the serving store
+    q3 = decl.loc[(decl["declaration_date"] > "2023-06-30") & (decl["declaration_date"] <= "2023-09-30"),
+                  "declaration_id"]
+    in_store = outc["declaration_id"].isin(q3)
+    files = tmp_path / "outcomes_files.parquet"
+    outc[~in_store].to_parquet(files, index=False)
+    url = f"sqlite:///{tmp_path / 'serving.db'}"
+    _post_outcomes(url, outc[in_store])
+    monkeypatch.setenv("RISKPROF_DATABASE_URL", url)
+    refreshed = refresh_from_files(early_model["uri"], [upto], seizures=p["seizures"], outcome_files=[files])
+
+    lab = load_training_set([p["declarations"]], seizures=p["seizures"], outcomes=p["outcomes"]).labelled
+    learned = lab[lab["declaration_date"] <= "2023-09-30"]
+    rows = lab[lab["declaration_date"] > "2023-09-30"]
+    seen = seen_mask(learned, rows)
+    assert seen_mask(lab[lab["declaration_date"] <= "2023-06-30"], rows).sum() < seen.sum() < len(rows)
+
+    uri = early_model["uri"].rsplit("/", 1)[0] + f"/{refreshed.version}"
+    out = tmp_path / "m.json"
+    result = CliRunner().invoke(app, ["evaluate", "--model", uri, "--declarations", str(after), "--outcomes",
+                                      str(p["outcomes"]), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    written = json.loads(out.read_text())
+    assert written["novelty"]["history_rows"] == len(learned)
+    assert written["seen"]["n"] == seen.sum() and written["novel"]["n"] == (~seen).sum()
+    assert "feature snapshot was refreshed from" in written["novelty"]["history_source"]
+
+    # without the store, the rows the refresh read from it are missing, and the output says so
+    no_store = CliRunner().invoke(app, ["evaluate", "--model", uri, "--declarations", str(after), "--outcomes",
+                                        str(p["outcomes"]), "--no-store"])
+    assert no_store.exit_code == 0, no_store.output
+    text = " ".join(no_store.output.split())
+    q3_rows = int(lab["declaration_id"].isin(q3).sum())
+    assert f"in the {len(learned) - q3_rows:,} labelled rows" in text and "not read here" in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,42 +23,91 @@ from scoring.registry import (
 )
 from training.data import TrainingError, TrainingSet
 from training.novelty import seen_mask, split_metrics
-from training.promotion import PromotionDecision, promote, promotion_gate, training_files
+from training.promotion import PromotionDecision, promote, promotion_gate, run_training_files, trained_version
 
 PROFILE = "HS6 x origin x departure country x declared value level (one level per factor e)"
 
 
-def training_history(loaded: LoadedModel, ts: TrainingSet) -> tuple[pd.DataFrame, str]:
-    """The labelled rows the model was fitted on (its metadata ``training_period``): those of ``ts``
-    when ``ts`` covers the period's start, else those of the model's training files (its run's
-    ``sources``). Returns the rows and where they came from."""
+def learned_period(loaded: LoadedModel) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """First and last declaration day of the labelled rows the model learned from: its training period; for
+    a refreshed snapshot (``refresh-features``) up to its history cut-off, since its look-ups hold every
+    outcome known then (None: no training period recorded)."""
     period = loaded.model.metadata.get("training_period")
     if not period:
+        return None
+    end = pd.Timestamp(period[1])
+    cutoff = loaded.model.metadata.get("history_cutoff")
+    if loaded.model.metadata.get("refreshed_from_version") and cutoff:
+        end = max(end, pd.Timestamp(cutoff))
+    return pd.Timestamp(period[0]), end
+
+
+def _within(lab: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, known_by: str | None) -> pd.DataFrame:
+    """Labelled rows dated ``start`` .. ``end`` whose outcome was known by ``known_by`` (a model cannot have
+    learned an outcome recorded after its history cut-off, though its declaration is older)."""
+    d = lab["declaration_date"]
+    keep = (d >= start) & (d <= end)
+    if known_by and "inspected_date" in lab.columns:
+        keep &= ~(pd.to_datetime(lab["inspected_date"]) > pd.Timestamp(known_by))
+    return lab[keep]
+
+
+def training_history(loaded: LoadedModel, ts: TrainingSet,
+                     store_outcomes: Callable[[], pd.DataFrame] | None = None) -> tuple[pd.DataFrame, str]:
+    """The labelled rows the model learned from (:func:`learned_period`): those of ``ts`` when ``ts`` covers
+    the period's start, else those of the model's training files (its run's ``sources``). For a refreshed
+    snapshot, the files its refresh read (recorded on the refresh's run) and its trained version's training
+    files, which its booster learned from. ``store_outcomes`` reads the serving store's outcomes when those
+    runs learned from them. Returns the rows and where they came from."""
+    learned = learned_period(loaded)
+    if learned is None:
         return ts.labelled.iloc[:0], "none: the model records no training period"
-    start, end = pd.Timestamp(period[0]), pd.Timestamp(period[1])
-
-    def within(lab: pd.DataFrame) -> pd.DataFrame:
-        d = lab["declaration_date"]
-        return lab[(d >= start) & (d <= end)]
-
-    rows = within(ts.labelled)
+    start, end = learned
+    known_by = loaded.model.metadata.get("history_cutoff")
+    rows = _within(ts.labelled, start, end, known_by)
     # a week's slack: the earliest labelled day of the evaluated files may follow the period's first day
     if not rows.empty and rows["declaration_date"].min() <= start + pd.Timedelta(days=7):
         return rows, "the evaluated files"
     notes: list[str] = []
-    files = training_files(configure_mlflow().MlflowClient(), loaded, notes)
+    client = configure_mlflow().MlflowClient()
+    label = loaded.model.metadata.get("label")
+    files = run_training_files(client, loaded.run_id, loaded.version, label, notes, store_outcomes)
+    if not loaded.model.metadata.get("refreshed_from_version"):
+        if files is not None:
+            return _within(files.labelled, start, end, known_by), "the model's training files"
+        return rows, f"the evaluated files, part of the training period only ({'; '.join(notes)})"
+    trained = trained_version(client, loaded.name, loaded.version)
+    trained_run = client.get_model_version(loaded.name, trained).run_id
+    parts, said = [], []
     if files is not None:
-        return within(files.labelled), "the model's training files"
-    return rows, f"the evaluated files, part of the training period only ({'; '.join(notes)})"
+        parts.append(_within(files.labelled, start, end, known_by))
+        said.append(f"the files v{loaded.version}'s feature snapshot was refreshed from")
+    if files is None or _run_sources_of(client, trained_run) != _run_sources_of(client, loaded.run_id):
+        booster = run_training_files(client, trained_run, trained, label, notes, store_outcomes)
+        if booster is not None:
+            parts.append(_within(booster.labelled, start, pd.Timestamp(loaded.model.metadata["training_period"][1]),
+                                 known_by))
+            said.append(f"the training files of v{trained}, whose booster it has")
+    if not parts:
+        return rows, f"the evaluated files, part of the training period only ({'; '.join(notes)})"
+    both = pd.concat(parts, ignore_index=True).drop_duplicates("declaration_id")
+    missing = f" ({'; '.join(notes)})" if notes else ""
+    return both, " and ".join(said) + missing
+
+
+def _run_sources_of(client: Any, run_id: str | None) -> str | None:
+    return client.get_run(run_id).data.tags.get("sources") if run_id else None
 
 
 def evaluate_model(loaded: LoadedModel, ts: TrainingSet, period: tuple[str, str] | None = None,
-                   history: pd.DataFrame | None = None) -> dict[str, Any]:
+                   history: pd.DataFrame | None = None,
+                   store_outcomes: Callable[[], pd.DataFrame] | None = None) -> dict[str, Any]:
     """Score the labelled rows with the model (its own feature snapshot) and compute metrics: of all
     rows (top-level keys), of the rows whose consignment profile occurs in the model's training
     history (``seen``) and of the others (``novel``), with each part's share (``shares``).
 
-    ``history``: the labelled rows the model was fitted on (default: :func:`training_history`).
+    ``history``: the labelled rows the model was fitted on (default: :func:`training_history`, which reads
+    the serving store's outcomes through ``store_outcomes`` when the model learned from them).
     """
     lab = ts.labelled
     if period is not None:
@@ -71,7 +121,7 @@ def evaluate_model(loaded: LoadedModel, ts: TrainingSet, period: tuple[str, str]
     has_rev = revenue is not None and np.nansum(revenue) > 0
     source = "given"
     if history is None:
-        history, source = training_history(loaded, ts)
+        history, source = training_history(loaded, ts, store_outcomes)
     metrics = split_metrics(y, risk, revenue if has_rev else None, seen_mask(history, lab))
     metrics["model"] = {"name": loaded.name, "version": loaded.version, "alias": loaded.alias, "uri": loaded.uri}
     metrics["label"] = ts.label
@@ -103,26 +153,37 @@ def check_refresh_history(history: History, snapshot_cutoff: Any) -> None:
                             "registered")
 
 
-def refresh_features(model_uri: str, history: History, alias: str | None = None) -> tuple[str, str]:
+def refresh_features(model_uri: str, history: History, alias: str | None = None,
+                     sources: dict[str, list[str]] | None = None) -> tuple[str, str]:
     """Rebuild a model's feature snapshot from a newer history; register it as a new version
-    (same booster and calibration) and point ``alias`` (default: the alias refreshed) at it."""
+    (same booster and calibration) and point ``alias`` (default: the alias refreshed) at it.
+
+    ``sources``: the files (and serving store) ``history`` was read from, in the form training records
+    (``TrainingSet.sources``); the refresh's run records them, so that ``evaluate`` can tell which rows the
+    snapshot learned from. The run and the version also name the trained version the booster comes from."""
     mlflow = configure_mlflow()
     loaded = load_risk_model(model_uri)
     check_refresh_history(history, getattr(loaded.model.pipeline, "cutoff_", None))
+    client = mlflow.MlflowClient()
+    trained = trained_version(client, loaded.name, loaded.version)
     model = copy.deepcopy(loaded.model)
     model.pipeline.refresh(history)
     model.metadata = {**model.metadata, "history_cutoff": str(pd.Timestamp(history.cutoff).date()),  # type: ignore[arg-type]
-                      "refreshed_from_version": loaded.version}
+                      "refreshed_from_version": loaded.version, "trained_version": trained}
     target_alias = alias or loaded.alias
     mlflow.set_experiment("riskprof")
     with mlflow.start_run(run_name=f"refresh-features-{loaded.name}-v{loaded.version}") as run:
         mlflow.log_params({"refreshed_from": loaded.uri, "history_cutoff": model.metadata["history_cutoff"],
                            "n_declarations": len(history.declarations), "n_outcomes": len(history.outcomes)})
+        mlflow.set_tags({"job": "refresh-features", "label": str(model.metadata.get("label")),
+                         "refreshed_from_version": loaded.version, "trained_version": trained,
+                         **({"refreshed_from_run_id": loaded.run_id} if loaded.run_id else {}),
+                         **({"sources": json.dumps(sources)} if sources else {})})
         example = plain_input_example(history.declarations.head(3))
         info = log_risk_model(model, example)
         mv = mlflow.register_model(info.model_uri, loaded.name)
-        client = mlflow.MlflowClient()
         client.set_model_version_tag(loaded.name, mv.version, "refreshed_from", loaded.version)
+        client.set_model_version_tag(loaded.name, mv.version, "trained_version", trained)
         if target_alias:
             client.set_registered_model_alias(loaded.name, target_alias, mv.version)
         with tempfile.TemporaryDirectory() as tmp:
@@ -132,5 +193,5 @@ def refresh_features(model_uri: str, history: History, alias: str | None = None)
         return str(mv.version), run.info.run_id
 
 
-__all__ = ["PromotionDecision", "evaluate_model", "promote", "promotion_gate", "refresh_features",
+__all__ = ["PromotionDecision", "evaluate_model", "learned_period", "promote", "promotion_gate", "refresh_features",
            "training_history"]

@@ -361,19 +361,26 @@ def training_files(client: Any, model: LoadedModel, notes: list[str],
 
     A retrained model's run also records ``store`` when it learned from the outcomes recorded through the
     API: ``store_outcomes`` reads them (the serving store, which training does not import); without it the
-    rows are the files' only, and a note says so."""
-    sources = _run_sources(client, model.run_id)
+    rows are the files' only, and a note says so. A refreshed snapshot's run records the files (and store)
+    its refresh read."""
+    return run_training_files(client, model.run_id, model.version, model.model.metadata.get("label"), notes,
+                              store_outcomes)
+
+
+def run_training_files(client: Any, run_id: str | None, version: str, label: str | None, notes: list[str],
+                       store_outcomes: Callable[[], pd.DataFrame] | None = None) -> TrainingSet | None:
+    """:func:`training_files` of the run ``run_id`` (of ``version``, predicting ``label``)."""
+    sources = _run_sources(client, run_id)
     if not sources.get("declarations"):
-        notes.append(f"the run of v{model.version} records no training files")
+        notes.append(f"the run of v{version} records no training files")
         return None
     first = {k: (v[0] if v else None) for k, v in sources.items()}
-    label = model.model.metadata.get("label")
     outcome_files = sources.get("outcomes") or []
     extra = None
     if sources.get("store") and label in (None, "hit"):
         if store_outcomes is None:
-            notes.append(f"v{model.version} also learned from the outcomes recorded in the serving store "
-                         f"({sources['store'][0]}), not read here: the compared rows lack them")
+            notes.append(f"v{version} also learned from the outcomes recorded in the serving store "
+                         f"({sources['store'][0]}), not read here: the rows lack them")
         else:
             extra = store_outcomes()
     try:
@@ -386,7 +393,7 @@ def training_files(client: Any, model: LoadedModel, notes: list[str],
         return load_training_set(sources["declarations"], seizures=first.get("seizures"),
                                  outcomes=first.get("outcomes"), mapping=first.get("mapping"), label=label)
     except (LoadError, TrainingError, FileNotFoundError) as exc:
-        notes.append(f"the training files of v{model.version} cannot be read now ({str(exc).splitlines()[0]})")
+        notes.append(f"the training files of v{version} cannot be read now ({str(exc).splitlines()[0]})")
         return None
 
 
@@ -447,6 +454,9 @@ def trained_version(client: Any, name: str, version: str) -> str:
     snapshot (``riskprof refresh-features``, model version tag ``refreshed_from``) the trained version it
     was refreshed from, through any number of nightly refreshes."""
     seen = {str(version)}
+    tags = client.get_model_version(name, version).tags
+    if tags.get("trained_version"):  # recorded by the refresh
+        return str(tags["trained_version"])
     while parent := client.get_model_version(name, version).tags.get("refreshed_from"):
         if parent in seen:  # a cycle of tags set by hand: stop rather than loop
             break
@@ -487,5 +497,5 @@ def promote(name: str, rate: float = 5.0, force: bool = False, ts: TrainingSet |
 
 
 __all__ = ["MIN_POSITIVES", "Comparison", "PromotionDecision", "compare_models", "decide", "load_champion",
-           "preview_promotion", "promote", "promotion_gate", "record_decision", "trained_version", "training_cutoff",
-           "training_files"]
+           "preview_promotion", "promote", "promotion_gate", "record_decision", "run_training_files", "trained_version",
+           "training_cutoff", "training_files"]
