@@ -67,7 +67,8 @@ class PromotionDecision:
     champion_precision: float | None
     period: list[str] | None
     message: str
-    basis: str | None = None  # see Comparison.basis; "no_champion", "champion_missing", "no_fair_period" otherwise
+    basis: str | None = None  # see Comparison.basis; "no_champion", "champion_missing", "no_fair_period",
+    # "refreshed_snapshot" (the champion is the challenger's own refreshed snapshot) otherwise
     rows: int | None = None  # labelled rows compared
     positives: int | None = None
     challenger_cutoff: str | None = None  # last labelled date each model was fitted on
@@ -342,8 +343,9 @@ def record_decision(name: str, decision: PromotionDecision) -> str:
             f"promotion_precision_at_{d.rate:g}": _fmt(d.challenger_precision),
             f"promotion_champion_precision_at_{d.rate:g}": _fmt(d.champion_precision)}
     if d.forced:
-        tags["promotion_override"] = "forced past the gate: " + (
-            "no fair comparison period" if d.basis == "no_fair_period" else "the challenger was worse")
+        tags["promotion_override"] = "forced past the gate: " + {
+            "no_fair_period": "no fair comparison period", "refreshed_snapshot": "back from the champion, its refreshed snapshot"}.get(
+            d.basis or "", "the challenger was worse")
     for k, v in tags.items():
         if v is not None:
             client.set_model_version_tag(name, d.challenger_version, k, str(v))
@@ -408,6 +410,8 @@ def preview_promotion(name: str, challenger: LoadedModel, champion: LoadedModel 
         return PromotionDecision(False, force, challenger.version, champion.version, rate, None, None, None,
                                  f"version {challenger.version} is already the champion",
                                  challenger_cutoff=day, champion_cutoff=day)
+    if champion is not None and (snapshot := _refreshed_snapshot_of(name, champion, challenger, rate, force)):
+        return snapshot
     client = configure_mlflow().MlflowClient()
     notes: list[str] = []
     comparison = None
@@ -421,6 +425,34 @@ def preview_promotion(name: str, challenger: LoadedModel, champion: LoadedModel 
             comparison = compare_models(client, challenger, champion, rate, ts, notes)
     lost = last_promotion(client, name) if champion is None else None
     return decide(name, challenger, champion, comparison, rate, force, notes, lost)
+
+
+def _refreshed_snapshot_of(name: str, champion: LoadedModel, challenger: LoadedModel, rate: float,
+                           force: bool) -> PromotionDecision | None:
+    """The decision when the champion is a feature snapshot refreshed from the challenger (``refresh-features``
+    moved ``champion`` and left ``challenger`` on the version it refreshed): the same booster with older
+    look-ups, so "promoting" it would only undo the refreshes. Refused unless forced; None otherwise."""
+    meta = champion.model.metadata
+    if not meta.get("refreshed_from_version"):
+        return None
+    trained = meta.get("trained_version") or trained_version(configure_mlflow().MlflowClient(), name,
+                                                             champion.version)
+    if str(trained) != str(challenger.version):
+        return None
+    cut = training_cutoff(challenger)
+    day = str(cut.date()) if cut is not None else None
+    was = (f"champion v{champion.version} is v{challenger.version}'s feature snapshot refreshed up to "
+           f"{meta.get('history_cutoff', 'a later day')} (refresh-features): the same booster with newer look-ups")
+    if not force:
+        return PromotionDecision(False, False, challenger.version, champion.version, rate, None, None, None,
+                                 f"version {challenger.version} is already the champion: {was}; promoting "
+                                 f"v{challenger.version} would go back to its older snapshot. Nothing to promote "
+                                 "(--force does it all the same, recorded as promoted=forced)",
+                                 basis="refreshed_snapshot", challenger_cutoff=day, champion_cutoff=day)
+    return PromotionDecision(True, True, challenger.version, champion.version, rate, None, None, None,
+                             f"forced: v{challenger.version} is champion of {name} again in place of its refreshed "
+                             f"snapshot ({was}; recorded as promoted=forced)",
+                             basis="refreshed_snapshot", challenger_cutoff=day, champion_cutoff=day)
 
 
 def promotion_gate(name: str, challenger: LoadedModel, champion: LoadedModel | None, rate: float = 5.0,
@@ -438,6 +470,8 @@ def promotion_gate(name: str, challenger: LoadedModel, champion: LoadedModel | N
     decision = preview_promotion(name, challenger, champion, rate=rate, force=force, ts=ts,
                                  store_outcomes=store_outcomes)
     if champion is not None and champion.version == challenger.version:
+        return decision
+    if decision.basis == "refreshed_snapshot" and not decision.promoted:  # nothing to do, nothing to record
         return decision
     client = configure_mlflow().MlflowClient()
     if decision.promoted:
