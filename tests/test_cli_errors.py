@@ -120,6 +120,60 @@ def test_a_refresh_that_would_forget_the_history_registers_nothing(trained_model
     assert not [v for v in client.search_model_versions(f"name='{trained_model.name}'") if "forgetful" in v.aliases]
 
 
+@pytest.mark.integration  # refreshes a model trained and registered in MLflow
+def test_a_refresh_from_a_stale_declarations_file_or_without_seizures_registers_nothing(
+        trained_model: TrainedModel, tmp_path: Path) -> None:
+    """The nightly refresh given last month's declarations file (or no --seizures) passed the check, since
+    the outcomes' inspection dates reach as far as the snapshot's: it registered a snapshot that had forgotten
+    a month of declarations (or every seizure) and moved the alias to it."""
+    from scoring.registry import configure_mlflow
+
+    client = configure_mlflow().MlflowClient()
+    versions = len(client.search_model_versions(f"name='{trained_model.name}'"))
+    d = trained_model.data
+    decl = pd.read_parquet(d["declarations"])
+    stale = tmp_path / "stale.parquet"
+    decl[decl["declaration_date"] <= decl["declaration_date"].max() - pd.Timedelta(days=30)].to_parquet(stale)
+    last = str(decl["declaration_date"].max().date())
+    cases = [(["--declarations", str(stale), "--seizures", str(d["seizures"])], "the declarations given end on"),
+             (["--declarations", str(d["declarations"])], "the seizures given are none")]
+    for args, message in cases:
+        r = runner.invoke(app, ["refresh-features", "--model", trained_model.uri, *args, "--outcomes",
+                                str(d["outcomes"]), "--no-store", "--alias", "forgetful"])
+        assert r.exit_code == 2, r.output
+        _no_traceback(r.output)
+        assert message in _flat(r.output) and "Nothing was registered" in _flat(r.output), r.output
+    assert f"declarations up to {last}" in _flat(runner.invoke(app, [
+        "refresh-features", "--model", trained_model.uri, *cases[0][0], "--outcomes", str(d["outcomes"]),
+        "--no-store"]).output)
+    assert len(client.search_model_versions(f"name='{trained_model.name}'")) == versions
+
+
+def test_the_refresh_check_compares_each_kind_of_record_with_the_snapshot() -> None:
+    import numpy as np
+
+    from features.history import History
+    from tests.factories import make_declarations, make_outcomes, make_seizures
+    from training.data import TrainingError
+    from training.lifecycle import check_refresh_history
+    from training.tracking import data_extent
+
+    rng = np.random.default_rng(0)
+    decl = make_declarations(rng, 300, start="2023-01-01", days=90)
+    outc, seiz = make_outcomes(rng, decl), make_seizures(rng, 30, start="2022-10-01", days=150)
+    learned = data_extent(decl, outc, seiz)
+    check_refresh_history(History(decl, outc, seiz), None, learned)  # the same data: fine
+    late = outc["inspected_date"].max()
+    early = decl[decl["declaration_date"] < decl["declaration_date"].max() - pd.Timedelta(days=20)]
+    with pytest.raises(TrainingError, match="the declarations given end on .* 300 declarations up to"):
+        check_refresh_history(History(early, outc, seiz), late, learned)
+    with pytest.raises(TrainingError, match="the seizures given are none"):
+        check_refresh_history(History(decl, outc, None), late, learned)
+    with pytest.raises(TrainingError, match="the outcomes given end on"):
+        check_refresh_history(History(decl, outc[outc["inspected_date"] < late], seiz), None, learned)
+    check_refresh_history(History(early, outc, None), late, None)  # a run recording nothing: the old check only
+
+
 def test_store_outcomes_fail_on_a_corrupt_store(tmp_path: Path) -> None:
     from serving.refresh import StoreReadError, store_outcomes
 

@@ -140,10 +140,14 @@ def require_declarations(declarations: pd.DataFrame) -> None:
                             "known declaration (pass them all with --declarations). Nothing was registered")
 
 
-def check_refresh_history(history: History, snapshot_cutoff: Any) -> None:
+def check_refresh_history(history: History, snapshot_cutoff: Any, learned: dict[str, Any] | None = None) -> None:
     """A refresh rebuilds the snapshot from every known declaration: a history without declarations, or
     one that ends before the snapshot the model already has, would make it forget (and the alias
-    would move to that version). Raises :class:`TrainingError`; nothing is registered."""
+    would move to that version). ``learned``: the data the model's snapshot was built from, as its run
+    recorded them (:func:`training.tracking.data_fingerprint`): the declarations, outcomes and seizures
+    must each reach as far (a stale declarations file, a left-out ``--seizures`` or outcome file would
+    otherwise pass, the overall cut-off being held up by the others). Raises :class:`TrainingError`;
+    nothing is registered."""
     require_declarations(history.declarations)
     if snapshot_cutoff is not None and pd.notna(snapshot_cutoff) and history.cutoff is not None \
             and pd.Timestamp(history.cutoff) < pd.Timestamp(snapshot_cutoff):
@@ -151,6 +155,20 @@ def check_refresh_history(history: History, snapshot_cutoff: Any) -> None:
                             f"feature snapshot (up to {pd.Timestamp(snapshot_cutoff).date()}): a refresh must not "
                             "forget what the model knows; pass every known declaration and outcome. Nothing was "
                             "registered")
+    if not learned:
+        return
+    from training.tracking import data_extent
+
+    now = data_extent(history.declarations, history.outcomes, history.seizures)
+    for kind, option in (("declarations", "--declarations"), ("outcomes", "--outcomes and the serving store"),
+                         ("seizures", "--seizures")):
+        had, has = learned.get(f"{kind}_end"), now[f"{kind}_end"]
+        if had and (has is None or has < had):
+            given = f"end on {has}" if has else "are none"
+            raise TrainingError(
+                f"the {kind} given {given}, and the model's feature snapshot holds {learned.get(f'n_{kind}'):,} "
+                f"{kind} up to {had}: a refresh must not forget what the model knows (a stale or left-out file?); "
+                f"pass every known one ({option}). Nothing was registered")
 
 
 def refresh_features(model_uri: str, history: History, alias: str | None = None,
@@ -161,10 +179,14 @@ def refresh_features(model_uri: str, history: History, alias: str | None = None,
     ``sources``: the files (and serving store) ``history`` was read from, in the form training records
     (``TrainingSet.sources``); the refresh's run records them, so that ``evaluate`` can tell which rows the
     snapshot learned from. The run and the version also name the trained version the booster comes from."""
+    from training.tracking import FINGERPRINT_TAG, data_fingerprint
+
     mlflow = configure_mlflow()
     loaded = load_risk_model(model_uri)
-    check_refresh_history(history, getattr(loaded.model.pipeline, "cutoff_", None))
     client = mlflow.MlflowClient()
+    recorded = client.get_run(loaded.run_id).data.tags.get(FINGERPRINT_TAG) if loaded.run_id else None
+    check_refresh_history(history, getattr(loaded.model.pipeline, "cutoff_", None),
+                          json.loads(recorded) if recorded else None)
     trained = trained_version(client, loaded.name, loaded.version)
     model = copy.deepcopy(loaded.model)
     model.pipeline.refresh(history)
@@ -178,7 +200,10 @@ def refresh_features(model_uri: str, history: History, alias: str | None = None,
         mlflow.set_tags({"job": "refresh-features", "label": str(model.metadata.get("label")),
                          "refreshed_from_version": loaded.version, "trained_version": trained,
                          **({"refreshed_from_run_id": loaded.run_id} if loaded.run_id else {}),
-                         **({"sources": json.dumps(sources)} if sources else {})})
+                         **({"sources": json.dumps(sources)} if sources else {}),
+                         FINGERPRINT_TAG: json.dumps(data_fingerprint(history.declarations, history.outcomes,
+                                                                      history.seizures,
+                                                                      str(model.metadata.get("label"))))})
         example = plain_input_example(history.declarations.head(3))
         info = log_risk_model(model, example)
         mv = mlflow.register_model(info.model_uri, loaded.name)

@@ -170,7 +170,13 @@ def data_fingerprint(declarations: pd.DataFrame, outcomes: pd.DataFrame, seizure
             "declarations": content_digest(declarations, "declaration_id"),
             "outcomes": content_digest(outcomes, "declaration_id"),
             "seizures": content_digest(seizures, "seizure_id"),
-            "n_declarations": len(declarations), "n_outcomes": len(outcomes),
+            **data_extent(declarations, outcomes, seizures)}
+
+
+def data_extent(declarations: pd.DataFrame, outcomes: pd.DataFrame, seizures: pd.DataFrame | None) -> dict[str, Any]:
+    """How many declarations, outcomes and seizures, and the last day of each (declaration date, inspection
+    date, seizure event date; None when there are none)."""
+    return {"n_declarations": len(declarations), "n_outcomes": len(outcomes),
             "n_seizures": None if seizures is None else len(seizures),
             "declarations_end": _last_day(declarations, "declaration_date"),
             "outcomes_end": _last_day(outcomes, "inspected_date"),
