@@ -430,3 +430,35 @@ def test_retrain_with_nothing_new_since_the_champion_trains_nothing(synthetic: d
     assert_no_open_figures()
     assert forced.exit_code == 0 and "would be" in forced.output, forced.output
     assert len(versions()) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_retrain_judges_the_version_it_registered_when_another_job_moves_the_challenger_alias(
+        synthetic: dict[str, Path], mlflow_store: Any, monkeypatch: pytest.MonkeyPatch):
+    """Two retrains at once: the other one registered its version (moving the challenger alias) between this
+    one's registration and its gate. The gate loaded models:/<name>@challenger, so it judged (and could promote)
+    the other job's version on this job's rows, then this job stopped with 'the challenger alias moved ...
+    nothing promoted by this run' and recorded nothing of its own."""
+    import training.tracking as tracking
+    from training.retrain import retrain
+
+    name = "retrain-concurrent"
+    full = _full_set(synthetic)
+    champion = _champion(full, name)
+    client = _client()
+    real = tracking.train_and_log
+
+    def and_another_job_registers(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        client.set_registered_model_alias(name, "challenger", champion.version)  # the other job's version
+        return result
+
+    monkeypatch.setattr(tracking, "train_and_log", and_another_job_registers)
+    r = retrain(full, name, holdout_weeks=HOLDOUT_WEEKS, num_threads=1, num_boost_round=ROUNDS, select=False,
+                even_if_unchanged=True)
+    assert_no_open_figures()
+    assert r.decision.challenger_version == r.training.version != champion.version
+    assert r.decision.champion_version == champion.version and r.decision.basis == "after_both_cutoffs"
+    assert client.get_model_version(name, r.training.version).tags["promotion_decision"] == r.outcome
+    assert client.get_run(r.run_id).data.params["challenger_version"] == r.training.version

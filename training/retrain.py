@@ -12,8 +12,10 @@ exactly those the champion's booster learned from (the ``data_fingerprint`` its 
 refreshed snapshot's is its trained version's), a new version would be the same model, so none is trained
 (:class:`NothingNew`) unless asked for (``even_if_unchanged``).
 
-The decision is the promotion gate's (:func:`training.lifecycle.promote`, the function ``riskprof
-promote`` calls): no second rule lives here. The serving store is read by :mod:`serving.retrain`,
+The decision is the promotion gate's (:func:`training.promotion.promotion_gate`, the gate ``riskprof
+promote`` calls): no second rule lives here. The gate judges the version this job registered, named by
+its number, never whatever the ``challenger`` alias points at when training ends (another job may
+have registered a newer challenger meanwhile). The serving store is read by :mod:`serving.retrain`,
 which passes its outcomes in as a frame (training never imports serving).
 """
 
@@ -210,19 +212,17 @@ def retrain(ts: TrainingSet, model_name: str, *, holdout_weeks: int = DEFAULT_HO
 
     Raises :class:`NothingNew` (nothing trained or recorded) when ``ts`` is the data the champion learned
     from, unless ``even_if_unchanged``."""
-    from training.lifecycle import promote
+    from scoring.registry import load_risk_model
+    from training.promotion import load_champion, promotion_gate
     from training.tracking import train_and_log
 
     trained_ts, holdout = holdout_split(ts, holdout_weeks)
     if not even_if_unchanged and (same := nothing_new_since_champion(ts, model_name)) is not None:
         raise same
     result = train_and_log(trained_ts, model_name, seed=seed, num_threads=num_threads, **fit_kwargs)
-    if apply:
-        decision = promote(model_name, rate=rate, ts=ts)
-        if decision.challenger_version != result.version:
-            raise TrainingError(f"the challenger alias of {model_name} moved to v{decision.challenger_version} "
-                                f"while v{result.version} was being trained (another job?); nothing promoted "
-                                "by this run")
+    if apply:  # the version this job registered, by number: another job may have moved the challenger alias since
+        challenger = load_risk_model(f"models:/{model_name}/{result.version}")
+        decision = promotion_gate(model_name, challenger, load_champion(model_name), rate=rate, ts=ts)
     else:
         decision = preview_decision(model_name, str(result.version), ts, rate)
     data = {"declarations": len(ts.declarations), "outcomes": len(ts.outcomes), "labelled": len(ts.labelled),
