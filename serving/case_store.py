@@ -1,7 +1,9 @@
 """The workflow of a declaration's case: who it is assigned to, its status, and notes (append-only).
 
 No FastAPI here: the workbench's pages call it, as the API's routes call the services. The tables
-belong to :data:`serving.store.metadata`, so migrations and the schema check see them.
+belong to :data:`serving.store.metadata`, so migrations and the schema check see them. A database that
+cannot be reached or does not answer in time is a 503 (:class:`serving.store.StoreUnavailable`), as in
+the API, never a 500.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from serving.store import metadata
+from serving.store import _reachable, metadata
 
 STATUSES = ("new", "under review", "referred for examination", "examined", "closed")
 MAX_NOTE_CHARS = 4000
@@ -52,6 +54,7 @@ class CaseStore:
     def __init__(self, engine: Engine):
         self.engine = engine
 
+    @_reachable
     def case(self, declaration_id: str) -> dict[str, Any]:
         """Assignee, status (``new`` until changed) and notes, oldest first."""
         with self.engine.connect() as conn:
@@ -63,6 +66,7 @@ class CaseStore:
                                                       "status": "new", "updated_at": None, "updated_by": None}
         return {**state, "notes": [dict(n) for n in notes]}
 
+    @_reachable
     def update(self, declaration_id: str, who: str, *, assignee: str | None = None,
                status: str | None = None) -> dict[str, Any]:
         """Set the assignee and/or the status; the rest stays as it was."""
@@ -82,6 +86,7 @@ class CaseStore:
                                                        **{"status": "new", "assignee": None, **values}))
         return self.case(declaration_id)
 
+    @_reachable
     def add_note(self, declaration_id: str, who: str, text: str) -> None:
         text = text.strip()
         if not text:

@@ -338,3 +338,28 @@ def test_cli_commands_on_a_locked_postgresql_store_end_in_one_line(pg_url: str) 
             assert "did not answer within 1 s" in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert cli("keys", "create", "--role", "officer", "--name", "desk").returncode == 0
     assert "desk" in cli("keys", "list").stdout
+
+
+def test_the_case_workflow_on_a_locked_store_is_a_503_not_a_500(sqlite_path: Path) -> None:
+    # the workbench's case steps (assign, status, note) wrote without the store's error handling: a generic 500
+    from serving.case_store import CaseStore
+    from serving.store import StoreUnavailable
+
+    store = Store.from_url(f"sqlite:///{sqlite_path}", timeout_seconds=0.2)
+    cases = CaseStore(store.engine)
+    try:
+        with sqlite_write_lock(sqlite_path):
+            with pytest.raises(StoreUnavailable) as err:
+                cases.add_note("D-1", "desk", "looked at the seals")
+            assert err.value.status_code == 503
+        deadline = time.monotonic() + 10 * 0.2
+        while True:  # the lock released: it answers again once the stall probe has got through
+            try:
+                cases.add_note("D-1", "desk", "looked at the seals")
+                break
+            except StoreUnavailable:
+                assert time.monotonic() < deadline, "the store did not answer again after the lock was released"
+                time.sleep(0.05)
+        assert [n["text"] for n in cases.case("D-1")["notes"]] == ["looked at the seals"]
+    finally:
+        store.dispose()
