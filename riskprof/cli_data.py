@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
-from collections.abc import Iterable
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 
 console = Console(stderr=True, soft_wrap=True)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def encoding_option() -> Any:
@@ -23,6 +29,28 @@ def delimiter_option() -> Any:
     """``--delimiter`` of every command that reads CSV files (parsed by ``features.io.parse_delimiter``)."""
     return typer.Option(None, "--delimiter", help="Column separator of CSV inputs: one character, e.g. ';', or "
                                                   "'tab' (default: detected from each header among , ; tab |).")
+
+
+def stops_on_sigterm(command: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``command`` with SIGTERM (``systemctl stop``, a unit's timeout, ``kill``) raised as ``SystemExit(143)``
+    in the main thread while it runs: its ``with`` blocks end as on an error, so the MLflow run it has open is
+    marked FAILED (a terminated train or retrain left its run RUNNING for ever) and its temporary files go.
+    The exit code is the shell's for a SIGTERM (128 + 15)."""
+    @functools.wraps(command)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if threading.current_thread() is not threading.main_thread():
+            return command(*args, **kwargs)
+
+        def terminated(signum: int, _frame: Any) -> None:
+            sys.stderr.write(f"error: stopped by SIGTERM (signal {signum}): ended as failed\n")
+            raise SystemExit(128 + signum)
+
+        previous = signal.signal(signal.SIGTERM, terminated)
+        try:
+            return command(*args, **kwargs)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    return run
 
 
 def fail(message: str, code: int = 2) -> None:

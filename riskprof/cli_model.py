@@ -19,6 +19,7 @@ from riskprof.cli_data import (
     fail,
     parse_day,
     refuse_overwriting,
+    stops_on_sigterm,
 )
 
 console = Console(stderr=True, soft_wrap=True)
@@ -264,7 +265,7 @@ def refresh_features(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train")(train)
+    app.command("train")(stops_on_sigterm(train))  # a stopped job's MLflow run ends FAILED
     app.command("evaluate")(evaluate)
     app.command("promote")(promote)
-    app.command("refresh-features")(refresh_features)
+    app.command("refresh-features")(stops_on_sigterm(refresh_features))  # a stopped job's MLflow run ends FAILED

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from riskprof.cli_data import check_model_name, check_rate, fail
+from riskprof.cli_data import check_model_name, check_rate, fail, stops_on_sigterm
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -112,4 +112,4 @@ def _print_result(r: Any, model_name: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("retrain")(retrain)
+    app.command("retrain")(stops_on_sigterm(retrain))  # a stopped job's MLflow run ends FAILED
