@@ -215,6 +215,22 @@ def test_bad_input_gives_a_clear_message_and_exit_2(small_files: dict[str, Path]
     assert result.exit_code == 2 and "--holdout-weeks" in result.output
 
 
+@pytest.mark.slow
+def test_a_mistyped_model_name_is_refused_before_any_training(small_files: dict[str, Path], tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch):
+    # --name riskprf (for riskprof) registered a new model and promoted it "(no champion before)"
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("RISKPROF_DATABASE_URL", f"sqlite:///{tmp_path / 'serving.db'}")
+    result = runner.invoke(app, ["retrain", "--name", "riskprf", "--declarations", str(small_files["declarations"]),
+                                 "--outcomes", str(small_files["outcomes"]), "--no-store", "--num-threads", "1"])
+    assert result.exit_code == 2, result.output
+    assert "no registered model 'riskprf'" in _text(result) and "Traceback" not in result.output
+    assert MlflowClient(uri).search_registered_models() == []  # nothing trained or registered
+
+
 def test_an_unreadable_serving_store_is_an_error_before_any_training(small_files: dict[str, Path], tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch):
     broken = tmp_path / "broken.db"

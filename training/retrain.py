@@ -93,6 +93,24 @@ class NothingNew(Exception):  # noqa: N818 (not an error: the job's answer when 
             "--even-if-unchanged trains a version all the same")
 
 
+def check_model_registered(name: str) -> None:
+    """Raise :class:`TrainingError` unless ``name`` is a registered model: the weekly job improves the model
+    ``riskprof train`` registered. A mistyped ``--name`` created a new registered model and promoted its
+    first version as "no champion before", beside the model meant."""
+    from scoring.registry import configure_mlflow
+
+    client = configure_mlflow().MlflowClient()
+    try:
+        client.get_registered_model(name)
+    except Exception as exc:  # MLflow's own error: only "does not exist" is the user's
+        if getattr(exc, "error_code", None) != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        known = sorted(m.name for m in client.search_registered_models(max_results=50))
+        raise TrainingError(f"no registered model {name!r} in this MLflow store ({', '.join(known) or 'none'}): "
+                            "retrain trains a new version of a model `riskprof train --name NAME` registered; "
+                            "check --name (and MLFLOW_TRACKING_URI)") from None
+
+
 def nothing_new_since_champion(ts: TrainingSet, name: str) -> NothingNew | None:
     """:class:`NothingNew` when ``ts`` holds exactly the data the champion's booster learned from, as its
     training run recorded them (:data:`training.tracking.FINGERPRINT_TAG`); None when anything differs,
@@ -217,6 +235,7 @@ def retrain(ts: TrainingSet, model_name: str, *, holdout_weeks: int = DEFAULT_HO
     from training.tracking import train_and_log
 
     trained_ts, holdout = holdout_split(ts, holdout_weeks)
+    check_model_registered(model_name)
     if not even_if_unchanged and (same := nothing_new_since_champion(ts, model_name)) is not None:
         raise same
     result = train_and_log(trained_ts, model_name, seed=seed, num_threads=num_threads, **fit_kwargs)
