@@ -138,9 +138,22 @@ def route_sankey(routes: pd.DataFrame) -> go.Figure:
     return _layout(fig, "Trafficking routes by region (cases; UNK = unknown country)", height=560)
 
 
+PANEL_YEARS = 6  # one panel per year at most this many: unreadable past a few (and plotly refused 37)
+
+
+def _last_years(df: pd.DataFrame) -> tuple[pd.DataFrame, list[int], str]:
+    """The rows of the last ``PANEL_YEARS`` years of ``df``, those years, and what a title says when some were
+    left out (the figure's table holds every year)."""
+    every = _years(df)
+    years = every[-PANEL_YEARS:]
+    if len(years) == len(every):
+        return df, years, ""
+    return df[df["year"].isin(years)], years, f" (the last {len(years)} of {len(every)} years; the table holds all)"
+
+
 def weapon_region_heatmap(df: pd.DataFrame) -> go.Figure:
-    """Figure 7: seizures per weapon type and region, one panel per year."""
-    years = _years(df)
+    """Figure 7: seizures per weapon type and region, one panel per year (the last ``PANEL_YEARS``)."""
+    df, years, shown = _last_years(df)
     types = list(df.groupby("weapon_type")["seizures"].sum().sort_values(ascending=False).index)
     regions = list(df.groupby("region")["seizures"].sum().sort_values(ascending=False).index)
     fig = make_subplots(rows=1, cols=max(len(years), 1), shared_yaxes=True,
@@ -154,7 +167,7 @@ def weapon_region_heatmap(df: pd.DataFrame) -> go.Figure:
                                  colorscale="Blues", showscale=i == len(years),
                                  hovertemplate="%{y} in %{x}: %{z:,} seizures<extra></extra>"), row=1, col=i)
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, "Weapon seizures by type and region", height=max(_HEIGHT, 26 * len(types) + 160))
+    return _layout(fig, f"Weapon seizures by type and region{shown}", height=max(_HEIGHT, 26 * len(types) + 160))
 
 
 def change_bars(yoy: pd.DataFrame, measure: str, first: int, last: int, what: str = "") -> go.Figure:
@@ -174,8 +187,8 @@ def change_bars(yoy: pd.DataFrame, measure: str, first: int, last: int, what: st
 
 
 def stacked_by_year(df: pd.DataFrame, x: str, color: str, y: str, title: str) -> go.Figure:
-    """Figures 12-14: ``y`` per ``x``, stacked by ``color``, one panel per year."""
-    years = _years(df)
+    """Figures 12-14: ``y`` per ``x``, stacked by ``color``, one panel per year (the last ``PANEL_YEARS``)."""
+    df, years, shown = _last_years(df)
     order = list(df.groupby(x)[y].sum().sort_values(ascending=False).index)
     groups = sorted(df[color].unique())
     fig = make_subplots(rows=1, cols=max(len(years), 1), shared_yaxes=True,
@@ -187,7 +200,7 @@ def stacked_by_year(df: pd.DataFrame, x: str, color: str, y: str, title: str) ->
             fig.add_bar(x=order, y=part.to_list(), name=str(group), legendgroup=str(group),
                         marker_color=_COLORS[j % len(_COLORS)], showlegend=i == 1, row=1, col=i)
     fig.update_layout(barmode="stack")
-    return _layout(fig, title, height=500)
+    return _layout(fig, title + shown, height=500)
 
 
 _COLORS = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6",

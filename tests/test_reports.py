@@ -385,3 +385,20 @@ def test_numbers_only_parquet_types_are_accepted(tmp_path: Path) -> None:
     raw["event_date"] = pd.to_datetime(raw["event_date"])
     raw.to_parquet(tmp_path / "typed.parquet")
     assert_tables(reports.trend_tables(tmp_path / "typed.parquet"), EXPECTED)
+
+
+def test_figures_with_a_panel_per_year_draw_the_last_years_of_many() -> None:
+    # 37 years of seizures (1990-2026) made plotly refuse Figure 7's 37 panels: a traceback, a 500 on the page
+    from reports._figures import PANEL_YEARS, stacked_by_year, weapon_region_heatmap
+
+    years = list(range(1990, 2027))
+    grid = pd.DataFrame([{"weapon_type": w, "region": r, "year": y, "seizures": 1}
+                         for y in years for w in ("pistol", "rifle") for r in ("Europe", "Asia")])
+    fig = weapon_region_heatmap(grid)
+    assert [a.text for a in fig.layout.annotations] == [str(y) for y in years[-PANEL_YEARS:]]
+    assert "the last 6 of 37 years; the table holds all" in fig.layout.title.text
+    bars = stacked_by_year(grid, "region", "weapon_type", "seizures", "Seizures")
+    assert len({t.xaxis for t in bars.data}) == PANEL_YEARS and "the last 6 of 37 years" in bars.layout.title.text
+    few = weapon_region_heatmap(grid[grid["year"] >= 2024])
+    assert [a.text for a in few.layout.annotations] == ["2024", "2025", "2026"]
+    assert "last" not in few.layout.title.text
