@@ -358,6 +358,9 @@ def _append_problems(problems: list[Problem], idx: np.ndarray, vals: np.ndarray,
     for i, v in zip(idx, vals, strict=True):
         if isinstance(v, str) and len(v) > _SHOWN_CHARS:  # a report quotes a huge value, never copies it
             v = f"{v[:_SHOWN_CHARS]}… ({len(v):,} characters)"
+        elif isinstance(v, np.datetime64) and not np.isnat(v):  # a date column's value: quoted as a date (its
+            t = pd.Timestamp(v)  # nanoseconds' int was shown: "got 608256000000000000")
+            v = str(t.date()) if t == t.normalize() else t.isoformat()
         problems.append(Problem(int(row_numbers[i]), column, None if pd.isna(v) else v, expected, source))
 
 

@@ -589,6 +589,18 @@ def test_dates_stored_as_numbers_are_named_as_such_and_values_shown_plainly() ->
     assert "got 20231225, expected a date (YYYY-MM-DD text or a date column" in str(dates[0])
 
 
+def test_a_date_column_value_out_of_range_is_quoted_as_a_date() -> None:
+    """A Parquet date column's 1989-04-12 was quoted as its nanoseconds: "got 608256000000000000"."""
+    frame = pd.DataFrame([{**DECL, "declaration_id": f"O-{i}", "declaration_date": d}
+                          for i, d in enumerate(["1989-04-12", "1989-04-12 13:30"])])
+    frame["declaration_date"] = pd.to_datetime(frame["declaration_date"], format="ISO8601")
+    _out, report = normalize_table(frame, DECLARATION)
+    shown = [str(p) for p in report.problems if p.column == "declaration_date"]
+    assert len(shown) == 2
+    assert "got '1989-04-12', expected a date between 1990-01-01" in shown[0], shown
+    assert "1989-04-12T13:30:00" in shown[1] and "608" not in " ".join(shown), shown
+
+
 def test_the_training_mapping_scores_new_declarations_that_have_no_label_yet(tiny_model: Any, tmp_path: Path) -> None:
     """A mapping's labels read a column of the labelled history (Fraud); tonight's declarations have no
     outcome yet, so no such column, and score with the mapping train used stopped: 'names columns missing
