@@ -514,7 +514,23 @@ def _score_and_publish(model: Any, pinned: dict[str, Any], ckpt: Checkpoint, fil
 
 def _publish(ckpt: Checkpoint, paths: OutputPaths, summary: BatchSummary, started: str) -> None:
     """The run's ``.meta.json`` beside the other temporaries, then all renamed, the scores last; a rename
-    that fails puts back the files replaced before it (:func:`publish_outputs`)."""
+    that fails puts back the files replaced before it (:func:`publish_outputs`). A run that scored nothing
+    publishes its rejects only: an earlier run's output at ``--out`` is left as it was."""
+    if summary.counts.rows_scored == 0:
+        # nothing scored (a header only, every row rejected): last night's scores and their .meta.json stay as
+        # they were (an empty output replaced them); tonight's rejects are published, to be read
+        keep = [pair for pair in summary.pending if pair[1] == paths.rejects]
+        for tmp, _ in summary.pending:
+            if (tmp, paths.rejects) not in keep:
+                tmp.unlink(missing_ok=True)
+        summary.pending = keep
+        if keep:
+            try:
+                publish_outputs(keep, ckpt.root)
+            except OSError as exc:
+                keep[0][0].unlink(missing_ok=True)
+                raise _write_failed(exc, ckpt, paths, exc.published if isinstance(exc, PublishError) else None) from exc
+        return
     meta_tmp = temp_path(ckpt.root, paths.meta)
     try:
         write_json(meta_tmp, {**summary.metadata, "summary": summary.as_dict(), "started": started,

@@ -285,10 +285,12 @@ def _run_and_report(manifest: list[Path], out: Path, model_uri: str, options: An
             fail(f"cannot load model {model_uri}: {str(exc).splitlines()[0]}")
         raise
     if summary.counts.rows_scored == 0 and summary.counts.rows_rejected == 0:
-        fail("nothing was scored: the manifest holds no rows (a header only, or an empty file)", code=1)
+        fail("nothing was scored: the manifest holds no rows (a header only, or an empty file); an earlier "
+             f"output at {summary.paths.out}, if any, is left as it was", code=1)
     if summary.counts.rows_scored == 0:
         fail(f"nothing was scored: {summary.counts.rows_rejected:,} row(s) rejected "
-             f"(see {summary.paths.rejects})", code=1)
+             f"(see {summary.paths.rejects}); an earlier output at {summary.paths.out}, if any, is left as it was",
+             code=1)
 
 
 def _record_in_store(store: Any, summary: Any, audit: bool) -> None:

@@ -386,11 +386,23 @@ def test_a_manifest_whose_every_row_is_rejected_exits_non_zero(manifest, trained
     path = tmp_path / "all-bad.parquet"
     raw.to_parquet(path, index=False)
     out = tmp_path / "o.parquet"
+    good = tmp_path / "good.parquet"
+    manifest["frame"].head(40).to_parquet(good, index=False)
+    last_night = _cli(["score", "--manifest", str(good), "--out", str(out), "--model", trained_model.uri])
+    assert last_night.exit_code == 0, last_night.output
+    before = {p: p.read_bytes() for p in (out, OutputPaths(out).meta)}
     res = _cli(["score", "--manifest", str(path), "--out", str(out), "--model", trained_model.uri])
     assert res.exit_code == 1, res.output
     assert "nothing was scored: 30 row(s) rejected" in res.output and "o.rejects.csv" in res.output
     assert len(pd.read_csv(OutputPaths(out).rejects)) == 30  # the reasons are there to read
     assert "Traceback" not in res.output
+    # last night's scores were replaced by an empty output: they stay, with their .meta.json
+    assert {p: p.read_bytes() for p in before} == before and "left as it was" in " ".join(res.output.split())
+    header_only = tmp_path / "header-only.csv"
+    header_only.write_text(",".join(manifest["frame"].columns) + "\n")
+    empty = _cli(["score", "--manifest", str(header_only), "--out", str(out), "--model", trained_model.uri])
+    assert empty.exit_code == 1 and "holds no rows" in empty.output, empty.output
+    assert {p: p.read_bytes() for p in before} == before
 
 
 @pytest.mark.integration
