@@ -46,6 +46,10 @@ def retrain(
                                            help="Train (and put through the gate) a new version even when the "
                                                 "declarations, outcomes and seizures are exactly those the "
                                                 "champion learned from (default: say so, train nothing)."),
+    new_model: bool = typer.Option(False, "--new-model",
+                                   help="Register --name as a new model if none is registered under it (its first "
+                                        "version, promoted: there is no champion to beat). Without it such a name "
+                                        "is refused, as a typo would register a second model."),
     fail_on_refusal: bool = typer.Option(False, "--fail-on-refusal",
                                          help=f"Exit {EXIT_REFUSED} when the gate refuses the challenger (default: 0, "
                                               "a refusal is a normal outcome of the job)."),
@@ -67,7 +71,8 @@ def retrain(
             declarations, model_name, seizures=seizures, outcome_files=outcomes, mapping=mapping, label=label,
             from_store=from_store, holdout_weeks=holdout_weeks, seed=seed,
             num_threads=num_threads or settings.num_threads, rate=rate or settings.inspection_rate * 100,
-            apply=not dry_run, num_boost_round=rounds, select=select, even_if_unchanged=even_if_unchanged)
+            apply=not dry_run, num_boost_round=rounds, select=select, even_if_unchanged=even_if_unchanged,
+            new_model=new_model)
     except NothingNew as nothing:  # the job ran and found nothing to learn: exit 0
         out.print(str(nothing), highlight=False)
         return

@@ -125,14 +125,9 @@ def refresh_sources(declarations: Sequence[Path], *, seizures: Path | None = Non
     the store's URL without its password), so that the refreshed version's rows can be read again."""
     from serving.settings import ServingSettings
     from serving.store import redacted_url
+    from training.retrain import file_sources
 
-    sources = {"declarations": [str(Path(p).resolve()) for p in declarations]}
-    if seizures:
-        sources["seizures"] = [str(Path(seizures).resolve())]
-    if outcome_files:
-        sources["outcomes"] = [str(Path(p).resolve()) for p in outcome_files]
-    if mapping:
-        sources["mapping"] = [str(Path(mapping).resolve())]
+    sources = file_sources(declarations, seizures, outcome_files, mapping)
     if from_store:
         sources["store"] = [redacted_url(database_url or ServingSettings().resolved_database_url)]
     return sources

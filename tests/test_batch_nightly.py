@@ -17,6 +17,8 @@ import pytest
 from batch import BatchOptions, OutputPaths, read_output, score_manifest
 from tests.conftest import TinyModel, TinyRegistry
 from tests.factories import make_declarations
+from tests.test_batch_profiles import _StopAfter
+from tests.test_batch_resilience import _AfterFirstChunk
 
 MODEL_URI = "models:/tiny/1"
 
@@ -61,22 +63,6 @@ class _Killed(BaseException):
     """The run dies (as under SIGKILL: nothing of it runs afterwards but what a crash leaves)."""
 
 
-class _StopAfter:
-    """A progress hook that stops the run after ``chunks`` chunks, its checkpoint left as a crash leaves it."""
-
-    def __init__(self, chunks: int):
-        self.left = chunks
-
-    def start(self, total: int | None, completed: int) -> None: ...
-
-    def advance(self, rows: int) -> None:
-        self.left -= 1
-        if self.left <= 0:
-            raise _Killed
-
-    def stop(self) -> None: ...
-
-
 class _VersionNotFound(Exception):
     """What MLflow raises for a version not in the registry (an ``MlflowException`` whose ``error_code`` is
     ``RESOURCE_DOES_NOT_EXIST``), without importing MLflow (seconds) in the quick tier."""
@@ -116,7 +102,7 @@ def test_a_checkpoint_whose_pinned_version_left_the_registry_starts_afresh_with_
     out.parent.mkdir()
     with pytest.raises(_Killed):
         score_manifest(manifest, out, "models:/tiny@champion", _options(), load_model=registry.load,
-                       progress=_StopAfter(2))
+                       progress=_StopAfter(2, _Killed))
     ckpt = OutputPaths(out).checkpoint
     assert json.loads((ckpt / "state.json").read_text())["model"]["uri"] == "models:/tiny/2"
 
@@ -181,20 +167,6 @@ def _chattr(flag: str, path: Path) -> None:
     res = subprocess.run(["chattr", flag, str(path)], capture_output=True, text=True)
     if res.returncode != 0:
         pytest.skip(f"chattr {flag} is not possible here (needs root on ext4/xfs/tmpfs): {res.stderr.strip()}")
-
-
-class _AfterFirstChunk:
-    def __init__(self, act: Any) -> None:
-        self.act, self.done = act, False
-
-    def start(self, total: int | None, completed: int) -> None: ...
-
-    def advance(self, rows: int) -> None:
-        if not self.done:
-            self.done = True
-            self.act()
-
-    def stop(self) -> None: ...
 
 
 def test_an_output_folder_made_read_only_mid_run_fails_with_the_write_error_not_the_lock_files(

@@ -150,17 +150,19 @@ class _Interrupted(Exception):
 
 
 class _StopAfter:
-    """A progress hook that stops the run (an exception, as a crash would) after ``chunks`` chunks."""
+    """A progress hook that stops the run (an exception, as a crash would) after ``chunks`` chunks; ``error``:
+    the exception raised (a ``BaseException`` for a run that dies as under SIGKILL, no handler running)."""
 
-    def __init__(self, chunks: int):
+    def __init__(self, chunks: int, error: type[BaseException] = _Interrupted):
         self.left = chunks
+        self.error = error
 
     def start(self, total: int | None, completed: int) -> None: ...
 
     def advance(self, rows: int) -> None:
         self.left -= 1
         if self.left <= 0:
-            raise _Interrupted
+            raise self.error
 
     def stop(self) -> None: ...
 

@@ -19,6 +19,7 @@ JOB = textwrap.dedent("""
     from riskprof.cli_data import stops_on_sigterm
 
     mlflow.set_tracking_uri(sys.argv[1])
+    mlflow.set_experiment("sigterm")
 
     @stops_on_sigterm
     def job() -> None:
@@ -38,7 +39,8 @@ def test_a_terminated_job_ends_its_mlflow_run_failed(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     script = tmp_path / "job.py"
     script.write_text(JOB)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}  # another test's run or experiment
+    env.update({"PYTHONPATH": str(REPO), "MLFLOW_DISABLE_TELEMETRY": "true"})
     proc = subprocess.run([sys.executable, str(script), uri], capture_output=True, text=True, timeout=120, env=env,
                           cwd=tmp_path)
     assert proc.returncode == 143, proc.stderr

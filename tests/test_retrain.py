@@ -227,7 +227,8 @@ def test_a_mistyped_model_name_is_refused_before_any_training(small_files: dict[
     result = runner.invoke(app, ["retrain", "--name", "riskprf", "--declarations", str(small_files["declarations"]),
                                  "--outcomes", str(small_files["outcomes"]), "--no-store", "--num-threads", "1"])
     assert result.exit_code == 2, result.output
-    assert "no registered model 'riskprf'" in _text(result) and "Traceback" not in result.output
+    assert "no registered model 'riskprf'" in _text(result) and "--new-model" in _text(result)
+    assert "Traceback" not in result.output
     assert MlflowClient(uri).search_registered_models() == []  # nothing trained or registered
 
 
@@ -399,7 +400,7 @@ def test_retrain_with_nothing_new_since_the_champion_trains_nothing(synthetic: d
     args = ["retrain", "--name", name, "--declarations", str(synthetic["declarations"]), "--seizures",
             str(synthetic["seizures"]), "--outcomes", str(synthetic["outcomes"]), "--holdout-weeks",
             str(HOLDOUT_WEEKS), "--rounds", str(ROUNDS), "--no-select", "--num-threads", "1"]
-    first = runner.invoke(app, args)
+    first = runner.invoke(app, [*args, "--new-model"])  # the model's first version: no train before
     assert first.exit_code == 0 and "decision: promoted;" in first.output, first.output
     client = _client()
 

@@ -108,7 +108,7 @@ def check_model_registered(name: str) -> None:
         known = sorted(m.name for m in client.search_registered_models(max_results=50))
         raise TrainingError(f"no registered model {name!r} in this MLflow store ({', '.join(known) or 'none'}): "
                             "retrain trains a new version of a model `riskprof train --name NAME` registered; "
-                            "check --name (and MLFLOW_TRACKING_URI)") from None
+                            "check --name (and MLFLOW_TRACKING_URI), or pass --new-model to start this one") from None
 
 
 def nothing_new_since_champion(ts: TrainingSet, name: str) -> NothingNew | None:
@@ -137,6 +137,19 @@ def nothing_new_since_champion(ts: TrainingSet, name: str) -> NothingNew | None:
     if any(now.get(k) != learned.get(k) for k in FINGERPRINT_PARTS):
         return None
     return NothingNew(name, str(champion.version), trained, learned)
+
+
+def file_sources(declarations: Sequence[str | Path], seizures: str | Path | None = None,
+                 outcome_files: Sequence[str | Path] = (), mapping: str | Path | None = None) -> dict[str, list[str]]:
+    """The files a job read, as a training run records them (``TrainingSet.sources``: resolved paths)."""
+    sources = {"declarations": [str(Path(p).resolve()) for p in declarations]}
+    if seizures:
+        sources["seizures"] = [str(Path(seizures).resolve())]
+    if outcome_files:
+        sources["outcomes"] = [str(Path(p).resolve()) for p in outcome_files]
+    if mapping:
+        sources["mapping"] = [str(Path(mapping).resolve())]
+    return sources
 
 
 def _merge_outcomes(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -171,13 +184,7 @@ def load_retraining_set(declarations: Sequence[str | Path], *, seizures: str | P
     labelled = labelled_from_outcomes(decl, outc)
     labelled = labelled.sort_values(["declaration_date", "declaration_id"], kind="stable").reset_index(drop=True)
     check_trainable(labelled, "hit")
-    sources = {"declarations": [str(Path(p).resolve()) for p in declarations]}
-    if seizures:
-        sources["seizures"] = [str(Path(seizures).resolve())]
-    if outcome_files:
-        sources["outcomes"] = [str(Path(p).resolve()) for p in outcome_files]
-    if mapping:
-        sources["mapping"] = [str(Path(mapping).resolve())]
+    sources = file_sources(declarations, seizures, outcome_files, mapping)
     if extra_source:
         sources["store"] = [extra_source]
     return TrainingSet(decl, outc, seiz, labelled, "hit", extra, sources)
@@ -221,7 +228,7 @@ def preview_decision(name: str, version: str, ts: TrainingSet, rate: float) -> A
 
 def retrain(ts: TrainingSet, model_name: str, *, holdout_weeks: int = DEFAULT_HOLDOUT_WEEKS, seed: int = 0,
             num_threads: int = 2, rate: float = 5.0, apply: bool = True, about_data: dict[str, Any] | None = None,
-            even_if_unchanged: bool = False, **fit_kwargs: Any) -> RetrainResult:
+            even_if_unchanged: bool = False, new_model: bool = False, **fit_kwargs: Any) -> RetrainResult:
     """Train a challenger on ``ts`` less its last ``holdout_weeks`` labelled weeks (registered with the
     alias ``challenger``), then put it through the promotion gate on ``ts`` (all labelled rows known
     now); ``apply=False`` previews the gate's decision instead. ``about_data``: more to record about the
@@ -229,13 +236,15 @@ def retrain(ts: TrainingSet, model_name: str, *, holdout_weeks: int = DEFAULT_HO
     training run, the gate's promotion run, and a ``retrain-<name>-v<version>`` run linking them.
 
     Raises :class:`NothingNew` (nothing trained or recorded) when ``ts`` is the data the champion learned
-    from, unless ``even_if_unchanged``."""
+    from, unless ``even_if_unchanged``; :class:`TrainingError` when no model is registered as ``model_name``,
+    unless ``new_model`` (the first version of a model no ``train`` registered)."""
     from scoring.registry import load_risk_model
     from training.promotion import load_champion, promotion_gate
     from training.tracking import train_and_log
 
     trained_ts, holdout = holdout_split(ts, holdout_weeks)
-    check_model_registered(model_name)
+    if not new_model:
+        check_model_registered(model_name)
     if not even_if_unchanged and (same := nothing_new_since_champion(ts, model_name)) is not None:
         raise same
     result = train_and_log(trained_ts, model_name, seed=seed, num_threads=num_threads, **fit_kwargs)
