@@ -11,6 +11,7 @@ the same specs as the file validator). An object giving a key twice is a 400 nam
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections import Counter
@@ -270,9 +271,41 @@ def _all_problems(data: list[Any], contract: str, prefix: tuple[str, ...],
     return problems
 
 
+def _misspelt_fields(records: list[dict[str, Any]], contract: str, prefix: tuple[str, ...],
+                     indexed: bool) -> list[FieldProblem]:
+    """Fields no contract column is called, that are most likely one misspelt (``customs_valeu``) while that
+    column is absent: kept as an extra column, the item was scored without the value and nobody told. A field
+    far from every column name (a mapped extra column, a client's own) is kept as before."""
+    fields = _contract_fields(contract)
+    problems = []
+    for i, r in enumerate(records):
+        if r.keys() <= fields:  # the usual item: one set comparison
+            continue
+        absent = [f for f in fields if r.get(f) is None]  # left out (the dump gives it as None)
+        for key in r.keys() - fields:
+            near = difflib.get_close_matches(str(key).lower(), absent, n=1, cutoff=_NEAR)
+            if near:
+                problems.append(FieldProblem(".".join([*prefix, str(key)]), f"unknown field {_short(key)!r}: did you "
+                                             f"mean {near[0]!r}? (as it is, the item would be scored without "
+                                             f"{near[0]})", item=i if indexed else None))
+    return problems
+
+
+_NEAR = 0.85  # difflib's ratio: customs_valeu ~ customs_value 0.92, hs_codes ~ hs_code 0.93; seller_id ~ importer_id 0.5
+
+
+@cache
+def _contract_fields(contract: str) -> frozenset[str]:
+    return frozenset(CONTRACTS[contract].columns)
+
+
 def _checked_rules(records: list[dict[str, Any]], contract: str, prefix: tuple[str, ...],
                    indexed: bool) -> list[dict[str, Any]]:
-    """The contract's rules across fields (a hit needs an inspection, ...), as the file validator checks them."""
+    """The contract's rules across fields (a hit needs an inspection, ...), as the file validator checks them;
+    and no field that is a contract column's name misspelt (:func:`_misspelt_fields`)."""
+    misspelt = _misspelt_fields(records, contract, prefix, indexed)
+    if misspelt:
+        raise InputError(misspelt)
     broken = rule_violations(CONTRACTS[contract], records)
     if broken:
         raise InputError([FieldProblem(".".join([*prefix, rule.field]), f"expected {rule.expected}",

@@ -68,3 +68,16 @@ def test_score_with_a_bom_over_http(api: Api) -> None:
     assert resp.status_code == 200, resp.text
     body: dict[str, Any] = resp.json()
     assert body["results"][0]["declaration_id"] == DECL["declaration_id"]
+
+
+def test_a_misspelt_field_is_422_naming_the_field_it_most_likely_means(api: Api) -> None:
+    # customs_valeu was dropped as an unknown field and the declaration scored without its value, without a word
+    wrong = {k: v for k, v in DECL.items() if k != "customs_value"} | {"customs_valeu": 8200.0}
+    resp = api.post("/v1/score", json=[DECL | {"declaration_id": "M-1"}, wrong | {"declaration_id": "M-2"}])
+    assert resp.status_code == 422, resp.text
+    [problem] = resp.json()["detail"]
+    assert problem["item"] == 1 and problem["field"] == "customs_valeu"
+    assert "did you mean 'customs_value'" in problem["message"]
+    # a field given under its own name as well, or far from every column's name, is no misspelling
+    assert api.post("/v1/score", json=DECL | {"customs_valeu": 1.0}).status_code == 200
+    assert api.post("/v1/score", json=DECL | {"broker_reference": "B-77"}).status_code == 200
