@@ -166,43 +166,31 @@ def _change(first: str, last: str) -> str:
     return f"CASE WHEN {first} = 0 THEN NULL ELSE round(100.0 * ({last} - {first}) / {first}, 1) END"
 
 
-def _yoy_sql(first: int, last: int) -> str:
+def _yoy_sql(source: str, measures: Sequence[str], first: int, last: int) -> str:
+    """Per weapon type of ``source`` (a relation of weapon_type, year and ``measures``): each measure in the
+    ``first`` and ``last`` year (0 where none) and its change in per cent."""
+    picked = ", ".join(measures)
+    both = ", ".join(f"coalesce(f.{m}, 0) AS {m}_first, coalesce(l.{m}, 0) AS {m}_last" for m in measures)
+    changes = ", ".join(f"{m}_first, {m}_last, {_change(f'{m}_first', f'{m}_last')} AS {m}_change_pct"
+                        for m in measures)
     return f"""
-        WITH t AS (SELECT * FROM by_weapon_type_result),
-        f AS (SELECT weapon_type, seizures, quantity FROM t WHERE year = {first}),
-        l AS (SELECT weapon_type, seizures, quantity FROM t WHERE year = {last}),
+        WITH t AS ({source}),
+        f AS (SELECT weapon_type, {picked} FROM t WHERE year = {first}),
+        l AS (SELECT weapon_type, {picked} FROM t WHERE year = {last}),
         v AS (
-            SELECT w.weapon_type,
-                   coalesce(f.seizures, 0) AS seizures_first, coalesce(l.seizures, 0) AS seizures_last,
-                   coalesce(f.quantity, 0) AS quantity_first, coalesce(l.quantity, 0) AS quantity_last
+            SELECT w.weapon_type, {both}
             FROM (SELECT DISTINCT weapon_type FROM t) w
             LEFT JOIN f ON f.weapon_type = w.weapon_type LEFT JOIN l ON l.weapon_type = w.weapon_type
         )
-        SELECT weapon_type, seizures_first, seizures_last,
-               {_change("seizures_first", "seizures_last")} AS seizures_change_pct,
-               quantity_first, quantity_last,
-               {_change("quantity_first", "quantity_last")} AS quantity_change_pct
-        FROM v ORDER BY weapon_type
+        SELECT weapon_type, {changes} FROM v ORDER BY weapon_type
     """
 
 
-def _yoy_quantity_sql(first: int, last: int) -> str:
-    return f"""
-        WITH t AS (
-            SELECT weapon_type, year, sum(quantity) AS quantity FROM seizures
-            WHERE weapon_type IS NOT NULL AND commodity_category IN {WEAPON_CATEGORIES} GROUP BY weapon_type, year
-        ),
-        f AS (SELECT weapon_type, quantity FROM t WHERE year = {first}),
-        l AS (SELECT weapon_type, quantity FROM t WHERE year = {last}),
-        v AS (
-            SELECT w.weapon_type, coalesce(f.quantity, 0) AS quantity_first, coalesce(l.quantity, 0) AS quantity_last
-            FROM (SELECT DISTINCT weapon_type FROM t) w
-            LEFT JOIN f ON f.weapon_type = w.weapon_type LEFT JOIN l ON l.weapon_type = w.weapon_type
-        )
-        SELECT weapon_type, quantity_first, quantity_last,
-               {_change("quantity_first", "quantity_last")} AS quantity_change_pct
-        FROM v ORDER BY weapon_type
-    """
+# Figure 9: pieces of weapon seizures only (not the parts Figure 8's by_weapon_type counts with its weapon)
+_WEAPON_QUANTITY_SQL = f"""
+    SELECT weapon_type, year, sum(quantity) AS quantity FROM seizures
+    WHERE weapon_type IS NOT NULL AND commodity_category IN {WEAPON_CATEGORIES} GROUP BY weapon_type, year
+"""
 
 
 def _typed(name: str, df: pd.DataFrame) -> pd.DataFrame:
@@ -234,8 +222,8 @@ def query_tables(con: duckdb.DuckDBPyConnection, years: list[int] | None) -> dic
         yoy_quantity = pd.DataFrame(columns=list(TABLE_SCHEMAS["yoy_weapon_quantity"]))
     else:
         con.register("by_weapon_type_result", out["by_weapon_type"])
-        yoy = con.execute(_yoy_sql(first, last)).df()
-        yoy_quantity = con.execute(_yoy_quantity_sql(first, last)).df()
+        yoy = con.execute(_yoy_sql("SELECT * FROM by_weapon_type_result", ("seizures", "quantity"), first, last)).df()
+        yoy_quantity = con.execute(_yoy_sql(_WEAPON_QUANTITY_SQL, ("quantity",), first, last)).df()
     out["yoy_weapon_type"] = _typed("yoy_weapon_type", yoy)
     out["yoy_weapon_quantity"] = _typed("yoy_weapon_quantity", yoy_quantity)
     return {name: out[name] for name in TABLE_NAMES}
