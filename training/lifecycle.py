@@ -23,7 +23,14 @@ from scoring.registry import (
 )
 from training.data import TrainingError, TrainingSet
 from training.novelty import seen_mask, split_metrics
-from training.promotion import PromotionDecision, promote, promotion_gate, run_training_files, trained_version
+from training.promotion import (
+    PromotionDecision,
+    promote,
+    promotion_gate,
+    run_sources,
+    run_training_files,
+    trained_version,
+)
 
 PROFILE = "HS6 x origin x departure country x declared value level (one level per factor e)"
 
@@ -82,7 +89,7 @@ def training_history(loaded: LoadedModel, ts: TrainingSet,
     if files is not None:
         parts.append(_within(files.labelled, start, end, known_by))
         said.append(f"the files v{loaded.version}'s feature snapshot was refreshed from")
-    if files is None or _run_sources_of(client, trained_run) != _run_sources_of(client, loaded.run_id):
+    if files is None or run_sources(client, trained_run) != run_sources(client, loaded.run_id):
         booster = run_training_files(client, trained_run, trained, label, notes, store_outcomes)
         if booster is not None:
             parts.append(_within(booster.labelled, start, pd.Timestamp(loaded.model.metadata["training_period"][1]),
@@ -93,10 +100,6 @@ def training_history(loaded: LoadedModel, ts: TrainingSet,
     both = pd.concat(parts, ignore_index=True).drop_duplicates("declaration_id")
     missing = f" ({'; '.join(notes)})" if notes else ""
     return both, " and ".join(said) + missing
-
-
-def _run_sources_of(client: Any, run_id: str | None) -> str | None:
-    return client.get_run(run_id).data.tags.get("sources") if run_id else None
 
 
 def evaluate_model(loaded: LoadedModel, ts: TrainingSet, period: tuple[str, str] | None = None,

@@ -103,7 +103,8 @@ def training_cutoff(model: LoadedModel) -> pd.Timestamp | None:
     return pd.Timestamp(period[1]) if period and len(period) == 2 and period[1] else None
 
 
-def _run_sources(client: Any, run_id: str | None) -> dict[str, list[str]]:
+def run_sources(client: Any, run_id: str | None) -> dict[str, list[str]]:
+    """The files (and store) a run recorded it read (its ``sources`` tag); empty for no run or no tag."""
     if not run_id:
         return {}
     tags = client.get_run(run_id).data.tags
@@ -372,7 +373,7 @@ def training_files(client: Any, model: LoadedModel, notes: list[str],
 def run_training_files(client: Any, run_id: str | None, version: str, label: str | None, notes: list[str],
                        store_outcomes: Callable[[], pd.DataFrame] | None = None) -> TrainingSet | None:
     """:func:`training_files` of the run ``run_id`` (of ``version``, predicting ``label``)."""
-    sources = _run_sources(client, run_id)
+    sources = run_sources(client, run_id)
     if not sources.get("declarations"):
         notes.append(f"the run of v{version} records no training files")
         return None
@@ -491,11 +492,12 @@ def trained_version(client: Any, name: str, version: str) -> str:
     tags = client.get_model_version(name, version).tags
     if tags.get("trained_version"):  # recorded by the refresh
         return str(tags["trained_version"])
-    while parent := client.get_model_version(name, version).tags.get("refreshed_from"):
+    while parent := tags.get("refreshed_from"):
         if parent in seen:  # a cycle of tags set by hand: stop rather than loop
             break
         seen.add(parent)
         version = parent
+        tags = client.get_model_version(name, version).tags
     return str(version)
 
 
@@ -531,5 +533,5 @@ def promote(name: str, rate: float = 5.0, force: bool = False, ts: TrainingSet |
 
 
 __all__ = ["MIN_POSITIVES", "Comparison", "PromotionDecision", "compare_models", "decide", "load_champion",
-           "preview_promotion", "promote", "promotion_gate", "record_decision", "run_training_files", "trained_version",
+           "preview_promotion", "promote", "promotion_gate", "record_decision", "run_sources", "run_training_files", "trained_version",
            "training_cutoff", "training_files"]
